@@ -1,0 +1,93 @@
+"""Exceptions of ich-edge.
+
+Every error a user can cause derives from :class:`IchEdgeError`; the CLI turns these into
+one line on stderr and a non-zero exit code (a traceback only with ``--debug``). Each class
+has a default message saying how to fix the problem.
+"""
+
+from __future__ import annotations
+
+
+class IchEdgeError(Exception):
+    """Base class of ich-edge's own errors."""
+
+    default_message = "ich-edge failed"
+    exit_code = 1
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+
+
+class ConfigError(IchEdgeError, ValueError):
+    """An option or configuration value is invalid."""
+
+    default_message = "invalid configuration value; see `ich-edge COMMAND --help`"
+    exit_code = 2
+
+
+class DicomError(IchEdgeError):
+    """A DICOM file cannot be used."""
+
+    default_message = "not a usable DICOM file"
+
+
+class NotDicomError(DicomError):
+    default_message = "not a DICOM file (no DICM preamble and no parseable data set)"
+
+
+class NoPixelDataError(DicomError):
+    default_message = "the file has no (7FE0,0010) Pixel Data; it is not an image slice"
+
+
+class PixelDataError(DicomError):
+    """Pixel data is truncated, corrupt or in a transfer syntax we cannot decode."""
+
+    default_message = (
+        "pixel data cannot be decoded; for compressed files install the pylibjpeg "
+        "plugins (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg)"
+    )
+
+
+class NotCTError(DicomError):
+    default_message = "the series is not CT (Modality is not 'CT'); ich-edge reads head CT only"
+
+
+class SeriesError(IchEdgeError):
+    """A series is inconsistent (mixed matrix sizes, duplicate positions, no usable slice)."""
+
+    default_message = "the series is inconsistent"
+
+
+class NoSeriesError(IchEdgeError):
+    default_message = "no readable DICOM series found; pass a .dcm file or a folder of them"
+
+
+class LabelsError(IchEdgeError):
+    default_message = (
+        "the labels CSV is not in RSNA format (ID,Label with ID_<hex>_<label>) "
+        "nor a study-level CSV (study_uid plus the six label columns)"
+    )
+
+
+class CacheError(IchEdgeError):
+    default_message = "the prepared cache is missing or incomplete; run `ich-edge prepare` first"
+
+
+class MissingDependencyError(IchEdgeError):
+    """An optional package is needed for this command."""
+
+    default_message = "a required package is not installed"
+
+
+class ModelError(IchEdgeError):
+    """A model file or run directory cannot be used."""
+
+    default_message = "the model cannot be used"
+
+
+class ConversionError(IchEdgeError):
+    default_message = "TFLite conversion failed"
+
+
+class OutputExistsError(IchEdgeError):
+    default_message = "the output exists; pass --force to overwrite it"

@@ -1,0 +1,118 @@
+"""Label tables: the RSNA 2019 slice CSV and a plain study-level CSV.
+
+RSNA format (``stage_2_train.csv``): columns ``ID,Label`` with six rows per slice,
+``ID_000012eaf_epidural,0`` ... ``ID_000012eaf_any,1``. The real file has duplicate rows;
+identical duplicates are tolerated, conflicting ones are an error.
+
+Study-level format: a header ``study_uid,epidural,...,any`` and one 0/1 row per study.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ich_edge import LABELS
+from ich_edge.errors import LabelsError
+
+RSNA_HEADER = ("ID", "Label")
+STUDY_HEADER = ("study_uid", *LABELS)
+
+
+def _open_rows(path: Path):
+    handle = open(path, newline="", encoding="utf-8")
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if header is None:
+        handle.close()
+        raise LabelsError(f"{path}: the labels CSV is empty")
+    return [h.strip() for h in header], reader, handle
+
+
+def read_rsna_csv(path: str | Path) -> dict[str, np.ndarray]:
+    """Read an RSNA ``ID,Label`` CSV into ``{slice_id: uint8[6]}`` in LABELS order.
+
+    Raises :class:`LabelsError` when the header, an ID or a value is malformed, a slice
+    lacks one of the six labels, or duplicate rows disagree.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LabelsError(f"{path}: labels CSV not found")
+    header, reader, handle = _open_rows(path)
+    with handle:
+        if tuple(header[:2]) != RSNA_HEADER:
+            raise LabelsError(f"{path}: expected header 'ID,Label', got {','.join(header)!r}")
+        table: dict[str, np.ndarray] = {}
+        seen: dict[str, np.ndarray] = {}
+        label_index = {name: i for i, name in enumerate(LABELS)}
+        for line_no, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            key, _, label = row[0].strip().rpartition("_")
+            if label not in label_index or not key:
+                raise LabelsError(f"{path}:{line_no}: ID {row[0]!r} does not end in _<label> with a known label")
+            try:
+                value = int(float(row[1]))
+            except (IndexError, ValueError) as err:
+                raise LabelsError(f"{path}:{line_no}: Label must be 0 or 1, got {row[1:]!r}") from err
+            if value not in (0, 1):
+                raise LabelsError(f"{path}:{line_no}: Label must be 0 or 1, got {value}")
+            labels = table.setdefault(key, np.zeros(len(LABELS), np.uint8))
+            mask = seen.setdefault(key, np.zeros(len(LABELS), bool))
+            i = label_index[label]
+            if mask[i] and labels[i] != value:
+                raise LabelsError(f"{path}:{line_no}: conflicting duplicate rows for {row[0]}")
+            labels[i], mask[i] = value, True
+    incomplete = [key for key, mask in seen.items() if not mask.all()]
+    if incomplete:
+        raise LabelsError(f"{path}: {len(incomplete)} slice(s) lack some of the six labels, e.g. {incomplete[0]}")
+    return table
+
+
+def read_study_csv(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a study-level CSV (``study_uid`` plus the six label columns) into ``{study_uid: uint8[6]}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise LabelsError(f"{path}: labels CSV not found")
+    header, reader, handle = _open_rows(path)
+    with handle:
+        missing = [name for name in STUDY_HEADER if name not in header]
+        if missing:
+            raise LabelsError(f"{path}: study-level CSV lacks column(s) {', '.join(missing)}")
+        cols = [header.index(name) for name in STUDY_HEADER]
+        table = {}
+        for line_no, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            try:
+                values = np.array([int(float(row[c])) for c in cols[1:]], np.uint8)
+            except (IndexError, ValueError) as err:
+                raise LabelsError(f"{path}:{line_no}: label values must be 0 or 1") from err
+            if values.max(initial=0) > 1:
+                raise LabelsError(f"{path}:{line_no}: label values must be 0 or 1")
+            table[row[cols[0]].strip()] = values
+    return table
+
+
+def is_rsna_csv(path: str | Path) -> bool:
+    """True when the CSV's header is RSNA's ``ID,Label``."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    return tuple(h.strip() for h in header[:2]) == RSNA_HEADER
+
+
+def study_labels(slice_labels: np.ndarray) -> np.ndarray:
+    """Study-level labels from ``(num_slices, 6)`` slice labels: the OR over slices."""
+    return np.asarray(slice_labels).max(axis=0).astype(np.uint8)
+
+
+def write_rsna_csv(path: str | Path, slice_labels: dict[str, np.ndarray]) -> None:
+    """Write ``{slice_id: uint8[6]}`` as an RSNA ``ID,Label`` CSV (six rows per slice)."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(RSNA_HEADER)
+        for slice_id, labels in slice_labels.items():
+            for name, value in zip(LABELS, labels):
+                writer.writerow([f"{slice_id}_{name}", int(value)])

@@ -1,0 +1,107 @@
+"""Metrics in plain numpy (runtime tier): ROC AUC, RSNA weighted log loss, operating points.
+
+Label arrays are ``(n, 6)`` in :data:`ich_edge.LABELS` order; ``y_true`` is 0/1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ich_edge import LABELS
+
+#: RSNA 2019 weights: "any" counts twice, each subtype once.
+RSNA_WEIGHTS = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 2.0])
+
+
+def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False-positive rate, true-positive rate and thresholds, thresholds descending.
+
+    A slice is called positive when ``score >= threshold``. Tied scores form one point.
+    """
+    y = np.asarray(y_true, dtype=bool).ravel()
+    s = np.asarray(score, dtype=np.float64).ravel()
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps = np.cumsum(y)[distinct]
+    fps = (distinct + 1) - tps
+    pos, neg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
+    fpr = np.r_[0.0, fps / neg]
+    tpr = np.r_[0.0, tps / pos]
+    thresholds = np.r_[np.inf, s[distinct]]
+    return fpr, tpr, thresholds
+
+
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (ties count half); NaN when only one class is present."""
+    y = np.asarray(y_true, dtype=bool).ravel()
+    if y.all() or not y.any():
+        return float("nan")
+    fpr, tpr, _ = roc_curve(y, score)
+    return float(np.trapezoid(tpr, fpr))
+
+
+def per_label_auc(y_true: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """ROC AUC per label, as ``{label: auc}``."""
+    return {name: roc_auc(y_true[:, i], score[:, i]) for i, name in enumerate(LABELS)}
+
+
+def rsna_log_loss(y_true: np.ndarray, prob: np.ndarray, eps: float = 1e-7) -> float:
+    """RSNA 2019 weighted multi-label log loss (``any`` weight 2, subtypes 1), mean over rows."""
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.clip(np.asarray(prob, dtype=np.float64), eps, 1.0 - eps)
+    per_label = -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
+    return float((per_label * RSNA_WEIGHTS).sum(axis=1).mean() / RSNA_WEIGHTS.sum())
+
+
+def threshold_at_specificity(y_true: np.ndarray, score: np.ndarray, specificity: float = 0.9) -> float:
+    """Lowest threshold whose specificity on ``y_true`` is at least ``specificity``."""
+    y = np.asarray(y_true, dtype=bool).ravel()
+    negatives = np.sort(np.asarray(score, dtype=np.float64).ravel()[~y])
+    if negatives.size == 0:
+        return 0.5
+    # Allowed false positives: at most (1 - specificity) of the negatives score >= threshold.
+    allowed = int(np.floor((1.0 - specificity) * negatives.size + 1e-9))
+    if allowed == 0:
+        return float(np.nextafter(negatives[-1], np.inf))
+    candidate = negatives[negatives.size - allowed]
+    # Negatives tied at the candidate would exceed the budget; move just above them.
+    if np.count_nonzero(negatives >= candidate) > allowed:
+        return float(np.nextafter(candidate, np.inf))
+    return float(candidate)
+
+
+def sensitivity_at_threshold(y_true: np.ndarray, score: np.ndarray, threshold: float) -> float:
+    y = np.asarray(y_true, dtype=bool).ravel()
+    if not y.any():
+        return float("nan")
+    return float((np.asarray(score).ravel()[y] >= threshold).mean())
+
+
+def sensitivity_at_specificity(y_true: np.ndarray, score: np.ndarray, specificity: float = 0.9) -> float:
+    """Sensitivity at the threshold that keeps specificity >= ``specificity`` on the same data."""
+    return sensitivity_at_threshold(y_true, score, threshold_at_specificity(y_true, score, specificity))
+
+
+def bootstrap_auc_ci(
+    y_true: np.ndarray,
+    score: np.ndarray,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the ROC AUC, resampling rows (studies)."""
+    y = np.asarray(y_true, dtype=bool).ravel()
+    s = np.asarray(score, dtype=np.float64).ravel()
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        auc = roc_auc(y[idx], s[idx])
+        if not np.isnan(auc):
+            aucs.append(auc)
+    if not aucs:
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(aucs, [tail, 100.0 - tail])
+    return float(low), float(high)

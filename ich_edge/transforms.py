@@ -1,0 +1,184 @@
+"""Image transforms shared by training and the device path.
+
+Each transform is a small class: a typed ``__init__`` that stores its parameters and a
+``__call__(array) -> array`` that does the work. :class:`Preprocess` chains them in the one
+order used everywhere (``prepare`` for training, ``predict`` and the app on the device):
+
+    stored pixels --ToHounsfield--> HU --Resize(area)--> HU at input size
+        --Window x3--> [0, 1] per channel --ToUint8--> uint8 (H, W, 3)
+
+Resizing happens on HU, before windowing, so each slice is resized once instead of once per
+window; the app reproduces the same order (see ``android_demo_assets/manifest.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from ich_edge.errors import ConfigError
+
+#: (center_hu, width_hu) of the default channels: brain, subdural, bone.
+DEFAULT_WINDOWS_HU: tuple[tuple[float, float], ...] = ((40.0, 80.0), (80.0, 200.0), (600.0, 2800.0))
+DEFAULT_WINDOW_NAMES: tuple[str, ...] = ("brain", "subdural", "bone")
+DEFAULT_INPUT_SIZE_PX = 128
+
+
+class ToHounsfield:
+    """Stored pixel values to Hounsfield units: ``HU = stored * slope + intercept``.
+
+    Parameters
+    ----------
+    slope : float
+        (0028,1053) Rescale Slope.
+    intercept : float
+        (0028,1052) Rescale Intercept.
+    """
+
+    def __init__(self, slope: float = 1.0, intercept: float = 0.0) -> None:
+        self.slope = float(slope)
+        self.intercept = float(intercept)
+
+    def __call__(self, stored: np.ndarray) -> np.ndarray:
+        hu = stored.astype(np.float32, copy=True)
+        if self.slope != 1.0:
+            hu *= np.float32(self.slope)
+        if self.intercept != 0.0:
+            hu += np.float32(self.intercept)
+        return hu
+
+
+class Window:
+    """Map ``[center - width/2, center + width/2]`` HU linearly to ``[0, 1]``, clipped."""
+
+    def __init__(self, center_hu: float, width_hu: float) -> None:
+        if not width_hu > 0:
+            raise ConfigError(f"window width_hu must be > 0, got {width_hu}")
+        self.center_hu = float(center_hu)
+        self.width_hu = float(width_hu)
+
+    @property
+    def low_hu(self) -> float:
+        return self.center_hu - self.width_hu / 2.0
+
+    def __call__(self, hu: np.ndarray) -> np.ndarray:
+        scaled = (hu - np.float32(self.low_hu)) * np.float32(1.0 / self.width_hu)
+        return np.clip(scaled, 0.0, 1.0, out=scaled)
+
+
+@lru_cache(maxsize=32)
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) matrix: output pixel i averages the input it covers, by overlap length."""
+    scale = n_in / n_out
+    weights = np.zeros((n_out, n_in), dtype=np.float32)
+    for i in range(n_out):
+        start, stop = i * scale, (i + 1) * scale
+        for j in range(int(np.floor(start)), int(np.ceil(stop))):
+            overlap = min(stop, j + 1) - max(start, j)
+            if overlap > 0:
+                weights[i, j] = overlap / scale
+    return weights
+
+
+class Resize:
+    """Area resize (each output pixel is the mean of the input area it covers) to a square.
+
+    Integer downscale factors use a block mean; other factors, upscaling included, use the
+    same rule through separable overlap weights (OpenCV's INTER_AREA for downscaling).
+    """
+
+    def __init__(self, size_px: int) -> None:
+        if int(size_px) < 8:
+            raise ConfigError(f"resize size_px must be >= 8, got {size_px}")
+        self.size_px = int(size_px)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        rows, cols = image.shape[:2]
+        out = self.size_px
+        if rows == out and cols == out:
+            return image.astype(np.float32, copy=False)
+        if rows % out == 0 and cols % out == 0 and rows >= out and cols >= out:
+            fr, fc = rows // out, cols // out
+            blocks = image.reshape(out, fr, out, fc, *image.shape[2:]).astype(np.float32, copy=False)
+            return blocks.mean(axis=(1, 3), dtype=np.float32)
+        wr = _area_weights(rows, out)
+        wc = _area_weights(cols, out)
+        return np.einsum("ij,jk...,lk->il...", wr, image.astype(np.float32, copy=False), wc)
+
+
+class ToUint8:
+    """``[0, 1]`` floats to uint8 by ``round(x * 255)`` (round half to even)."""
+
+    def __call__(self, unit: np.ndarray) -> np.ndarray:
+        return np.rint(unit * np.float32(255.0)).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """What turns a slice in HU into the model's input; stored with every cache and model.
+
+    Attributes
+    ----------
+    windows_hu : ((center_hu, width_hu), ...)
+        One window per input channel, in channel order.
+    window_names : names of the windows, for reports and the app manifest.
+    input_size_px : side of the square model input in pixels.
+    """
+
+    windows_hu: tuple[tuple[float, float], ...] = DEFAULT_WINDOWS_HU
+    window_names: tuple[str, ...] = DEFAULT_WINDOW_NAMES
+    input_size_px: int = DEFAULT_INPUT_SIZE_PX
+    resize_method: str = field(default="area")
+
+    def __post_init__(self) -> None:
+        windows = tuple((float(c), float(w)) for c, w in self.windows_hu)
+        object.__setattr__(self, "windows_hu", windows)
+        object.__setattr__(self, "window_names", tuple(self.window_names))
+        if len(windows) != 3:
+            raise ConfigError(f"windows_hu needs 3 (center, width) pairs, one per channel, got {len(windows)}")
+        if len(self.window_names) != len(windows):
+            raise ConfigError("window_names needs one name per window")
+        for center, width in windows:
+            Window(center, width)  # validates the width
+        if self.resize_method != "area":
+            raise ConfigError(f"resize_method must be 'area', got {self.resize_method!r}")
+        Resize(self.input_size_px)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["windows_hu"] = [list(w) for w in self.windows_hu]
+        data["window_names"] = list(self.window_names)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PreprocessConfig":
+        try:
+            return cls(
+                windows_hu=tuple(tuple(w) for w in data["windows_hu"]),
+                window_names=tuple(data.get("window_names", DEFAULT_WINDOW_NAMES)),
+                input_size_px=int(data["input_size_px"]),
+                resize_method=data.get("resize_method", "area"),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"preprocessing description is incomplete: {err}") from err
+
+
+class Preprocess:
+    """One slice in HU ``(rows, cols)`` to the model input ``uint8 (size, size, 3)``."""
+
+    def __init__(self, config: PreprocessConfig | None = None) -> None:
+        self.config = config or PreprocessConfig()
+        self.resize = Resize(self.config.input_size_px)
+        self.windows = [Window(c, w) for c, w in self.config.windows_hu]
+        self.to_uint8 = ToUint8()
+
+    def __call__(self, hu: np.ndarray) -> np.ndarray:
+        small = self.resize(hu)
+        channels = np.stack([window(small) for window in self.windows], axis=-1)
+        return self.to_uint8(channels)
+
+    def volume(self, hu_slices) -> np.ndarray:
+        """Slices in HU (an iterable of 2-D arrays) to ``uint8 (N, size, size, 3)``."""
+        return np.stack([self(hu) for hu in hu_slices], axis=0)
