@@ -1,0 +1,109 @@
+"""Writing CT slices as DICOM: used by the phantom generator, the demo assets and tests.
+
+Files follow the RSNA 2019 conventions by default: 16-bit signed stored values with
+(0028,1052) Rescale Intercept -1024, a SOPInstanceUID of the form ``ID_<9 hex>`` equal to
+the file stem (not a valid DICOM UID, exactly like the real data set), axial orientation.
+No patient identifiers are written: PatientName/PatientID are fixed anonymous values.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, RLELossless, generate_uid
+
+AXIAL_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    """Where a slice sits: (0020,0032) position, (0020,0037) orientation, (0028,0030) spacing."""
+
+    position_mm: tuple[float, float, float]
+    orientation: tuple[float, ...] = AXIAL_ORIENTATION
+    pixel_spacing_mm: tuple[float, float] = (0.45, 0.45)
+    slice_thickness_mm: float = 5.0
+
+
+def hu_to_stored(hu: np.ndarray, intercept: float = -1024.0, slope: float = 1.0) -> np.ndarray:
+    """HU to int16 stored values for ``HU = stored * slope + intercept`` (clipped to int16)."""
+    stored = np.rint((np.asarray(hu, np.float64) - intercept) / slope)
+    return np.clip(stored, -32768, 32767).astype(np.int16)
+
+
+def build_ct_dataset(
+    hu: np.ndarray,
+    *,
+    sop_instance_uid: str,
+    series_uid: str,
+    study_uid: str,
+    geometry: SliceGeometry,
+    instance_number: int,
+    intercept: float = -1024.0,
+    window_center_width: tuple[float, float] = (40.0, 80.0),
+    compress_rle: bool = False,
+) -> Dataset:
+    """A CT image data set for one slice of HU values ``(rows, cols)``."""
+    stored = hu_to_stored(hu, intercept)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    with warnings.catch_warnings():
+        # RSNA-style IDs ("ID_<hex>") are not valid UIDs; writing them is the point.
+        warnings.filterwarnings("ignore", message="Invalid value for VR UI")
+        meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = generate_uid(entropy_srcs=["ich-edge"])
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = CTImageStorage
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Invalid value for VR UI")
+        ds.SOPInstanceUID = sop_instance_uid
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.Modality = "CT"
+    ds.PatientName = "Phantom^Synthetic"
+    ds.PatientID = "SYNTHETIC"
+    ds.InstanceNumber = int(instance_number)
+    ds.ImagePositionPatient = [float(v) for v in geometry.position_mm]
+    ds.ImageOrientationPatient = [float(v) for v in geometry.orientation]
+    ds.PixelSpacing = [float(v) for v in geometry.pixel_spacing_mm]
+    ds.SliceThickness = float(geometry.slice_thickness_mm)
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = stored.shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.RescaleIntercept = float(intercept)
+    ds.RescaleSlope = 1.0
+    ds.RescaleType = "HU"
+    ds.WindowCenter = float(window_center_width[0])
+    ds.WindowWidth = float(window_center_width[1])
+    ds.PixelData = stored.tobytes()
+    if compress_rle:
+        ds.compress(RLELossless, stored)
+    return ds
+
+
+def write_dataset_atomic(ds: Dataset, path: str | Path) -> None:
+    """Write ``ds`` to ``path`` through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Invalid value for VR UI")
+            pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
