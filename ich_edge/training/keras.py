@@ -1,0 +1,43 @@
+"""The one module that chooses Keras: tf_keras (Keras 2) on TensorFlow 2.21.
+
+tensorflow-model-optimization 0.8 refuses Keras 3, and only tf_keras' LSTM converts to the
+fused TFLite UNIDIRECTIONAL_SEQUENCE_LSTM. ``TF_USE_LEGACY_KERAS=1`` must be set before
+TensorFlow is first imported so that ``tf.keras`` (used inside TFMOT) is tf_keras too; this
+module does that, so every model-building module imports ``tf`` and ``keras`` from here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ich_edge.errors import MissingDependencyError, ModelError
+
+if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+    raise ModelError(
+        "TensorFlow was imported before ich_edge.training.keras could select tf_keras; "
+        "import ich_edge.training modules first or set TF_USE_LEGACY_KERAS=1 in the environment"
+    )
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+try:
+    import tensorflow as tf
+    import tf_keras as keras
+except ImportError as err:  # pragma: no cover - depends on the install
+    raise MissingDependencyError(
+        f"training needs TensorFlow and tf_keras ({err.name} is missing): pip install 'ich-edge[train]'"
+    ) from err
+
+__all__ = ["tf", "keras"]
+
+
+def quantization_api():
+    """``tensorflow_model_optimization.quantization.keras``, imported on first use."""
+    try:
+        import tensorflow_model_optimization as tfmot
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise MissingDependencyError(
+            "quantization-aware training needs tensorflow-model-optimization: pip install 'ich-edge[train]'"
+        ) from err
+    return tfmot.quantization.keras

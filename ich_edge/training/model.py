@@ -1,0 +1,162 @@
+"""The CNN-LSTM: a slice encoder (2-D CNN), a recurrent head across slices, and their assembly.
+
+* ``build_encoder``: a functional model of its own, ``image (B, S, S, 3) in [0, 1]`` ->
+  ``features (B, feature_dim)``. Kept flat (no nested models) and made of layers that
+  tensorflow-model-optimization can quantize (Conv2D/DepthwiseConv2D -> BatchNormalization
+  -> ReLU6, Add, GlobalAveragePooling2D, Dense), so QAT can wrap it later.
+* ``build_head``: ``features (B, T, feature_dim)`` -> bidirectional LSTM (or GRU) ->
+  ``probabilities (B, T, 6)``, sigmoid per label.
+* ``build_cnn_lstm``: ``window (B, T, S, S, 3)`` -> TimeDistributed(encoder) -> head.
+
+Input values are the uint8 window images divided by 255 (the ``value scaling`` of the app
+manifest); the narrow ``feature_dim`` keeps the LSTM's float weights small after conversion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ich_edge import LABELS
+from ich_edge.errors import ConfigError
+from ich_edge.training.keras import keras
+
+MODEL_VERSION = "cnn-lstm-1"
+BACKBONES = ("edge", "mobilenetv2")
+RNNS = ("lstm", "gru")
+ENCODER_NAME, HEAD_NAME, FULL_NAME = "slice_encoder", "sequence_head", "cnn_lstm"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the CNN-LSTM.
+
+    Attributes
+    ----------
+    backbone : "edge" (default, ~10 M multiply-accumulates per 128 px slice) or
+        "mobilenetv2" (keras.applications, weights=None, ``width`` is its alpha).
+    input_size_px : side of the square slice input.
+    width : channel multiplier of the backbone.
+    feature_dim : features per slice entering the recurrent head.
+    rnn : "lstm" or "gru"; ``rnn_units`` per direction.
+    dropout : dropout rate before the recurrent head and before the classifier.
+    """
+
+    backbone: str = "edge"
+    input_size_px: int = 128
+    width: float = 1.0
+    feature_dim: int = 64
+    rnn: str = "lstm"
+    rnn_units: int = 32
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.rnn not in RNNS:
+            raise ConfigError(f"rnn must be one of {RNNS}, got {self.rnn!r}")
+        if not 32 <= self.input_size_px <= 512 or self.input_size_px % 32:
+            raise ConfigError(f"input_size_px must be a multiple of 32 in 32..512, got {self.input_size_px}")
+        if not 0.1 <= self.width <= 4.0:
+            raise ConfigError(f"width must be in 0.1..4.0, got {self.width}")
+        if self.feature_dim < 4 or self.rnn_units < 2:
+            raise ConfigError("feature_dim must be >= 4 and rnn_units >= 2")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+def _channels(base: int, width: float) -> int:
+    return max(8, int(round(base * width / 8.0)) * 8)
+
+
+def _conv_bn_relu(x, filters: int, kernel: int, strides: int, name: str):
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(6.0, name=f"{name}_relu")(x)
+
+
+def _inverted_residual(x, filters: int, strides: int, expansion: int, name: str):
+    """MobileNetV2 block: 1x1 expand -> 3x3 depthwise -> 1x1 linear projection (+ skip)."""
+    in_channels = x.shape[-1]
+    y = _conv_bn_relu(x, in_channels * expansion, 1, 1, f"{name}_expand")
+    y = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(y)
+    y = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_dw_bn")(y)
+    y = keras.layers.ReLU(6.0, name=f"{name}_dw_relu")(y)
+    y = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_project")(y)
+    y = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_project_bn")(y)
+    if strides == 1 and in_channels == filters:
+        y = keras.layers.Add(name=f"{name}_add")([x, y])
+    return y
+
+
+#: (output channels, stride, expansion) of the edge backbone's blocks after the stem.
+EDGE_BLOCKS = ((16, 1, 1), (24, 2, 4), (24, 1, 4), (32, 2, 4), (32, 1, 4), (64, 2, 4), (64, 1, 4), (96, 2, 4))
+
+
+def _edge_backbone(image, width: float):
+    x = _conv_bn_relu(image, _channels(16, width), 3, 2, "stem")
+    for i, (filters, strides, expansion) in enumerate(EDGE_BLOCKS):
+        x = _inverted_residual(x, _channels(filters, width), strides, expansion, f"block{i + 1}")
+    return _conv_bn_relu(x, _channels(192, width), 1, 1, "top")
+
+
+def _mobilenetv2_backbone(image, width: float):
+    base = keras.applications.MobileNetV2(
+        input_tensor=image, alpha=width, include_top=False, weights=None, pooling=None
+    )
+    return base.output
+
+
+def build_encoder(config: ModelConfig):
+    """The slice encoder: ``image (B, S, S, 3)`` in [0, 1] -> ``features (B, feature_dim)``."""
+    size = config.input_size_px
+    image = keras.Input((size, size, 3), name="image")
+    backbone = _edge_backbone if config.backbone == "edge" else _mobilenetv2_backbone
+    x = backbone(image, config.width)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    features = keras.layers.Dense(config.feature_dim, activation="relu", name="features")(x)
+    return keras.Model(image, features, name=ENCODER_NAME)
+
+
+def build_head(config: ModelConfig, window_slices: int | None = None):
+    """The recurrent head: ``features (B, T, feature_dim)`` -> ``probabilities (B, T, 6)``."""
+    features = keras.Input((window_slices, config.feature_dim), name="features")
+    x = keras.layers.Dropout(config.dropout, name="feature_dropout")(features)
+    cell = keras.layers.LSTM if config.rnn == "lstm" else keras.layers.GRU
+    x = keras.layers.Bidirectional(cell(config.rnn_units, return_sequences=True), name=f"bi{config.rnn}")(x)
+    x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
+    probabilities = keras.layers.Dense(len(LABELS), activation="sigmoid", name="probabilities")(x)
+    return keras.Model(features, probabilities, name=HEAD_NAME)
+
+
+def build_cnn_lstm(encoder, head, window_slices: int | None = None):
+    """``window (B, T, S, S, 3)`` -> TimeDistributed(encoder) -> head -> ``(B, T, 6)``."""
+    size = encoder.input_shape[1]
+    window = keras.Input((window_slices, size, size, 3), name="window")
+    features = keras.layers.TimeDistributed(encoder, name="encode_slices")(window)
+    probabilities = head(features)
+    return keras.Model(window, probabilities, name=FULL_NAME)
+
+
+def build_model(config: ModelConfig, window_slices: int | None = None):
+    """Encoder, head and the assembled CNN-LSTM, sharing weights."""
+    encoder = build_encoder(config)
+    head = build_head(config, window_slices)
+    return encoder, head, build_cnn_lstm(encoder, head, window_slices)
+
+
+def split_model(model):
+    """The (encoder, head) inside a CNN-LSTM built by :func:`build_cnn_lstm` (or loaded)."""
+    try:
+        encoder = model.get_layer("encode_slices").layer
+        head = model.get_layer(HEAD_NAME)
+    except ValueError as err:
+        raise ConfigError(f"{model.name} is not an ich-edge CNN-LSTM (no encode_slices/sequence_head)") from err
+    return encoder, head
