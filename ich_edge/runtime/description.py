@@ -1,0 +1,241 @@
+"""What an ich-edge ``.tflite`` says about itself, read without TensorFlow.
+
+Every model written by ``ich-edge convert`` carries a *description*: UTF-8 JSON stored in
+the flatbuffer's ``metadata`` map under :data:`DESCRIPTION_KEY` (and copied to the sidecar
+``<model>.tflite.json``). It holds what an app needs to feed the model correctly: labels,
+signatures with their quantization, the preprocessing and sequence rules, thresholds and
+where the weights came from. :func:`op_summary` lists the operators of each signature and
+how they compute (integer, hybrid or float), for ``convert``, ``bench`` and the tests.
+
+Only numpy, flatbuffers and ``ai_edge_litert.schema_py_generated`` are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from ich_edge.errors import MissingDependencyError, ModelError
+
+DESCRIPTION_KEY = "ich_edge_description"
+FORMAT = "ich-edge-model/1"
+SIDECAR_SUFFIX = ".json"
+#: Buffers are 16-byte aligned in converter output; keep them so after re-packing.
+_BUFFER_ALIGNMENT = 16
+_FILE_IDENTIFIER = b"TFL3"
+_INTEGER_TYPES = ("int8", "uint8", "int16")
+
+
+def _schema():
+    """The generated TFLite flatbuffer schema module (ships with ai-edge-litert)."""
+    try:
+        return importlib.import_module("ai_edge_litert.schema_py_generated")
+    except ImportError as err:
+        raise MissingDependencyError(
+            "reading model descriptions needs ai-edge-litert (pip install ai-edge-litert)"
+        ) from err
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """``<model>.tflite.json``: the description next to the model, for people and scripts."""
+    return Path(f"{model_path}{SIDECAR_SUFFIX}")
+
+
+def _read_bytes(model: str | Path | bytes) -> tuple[bytes, str]:
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model), "<model bytes>"
+    path = Path(model)
+    try:
+        return path.read_bytes(), str(path)
+    except OSError as err:
+        raise ModelError(f"cannot read model file {path}: {err.strerror or err}") from err
+
+
+def _unpack(data: bytes, source: str):
+    schema = _schema()
+    if len(data) < 8 or data[4:8] != _FILE_IDENTIFIER:
+        raise ModelError(f"{source} is not a TFLite flatbuffer (no TFL3 identifier)")
+    try:
+        return schema.ModelT.InitFromPackedBuf(data, 0)
+    except Exception as err:  # flatbuffers raises plain errors on damaged files
+        raise ModelError(f"{source} is a damaged TFLite file ({err}); convert it again") from err
+
+
+def _aligned_buffer(schema, data):
+    """A ``BufferT`` whose bytes are packed on a 16-byte boundary (as the converter does)."""
+
+    class AlignedBuffer(schema.BufferT):
+        def Pack(self, builder):  # noqa: N802 - flatbuffers naming
+            payload = None
+            if self.data is not None:
+                raw = np.asarray(self.data, dtype=np.uint8).tobytes()
+                builder.StartVector(1, len(raw), _BUFFER_ALIGNMENT)
+                builder.head -= len(raw)
+                builder.Bytes[builder.head : builder.head + len(raw)] = raw
+                builder.vectorNumElems = len(raw)
+                payload = builder.EndVector()
+            schema.BufferStart(builder)
+            if payload is not None:
+                schema.BufferAddData(builder, payload)
+            return schema.BufferEnd(builder)
+
+    buffer = AlignedBuffer()
+    buffer.data = data
+    return buffer
+
+
+def embed_description(tflite_bytes: bytes, description: dict) -> bytes:
+    """Return ``tflite_bytes`` with ``description`` stored under :data:`DESCRIPTION_KEY`.
+
+    Parameters
+    ----------
+    tflite_bytes : a TFLite flatbuffer as written by the converter.
+    description : JSON-serializable dict (replaces an existing description).
+
+    Returns
+    -------
+    bytes
+        The re-packed flatbuffer; tensors, buffers and signatures are unchanged.
+    """
+    import flatbuffers
+
+    schema = _schema()
+    model = _unpack(bytes(tflite_bytes), "<model bytes>")
+    if any(buffer.offset for buffer in model.buffers or []):
+        raise ModelError("models over 2 GB (buffers stored outside the flatbuffer) are not supported")
+    payload = np.frombuffer(json.dumps(description, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+    model.buffers = [_aligned_buffer(schema, b.data) for b in model.buffers]
+    model.metadata = [m for m in (model.metadata or []) if _name(m.name) != DESCRIPTION_KEY]
+    model.buffers.append(_aligned_buffer(schema, payload))
+    entry = schema.MetadataT()
+    entry.name = DESCRIPTION_KEY
+    entry.buffer = len(model.buffers) - 1
+    model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(tflite_bytes) + len(payload) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+def _name(raw) -> str:
+    return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+
+
+def read_description(model: str | Path | bytes) -> dict:
+    """The description embedded in a ``.tflite`` file (a path or its bytes).
+
+    Raises
+    ------
+    ModelError
+        The file is not a TFLite model, or carries no ich-edge description (then it was not
+        written by ``ich-edge convert``).
+    """
+    data, source = _read_bytes(model)
+    schema = _schema()
+    if len(data) < 8 or data[4:8] != _FILE_IDENTIFIER:
+        raise ModelError(f"{source} is not a TFLite flatbuffer (no TFL3 identifier)")
+    root = schema.Model.GetRootAs(data, 0)
+    for i in range(root.MetadataLength()):
+        entry = root.Metadata(i)
+        if _name(entry.Name()) != DESCRIPTION_KEY:
+            continue
+        raw = root.Buffers(entry.Buffer()).DataAsNumpy()
+        try:
+            return json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ModelError(f"{source}: the ich-edge description is damaged; convert the model again") from err
+    raise ModelError(f"{source} is not an ich-edge model (no {DESCRIPTION_KEY}); convert it with ich-edge convert")
+
+
+def _tensor_type_names(schema) -> dict[int, str]:
+    return {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
+
+def _op_names(schema) -> dict[int, str]:
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def _op_kind(op_name: str, activation_types: set[str], weight_types: set[str]) -> str:
+    """``integer`` (int8/int16 activations), ``hybrid`` (int8 weights, float math) or ``float``."""
+    if op_name in ("QUANTIZE", "DEQUANTIZE"):
+        return "conversion"
+    if activation_types & set(_INTEGER_TYPES):
+        return "integer"
+    if weight_types & {"int8", "uint8"}:
+        return "hybrid"
+    return "float"
+
+
+def op_summary(model: str | Path | bytes) -> dict:
+    """Operators of each signature of a ``.tflite``: type, count and how they compute.
+
+    Returns
+    -------
+    dict
+        ``{signature: {"ops": {OP: {"count", "integer", "hybrid", "float", "conversion",
+        "weight_dtypes"}}, "weight_bytes": {dtype: bytes}}}``; a model without signatures
+        reports its subgraphs as ``subgraph<i>``. ``integer`` ops run on int8/int16
+        activations, ``hybrid`` ops have int8 weights and float activations (dynamic-range
+        quantization), ``conversion`` counts QUANTIZE/DEQUANTIZE.
+    """
+    data, source = _read_bytes(model)
+    schema = _schema()
+    model_t = _unpack(data, source)
+    type_names, op_names = _tensor_type_names(schema), _op_names(schema)
+    codes = []
+    for code in model_t.operatorCodes:
+        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        name = op_names.get(builtin, f"OP{builtin}")
+        if name == "CUSTOM":
+            name = f"CUSTOM:{_name(code.customCode)}"
+        codes.append(name)
+    names = {i: f"subgraph{i}" for i in range(len(model_t.subgraphs))}
+    for sig in model_t.signatureDefs or []:
+        names[sig.subgraphIndex] = _name(sig.signatureKey)
+    has_data = [b.data is not None and len(b.data) > 0 for b in model_t.buffers]
+    summary = {}
+    for index, subgraph in enumerate(model_t.subgraphs):
+        tensors = subgraph.tensors
+        ops: dict[str, dict] = {}
+        weight_bytes: Counter = Counter()
+        for operator in subgraph.operators:
+            op_name = codes[operator.opcodeIndex]
+            activations, weights = set(), set()
+            for t in [int(i) for i in operator.inputs if i >= 0]:
+                tensor = tensors[t]
+                dtype = type_names.get(tensor.type, str(tensor.type))
+                (weights if has_data[tensor.buffer] else activations).add(dtype)
+            entry = ops.setdefault(
+                op_name, {"count": 0, "integer": 0, "hybrid": 0, "float": 0, "conversion": 0, "weight_dtypes": []}
+            )
+            entry["count"] += 1
+            entry[_op_kind(op_name, activations, weights)] += 1
+            entry["weight_dtypes"] = sorted(set(entry["weight_dtypes"]) | weights)
+        constants = {t.buffer: t.type for t in tensors if has_data[t.buffer]}  # shared buffers once
+        for buffer_index, tensor_type in constants.items():
+            weight_bytes[type_names.get(tensor_type, str(tensor_type))] += len(model_t.buffers[buffer_index].data)
+        summary[names[index]] = {"ops": dict(sorted(ops.items())), "weight_bytes": dict(sorted(weight_bytes.items()))}
+    return summary
+
+
+def custom_ops(summary: dict) -> list[str]:
+    """Names of non-builtin (custom or Flex) operators in an :func:`op_summary`."""
+    return sorted({op for sig in summary.values() for op in sig["ops"] if op.startswith("CUSTOM")})
+
+
+def format_op_summary(summary: dict) -> str:
+    """A small text table of :func:`op_summary`: one row per signature and operator type."""
+    lines = [f"{'signature':<10} {'op':<32} {'count':>5} {'integer':>7} {'hybrid':>6} {'float':>5}  weights"]
+    for signature, info in summary.items():
+        for op, entry in info["ops"].items():
+            kinds = "/".join(entry["weight_dtypes"]) or "-"
+            lines.append(
+                f"{signature:<10} {op:<32} {entry['count']:>5} {entry['integer']:>7} "
+                f"{entry['hybrid']:>6} {entry['float']:>5}  {kinds}"
+            )
+        sizes = ", ".join(f"{dtype} {size / 1024:.1f} KiB" for dtype, size in info["weight_bytes"].items())
+        lines.append(f"{signature:<10} {'(constant tensors)':<32} {sizes}")
+    return "\n".join(lines)

@@ -1,0 +1,193 @@
+"""Run an ich-edge ``.tflite`` on a study: encode each slice once, classify windows, stitch.
+
+The model file has two signatures (see ``ich-edge convert``):
+
+* ``encode``: ``image (B, S, S, 3)`` -> ``features (B, F)``, batch resizable;
+* ``classify``: ``features (1, T, F)`` -> ``probabilities (1, T, 6)``.
+
+Inputs and outputs are float32, or uint8/int8 with per-tensor scale and zero point; this
+module converts by each tensor's own dtype and quantization, so every precision is fed the
+same uint8 window images. Runtime tier: numpy and the LiteRT interpreter only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ich_edge.errors import ConfigError, ModelError
+from ich_edge.runtime.description import read_description
+from ich_edge.runtime.interpreter import make_interpreter
+from ich_edge.sequence import SequenceConfig, gather_windows, stitch, study_probabilities, window_indices
+
+ENCODE, CLASSIFY = "encode", "classify"
+#: Slices per ``encode`` call: bounds activation memory for long studies at 256+ px.
+DEFAULT_ENCODE_BATCH = 16
+
+
+def _only(details: dict, role: str, path: Path) -> tuple[str, dict]:
+    if len(details) != 1:
+        raise ModelError(f"{path}: the {role} should have one tensor, found {sorted(details)}")
+    return next(iter(details.items()))
+
+
+def to_input(values_unit: np.ndarray, detail: dict) -> np.ndarray:
+    """Float values (``[0, 1]`` images or features) in the dtype of an input tensor.
+
+    Float inputs take the values as they are; int8/uint8 inputs take
+    ``round(value / scale + zero_point)`` clipped to the dtype (for a uint8 image input with
+    scale 1/255 and zero point 0 that is the raw window pixel).
+    """
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind == "f":
+        return values_unit.astype(dtype, copy=False)
+    scale, zero_point = detail["quantization"]
+    if not scale:
+        raise ModelError(f"integer input {detail['name']} has no quantization scale")
+    info = np.iinfo(dtype)
+    quantized = np.rint(values_unit / np.float32(scale) + zero_point)
+    return np.clip(quantized, info.min, info.max).astype(dtype)
+
+
+def from_output(values: np.ndarray, detail: dict) -> np.ndarray:
+    """An output tensor as float32: ``(q - zero_point) * scale`` for integer outputs."""
+    if np.dtype(detail["dtype"]).kind == "f":
+        return values.astype(np.float32, copy=False)
+    scale, zero_point = detail["quantization"]
+    return ((values.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)).astype(np.float32)
+
+
+class TFLiteStudyModel:
+    """An ich-edge ``.tflite`` with its description, ready to run on uint8 window images.
+
+    Parameters
+    ----------
+    path : the ``.tflite`` written by ``ich-edge convert``.
+    num_threads : interpreter threads.
+    use_xnnpack : False selects the reference kernels (no default delegate).
+    encode_batch : slices per ``encode`` invocation.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        num_threads: int = 2,
+        use_xnnpack: bool = True,
+        encode_batch: int = DEFAULT_ENCODE_BATCH,
+    ) -> None:
+        self.path = Path(path)
+        self.description = read_description(self.path)
+        if encode_batch < 1:
+            raise ConfigError(f"encode_batch must be >= 1, got {encode_batch}")
+        self.encode_batch = int(encode_batch)
+        try:
+            self.interpreter = make_interpreter(self.path, num_threads=num_threads, use_xnnpack=use_xnnpack)
+            signatures = self.interpreter.get_signature_list()
+        except (RuntimeError, ValueError) as err:
+            raise ModelError(f"{self.path} cannot be loaded by the TFLite interpreter: {err}") from err
+        missing = {ENCODE, CLASSIFY} - set(signatures)
+        if missing:
+            raise ModelError(f"{self.path} lacks the signature(s) {sorted(missing)}; convert it again with ich-edge convert")
+        self._encode = self.interpreter.get_signature_runner(ENCODE)
+        self._classify = self.interpreter.get_signature_runner(CLASSIFY)
+        self._image_name, self._image = _only(self._encode.get_input_details(), "encode input", self.path)
+        self._features_name, self._features = _only(self._encode.get_output_details(), "encode output", self.path)
+        self._window_name, self._window = _only(self._classify.get_input_details(), "classify input", self.path)
+        self._probs_name, self._probs = _only(self._classify.get_output_details(), "classify output", self.path)
+        self.sequence = SequenceConfig.from_dict(self.description["sequence"])
+        self.input_size_px = int(self._image["shape_signature"][1])
+        if self.window_slices != self.sequence.window_slices:
+            raise ModelError(
+                f"{self.path}: classify takes {self.window_slices} slices but the description says "
+                f"{self.sequence.window_slices}; convert the model again"
+            )
+        self._blank_features: np.ndarray | None = None
+
+    @property
+    def precision(self) -> str:
+        return str(self.description.get("precision", "unknown"))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.description.get("labels", ()))
+
+    @cached_property
+    def sha256(self) -> str:
+        """SHA-256 of the model file, hex."""
+        digest = hashlib.sha256()
+        with self.path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    @property
+    def window_slices(self) -> int:
+        return int(self._window["shape"][1])
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self._window["shape"][2])
+
+    def _check_images(self, images_uint8: np.ndarray) -> np.ndarray:
+        images = np.asarray(images_uint8)
+        size = self.input_size_px
+        if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.dtype != np.uint8:
+            raise ConfigError(
+                f"expected uint8 window images of shape (N, {size}, {size}, 3), got {images.dtype} {images.shape}; "
+                "preprocess the slices with ich_edge.transforms.Preprocess and this model's preprocessing"
+            )
+        return images
+
+    def encode(self, images_uint8: np.ndarray) -> np.ndarray:
+        """Features of each slice: ``uint8 (N, S, S, 3)`` -> ``float32 (N, F)``."""
+        images = self._check_images(images_uint8)
+        unit = images.astype(np.float32) * np.float32(1.0 / 255.0)
+        out = []
+        for start in range(0, len(unit), self.encode_batch):
+            batch = to_input(unit[start : start + self.encode_batch], self._image)
+            result = self._encode(**{self._image_name: batch})[self._features_name]
+            out.append(from_output(result, self._features))
+        if not out:
+            return np.zeros((0, self.feature_dim), np.float32)
+        return np.concatenate(out, axis=0)
+
+    def classify(self, windows: np.ndarray) -> np.ndarray:
+        """Probabilities per slice of each window: ``(W, T, F)`` features -> ``float32 (W, T, 6)``."""
+        windows = np.asarray(windows, dtype=np.float32)
+        expected = (self.window_slices, self.feature_dim)
+        if windows.ndim != 3 or windows.shape[1:] != expected:
+            raise ConfigError(f"expected feature windows of shape (W, {expected[0]}, {expected[1]}), got {windows.shape}")
+        out = np.empty((len(windows), self.window_slices, int(self._probs["shape"][-1])), np.float32)
+        for i, window in enumerate(windows):
+            fed = to_input(window[None], self._window)
+            out[i] = from_output(self._classify(**{self._window_name: fed})[self._probs_name], self._probs)[0]
+        return out
+
+    def blank_features(self) -> np.ndarray:
+        """Features of a blank (all-zero) slice: what pads a study shorter than one window."""
+        if self._blank_features is None:
+            size = self.input_size_px
+            self._blank_features = self.encode(np.zeros((1, size, size, 3), np.uint8))[0]
+        return self._blank_features
+
+    def windows(self, features: np.ndarray) -> np.ndarray:
+        """Cut per-slice features into windows; padding slots get the blank slice's features."""
+        windows = gather_windows(features, self.sequence)
+        padding = window_indices(len(features), self.sequence) < 0
+        if padding.any():
+            windows[padding] = self.blank_features()
+        return windows
+
+    def predict_series(self, images_uint8: np.ndarray) -> np.ndarray:
+        """Slice probabilities ``float32 (N, 6)`` of a series (slices bottom to top)."""
+        features = self.encode(images_uint8)
+        if len(features) == 0:
+            raise ConfigError("a series needs at least one slice")
+        return stitch(self.classify(self.windows(features)), len(features), self.sequence)
+
+    def study_probabilities(self, images_uint8: np.ndarray) -> np.ndarray:
+        """Study probability per label ``float32 (6,)``: the max over slices."""
+        return study_probabilities(self.predict_series(images_uint8))
