@@ -1,0 +1,74 @@
+"""``ich-edge bench FILE... [--threads 1,2,4] [--backend xnnpack,reference,gpu] [--runs N] ...``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ich_edge.runtime.bench import BACKENDS, BenchConfig, parse_backends, parse_threads
+
+
+@click.command(name="bench")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--threads", default="2", show_default=True, help="CPU thread counts, comma-separated (e.g. 1,2,4).")
+@click.option(
+    "--backend",
+    "backends",
+    default=",".join(BACKENDS),
+    show_default=True,
+    help="xnnpack (LiteRT's default CPU path), reference (builtin kernels, no delegate), "
+    "gpu (LiteRT CompiledModel GPU accelerator; 'unavailable' with the reason where it cannot run).",
+)
+@click.option("--runs", default=20, show_default=True, type=int, help="Timed runs per measurement.")
+@click.option("--warmup", default=3, show_default=True, type=int, help="Untimed runs before timing.")
+@click.option("--study-slices", default=32, show_default=True, type=int, help="Slices of the timed study.")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache: adds study-level AUC per model.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result JSON here.")
+@click.option(
+    "--results-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the timestamped result file [default: benchmarks/results of the source checkout, "
+    "if ich-edge runs from one; otherwise none].",
+)
+@click.option("--profile", is_flag=True, help="Also print where the time goes (stages, delegated nodes, MACs, op kinds).")
+def command(
+    files: tuple[Path, ...],
+    threads: str,
+    backends: str,
+    runs: int,
+    warmup: int,
+    study_slices: int,
+    data: Path | None,
+    json_out: Path | None,
+    results_dir: Path | None,
+    profile: bool,
+) -> None:
+    """Benchmark .tflite models on CPU and GPU backends; runs without TensorFlow.
+
+    Each model x backend x thread count is measured in a fresh process: init time, first
+    inference, latency of one slice and of a whole study (mean, std, p50/p90/p99, outliers
+    counted, not dropped), peak memory and the nodes the backend took. The table compares
+    variants; speed-up is relative to the fp32 model on the same backend and threads.
+    """
+    from ich_edge.runtime.bench import benchmark, default_results_dir, result_file_name
+    from ich_edge.runtime.bench_report import format_profile, format_table, write_result
+
+    config = BenchConfig(
+        threads=parse_threads(threads),
+        backends=parse_backends(backends),
+        runs=runs,
+        warmup=warmup,
+        study_slices=study_slices,
+    )
+    result = benchmark(files, config, data=data, progress=lambda line: click.echo(line, err=True))
+    click.echo(format_table(result))
+    if profile:
+        click.echo("")
+        click.echo(format_profile(result))
+    folder = results_dir if results_dir is not None else default_results_dir()
+    if folder is not None:
+        click.echo(f"wrote {write_result(result, Path(folder) / result_file_name(result))}", err=True)
+    if json_out is not None:
+        click.echo(f"wrote {write_result(result, json_out)}", err=True)

@@ -1,0 +1,136 @@
+"""Tables, profiles and result files of ``ich-edge bench`` (runtime tier, no TensorFlow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ich_edge.cache import write_json_atomic
+
+#: Said wherever per-operator times would go: the Python API of this runtime has no hook.
+OP_PROFILE_UNAVAILABLE = (
+    "per-operator times: not available from Python in this runtime (the LiteRT Interpreter "
+    "has no profiler hook and CompiledModel exposes no profiling API); for per-op times run "
+    "LiteRT's C++ benchmark_model with --enable_op_profiling=true. Shown instead: measured "
+    "stage times, the nodes each backend took, and multiply-accumulates counted from the graph."
+)
+
+
+def _fmt(value, spec: str = ".2f", missing: str = "-") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def _nodes(row: dict) -> str:
+    nodes = row.get("nodes") or {}
+    if "delegated_nodes" in nodes:
+        return f"{nodes['delegated_nodes']}/{nodes['total_nodes']}"
+    if "fully_accelerated" in nodes:
+        return "all" if nodes["fully_accelerated"] else f"part/{nodes['total_nodes']}"
+    return "-"
+
+
+def format_table(result: dict) -> str:
+    """The benchmark table (one row per model x backend x threads) and notes on failed rows."""
+    machine, config = result["machine"], result["config"]
+    versions = machine["versions"]
+    runtime = f"ai-edge-litert {versions.get('ai-edge-litert')}" if versions.get("ai-edge-litert") else "tflite-runtime"
+    lines = [
+        f"ich-edge bench: {machine['cpu_model']} ({machine['usable_cores']} cores usable), {runtime}, "
+        f"{config['study_slices']}-slice study, {config['runs']} runs after {config['warmup']} warm-up",
+    ]
+    auc = {m["file"]: m.get("study_auc") for m in result["models"]}
+    size = {m["file"]: m["size_mb"] for m in result["models"]}
+    header = (
+        f"{'variant':<10} {'backend':<10} {'thr':>3}  {'status':<15} {'size MB':>7} {'AUC any':>7} {'AUC mean':>8} "
+        f"{'init ms':>8} {'1st ms':>8} {'study ms p50':>12} {'± std':>8} {'slice ms':>8} {'speed-up':>8} "
+        f"{'nodes':>7} {'peak MB':>7}"
+    )
+    lines += [header, "-" * len(header)]
+    notes = []
+    for row in result["rows"]:
+        scores = auc.get(row["file"]) or {}
+        ok = row["status"] == "ok"
+        status = row["status"]
+        if not ok:
+            notes.append(f"[{len(notes) + 1}] {row['file']} {row['backend']}: {row.get('reason', '')}")
+            status = f"{status} [{len(notes)}]"
+        study = row.get("study_latency_ms") or {}
+        speedup = row.get("speedup_vs_fp32")
+        lines.append(
+            f"{row['variant']:<10} {row['backend']:<10} {_fmt(row['threads'], 'd'):>3}  {status:<15} "
+            f"{size[row['file']]:>7.2f} {_fmt(scores.get('any'), '.4f'):>7} {_fmt(scores.get('mean'), '.4f'):>8} "
+            f"{_fmt(row.get('init_ms'), '.1f'):>8} {_fmt(row.get('first_inference_ms'), '.1f'):>8} "
+            f"{_fmt(study.get('p50')):>12} {_fmt(study.get('std')):>8} "
+            f"{_fmt((row.get('slice_latency_ms') or {}).get('p50'), '.3f'):>8} "
+            f"{(_fmt(speedup) + 'x') if speedup else '-':>8} {_nodes(row):>7} {_fmt(row.get('peak_rss_mb'), '.0f'):>7}"
+        )
+    lines.append("")
+    lines.append(
+        "study ms: encode every slice + classify the windows + stitch; speed-up: fp32 p50 / this p50 on the "
+        "same backend and threads; nodes: taken by the backend / total; peak MB: worker process high-water mark."
+    )
+    outliers = [r for r in result["rows"] if r["status"] == "ok" and r["study_latency_ms"]["outliers"]]
+    for row in outliers:
+        stats = row["study_latency_ms"]
+        lines.append(
+            f"outliers: {row['file']} {row['backend']} threads={row['threads']}: {stats['outliers']} of "
+            f"{stats['n']} study runs above {stats['outlier_limit']:.2f} ms (max {stats['max']:.2f} ms), kept in mean/std"
+        )
+    return "\n".join(lines + notes)
+
+
+def _macs_text(macs: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if macs >= scale:
+            return f"{macs / scale:.2f} {unit}"
+    return f"{macs:.0f}"
+
+
+def format_profile(result: dict) -> str:
+    """Where the time goes, per model and backend, as far as the Python runtime can tell."""
+    from ich_edge.runtime.description import format_op_summary, op_summary
+
+    lines = [OP_PROFILE_UNAVAILABLE, ""]
+    models = {m["file"]: m for m in result["models"]}
+    slices = result["config"]["study_slices"]
+    shown_ops = set()
+    for row in result["rows"]:
+        if row["status"] != "ok":
+            continue
+        model = models[row["file"]]
+        study = row["study_latency_ms"]["p50"]
+        stages = row["stage_latency_ms"]
+        encode, classify = stages["encode"]["p50"], stages["classify"]["p50"]
+        lines.append(f"{row['file']} on {row['backend']}, {row['threads']} thread(s):")
+        lines.append(
+            f"  study p50 {study:.2f} ms; timed alone: encode {slices} slices {encode:.2f} ms "
+            f"({100 * encode / study:.0f}%), classify {row['study_windows']} windows {classify:.2f} ms "
+            f"({100 * classify / study:.0f}%)"
+        )
+        for key, info in (row.get("nodes") or {}).get("signatures", {}).items():
+            left = ", ".join(f"{op} x{n}" for op, n in info["not_delegated"].items()) or "none"
+            taken = f"{info['delegated_nodes']}/{info['total_nodes']} nodes delegated"
+            lines.append(f"  {key}: {taken}; on builtin kernels: {left}")
+        macs = (model.get("macs") or {}).get("study")
+        if macs:
+            per_sig = model["macs"]["per_signature"]
+            lines.append(
+                f"  MACs per study {_macs_text(macs)} (encode {_macs_text(per_sig['encode']['macs'])} per slice, "
+                f"classify {_macs_text(per_sig['classify']['macs'])} per window); "
+                f"achieved {macs / (study / 1e3) / 1e9:.2f} GMAC/s"
+            )
+        if row["file"] not in shown_ops:
+            shown_ops.add(row["file"])
+            try:
+                summary = format_op_summary(op_summary(model["path"]))
+            except Exception as err:  # a profile must not fail on a summary it could not build
+                summary = f"op summary unavailable: {err}"
+            lines += ["  " + line for line in summary.splitlines()]
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def write_result(result: dict, path: str | Path) -> Path:
+    """Write a result document as JSON, atomically."""
+    path = Path(path)
+    write_json_atomic(path, result)
+    return path
