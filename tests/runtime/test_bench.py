@@ -1,0 +1,326 @@
+"""``ich-edge bench`` on a tiny two-signature model built without TensorFlow.
+
+The model is written with the flatbuffer schema that ships with ai-edge-litert: ``encode``
+(CONV_2D -> MEAN -> FULLY_CONNECTED) and ``classify`` (UNIDIRECTIONAL_SEQUENCE_LSTM with its
+variable state tensors -> FULLY_CONNECTED -> LOGISTIC), like the real model in miniature,
+so these tests need no converter and run in seconds. They check that results are well
+formed, never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ich_edge import LABELS
+from ich_edge.errors import ConfigError
+from ich_edge.runtime import bench, coverage
+from ich_edge.runtime.bench_report import OP_PROFILE_UNAVAILABLE, format_profile, format_table
+
+SIZE_PX, FEATURES, UNITS, WINDOW = 16, 4, 3, 4
+
+
+def _tiny_model_bytes(precision: str, seed: int = 0) -> bytes:
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
+
+    from ich_edge.runtime.description import embed_description
+
+    rng = np.random.default_rng(seed)
+    buffers = [fb.BufferT()]  # buffer 0: the empty sentinel
+
+    def const(array) -> int:
+        buf = fb.BufferT()
+        buf.data = np.frombuffer(np.ascontiguousarray(array).tobytes(), np.uint8)
+        buffers.append(buf)
+        return len(buffers) - 1
+
+    def tensor(tensors, name, shape, kind=fb.TensorType.FLOAT32, data=None, signature=None, variable=False):
+        t = fb.TensorT()
+        t.name, t.shape, t.type = name, list(shape), kind
+        t.shapeSignature = signature
+        t.buffer = 0 if data is None else const(data)
+        t.isVariable = variable
+        tensors.append(t)
+        return len(tensors) - 1
+
+    codes = {}
+
+    def op(code, inputs, outputs, options_type=0, options=None):
+        if code not in codes:
+            codes[code] = len(codes)
+        o = fb.OperatorT()
+        o.opcodeIndex, o.inputs, o.outputs = codes[code], list(inputs), list(outputs)
+        o.builtinOptionsType, o.builtinOptions = options_type, options
+        return o
+
+    def weights(*shape):
+        return (rng.standard_normal(shape) * 0.5).astype(np.float32)
+
+    B = fb.BuiltinOperator
+    # encode: image (B, S, S, 3) -> conv 3x3/2 relu -> mean -> fc -> features (B, F)
+    enc = fb.SubGraphT()
+    enc.tensors = []
+    image = tensor(enc.tensors, "image", [1, SIZE_PX, SIZE_PX, 3], signature=[-1, SIZE_PX, SIZE_PX, 3])
+    kernel = tensor(enc.tensors, "conv/w", [FEATURES, 3, 3, 3], data=weights(FEATURES, 3, 3, 3))
+    bias = tensor(enc.tensors, "conv/b", [FEATURES], data=np.zeros(FEATURES, np.float32))
+    conv = tensor(enc.tensors, "conv", [1, SIZE_PX // 2, SIZE_PX // 2, FEATURES], signature=[-1, SIZE_PX // 2, SIZE_PX // 2, FEATURES])
+    axes = tensor(enc.tensors, "axes", [2], fb.TensorType.INT32, data=np.array([1, 2], np.int32))
+    pooled = tensor(enc.tensors, "pooled", [1, FEATURES], signature=[-1, FEATURES])
+    fc_w = tensor(enc.tensors, "fc/w", [FEATURES, FEATURES], data=weights(FEATURES, FEATURES))
+    features = tensor(enc.tensors, "features", [1, FEATURES], signature=[-1, FEATURES])
+    conv_options = fb.Conv2DOptionsT()
+    conv_options.padding, conv_options.strideW, conv_options.strideH = fb.Padding.SAME, 2, 2
+    conv_options.fusedActivationFunction = fb.ActivationFunctionType.RELU
+    mean_options = fb.ReducerOptionsT()
+    enc.operators = [
+        op(B.CONV_2D, [image, kernel, bias], [conv], fb.BuiltinOptions.Conv2DOptions, conv_options),
+        op(B.MEAN, [conv, axes], [pooled], fb.BuiltinOptions.ReducerOptions, mean_options),
+        op(B.FULLY_CONNECTED, [pooled, fc_w, -1], [features], fb.BuiltinOptions.FullyConnectedOptions, fb.FullyConnectedOptionsT()),
+    ]
+    enc.inputs, enc.outputs, enc.name = [image], [features], "encode"
+
+    # classify: features (1, T, F) -> LSTM (variable state) -> fc -> sigmoid -> (1, T, 6)
+    cls = fb.SubGraphT()
+    cls.tensors = []
+    window = tensor(cls.tensors, "window", [1, WINDOW, FEATURES])
+    gate_in = [tensor(cls.tensors, f"lstm/wi{g}", [UNITS, FEATURES], data=weights(UNITS, FEATURES)) for g in range(4)]
+    gate_rec = [tensor(cls.tensors, f"lstm/wr{g}", [UNITS, UNITS], data=weights(UNITS, UNITS)) for g in range(4)]
+    gate_bias = [tensor(cls.tensors, f"lstm/b{g}", [UNITS], data=np.zeros(UNITS, np.float32)) for g in range(4)]
+    state_h = tensor(cls.tensors, "lstm/h", [1, UNITS], variable=True)
+    state_c = tensor(cls.tensors, "lstm/c", [1, UNITS], variable=True)
+    hidden = tensor(cls.tensors, "hidden", [1, WINDOW, UNITS])
+    out_w = tensor(cls.tensors, "out/w", [len(LABELS), UNITS], data=weights(len(LABELS), UNITS))
+    out_b = tensor(cls.tensors, "out/b", [len(LABELS)], data=np.zeros(len(LABELS), np.float32))
+    logits = tensor(cls.tensors, "logits", [1, WINDOW, len(LABELS)])
+    probs = tensor(cls.tensors, "probabilities", [1, WINDOW, len(LABELS)])
+    lstm_options = fb.UnidirectionalSequenceLSTMOptionsT()
+    lstm_options.fusedActivationFunction = fb.ActivationFunctionType.TANH
+    fc_options = fb.FullyConnectedOptionsT()
+    fc_options.keepNumDims = True
+    lstm_inputs = [window, *gate_in, *gate_rec, -1, -1, -1, *gate_bias, -1, -1, state_h, state_c, -1, -1, -1, -1]
+    cls.operators = [
+        op(B.UNIDIRECTIONAL_SEQUENCE_LSTM, lstm_inputs, [hidden], fb.BuiltinOptions.UnidirectionalSequenceLSTMOptions, lstm_options),
+        op(B.FULLY_CONNECTED, [hidden, out_w, out_b], [logits], fb.BuiltinOptions.FullyConnectedOptions, fc_options),
+        op(B.LOGISTIC, [logits], [probs]),
+    ]
+    cls.inputs, cls.outputs, cls.name = [window], [probs], "classify"
+
+    def signature(key, index, inputs, outputs):
+        sig = fb.SignatureDefT()
+        sig.signatureKey, sig.subgraphIndex = key, index
+        sig.inputs, sig.outputs = [], []
+        for target, pairs in ((sig.inputs, inputs), (sig.outputs, outputs)):
+            for name, tensor_index in pairs:
+                entry = fb.TensorMapT()
+                entry.name, entry.tensorIndex = name, tensor_index
+                target.append(entry)
+        return sig
+
+    model = fb.ModelT()
+    model.version, model.description = 3, "ich-edge bench test model"
+    model.subgraphs, model.buffers = [enc, cls], buffers
+    model.operatorCodes = []
+    for code in sorted(codes, key=codes.get):
+        entry = fb.OperatorCodeT()
+        entry.builtinCode, entry.deprecatedBuiltinCode = code, min(code, 127)
+        model.operatorCodes.append(entry)
+    model.signatureDefs = [
+        signature("encode", 0, [("image", image)], [("features", features)]),
+        signature("classify", 1, [("features", window)], [("probabilities", probs)]),
+    ]
+    builder = flatbuffers.Builder(4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    description = {
+        "format": "ich-edge-model/1",
+        "labels": list(LABELS),
+        "precision": precision,
+        "sequence": {"window_slices": WINDOW, "stride_slices": WINDOW // 2},
+        "thresholds": {level: {label: 0.5 for label in LABELS} for level in ("slice", "study")},
+    }
+    return embed_description(bytes(builder.Output()), description)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bench_models")
+    paths = {}
+    for seed, precision in enumerate(("fp32", "int8")):
+        # The "int8" file is the same float graph labelled int8: it exercises the speed-up column.
+        paths[precision] = folder / f"cnn_lstm_{precision}.tflite"
+        paths[precision].write_bytes(_tiny_model_bytes(precision, seed))
+    return paths
+
+
+QUICK = dict(runs=3, warmup=1, study_slices=9)
+
+
+def test_tiny_model_runs_like_a_real_one(models):
+    from ich_edge.runtime.tflite_model import TFLiteStudyModel
+
+    model = TFLiteStudyModel(models["fp32"], num_threads=1)
+    probs = model.predict_series(np.random.default_rng(0).integers(0, 256, (9, SIZE_PX, SIZE_PX, 3), dtype=np.uint8))
+    assert probs.shape == (9, len(LABELS))
+    assert np.all((probs > 0) & (probs < 1))
+
+
+def test_latency_stats_counts_outliers_and_keeps_them():
+    stats = bench.latency_stats([10.0, 10.1, 9.9, 10.0, 10.05, 50.0])
+    assert stats["n"] == 6 and stats["outliers"] == 1
+    assert stats["max"] == 50.0
+    assert stats["mean"] > 16  # the outlier stays in the mean
+    assert stats["p50"] == pytest.approx(10.025)
+    with pytest.raises(ConfigError, match="no timed runs"):
+        bench.latency_stats([])
+
+
+def test_option_parsing_and_config_errors():
+    assert bench.parse_threads("1, 2,2,4") == (1, 2, 4)
+    assert bench.parse_backends("XNNPACK,reference") == ("xnnpack", "reference")
+    with pytest.raises(ConfigError, match="did you mean 'xnnpack'"):
+        bench.parse_backends("xnnpak")
+    with pytest.raises(ConfigError, match="comma-separated integers"):
+        bench.parse_threads("two")
+    with pytest.raises(ConfigError, match=">= 1"):
+        bench.parse_threads("0")
+    with pytest.raises(ConfigError, match="--runs must be >= 2"):
+        bench.BenchConfig(runs=1)
+
+
+def test_coverage_walks_delegate_partitions(models):
+    data = models["fp32"].read_bytes()
+    xnn = coverage.xnnpack_coverage(data)
+    ref = coverage.builtin_coverage(data)
+    assert {k: c.total_nodes for k, c in ref.items()} == {"encode": 3, "classify": 3}
+    assert all(c.delegated_nodes == 0 for c in ref.values())
+    assert xnn["encode"].delegated_nodes == 3 and xnn["encode"].not_delegated == {}
+    # XNNPACK has no LSTM kernel: the sequence op stays on the builtin kernels.
+    assert xnn["classify"].not_delegated == {"UNIDIRECTIONAL_SEQUENCE_LSTM": 1}
+    assert xnn["classify"].delegated_nodes == 2
+
+
+def test_delegated_op_indices_on_a_hand_made_graph():
+    ops = [
+        {"index": 0, "op_name": "A", "inputs": [0], "outputs": [1]},
+        {"index": 1, "op_name": "B", "inputs": [1, 9], "outputs": [2]},
+        {"index": 2, "op_name": "C", "inputs": [2], "outputs": [3]},
+        {"index": 3, "op_name": "DELEGATE", "inputs": [1, 9], "outputs": [3]},
+    ]
+    assert coverage.delegated_op_indices(ops) == {1, 2}
+
+
+def test_macs_are_counted_from_shapes(models):
+    macs = coverage.signature_macs(models["fp32"].read_bytes())
+    conv = (SIZE_PX // 2) ** 2 * FEATURES * 3 * 3 * 3
+    assert macs["encode"]["macs_by_op"] == {"CONV_2D": conv, "FULLY_CONNECTED": FEATURES * FEATURES}
+    lstm = WINDOW * 4 * (UNITS * FEATURES + UNITS * UNITS)
+    assert macs["classify"]["macs_by_op"]["UNIDIRECTIONAL_SEQUENCE_LSTM"] == lstm
+    assert macs["classify"]["macs"] == lstm + WINDOW * len(LABELS) * UNITS
+
+
+def test_single_signature_model_keeps_one_subgraph(models):
+    part = coverage.single_signature_model(models["fp32"].read_bytes(), "classify")
+    tree = coverage.read_model(part)
+    assert coverage.signature_subgraphs(tree) == {"classify": 0}
+    assert coverage.op_types(tree, 0)[0] == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+    from ich_edge.errors import ModelError
+
+    with pytest.raises(ModelError, match="no signature 'nope'"):
+        coverage.single_signature_model(models["fp32"].read_bytes(), "nope")
+
+
+def test_benchmark_rows_are_well_formed(models):
+    config = bench.BenchConfig(threads=(1,), backends=("xnnpack", "reference", "gpu"), **QUICK)
+    result = bench.benchmark([models["fp32"], models["int8"]], config)
+    assert result["format"] == bench.RESULT_FORMAT
+    machine = result["machine"]
+    assert machine["cpu_model"] and machine["logical_cores"] >= 1
+    assert machine["versions"]["ai-edge-litert"] and machine["versions"]["numpy"] and machine["versions"]["python"]
+    rows = {(r["variant"], r["backend"]): r for r in result["rows"]}
+    assert len(rows) == 6
+    for variant in ("fp32", "int8"):
+        for backend in ("xnnpack", "reference"):
+            row = rows[(variant, backend)]
+            assert row["status"] == "ok", row
+            assert row["init_ms"] > 0 and row["first_inference_ms"] > 0
+            for key in ("slice_latency_ms", "study_latency_ms"):
+                stats = row[key]
+                assert stats["n"] == QUICK["runs"]
+                assert 0 < stats["min"] <= stats["p50"] <= stats["p90"] <= stats["p99"] <= stats["max"]
+                assert stats["std"] >= 0 and stats["outliers"] >= 0
+            assert row["stage_latency_ms"]["encode"]["p50"] > 0 and row["stage_latency_ms"]["classify"]["p50"] > 0
+            assert row["study_windows"] == 4  # 9 slices, window 4, stride 2: starts 0, 2, 4, 5
+            assert row["peak_rss_mb"] > 0
+            assert row["nodes"]["total_nodes"] == 6
+            assert row["tensorflow_imported"] is False
+            assert row["speedup_vs_fp32"] > 0
+        assert rows[(variant, "xnnpack")]["nodes"]["delegated_nodes"] == 5
+        assert rows[(variant, "reference")]["nodes"]["delegated_nodes"] == 0
+    assert rows[("fp32", "xnnpack")]["speedup_vs_fp32"] == pytest.approx(1.0)
+    gpu = rows[("fp32", "gpu")]
+    if not Path("/dev/dri").exists() and not Path("/dev/nvidia0").exists():
+        assert gpu["status"] == "unavailable"
+        assert "Variable tensors" in gpu["reason"] or "WebGPU" in gpu["reason"] or "Vulkan" in gpu["reason"]
+        assert gpu["threads"] is None and gpu.get("speedup_vs_fp32") is None
+    model = result["models"][0]
+    assert model["size_mb"] > 0 and model["macs"]["study"] > 0
+    table = format_table(result)
+    assert "unavailable [1]" in table and "[1] cnn_lstm_fp32.tflite gpu:" in table
+    assert table.count("\nfp32 ") == 3 and "1.00x" in table
+    profile = format_profile(result)
+    assert OP_PROFILE_UNAVAILABLE in profile
+    assert "classify: 2/3 nodes delegated; on builtin kernels: UNIDIRECTIONAL_SEQUENCE_LSTM x1" in profile
+
+
+def test_study_auc_from_a_cache(models, tmp_path):
+    from ich_edge.cache import Cache, CachedSeries
+    from ich_edge.transforms import PreprocessConfig
+
+    cache = Cache.create(tmp_path / "cache", PreprocessConfig(input_size_px=SIZE_PX))
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        labels = np.zeros(len(LABELS), np.int8)
+        labels[[1, 5]] = i % 2
+        images = rng.integers(0, 256, (5, SIZE_PX, SIZE_PX, 3), dtype=np.uint8)
+        slice_labels = np.tile(labels, (5, 1))
+        cache.write(CachedSeries(f"1.2.{i}", f"1.3.{i}", images, slice_labels, labels, tuple(f"s{j}" for j in range(5))))
+    auc = bench.study_auc(models["fp32"], cache.load_all(), threads=1)
+    assert auc["studies"] == 6
+    assert 0.0 <= auc["any"] <= 1.0 and auc["per_label"]["epidural"] is None  # no positive epidural study
+    assert auc["mean"] == pytest.approx(np.mean([auc["per_label"]["intraparenchymal"], auc["any"]]))
+
+
+def test_cli_runs_with_tensorflow_blocked(models, tmp_path):
+    """The bench verb and its worker processes run on the base install: TensorFlow is made unimportable."""
+    blocker = tmp_path / "blocker" / "tensorflow"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('tensorflow is blocked in this test')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")]))
+    out = tmp_path / "result.json"
+    command = [
+        sys.executable, "-m", "ich_edge", "bench", str(models["fp32"]), "--threads", "1", "--backend", "xnnpack,gpu",
+        "--runs", "2", "--warmup", "0", "--study-slices", "5", "--json", str(out), "--results-dir", str(tmp_path / "results"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert [r["backend"] for r in result["rows"]] == ["xnnpack", "gpu"]
+    assert result["rows"][0]["status"] == "ok" and result["rows"][0]["tensorflow_imported"] is False
+    written = list((tmp_path / "results").glob(f"bench_*_{result['machine']['host']}.json"))
+    assert len(written) == 1
+    assert "fp32" in done.stdout and "study ms p50" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "result.json", "results"]  # nothing else written
+
+
+def test_cli_rejects_a_missing_model(tmp_path, capsys):
+    from ich_edge.cli import main
+
+    code = main(["bench", str(tmp_path / "missing.tflite"), "--backend", "xnnpack"])
+    assert code != 0
+    assert "does not exist" in capsys.readouterr().err
