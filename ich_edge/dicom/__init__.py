@@ -1,1 +1,25 @@
-"""DICOM reading and writing for head CT."""
+"""DICOM reading and writing for head CT.
+
+Public API::
+
+    scan = find_series(path)        # CT series under a file or folder, headers only
+    series = scan.series[0]         # slices sorted from the bottom of the head to the top
+    loaded = series.load(Preprocess())
+    hu = read_hu("ID_000012eaf.dcm")  # one slice in Hounsfield units
+"""
+
+from ich_edge.dicom.pixels import AIR_HU
+from ich_edge.dicom.reader import SliceInfo, read_dataset, read_hu, read_slice_info
+from ich_edge.dicom.series import LoadedSeries, ScanResult, Series, find_series
+
+__all__ = [
+    "AIR_HU",
+    "LoadedSeries",
+    "ScanResult",
+    "Series",
+    "SliceInfo",
+    "find_series",
+    "read_dataset",
+    "read_hu",
+    "read_slice_info",
+]

@@ -1,0 +1,50 @@
+"""``ich-edge inspect PATH [--json]``: report the CT series under a file or folder."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from ich_edge.dicom import find_series
+from ich_edge.inspect import format_table, inspect_scan
+
+
+@click.command(name="inspect")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON list with one object per series; skipped files go to stderr.",
+)
+def command(path: Path, as_json: bool) -> None:
+    """Read DICOM series under PATH and report their geometry and problems.
+
+    PATH is one .dcm file, a series folder, or a flat folder of mixed series (the RSNA
+    layout); folders are searched recursively. Nothing is written to disk.
+    """
+    # pydicom warns about every odd value it meets; gather those into one line per kind
+    # instead of letting them interleave with the report.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scan = find_series(path)
+        reports = inspect_scan(scan)
+    notes = [*scan.problems, *_warning_notes(caught)]
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+        for note in notes:
+            click.echo(f"ich-edge: skipped: {note}" if note in scan.problems else f"ich-edge: {note}", err=True)
+    else:
+        click.echo(format_table(reports, notes))
+
+
+def _warning_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """One line per kind of warning; quoted element values are masked (they could be names)."""
+    messages = (re.sub(r"'[^']*'", "'...'", str(item.message).strip().splitlines()[0]) for item in caught
+                if str(item.message).strip())
+    return [f"pydicom warned {count}x: {message}" for message, count in Counter(messages).items()]

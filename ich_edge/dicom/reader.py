@@ -1,0 +1,280 @@
+"""Reading one DICOM file: its header as a :class:`SliceInfo`, its pixels in HU.
+
+Every public function here raises only :class:`~ich_edge.errors.DicomError` subclasses,
+whatever the bytes of the file are (the test suite fuzzes this with truncated and
+bit-flipped files). RSNA-style SOP Instance UIDs (``ID_<hex>``, not valid UIDs) are read
+without warnings; pydicom's configuration is never changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from ich_edge.dicom.pixels import (
+    PixelModule,
+    dataset_to_hu,
+    error_text,
+    first_number,
+    numbers_of,
+)
+from ich_edge.errors import DicomError, IchEdgeError, NotDicomError, PixelDataError
+
+Source = Union[str, os.PathLike, BinaryIO, Dataset]
+
+
+
+@dataclass(frozen=True, slots=True)
+class SliceInfo:
+    """What the header of one CT slice says; read by :func:`read_slice_info` without pixels.
+
+    Attributes
+    ----------
+    path : the file.
+    sop_instance_uid : (0008,0018) SOP Instance UID, or the file stem when missing.
+    series_uid, study_uid : (0020,000E) Series / (0020,000D) Study Instance UID, or None.
+    modality : (0008,0060) Modality, upper case, or None when missing.
+    rows, columns : (0028,0010) Rows, (0028,0011) Columns.
+    position_mm : (0020,0032) Image Position (Patient), or None.
+    orientation : (0020,0037) Image Orientation (Patient), six direction cosines, or None.
+    instance_number : (0020,0013) Instance Number, or None.
+    pixel_spacing_mm : (0028,0030) Pixel Spacing (row spacing, column spacing), or None.
+    slice_thickness_mm : (0018,0050) Slice Thickness, or None.
+    window_hu : first values of (0028,1050) Window Center and (0028,1051) Window Width;
+        informational only (the model uses its own windows).
+    photometric : (0028,0004) Photometric Interpretation.
+    """
+
+    path: Path
+    sop_instance_uid: str
+    series_uid: str | None
+    study_uid: str | None
+    modality: str | None
+    rows: int
+    columns: int
+    position_mm: tuple[float, float, float] | None
+    orientation: tuple[float, float, float, float, float, float] | None
+    instance_number: int | None
+    pixel_spacing_mm: tuple[float, float] | None
+    slice_thickness_mm: float | None
+    window_hu: tuple[float, float] | None = None
+    photometric: str = "MONOCHROME2"
+
+
+class _DropInvalidUid(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_INVALID_UID)
+
+
+_INVALID_UID = "Invalid value for VR UI"
+_DROP_INVALID_UID = _DropInvalidUid()
+
+
+@contextlib.contextmanager
+def _quiet_invalid_uids():
+    """Silence pydicom's "Invalid value for VR UI" warning and log line, inside this block only.
+
+    RSNA's ``ID_<hex>`` SOP Instance UIDs would otherwise give one of each per file.
+    pydicom both warns and logs it; the log filter is removed again on exit.
+    """
+    logger = logging.getLogger("pydicom")
+    added = _DROP_INVALID_UID not in logger.filters
+    if added:
+        logger.addFilter(_DROP_INVALID_UID)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_INVALID_UID)
+            yield
+    finally:
+        if added:
+            logger.removeFilter(_DROP_INVALID_UID)
+
+
+def _named(err: IchEdgeError, label: str | None) -> IchEdgeError:
+    """The same kind of error with ``label: `` in front of its message."""
+    if not label:
+        return err
+    return type(err)(f"{label}: {err}")
+
+
+def _label(source: Source) -> str | None:
+    """The file name of ``source`` for messages, or None (data sets, anonymous buffers)."""
+    if isinstance(source, Dataset):
+        return None
+    name = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", None)
+    return Path(name).name if isinstance(name, (str, os.PathLike)) else None
+
+
+def _dcmread(source, *, headers_only: bool) -> Dataset:
+    """``pydicom.dcmread``, falling back to ``force=True`` for files without a preamble."""
+    try:
+        return pydicom.dcmread(source, stop_before_pixels=headers_only)
+    except InvalidDicomError as strict_err:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        # Old files without the 128-byte preamble and "DICM" are still DICOM; anything that
+        # parses only with force=True must at least look like an image to be accepted.
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(source, stop_before_pixels=headers_only, force=True)
+            looks_like_image = "SOPClassUID" in ds or ("Rows" in ds and "Columns" in ds)
+        except Exception:
+            looks_like_image = False
+        if not looks_like_image:
+            raise NotDicomError() from strict_err
+        return ds
+
+
+def _read(source, *, headers_only: bool) -> Dataset:
+    """:func:`read_dataset` without the file name in front of error messages."""
+    if isinstance(source, Dataset):
+        return source
+    try:
+        with _quiet_invalid_uids():
+            return _dcmread(source, headers_only=headers_only)
+    except IchEdgeError:
+        raise
+    except OSError as err:
+        raise DicomError(f"cannot read the file ({err.strerror or err})") from err
+    except Exception as err:  # pydicom raises many types on corrupt data (struct.error, ValueError, ...)
+        raise NotDicomError(
+            f"not a readable DICOM file ({err.__class__.__name__}: {error_text(err)}); "
+            "the file is corrupt or not DICOM"
+        ) from err
+
+
+def read_dataset(source: Source, *, headers_only: bool = False) -> Dataset:
+    """Read a DICOM file (path or binary file object) into a pydicom ``Dataset``.
+
+    Parameters
+    ----------
+    source : path, binary file object, or an already-read ``Dataset`` (returned as is).
+    headers_only : stop before (7FE0,0010) Pixel Data (fast; for grouping series).
+
+    Raises
+    ------
+    NotDicomError
+        If the bytes are not DICOM.
+    DicomError
+        If the file cannot be opened or read.
+    """
+    try:
+        return _read(source, headers_only=headers_only)
+    except IchEdgeError as err:
+        raise _named(err, _label(source)) from err
+
+
+def read_hu(source: Source, *, label: str | None = None) -> np.ndarray:
+    """One slice in Hounsfield units, float32 ``(rows, cols)``.
+
+    Decoding, bit masking, rescale and padding follow :mod:`ich_edge.dicom.pixels`:
+    ``HU = stored * (0028,1053) Rescale Slope + (0028,1052) Rescale Intercept``, padding
+    ((0028,0120) Pixel Padding Value) and values below air set to -1024 HU.
+
+    Parameters
+    ----------
+    source : path, binary file object or ``Dataset`` of one slice.
+    label : name used at the start of error messages (default: the file name).
+
+    Raises
+    ------
+    NotDicomError, NoPixelDataError, PixelDataError, DicomError
+        With a message that starts with the file name and says what to do.
+    """
+    label = label or _label(source)
+    try:
+        ds = _read(source, headers_only=False)
+        with _quiet_invalid_uids():
+            return dataset_to_hu(ds)
+    except IchEdgeError as err:
+        raise _named(err, label) from err
+    except Exception as err:  # corrupt headers surface as TypeError/ValueError/... here
+        problem = PixelDataError(f"pixel data cannot be used ({err.__class__.__name__}: {error_text(err)})")
+        raise _named(problem, label) from err
+
+
+def read_slice_info(path: str | os.PathLike, *, label: str | None = None) -> SliceInfo:
+    """The header of one slice: the file is read up to (7FE0,0010) Pixel Data, no further.
+
+    Files that are not images (no Rows/Columns), colour, multi-frame or with unusable bit
+    depths are rejected here; missing or truncated pixel data shows when the slice is
+    decoded (:func:`read_hu`, :meth:`Series.load`).
+
+    Raises
+    ------
+    NotDicomError, NoPixelDataError, PixelDataError, DicomError
+        With a message that starts with ``label`` (default: the file name).
+    """
+    path = Path(path)
+    label = label or path.name
+    try:
+        ds = _read(path, headers_only=True)
+        with _quiet_invalid_uids():
+            return _slice_info(ds, path, PixelModule.from_dataset(ds))
+    except IchEdgeError as err:
+        raise _named(err, label) from err
+    except OSError as err:
+        raise DicomError(f"{label}: cannot read the file ({err.strerror or err})") from err
+    except Exception as err:  # malformed values that pydicom converts lazily
+        raise DicomError(f"{label}: unreadable header ({err.__class__.__name__}: {error_text(err)})") from err
+
+
+def _text(ds: Dataset, keyword: str) -> str | None:
+    value = ds.get(keyword)
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    text = str(value).strip().strip("\x00").strip()
+    return text or None
+
+
+def _tuple(ds: Dataset, keyword: str, size: int) -> tuple[float, ...] | None:
+    try:
+        numbers = numbers_of(ds.get(keyword))
+    except Exception:  # a malformed DS value is as good as a missing one
+        return None
+    if numbers is None or len(numbers) < size:
+        return None
+    return tuple(numbers[:size])
+
+
+def _number(ds: Dataset, keyword: str) -> float | None:
+    try:
+        return first_number(ds.get(keyword))
+    except Exception:
+        return None
+
+
+def _slice_info(ds: Dataset, path: Path, module: PixelModule) -> SliceInfo:
+    modality = _text(ds, "Modality")
+    instance = _number(ds, "InstanceNumber")
+    thickness = _number(ds, "SliceThickness")
+    center, width = _number(ds, "WindowCenter"), _number(ds, "WindowWidth")
+    return SliceInfo(
+        path=path,
+        sop_instance_uid=_text(ds, "SOPInstanceUID") or path.stem,
+        series_uid=_text(ds, "SeriesInstanceUID"),
+        study_uid=_text(ds, "StudyInstanceUID"),
+        modality=modality.upper() if modality else None,
+        rows=module.rows,
+        columns=module.columns,
+        position_mm=_tuple(ds, "ImagePositionPatient", 3),
+        orientation=_tuple(ds, "ImageOrientationPatient", 6),
+        instance_number=int(instance) if instance is not None else None,
+        pixel_spacing_mm=_tuple(ds, "PixelSpacing", 2),
+        slice_thickness_mm=thickness,
+        window_hu=(center, width) if center is not None and width is not None else None,
+        photometric=module.photometric,
+    )

@@ -1,0 +1,365 @@
+"""Finding CT series in a file or folder, ordering their slices, and loading them.
+
+:func:`find_series` reads headers only, so a flat RSNA folder of 750k files is grouped
+without decoding pixels; :meth:`Series.load` then reads each slice file once.
+
+Ordering rule: slices are sorted by their (0020,0032) Image Position (Patient) projected on
+the slice normal, the cross product of the row and column direction cosines of
+(0020,0037) Image Orientation (Patient). For axial head CT in DICOM's patient coordinates
+(+z towards the head) ascending order runs from the bottom of the head to the top, also on
+tilted gantries. When a position is missing, the whole series falls back to
+(0020,0013) Instance Number (``sort_method`` says so, and a problem is recorded), and
+without instance numbers to file name order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ich_edge.dicom.reader import SliceInfo, read_hu, read_slice_info
+from ich_edge.errors import DicomError, NoSeriesError, NotCTError, SeriesError
+
+#: Two slices closer than this along the normal are at the same position.
+DUPLICATE_TOLERANCE_MM = 0.01
+#: A step this many times the median slice spacing is reported as a gap.
+GAP_FACTOR = 1.5
+_AXIAL_NORMAL = (0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class LoadedSeries:
+    """Pixels of a series: ``images[i]`` belongs to ``slice_ids[i]``, bottom to top.
+
+    ``images`` is float32 HU ``(N, rows, cols)`` or the stacked transform outputs;
+    ``problems`` lists what went wrong while loading (dropped slices); the problems found
+    while scanning stay in :attr:`Series.problems`.
+    """
+
+    images: np.ndarray
+    slice_ids: list[str]
+    problems: list[str]
+
+
+@dataclass(frozen=True)
+class Series:
+    """One CT series, its slices sorted from the bottom of the head to the top."""
+
+    series_uid: str
+    study_uid: str | None
+    modality: str
+    slices: list[SliceInfo]
+    sort_method: str
+    slice_spacing_mm: float | None
+    pixel_spacing_mm: tuple[float, float] | None
+    rows: int
+    columns: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def slice_ids(self) -> list[str]:
+        """(0008,0018) SOP Instance UIDs in slice order."""
+        return [info.sop_instance_uid for info in self.slices]
+
+    @property
+    def num_slices(self) -> int:
+        return len(self.slices)
+
+    def load(self, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> LoadedSeries:
+        """Read every slice once, in order, and apply ``transform`` to each slice in HU.
+
+        Parameters
+        ----------
+        transform : called on each float32 HU slice ``(rows, cols)``, e.g.
+            :class:`ich_edge.transforms.Preprocess`; None keeps HU.
+
+        Raises
+        ------
+        SeriesError
+            If no slice can be decoded. Slices that fail are dropped and listed in
+            ``problems``.
+        """
+        images: np.ndarray | None = None
+        kept: list[int] = []
+        problems: list[str] = []
+        for index, info in enumerate(self.slices):
+            try:
+                hu = read_hu(info.path, label=info.path.name)
+            except DicomError as err:
+                problems.append(f"{err}; slice dropped")
+                continue
+            if hu.shape != (self.rows, self.columns):
+                problems.append(
+                    f"{info.path.name}: pixels are {hu.shape[0]}x{hu.shape[1]}, the header said "
+                    f"{self.rows}x{self.columns}; slice dropped"
+                )
+                continue
+            image = hu if transform is None else np.asarray(transform(hu))
+            if images is None:
+                images = np.empty((len(self.slices), *image.shape), dtype=image.dtype)
+            images[len(kept)] = image
+            kept.append(index)
+        if images is None:
+            raise SeriesError(f"series {self.series_uid}: no usable slice ({problems[0]})")
+        return LoadedSeries(
+            images=images[: len(kept)],
+            slice_ids=[self.slices[i].sop_instance_uid for i in kept],
+            problems=problems,
+        )
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """CT series found under a path, and what was skipped on the way."""
+
+    series: list[Series]
+    problems: list[str]
+    num_files: int
+
+
+def find_series(path: str | os.PathLike) -> ScanResult:
+    """Group the DICOM files under ``path`` into CT series, each sorted bottom to top.
+
+    Parameters
+    ----------
+    path : one file, a series folder, or a folder of mixed series (searched recursively;
+        hidden files are skipped). Only headers are read.
+
+    Raises
+    ------
+    NoSeriesError
+        If ``path`` does not exist or holds no usable DICOM slice.
+    NotCTError
+        If DICOM images are found but none is CT.
+    NotDicomError, NoPixelDataError, PixelDataError
+        If ``path`` is a single file that cannot be used.
+    """
+    root = Path(path)
+    if root.is_file():
+        files = [root]
+    elif root.is_dir():
+        files = _list_files(root)
+    else:
+        raise NoSeriesError(f"{path}: no such file or folder; pass a .dcm file or a folder of them")
+    if not files:
+        raise NoSeriesError(f"{path}: the folder holds no files; pass a .dcm file or a folder of them")
+    base = root.parent if root.is_file() else root
+    problems: list[str] = []
+    infos: list[SliceInfo] = []
+    for file in files:
+        label = _relative(file, base)
+        try:
+            infos.append(read_slice_info(file, label=label))
+        except DicomError as err:
+            if root.is_file():
+                raise
+            problems.append(f"{err}; skipped")
+    groups = _group(infos, base, problems)
+    series: list[Series] = []
+    non_ct: Counter[str] = Counter()
+    for key in sorted(groups):
+        built = _build_series(key, groups[key], problems, non_ct)
+        if built is not None:
+            series.append(built)
+    if not series:
+        if non_ct:
+            found = ", ".join(f"{modality} ({count} series)" for modality, count in sorted(non_ct.items()))
+            raise NotCTError(f"{path}: no CT series; found {found}. ich-edge reads head CT only")
+        first = problems[0] if problems else "no slice"
+        raise NoSeriesError(
+            f"{path}: no usable DICOM slice among {len(files)} files (first problem: {first})"
+        )
+    return ScanResult(series=series, problems=problems, num_files=len(files))
+
+
+def _list_files(root: Path) -> list[Path]:
+    files = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        files.extend(Path(folder) / name for name in sorted(names) if not name.startswith("."))
+    return files
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return path.name
+
+
+def _group(infos: list[SliceInfo], base: Path, problems: list[str]) -> dict[str, list[SliceInfo]]:
+    """Slices by (0020,000E) Series Instance UID; files without one by their folder."""
+    groups: dict[str, list[SliceInfo]] = {}
+    orphans: Counter[str] = Counter()
+    for info in infos:
+        key = info.series_uid
+        if key is None:
+            key = f"folder:{_relative(info.path.parent, base) if info.path.parent != base else '.'}"
+            orphans[key] += 1
+        groups.setdefault(key, []).append(info)
+    for key, count in sorted(orphans.items()):
+        problems.append(
+            f"{count} files without (0020,000E) Series Instance UID in {key[len('folder:'):]}; "
+            f"grouped as series {key}"
+        )
+    return groups
+
+
+def _build_series(key: str, infos: list[SliceInfo], scan_problems: list[str], non_ct: Counter) -> Series | None:
+    """One sorted, consistent series from its slices, or None if it is not CT."""
+    problems: list[str] = []
+    modalities = Counter(info.modality or "CT" for info in infos)
+    if "CT" not in modalities:
+        modality = modalities.most_common(1)[0][0]
+        non_ct[modality] += 1
+        scan_problems.append(f"series {key}: modality {modality}, skipped (ich-edge reads CT only)")
+        return None
+    others = [info for info in infos if info.modality not in ("CT", None)]
+    for info in others:
+        problems.append(f"{info.path.name}: modality {info.modality} inside a CT series; skipped")
+    infos = [info for info in infos if info.modality in ("CT", None)]
+    missing_modality = sum(info.modality is None for info in infos)
+    if missing_modality:
+        problems.append(f"(0008,0060) Modality missing on {missing_modality} slices; assumed CT")
+    infos = _drop_repeated_uids(sorted(infos, key=lambda info: str(info.path)), problems)
+    infos, (rows, columns) = _majority_shape(infos, problems)
+    ordered, method, normal = _order(infos, problems)
+    spacing_mm = None
+    if normal is not None:
+        ordered, spacing_mm = _drop_duplicate_positions(ordered, normal, problems)
+    _check_consistency(ordered, problems)
+    study_uid = Counter(info.study_uid for info in ordered).most_common(1)[0][0]
+    return Series(
+        series_uid=key,
+        study_uid=study_uid,
+        modality="CT",
+        slices=ordered,
+        sort_method=method,
+        slice_spacing_mm=spacing_mm,
+        pixel_spacing_mm=ordered[0].pixel_spacing_mm,
+        rows=rows,
+        columns=columns,
+        problems=problems,
+    )
+
+
+def _drop_repeated_uids(infos: list[SliceInfo], problems: list[str]) -> list[SliceInfo]:
+    seen: dict[str, SliceInfo] = {}
+    for info in infos:
+        first = seen.setdefault(info.sop_instance_uid, info)
+        if first is not info:
+            problems.append(
+                f"{info.path.name}: same SOP Instance UID {info.sop_instance_uid} as {first.path.name}; "
+                "kept the first"
+            )
+    return list(seen.values())
+
+
+def _majority_shape(infos: list[SliceInfo], problems: list[str]) -> tuple[list[SliceInfo], tuple[int, int]]:
+    shapes = Counter((info.rows, info.columns) for info in infos)
+    shape = shapes.most_common(1)[0][0]
+    for info in infos:
+        if (info.rows, info.columns) != shape:
+            problems.append(
+                f"{info.path.name}: {info.rows}x{info.columns} pixels, the series is "
+                f"{shape[0]}x{shape[1]}; slice skipped"
+            )
+    return [info for info in infos if (info.rows, info.columns) == shape], shape
+
+
+def slice_normal(infos: list[SliceInfo], problems: list[str]) -> np.ndarray:
+    """Unit normal of the slices: row cosines x column cosines of the most common orientation."""
+    # Count orientations rounded (scanners write cosines with differing digits), but compute
+    # the normal from the first unrounded orientation of the winning group.
+    orientations: Counter[tuple[float, ...]] = Counter()
+    exact: dict[tuple[float, ...], tuple[float, ...]] = {}
+    for info in infos:
+        if info.orientation is not None:
+            key = tuple(round(v, 3) for v in info.orientation)
+            orientations[key] += 1
+            exact.setdefault(key, info.orientation)
+    if not orientations:
+        problems.append("(0020,0037) Image Orientation (Patient) missing; assumed axial slices")
+        return np.array(_AXIAL_NORMAL)
+    if len(orientations) > 1:
+        problems.append(
+            f"(0020,0037) Image Orientation (Patient) differs between slices ({len(orientations)} "
+            "orientations); positions projected on the most common one"
+        )
+    cosines = np.array(exact[orientations.most_common(1)[0][0]], dtype=np.float64)
+    normal = np.cross(cosines[:3], cosines[3:])
+    norm = float(np.linalg.norm(normal))
+    if norm < 1e-6:
+        problems.append("(0020,0037) Image Orientation (Patient) is degenerate; assumed axial slices")
+        return np.array(_AXIAL_NORMAL)
+    return normal / norm
+
+
+def _order(infos: list[SliceInfo], problems: list[str]) -> tuple[list[SliceInfo], str, np.ndarray | None]:
+    """Slices bottom to top, the method used (position, instance_number or file_order), the normal."""
+    without_position = sum(info.position_mm is None for info in infos)
+    if without_position == 0:
+        normal = slice_normal(infos, problems)
+        ordered = sorted(infos, key=lambda info: (_height_mm(info, normal), info.instance_number or 0))
+        return ordered, "position", normal
+    fallback = f"(0020,0032) Image Position (Patient) missing on {without_position} of {len(infos)} slices"
+    if all(info.instance_number is not None for info in infos):
+        problems.append(
+            f"{fallback}; sorted by (0020,0013) Instance Number, which is often not the anatomical "
+            "order: check the series"
+        )
+        return sorted(infos, key=lambda info: info.instance_number), "instance_number", None
+    problems.append(f"{fallback} and Instance Number missing too; kept file name order: check the series")
+    return list(infos), "file_order", None
+
+
+def _height_mm(info: SliceInfo, normal: np.ndarray) -> float:
+    return float(np.dot(info.position_mm, normal))
+
+
+def _drop_duplicate_positions(
+    ordered: list[SliceInfo], normal: np.ndarray, problems: list[str]
+) -> tuple[list[SliceInfo], float | None]:
+    """Keep one slice per position; return the kept slices and the median spacing in mm."""
+    kept = [ordered[0]]
+    heights = [_height_mm(ordered[0], normal)]
+    for info in ordered[1:]:
+        height = _height_mm(info, normal)
+        if height - heights[-1] < DUPLICATE_TOLERANCE_MM:
+            problems.append(
+                f"{info.path.name}: same position as {kept[-1].path.name} ({height:.2f} mm along "
+                "the slice normal); kept the first"
+            )
+            continue
+        kept.append(info)
+        heights.append(height)
+    if len(kept) < 2:
+        return kept, None
+    steps = np.diff(heights)
+    spacing_mm = float(np.median(steps))
+    for index in np.flatnonzero(steps > GAP_FACTOR * spacing_mm):
+        problems.append(
+            f"gap of {steps[index]:.2f} mm between {kept[index].path.name} and {kept[index + 1].path.name} "
+            f"(median spacing {spacing_mm:.2f} mm): slices missing?"
+        )
+    return kept, spacing_mm
+
+
+def _check_consistency(ordered: list[SliceInfo], problems: list[str]) -> None:
+    studies = {info.study_uid for info in ordered}
+    if len(studies) > 1:
+        problems.append(f"the series spans {len(studies)} (0020,000D) Study Instance UIDs")
+    spacings = {info.pixel_spacing_mm for info in ordered}
+    if len(spacings) > 1:
+        problems.append(f"(0028,0030) Pixel Spacing differs between slices ({len(spacings)} values)")
+    monochrome1 = sum(info.photometric == "MONOCHROME1" for info in ordered)
+    if monochrome1:
+        problems.append(
+            f"{monochrome1} slices are MONOCHROME1; HU taken from the rescale as is "
+            "(MONOCHROME1 only inverts the display)"
+        )

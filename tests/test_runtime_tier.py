@@ -1,0 +1,156 @@
+"""The runtime tier loads and runs with TensorFlow blocked (a fresh interpreter per check).
+
+Add a runtime module to RUNTIME_MODULES or a verb to RUNTIME_VERBS with one line; entries
+whose module does not exist yet are skipped.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_atomic
+
+#: Modules an edge box imports; none may pull in TensorFlow or Keras.
+RUNTIME_MODULES = (
+    "ich_edge",
+    "ich_edge.dicom",
+    "ich_edge.transforms",
+    "ich_edge.sequence",
+    "ich_edge.metrics",
+    "ich_edge.labels",
+    "ich_edge.inspect",
+    "ich_edge.runtime.interpreter",
+    "ich_edge.runtime.predict",
+    "ich_edge.prepare",
+)
+
+#: (verb, argv) run through ich_edge.cli.main; "{series}" is a tiny CT series folder.
+RUNTIME_VERBS = (
+    ("inspect", ["inspect", "{series}", "--json"]),
+    # ("predict", ["predict", "{model}", "{series}"]),
+    # ("bench", ["bench", "{model}"]),
+)
+
+#: Imported by nothing in the runtime tier at import time or while running a verb.
+BLOCKED_PREFIXES = ("tensorflow", "tf_keras", "keras")
+NOT_AT_RUNTIME = ("matplotlib",)
+
+_PRELUDE = textwrap.dedent(
+    """
+    import importlib, importlib.abc, json, sys
+
+    BLOCKED = tuple(json.loads(sys.argv[1]))
+
+    class BlockTensorFlow(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.startswith(BLOCKED):
+                raise ImportError(f"{name} is blocked: the runtime tier must not import it")
+            return None
+
+    sys.meta_path.insert(0, BlockTensorFlow())
+    for name in BLOCKED:
+        sys.modules[name] = None
+
+    def loaded(prefixes):
+        return sorted(n for n, m in sys.modules.items() if m is not None and n.startswith(tuple(prefixes)))
+    """
+)
+
+
+def _run(body: str, *args: str) -> dict:
+    """Run ``body`` after the TensorFlow blocker in a fresh interpreter; return its JSON line."""
+    script = _PRELUDE + textwrap.dedent(body)
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(BLOCKED_PREFIXES), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _existing(modules) -> list[str]:
+    return [name for name in modules if importlib.util.find_spec(name) is not None]
+
+
+def test_blocker_really_blocks():
+    result = _run(
+        """
+        try:
+            import tensorflow
+            outcome = "imported"
+        except ImportError:
+            outcome = "blocked"
+        print(json.dumps({"outcome": outcome}))
+        """
+    )
+    assert result == {"outcome": "blocked"}
+
+
+def test_runtime_modules_import_without_tensorflow():
+    modules = _existing(RUNTIME_MODULES)
+    result = _run(
+        """
+        for name in json.loads(sys.argv[2]):
+            importlib.import_module(name)
+        from ich_edge.runtime.interpreter import interpreter_module
+        try:
+            runtime = interpreter_module().__name__
+        except Exception as err:  # no LiteRT installed: fine for this check
+            runtime = type(err).__name__
+        print(json.dumps({"tf": loaded(BLOCKED), "late": loaded(["matplotlib"]), "runtime": runtime}))
+        """,
+        json.dumps(modules),
+    )
+    assert result["tf"] == [] and result["late"] == []
+    assert result["runtime"] in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "MissingDependencyError")
+
+
+def _tiny_series(folder: Path) -> Path:
+    folder.mkdir()
+    for k in range(4):
+        hu = np.full((32, 32), 40.0)
+        ds = build_ct_dataset(
+            hu,
+            sop_instance_uid=f"ID_00000000{k}",
+            series_uid="1.2.826.0.1.3680043.8.498.77",
+            study_uid="1.2.826.0.1.3680043.8.498.7",
+            geometry=SliceGeometry(position_mm=(0.0, 0.0, 5.0 * k)),
+            instance_number=4 - k,
+        )
+        write_dataset_atomic(ds, folder / f"ID_00000000{k}.dcm")
+    return folder
+
+
+@pytest.mark.parametrize(("verb", "argv"), RUNTIME_VERBS, ids=[verb for verb, _ in RUNTIME_VERBS])
+def test_runtime_verb_runs_without_tensorflow(tmp_path, verb, argv):
+    if importlib.util.find_spec(f"ich_edge.cli.{verb}") is None:
+        pytest.skip(f"ich_edge.cli.{verb} does not exist yet")
+    series = _tiny_series(tmp_path / "series")
+    args = [arg.format(series=series) for arg in argv]
+    result = _run(
+        """
+        import contextlib, io
+        from ich_edge.cli import main
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(json.loads(sys.argv[2]))
+        print(json.dumps({"code": code, "out": out.getvalue(), "err": err.getvalue(),
+                          "tf": loaded(BLOCKED), "late": loaded(["matplotlib"])}))
+        """,
+        json.dumps(args),
+    )
+    assert result["code"] == 0, result["err"]
+    assert result["tf"] == [] and result["late"] == []
+    if verb == "inspect":
+        (report,) = json.loads(result["out"])
+        assert report["num_slices"] == 4 and report["slice_ids"][0] == "ID_000000000"
