@@ -1,0 +1,61 @@
+"""``ich-edge train``: train the CNN-LSTM on a prepared cache into RUN_DIR.
+
+TensorFlow is imported only when the command runs, so ``ich-edge train --help`` is quick.
+Options left out take the defaults of ``TrainConfig``, ``ModelConfig`` and ``SequenceConfig``.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def _given(**options) -> dict:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+@click.command("train")
+@click.option("--data", "data", required=True, type=click.Path(file_okay=False, path_type=str), help="Prepared cache (ich-edge prepare --out).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=str), help="RUN_DIR to write (config, checkpoints, model.keras, report).")
+@click.option("--test", "test", type=click.Path(file_okay=False, path_type=str), help="Cache of held-out studies for the report's test section.")
+@click.option("--epochs", type=int, help="Maximum epochs (default 12).")
+@click.option("--batch-size", type=int, help="Windows per step, global across devices (default 8).")
+@click.option("--learning-rate", type=float, help="Peak Adam learning rate (default 3e-3, cosine decay).")
+@click.option("--backbone", type=str, help="Slice encoder: edge (default) or mobilenetv2.")
+@click.option("--width", type=float, help="Channel multiplier of the backbone.")
+@click.option("--feature-dim", type=int, help="Features per slice entering the recurrent head.")
+@click.option("--rnn", type=str, help="Recurrent head: lstm (default) or gru.")
+@click.option("--rnn-units", type=int, help="Units per direction of the recurrent head.")
+@click.option("--window-slices", type=int, help="Slices per window (default 24).")
+@click.option("--stride-slices", type=int, help="Stride between windows at evaluation (default 12).")
+@click.option("--val-fraction", type=float, help="Share of studies held out for validation (default 0.2).")
+@click.option("--seed", type=int, help="Seed of the split, windows, augmentation and weights (default 0).")
+@click.option("--patience", type=int, help="Epochs without a better validation loss before stopping (default 4).")
+@click.option("--max-minutes", type=float, help="Stop after the epoch that would overrun this training time.")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue a run in --out with the same configuration, or start over.")
+def command(data, out, test, epochs, batch_size, learning_rate, backbone, width, feature_dim, rnn, rnn_units,
+            window_slices, stride_slices, val_fraction, seed, patience, max_minutes, resume) -> None:
+    """Train the CNN-LSTM on a prepared cache.
+
+    Splits the cache by study (seeded), trains on windows of consecutive slices with CT
+    augmentation, checkpoints every epoch, stops early on the validation loss, then writes
+    RUN_DIR/model.keras, thresholds.json (90% specificity on validation), report.json/.md
+    and ROC/loss plots. Multi-worker: run the same command on each machine with TF_CONFIG.
+    """
+    from ich_edge.cache import Cache
+    from ich_edge.sequence import SequenceConfig
+    from ich_edge.training.model import ModelConfig
+    from ich_edge.training.train import TrainConfig, train
+
+    config = TrainConfig(**_given(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                  val_fraction=val_fraction, seed=seed, patience=patience, max_minutes=max_minutes))
+    sequence_config = SequenceConfig(**_given(window_slices=window_slices, stride_slices=stride_slices))
+    if window_slices is not None and stride_slices is None:
+        sequence_config = SequenceConfig(window_slices, max(1, window_slices // 2))
+    model_fields = _given(backbone=backbone, width=width, feature_dim=feature_dim, rnn=rnn, rnn_units=rnn_units)
+    model_config = ModelConfig(input_size_px=Cache.open(data).preprocess.input_size_px, **model_fields)
+    report = train(data, out, config, model_config, sequence_config, test=test, resume=resume, log=click.echo)
+    if report:
+        target = report["targets"]
+        aucs = ", ".join(f"{k} {v['auc']:.3f}" if v["auc"] is not None else f"{k} n/a" for k, v in target["labels"].items())
+        click.echo(f"study AUC on {target['set']}: {aucs}")
+        click.echo(f"run folder: {out}")

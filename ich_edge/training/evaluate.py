@@ -1,0 +1,213 @@
+"""Whole-study inference the way the device does it, and the metrics of a set of studies.
+
+Deployment runs the encoder once per slice, cuts the features into windows by the sequence
+rule, runs the recurrent head on each window, averages the windows back per slice
+(:func:`ich_edge.sequence.stitch`) and takes the max over slices per label for the study.
+:func:`predict_series` does exactly that, with any encoder/head: Keras models, or plain
+callables (TFLite wrappers in parity and QAT) that take a float32 batch of any length and
+return an array.
+
+Padding: a series shorter than a window is padded with blank slices (all-zero images).
+With encode-once, the blank slice is encoded once and its feature vector fills the padded
+positions, so the result equals running the whole CNN-LSTM on the padded image window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ich_edge import LABELS
+from ich_edge.cache import CachedSeries
+from ich_edge.metrics import (
+    bootstrap_auc_ci,
+    per_label_auc,
+    rsna_log_loss,
+    sensitivity_at_specificity,
+    sensitivity_at_threshold,
+    threshold_at_specificity,
+)
+from ich_edge.sequence import SequenceConfig, gather_windows, stitch, study_probabilities, window_indices
+from ich_edge.training.data import study_label_table
+
+DEFAULT_SPECIFICITY = 0.9
+
+
+def _run(fn, batch: np.ndarray) -> np.ndarray:
+    """Call a Keras model in inference mode, or any other callable, and return numpy float32."""
+    if hasattr(fn, "predict_on_batch"):
+        out = fn(batch, training=False)
+    else:
+        out = fn(batch)
+    return np.asarray(out, dtype=np.float32)
+
+
+def encode_slices(encoder, images_uint8: np.ndarray, batch_slices: int = 64) -> np.ndarray:
+    """Features ``float32 (N, F)`` of ``uint8 (N, S, S, 3)`` slices (input is images / 255)."""
+    images = np.asarray(images_uint8)
+    chunks = [
+        _run(encoder, images[i : i + batch_slices].astype(np.float32) / np.float32(255.0))
+        for i in range(0, len(images), batch_slices)
+    ]
+    return np.concatenate(chunks, axis=0)
+
+
+def predict_series(
+    encoder,
+    head,
+    images_uint8: np.ndarray,
+    sequence_config: SequenceConfig,
+    batch_slices: int = 64,
+) -> np.ndarray:
+    """Per-slice probabilities ``float32 (N, 6)`` of one series, bottom to top.
+
+    Parameters
+    ----------
+    encoder : ``float32 (n, S, S, 3)`` in [0, 1] -> ``(n, F)`` (Keras model or callable).
+    head : ``float32 (w, T, F)`` -> ``(w, T, 6)`` probabilities.
+    images_uint8 : the series' model inputs ``uint8 (N, S, S, 3)`` (as in the cache).
+    sequence_config : window length and stride (the rule shared with the device).
+    """
+    num_slices = len(images_uint8)
+    features = encode_slices(encoder, images_uint8, batch_slices)
+    windows = gather_windows(features, sequence_config)
+    padding = window_indices(num_slices, sequence_config) < 0
+    if padding.any():
+        blank = np.zeros((1, *np.asarray(images_uint8).shape[1:]), np.uint8)
+        windows[padding] = encode_slices(encoder, blank)[0]
+    outputs = _run(head, windows)
+    return stitch(outputs, num_slices, sequence_config)
+
+
+def predict_studies(encoder, head, series_list: list[CachedSeries], sequence_config: SequenceConfig) -> list[np.ndarray]:
+    """:func:`predict_series` for every series, in order."""
+    return [predict_series(encoder, head, s.images, sequence_config) for s in series_list]
+
+
+def _clean(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def level_metrics(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    specificity: float = DEFAULT_SPECIFICITY,
+    thresholds: dict | None = None,
+    n_boot: int = 0,
+    seed: int = 0,
+) -> dict:
+    """Metrics of one level (slice or study) from ``int (n, 6)`` truth and ``(n, 6)`` scores.
+
+    Returns per-label AUC (with a bootstrap 95% CI when ``n_boot`` > 0), the RSNA weighted
+    log loss, the threshold for ``specificity`` and the sensitivity there, and, when
+    ``thresholds`` (chosen elsewhere, e.g. on validation) are given, the sensitivity and
+    specificity they reach on these cases. NaN (one class only) becomes ``None``.
+    """
+    y = np.asarray(y_true).astype(np.int64)
+    s = np.asarray(scores, dtype=np.float64)
+    out: dict = {
+        "n": int(len(y)),
+        "positives": {label: int(y[:, i].sum()) for i, label in enumerate(LABELS)},
+        "auc": {k: _clean(v) for k, v in per_label_auc(y, s).items()},
+        "rsna_log_loss": _clean(rsna_log_loss(y, np.clip(s, 0.0, 1.0))) if len(y) else None,
+        "specificity": specificity,
+        "threshold_at_specificity": {},
+        "sensitivity_at_specificity": {},
+    }
+    for i, label in enumerate(LABELS):
+        out["threshold_at_specificity"][label] = float(threshold_at_specificity(y[:, i], s[:, i], specificity))
+        out["sensitivity_at_specificity"][label] = _clean(sensitivity_at_specificity(y[:, i], s[:, i], specificity))
+    if n_boot > 0:
+        out["auc_ci95"] = {
+            label: [_clean(v) for v in bootstrap_auc_ci(y[:, i], s[:, i], n_boot=n_boot, seed=seed)]
+            for i, label in enumerate(LABELS)
+        }
+    if thresholds is not None:
+        out["at_thresholds"] = {}
+        for i, label in enumerate(LABELS):
+            called = s[:, i] >= thresholds[label]
+            negatives = ~y[:, i].astype(bool)
+            spec = float((~called[negatives]).mean()) if negatives.any() else None
+            out["at_thresholds"][label] = {
+                "threshold": float(thresholds[label]),
+                "sensitivity": _clean(sensitivity_at_threshold(y[:, i], s[:, i], thresholds[label])),
+                "specificity": spec,
+            }
+    return out
+
+
+def gather_levels(series_list: list[CachedSeries], slice_scores: list[np.ndarray]) -> dict:
+    """Slice- and study-level truth and scores from per-series slice scores.
+
+    Slices with any unknown label are left out at slice level; a study's score is the max
+    over the slices of all its series, its truth the study labels (or max of slice labels).
+    """
+    known = [(s.slice_labels >= 0).all(axis=1) for s in series_list]
+    slice_true = np.concatenate([s.slice_labels[k] for s, k in zip(series_list, known)]) if series_list else np.zeros((0, 6))
+    slice_pred = np.concatenate([p[k] for p, k in zip(slice_scores, known)]) if series_list else np.zeros((0, 6))
+    table = study_label_table(series_list)
+    study_scores: dict[str, np.ndarray] = {}
+    for series, scores in zip(series_list, slice_scores):
+        study = study_probabilities(scores)
+        previous = study_scores.get(series.study_uid)
+        study_scores[series.study_uid] = study if previous is None else np.maximum(previous, study)
+    uids = [uid for uid in sorted(study_scores) if (table[uid] >= 0).all()]
+    return {
+        "slice_true": slice_true.astype(np.int64),
+        "slice_scores": slice_pred.astype(np.float64),
+        "study_uids": uids,
+        "study_true": np.array([table[u] for u in uids], np.int64).reshape(-1, len(LABELS)),
+        "study_scores": np.array([study_scores[u] for u in uids], np.float64).reshape(-1, len(LABELS)),
+    }
+
+
+def metrics_from_scores(
+    series_list: list[CachedSeries],
+    slice_scores: list[np.ndarray],
+    specificity: float = DEFAULT_SPECIFICITY,
+    thresholds: dict | None = None,
+    n_boot: int = 1000,
+) -> tuple[dict, dict]:
+    """``(metrics, levels)``: slice and study metrics of per-series scores, plus the raw arrays."""
+    levels = gather_levels(series_list, slice_scores)
+    metrics = {
+        "slice": level_metrics(
+            levels["slice_true"], levels["slice_scores"], specificity, (thresholds or {}).get("slice")
+        ),
+        "study": level_metrics(
+            levels["study_true"], levels["study_scores"], specificity, (thresholds or {}).get("study"), n_boot=n_boot
+        ),
+    }
+    return metrics, levels
+
+
+def evaluate(
+    encoder,
+    head,
+    series_list: list[CachedSeries],
+    sequence_config: SequenceConfig,
+    specificity: float = DEFAULT_SPECIFICITY,
+    thresholds: dict | None = None,
+    n_boot: int = 1000,
+) -> dict:
+    """Slice- and study-level metrics of ``encoder``/``head`` on ``series_list``.
+
+    Returns ``{"slice": {...}, "study": {...}}``, each with ``n``, ``positives``, per-label
+    ``auc``, ``rsna_log_loss``, ``threshold_at_specificity`` and
+    ``sensitivity_at_specificity`` (chosen on these same cases), the study level also with
+    ``auc_ci95`` (bootstrap over studies), and ``at_thresholds`` when ``thresholds``
+    (``{"slice": {label: t}, "study": {label: t}}``, e.g. from validation) are given.
+    """
+    scores = predict_studies(encoder, head, series_list, sequence_config)
+    metrics, _ = metrics_from_scores(series_list, scores, specificity, thresholds, n_boot)
+    return metrics
+
+
+__all__ = [
+    "encode_slices",
+    "predict_series",
+    "predict_studies",
+    "evaluate",
+    "level_metrics",
+    "gather_levels",
+    "metrics_from_scores",
+]

@@ -1,0 +1,355 @@
+"""Train the CNN-LSTM on a prepared cache: ``TrainConfig`` and :func:`train`.
+
+The loop is Keras ``fit`` on windows of consecutive slices (:mod:`ich_edge.training.data`)
+under a tf.distribute strategy (:mod:`ich_edge.training.distribute`), with the loss of the
+RSNA metric (binary cross-entropy per label, ``any`` weighted 2), Adam with a cosine
+learning-rate schedule (one warm-up epoch), a checkpoint after every epoch, early stopping
+on the validation loss and an optional time budget. After training, the best epoch's
+weights are saved as RUN_DIR/model.keras, reloaded with :func:`ich_edge.training.run.load_run`
+and evaluated the way the device runs (encode once, windows, stitch; see
+:mod:`ich_edge.training.evaluate`); thresholds for 90% specificity are chosen on the
+validation studies, and the report compares the model to the trivial baseline.
+
+Resume: RUN_DIR/checkpoints/state.json records the finished epochs; a new call with the
+same configuration continues after the last one (``epochs`` and ``max_minutes`` may change,
+e.g. to train longer). A different configuration is refused unless ``resume=False``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ich_edge import LABELS, __version__
+from ich_edge.cache import Cache, write_json_atomic
+from ich_edge.errors import ConfigError
+from ich_edge.metrics import RSNA_WEIGHTS
+from ich_edge.sequence import SequenceConfig
+from ich_edge.training import data as data_lib
+from ich_edge.training import distribute
+from ich_edge.training import report as report_lib
+from ich_edge.training import run as run_lib
+from ich_edge.training.keras import keras, tf
+from ich_edge.training.model import MODEL_VERSION, ModelConfig, build_model
+
+#: TrainConfig fields that may change when a run is resumed (budgets, not the recipe).
+RESUMABLE_FIELDS = ("epochs", "max_minutes")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (see ``ich-edge train --help``); written to RUN_DIR/config.json.
+
+    Attributes
+    ----------
+    epochs : maximum number of epochs (each covers every training slice about once).
+    batch_size : windows per step (global batch, split across devices and workers).
+    learning_rate : peak Adam learning rate (cosine decay to 2% of it after one warm-up epoch).
+    val_fraction : share of studies held out for validation (split by study, seeded).
+    seed : seed of the split, the window offsets, the augmentation and the weights.
+    patience : epochs without a better validation loss before stopping.
+    max_minutes : stop after the epoch that would overrun this training time (None: no limit).
+    flip, rotation_deg, shift_fraction, intensity_jitter : augmentation strength.
+    specificity : specificity at which the operating thresholds are chosen on validation.
+    """
+
+    epochs: int = 12
+    batch_size: int = 8
+    learning_rate: float = 3e-3
+    val_fraction: float = 0.2
+    seed: int = 0
+    patience: int = 4
+    max_minutes: float | None = None
+    flip: bool = True
+    rotation_deg: float = 5.0
+    shift_fraction: float = 0.05
+    intensity_jitter: float = 0.05
+    specificity: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.epochs <= 10_000:
+            raise ConfigError(f"epochs must be in 1..10000, got {self.epochs}")
+        if not 1 <= self.batch_size <= 4096:
+            raise ConfigError(f"batch_size must be in 1..4096, got {self.batch_size}")
+        if not 0.0 < self.learning_rate <= 1.0:
+            raise ConfigError(f"learning_rate must be in (0, 1], got {self.learning_rate}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in (0, 1), e.g. 0.2, got {self.val_fraction}")
+        if self.patience < 1:
+            raise ConfigError(f"patience must be >= 1 epoch, got {self.patience}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"max_minutes must be > 0 (or omitted for no limit), got {self.max_minutes}")
+        if not 0.5 <= self.specificity < 1.0:
+            raise ConfigError(f"specificity must be in [0.5, 1), got {self.specificity}")
+        self.augment  # validates the augmentation fields
+
+    @property
+    def augment(self) -> data_lib.AugmentConfig:
+        return data_lib.AugmentConfig(self.flip, self.rotation_deg, self.shift_fraction, self.intensity_jitter)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@keras.saving.register_keras_serializable(package="ich_edge")
+def rsna_weighted_bce(y_true, y_pred):
+    """Per-position binary cross-entropy, labels weighted as the RSNA metric (``any`` x2).
+
+    ``(B, T, 6)`` -> ``(B, T)``; the mean over positions equals
+    :func:`ich_edge.metrics.rsna_log_loss` on the same slices.
+    """
+    eps = 1e-7
+    p = tf.clip_by_value(y_pred, eps, 1.0 - eps)
+    y = tf.cast(y_true, p.dtype)
+    bce = -(y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
+    weights = tf.constant(RSNA_WEIGHTS / RSNA_WEIGHTS.sum(), dtype=p.dtype)
+    return tf.reduce_sum(bce * weights, axis=-1)
+
+
+def model_config_for(cache_path: str | Path, **fields) -> ModelConfig:
+    """A :class:`ModelConfig` whose input size is the cache's (the cache fixes the input)."""
+    return ModelConfig(input_size_px=Cache.open(cache_path).preprocess.input_size_px, **fields)
+
+
+def _resume_key(run_config: dict) -> dict:
+    train = {k: v for k, v in run_config["train"].items() if k not in RESUMABLE_FIELDS}
+    keys = ("model", "sequence", "preprocess")
+    return {"train": train, **{k: run_config[k] for k in keys}, "cache": run_config["data"]["cache"]}
+
+
+def _first_difference(old, new, prefix: str = "") -> str:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return _first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
+    return f"{prefix.rstrip('.')}: {old!r} -> {new!r}"
+
+
+def load_state(run_dir: Path, run_config: dict, resume: bool) -> dict:
+    """The previous state of RUN_DIR to continue from, or a fresh one.
+
+    Raises :class:`ConfigError` when RUN_DIR holds a run with another configuration.
+    """
+    fresh = {"epoch": 0, "history": [], "best_val_loss": None, "best_epoch": 0, "best": None, "last": None, "wait": 0, "train_seconds": 0.0, "stopped": None}
+    state_path = run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE
+    if not resume or not state_path.is_file():
+        return fresh
+    previous = run_lib.read_json(run_dir / run_lib.CONFIG_FILE, "RUN_DIR has checkpoints but no config.json")
+    old_key, new_key = _resume_key(previous), _resume_key(run_config)
+    if old_key != new_key:
+        raise ConfigError(
+            f"{run_dir} holds a run with another configuration ({_first_difference(old_key, new_key)}); "
+            "use a new --out, or --no-resume to start over there"
+        )
+    state = run_lib.read_json(state_path, "checkpoint state")
+    return {**fresh, **state}
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """Per epoch: one log line, checkpoint, state.json, early stopping and the time budget."""
+
+    def __init__(self, strategy, write_dir: Path, chief: bool, checkpoint, state: dict, config: TrainConfig, schedule, log) -> None:
+        super().__init__()
+        self.strategy, self.dir, self.chief, self.checkpoint = strategy, write_dir / run_lib.CHECKPOINT_DIR, chief, checkpoint
+        self.state, self.config, self.schedule, self.log = state, config, schedule, log
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        seconds = time.monotonic() - self.started
+        state = self.state
+        val_loss = float(logs["val_loss"])
+        lr = float(self.schedule(self.model.optimizer.iterations))
+        state["history"].append({"epoch": epoch + 1, "loss": float(logs["loss"]), "val_loss": val_loss, "seconds": seconds, "learning_rate": lr})
+        state["epoch"], state["train_seconds"] = epoch + 1, state["train_seconds"] + seconds
+        name = f"epoch-{epoch + 1:04d}"
+        self.checkpoint.write(str(self.dir / name))
+        previous = {state["last"], state["best"]}
+        improved = state["best_val_loss"] is None or val_loss < state["best_val_loss"] - 1e-4
+        if improved:
+            state.update(best_val_loss=val_loss, best_epoch=epoch + 1, best=name, wait=0)
+        else:
+            state["wait"] += 1
+        state["last"] = name
+        mean_seconds = state["train_seconds"] / len(state["history"])
+        over_budget = self.config.max_minutes is not None and state["train_seconds"] + mean_seconds > self.config.max_minutes * 60
+        over_budget = distribute.any_worker(self.strategy, over_budget)
+        if state["wait"] >= self.config.patience:
+            state["stopped"], self.model.stop_training = "early stopping", True
+        elif over_budget:
+            state["stopped"], self.model.stop_training = "time budget", True
+        if self.chief:
+            write_json_atomic(self.dir / run_lib.STATE_FILE, state)
+            write_json_atomic(self.dir.parent / run_lib.HISTORY_FILE, state["history"])
+        for old in previous - {state["last"], state["best"], None}:
+            for path in self.dir.glob(f"{old}.*"):
+                path.unlink(missing_ok=True)
+        self.log(
+            f"epoch {epoch + 1}/{self.config.epochs}: loss {logs['loss']:.4f}, val_loss {val_loss:.4f}, "
+            f"{seconds:.1f} s, lr {lr:.2e}" + (" (best)" if improved else "")
+            + (f"; stopping: {state['stopped']}" if self.model.stop_training else "")
+        )
+
+
+def _schedule(config: TrainConfig, steps_per_epoch: int):
+    total = config.epochs * steps_per_epoch
+    warmup = steps_per_epoch if config.epochs >= 4 else 0
+    if warmup:
+        return keras.optimizers.schedules.CosineDecay(
+            config.learning_rate * 0.1, max(1, total - warmup), alpha=0.02, warmup_target=config.learning_rate, warmup_steps=warmup
+        )
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate, max(1, total), alpha=0.02)
+
+
+def _checkpoint_path(name: str, write_dir: Path, run_dir: Path) -> str:
+    """A checkpoint this process wrote, else the chief's in RUN_DIR (a worker resuming)."""
+    for folder in (write_dir, run_dir):
+        prefix = folder / run_lib.CHECKPOINT_DIR / name
+        if prefix.with_name(f"{name}.index").is_file():
+            return str(prefix)
+    raise ConfigError(f"checkpoint {name} named in {run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE} is missing; use --no-resume")
+
+
+def _load_test(test, preprocess, train_studies) -> list:
+    cache = Cache.open(test)
+    if cache.preprocess != preprocess:
+        raise ConfigError(f"the test cache {test} was prepared with other preprocessing than the training cache; prepare both the same way")
+    series = cache.load_all()
+    overlap = {s.study_uid for s in series} & set(train_studies)
+    if overlap:
+        raise ConfigError(f"{len(overlap)} test studies are also in the training cache; a held-out test set must not overlap")
+    return series
+
+
+def train(
+    data: str | Path,
+    out: str | Path,
+    config: TrainConfig = TrainConfig(),
+    model_config: ModelConfig | None = None,
+    sequence_config: SequenceConfig = SequenceConfig(),
+    test: str | Path | None = None,
+    resume: bool = True,
+    log=print,
+) -> dict:
+    """Train on the cache ``data`` into RUN_DIR ``out``; returns the report (``{}`` on non-chief workers).
+
+    Parameters
+    ----------
+    data : a cache written by ``ich-edge prepare`` (slice labels needed for training).
+    out : RUN_DIR; created if needed, resumed if it holds a run with the same configuration.
+    config, model_config, sequence_config : the recipe; ``model_config`` defaults to
+        :class:`ModelConfig` at the cache's input size and must match it.
+    test : optional cache of held-out studies (another seed) for the report's test section.
+    resume : continue an interrupted run in ``out``; False starts over there.
+    log : called with one line of progress at a time.
+    """
+    strategy = distribute.choose_strategy()  # first: the multi-worker runtime must start before other TF work
+    t0 = time.monotonic()
+    cache = Cache.open(data)
+    model_config = model_config or ModelConfig(input_size_px=cache.preprocess.input_size_px)
+    if model_config.input_size_px != cache.preprocess.input_size_px:
+        raise ConfigError(
+            f"the cache {data} holds {cache.preprocess.input_size_px} px slices but the model expects "
+            f"{model_config.input_size_px} px; prepare the cache at the model's size"
+        )
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ConfigError(f"batch_size {config.batch_size} must be divisible by the {replicas} devices/workers")
+    series = cache.load_all()
+    split = data_lib.split_studies(series, config.val_fraction, config.seed)
+    train_series = data_lib.select_studies(series, split.train_studies)
+    val_series = data_lib.select_studies(series, split.val_studies)
+    test_series = _load_test(test, cache.preprocess, split.train_studies + split.val_studies) if test else None
+    run_dir = Path(out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} is a file; pass a folder for the run")
+    window = sequence_config.window_slices
+    run_config = {
+        "ich_edge_version": __version__,
+        "model_version": MODEL_VERSION,
+        "labels": list(LABELS),
+        "quantized": False,
+        "train": config.to_dict(),
+        "model": model_config.to_dict(),
+        "sequence": sequence_config.to_dict(),
+        "preprocess": cache.preprocess.to_dict(),
+        "data": {
+            "cache": str(Path(data).resolve()),
+            "series": len(series),
+            "train_studies": len(split.train_studies),
+            "val_studies": len(split.val_studies),
+            "split_seed": split.seed,
+            "test_cache": str(Path(test).resolve()) if test else None,
+        },
+    }
+    state = load_state(run_dir, run_config, resume)
+    chief = distribute.is_chief(strategy)
+    if chief:
+        if not resume:
+            shutil.rmtree(run_dir / run_lib.CHECKPOINT_DIR, ignore_errors=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / run_lib.CONFIG_FILE, run_config)
+        write_json_atomic(run_dir / run_lib.SPLIT_FILE, split.to_dict())
+
+    train_ds, steps = data_lib.train_dataset(train_series, window, config.batch_size, config.seed, config.augment, state["epoch"])
+    val_ds, val_steps = data_lib.eval_dataset(val_series, sequence_config, config.batch_size)
+    log(
+        f"train: {len(split.train_studies)} studies ({len(train_series)} series), validation: {len(split.val_studies)} studies; "
+        f"{steps} steps/epoch of {config.batch_size} windows x {window} slices on {replicas} device(s)"
+    )
+    keras.utils.set_random_seed(config.seed)
+    with distribute.WriteDir(run_dir, strategy) as write_dir:
+        with strategy.scope():
+            _, _, model = build_model(model_config, window)
+            schedule = _schedule(config, steps)
+            optimizer = keras.optimizers.Adam(schedule)
+            optimizer.build(model.trainable_variables)
+            model.compile(optimizer=optimizer, loss=rsna_weighted_bce, weighted_metrics=[])
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        finished = state["stopped"] == "early stopping" or state["epoch"] >= config.epochs
+        if state["last"]:
+            checkpoint.read(_checkpoint_path(state["last"], write_dir.path, run_dir)).assert_existing_objects_matched()
+            log(f"resuming {run_dir} after epoch {state['epoch']}" + (" (already finished)" if finished else ""))
+        if not finished:
+            state["stopped"] = None
+            callback = EpochEnd(strategy, write_dir.path, chief, checkpoint, state, config, schedule, log)
+            model.fit(
+                train_ds,
+                epochs=config.epochs,
+                initial_epoch=state["epoch"],
+                steps_per_epoch=steps,
+                validation_data=val_ds,
+                validation_steps=val_steps,
+                callbacks=[callback],
+                verbose=1 if sys.stdout.isatty() else 0,
+            )
+            if state["stopped"] is None:
+                state["stopped"] = "epochs"
+        if state["best"]:
+            tf.train.Checkpoint(model=model).read(_checkpoint_path(state["best"], write_dir.path, run_dir)).expect_partial()
+        # Saved from an uncompiled copy outside the strategy: no optimizer state, no mirrored variables.
+        export_encoder, export_head, export = build_model(model_config, window)
+        export.set_weights(model.get_weights())
+        model_path = write_dir.path / run_lib.MODEL_FILE
+        tmp_path = model_path.with_name(f".model-{os.getpid()}.keras")
+        export.save(tmp_path)
+        os.replace(tmp_path, model_path)
+        if chief:
+            write_json_atomic(run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE, state)
+    if not chief:
+        return {}
+    run = run_lib.Run(run_dir, run_config, model_config, sequence_config, cache.preprocess, export_encoder, export_head, export, None)
+    return report_lib.finish_run(run, val_series, test_series, state, config, time.monotonic() - t0, log)

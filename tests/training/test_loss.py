@@ -1,0 +1,41 @@
+"""The training loss is the RSNA weighted log loss ("any" x2) over the valid positions only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ich_edge.metrics import rsna_log_loss
+from ich_edge.training.data import _normalize_weights
+from ich_edge.training.keras import keras, tf
+from ich_edge.training.train import rsna_weighted_bce
+
+
+def test_loss_equals_rsna_log_loss_on_valid_positions():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, (3, 5, 6)).astype(np.float32)
+    p = rng.uniform(0.01, 0.99, (3, 5, 6)).astype(np.float32)
+    w = np.ones((3, 5), np.float32)
+    w[0, 3:] = 0  # padding
+    w[2, 4] = 0
+    _, _, w_norm = _normalize_weights(tf.zeros(1), y, tf.constant(w))
+    # Keras' compiled loss, as in training: an identity model whose "predictions" are p.
+    inputs = keras.Input((5, 6))
+    model = keras.Model(inputs, keras.layers.Activation("linear")(inputs))
+    model.compile(loss=rsna_weighted_bce, weighted_metrics=[])
+    keras_value = model.evaluate(p, y, sample_weight=w_norm.numpy(), batch_size=3, verbose=0)
+    valid = w.astype(bool)
+    expected = rsna_log_loss(y[valid], p[valid])
+    assert keras_value == pytest.approx(expected, rel=1e-5)
+
+
+def test_any_counts_twice():
+    y = np.zeros((1, 1, 6), np.float32)
+    p_any = np.full((1, 1, 6), 0.01, np.float32)
+    p_any[..., 5] = 0.9  # wrong on "any" only
+    p_sub = np.full((1, 1, 6), 0.01, np.float32)
+    p_sub[..., 0] = 0.9  # wrong on one subtype only
+    excess_any = float(rsna_weighted_bce(y, p_any)[0, 0]) - float(rsna_weighted_bce(y, np.full((1, 1, 6), 0.01, np.float32))[0, 0])
+    excess_sub = float(rsna_weighted_bce(y, p_sub)[0, 0]) - float(rsna_weighted_bce(y, np.full((1, 1, 6), 0.01, np.float32))[0, 0])
+    assert excess_any == pytest.approx(2 * excess_sub, rel=1e-5)
+    assert excess_sub == pytest.approx((-np.log(0.1) + np.log(0.99)) / 7, rel=1e-4)
