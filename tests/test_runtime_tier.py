@@ -35,7 +35,7 @@ RUNTIME_MODULES = (
 #: (verb, argv) run through ich_edge.cli.main; "{series}" is a tiny CT series folder.
 RUNTIME_VERBS = (
     ("inspect", ["inspect", "{series}", "--json"]),
-    # ("predict", ["predict", "{model}", "{series}"]),
+    ("predict", ["predict", "--model", "{model}", "{series}", "--json"]),
     # ("bench", ["bench", "{model}"]),
 )
 
@@ -136,7 +136,12 @@ def test_runtime_verb_runs_without_tensorflow(tmp_path, verb, argv):
     if importlib.util.find_spec(f"ich_edge.cli.{verb}") is None:
         pytest.skip(f"ich_edge.cli.{verb} does not exist yet")
     series = _tiny_series(tmp_path / "series")
-    args = [arg.format(series=series) for arg in argv]
+    model = tmp_path / "model.tflite"
+    if any("{model}" in arg for arg in argv):
+        from tiny_app_model import tiny_model_bytes  # tests/tiny_app_model.py: no TensorFlow needed
+
+        model.write_bytes(tiny_model_bytes())
+    args = [arg.format(series=series, model=model) for arg in argv]
     result = _run(
         """
         import contextlib, io
@@ -151,6 +156,9 @@ def test_runtime_verb_runs_without_tensorflow(tmp_path, verb, argv):
     )
     assert result["code"] == 0, result["err"]
     assert result["tf"] == [] and result["late"] == []
+    if verb == "predict":
+        (report,) = json.loads(result["out"])
+        assert report["num_slices"] == 4 and report["slices"][0]["id"] == "ID_000000000"
     if verb == "inspect":
         (report,) = json.loads(result["out"])
         assert report["num_slices"] == 4 and report["slice_ids"][0] == "ID_000000000"

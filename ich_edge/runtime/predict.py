@@ -1,0 +1,395 @@
+"""Hemorrhage prediction on the CT series under a path with a TFLite model (``ich-edge predict``).
+
+Everything a prediction depends on is read from the model's embedded description
+(:mod:`ich_edge.runtime.description`), never from constants in this module: the labels and
+their order, the preprocessing (:class:`~ich_edge.transforms.PreprocessConfig`), the
+window/stride of the recurrent head and the operating thresholds. Per series:
+
+1. read every slice once, bottom of the head to the top (:func:`ich_edge.dicom.find_series`);
+2. preprocess with the shared :class:`~ich_edge.transforms.Preprocess` (HU -> area resize ->
+   three windows -> uint8), exactly as the trainer and the app do;
+3. ``TFLiteStudyModel.predict_series``: encode each slice once, classify windows of
+   consecutive slices, stitch (mean over covering windows); a study shorter than one window
+   is padded with blank slices;
+4. study probability per label = max over slices; a label is positive when its probability
+   is >= the model's study threshold for it, a slice when >= the slice threshold.
+
+A folder that mixes good and bad input still yields the good series: problems (files
+skipped, series that could not be read) are collected in :attr:`PathPrediction.problems`
+and only when no series at all can be predicted is an error raised.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ich_edge.dicom import Series, find_series
+from ich_edge.errors import ConfigError, IchEdgeError, ModelError, SeriesError
+from ich_edge.transforms import Preprocess, PreprocessConfig
+
+#: Probability threshold used only when a model carries no thresholds (said in the output).
+FALLBACK_THRESHOLD = 0.5
+#: Label that says whether any hemorrhage is present; the other labels are subtypes.
+ANY_LABEL = "any"
+
+
+@dataclass(frozen=True)
+class OperatingPoints:
+    """Thresholds at which a probability counts as positive, per label.
+
+    Attributes
+    ----------
+    labels : output labels, in the model's output order.
+    slice_thresholds, study_thresholds : label -> threshold (positive when p >= threshold).
+    source : where the thresholds come from, for reports.
+    """
+
+    labels: tuple[str, ...]
+    slice_thresholds: dict[str, float]
+    study_thresholds: dict[str, float]
+    source: str
+
+    @classmethod
+    def from_description(cls, description: dict) -> "OperatingPoints":
+        """Thresholds from a model description's ``thresholds`` ({"slice": ..., "study": ...})."""
+        labels = tuple(description["labels"])
+        stored = description.get("thresholds") or {}
+        levels = {}
+        for level in ("slice", "study"):
+            table = stored.get(level) or {}
+            levels[level] = {label: float(table.get(label, FALLBACK_THRESHOLD)) for label in labels}
+        complete = all(label in (stored.get(level) or {}) for level in ("slice", "study") for label in labels)
+        source = "model description" if complete else f"default {FALLBACK_THRESHOLD} where the model has none"
+        return cls(labels, levels["slice"], levels["study"], source)
+
+
+@dataclass(frozen=True)
+class SeriesPrediction:
+    """What the model says about one series, and what it saw.
+
+    Attributes
+    ----------
+    index : 1-based position of the series among those predicted (names PNG files).
+    slice_ids : (0008,0018) SOP Instance UIDs, bottom of the head to the top.
+    slice_probabilities : float32 ``(num_slices, num_labels)``.
+    images : the model input, uint8 ``(num_slices, size, size, 3)``.
+    timing_ms : ``read`` (decode to HU), ``preprocess``, ``inference`` in milliseconds.
+    problems : the series' problems (slices dropped, sort fallbacks, ...).
+    """
+
+    index: int
+    series_uid: str
+    study_uid: str | None
+    slice_ids: list[str]
+    slice_probabilities: np.ndarray
+    images: np.ndarray
+    timing_ms: dict[str, float]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def num_slices(self) -> int:
+        return len(self.slice_ids)
+
+    @property
+    def study_probabilities(self) -> np.ndarray:
+        """Study-level probability per label: the max over slices."""
+        return self.slice_probabilities.max(axis=0)
+
+
+@dataclass(frozen=True)
+class PathPrediction:
+    """Predictions for every series under a path, with the model that made them."""
+
+    model_path: str
+    sha256: str
+    precision: str
+    points: OperatingPoints
+    series: list[SeriesPrediction]
+    problems: list[str]
+    scan_ms: float
+
+
+def load_model(path: str | Path, num_threads: int = 2):
+    """Open ``path`` as a :class:`~ich_edge.runtime.tflite_model.TFLiteStudyModel`.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, not a TFLite model, or lacks the ich-edge description
+        (labels, preprocessing, sequence) that predict needs.
+    """
+    from ich_edge.runtime.tflite_model import TFLiteStudyModel
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file; pass a .tflite written by `ich-edge convert`")
+    if int(num_threads) < 1:
+        raise ConfigError(f"--threads must be >= 1, got {num_threads}")
+    try:
+        model = TFLiteStudyModel(path, num_threads=int(num_threads))
+    except IchEdgeError:
+        raise
+    except (KeyError, TypeError) as err:
+        raise ModelError(
+            f"{path}: the embedded ich-edge description lacks {err}; re-convert the model with `ich-edge convert`"
+        ) from err
+    except (ValueError, RuntimeError, OSError) as err:
+        raise ModelError(f"{path}: cannot be loaded as a TFLite model ({err}); pass a .tflite file") from err
+    model_settings(model.description, path)
+    return model
+
+
+def model_settings(description: dict, path: str | Path = "model") -> tuple[PreprocessConfig, OperatingPoints]:
+    """The preprocessing and thresholds a description prescribes; ModelError if incomplete."""
+    try:
+        preprocess = PreprocessConfig.from_dict(description["preprocessing"])
+        points = OperatingPoints.from_description(description)
+        description["sequence"]["window_slices"]
+    except (KeyError, TypeError, ConfigError) as err:
+        raise ModelError(
+            f"{path}: the embedded ich-edge description lacks {err}; re-convert the model with `ich-edge convert`"
+        ) from err
+    if not points.labels:
+        raise ModelError(f"{path}: the embedded description lists no labels; re-convert it with `ich-edge convert`")
+    return preprocess, points
+
+
+def predict_path(model, path: str | Path) -> PathPrediction:
+    """Run ``model`` on every CT series under ``path`` (a file, a series or a mixed folder).
+
+    Raises
+    ------
+    NoSeriesError, NotCTError, DicomError
+        If ``path`` holds no usable CT series (from :func:`ich_edge.dicom.find_series`).
+    SeriesError
+        If series were found but none could be read.
+    """
+    preprocess_config, points = model_settings(model.description, model.path)
+    preprocess = Preprocess(preprocess_config)
+    start = time.perf_counter()
+    scan = find_series(path)
+    scan_ms = (time.perf_counter() - start) * 1000.0
+    problems = list(scan.problems)
+    predictions: list[SeriesPrediction] = []
+    for series in scan.series:
+        try:
+            predictions.append(_predict_series(model, series, preprocess, len(predictions) + 1, points))
+        except SeriesError as err:
+            problems.append(f"{err}; series skipped")
+    if not predictions:
+        raise SeriesError(f"{path}: no series could be read ({problems[-1]})")
+    return PathPrediction(
+        model_path=str(model.path),
+        sha256=model.sha256,
+        precision=model.precision,
+        points=points,
+        series=predictions,
+        problems=problems,
+        scan_ms=scan_ms,
+    )
+
+
+def _predict_series(model, series: Series, preprocess: Preprocess, index: int, points: OperatingPoints):
+    start = time.perf_counter()
+    loaded = series.load()
+    read_done = time.perf_counter()
+    images = preprocess.volume(loaded.images)
+    preprocess_done = time.perf_counter()
+    probabilities = np.asarray(model.predict_series(images), dtype=np.float32)
+    inference_done = time.perf_counter()
+    if probabilities.shape != (len(images), len(points.labels)):
+        raise ModelError(
+            f"{model.path}: predicted shape {probabilities.shape}, expected ({len(images)}, {len(points.labels)}) "
+            "from the labels in its description; re-convert the model"
+        )
+    return SeriesPrediction(
+        index=index,
+        series_uid=series.series_uid,
+        study_uid=series.study_uid,
+        slice_ids=list(loaded.slice_ids),
+        slice_probabilities=probabilities,
+        images=images,
+        timing_ms={
+            "read": (read_done - start) * 1000.0,
+            "preprocess": (preprocess_done - read_done) * 1000.0,
+            "inference": (inference_done - preprocess_done) * 1000.0,
+        },
+        problems=list(loaded.problems),
+    )
+
+
+# --- triage --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Triage:
+    """The one-line verdict on a series.
+
+    ``top_label`` is the most probable positive subtype (or ``any`` when no subtype reaches
+    its threshold); ``slice_runs`` are 1-based inclusive (first, last) slice positions,
+    bottom to top, where ``top_label``'s slice probability reaches its slice threshold.
+    """
+
+    positive: bool
+    any_probability: float
+    positive_subtypes: list[tuple[str, float]]
+    top_label: str
+    top_probability: float
+    slice_runs: list[tuple[int, int]]
+
+
+def positive_labels(prediction: SeriesPrediction, points: OperatingPoints) -> dict[str, bool]:
+    """label -> study probability >= the model's study threshold."""
+    study = prediction.study_probabilities
+    return {label: bool(study[i] >= points.study_thresholds[label]) for i, label in enumerate(points.labels)}
+
+
+def triage(prediction: SeriesPrediction, points: OperatingPoints) -> Triage:
+    """Verdict, positive subtypes (most probable first) and where the top label is seen."""
+    study = prediction.study_probabilities
+    positive = positive_labels(prediction, points)
+    index = {label: i for i, label in enumerate(points.labels)}
+    subtypes = [label for label in points.labels if label != ANY_LABEL]
+    found = sorted(
+        ((label, float(study[index[label]])) for label in subtypes if positive[label]),
+        key=lambda item: -item[1],
+    )
+    has_any = ANY_LABEL in index
+    is_positive = positive[ANY_LABEL] if has_any else bool(found)
+    is_positive = is_positive or bool(found)
+    if found:
+        top_label, top_p = found[0]
+    elif has_any:
+        top_label, top_p = ANY_LABEL, float(study[index[ANY_LABEL]])
+    else:
+        best = max(subtypes, key=lambda label: study[index[label]])
+        top_label, top_p = best, float(study[index[best]])
+    runs: list[tuple[int, int]] = []
+    if is_positive:
+        column = prediction.slice_probabilities[:, index[top_label]]
+        runs = slice_runs(column >= points.slice_thresholds[top_label])
+    any_p = float(study[index[ANY_LABEL]]) if has_any else float(study.max())
+    return Triage(is_positive, any_p, found, top_label, top_p, runs)
+
+
+def slice_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """1-based inclusive (first, last) runs of consecutive True values in ``mask``."""
+    runs: list[tuple[int, int]] = []
+    start = None
+    for i, flag in enumerate(np.asarray(mask, dtype=bool)):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append((start + 1, i))
+            start = None
+    if start is not None:
+        runs.append((start + 1, len(mask)))
+    return runs
+
+
+def format_runs(runs: list[tuple[int, int]]) -> str:
+    """``[(14, 19), (22, 22)]`` -> ``"14-19, 22"``."""
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in runs)
+
+
+def triage_line(prediction: SeriesPrediction, points: OperatingPoints) -> str:
+    """E.g. ``POSITIVE  any 0.97 | subdural 0.93, intraparenchymal 0.61  slices 14-19``."""
+    verdict = triage(prediction, points)
+    if not verdict.positive:
+        study = prediction.study_probabilities
+        subtypes = [(label, float(study[i])) for i, label in enumerate(points.labels) if label != ANY_LABEL]
+        label, p = max(subtypes, key=lambda item: item[1]) if subtypes else (ANY_LABEL, verdict.any_probability)
+        return f"NEGATIVE  any {verdict.any_probability:.2f} | highest subtype {label} {p:.2f}"
+    if verdict.positive_subtypes:
+        found = ", ".join(f"{label} {p:.2f}" for label, p in verdict.positive_subtypes)
+    else:
+        found = "no subtype above its threshold"
+    runs = format_runs(verdict.slice_runs)
+    if runs:
+        where = f"  slices {runs}" + ("" if verdict.positive_subtypes else f" ({verdict.top_label})")
+    else:
+        where = f"  no single slice reaches the {verdict.top_label} slice threshold"
+    return f"POSITIVE  any {verdict.any_probability:.2f} | {found}{where}"
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+def _round(value: float) -> float:
+    return round(float(value), 6)
+
+
+def to_json(result: PathPrediction) -> list[dict]:
+    """One JSON-ready object per predicted series (the ``--json`` schema)."""
+    labels = result.points.labels
+    objects = []
+    for prediction in result.series:
+        study = prediction.study_probabilities
+        objects.append(
+            {
+                "index": prediction.index,
+                "series_uid": prediction.series_uid,
+                "study_uid": prediction.study_uid,
+                "num_slices": prediction.num_slices,
+                "triage": triage_line(prediction, result.points),
+                "study": {label: _round(study[i]) for i, label in enumerate(labels)},
+                "positive": positive_labels(prediction, result.points),
+                "thresholds": {
+                    "slice": result.points.slice_thresholds,
+                    "study": result.points.study_thresholds,
+                    "source": result.points.source,
+                },
+                "slices": [
+                    {
+                        "id": slice_id,
+                        "position": k + 1,
+                        "probabilities": {
+                            label: _round(prediction.slice_probabilities[k, i]) for i, label in enumerate(labels)
+                        },
+                    }
+                    for k, slice_id in enumerate(prediction.slice_ids)
+                ],
+                "model": {"path": result.model_path, "sha256": result.sha256, "precision": result.precision},
+                "timing_ms": {key: round(value, 3) for key, value in prediction.timing_ms.items()},
+                "problems": list(prediction.problems),
+            }
+        )
+    return objects
+
+
+def format_text(result: PathPrediction) -> str:
+    """The human report: per series a header, the triage line, then the study probabilities."""
+    labels = result.points.labels
+    width = max(len(label) for label in labels)
+    lines = []
+    total = len(result.series)
+    for prediction in result.series:
+        study = prediction.study_probabilities
+        positive = positive_labels(prediction, result.points)
+        lines.append(
+            f"series {prediction.index}/{total}  {prediction.series_uid}  ({prediction.num_slices} slices, "
+            f"bottom to top)"
+        )
+        lines.append(triage_line(prediction, result.points))
+        lines.append(f"  {'label':<{width}}  study p  threshold")
+        for i, label in enumerate(labels):
+            mark = "  *" if positive[label] else ""
+            lines.append(f"  {label:<{width}}  {study[i]:7.3f}  {result.points.study_thresholds[label]:9.3f}{mark}")
+        timing = prediction.timing_ms
+        lines.append(
+            f"  time: read {timing['read']:.0f} ms, preprocess {timing['preprocess']:.0f} ms, "
+            f"inference {timing['inference']:.0f} ms"
+        )
+        for problem in prediction.problems:
+            lines.append(f"  problem: {problem}")
+        lines.append("")
+    lines.append(
+        f"model {Path(result.model_path).name} ({result.precision}, sha256 {result.sha256[:12]}); "
+        f"thresholds: {result.points.source}; * = at or above the study threshold. "
+        "A triage aid, not a diagnosis."
+    )
+    return "\n".join(lines)
