@@ -1,0 +1,256 @@
+"""Everything a phone app needs to run an ich-edge model (``ich-edge assets``).
+
+The folder written (``android_demo_assets/`` in the repository)::
+
+    model.tflite      the model (the precision recommended for phones: qat-int8)
+    labels.txt        the six labels in output order
+    manifest.json     model, signatures, preprocessing, sequence rule, thresholds, runtime
+    README.md         how an app uses these files, step by step
+    sample/           one synthetic positive study: DICOM (RLE lossless), the preprocessed
+                      tensors exactly as the app feeds them, and expected.json (golden outputs)
+    snippets/         Kotlin (Android) and Swift (iOS) code with the manifest's constants
+
+The manifest is complete enough to reimplement the preprocessing from it alone;
+``benchmarks/reference_client.py`` does exactly that with numpy, pydicom and ai-edge-litert
+and checks the tensors and outputs against ``sample/``.
+
+Runtime tier: numpy, pydicom and ai-edge-litert only (no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ich_edge import __version__
+from ich_edge.assets_manifest import build_manifest, snippet_values
+from ich_edge.assets_sample import SampleConfig, make_sample
+from ich_edge.errors import ConfigError, OutputExistsError
+
+RECOMMENDED_PRECISION = "qat-int8"
+MAX_MODEL_BYTES = 5 * 1024 * 1024
+MAX_SAMPLE_BYTES = 4 * 1024 * 1024
+#: Names the command writes; --force replaces a folder holding nothing else.
+ASSET_NAMES = ("model.tflite", "labels.txt", "manifest.json", "README.md", "sample", "snippets")
+#: snippet file -> (template, float literal suffix)
+SNIPPETS = {"IchEdgeModel.kt": ("IchEdgeModel.kt.in", "f"), "IchEdgeModel.swift": ("IchEdgeModel.swift.in", "")}
+
+
+@dataclass(frozen=True)
+class AssetsConfig:
+    """Options of ``ich-edge assets``.
+
+    Attributes
+    ----------
+    model_path : the ``.tflite`` to ship (written by ``ich-edge convert``).
+    out_dir : the assets folder to write.
+    sample_seed : first synth seed tried for the sample; the first positive study wins.
+    force : replace an existing assets folder.
+    sample : how the sample study is generated (matrix size, slice counts).
+    num_threads : interpreter threads used to compute the golden outputs.
+    """
+
+    model_path: Path
+    out_dir: Path
+    sample_seed: int = 0
+    force: bool = False
+    sample: SampleConfig = SampleConfig()
+    num_threads: int = 2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_path", Path(self.model_path))
+        object.__setattr__(self, "out_dir", Path(self.out_dir))
+        if self.sample_seed < 0:
+            raise ConfigError(f"--sample-seed must be >= 0, got {self.sample_seed}")
+        if self.num_threads < 1:
+            raise ConfigError(f"num_threads must be >= 1, got {self.num_threads}")
+
+
+@dataclass(frozen=True)
+class AssetsResult:
+    """What was written, and what deserves a look."""
+
+    out_dir: Path
+    manifest: dict
+    model_bytes: int
+    sample_bytes: int
+    notes: list[str]
+
+
+def write_assets(config: AssetsConfig) -> AssetsResult:
+    """Write the assets folder for ``config.model_path`` into ``config.out_dir``.
+
+    The folder is built beside ``out_dir`` in a hidden temporary folder and renamed into
+    place at the end, so a failure leaves nothing half-written.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``out_dir`` exists and is not empty, and ``force`` is not set.
+    ConfigError
+        If ``force`` is set but ``out_dir`` holds files that are not assets.
+    ModelError
+        If the model cannot be loaded or has no ich-edge description.
+    """
+    from ich_edge.runtime.tflite_model import TFLiteStudyModel
+
+    out_dir = config.out_dir
+    _check_output(out_dir, config.force)
+    model = TFLiteStudyModel(config.model_path, num_threads=config.num_threads)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        shutil.copyfile(model.path, staging / "model.tflite")
+        labels = list(model.labels)
+        (staging / "labels.txt").write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
+        sample = make_sample(model, staging / "sample", config.sample_seed, config.sample)
+        manifest = build_manifest(model, staging / "model.tflite", sample)
+        notes = _notes(manifest, staging)
+        manifest["notes"] = notes
+        _write_json(staging / "manifest.json", manifest)
+        (staging / "snippets").mkdir()
+        for name, (template, float_suffix) in SNIPPETS.items():
+            text = render(template, snippet_values(manifest, float_suffix))
+            (staging / "snippets" / name).write_text(text, encoding="utf-8")
+        values = snippet_values(manifest)
+        (staging / "README.md").write_text(render("README.md.in", readme_values(manifest, values)), encoding="utf-8")
+        _replace_dir(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return AssetsResult(
+        out_dir=out_dir,
+        manifest=manifest,
+        model_bytes=(out_dir / "model.tflite").stat().st_size,
+        sample_bytes=folder_bytes(out_dir / "sample"),
+        notes=notes,
+    )
+
+
+def _check_output(out_dir: Path, force: bool) -> None:
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file; pass a folder path")
+    entries = sorted(entry.name for entry in out_dir.iterdir())
+    if not entries:
+        return
+    if not force:
+        raise OutputExistsError(f"{out_dir} exists and is not empty; pass --force to replace it")
+    foreign = [name for name in entries if name not in ASSET_NAMES]
+    if foreign:
+        raise ConfigError(
+            f"--force would delete {out_dir}, which holds files `ich-edge assets` does not write "
+            f"({', '.join(foreign[:5])}); pick another --out or remove the folder yourself"
+        )
+
+
+def _replace_dir(staging: Path, out_dir: Path) -> None:
+    """Move ``staging`` to ``out_dir``; an existing ``out_dir`` is set aside, then deleted."""
+    previous = None
+    if out_dir.exists():
+        previous = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, previous)
+    try:
+        os.replace(staging, out_dir)
+    except BaseException:
+        if previous is not None:
+            os.replace(previous, out_dir)
+        raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def folder_bytes(folder: Path) -> int:
+    """Total size of the files under ``folder``."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def _notes(manifest: dict, staging: Path) -> list[str]:
+    notes = []
+    if manifest["precision"] != RECOMMENDED_PRECISION:
+        notes.append(
+            f"the model's precision is {manifest['precision']}; phones should get {RECOMMENDED_PRECISION} "
+            "(ich-edge convert --precision qat-int8)"
+        )
+    size = (staging / "model.tflite").stat().st_size
+    if size > MAX_MODEL_BYTES:
+        notes.append(f"model.tflite is {size / 1e6:.1f} MB, over the {MAX_MODEL_BYTES / 2**20:.0f} MiB aimed at for phones")
+    sample = folder_bytes(staging / "sample")
+    if sample > MAX_SAMPLE_BYTES:
+        notes.append(f"sample/ is {sample / 1e6:.1f} MB, over the {MAX_SAMPLE_BYTES / 2**20:.0f} MiB budget")
+    return notes
+
+
+# --- templates -----------------------------------------------------------------------------
+
+
+def render(template_name: str, values: dict[str, str]) -> str:
+    """Fill ``{{NAME}}`` placeholders of a template in ``ich_edge/assets_templates``."""
+    text = resources.files("ich_edge").joinpath("assets_templates", template_name).read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", str(value))
+    if "{{" in text:
+        start = text.index("{{")
+        raise ConfigError(f"template {template_name} has an unfilled placeholder {text[start:start + 40]!r}")
+    return text
+
+
+def readme_values(manifest: dict, values: dict[str, str]) -> dict[str, str]:
+    """Placeholders of the folder README: the snippet values plus tables built from the manifest."""
+    pre = manifest["preprocessing"]
+    windows = "\n".join(
+        f"      | {w['channel']} | {w['name']} | {w['center_hu']:g} | {w['width_hu']:g} | {w['low_hu']:g} .. {w['high_hu']:g} |"
+        for w in pre["windows"]
+    )
+    thresholds = "\n".join(
+        f"   | {label} | {manifest['thresholds']['slice'].get(label, 0.5):.4f} "
+        f"| {manifest['thresholds']['study'].get(label, 0.5):.4f} |"
+        for label in manifest["labels"]
+    )
+    sample = manifest["sample"]
+    expected = sample["expected_study"]
+    study = ", ".join(f"{label} {expected[label]:.3f}" for label in manifest["labels"])
+    truth = [label for label, flag in sample["ground_truth_study"].items() if flag]
+    encode_input = sample.get("encode_input") or "(not needed: the uint8 images are the encode input)"
+    return {
+        **values,
+        "WINDOWS_TABLE": windows,
+        "THRESHOLDS_TABLE": thresholds,
+        "SAMPLE_SLICES": sample["num_slices"],
+        "SAMPLE_MATRIX_PX": sample["matrix_px"],
+        "SAMPLE_BYTES_MB": f"{sample['bytes'] / 1e6:.1f}",
+        "SAMPLE_TRUTH": ", ".join(truth) or "none",
+        "SAMPLE_EXPECTED_STUDY": study,
+        "SAMPLE_ENCODE_INPUT": encode_input,
+        "THRESHOLDS_NOTE": _thresholds_note(manifest["thresholds"]),
+        "TOLERANCE_ABS": f"{sample['tolerance']['probabilities_abs']:g}",
+        "RUNTIME": manifest["runtime"]["tested_with"],
+        "TRAINING_DATA": _training_text(manifest.get("training_data")),
+        "ICH_EDGE_VERSION": __version__,
+        "MODEL_MB": f"{manifest['size_bytes'] / 1e6:.2f}",
+    }
+
+
+def _training_text(training: dict | None) -> str:
+    if not training:
+        return "not recorded in the model description"
+    return "; ".join(f"{key}: {value}" for key, value in training.items() if not isinstance(value, (dict, list)))
+
+
+def _thresholds_note(thresholds: dict) -> str:
+    specificity = thresholds.get("specificity")
+    if isinstance(specificity, (int, float)):
+        return f"chosen on validation data for {specificity:.0%} specificity"
+    if not thresholds.get("study"):
+        return "the model carries no thresholds: 0.5 is used"
+    return "as stored in the model"

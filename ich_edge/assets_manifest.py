@@ -1,0 +1,241 @@
+"""``manifest.json`` of the app assets: everything needed to feed the model, from the model itself.
+
+Numbers come from the model (its embedded description and its tensors as the interpreter
+reports them); the rules are written out in words and formulas precise enough that an app
+developer reimplements the preprocessing from the manifest alone and gets the same uint8
+tensors bit for bit (``benchmarks/reference_client.py`` proves it on the sample study).
+The rules describe :mod:`ich_edge.transforms`, :mod:`ich_edge.dicom.pixels` and
+:mod:`ich_edge.sequence`, the code the trainer and ``ich-edge predict`` run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from ich_edge import __version__
+from ich_edge.dicom.pixels import AIR_HU
+from ich_edge.runtime.interpreter import make_interpreter, runtime_name
+from ich_edge.transforms import PreprocessConfig, Window
+
+FORMAT = "ich-edge-app-assets/1"
+SIGNATURES = ("encode", "classify")
+#: uint8 window pixel -> model input value in [0, 1]: a float32 multiplication.
+UNIT_PER_PIXEL = np.float32(1.0 / 255.0)
+
+RULES = {
+    "order": [
+        "1. read each slice's stored pixel values and convert them to HU (float32)",
+        "2. set padding and every value below air to air_hu",
+        "3. area-resize the HU image to input_size_px x input_size_px",
+        "4. apply the three windows (one per channel) and round to uint8",
+        "5. stack the slices bottom of the head to the top; feed each slice to `encode` "
+        "(uint8 -> the encode input dtype), then windows of features to `classify`",
+    ],
+    "stored_values": "(7FE0,0010) Pixel Data as integers, masked to (0028,0101) Bits Stored (stray high bits "
+    "dropped) and sign-extended when (0028,0103) Pixel Representation is 1. MONOCHROME1 is not inverted "
+    "(the rescale already gives HU).",
+    "hu": "HU = stored * (0028,1053) RescaleSlope + (0028,1052) RescaleIntercept in float32 "
+    "(slope 1 and intercept 0 when absent)",
+    "padding": "stored values equal to (0028,0120) Pixel Padding Value (or between it and (0028,0121) Pixel "
+    "Padding Range Limit) become air_hu; then every HU below air_hu becomes air_hu",
+    "resize": "area: output pixel (i, j) = sum over input pixels (r, c) of wr[i][r] * wc[j][c] * hu[r][c], "
+    "where w[i][k] = overlap of the intervals [i*s, (i+1)*s) and [k, k+1) divided by s, s = n_in / n_out "
+    "(separable, per axis). When both factors are integers (e.g. 512 -> 128) this is the block mean: the "
+    "float32 sum of each block divided by its pixel count. Resizing is done on HU, before windowing, "
+    "with rows and columns as stored (no flips, no transposes).",
+    "window": "u = clip((hu - low_hu) * scale_per_hu, 0, 1) in float32, low_hu = center_hu - width_hu / 2, "
+    "scale_per_hu = float32(1 / width_hu)",
+    "uint8": "pixel = round_half_to_even(u * 255) as uint8 (u * 255 in float32)",
+    "layout": "NHWC: image[row][column][channel], channel order as in `windows`; one slice per encode call "
+    "is fine (batch dimension 1), the batch dimension is resizable",
+    "value_scaling": "the model's real-valued input is pixel * unit_per_pixel (float32 multiplication by "
+    "float32(1/255), not a division)",
+    "quantize": "a float32 input tensor takes the real values as they are; an int8/uint8 input tensor takes "
+    "q = clip(round_half_to_even(value / scale + zero_point), dtype min, dtype max) in float32",
+    "dequantize": "an int8/uint8 output tensor means value = (q - zero_point) * scale in float32",
+    "slice_order": "sort slices by (0020,0032) Image Position (Patient) projected on the slice normal (the cross "
+    "product of the row and column direction cosines of (0020,0037) Image Orientation (Patient)), ascending: "
+    "the bottom of the head (skull base) first, the vertex last. (0020,0013) Instance Number is not reliable.",
+}
+
+SEQUENCE_RULES = {
+    "window_starts": "0, stride, 2*stride, ... while a window of window_slices fits, plus one last window "
+    "ending at the last slice; a study of at most window_slices slices is one window starting at 0",
+    "padding": "a study shorter than one window is padded at the end; padding positions get the encode "
+    "output of a blank (all-zero uint8) image, and their outputs are dropped",
+    "encode_once": "each slice is encoded once; windows reuse the features of the slices they cover",
+}
+
+
+def sha256_of(path: str | Path) -> str:
+    """SHA-256 of a file, hex."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def f32(value: float) -> float:
+    """``value`` rounded to float32 (and back to a Python float, exactly)."""
+    return float(np.float32(value))
+
+
+def tensor_spec(name: str, detail: dict) -> dict:
+    """A signature tensor as the interpreter reports it: names, shape, dtype, quantization."""
+    scale, zero_point = detail["quantization"]
+    return {
+        "name": name,
+        "tensor": detail["name"],
+        "shape": [int(d) for d in detail["shape"]],
+        "shape_signature": [int(d) for d in detail["shape_signature"]],
+        "dtype": np.dtype(detail["dtype"]).name,
+        "quantization": {"scale": f32(scale), "zero_point": int(zero_point)},
+    }
+
+
+def signature_specs(model_file: str | Path) -> dict:
+    """``{signature: {"inputs": [...], "outputs": [...]}}`` of a model file, as loaded (not resized)."""
+    interpreter = make_interpreter(str(model_file), num_threads=1)
+    specs = {}
+    for key in SIGNATURES:
+        runner = interpreter.get_signature_runner(key)
+        specs[key] = {
+            "inputs": [tensor_spec(n, d) for n, d in runner.get_input_details().items()],
+            "outputs": [tensor_spec(n, d) for n, d in runner.get_output_details().items()],
+        }
+    return specs
+
+
+def window_specs(config: PreprocessConfig) -> list[dict]:
+    """One entry per channel: name, center/width, and the float32 low end and scale used."""
+    specs = []
+    for channel, ((center, width), name) in enumerate(zip(config.windows_hu, config.window_names)):
+        window = Window(center, width)
+        specs.append(
+            {
+                "channel": channel,
+                "name": name,
+                "center_hu": center,
+                "width_hu": width,
+                "low_hu": f32(window.low_hu),
+                "high_hu": window.low_hu + width,
+                "scale_per_hu": f32(1.0 / width),
+            }
+        )
+    return specs
+
+
+def build_manifest(model, model_file: Path, sample: dict) -> dict:
+    """The manifest of the assets folder for ``model`` (a TFLiteStudyModel) and its sample."""
+    description = model.description
+    preprocess = PreprocessConfig.from_dict(description["preprocessing"])
+    signatures = signature_specs(model_file)
+    encode_input = signatures["encode"]["inputs"][0]
+    thresholds = description.get("thresholds") or {}
+    return {
+        "format": FORMAT,
+        "model": model_file.name,
+        "sha256": sha256_of(model_file),
+        "size_bytes": model_file.stat().st_size,
+        "precision": model.precision,
+        "model_version": description.get("model_version"),
+        "labels": list(model.labels),
+        "labels_file": "labels.txt",
+        "signatures": signatures,
+        "preprocessing": {
+            **RULES,
+            "air_hu": AIR_HU,
+            "input_size_px": preprocess.input_size_px,
+            "resize_method": preprocess.resize_method,
+            "windows": window_specs(preprocess),
+            "unit_per_pixel": f32(UNIT_PER_PIXEL),
+            "encode_input": {
+                "dtype": encode_input["dtype"],
+                "scale": encode_input["quantization"]["scale"],
+                "zero_point": encode_input["quantization"]["zero_point"],
+            },
+            "from_model_description": description["preprocessing"],
+        },
+        "sequence": {
+            "window_slices": model.sequence.window_slices,
+            "stride_slices": model.sequence.stride_slices,
+            "feature_dim": model.feature_dim,
+            **SEQUENCE_RULES,
+            "stitch_rule": description["sequence"].get("stitch_rule", "mean over the windows covering the slice"),
+        },
+        "study_rule": description["sequence"].get("study_rule", "max over slices, per label"),
+        "thresholds": {
+            "rule": "positive when probability >= threshold",
+            "slice": {label: float(v) for label, v in (thresholds.get("slice") or {}).items()},
+            "study": {label: float(v) for label, v in (thresholds.get("study") or {}).items()},
+            **{k: v for k, v in thresholds.items() if k not in ("slice", "study")},
+        },
+        "runtime": {
+            "tested_with": runtime_name(),
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        },
+        "sample": sample,
+        "training_data": description.get("training_data"),
+        "source_run": description.get("source_run"),
+        "created_by": f"ich-edge {__version__}",
+        "intended_use": "research demo of on-device inference; a triage aid that reorders a worklist, "
+        "not a diagnosis and not a medical device",
+    }
+
+
+# --- snippet constants ---------------------------------------------------------------------
+
+
+def _float_literal(value: float, suffix: str = "") -> str:
+    """The shortest literal that reads back as the same float32 (``suffix``: Kotlin's ``f``)."""
+    text = str(np.float32(value))
+    text = text if any(ch in text for ch in ".en") else f"{text}.0"
+    return text + suffix
+
+
+def snippet_values(manifest: dict, float_suffix: str = "") -> dict[str, str]:
+    """Placeholder values of the Kotlin/Swift snippets, all taken from ``manifest``.
+
+    Floats are float32 literals (with ``float_suffix``, ``"f"`` for Kotlin); strings are
+    unquoted.
+    """
+
+    def _floats(values) -> str:
+        return ", ".join(_float_literal(v, float_suffix) for v in values)
+
+    pre, seq, sig = manifest["preprocessing"], manifest["sequence"], manifest["signatures"]
+    labels = manifest["labels"]
+    values = {
+        "MODEL_FILE": manifest["model"],
+        "MODEL_SHA256": manifest["sha256"],
+        "PRECISION": manifest["precision"],
+        "LABELS_QUOTED": ", ".join(f'"{label}"' for label in labels),
+        "AIR_HU": _float_literal(pre["air_hu"], float_suffix),
+        "INPUT_SIZE_PX": str(pre["input_size_px"]),
+        "WINDOW_CENTER_HU": _floats(w["center_hu"] for w in pre["windows"]),
+        "WINDOW_WIDTH_HU": _floats(w["width_hu"] for w in pre["windows"]),
+        "WINDOW_LOW_HU": _floats(w["low_hu"] for w in pre["windows"]),
+        "WINDOW_SCALE_PER_HU": _floats(w["scale_per_hu"] for w in pre["windows"]),
+        "UNIT_PER_PIXEL": _float_literal(pre["unit_per_pixel"], float_suffix),
+        "WINDOW_SLICES": str(seq["window_slices"]),
+        "STRIDE_SLICES": str(seq["stride_slices"]),
+        "FEATURE_DIM": str(seq["feature_dim"]),
+        "SLICE_THRESHOLDS": _floats(manifest["thresholds"]["slice"].get(label, 0.5) for label in labels),
+        "STUDY_THRESHOLDS": _floats(manifest["thresholds"]["study"].get(label, 0.5) for label in labels),
+    }
+    for key in SIGNATURES:
+        for role, entries in (("INPUT", sig[key]["inputs"]), ("OUTPUT", sig[key]["outputs"])):
+            spec = entries[0]
+            prefix = f"{key.upper()}_{role}"
+            values[prefix] = spec["name"]
+            values[f"{prefix}_DTYPE"] = spec["dtype"]
+            values[f"{prefix}_SCALE"] = _float_literal(spec["quantization"]["scale"], float_suffix)
+            values[f"{prefix}_ZERO_POINT"] = str(spec["quantization"]["zero_point"])
+    return values

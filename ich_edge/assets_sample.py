@@ -1,0 +1,192 @@
+"""``sample/`` of the app assets: one synthetic positive study and its golden tensors and outputs.
+
+The study comes from ``ich-edge synth`` (a phantom: no patient data), re-encoded with RLE
+lossless at a reduced matrix so that the folder stays small. Then, from the shipped DICOM
+files and with the shipped model, exactly as ``ich-edge predict`` does it:
+
+* ``images_uint8.npy``: the preprocessed slices, uint8 ``(N, S, S, 3)``, bottom to top;
+* ``encode_input.npy``: the ``encode`` input in the model's input dtype, written only when
+  it differs from the uint8 images (float32 models take ``pixel * float32(1/255)``);
+* ``features.npy``: the ``encode`` outputs (dequantized float32 ``(N, F)``);
+* ``expected.json``: per-slice and study probabilities from ``TFLiteStudyModel``, with the
+  synthetic ground truth and the tolerance the reference client checks.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.uid import RLELossless
+
+from ich_edge.dicom import find_series
+from ich_edge.dicom.write import write_dataset_atomic
+from ich_edge.errors import ConfigError, IchEdgeError
+from ich_edge.labels import read_rsna_csv, read_study_csv
+from ich_edge.runtime.interpreter import runtime_name
+from ich_edge.runtime.tflite_model import to_input
+from ich_edge.sequence import window_starts
+from ich_edge.transforms import Preprocess, PreprocessConfig
+
+#: Max abs difference allowed between a client's probabilities and expected.json (same
+#: model file, LiteRT on a desktop CPU; phones may need more, see the README).
+PROBABILITY_TOLERANCE = 1e-5
+UNIT_PER_PIXEL = np.float32(1.0 / 255.0)
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How the sample study is made.
+
+    Attributes
+    ----------
+    matrix_px : DICOM matrix of the sample (256 keeps it under ~2.5 MB with RLE).
+    min_slices, max_slices : slice count range passed to ``ich-edge synth --slices``.
+    max_seed_tries : seeds tried, from the requested one, to find a positive study.
+    """
+
+    matrix_px: int = 256
+    min_slices: int = 28
+    max_slices: int = 32
+    max_seed_tries: int = 16
+
+    def __post_init__(self) -> None:
+        if self.matrix_px < 32:
+            raise ConfigError(f"sample matrix_px must be >= 32, got {self.matrix_px}")
+        if not 1 <= self.min_slices <= self.max_slices:
+            raise ConfigError(f"sample slices must satisfy 1 <= min <= max, got {self.min_slices}-{self.max_slices}")
+        if self.max_seed_tries < 1:
+            raise ConfigError("max_seed_tries must be >= 1")
+
+
+def synth_args(out: Path, seed: int, config: SampleConfig) -> list[str]:
+    """The ``ich-edge synth`` arguments that make the sample's one study (for the record)."""
+    return [
+        "synth", "--out", str(out), "--studies", "1", "--seed", str(seed),
+        "--matrix-px", str(config.matrix_px), "--slices", f"{config.min_slices}-{config.max_slices}",
+        "--positive-fraction", "1", "--workers", "1",
+    ]
+
+
+def _synthesize(out: Path, seed: int, config: SampleConfig) -> None:
+    """One positive phantom study in the RSNA layout (what :func:`synth_args` would write)."""
+    from ich_edge.synth.config import SynthConfig
+    from ich_edge.synth.writer import write_synth_set
+
+    synth = SynthConfig(
+        studies=1, seed=seed, matrix_px=config.matrix_px, slices_min=config.min_slices,
+        slices_max=config.max_slices, positive_fraction=1.0, workers=1,
+    )
+    write_synth_set(synth, out)
+
+
+def _positive_study(work: Path, first_seed: int, config: SampleConfig) -> tuple[Path, int]:
+    """Synthesize one study per seed from ``first_seed`` until one is labelled positive.
+
+    Studies are drawn with positive fraction 1, so the first seed normally wins; the loop
+    guards against a bleed too small to be labelled on any slice.
+    """
+    for seed in range(first_seed, first_seed + config.max_seed_tries):
+        out = work / f"seed_{seed}"
+        _synthesize(out, seed, config)
+        studies = read_study_csv(out / "studies.csv")
+        if any(labels[-1] for labels in studies.values()):
+            return out, seed
+        shutil.rmtree(out)
+    raise ConfigError(
+        f"no positive synthetic study for seeds {first_seed}..{first_seed + config.max_seed_tries - 1}; "
+        "pass another --sample-seed"
+    )
+
+
+def _copy_rle(source: Path, target: Path) -> None:
+    """Re-encode every slice of ``source`` as RLE Lossless into ``target`` (same file names)."""
+    target.mkdir(parents=True)
+    for path in sorted(source.glob("*.dcm")):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Invalid value for VR UI")
+            ds = pydicom.dcmread(path)
+            if ds.file_meta.TransferSyntaxUID != RLELossless:
+                ds.compress(RLELossless, generate_instance_uid=False)  # keep ID == file stem
+        write_dataset_atomic(ds, target / path.name)
+
+
+def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dict:
+    """Write ``sample_dir`` for ``model`` (a TFLiteStudyModel); return the manifest's ``sample``."""
+    labels = list(model.labels)
+    preprocess = Preprocess(PreprocessConfig.from_dict(model.description["preprocessing"]))
+    sample_dir.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(dir=sample_dir.parent, prefix=".synth.") as work:
+        synth_dir, used_seed = _positive_study(Path(work), seed, config)
+        _copy_rle(synth_dir / "dicom", sample_dir / "dicom")
+        slice_truth = read_rsna_csv(synth_dir / "labels.csv")
+        study_truth = next(iter(read_study_csv(synth_dir / "studies.csv").values()))
+
+    scan = find_series(sample_dir / "dicom")
+    if len(scan.series) != 1:
+        raise IchEdgeError(f"the sample should hold one series, found {len(scan.series)}")
+    series = scan.series[0]
+    loaded = series.load()
+    images = preprocess.volume(loaded.images)
+    np.save(sample_dir / "images_uint8.npy", images)
+    encode_detail = model.interpreter.get_signature_runner("encode").get_input_details()
+    encode_input = to_input(images.astype(np.float32) * UNIT_PER_PIXEL, next(iter(encode_detail.values())))
+    encode_file = None
+    if encode_input.dtype != np.uint8 or not np.array_equal(encode_input, images):
+        encode_file = "sample/encode_input.npy"
+        np.save(sample_dir / "encode_input.npy", encode_input)
+    features = model.encode(images)
+    np.save(sample_dir / "features.npy", features.astype(np.float32))
+    probabilities = model.predict_series(images)
+    study = probabilities.max(axis=0)
+
+    thresholds = (model.description.get("thresholds") or {}).get("study") or {}
+    expected = {
+        "model_sha256": model.sha256,
+        "precision": model.precision,
+        "series_uid": series.series_uid,
+        "study_uid": series.study_uid,
+        "num_slices": len(loaded.slice_ids),
+        "labels": labels,
+        "window_starts": window_starts(len(loaded.slice_ids), model.sequence),
+        "slices": [
+            {
+                "id": slice_id,
+                "position": k + 1,
+                "probabilities": {label: float(probabilities[k, i]) for i, label in enumerate(labels)},
+                "ground_truth": {label: int(slice_truth[slice_id][i]) for i, label in enumerate(labels)}
+                if slice_id in slice_truth else None,
+            }
+            for k, slice_id in enumerate(loaded.slice_ids)
+        ],
+        "study": {label: float(study[i]) for i, label in enumerate(labels)},
+        "positive": {label: bool(study[i] >= thresholds[label]) for i, label in enumerate(labels) if label in thresholds},
+        "ground_truth_study": {label: int(study_truth[i]) for i, label in enumerate(labels)},
+        "tolerance": {"probabilities_abs": PROBABILITY_TOLERANCE, "images_uint8": "exact", "encode_input": "exact"},
+        "computed_with": f"ich_edge TFLiteStudyModel.predict_series, {runtime_name()}, XNNPACK",
+    }
+    (sample_dir / "expected.json").write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
+    return {
+        "dicom_dir": "sample/dicom",
+        "num_slices": len(loaded.slice_ids),
+        "matrix_px": int(series.rows),
+        "transfer_syntax": "RLE Lossless (1.2.840.10008.1.2.5)",
+        "synthetic": True,
+        "synth_command": "ich-edge " + " ".join(synth_args(Path("DIR"), used_seed, config)),
+        "series_uid": series.series_uid,
+        "images_uint8": "sample/images_uint8.npy",
+        "encode_input": encode_file,
+        "features": "sample/features.npy",
+        "expected": "sample/expected.json",
+        "expected_study": expected["study"],
+        "ground_truth_study": expected["ground_truth_study"],
+        "tolerance": expected["tolerance"],
+        "bytes": sum(p.stat().st_size for p in sample_dir.rglob("*") if p.is_file()),
+        "problems": list(loaded.problems),
+    }

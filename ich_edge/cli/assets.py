@@ -1,0 +1,49 @@
+"""``ich-edge assets --model FILE.tflite --out DIR [--sample-seed S] [--force]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ich_edge.assets import AssetsConfig, write_assets
+
+
+@click.command(name="assets")
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The .tflite to ship (phones: cnn_lstm_qat-int8.tflite from `ich-edge convert`).",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Assets folder to write.")
+@click.option(
+    "--sample-seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="First synth seed tried for the sample study; the first positive study from it is used.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing assets folder.")
+def command(model_path: Path, out_dir: Path, sample_seed: int, force: bool) -> None:
+    """Write the Android/iOS demo app assets for a model.
+
+    OUT receives model.tflite, labels.txt, manifest.json (signatures, quantization,
+    preprocessing, sequence rule, thresholds), sample/ (a synthetic positive study as RLE
+    DICOM, its exact input tensors and golden outputs), snippets/ (Kotlin and Swift) and a
+    README. Check a folder with `python benchmarks/reference_client.py OUT`.
+    """
+    result = write_assets(AssetsConfig(model_path=model_path, out_dir=out_dir, sample_seed=sample_seed, force=force))
+    manifest = result.manifest
+    sample = manifest["sample"]
+    click.echo(f"wrote {result.out_dir}/")
+    click.echo(f"  model.tflite   {manifest['precision']}, {result.model_bytes / 1e6:.2f} MB, sha256 {manifest['sha256'][:16]}")
+    click.echo(
+        f"  sample/        {sample['num_slices']} slices at {sample['matrix_px']} px, {result.sample_bytes / 1e6:.2f} MB "
+        f"({sample['synth_command']})"
+    )
+    study = ", ".join(f"{label} {p:.3f}" for label, p in sample["expected_study"].items())
+    click.echo(f"  expected study probabilities: {study}")
+    for note in result.notes:
+        click.echo(f"ich-edge: note: {note}", err=True)
