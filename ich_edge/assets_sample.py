@@ -188,5 +188,6 @@ def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dic
         "ground_truth_study": expected["ground_truth_study"],
         "tolerance": expected["tolerance"],
         "bytes": sum(p.stat().st_size for p in sample_dir.rglob("*") if p.is_file()),
+        "dicom_bytes": sum(p.stat().st_size for p in (sample_dir / "dicom").glob("*.dcm")),
         "problems": list(loaded.problems),
     }

@@ -47,7 +47,9 @@ def test_folder_layout(assets, model_path, manifest):
     assert (assets / "labels.txt").read_text().splitlines() == list(LABELS)
     assert (assets / "model.tflite").stat().st_size < 5 * 2**20
     sample_bytes = sum(p.stat().st_size for p in (assets / "sample").rglob("*") if p.is_file())
-    assert sample_bytes < 4 * 2**20 and manifest["sample"]["bytes"] == sample_bytes
+    dicom_bytes = sum(p.stat().st_size for p in (assets / "sample" / "dicom").iterdir())
+    assert dicom_bytes < 4 * 2**20 and manifest["sample"]["dicom_bytes"] == dicom_bytes
+    assert manifest["sample"]["bytes"] == sample_bytes
     assert sorted(p.name for p in (assets / "snippets").iterdir()) == ["IchEdgeModel.kt", "IchEdgeModel.swift"]
     assert not list(assets.parent.glob(".*tmp*"))
 
