@@ -153,3 +153,36 @@ def test_client_pads_short_series_like_ich_edge(tiny_assets):
     probabilities, _ = app.predict_series(images)
     reference = TFLiteStudyModel(tiny_assets / "model.tflite").predict_series(images)
     np.testing.assert_allclose(probabilities, reference, atol=1e-6, rtol=0)
+
+
+def _converter_fixtures():
+    """The converter tests' tiny cache and RUN_DIR writers (tests/converters/conftest.py)."""
+    path = REPO / "tests" / "converters" / "conftest.py"
+    if not path.is_file():
+        pytest.skip("tests/converters/conftest.py (tiny cache and RUN_DIR) is not there")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("converter_fixtures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("precision", "io"), [("int8", "int8"), ("fp32", "float")])
+def test_client_passes_on_assets_of_a_converted_model(tmp_path, precision, io):
+    """The real file format: a tiny untrained CNN-LSTM through ``ich-edge convert``, then assets."""
+    from ich_edge.training.export import ConvertConfig, convert_runs
+
+    fixtures = _converter_fixtures()
+    series = fixtures.write_cache(tmp_path / "cache")
+    run = fixtures.write_run(tmp_path / "run", series)
+    (result,) = convert_runs([run], tmp_path / "cache", tmp_path / "tflite",
+                             ConvertConfig(precisions=(precision,), calibration_windows=8, io=io), log=lambda line: None)
+    out = tmp_path / "assets"
+    sample = SampleConfig(matrix_px=64, min_slices=6, max_slices=8)
+    write_assets(AssetsConfig(model_path=Path(result["path"]), out_dir=out, sample_seed=0, sample=sample))
+    status, report, stdout = run_blocked(out, tmp_path)
+    assert status == {"code": 0, "loaded": []} and report["passed"], stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["signatures"]["encode"]["inputs"][0]["dtype"] == ("uint8" if io == "int8" else "float32")
