@@ -236,16 +236,21 @@ def readme_values(manifest: dict, values: dict[str, str]) -> dict[str, str]:
         "THRESHOLDS_NOTE": _thresholds_note(manifest["thresholds"]),
         "TOLERANCE_ABS": f"{sample['tolerance']['probabilities_abs']:g}",
         "RUNTIME": manifest["runtime"]["tested_with"],
-        "TRAINING_DATA": _training_text(manifest.get("training_data")),
+        "TRAINING_SENTENCE": _training_sentence(manifest.get("training_data")),
         "ICH_EDGE_VERSION": __version__,
         "MODEL_MB": f"{manifest['size_bytes'] / 1e6:.2f}",
     }
 
 
-def _training_text(training: dict | None) -> str:
+def _training_sentence(training: dict | None) -> str:
+    """What the model was trained on, from the description's ``training_data``."""
     if not training:
-        return "not recorded in the model description"
-    return "; ".join(f"{key}: {value}" for key, value in training.items() if not isinstance(value, (dict, list)))
+        return "Its training data are not recorded in the model description."
+    details = "; ".join(f"{k}: {v}" for k, v in training.items() if v is not None and not isinstance(v, (dict, list)))
+    kind = {True: "synthetic phantom studies (not real patients)", False: "real CT studies"}.get(
+        training.get("synthetic"), "data of unrecorded origin"
+    )
+    return f"The model was trained on {kind} ({details})."
 
 
 def _thresholds_note(thresholds: dict) -> str:
