@@ -175,11 +175,14 @@ def plot_roc(study_true: np.ndarray, model_scores: np.ndarray, baseline_scores, 
         ax.plot([0, 1], [0, 1], color="lightgrey", linestyle="--", linewidth=1)
         if positives and negatives:
             fpr, tpr, _ = roc_curve(y, model_scores[:, i])
-            ax.plot(fpr, tpr, color="C0", linewidth=2, label=f"model AUC {_fmt(model_metrics['auc'][label])}")
+            low, high = model_metrics.get("auc_ci95", {}).get(label, [None, None])
+            ci = f" ({_fmt(low, 2)}-{_fmt(high, 2)})" if low is not None else ""
+            ax.plot(fpr, tpr, color="C0", linewidth=2, label=f"model AUC {_fmt(model_metrics['auc'][label])}{ci}")
             if baseline_scores is not None:
                 fpr, tpr, _ = roc_curve(y, baseline_scores[:, i])
                 ax.plot(fpr, tpr, color="C1", linewidth=1.5, label=f"baseline AUC {_fmt(baseline_metrics['auc'][label])}")
-            ax.axvline(1 - model_metrics["specificity"], color="grey", linestyle=":", linewidth=1)
+            spec = model_metrics["specificity"]
+            ax.axvline(1 - spec, color="grey", linestyle=":", linewidth=1, label=f"{spec:.0%} specificity")
             ax.legend(loc="lower right", fontsize=9)
         else:
             ax.text(0.5, 0.5, "one class only", ha="center", va="center")
