@@ -37,6 +37,9 @@ def command(dicom_dir: str, labels_csv: str | None, out: str, input_size_px: int
     """
     shard = parse_shard(shard_text)
     config = PreprocessConfig(input_size_px=input_size_px)
-    progress = StderrCounter() if sys.stderr.isatty() else None
+    progress = None
+    if sys.stderr.isatty():
+        click.echo(f"prepare: reading DICOM headers under {dicom_dir} ...", err=True)
+        progress = StderrCounter()
     summary = prepare(dicom_dir, out, labels_csv=labels_csv, preprocess=config, workers=workers, shard=shard, progress=progress)
     click.echo(summary.line())
