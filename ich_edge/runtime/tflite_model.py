@@ -164,6 +164,9 @@ class TFLiteStudyModel:
         for i, window in enumerate(windows):
             fed = to_input(window[None], self._window)
             out[i] = from_output(self._classify(**{self._window_name: fed})[self._probs_name], self._probs)[0]
+            # The fused LSTM keeps its final state in variable tensors that the next invoke
+            # would start from; every window must start from the zero state, as in Keras.
+            self.interpreter.reset_all_variables()
         return out
 
     def blank_features(self) -> np.ndarray:
