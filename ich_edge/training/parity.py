@@ -230,18 +230,10 @@ class ParityConfig:
 
 
 def load_reference(run_dir):
-    """Load a RUN_DIR, or a QAT_DIR (``"quantized": true``) inside TFMOT's quantize scope."""
-    from pathlib import Path
+    """Load a RUN_DIR, or a QAT_DIR (``"quantized": true``), with the QAT helper's loader."""
+    from ich_edge.training.qat import load_any_run
 
-    from ich_edge.training.run import CONFIG_FILE, load_run, read_json
-
-    config = read_json(Path(run_dir) / CONFIG_FILE, "not a run folder written by `ich-edge train` or `ich-edge qat`")
-    scope = None
-    if config.get("quantized"):
-        from ich_edge.training.keras import quantization_api
-
-        scope = quantization_api().quantize_scope()
-    return load_run(run_dir, custom_object_scope=scope)
+    return load_any_run(run_dir)
 
 
 def select_series(series_list: list, run, studies: str) -> tuple[list, str]:

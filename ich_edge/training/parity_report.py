@@ -40,7 +40,7 @@ def format_summary(report: dict) -> str:
     lines = [
         f"parity on {data['studies']} studies / {data['labelled_slices']} labelled slices ({data['selection']}); "
         f"bootstrap {report['bootstrap']['replicates']} replicates by study",
-        f"{'model':<34} {'verdict':<7} {'max|dp|':>9} {'worst dAUC study':>22} {'min agree':>10}",
+        f"{'model':<34} {'verdict':<7} {'max|dp|':>9}  {'worst study dAUC':<25} {'lowest study agreement':<24}",
     ]
     for model in report["models"]:
         study = model["study"]["labels"]
@@ -48,10 +48,10 @@ def format_summary(report: dict) -> str:
         deltas = [(e["auc_delta"], label) for label, e in study.items() if e["auc_delta"] is not None]
         worst = min(deltas) if deltas else None
         agreement = min((e["agreement"], label) for label, e in study.items() if e["agreement"] is not None)
+        agree_text = f"{100 * agreement[0]:.1f}% {agreement[1]}"
         lines.append(
             f"{model['file'] + ' (' + model['precision'] + ')':<34} {'PASS' if model['passed'] else 'FAIL':<7} "
-            f"{max(diffs):>9.2e} {(f'{worst[0]:+.4f} {worst[1]}' if worst else 'n/a'):>22} "
-            f"{f'{100 * agreement[0]:.1f}% {agreement[1][:4]}':>10}"
+            f"{max(diffs):>9.2e}  {(f'{worst[0]:+.4f} {worst[1]}' if worst else 'n/a'):<25} {agree_text:<24}"
         )
     return "\n".join(lines)
 
@@ -68,7 +68,8 @@ def format_markdown(report: dict) -> str:
         f"- Whole studies through the deployment rule (encode each slice once, classify windows, stitch; "
         f"study probability = max over slices).",
         f"- 95% intervals: percentile bootstrap with {boot['replicates']} replicates resampling studies (slice level: "
-        f"all slices of each drawn study); the change versus the reference is paired (same replicates).",
+        f"all slices of each drawn study; a label's interval uses the replicates holding both classes); "
+        f"the change versus the reference is paired (same replicates).",
         f"- Decisions: each model at its own stored thresholds (reference: the run's thresholds.json, chosen on "
         f"validation for {_num(report['reference']['thresholds'].get('specificity'), 'g')} specificity).",
         "",

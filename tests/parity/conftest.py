@@ -32,6 +32,11 @@ def _series(rng: np.random.Generator, study: int) -> CachedSeries:
     )
 
 
+def _rescale(layer, factor: float, bias: bool = True) -> None:
+    kernel, offset = layer.get_weights()
+    layer.set_weights([kernel * factor, offset * factor if bias else offset])
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """``(run_dir, cache_dir, split)``: a RUN_DIR as `ich-edge train` writes it, untrained weights."""
@@ -51,6 +56,15 @@ def tiny_run(tmp_path_factory):
     sequence = SequenceConfig(WINDOW, STRIDE)
     keras.utils.set_random_seed(0)
     encoder, head, model = build_model(model_config, WINDOW)
+    # Untrained, BatchNorm's moving statistics are 0/1 and features are ~1e-6: outputs sit
+    # within 1e-6 of 0.5. Let BatchNorm learn the statistics of the data (no weight update)
+    # and spread the logits (std ~2), so AUCs, thresholds and decisions mean something and
+    # precisions behave as on a trained model.
+    images = np.concatenate([s.images for s in series]).astype(np.float32) / 255.0
+    for _ in range(60):
+        encoder(images, training=True)
+    probe = np.concatenate([predict_series(encoder, head, s.images, sequence) for s in series])
+    _rescale(head.get_layer("probabilities"), 2.0 / max(float(np.log(probe / (1.0 - probe)).std()), 1e-12), bias=False)
     run_dir = root / "run"
     run_dir.mkdir()
     model.save(run_dir / run_lib.MODEL_FILE)
@@ -73,6 +87,9 @@ def tiny_run(tmp_path_factory):
     return run_dir, root / "cache", split
 
 
+_LOADED: dict = {}
+
+
 class KerasAsTFLite:
     """Stands in for TFLiteStudyModel in orchestration tests: the run's own Keras model.
 
@@ -85,7 +102,9 @@ class KerasAsTFLite:
 
         self.path = Path(path)
         spec = json.loads(self.path.read_text())
-        self.run = load_reference(spec["run"])
+        if spec["run"] not in _LOADED:
+            _LOADED[spec["run"]] = load_reference(spec["run"])
+        self.run = _LOADED[spec["run"]]
         self.invert = spec.get("invert", [])
         self.description = {
             "precision": spec["precision"],

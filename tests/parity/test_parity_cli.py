@@ -14,23 +14,12 @@ from ich_edge.training import parity
 
 from conftest import KerasAsTFLite
 
-BRIEF_GATES = {
-    "fp32": parity.ParityGates(max_abs_diff=1e-4),
-    "int8": parity.ParityGates(max_auc_drop=0.005, min_agreement=0.99),
-}
-
-
 @pytest.fixture
 def stand_ins(tiny_run, tmp_path, monkeypatch):
-    """Model "files" served by KerasAsTFLite (see conftest), and the gates of the brief."""
+    """Model "files" served by KerasAsTFLite (see conftest); gates come from the recipes."""
     import ich_edge.runtime.tflite_model as tflite_model
 
     monkeypatch.setattr(tflite_model, "TFLiteStudyModel", KerasAsTFLite)
-    monkeypatch.setattr(
-        parity, "gates_for", lambda precision, overrides=None: parity.replace(BRIEF_GATES[precision], **{
-            k: v for k, v in (overrides or {}).items() if v is not None and getattr(BRIEF_GATES[precision], k) is not None
-        })
-    )
     run_dir = tiny_run[0]
     files = {}
     for name, spec in {
