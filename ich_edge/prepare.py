@@ -297,10 +297,10 @@ def _split_problem(text: str) -> Problem:
     return Problem(item, reason.strip()) if sep and item else Problem("scan", str(text))
 
 
-def _scan(dicom_dir: Path):
+def _scan(dicom_dir: Path, workers: int):
     if not dicom_dir.exists():
         raise NoSeriesError(f"{dicom_dir} does not exist; pass the folder holding the .dcm files with --dicom")
-    scan = find_series(dicom_dir)
+    scan = find_series(dicom_dir, workers=workers)
     if not scan.series:
         first = f" ({scan.problems[0]})" if scan.problems else ""
         raise NoSeriesError(f"no readable CT series found in {dicom_dir}{first}; pass a folder of head-CT .dcm files")
@@ -383,7 +383,7 @@ def prepare(
         raise ConfigError(f"preprocess must be a PreprocessConfig, got {type(preprocess).__name__}")
     dicom_dir = Path(dicom_dir)
     labels = _Labels(labels_csv)
-    scan = _scan(dicom_dir)
+    scan = _scan(dicom_dir, workers)
     cache = Cache.create(out, preprocess)
 
     problems = [_split_problem(p) for p in scan.problems]

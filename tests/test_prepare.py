@@ -229,7 +229,17 @@ def test_shard_rule_is_sha1_of_the_series_uid():
             parse_shard(bad)
 
 
-def test_worker_processes_give_the_same_cache(rsna, tmp_path):
+def test_header_scan_in_processes_gives_the_same_series(rsna, monkeypatch):
+    from ich_edge.dicom import find_series
+
+    serial = find_series(rsna["dicom"])
+    monkeypatch.setattr("ich_edge.dicom.series._SCAN_CHUNK_FILES", 2)  # use the pool on a tiny folder
+    pooled = find_series(rsna["dicom"], workers=2)
+    assert pooled == serial and len(pooled.series) == 6
+
+
+def test_worker_processes_give_the_same_cache(rsna, tmp_path, monkeypatch):
+    monkeypatch.setattr("ich_edge.dicom.series._SCAN_CHUNK_FILES", 2)
     calls = []
     summary = prepare(
         rsna["dicom"], tmp_path / "pool", labels_csv=rsna["labels"], preprocess=CONFIG, workers=2,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -30,6 +31,8 @@ DUPLICATE_TOLERANCE_MM = 0.01
 #: A step this many times the median slice spacing is reported as a gap.
 GAP_FACTOR = 1.5
 _AXIAL_NORMAL = (0.0, 0.0, 1.0)
+#: Files per task when headers are read by several processes.
+_SCAN_CHUNK_FILES = 256
 
 
 @dataclass(frozen=True)
@@ -122,13 +125,15 @@ class ScanResult:
     num_files: int
 
 
-def find_series(path: str | os.PathLike) -> ScanResult:
+def find_series(path: str | os.PathLike, workers: int = 1) -> ScanResult:
     """Group the DICOM files under ``path`` into CT series, each sorted bottom to top.
 
     Parameters
     ----------
     path : one file, a series folder, or a folder of mixed series (searched recursively;
         hidden files are skipped). Only headers are read.
+    workers : processes reading headers (the result does not depend on it); worth it for
+        folders of thousands of files, where parsing headers is the cost.
 
     Raises
     ------
@@ -151,14 +156,19 @@ def find_series(path: str | os.PathLike) -> ScanResult:
     base = root.parent if root.is_file() else root
     problems: list[str] = []
     infos: list[SliceInfo] = []
-    for file in files:
-        label = _relative(file, base)
-        try:
-            infos.append(read_slice_info(file, label=label))
-        except DicomError as err:
-            if root.is_file():
-                raise
-            problems.append(f"{err}; skipped")
+    jobs = [(file, _relative(file, base)) for file in files]
+    if root.is_file():
+        results = [(read_slice_info(root, label=root.name), None)]  # an unusable single file raises
+    elif workers > 1 and len(jobs) >= 2 * _SCAN_CHUNK_FILES:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_info_or_problem, jobs, chunksize=_SCAN_CHUNK_FILES))
+    else:
+        results = [_info_or_problem(job) for job in jobs]
+    for info, problem in results:
+        if info is not None:
+            infos.append(info)
+        else:
+            problems.append(problem)
     groups = _group(infos, base, problems)
     series: list[Series] = []
     non_ct: Counter[str] = Counter()
@@ -175,6 +185,15 @@ def find_series(path: str | os.PathLike) -> ScanResult:
             f"{path}: no usable DICOM slice among {len(files)} files (first problem: {first})"
         )
     return ScanResult(series=series, problems=problems, num_files=len(files))
+
+
+def _info_or_problem(job: tuple[Path, str]) -> tuple[SliceInfo | None, str | None]:
+    """``read_slice_info`` for a process pool: the header, or the problem text."""
+    file, label = job
+    try:
+        return read_slice_info(file, label=label), None
+    except DicomError as err:
+        return None, f"{err}; skipped"
 
 
 def _list_files(root: Path) -> list[Path]:
