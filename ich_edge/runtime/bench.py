@@ -14,6 +14,8 @@ configuration's own and one backend's caches cannot speed up the next. In the wo
   runs it (encode every slice, classify the windows of the sequence rule, stitch:
   ``study_latency_ms``), plus the two stages of the study timed on their own
   (``stage_latency_ms``: encode all slices / classify all windows);
+* ``study_cpu_ms``: process CPU time (all threads) per study: on a shared machine, other
+  load inflates wall time much more than CPU time;
 * ``peak_rss_mb`` (the process's high-water mark) and ``rss_before_model_mb`` (after
   imports, before the model), and which nodes the backend took
   (:mod:`ich_edge.runtime.coverage`).
@@ -242,7 +244,10 @@ def measure(path: str, backend: str, threads: int, runs: int, warmup: int, study
     first_ms = (time.perf_counter_ns() - start) / 1e6
 
     slice_ms = _timed(lambda: model.encode(one_slice), runs, warmup)
+    cpu_start = time.process_time()
     study_ms = _timed(lambda: model.predict_series(study), runs, warmup)
+    # CPU time of the whole process (all threads) per study, warm-up runs included.
+    study_cpu_ms = (time.process_time() - cpu_start) * 1e3 / (runs + warmup)
     windows = model.windows(model.encode(study))
     encode_ms = _timed(lambda: model.encode(study), runs, min(warmup, 1))
     classify_ms = _timed(lambda: model.classify(windows), runs, min(warmup, 1))
@@ -253,6 +258,7 @@ def measure(path: str, backend: str, threads: int, runs: int, warmup: int, study
         "first_inference_ms": first_ms,
         "slice_latency_ms": latency_stats(slice_ms),
         "study_latency_ms": latency_stats(study_ms),
+        "study_cpu_ms": study_cpu_ms,
         "stage_latency_ms": {"encode": latency_stats(encode_ms), "classify": latency_stats(classify_ms)},
         "study_windows": int(len(windows)),
         "rss_before_model_mb": rss_before,
@@ -359,6 +365,14 @@ def study_auc(path: Path, series_list, threads: int) -> dict:
     }
 
 
+def _load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages (None where the OS has none): other load skews timings."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
 def _speedups(rows: list[dict]) -> None:
     baseline = {
         (r["backend"], r["threads"]): r["study_latency_ms"]["p50"]
@@ -383,6 +397,7 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
     """
     from ich_edge.runtime.sysinfo import machine_info
 
+    load_start = _load_average()
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.is_file():
@@ -420,6 +435,7 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
         "machine": machine_info(),
         "config": config.to_dict(),
         "data": None if data is None else str(data),
+        "load_average_start_end": [load_start, _load_average()],
         "models": models,
         "rows": rows,
     }

@@ -68,6 +68,13 @@ def format_table(result: dict) -> str:
         "study ms: encode every slice + classify the windows + stitch; speed-up: fp32 p50 / this p50 on the "
         "same backend and threads; nodes: taken by the backend / total; peak MB: worker process high-water mark."
     )
+    load = result.get("load_average_start_end")
+    if load and load[0]:
+        lines.append(
+            f"load average (1/5/15 min) at start {'/'.join(f'{x:.2f}' for x in load[0])}, at end "
+            f"{'/'.join(f'{x:.2f}' for x in load[1])} on {machine['usable_cores']} cores: above the core count, "
+            "other processes share the CPU and wall times are inflated"
+        )
     outliers = [r for r in result["rows"] if r["status"] == "ok" and r["study_latency_ms"]["outliers"]]
     for row in outliers:
         stats = row["study_latency_ms"]

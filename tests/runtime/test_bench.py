@@ -239,6 +239,7 @@ def test_benchmark_rows_are_well_formed(models):
     config = bench.BenchConfig(threads=(1,), backends=("xnnpack", "reference", "gpu"), **QUICK)
     result = bench.benchmark([models["fp32"], models["int8"]], config)
     assert result["format"] == bench.RESULT_FORMAT
+    assert len(result["load_average_start_end"]) == 2
     machine = result["machine"]
     assert machine["cpu_model"] and machine["logical_cores"] >= 1
     assert machine["versions"]["ai-edge-litert"] and machine["versions"]["numpy"] and machine["versions"]["python"]
@@ -256,7 +257,7 @@ def test_benchmark_rows_are_well_formed(models):
                 assert stats["std"] >= 0 and stats["outliers"] >= 0
             assert row["stage_latency_ms"]["encode"]["p50"] > 0 and row["stage_latency_ms"]["classify"]["p50"] > 0
             assert row["study_windows"] == 4  # 9 slices, window 4, stride 2: starts 0, 2, 4, 5
-            assert row["peak_rss_mb"] > 0
+            assert row["peak_rss_mb"] > 0 and row["study_cpu_ms"] > 0
             assert row["nodes"]["total_nodes"] == 6
             assert row["tensorflow_imported"] is False
             assert row["speedup_vs_fp32"] > 0
