@@ -60,11 +60,13 @@ class Anatomy:
     ventricle_scale: float
     sulcus_half_mm: float
     interhemispheric_half_mm: float
+    frontal_sinus_mm: float  # half-width of the frontal sinus; 0 when absent
     hu: dict = field(repr=False)
     sulci: WaveField = field(repr=False)
     sulcal_depth: WaveField = field(repr=False)
     folia: WaveField = field(repr=False)
     air_cells: WaveField = field(repr=False)
+    floor_relief: WaveField = field(repr=False)
     midline_shift_mm: float = 0.0  # + moves midline structures toward the patient's left
 
 
@@ -109,11 +111,13 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
         ventricle_scale=float(np.clip(0.8 + 0.7 * atrophy + rng.normal(0.0, 0.05), 0.75, 1.6)),
         sulcus_half_mm=0.45 + 1.1 * atrophy,
         interhemispheric_half_mm=0.8 + 1.8 * atrophy,
+        frontal_sinus_mm=0.0 if rng.random() < 0.1 else rng.uniform(10.0, 24.0),
         hu=hu,
         sulci=WaveField(rng, 14, (16.0, 28.0)),
         sulcal_depth=WaveField(rng, 4, (40.0, 80.0)),
         folia=WaveField(rng, 6, (18.0, 30.0)),
         air_cells=WaveField(rng, 9, (6.0, 10.0)),
+        floor_relief=WaveField(rng, 5, (15.0, 30.0)),
     )
 
 

@@ -182,7 +182,7 @@ def _posterior_fossa(pts: Points, anatomy: Anatomy, tissue: Tissue, brain: np.nd
     phase = depth + F32(4.0) * anatomy.folia.unit(pts.x[below], pts.y[below], pts.z[below])
     folia = np.abs(np.mod(phase, F32(FOLIUM_MM)) - F32(FOLIUM_MM / 2.0)) > F32(FOLIUM_MM / 2.0 - 0.5)
     values = np.full(depth.shape, F32(hu["gray"] - 1.0))
-    values = np.where(folia & (depth < F32(16.0)), F32((hu["gray"] + hu["csf"]) / 2.0), values)
+    values = np.where(folia & (depth < F32(16.0)), F32(hu["gray"] - 7.0), values)
     values = np.where(depth > F32(18.0), F32(hu["white"] + 2.0), values)
     values = np.where(depth < 0, F32(hu["csf"]), values)
     tissue.hu[below] = values
@@ -199,10 +199,10 @@ def _cisterns_and_brainstem(anatomy: Anatomy, paint: _Painter) -> None:
     for side in (-1.0, 1.0):
         paint.fill((side * 19.0, -12.0, -20.0), (10.0, 2.2, 5.0), csf, yaw_deg=side * 8.0, csf_kind=CSF_SUPRASELLAR)
     midbrain = ((0.0, 7.0, -19.0), (12.0, 10.0, 9.0))
-    found = paint.ellipsoid(*midbrain, q_max=1.45**2)
+    found = paint.ellipsoid(*midbrain, q_max=1.3**2)
     if found is not None:
         index, q, cav = found
-        ambient = (q < 1.45**2) & (paint.shifted[index].y > F32(2.0)) & cav
+        ambient = (q < 1.3**2) & (paint.shifted[index].y > F32(2.0)) & cav
         _paint(paint.tissue.hu, index, ambient, csf)
         _paint(paint.tissue.csf_kind, index, ambient, CSF_AMBIENT)
     paint.fill((0.0, 21.0, -12.0), (9.0, 5.0, 6.0), csf, csf_kind=CSF_AMBIENT)  # quadrigeminal
@@ -231,8 +231,8 @@ def lateral_ventricle_parts(anatomy: Anatomy, side: float) -> list[tuple[tuple, 
     return [
         ((side * 8.0 * spread, -22.0, 12.0), (4.5 * vs, 13.0, 8.5 * tall), side * 12.0),
         ((side * 10.0 * spread, 2.0, 21.0), (4.5 * vs, 22.0, 5.5 * tall), 0.0),
-        ((side * 18.0 * spread, 27.0, 9.0), (6.5 * vs, 9.0 * tall, 8.0 * tall), 0.0),
-        ((side * 20.0 * spread, 41.0, 5.0), (3.8 * vs, 11.0, 4.5 * tall), -side * 10.0),
+        ((side * 18.0 * spread, 27.0, 9.0), (6.5 * vs, 9.0 * tall, 10.0 * tall), 0.0),
+        ((side * 20.0 * spread, 41.0, 5.0), (3.8 * vs, 11.0, 6.5 * tall), -side * 10.0),
         ((side * 28.0 * spread, 2.0, -18.0), (2.5 * vs, 11.0, 3.0 * vs), side * 15.0),
     ]
 

@@ -13,9 +13,11 @@ import numpy as np
 from ich_edge.synth import brain, skullbase
 from ich_edge.synth.anatomy import HU_AIR, Anatomy, Tissue, cavity_distance
 from ich_edge.synth.pose import Points
-from ich_edge.synth.shapes import F32
+from ich_edge.synth.shapes import F32, ellipsoid_q
 
-SHELL_MAX_MM = 40.0  # skull (<= 10.4 mm) plus scalp with temporalis (<= 20 mm) fit inside
+SHELL_MAX_MM = 40.0  # skull (<= 16 mm) plus scalp with temporalis (<= 20 mm) fit inside
+FRONTAL_SINUS_BULGE_MM = 6.0
+FRONTAL_SINUS_Z_MM = -16.0
 
 
 def skull_thickness(pts: Points, root_q: np.ndarray, anatomy: Anatomy) -> np.ndarray:
@@ -29,7 +31,25 @@ def skull_thickness(pts: Points, root_q: np.ndarray, anatomy: Anatomy) -> np.nda
     protuberance = np.clip((ny - F32(0.75)) / F32(0.2), 0.0, 1.0) * np.clip(F32(1.0) - np.abs(nz + F32(0.3)) / F32(0.25), 0.0, 1.0)
     fossae = np.clip((ny - F32(0.2)) / F32(0.3), 0.0, 1.0) * np.clip((F32(-0.45) - nz) / F32(0.2), 0.0, 1.0)
     scale = F32(1.0) - F32(0.5) * temporal + F32(0.35) * protuberance - F32(0.4) * fossae
-    return F32(anatomy.skull_mm) * scale
+    thickness = F32(anatomy.skull_mm) * scale
+    if anatomy.frontal_sinus_mm:  # the frontal bone bulges around the sinus
+        thickness = thickness + F32(FRONTAL_SINUS_BULGE_MM) * _frontal_sinus_weight(pts, ny, anatomy)
+    return thickness
+
+
+def _frontal_sinus_weight(pts: Points, ny: np.ndarray, anatomy: Anatomy) -> np.ndarray:
+    width = F32(anatomy.frontal_sinus_mm + 8.0)
+    around = np.exp(-((pts.x / width) ** 2) - ((pts.z - F32(FRONTAL_SINUS_Z_MM)) / F32(14.0)) ** 2)
+    return around * np.clip((-ny - F32(0.75)) / F32(0.15), 0.0, 1.0)
+
+
+def frontal_sinus(pts: Points, d_mm: np.ndarray, thickness_mm: np.ndarray, anatomy: Anatomy) -> np.ndarray:
+    """Air of the frontal sinus, between the tables of the low frontal bone."""
+    if not anatomy.frontal_sinus_mm:
+        return np.zeros(d_mm.shape, bool)
+    q = ellipsoid_q(pts, (0.0, -80.0, FRONTAL_SINUS_Z_MM), (anatomy.frontal_sinus_mm, 25.0, 11.0))
+    between = (d_mm > F32(anatomy.inner_table_mm + 0.3)) & (d_mm < thickness_mm - F32(anatomy.outer_table_mm + 0.3))
+    return (q < 1) & between
 
 
 def scalp_layers(pts: Points, root_q: np.ndarray, anatomy: Anatomy) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +82,7 @@ def render_tissue(pts: Points, anatomy: Anatomy) -> Tissue:
     tissue = Tissue(pts.shape)
     d_cav, root_q = cavity_distance(pts, anatomy)
     tissue.d_cav = d_cav
-    floor = skullbase.floor_depth(pts)
+    floor = skullbase.floor_depth(pts, anatomy)
     tissue.floor_mm, tissue.floor_thickness_mm = floor.depth_mm, floor.thickness_mm
 
     # The vault and scalp lie within SHELL_MAX_MM outside the cavity: evaluate them there only.
@@ -75,7 +95,8 @@ def render_tissue(pts: Points, anatomy: Anatomy) -> Tissue:
         thick = skull_thickness(sub, root_q[ring], anatomy)
         muscle, scalp = scalp_layers(sub, root_q[ring], anatomy)
         inside = d < thick + scalp
-        tissue.hu[ring] = np.where(inside, shell_hu(d, thick, muscle, scalp, anatomy), tissue.hu[ring])
+        values = np.where(inside, shell_hu(d, thick, muscle, scalp, anatomy), tissue.hu[ring])
+        tissue.hu[ring] = np.where(frontal_sinus(sub, d, thick, anatomy), F32(HU_AIR), values)
         thickness[ring] = thick
         vault[ring] = inside
     tissue.bone = vault & (d_cav < thickness)

@@ -188,7 +188,7 @@ def sample_ventricular(
         for side in sides
         for c, semi, yaw in lateral_ventricle_parts(anatomy, side)[2:4]
     )
-    level = deepest - rng.uniform(6.0, 14.0)
+    level = deepest - rng.uniform(7.0, 15.0)
     cast_ids: tuple[int, ...] = ()
     cast_center, cast_radius = (0.0, 0.0, 0.0), 0.0
     if near is not None:
@@ -197,7 +197,7 @@ def sample_ventricular(
         parts = lateral_ventricle_parts(anatomy, side)
         nearest = min(parts, key=lambda part: np.linalg.norm(np.subtract(part[0], near.center)))
         cast_center, cast_radius = nearest[0], max(near.semi_mm) + rng.uniform(5.0, 15.0)
-    elif rng.random() < 0.45:
+    elif rng.random() < 0.6:
         choice = rng.random()
         if choice < 0.5:
             side = float(rng.choice([-1.0, 1.0]))
@@ -222,7 +222,7 @@ def sample_subarachnoid(rng: np.random.Generator, anatomy: Anatomy, basal: bool)
         kinds = (CSF_SUPRASELLAR, CSF_SYLVIAN, CSF_AMBIENT, CSF_INTERHEMISPHERIC, CSF_POSTERIOR_FOSSA, CSF_SULCUS)
         return Subarachnoid(
             "subarachnoid", tuple(center), rng.uniform(30.0, 55.0), _blood_hu(rng, 52.0, 80.0), texture,
-            csf_kinds=kinds, fill_threshold=rng.uniform(-1.0, -0.2), distend_mm=rng.uniform(0.5, 1.2),
+            csf_kinds=kinds, fill_threshold=rng.uniform(-1.0, -0.2), distend_mm=rng.uniform(0.3, 0.8),
         )
     side = float(rng.choice([-1.0, 1.0]))
     u = _direction(side, rng.uniform(-60, 60), rng.uniform(-5, 55))
@@ -230,7 +230,7 @@ def sample_subarachnoid(rng: np.random.Generator, anatomy: Anatomy, basal: bool)
     kinds = (CSF_SULCUS, CSF_EXTRA_AXIAL, CSF_SYLVIAN, CSF_INTERHEMISPHERIC)
     return Subarachnoid(
         "subarachnoid", tuple(center), rng.uniform(22.0, 45.0), _blood_hu(rng, 50.0, 75.0), texture,
-        csf_kinds=kinds, fill_threshold=rng.uniform(-0.8, 0.1), distend_mm=rng.uniform(0.6, 1.3),
+        csf_kinds=kinds, fill_threshold=rng.uniform(-0.8, 0.1), distend_mm=rng.uniform(0.4, 1.0),
     )
 
 

@@ -24,6 +24,7 @@ from ich_edge.synth.shapes import F32, ellipsoid_q, ramp
 FLOOR_TOP_Z = -20.0  # the floor lies below this head-frame height everywhere
 FACE_TOP_Z = -18.0
 ABOVE = -1000.0  # floor depth of points far above the floor
+FLOOR_RELIEF_MM = 2.0
 
 
 @dataclass
@@ -66,16 +67,22 @@ def _floor_fields(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return z_floor, thickness, petrous * (F32(1.0) - anterior)
 
 
-def floor_depth(pts: Points) -> Floor:
-    """The floor's depth field at ``pts`` (see :class:`Floor`); computed only where it matters."""
+def floor_depth(pts: Points, anatomy: Anatomy) -> Floor:
+    """The floor's depth field at ``pts`` (see :class:`Floor`); computed only where it matters.
+
+    A smooth random relief of about +-2 mm (``Anatomy.floor_relief``) keeps the fossae from
+    being perfect bowls.
+    """
     shape = pts.shape
     depth = np.full(shape, ABOVE, np.float32)
     thickness = np.full(shape, 3.0, np.float32)
     petrous = np.zeros(shape, np.float32)
     low = pts.z < F32(FLOOR_TOP_Z)
     if low.any():
-        z_floor, thick, pet = _floor_fields(pts.x[low], pts.y[low])
-        depth[low] = z_floor - pts.z[low]
+        x, y = pts.x[low], pts.y[low]
+        z_floor, thick, pet = _floor_fields(x, y)
+        relief = F32(FLOOR_RELIEF_MM) * anatomy.floor_relief.unit(x, y, np.zeros_like(x))
+        depth[low] = np.minimum(z_floor + relief, F32(FLOOR_TOP_Z - 0.5)) - pts.z[low]
         thickness[low] = thick
         petrous[low] = pet
     return Floor(depth, thickness, petrous)

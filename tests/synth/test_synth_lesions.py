@@ -26,7 +26,7 @@ def _rendered(subtype: str):
     plan = plan_study(CONFIG, find_study(CONFIG, subtype, where=WHERE.get(subtype)))
     slices = [render_slice(plan, k, noise=False) for k in range(plan.num_slices)]
     positive = [s for s in slices if s.labels[SUBTYPES.index(subtype)]]
-    assert len(positive) >= 2, f"{subtype} should span consecutive slices"
+    assert positive, f"the {subtype} bleed should be visible"
     return plan, slices, positive
 
 
@@ -90,9 +90,10 @@ def test_slice_labels_follow_mask_area(subtype):
         area = s.masks[subtype].sum() * plan.pixel_mm**2
         assert s.labels[index] == (area >= MIN_LESION_AREA_MM2)
         assert s.labels[-1] == s.labels[:-1].max()
-    flags = [int(s.labels[index]) for s in slices]
+    flags = [int(s.masks[subtype].any()) for s in slices]
     first, last = flags.index(1), len(flags) - 1 - flags[::-1].index(1)
-    assert sum(flags[first : last + 1]) >= 0.5 * (last - first + 1)  # mostly consecutive slices
+    assert last > first  # a 3-D lesion: its blood shows on consecutive slices
+    assert sum(flags[first : last + 1]) >= 0.5 * (last - first + 1)
     if subtype in ("epidural", "subdural", "intraparenchymal", "subarachnoid"):
         assert 50.0 <= np.median(np.concatenate([s.hu[s.masks[subtype]] for s in slices])) <= 92.0
 
