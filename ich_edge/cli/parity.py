@@ -6,6 +6,14 @@ from pathlib import Path
 
 import click
 
+from converters import RECIPES
+
+
+def _recipe_defaults(gate: str, percent: bool = False) -> str:
+    """``fp16 0.005, dynamic 0.01, ...``: the recipe table's values of one gate, for --help."""
+    values = [(name, r.parity.get(gate)) for name, r in RECIPES.items() if r.parity.get(gate) is not None]
+    return ", ".join(f"{name} {100 * v:g}%" if percent else f"{name} {v:g}" for name, v in values)
+
 
 @click.command(name="parity")
 @click.option(
@@ -29,9 +37,12 @@ import click
 @click.option("--bootstrap", "replicates", default=1000, show_default=True, type=int, help="Bootstrap replicates (by study); 0 skips intervals.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")
 @click.option("--threads", default=2, show_default=True, type=int, help="TFLite interpreter threads.")
-@click.option("--max-abs-diff", type=float, default=None, help="Override the fp32 gate: max |p - p_ref| [recipe: 1e-4].")
-@click.option("--max-auc-drop", type=float, default=None, help="Override the reduced-precision gate: max study AUC drop per label [recipe: 0.005].")
-@click.option("--min-agreement", type=float, default=None, help="Override the reduced-precision gate: min study decision agreement per label, 0..1 [recipe: 0.99].")
+@click.option("--max-abs-diff", type=float, default=None,
+              help=f"Override the gate max |p - p_ref| (all slices and studies) [recipes: {_recipe_defaults('max_abs_diff')}].")
+@click.option("--max-auc-drop", type=float, default=None,
+              help=f"Override the gate max study AUC drop, every label [recipes: {_recipe_defaults('max_auc_drop')}].")
+@click.option("--min-agreement", type=float, default=None,
+              help=f"Override the gate min study decision agreement, every label, 0..1 [recipes: {_recipe_defaults('min_agreement', True)}].")
 def command(
     reference_dir: Path,
     tflite_paths: tuple[Path, ...],
