@@ -88,18 +88,59 @@ def _aligned_buffer(schema, data):
     return buffer
 
 
-def embed_description(tflite_bytes: bytes, description: dict) -> bytes:
+class _SharingBuilder:
+    """Factory of a ``flatbuffers.Builder`` that writes each distinct numeric vector once.
+
+    Converter output repeats many vectors: every per-channel int8 weight and int32 bias has
+    its own all-zero int64 ``zero_point`` array (8 bytes per channel), and shapes recur.
+    Tables may point at the same vector (the format allows it; flatc's shared strings do the
+    same), so identical vectors are packed once. The tensors and their values are unchanged.
+    """
+
+    @staticmethod
+    def create(initial_size: int):
+        import flatbuffers
+
+        class Builder(flatbuffers.Builder):
+            def __init__(self, size):
+                super().__init__(size)
+                self._shared = {}
+
+            def CreateNumpyVector(self, x):  # noqa: N802 - flatbuffers naming
+                key = (x.dtype.str, x.shape, x.tobytes())
+                if key not in self._shared:
+                    self._shared[key] = super().CreateNumpyVector(x)
+                return self._shared[key]
+
+        return Builder(initial_size)
+
+
+def _short_name(raw) -> str:
+    """``a/quant_conv/Conv2D;a/quant_bn/...`` -> ``a/conv/Conv2D``.
+
+    Keeps the first of the fused ops' names (joined by ``;``) and drops the ``quant_`` prefix
+    of TFMOT wrapper layers, so a QAT file names its tensors like the float-trained one.
+    """
+    first = _name(raw).split(";", 1)[0]
+    return "/".join(part.removeprefix("quant_") for part in first.split("/"))
+
+
+def embed_description(tflite_bytes: bytes, description: dict, compact: bool = True) -> bytes:
     """Return ``tflite_bytes`` with ``description`` stored under :data:`DESCRIPTION_KEY`.
 
     Parameters
     ----------
     tflite_bytes : a TFLite flatbuffer as written by the converter.
     description : JSON-serializable dict (replaces an existing description).
+    compact : also pack identical vectors once and shorten tensor names (see
+        :func:`_short_name`); lossless for inference, and ~15% of a small per-channel int8
+        model is all-zero int64 zero points otherwise.
 
     Returns
     -------
     bytes
-        The re-packed flatbuffer; tensors, buffers and signatures are unchanged.
+        The re-packed flatbuffer; operators, tensor values, quantization and signatures are
+        unchanged.
     """
     import flatbuffers
 
@@ -115,7 +156,15 @@ def embed_description(tflite_bytes: bytes, description: dict) -> bytes:
     entry.name = DESCRIPTION_KEY
     entry.buffer = len(model.buffers) - 1
     model.metadata.append(entry)
-    builder = flatbuffers.Builder(len(tflite_bytes) + len(payload) + 4096)
+    size = len(tflite_bytes) + len(payload) + 4096
+    if compact:
+        for subgraph in model.subgraphs:
+            for tensor in subgraph.tensors:
+                if tensor.name is not None:
+                    tensor.name = _short_name(tensor.name)
+        builder = _SharingBuilder.create(size)
+    else:
+        builder = flatbuffers.Builder(size)
     builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
     return bytes(builder.Output())
 
