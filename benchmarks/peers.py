@@ -204,14 +204,18 @@ def format_table(result: dict) -> str:
         if row["status"] != "ok":
             lines.append(f"{row['name']:<28} {row['status']:<8} {row.get('reason', '')}")
             continue
+        diff = row["max_abs_diff_vs_tensorflow"]
         lines.append(
             f"{row['name']:<28} {'ok':<8} {row['latency_ratio']:>9.2f} {row['cpu_ratio']:>10.2f} "
-            f"{row['max_abs_diff_vs_tensorflow']:>15.2e}"
+            f"{'n/a' if diff is None else format(diff, '.2e'):>15}{' *' if row.get('note') else ''}"
         )
     best = result.get("onnxruntime_best")
     if best:
         lines.append(f"onnxruntime best variant: {best['name']} ({best['latency_ratio']:.2f}x)")
     lines.append("x latency: median study latency / that of the baseline (lower is faster).")
+    if any(row.get("note") for row in result["peers"]):
+        lines.append("* converted from another run than --reference (e.g. qat-int8 from the QAT_DIR): |dp| includes "
+                     "the difference between the two runs' weights, not only the runtime's.")
     return "\n".join(lines)
 
 
@@ -243,9 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         common = {"threads": args.threads, "runs": args.runs, "warmup": args.warmup,
                   "sequence": run.sequence_config.to_dict(), "study": str(Path(folder) / "study.npy")}
         specs = [("tensorflow", {"kind": "tensorflow", "path": str(args.reference)})]
+        other_source = {}
         for path in args.tflite:
-            precision = read_description(path).get("precision", path.stem)
-            specs.append((f"tflite {precision}", {"kind": "tflite", "path": str(path.resolve())}))
+            description = read_description(path)
+            name = f"tflite {description.get('precision', path.stem)}"
+            specs.append((name, {"kind": "tflite", "path": str(path.resolve())}))
+            source = (description.get("source_run") or {}).get("path")
+            if source and Path(source).resolve() != args.reference.resolve():
+                other_source[name] = source  # e.g. qat-int8 comes from the QAT_DIR, not the float run
         onnx_error = None
         try:
             onnx = export_onnx(run, study, Path(folder))
@@ -286,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
             peer["cpu_ratio"] = peer["cpu_ms_per_study"] / base["cpu_ms_per_study"]
             probs = peer.pop("probabilities")
             peer["max_abs_diff_vs_tensorflow"] = None if reference is None else float(np.abs(probs - reference).max())
+            if peer["name"] in other_source:
+                peer["source_run"] = other_source[peer["name"]]
+                peer["note"] = "converted from another run than --reference: its |dp| includes that run's weights"
     onnx_ok = [p for p in peers if p["name"].startswith("onnxruntime ") and p["status"] == "ok"]
     result = {
         "format": "ich-edge-peers/1",
