@@ -32,6 +32,7 @@ from ich_edge.errors import ConfigError
 from ich_edge.metrics import RSNA_WEIGHTS, roc_auc, rsna_log_loss
 from ich_edge.training.parity_stats import CI_LEVEL, bootstrap_level
 
+
 @dataclass(frozen=True)
 class ParityGates:
     """Pass/fail limits for one variant; ``None`` disables a gate.
