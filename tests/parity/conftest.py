@@ -122,3 +122,9 @@ class KerasAsTFLite:
         for label in self.invert:
             probs[:, LABELS.index(label)] = 1.0 - probs[:, LABELS.index(label)]
         return probs
+
+
+@pytest.fixture
+def keras_as_tflite():
+    """The :class:`KerasAsTFLite` stand-in (a fixture: test modules cannot import conftest reliably)."""
+    return KerasAsTFLite

@@ -11,14 +11,12 @@ from ich_edge.cli import main
 from ich_edge.errors import ConfigError, ModelError
 from ich_edge.training import parity
 
-from conftest import KerasAsTFLite
-
 @pytest.fixture
-def stand_ins(tiny_run, tmp_path, monkeypatch):
+def stand_ins(tiny_run, tmp_path, monkeypatch, keras_as_tflite):
     """Model "files" served by KerasAsTFLite (see conftest); gates come from the recipes."""
     import ich_edge.runtime.tflite_model as tflite_model
 
-    monkeypatch.setattr(tflite_model, "TFLiteStudyModel", KerasAsTFLite)
+    monkeypatch.setattr(tflite_model, "TFLiteStudyModel", keras_as_tflite)
     run_dir = tiny_run[0]
     files = {}
     for name, spec in {
