@@ -86,7 +86,7 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
         "diploe": rng.uniform(500.0, 900.0),
         "petrous": rng.uniform(1600.0, 2000.0),
         "fat": rng.uniform(-110.0, -70.0),
-        "scalp_fat": rng.uniform(-30.0, 10.0),  # fat mixed with fibrous septa
+        "scalp_fat": rng.uniform(-12.0, 20.0),  # fat mixed with fibrous septa
         "muscle": rng.uniform(35.0, 50.0),
         "skin": rng.uniform(30.0, 45.0),
         "sinus": rng.uniform(58.0, 72.0) if dense_sinus else rng.uniform(40.0, 52.0),
@@ -155,16 +155,33 @@ class Tissue:
         self.surface: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
-def cavity_q(pts: Points, anatomy: Anatomy) -> np.ndarray:
-    """Squared normalized radius of the cavity ellipsoid (wider at the back, taller above)."""
+VAULT_EXPONENT = 2.5  # above the equator the vault is a superellipsoid: steep sides, flatter top
+
+
+def cavity_gauge(pts: Points, anatomy: Anatomy) -> np.ndarray:
+    """The cavity's gauge: 1 on the inner table, ``t`` at ``t`` times a surface point.
+
+    An egg-shaped ellipsoid below the equator (wider at the back) and a superellipsoid
+    (exponent :data:`VAULT_EXPONENT` between the axial and vertical parts) above it.
+    """
     ax, ay, az_up, az_down = anatomy.semi_mm
     widen = F32(1.0) + F32(0.05) * np.clip(pts.y / F32(ay), -1.0, 1.0)
-    az = np.where(pts.z > 0, F32(az_up), F32(az_down))
-    return (pts.x / (F32(ax) * widen)) ** 2 + (pts.y / F32(ay)) ** 2 + (pts.z / az) ** 2
+    axial = (pts.x / (F32(ax) * widen)) ** 2 + (pts.y / F32(ay)) ** 2
+    below = np.sqrt(axial + (pts.z / F32(az_down)) ** 2)
+    half = F32(VAULT_EXPONENT / 2.0)
+    above = (np.maximum(axial, F32(1e-12)) ** half + (np.abs(pts.z) / F32(az_up)) ** F32(VAULT_EXPONENT)) ** F32(
+        1.0 / VAULT_EXPONENT
+    )
+    return np.where(pts.z > 0, above, below)
+
+
+def cavity_q(pts: Points, anatomy: Anatomy) -> np.ndarray:
+    """Squared gauge (< 1 inside the cavity)."""
+    return cavity_gauge(pts, anatomy) ** 2
 
 
 def cavity_distance(pts: Points, anatomy: Anatomy) -> tuple[np.ndarray, np.ndarray]:
-    """Radial distance to the cavity surface (mm, negative inside) and ``sqrt(q)``."""
-    root_q = np.sqrt(np.maximum(cavity_q(pts, anatomy), F32(1e-6)))
+    """Radial distance to the cavity surface (mm, negative inside) and the gauge."""
+    gauge = np.maximum(cavity_gauge(pts, anatomy), F32(1e-3))
     radius = np.sqrt(pts.x**2 + pts.y**2 + pts.z**2)
-    return radius * (F32(1.0) - F32(1.0) / root_q), root_q
+    return radius * (F32(1.0) - F32(1.0) / gauge), gauge

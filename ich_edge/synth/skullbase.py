@@ -77,7 +77,8 @@ def floor_depth(pts: Points, anatomy: Anatomy) -> Floor:
     depth = np.full(shape, ABOVE, np.float32)
     thickness = np.full(shape, 3.0, np.float32)
     petrous = np.zeros(shape, np.float32)
-    low = pts.z < F32(FLOOR_TOP_Z)
+    # Only low points within the head's outline (face, ears and nose included) need it.
+    low = (pts.z < F32(FLOOR_TOP_Z)) & ((pts.x / F32(82.0)) ** 2 + ((pts.y + F32(3.0)) / F32(118.0)) ** 2 < F32(1.0))
     if low.any():
         x, y = pts.x[low], pts.y[low]
         z_floor, thick, pet = _floor_fields(x, y)

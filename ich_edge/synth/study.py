@@ -235,14 +235,26 @@ def _boundary_code(pts: Points, anatomy: Anatomy, floor_mm: np.ndarray, floor_th
 def partial_volume_pixels(plan: StudyPlan, pts: SlicePoints, tissue: Tissue) -> np.ndarray:
     """Pixels whose 5 mm slab crosses the cavity, skull, scalp or skull-base floor boundary."""
     half = SLICE_THICKNESS_MM / 2.0
+    anatomy = plan.anatomy
+    # Across the slab a point moves at most half / scale mm in the head frame, so only pixels
+    # that close to one of the boundaries can change class.
+    reach = F32(half / plan.pose.scale + 0.5)
+    d, floor, thick = tissue.d_cav, tissue.floor_mm, tissue.floor_thickness_mm
+    near = (d > -reach) & (d < F32(anatomy.skull_mm + 8.0) + reach)
+    near |= (floor > -reach) & (floor < thick + reach)
+    mixed = np.zeros(pts.shape, bool)
+    if not near.any():
+        return mixed
     # The floor is a height field: across the slab its depth changes by the z component of the
     # slab's direction (x and y move by under a millimetre).
     dz = F32(plan.pose.rotation[2, 2] * half / plan.pose.scale)
-    floor, thick = tissue.floor_mm, tissue.floor_thickness_mm
-    code = _boundary_code(pts, plan.anatomy, floor, thick)
-    low = _boundary_code(pts.offset(-half, plan.pose), plan.anatomy, floor + dz, thick)
-    high = _boundary_code(pts.offset(half, plan.pose), plan.anatomy, floor - dz, thick)
-    return (code != low) | (code != high)
+    floor, thick = floor[near], thick[near]
+    centre = Points(pts.x[near], pts.y[near], pts.z[near])
+    code = _boundary_code(centre, anatomy, floor, thick)
+    low = _boundary_code(pts.offset(-half, plan.pose, near), anatomy, floor + dz, thick)
+    high = _boundary_code(pts.offset(half, plan.pose, near), anatomy, floor - dz, thick)
+    mixed[near] = (code != low) | (code != high)
+    return mixed
 
 
 def _smoothed_noise(rng: np.random.Generator, size: int) -> np.ndarray:
