@@ -237,15 +237,17 @@ def load_reference(run_dir):
     return load_any_run(run_dir)
 
 
-def select_series(series_list: list, run, studies: str) -> tuple[list, str]:
-    """The held-out series of ``series_list`` for ``run`` and a sentence saying which they are."""
+def select_series(series_list: list, run_dir, studies: str) -> tuple[list, str]:
+    """The held-out series of ``series_list`` for the run in ``run_dir``, and a sentence saying which."""
+    from pathlib import Path
+
     from ich_edge.training.data import Split, select_studies
     from ich_edge.training.run import SPLIT_FILE, read_json
 
     in_cache = {s.study_uid for s in series_list}
     if studies == "all":
         return series_list, f"all {len(in_cache)} studies of the cache (--studies all)"
-    split_path = run.path / SPLIT_FILE
+    split_path = Path(run_dir) / SPLIT_FILE
     if not split_path.is_file():
         return series_list, f"all {len(in_cache)} studies of the cache (the run has no {SPLIT_FILE})"
     split = Split.from_dict(read_json(split_path, "the train/validation split"))
@@ -254,7 +256,7 @@ def select_series(series_list: list, run, studies: str) -> tuple[list, str]:
     held_out = in_cache & set(split.val_studies)
     if not held_out:
         raise ConfigError(
-            f"the cache holds only training studies of {run.path}; pass a cache of held-out studies "
+            f"the cache holds only training studies of {run_dir}; pass a cache of held-out studies "
             "or --studies all (which would compare on training data)"
         )
     return select_studies(series_list, held_out), f"the run's {len(held_out)} validation studies ({SPLIT_FILE})"
@@ -308,14 +310,20 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
     from ich_edge.training.evaluate import predict_series
 
+    from ich_edge.training.run import CONFIG_FILE, read_json
+    from ich_edge.transforms import PreprocessConfig
+
     say = progress or (lambda line: None)
+    # Cheap checks first: the data and the split, before TensorFlow loads the model.
+    run_config = read_json(Path(reference_dir) / CONFIG_FILE, "not a run folder written by `ich-edge train` or `ich-edge qat`")
+    expected = PreprocessConfig.from_dict(run_config.get("preprocess", {}))
+    cache = Cache.open(data)
+    if cache.preprocess != expected:
+        raise ConfigError(f"{data} was prepared with {cache.preprocess}, the reference expects {expected}")
+    series_list, selection = select_series(cache.load_all(), reference_dir, config.studies)
     run = load_reference(reference_dir)
     if not run.thresholds:
         raise ModelError(f"{run.path} has no thresholds.json; parity compares decisions at the validated thresholds")
-    cache = Cache.open(data)
-    if cache.preprocess != run.preprocess_config:
-        raise ConfigError(f"{data} was prepared with {cache.preprocess}, the reference expects {run.preprocess_config}")
-    series_list, selection = select_series(cache.load_all(), run, config.studies)
     say(f"reference {run.path}: {len(series_list)} series ({selection})")
     reference = [predict_series(run.encoder, run.head, s.images, run.sequence_config) for s in series_list]
     models, variants = [], []
