@@ -229,8 +229,8 @@ def lateral_ventricle_parts(anatomy: Anatomy, side: float) -> list[tuple[tuple, 
     spread = 1.0 + 0.45 * (vs - 1.0)
     tall = vs**0.5
     return [
-        ((side * 8.0 * spread, -22.0, 12.0), (4.5 * vs, 13.0, 8.5 * tall), side * 12.0),
-        ((side * 10.0 * spread, 2.0, 21.0), (4.5 * vs, 22.0, 5.5 * tall), 0.0),
+        ((side * 6.0 * spread, -22.0, 12.0), (4.5 * vs, 13.0, 8.5 * tall), side * 14.0),
+        ((side * 7.5 * spread, 2.0, 21.0), (4.5 * vs, 22.0, 5.5 * tall), 0.0),
         ((side * 18.0 * spread, 27.0, 9.0), (6.5 * vs, 9.0 * tall, 10.0 * tall), 0.0),
         ((side * 20.0 * spread, 41.0, 5.0), (3.8 * vs, 11.0, 6.5 * tall), -side * 10.0),
         ((side * 28.0 * spread, 2.0, -18.0), (2.5 * vs, 11.0, 3.0 * vs), side * 15.0),
