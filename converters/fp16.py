@@ -1,0 +1,21 @@
+"""fp16: float16 weights (half the file), dequantized to float32 at load or by a GPU delegate."""
+
+from converters.recipe import Recipe, builtin_ops
+
+
+def configure(converter, options) -> None:
+    from ich_edge.training.keras import tf
+
+    builtin_ops(converter, integer_only=False)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+
+
+RECIPE = Recipe(
+    name="fp16",
+    summary="float16 weights, float32 activations",
+    configure=configure,
+    needs_calibration=False,
+    needs_qat=False,
+    parity={"max_auc_drop": 0.005, "min_agreement": 0.98},
+)

@@ -1,0 +1,17 @@
+"""fp32: the float model as it is; the reference every other precision is compared to."""
+
+from converters.recipe import Recipe, builtin_ops
+
+
+def configure(converter, options) -> None:
+    builtin_ops(converter, integer_only=False)
+
+
+RECIPE = Recipe(
+    name="fp32",
+    summary="float32 weights and activations (reference)",
+    configure=configure,
+    needs_calibration=False,
+    needs_qat=False,
+    parity={"max_abs_diff": 1e-4},
+)

@@ -1,0 +1,51 @@
+"""``ich-edge convert``: a trained model to TFLite in one or more precisions.
+
+TensorFlow is imported only when the command runs (``--help`` stays quick); the precision
+names and their one-line summaries come from the recipe table in :mod:`converters`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from converters import ALL, IO_TYPES, RECIPES
+
+
+def _precision_help() -> str:
+    rows = "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
+    return f"Precision, repeatable, or {ALL} (every one the --model folders allow). {rows}."
+
+
+@click.command("convert")
+@click.option("--model", "models", required=True, multiple=True, type=click.Path(file_okay=False, path_type=str),
+              help="RUN_DIR of `ich-edge train` and/or QAT_DIR of `ich-edge qat` (give --model twice for both).")
+@click.option("--precision", "precisions", required=True, multiple=True, help=_precision_help())
+@click.option("--data", type=click.Path(file_okay=False, path_type=str),
+              help="Prepared cache the run was trained on; calibration data for int8 and qat-int8.")
+@click.option("--out", required=True, type=click.Path(path_type=str), help="Folder for cnn_lstm_<precision>.tflite (+ .json).")
+@click.option("--calibration-windows", type=int, default=None,
+              help="Windows drawn from the training studies to calibrate int8/qat-int8 (default 16: every "
+                   "distinct slice of them calibrates encode, a few hundred slices).")
+@click.option("--io", type=click.Choice(IO_TYPES), default="float", show_default=True,
+              help="I/O tensors of int8/qat-int8: float (quantize/dequantize inside the model) or int8 "
+                   "(uint8 tensors: the image input takes raw window pixels, scale 1/255, zero point 0).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration draw.")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+def command(models, precisions, data, out, calibration_windows, io, seed, force) -> None:
+    """Convert a trained model to TFLite, one file per precision.
+
+    Each file has two signatures (encode: slices -> features, classify: a window of
+    features -> probabilities), builtin ops only, an embedded description (labels,
+    preprocessing, sequence rule, thresholds, quantization) and a sidecar JSON.
+    """
+    from ich_edge.training.export import ConvertConfig, convert_runs
+
+    fields = {"precisions": precisions, "io": io, "force": force, "seed": seed}
+    if calibration_windows is not None:
+        fields["calibration_windows"] = calibration_windows
+    results = convert_runs(models, data, out, ConvertConfig(**fields), log=click.echo)
+    reference = next((r["size_bytes"] for r in results if r["precision"] == "fp32"), None)
+    click.echo(f"{'precision':<10} {'size KiB':>9} {'x fp32':>7} {'seconds':>8}  file")
+    for r in results:
+        ratio = f"{r['size_bytes'] / reference:.2f}" if reference else "-"
+        click.echo(f"{r['precision']:<10} {r['size_bytes'] / 1024:>9.1f} {ratio:>7} {r['seconds']:>8.1f}  {r['path']}")

@@ -1,0 +1,35 @@
+"""``ich-edge qat``: quantization-aware fine-tuning of a trained model into QAT_DIR."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("qat")
+@click.option("--model", required=True, type=click.Path(file_okay=False, path_type=str), help="Float RUN_DIR of `ich-edge train`.")
+@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=str), help="The cache the run was trained on.")
+@click.option("--out", required=True, type=click.Path(path_type=str), help="QAT_DIR to write (RUN_DIR layout, quantized: true).")
+@click.option("--epochs", type=int, default=None, help="Fine-tuning epochs (default 3).")
+@click.option("--learning-rate", type=float, default=None, help="Peak learning rate (default 1/10 of the run's).")
+@click.option("--batch-size", type=int, default=None, help="Windows per step (default: the run's).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the window order and augmentation.")
+def command(model, data, out, epochs, learning_rate, batch_size, seed) -> None:
+    """Fine-tune a trained CNN-LSTM with fake quantization (slice encoder), for qat-int8.
+
+    Writes QAT_DIR/model.keras, config.json ("quantized": true), thresholds.json chosen on
+    validation for the QAT model, and report.json/.md with the float model's numbers beside.
+    Convert it with `ich-edge convert --model QAT_DIR --precision qat-int8 --data CACHE`.
+    """
+    from ich_edge.training.qat import QatConfig, qat
+
+    given = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size}
+    config = QatConfig(seed=seed, **{k: v for k, v in given.items() if v is not None})
+    report = qat(model, data, out, config, log=click.echo)
+    study_auc = report["validation"]["model"]["study"]["auc"]
+    float_auc = report["float_validation"]["model"]["study"]["auc"]
+    rows = ", ".join(
+        f"{label} {float_auc[label]:.3f}->{study_auc[label]:.3f}" if study_auc[label] is not None and float_auc[label] is not None
+        else f"{label} n/a" for label in study_auc
+    )
+    click.echo(f"validation study AUC float->QAT: {rows}")
+    click.echo(f"QAT_DIR: {out}")

@@ -1,0 +1,304 @@
+"""Quantization-aware fine-tuning of a trained CNN-LSTM (``ich-edge qat``).
+
+tensorflow-model-optimization 0.8 cannot wrap TimeDistributed, Bidirectional or LSTM layers
+and refuses a model nested in a model, so only the slice encoder (a flat functional model)
+is quantized, with ``quantize_model``: its Conv -> BatchNormalization -> ReLU6 patterns get
+fake-quant ranges with the BN folded at conversion. The QAT encoder is re-assembled with the
+float recurrent head (:func:`ich_edge.training.model.build_cnn_lstm`) and fine-tuned a few
+epochs from the float weights at a lower learning rate, on the same data pipeline and loss
+as training. The head gets its int8 ranges at conversion (``qat-int8`` calibrates it).
+
+QAT_DIR has the RUN_DIR layout with ``"quantized": true``; thresholds are chosen again on
+the validation studies for the QAT model, and report.json/.md put the float model's
+validation numbers beside the QAT model's.
+
+Loading: ``keras.models.load_model`` cannot read a TFMOT model back from ``.keras`` with
+tf_keras 2.21 / TFMOT 0.8 (QuantizeLayer is built twice and the wrappers list their kernel
+twice, so variable counts do not match). :func:`load_qat_run` therefore rebuilds the QAT
+architecture from config.json and loads the weights; :func:`load_any_run` loads either kind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ich_edge import __version__
+from ich_edge.cache import Cache, write_atomic_bytes, write_json_atomic
+from ich_edge.errors import ConfigError, ModelError
+from ich_edge.sequence import SequenceConfig
+from ich_edge.training import data as data_lib
+from ich_edge.training import report as report_lib
+from ich_edge.training import run as run_lib
+from ich_edge.training.keras import keras, quantization_api
+from ich_edge.training.model import ModelConfig, build_cnn_lstm, build_model
+from ich_edge.training.train import TrainConfig, _schedule, rsna_weighted_bce
+from ich_edge.transforms import PreprocessConfig
+
+DEFAULT_EPOCHS = 3
+LR_FACTOR = 0.1
+
+
+@dataclass(frozen=True)
+class QatConfig:
+    """How to fine-tune (see ``ich-edge qat --help``).
+
+    Attributes
+    ----------
+    epochs : fine-tuning epochs (each covers every training slice about once).
+    learning_rate : peak learning rate; None takes 1/10 of the float run's.
+    batch_size : windows per step; None takes the float run's.
+    seed : seed of the window order and augmentation.
+    """
+
+    epochs: int = DEFAULT_EPOCHS
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.epochs <= 1000:
+            raise ConfigError(f"epochs must be in 1..1000, got {self.epochs}")
+        if self.learning_rate is not None and not 0.0 < self.learning_rate <= 1.0:
+            raise ConfigError(f"learning_rate must be in (0, 1], got {self.learning_rate}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def quantize_encoder(encoder):
+    """The slice encoder with TFMOT fake-quant (default 8-bit scheme), weights copied."""
+    try:
+        return quantization_api().quantize_model(encoder)
+    except (ValueError, RuntimeError) as err:
+        raise ModelError(
+            f"the slice encoder cannot be quantized by tensorflow-model-optimization ({err}); "
+            "QAT supports the edge and mobilenetv2 backbones of ich_edge.training.model"
+        ) from err
+
+
+def build_qat_model(model_config: ModelConfig, window_slices: int):
+    """A fresh QAT CNN-LSTM: ``(qat_encoder, head, model)`` (the layout :func:`load_qat_run` reads)."""
+    encoder, head, _ = build_model(model_config, window_slices)
+    qat_encoder = quantize_encoder(encoder)
+    return qat_encoder, head, build_cnn_lstm(qat_encoder, head, window_slices)
+
+
+def load_qat_run(qat_dir: str | Path) -> run_lib.Run:
+    """Load a QAT_DIR: rebuild the QAT CNN-LSTM from config.json and load model.keras's weights."""
+    qat_dir = Path(qat_dir)
+    config = run_lib.read_json(qat_dir / run_lib.CONFIG_FILE, "not a QAT_DIR written by `ich-edge qat`")
+    if not config.get("quantized"):
+        raise ModelError(f"{qat_dir} is a float run (quantized: false); load it with ich_edge.training.run.load_run")
+    try:
+        model_config = ModelConfig.from_dict(config["model"])
+        sequence_config = SequenceConfig.from_dict(config["sequence"])
+        preprocess_config = PreprocessConfig.from_dict(config["preprocess"])
+    except KeyError as err:
+        raise ModelError(f"{qat_dir / run_lib.CONFIG_FILE} lacks the {err} section; run `ich-edge qat` again") from err
+    model_path = qat_dir / run_lib.MODEL_FILE
+    if not model_path.is_file():
+        raise ModelError(f"{model_path} is missing; run `ich-edge qat --out {qat_dir}` again")
+    encoder, head, model = build_qat_model(model_config, sequence_config.window_slices)
+    try:
+        model.load_weights(model_path)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelError(f"{model_path} does not match the QAT architecture in config.json ({err})") from err
+    thresholds_path = qat_dir / run_lib.THRESHOLDS_FILE
+    thresholds = run_lib.read_json(thresholds_path, "thresholds") if thresholds_path.is_file() else None
+    return run_lib.Run(qat_dir, config, model_config, sequence_config, preprocess_config, encoder, head, model, thresholds)
+
+
+def is_quantized_run(run_dir: str | Path) -> bool:
+    """True for a QAT_DIR (config.json says ``"quantized": true``)."""
+    config = run_lib.read_json(Path(run_dir) / run_lib.CONFIG_FILE, "not a run folder written by `ich-edge train` or `ich-edge qat`")
+    return bool(config.get("quantized", False))
+
+
+def load_any_run(run_dir: str | Path) -> run_lib.Run:
+    """A float RUN_DIR (``run.load_run``) or a QAT_DIR (:func:`load_qat_run`)."""
+    return load_qat_run(run_dir) if is_quantized_run(run_dir) else run_lib.load_run(run_dir)
+
+
+class _KeepBest(keras.callbacks.Callback):
+    """Keep the weights of the epoch with the lowest validation loss, and a history."""
+
+    def __init__(self, log) -> None:
+        super().__init__()
+        self.best_loss, self.best_weights, self.best_epoch, self.history, self.log = None, None, 0, [], log
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        val_loss = float(logs["val_loss"])
+        seconds = time.monotonic() - self.started
+        self.history.append({"epoch": epoch + 1, "loss": float(logs["loss"]), "val_loss": val_loss, "seconds": seconds})
+        best = self.best_loss is None or val_loss < self.best_loss
+        if best:
+            self.best_loss, self.best_weights, self.best_epoch = val_loss, self.model.get_weights(), epoch + 1
+        self.log(f"qat epoch {epoch + 1}: loss {logs['loss']:.4f}, val_loss {val_loss:.4f}, {seconds:.1f} s" + (" (best)" if best else ""))
+
+
+def _series(cache_path, float_run, split: data_lib.Split):
+    cache = Cache.open(cache_path)
+    if cache.preprocess != float_run.preprocess_config:
+        raise ConfigError(f"{cache_path} was prepared with other preprocessing than the run {float_run.path}; use the training cache")
+    series = cache.load_all()
+    train_series = data_lib.select_studies(series, split.train_studies)
+    val_series = data_lib.select_studies(series, split.val_studies)
+    if not train_series or not val_series:
+        raise ConfigError(
+            f"{cache_path} does not hold the run's training and validation studies (split.json); "
+            "pass the cache the run was trained on"
+        )
+    return train_series, val_series
+
+
+def _comparison_markdown(float_section: dict, qat_section: dict, epochs_run: int) -> str:
+    fmt = report_lib._fmt
+    lines = [
+        "# ich-edge QAT report",
+        "",
+        f"Quantization-aware fine-tuning, {epochs_run} epoch(s); validation studies, float model beside the QAT model.",
+        "",
+        "| label | float study AUC | QAT study AUC | float sens @ spec | QAT sens @ spec | float slice AUC | QAT slice AUC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    f_study, q_study = float_section["model"]["study"], qat_section["model"]["study"]
+    f_slice, q_slice = float_section["model"]["slice"], qat_section["model"]["slice"]
+    for label in f_study["auc"]:
+        lines.append(
+            f"| {label} | {fmt(f_study['auc'][label])} | {fmt(q_study['auc'][label])} "
+            f"| {fmt(f_study['sensitivity_at_specificity'][label])} | {fmt(q_study['sensitivity_at_specificity'][label])} "
+            f"| {fmt(f_slice['auc'][label])} | {fmt(q_slice['auc'][label])} |"
+        )
+    lines += [
+        "",
+        f"RSNA weighted log loss (slice): float {fmt(f_slice['rsna_log_loss'], 4)}, QAT {fmt(q_slice['rsna_log_loss'], 4)}",
+        "",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def qat(model_dir: str | Path, data: str | Path, out: str | Path, config: QatConfig = QatConfig(), log=print) -> dict:
+    """Fine-tune the float run ``model_dir`` with fake quantization into QAT_DIR ``out``.
+
+    Parameters
+    ----------
+    model_dir : a float RUN_DIR written by ``ich-edge train``.
+    data : the cache the run was trained on (its split.json studies must be there).
+    out : QAT_DIR to write (model.keras, config.json, split.json, thresholds.json, report).
+    config : epochs, learning rate (default 1/10 of the run's), batch size, seed.
+
+    Returns
+    -------
+    dict
+        The report (also written as report.json).
+    """
+    t0 = time.monotonic()
+    model_dir, out = Path(model_dir), Path(out)
+    if is_quantized_run(model_dir):
+        raise ConfigError(f"{model_dir} is already a QAT_DIR; pass the float RUN_DIR of `ich-edge train`")
+    if out.resolve() == model_dir.resolve():
+        raise ConfigError("--out must be a new folder, not the float RUN_DIR (it would overwrite model.keras)")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a folder")
+    float_run = run_lib.load_run(model_dir)
+    split = data_lib.Split.from_dict(run_lib.read_json(model_dir / run_lib.SPLIT_FILE, "split.json of the run"))
+    train_series, val_series = _series(data, float_run, split)
+    float_train = TrainConfig.from_dict(float_run.config.get("train", {}))
+    train_config = replace(
+        float_train,
+        epochs=config.epochs,
+        learning_rate=config.learning_rate or float_train.learning_rate * LR_FACTOR,
+        batch_size=config.batch_size or float_train.batch_size,
+        seed=config.seed,
+    )
+    window = float_run.sequence_config.window_slices
+    log(
+        f"qat: {len(train_series)} training and {len(val_series)} validation series; {train_config.epochs} epoch(s) "
+        f"at learning rate {train_config.learning_rate:.2e} from {model_dir}"
+    )
+    keras.utils.set_random_seed(config.seed)
+    qat_encoder = quantize_encoder(float_run.encoder)
+    model = build_cnn_lstm(qat_encoder, float_run.head, window)
+    train_ds, steps = data_lib.train_dataset(train_series, window, train_config.batch_size, config.seed, train_config.augment)
+    val_ds, val_steps = data_lib.eval_dataset(val_series, float_run.sequence_config, train_config.batch_size)
+    model.compile(optimizer=keras.optimizers.Adam(_schedule(train_config, steps)), loss=rsna_weighted_bce)
+    keep = _KeepBest(log)
+    model.fit(train_ds, epochs=train_config.epochs, steps_per_epoch=steps, validation_data=val_ds,
+              validation_steps=val_steps, callbacks=[keep], verbose=0)
+    model.set_weights(keep.best_weights)
+
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / run_lib.MODEL_FILE
+    tmp = model_path.with_name(f".{model_path.stem}.tmp.keras")
+    try:
+        model.save(tmp)
+        tmp.replace(model_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    run_config = {
+        **float_run.config,
+        "ich_edge_version": __version__,
+        "quantized": True,
+        "train": train_config.to_dict(),
+        "qat": {
+            **config.to_dict(),
+            "learning_rate": train_config.learning_rate,
+            "source_run": str(model_dir.resolve()),
+            "scheme": "tfmot default 8-bit on the slice encoder; float head (quantized at conversion)",
+            "load_with": "ich_edge.training.qat.load_qat_run",
+        },
+    }
+    write_json_atomic(out / run_lib.CONFIG_FILE, run_config)
+    shutil.copyfile(model_dir / run_lib.SPLIT_FILE, out / run_lib.SPLIT_FILE)
+    write_json_atomic(out / run_lib.HISTORY_FILE, keep.history)
+
+    qat_run = load_qat_run(out)
+    sample = np.zeros((1, window, *qat_run.encoder.input_shape[1:]), np.float32) + 0.5
+    drift = float(np.abs(np.asarray(qat_run.model(sample, training=False)) - np.asarray(model(sample, training=False))).max())
+    if drift > 1e-5:
+        raise ModelError(f"the saved QAT model reloads with different outputs (max diff {drift:.2e}); please report this")
+    log("evaluating the float and the QAT model on the validation studies (encode once, windows, stitch)")
+    float_section, _, _ = report_lib._evaluate_set(float_run, val_series, train_config)
+    qat_section, levels, base_levels = report_lib._evaluate_set(qat_run, val_series, train_config)
+    thresholds = report_lib._thresholds(qat_section["model"])
+    run_lib.write_thresholds(out, train_config.specificity, thresholds["slice"], thresholds["study"])
+    plots = [report_lib.plot_losses(keep.history, out / "loss.png").name]
+    plots.append(report_lib.plot_roc(
+        levels["study_true"], levels["study_scores"], None if base_levels is None else base_levels["study_scores"],
+        out / "roc_validation.png", f"Study-level ROC of the QAT model, validation ({qat_section['n_studies']} studies)",
+        qat_section["model"]["study"], None if qat_section["baseline"] is None else qat_section["baseline"]["study"],
+    ).name)
+    total = sum(h["seconds"] for h in keep.history)
+    report = report_lib._nan_to_none({
+        "run": {
+            "epochs_planned": train_config.epochs, "epochs_run": len(keep.history), "stopped": "epochs",
+            "best_epoch": keep.best_epoch, "best_val_loss": keep.best_loss, "train_seconds": total,
+            "mean_epoch_seconds": total / max(1, len(keep.history)), "total_seconds_this_call": time.monotonic() - t0,
+        },
+        "quantized": True,
+        "qat": run_config["qat"],
+        "model": run_config["model"],
+        "sequence": run_config["sequence"],
+        "data": run_config["data"],
+        "thresholds": {"specificity": train_config.specificity, **thresholds},
+        "validation": qat_section,
+        "float_validation": float_section,
+        "plots": plots,
+    })
+    write_json_atomic(out / "report.json", report)
+    text = _comparison_markdown(float_section, qat_section, len(keep.history)) + report_lib.render_markdown(report)
+    write_atomic_bytes(out / "report.md", lambda handle: handle.write(text.encode("utf-8")))
+    log(f"wrote {out / run_lib.MODEL_FILE}, thresholds.json, report.json/.md in {time.monotonic() - t0:.0f} s")
+    return report

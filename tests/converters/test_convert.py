@@ -1,0 +1,203 @@
+"""``ich-edge convert`` on a tiny float RUN_DIR: every float-run precision converted once (module fixture)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ich_edge import LABELS
+from ich_edge.cli import main
+from ich_edge.errors import ConversionError, OutputExistsError
+from ich_edge.runtime.description import op_summary, read_description, sidecar_path
+
+FLOAT_RUN_PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_data, tmp_path_factory):
+    cache, series, run = tiny_data
+    out = tmp_path_factory.mktemp("converted")
+    code = main(["convert", "--model", str(run), "--precision", "all", "--data", str(cache), "--out", str(out)])
+    assert code == 0
+    return {name: out / f"cnn_lstm_{name}.tflite" for name in FLOAT_RUN_PRECISIONS}
+
+
+def test_one_file_and_sidecar_per_precision(converted):
+    for precision, path in converted.items():
+        assert path.is_file() and sidecar_path(path).is_file()
+        description = read_description(path)
+        assert description == json.loads(sidecar_path(path).read_text())
+        assert description["precision"] == precision
+    leftovers = [p.name for p in next(iter(converted.values())).parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_description_fields(converted, tiny_data):
+    _, _, run = tiny_data
+    description = read_description(converted["int8"])
+    assert description["format"] == "ich-edge-model/1"
+    assert description["labels"] == list(LABELS)
+    assert description["thresholds"] == json.loads((run / "thresholds.json").read_text())
+    assert description["sequence"]["window_slices"] == 4 and "stitch_rule" in description["sequence"]
+    pre = description["preprocessing"]
+    assert pre["input_size_px"] == 32 and pre["windows_hu"][0] == [40.0, 80.0]
+    assert {"value_scaling", "slice_order", "hu", "order_of_ops"} <= set(pre)
+    assert description["calibration"]["windows"] >= 1 and description["calibration"]["slices"] >= 4
+    assert description["source_run"]["quantized"] is False
+    assert description["created_by"].startswith("ich-edge ")
+    encode = description["signatures"]["encode"]
+    assert encode["inputs"][0]["shape"] == [-1, 32, 32, 3] and encode["outputs"][0]["shape"] == [-1, 8]
+    assert description["signatures"]["classify"]["outputs"][0]["shape"] == [1, 4, 6]
+    assert description["quantized_ops"]["classify"]["UNIDIRECTIONAL_SEQUENCE_LSTM"]["integer"] == 2
+
+
+def test_op_summaries(converted):
+    for precision, path in converted.items():
+        summary = op_summary(path)
+        lstm = summary["classify"]["ops"]["UNIDIRECTIONAL_SEQUENCE_LSTM"]
+        assert lstm["count"] == 2, precision  # one per direction of the BiLSTM, fused
+        assert "MUL" not in summary["encode"]["ops"], precision  # BatchNormalization folded
+        assert summary["encode"]["ops"]["ADD"]["count"] == 4, precision  # the residual additions only
+    int8 = op_summary(converted["int8"])
+    for signature in ("encode", "classify"):
+        for op, entry in int8[signature]["ops"].items():
+            assert entry["float"] == 0 and entry["hybrid"] == 0, (signature, op)
+    assert int8["classify"]["ops"]["UNIDIRECTIONAL_SEQUENCE_LSTM"]["weight_dtypes"] == ["int32", "int8"]
+    assert "float32" not in int8["encode"]["weight_bytes"] and "float32" not in int8["classify"]["weight_bytes"]
+    fp16 = op_summary(converted["fp16"])
+    assert fp16["encode"]["ops"]["DEQUANTIZE"]["weight_dtypes"] == ["float16"]
+    assert op_summary(converted["fp32"])["classify"]["ops"]["UNIDIRECTIONAL_SEQUENCE_LSTM"]["float"] == 2
+
+
+def test_every_precision_runs_without_tensorflow_and_matches_keras(converted, tiny_data):
+    cache, series, run = tiny_data
+    study = series[3]  # 5 slices: two overlapping windows
+    images_path = Path(converted["fp32"]).parent / "study.npy"
+    np.save(images_path, study.images)
+    script = textwrap.dedent(
+        """
+        import json, sys
+        import numpy as np
+        for name in ("tensorflow", "tf_keras", "keras"):
+            sys.modules[name] = None
+        from ich_edge.runtime.tflite_model import TFLiteStudyModel
+        images = np.load(sys.argv[1])
+        out = {}
+        for path in sys.argv[2:]:
+            model = TFLiteStudyModel(path, num_threads=1)
+            out[model.precision] = model.predict_series(images).tolist()
+        print(json.dumps(out))
+        """
+    )
+    args = [sys.executable, "-c", script, str(images_path), *map(str, converted.values())]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    tflite = {k: np.array(v) for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+    assert sorted(tflite) == sorted(FLOAT_RUN_PRECISIONS)
+
+    from ich_edge.training.evaluate import predict_series
+    from ich_edge.training.run import load_run
+
+    reference = load_run(run)
+    keras_probabilities = predict_series(reference.encoder, reference.head, study.images, reference.sequence_config)
+    diff = {k: float(np.abs(v - keras_probabilities).max()) for k, v in tflite.items()}
+    assert diff["fp32"] <= 1e-4, diff
+    assert diff["fp16"] <= 5e-3, diff
+    assert diff["dynamic"] <= 0.05 and diff["int8"] <= 0.1, diff
+
+
+def test_existing_files_are_not_overwritten_without_force(converted, tiny_data, capsys):
+    cache, _, run = tiny_data
+    out = converted["fp32"].parent
+    before = converted["fp32"].read_bytes()
+    code = main(["convert", "--model", str(run), "--precision", "fp32", "--out", str(out)])
+    assert code != 0
+    assert "cnn_lstm_fp32.tflite exists; pass --force to overwrite it" in capsys.readouterr().err
+    assert converted["fp32"].read_bytes() == before
+
+
+def test_write_model_is_atomic_and_respects_force(converted, tmp_path, monkeypatch):
+    from ich_edge.training import export
+
+    data = converted["fp32"].read_bytes()
+    target = tmp_path / "cnn_lstm_fp32.tflite"
+    export.write_model(target, data, {"precision": "fp32"})
+    with pytest.raises(OutputExistsError, match="pass --force"):
+        export.write_model(target, data, {"precision": "again"})
+    export.write_model(target, data, {"precision": "forced"}, force=True)
+    assert read_description(target) == {"precision": "forced"}
+
+    real_replace = os.replace
+    calls = []
+
+    def failing_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the model is in place, the sidecar fails: a crash mid-write
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    monkeypatch.setattr(export.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        export.write_model(fresh / "m.tflite", data, {"precision": "x"})
+    assert sorted(p.name for p in fresh.iterdir()) == ["m.tflite"]  # no temp files left behind
+    monkeypatch.setattr(export.os, "replace", real_replace)
+
+
+def test_a_failed_conversion_leaves_nothing(tiny_data, tmp_path, monkeypatch):
+    from ich_edge.training import export
+
+    cache, _, run = tiny_data
+
+    def fail(*args, **kwargs):
+        raise ConversionError("fp32 conversion failed: simulated")
+
+    monkeypatch.setattr(export, "save_deployable", lambda *args, **kwargs: tmp_path / "unused")
+    monkeypatch.setattr(export, "run_converter", fail)
+    out = tmp_path / "out"
+    with pytest.raises(ConversionError, match="simulated"):
+        export.convert_runs([run], None, out, export.ConvertConfig(precisions=("fp32",)))
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_graph_checks_name_the_problem():
+    from ich_edge.training.export import check_graph
+    from ich_edge.training.keras import keras
+
+    image = keras.Input((8, 8, 3))
+    encoder = keras.Model(image, keras.layers.GlobalAveragePooling2D()(image))
+
+    def summary(encode_ops, classify_ops):
+        return {"encode": {"ops": encode_ops}, "classify": {"ops": classify_ops}}
+
+    lstm = {"UNIDIRECTIONAL_SEQUENCE_LSTM": {"count": 2}}
+    check_graph(summary({"MEAN": {"count": 1}}, lstm), encoder, "lstm")
+    with pytest.raises(ConversionError, match=r"non-builtin ops \['CUSTOM:FlexStringSplit'\]"):
+        check_graph(summary({"CUSTOM:FlexStringSplit": {"count": 1}}, lstm), encoder, "lstm")
+    with pytest.raises(ConversionError, match="did not become UNIDIRECTIONAL_SEQUENCE_LSTM"):
+        check_graph(summary({}, {"WHILE": {"count": 2}}), encoder, "lstm")
+    with pytest.raises(ConversionError, match="BatchNormalization was not folded"):
+        check_graph(summary({"MUL": {"count": 3}}, lstm), encoder, "lstm")
+
+
+def test_option_errors_come_before_any_work(tiny_data, tmp_path, capsys):
+    cache, _, run = tiny_data
+    cases = [
+        (["--precision", "int9"], "did you mean 'int8'"),
+        (["--precision", "qat-int8", "--data", str(cache)], "converts a QAT_DIR"),
+        (["--precision", "int8"], "need calibration data: pass --data CACHE"),
+        (["--precision", "fp16", "--io", "int8"], "fp16 has float weights and activations, so it has no int8 I/O"),
+    ]
+    for extra, message in cases:
+        code = main(["convert", "--model", str(run), "--out", str(tmp_path / "out"), *extra])
+        assert code == 2, extra
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
