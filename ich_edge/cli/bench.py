@@ -23,6 +23,11 @@ from ich_edge.runtime.bench import BACKENDS, BenchConfig, parse_backends, parse_
 @click.option("--runs", default=20, show_default=True, type=int, help="Timed runs per measurement.")
 @click.option("--warmup", default=3, show_default=True, type=int, help="Untimed runs before timing.")
 @click.option("--study-slices", default=32, show_default=True, type=int, help="Slices of the timed study.")
+@click.option(
+    "--rounds", default=1, show_default=True, type=int,
+    help="Measure the whole grid this many times, round-robin, samples pooled: on a shared machine, "
+    "other load then hits every configuration alike.",
+)
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache: adds study-level AUC per model.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result JSON here.")
 @click.option(
@@ -40,6 +45,7 @@ def command(
     runs: int,
     warmup: int,
     study_slices: int,
+    rounds: int,
     data: Path | None,
     json_out: Path | None,
     results_dir: Path | None,
@@ -61,6 +67,7 @@ def command(
         runs=runs,
         warmup=warmup,
         study_slices=study_slices,
+        rounds=rounds,
     )
     result = benchmark(files, config, data=data, progress=lambda line: click.echo(line, err=True))
     click.echo(format_table(result))

@@ -3,7 +3,7 @@
 Runtime tier: numpy and ai-edge-litert only, so it runs on the target device.
 
 Each (model, backend, threads) configuration is measured in a fresh Python process
-(``python -m ich_edge.runtime.bench --worker ...``) so that peak resident memory is that
+(``python -m ich_edge.runtime.bench_worker ...``) so that peak resident memory is that
 configuration's own and one backend's caches cannot speed up the next. In the worker:
 
 * ``init_ms``: opening the model (interpreter creation and signature runners);
@@ -36,7 +36,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,7 +45,8 @@ import numpy as np
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError, IchEdgeError
 from ich_edge.metrics import roc_auc
-from ich_edge.sequence import gather_windows, stitch, window_starts
+from ich_edge.runtime.bench_worker import latency_stats
+from ich_edge.sequence import window_starts
 
 BACKENDS = ("xnnpack", "reference", "gpu")
 #: Slices of the "typical study" timed end to end.
@@ -94,6 +94,9 @@ class BenchConfig:
     study_slices : slices of the synthetic study timed end to end.
     seed : seed of the synthetic uint8 input.
     timeout_s : limit for one configuration's worker process.
+    rounds : times the whole grid is measured, configuration after configuration, each time
+        in fresh processes; samples are pooled. On a shared machine, several rounds spread
+        other load over all configurations instead of hitting one of them.
     """
 
     threads: tuple[int, ...] = (2,)
@@ -103,6 +106,7 @@ class BenchConfig:
     study_slices: int = DEFAULT_STUDY_SLICES
     seed: int = 0
     timeout_s: float = 900.0
+    rounds: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threads", tuple(int(t) for t in self.threads))
@@ -116,166 +120,13 @@ class BenchConfig:
             raise ConfigError(f"--warmup must be >= 0, got {self.warmup}")
         if self.study_slices < 1:
             raise ConfigError(f"study_slices must be >= 1, got {self.study_slices}")
+        if self.rounds < 1:
+            raise ConfigError(f"--rounds must be >= 1, got {self.rounds}")
         if self.timeout_s <= 0:
             raise ConfigError(f"timeout_s must be > 0, got {self.timeout_s}")
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def latency_stats(samples_ms) -> dict:
-    """Summary of timed runs in ms; outliers are counted and kept, never dropped."""
-    x = np.asarray(samples_ms, dtype=np.float64)
-    if x.size == 0:
-        raise ConfigError("no timed runs to summarize")
-    median = float(np.median(x))
-    mad = float(np.median(np.abs(x - median))) * 1.4826
-    limit = median + 3.0 * mad if mad > 0 else float("inf")
-    p50, p90, p99 = np.percentile(x, [50, 90, 99])
-    return {
-        "n": int(x.size),
-        "mean": float(x.mean()),
-        "std": float(x.std(ddof=1)) if x.size > 1 else 0.0,
-        "min": float(x.min()),
-        "p50": float(p50),
-        "p90": float(p90),
-        "p99": float(p99),
-        "max": float(x.max()),
-        "outliers": int((x > limit).sum()),
-        "outlier_limit": None if np.isinf(limit) else float(limit),
-    }
-
-
-def _timed(fn, runs: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        fn()
-        samples.append((time.perf_counter_ns() - start) / 1e6)
-    return samples
-
-
-# --- the worker: one configuration, in its own process ------------------------------------
-
-
-class _GpuStudy:
-    """The GPU model with the study rule of :class:`TFLiteStudyModel` (encode, windows, stitch)."""
-
-    def __init__(self, path: str) -> None:
-        from ich_edge.runtime.bench_gpu import CompiledStudyModel
-        from ich_edge.runtime.description import read_description
-        from ich_edge.sequence import SequenceConfig
-
-        self.model = CompiledStudyModel(path, "gpu")
-        self.sequence = SequenceConfig.from_dict(read_description(path)["sequence"])
-        self.encode = self.model.encode
-        self.classify = self.model.classify
-
-    def windows(self, features: np.ndarray) -> np.ndarray:
-        if len(features) < self.sequence.window_slices:
-            raise ConfigError("the GPU benchmark times studies of at least one window of slices")
-        return gather_windows(features, self.sequence)
-
-    def predict_series(self, images: np.ndarray) -> np.ndarray:
-        features = self.encode(images)
-        return stitch(self.classify(self.windows(features)), len(features), self.sequence)
-
-
-def _open(path: str, backend: str, threads: int):
-    from ich_edge.runtime.tflite_model import TFLiteStudyModel
-
-    if backend == "gpu":
-        return _GpuStudy(path)
-    return TFLiteStudyModel(path, num_threads=threads, use_xnnpack=backend == "xnnpack")
-
-
-def _input_size(model) -> int:
-    if hasattr(model, "input_size_px"):
-        return int(model.input_size_px)
-    details = model.model.model.get_input_tensor_details("encode")
-    return int(next(iter(details.values()))["shape"][1])
-
-
-def _coverage(path: str, backend: str, threads: int, model) -> dict:
-    from ich_edge.runtime import coverage
-
-    data = Path(path).read_bytes()
-    try:
-        if backend == "xnnpack":
-            per_signature = coverage.xnnpack_coverage(data, num_threads=threads)
-        elif backend == "reference":
-            per_signature = coverage.builtin_coverage(data)
-        else:
-            total = sum(c.total_nodes for c in coverage.builtin_coverage(data).values())
-            return {"total_nodes": total, "fully_accelerated": bool(model.model.fully_accelerated), "signatures": {}}
-    except IchEdgeError as err:
-        return {"error": str(err)}
-    return {
-        "total_nodes": sum(c.total_nodes for c in per_signature.values()),
-        "delegated_nodes": sum(c.delegated_nodes for c in per_signature.values()),
-        "signatures": {key: c.to_dict() for key, c in per_signature.items()},
-    }
-
-
-def measure(path: str, backend: str, threads: int, runs: int, warmup: int, study_slices: int, seed: int) -> dict:
-    """Measure one configuration in this process (see the module docstring for the fields).
-
-    Call it in a fresh process (as :func:`run_configuration` does) for a meaningful peak RSS.
-    """
-    from ich_edge.runtime.bench_gpu import AcceleratorUnavailable
-    from ich_edge.runtime.sysinfo import current_rss_mb, peak_rss_mb
-
-    rss_before = current_rss_mb()
-    start = time.perf_counter_ns()
-    try:
-        model = _open(path, backend, threads)
-    except AcceleratorUnavailable as err:
-        return {"status": "unavailable", "reason": str(err)}
-    init_ms = (time.perf_counter_ns() - start) / 1e6
-    size = _input_size(model)
-    rng = np.random.default_rng(seed)
-    study = rng.integers(0, 256, (study_slices, size, size, 3), dtype=np.uint8)
-    one_slice = study[:1]
-
-    start = time.perf_counter_ns()
-    model.predict_series(study)
-    first_ms = (time.perf_counter_ns() - start) / 1e6
-
-    slice_ms = _timed(lambda: model.encode(one_slice), runs, warmup)
-    cpu_start = time.process_time()
-    study_ms = _timed(lambda: model.predict_series(study), runs, warmup)
-    # CPU time of the whole process (all threads) per study, warm-up runs included.
-    study_cpu_ms = (time.process_time() - cpu_start) * 1e3 / (runs + warmup)
-    windows = model.windows(model.encode(study))
-    encode_ms = _timed(lambda: model.encode(study), runs, min(warmup, 1))
-    classify_ms = _timed(lambda: model.classify(windows), runs, min(warmup, 1))
-    peak = peak_rss_mb()
-    return {
-        "status": "ok",
-        "init_ms": init_ms,
-        "first_inference_ms": first_ms,
-        "slice_latency_ms": latency_stats(slice_ms),
-        "study_latency_ms": latency_stats(study_ms),
-        "study_cpu_ms": study_cpu_ms,
-        "stage_latency_ms": {"encode": latency_stats(encode_ms), "classify": latency_stats(classify_ms)},
-        "study_windows": int(len(windows)),
-        "rss_before_model_mb": rss_before,
-        "peak_rss_mb": peak,
-        "nodes": _coverage(path, backend, threads, model),
-        "tensorflow_imported": "tensorflow" in sys.modules,
-    }
-
-
-def _worker_main(argv: list[str]) -> int:
-    args, out_path = json.loads(argv[0]), Path(argv[1])
-    try:
-        result = measure(**args)
-    except IchEdgeError as err:
-        result = {"status": "failed", "reason": str(err)}
-    out_path.write_text(json.dumps(result))
-    return 0
 
 
 def run_configuration(path: str | Path, backend: str, threads: int, config: BenchConfig) -> dict:
@@ -293,7 +144,7 @@ def run_configuration(path: str | Path, backend: str, threads: int, config: Benc
     }
     with tempfile.TemporaryDirectory(prefix="ich-edge-bench-") as folder:
         out_path = Path(folder) / "result.json"
-        command = [sys.executable, "-m", "ich_edge.runtime.bench", "--worker", json.dumps(args), str(out_path)]
+        command = [sys.executable, "-m", "ich_edge.runtime.bench_worker", json.dumps(args), str(out_path)]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=config.timeout_s, cwd=folder)
         except subprocess.TimeoutExpired:
@@ -373,6 +224,37 @@ def _load_average() -> list[float] | None:
         return None
 
 
+def merge_rounds(results: list[dict]) -> dict:
+    """One row from a configuration's rounds: samples pooled, one-off times as medians.
+
+    Timing statistics are recomputed over every timed run of every round; init and first
+    inference are medians over rounds, peak memory the largest. A configuration whose
+    rounds did not all succeed reports its failures in ``failed_rounds``.
+    """
+    ok = [r for r in results if r["status"] == "ok"]
+    if not ok:
+        return {**results[0], "rounds": len(results)}
+    merged = dict(ok[0])
+    if len(ok) > 1:
+        pooled = {key: [x for r in ok for x in r["samples_ms"][key]] for key in ok[0]["samples_ms"]}
+        merged.update({
+            "init_ms": float(np.median([r["init_ms"] for r in ok])),
+            "first_inference_ms": float(np.median([r["first_inference_ms"] for r in ok])),
+            "slice_latency_ms": latency_stats(pooled["slice"]),
+            "study_latency_ms": latency_stats(pooled["study"]),
+            "stage_latency_ms": {"encode": latency_stats(pooled["encode"]), "classify": latency_stats(pooled["classify"])},
+            "study_cpu_ms": float(np.median([r["study_cpu_ms"] for r in ok])),
+            "peak_rss_mb": max(r["peak_rss_mb"] or 0.0 for r in ok),
+            "samples_ms": pooled,
+        })
+    merged["rounds"] = len(results)
+    merged["round_study_p50_ms"] = [r["study_latency_ms"]["p50"] for r in ok]
+    failed = [r.get("reason", r["status"]) for r in results if r["status"] != "ok"]
+    if failed:
+        merged["failed_rounds"] = failed
+    return merged
+
+
 def _speedups(rows: list[dict]) -> None:
     baseline = {
         (r["backend"], r["threads"]): r["study_latency_ms"]["p50"]
@@ -407,27 +289,37 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
         from ich_edge.cache import Cache
 
         series_list = Cache.open(data).load_all()
-    models, rows = [], []
+    models, grid = [], []
     for path in paths:
         variant, description = _variant(path)
-        entry = {
+        models.append({
             "file": path.name,
             "path": str(path),
             "variant": variant,
             "size_mb": path.stat().st_size / 1e6,
             "macs": study_macs(path, description, config.study_slices) if description else None,
-        }
-        models.append(entry)
+            "_description": description,
+        })
         for backend in config.backends:
             for threads in config.threads if backend != "gpu" else (None,):
-                result = run_configuration(path, backend, threads or 1, config)
-                row = {"file": path.name, "variant": variant, "backend": backend, "threads": threads, **result}
-                rows.append(row)
-                if progress is not None:
-                    progress(f"{path.name} {backend} threads={threads or '-'}: {row['status']}")
+                grid.append({"file": path.name, "path": path, "variant": variant, "backend": backend, "threads": threads})
+    results: list[list[dict]] = [[] for _ in grid]
+    for round_index in range(config.rounds):
+        for cell, found in zip(grid, results):
+            if found and found[0]["status"] == "unavailable":
+                continue  # an unavailable backend stays unavailable; ask once
+            found.append(run_configuration(cell["path"], cell["backend"], cell["threads"] or 1, config))
+            if progress is not None:
+                progress(
+                    f"round {round_index + 1}/{config.rounds} {cell['file']} {cell['backend']} "
+                    f"threads={cell['threads'] or '-'}: {found[-1]['status']}"
+                )
+    rows = [{**{k: v for k, v in cell.items() if k != "path"}, **merge_rounds(found)} for cell, found in zip(grid, results)]
+    for entry in models:
+        description = entry.pop("_description")
         if series_list is not None and description is not None:
             # After the timings, so accuracy work never overlaps a timed run.
-            entry["study_auc"] = study_auc(path, series_list, max(config.threads))
+            entry["study_auc"] = study_auc(Path(entry["path"]), series_list, max(config.threads))
     _speedups(rows)
     return {
         "format": RESULT_FORMAT,
@@ -452,9 +344,3 @@ def result_file_name(result: dict, prefix: str = "bench") -> str:
     stamp = result["created_utc"].replace("-", "").replace(":", "")
     return f"{prefix}_{stamp}_{result['machine']['host']}.json"
 
-
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        sys.exit(_worker_main(sys.argv[2:]))
-    sys.exit("usage: python -m ich_edge.runtime.bench --worker ARGS_JSON OUT_JSON (use `ich-edge bench`)")

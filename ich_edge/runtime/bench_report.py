@@ -35,7 +35,8 @@ def format_table(result: dict) -> str:
     runtime = f"ai-edge-litert {versions.get('ai-edge-litert')}" if versions.get("ai-edge-litert") else "tflite-runtime"
     lines = [
         f"ich-edge bench: {machine['cpu_model']} ({machine['usable_cores']} cores usable), {runtime}, "
-        f"{config['study_slices']}-slice study, {config['runs']} runs after {config['warmup']} warm-up",
+        f"{config['study_slices']}-slice study, {config['runs']} runs after {config['warmup']} warm-up"
+        + (f", x {config['rounds']} rounds (fresh processes, pooled)" if config.get("rounds", 1) > 1 else ""),
     ]
     auc = {m["file"]: m.get("study_auc") for m in result["models"]}
     size = {m["file"]: m["size_mb"] for m in result["models"]}

@@ -297,6 +297,19 @@ def test_study_auc_from_a_cache(models, tmp_path):
     assert auc["mean"] == pytest.approx(np.mean([auc["per_label"]["intraparenchymal"], auc["any"]]))
 
 
+def test_rounds_pool_samples_and_ask_an_unavailable_backend_once(models):
+    config = bench.BenchConfig(threads=(1,), backends=("xnnpack", "gpu"), rounds=2, **QUICK)
+    result = bench.benchmark([models["fp32"]], config)
+    xnn, gpu = result["rows"]
+    assert xnn["rounds"] == 2 and len(xnn["round_study_p50_ms"]) == 2
+    assert xnn["study_latency_ms"]["n"] == 2 * QUICK["runs"] and len(xnn["samples_ms"]["study"]) == 2 * QUICK["runs"]
+    assert xnn["study_latency_ms"]["min"] == min(xnn["samples_ms"]["study"])
+    if gpu["status"] == "unavailable":
+        assert gpu["rounds"] == 1
+    with pytest.raises(ConfigError, match="--rounds must be >= 1"):
+        bench.BenchConfig(rounds=0)
+
+
 def test_cli_runs_with_tensorflow_blocked(models, tmp_path):
     """The bench verb and its worker processes run on the base install: TensorFlow is made unimportable."""
     blocker = tmp_path / "blocker" / "tensorflow"

@@ -1,0 +1,180 @@
+"""One ``ich-edge bench`` configuration, measured in the process it runs in.
+
+``python -m ich_edge.runtime.bench_worker ARGS_JSON OUT_JSON`` is how
+:func:`ich_edge.runtime.bench.run_configuration` starts it: a fresh process per
+configuration, so peak memory is that configuration's own. Runtime tier (no TensorFlow).
+See :mod:`ich_edge.runtime.bench` for what each field means.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ich_edge.errors import ConfigError, IchEdgeError
+from ich_edge.sequence import gather_windows, stitch
+
+
+def latency_stats(samples_ms) -> dict:
+    """Summary of timed runs in ms; outliers are counted and kept, never dropped."""
+    x = np.asarray(samples_ms, dtype=np.float64)
+    if x.size == 0:
+        raise ConfigError("no timed runs to summarize")
+    median = float(np.median(x))
+    mad = float(np.median(np.abs(x - median))) * 1.4826
+    limit = median + 3.0 * mad if mad > 0 else float("inf")
+    p50, p90, p99 = np.percentile(x, [50, 90, 99])
+    return {
+        "n": int(x.size),
+        "mean": float(x.mean()),
+        "std": float(x.std(ddof=1)) if x.size > 1 else 0.0,
+        "min": float(x.min()),
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "max": float(x.max()),
+        "outliers": int((x > limit).sum()),
+        "outlier_limit": None if np.isinf(limit) else float(limit),
+    }
+
+
+def _timed(fn, runs: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+    return samples
+
+
+class _GpuStudy:
+    """The GPU model with the study rule of :class:`TFLiteStudyModel` (encode, windows, stitch)."""
+
+    def __init__(self, path: str) -> None:
+        from ich_edge.runtime.bench_gpu import CompiledStudyModel
+        from ich_edge.runtime.description import read_description
+        from ich_edge.sequence import SequenceConfig
+
+        self.model = CompiledStudyModel(path, "gpu")
+        self.sequence = SequenceConfig.from_dict(read_description(path)["sequence"])
+        self.encode = self.model.encode
+        self.classify = self.model.classify
+
+    def windows(self, features: np.ndarray) -> np.ndarray:
+        if len(features) < self.sequence.window_slices:
+            raise ConfigError("the GPU benchmark times studies of at least one window of slices")
+        return gather_windows(features, self.sequence)
+
+    def predict_series(self, images: np.ndarray) -> np.ndarray:
+        features = self.encode(images)
+        return stitch(self.classify(self.windows(features)), len(features), self.sequence)
+
+
+def _open(path: str, backend: str, threads: int):
+    from ich_edge.runtime.tflite_model import TFLiteStudyModel
+
+    if backend == "gpu":
+        return _GpuStudy(path)
+    return TFLiteStudyModel(path, num_threads=threads, use_xnnpack=backend == "xnnpack")
+
+
+def _input_size(model) -> int:
+    if hasattr(model, "input_size_px"):
+        return int(model.input_size_px)
+    details = model.model.model.get_input_tensor_details("encode")
+    return int(next(iter(details.values()))["shape"][1])
+
+
+def _coverage(path: str, backend: str, threads: int, model) -> dict:
+    from ich_edge.runtime import coverage
+
+    data = Path(path).read_bytes()
+    try:
+        if backend == "xnnpack":
+            per_signature = coverage.xnnpack_coverage(data, num_threads=threads)
+        elif backend == "reference":
+            per_signature = coverage.builtin_coverage(data)
+        else:
+            total = sum(c.total_nodes for c in coverage.builtin_coverage(data).values())
+            return {"total_nodes": total, "fully_accelerated": bool(model.model.fully_accelerated), "signatures": {}}
+    except IchEdgeError as err:
+        return {"error": str(err)}
+    return {
+        "total_nodes": sum(c.total_nodes for c in per_signature.values()),
+        "delegated_nodes": sum(c.delegated_nodes for c in per_signature.values()),
+        "signatures": {key: c.to_dict() for key, c in per_signature.items()},
+    }
+
+
+def measure(path: str, backend: str, threads: int, runs: int, warmup: int, study_slices: int, seed: int) -> dict:
+    """Measure one configuration in this process (see the module docstring for the fields).
+
+    Call it in a fresh process (as :func:`run_configuration` does) for a meaningful peak RSS.
+    """
+    from ich_edge.runtime.bench_gpu import AcceleratorUnavailable
+    from ich_edge.runtime.sysinfo import current_rss_mb, peak_rss_mb
+
+    rss_before = current_rss_mb()
+    start = time.perf_counter_ns()
+    try:
+        model = _open(path, backend, threads)
+    except AcceleratorUnavailable as err:
+        return {"status": "unavailable", "reason": str(err)}
+    init_ms = (time.perf_counter_ns() - start) / 1e6
+    size = _input_size(model)
+    rng = np.random.default_rng(seed)
+    study = rng.integers(0, 256, (study_slices, size, size, 3), dtype=np.uint8)
+    one_slice = study[:1]
+
+    start = time.perf_counter_ns()
+    model.predict_series(study)
+    first_ms = (time.perf_counter_ns() - start) / 1e6
+
+    slice_ms = _timed(lambda: model.encode(one_slice), runs, warmup)
+    cpu_start = time.process_time()
+    study_ms = _timed(lambda: model.predict_series(study), runs, warmup)
+    # CPU time of the whole process (all threads) per study, warm-up runs included.
+    study_cpu_ms = (time.process_time() - cpu_start) * 1e3 / (runs + warmup)
+    windows = model.windows(model.encode(study))
+    encode_ms = _timed(lambda: model.encode(study), runs, min(warmup, 1))
+    classify_ms = _timed(lambda: model.classify(windows), runs, min(warmup, 1))
+    peak = peak_rss_mb()
+    return {
+        "status": "ok",
+        "init_ms": init_ms,
+        "first_inference_ms": first_ms,
+        "slice_latency_ms": latency_stats(slice_ms),
+        "study_latency_ms": latency_stats(study_ms),
+        "study_cpu_ms": study_cpu_ms,
+        "stage_latency_ms": {"encode": latency_stats(encode_ms), "classify": latency_stats(classify_ms)},
+        "study_windows": int(len(windows)),
+        "samples_ms": {"slice": slice_ms, "study": study_ms, "encode": encode_ms, "classify": classify_ms},
+        "rss_before_model_mb": rss_before,
+        "peak_rss_mb": peak,
+        "nodes": _coverage(path, backend, threads, model),
+        "tensorflow_imported": "tensorflow" in sys.modules,
+    }
+
+
+def _worker_main(argv: list[str]) -> int:
+    args, out_path = json.loads(argv[0]), Path(argv[1])
+    try:
+        result = measure(**args)
+    except IchEdgeError as err:
+        result = {"status": "failed", "reason": str(err)}
+    out_path.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m ich_edge.runtime.bench_worker ARGS_JSON OUT_JSON (use `ich-edge bench`)")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(_worker_main(sys.argv[1:]))
