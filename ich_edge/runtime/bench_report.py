@@ -46,14 +46,15 @@ def format_table(result: dict) -> str:
         f"{'nodes':>7} {'peak MB':>7}"
     )
     lines += [header, "-" * len(header)]
-    notes = []
+    notes: dict[str, int] = {}  # reason -> note number; a reason shared by rows is printed once
     for row in result["rows"]:
         scores = auc.get(row["file"]) or {}
         ok = row["status"] == "ok"
         status = row["status"]
         if not ok:
-            notes.append(f"[{len(notes) + 1}] {row['file']} {row['backend']}: {row.get('reason', '')}")
-            status = f"{status} [{len(notes)}]"
+            reason = f"{row['backend']}: {row.get('reason', '')}"
+            number = notes.setdefault(reason, len(notes) + 1)
+            status = f"{status} [{number}]"
         study = row.get("study_latency_ms") or {}
         speedup = row.get("speedup_vs_fp32")
         lines.append(
@@ -83,7 +84,7 @@ def format_table(result: dict) -> str:
             f"outliers: {row['file']} {row['backend']} threads={row['threads']}: {stats['outliers']} of "
             f"{stats['n']} study runs above {stats['outlier_limit']:.2f} ms (max {stats['max']:.2f} ms), kept in mean/std"
         )
-    return "\n".join(lines + notes)
+    return "\n".join(lines + [f"[{number}] {reason}" for reason, number in notes.items()])
 
 
 def _macs_text(macs: float) -> str:
