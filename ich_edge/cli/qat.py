@@ -13,7 +13,8 @@ import click
 @click.option("--learning-rate", type=float, default=None, help="Peak learning rate (default 1/10 of the run's).")
 @click.option("--batch-size", type=int, default=None, help="Windows per step (default: the run's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the window order and augmentation.")
-def command(model, data, out, epochs, learning_rate, batch_size, seed) -> None:
+@click.option("--force", is_flag=True, help="Overwrite the model of an existing QAT_DIR.")
+def command(model, data, out, epochs, learning_rate, batch_size, seed, force) -> None:
     """Fine-tune a trained CNN-LSTM with fake quantization (slice encoder), for qat-int8.
 
     Writes QAT_DIR/model.keras, config.json ("quantized": true), thresholds.json chosen on
@@ -24,7 +25,7 @@ def command(model, data, out, epochs, learning_rate, batch_size, seed) -> None:
 
     given = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size}
     config = QatConfig(seed=seed, **{k: v for k, v in given.items() if v is not None})
-    report = qat(model, data, out, config, log=click.echo)
+    report = qat(model, data, out, config, force=force, log=click.echo)
     study_auc = report["validation"]["model"]["study"]["auc"]
     float_auc = report["float_validation"]["model"]["study"]["auc"]
     rows = ", ".join(

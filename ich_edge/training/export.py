@@ -253,7 +253,11 @@ def _is_synthetic(cache) -> bool | None:
 
 
 def write_model(path: str | Path, tflite_bytes: bytes, description: dict, force: bool = False) -> Path:
-    """Write ``path`` and its sidecar JSON atomically, the description embedded; both or neither.
+    """Write ``path`` (description embedded) and its sidecar JSON atomically.
+
+    Both are written to temporary files next to their targets first, then renamed; if the
+    second rename fails, the first new file is removed again (when it did not exist before),
+    so a failure leaves neither a partial file nor a model without its sidecar.
 
     Raises :class:`OutputExistsError` when either exists and ``force`` is False.
     """
@@ -267,7 +271,8 @@ def write_model(path: str | Path, tflite_bytes: bytes, description: dict, force:
     path.parent.mkdir(parents=True, exist_ok=True)
     payloads = [(path, embed_description(tflite_bytes, description)),
                 (sidecar, (json.dumps(description, indent=2) + "\n").encode("utf-8"))]
-    temps = []
+    existed = {target: target.exists() for target, _ in payloads}
+    temps, done = [], []
     try:
         for target, payload in payloads:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -276,6 +281,12 @@ def write_model(path: str | Path, tflite_bytes: bytes, description: dict, force:
                 handle.write(payload)
         for (target, _), tmp in zip(payloads, temps):
             os.replace(tmp, target)
+            done.append(target)
+    except BaseException:
+        for target in done:
+            if not existed[target]:
+                target.unlink(missing_ok=True)
+        raise
     finally:
         for tmp in temps:
             tmp.unlink(missing_ok=True)

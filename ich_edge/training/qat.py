@@ -29,7 +29,7 @@ import numpy as np
 
 from ich_edge import __version__
 from ich_edge.cache import Cache, write_atomic_bytes, write_json_atomic
-from ich_edge.errors import ConfigError, ModelError
+from ich_edge.errors import ConfigError, ModelError, OutputExistsError
 from ich_edge.sequence import SequenceConfig
 from ich_edge.training import data as data_lib
 from ich_edge.training import report as report_lib
@@ -189,7 +189,9 @@ def _comparison_markdown(float_section: dict, qat_section: dict, epochs_run: int
     return "\n".join(lines)
 
 
-def qat(model_dir: str | Path, data: str | Path, out: str | Path, config: QatConfig = QatConfig(), log=print) -> dict:
+def qat(
+    model_dir: str | Path, data: str | Path, out: str | Path, config: QatConfig = QatConfig(), force: bool = False, log=print
+) -> dict:
     """Fine-tune the float run ``model_dir`` with fake quantization into QAT_DIR ``out``.
 
     Parameters
@@ -198,6 +200,7 @@ def qat(model_dir: str | Path, data: str | Path, out: str | Path, config: QatCon
     data : the cache the run was trained on (its split.json studies must be there).
     out : QAT_DIR to write (model.keras, config.json, split.json, thresholds.json, report).
     config : epochs, learning rate (default 1/10 of the run's), batch size, seed.
+    force : replace the model of an existing QAT_DIR in ``out``.
 
     Returns
     -------
@@ -212,6 +215,8 @@ def qat(model_dir: str | Path, data: str | Path, out: str | Path, config: QatCon
         raise ConfigError("--out must be a new folder, not the float RUN_DIR (it would overwrite model.keras)")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a folder")
+    if (out / run_lib.MODEL_FILE).exists() and not force:
+        raise OutputExistsError(f"{out / run_lib.MODEL_FILE} exists; pass --force to overwrite it, or choose a new --out")
     float_run = run_lib.load_run(model_dir)
     split = data_lib.Split.from_dict(run_lib.read_json(model_dir / run_lib.SPLIT_FILE, "split.json of the run"))
     train_series, val_series = _series(data, float_run, split)
