@@ -98,3 +98,27 @@ def test_baseline_does_not_separate_phantom_studies():
     print("baseline study-level AUC:", {k: round(v, 3) for k, v in aucs.items()})
     assert 5 <= labels[:, -1].sum() <= 15
     assert aucs["any"] < 0.85
+
+
+@pytest.mark.slow
+def test_baseline_per_subtype_on_a_larger_set():
+    """120 studies (seed 22, 128 px): "any" below 0.80 and every subtype below 0.85.
+
+    The trained model's targets are 0.95 ("any") and 0.90 (each subtype). On 200 full-size
+    studies the generator's report measured about 0.64 for "any" and 0.48 to 0.77 per subtype.
+    """
+    from ich_edge.synth import SynthConfig, plan_study, render_slice
+
+    config = SynthConfig(studies=120, seed=22, matrix_px=128, workers=1)
+    preprocess = Preprocess(PreprocessConfig())
+    labels, scores = [], []
+    for index in range(config.studies):
+        plan = plan_study(config, index)
+        rendered = [render_slice(plan, k) for k in range(plan.num_slices)]
+        labels.append(np.max([r.labels for r in rendered], axis=0))
+        scores.append(baseline_study_score(preprocess.volume([r.hu for r in rendered]), PreprocessConfig()))
+    labels, scores = np.array(labels), np.array(scores)
+    aucs = {name: roc_auc(labels[:, i], scores) for i, name in enumerate(LABELS)}
+    print("baseline study-level AUC (120 studies):", {k: round(v, 3) for k, v in aucs.items()})
+    assert aucs["any"] < 0.80
+    assert all(aucs[name] < 0.85 for name in LABELS[:-1])

@@ -12,10 +12,11 @@ aneurysmal     15 %    SAH basal cisterns 1, IVH .30, IPH frontal/temporal .15, 
 ventricular    15 %    IVH 1, IPH .05
 =============  ======  ==============================================================
 
-so each subtype is present in roughly 25 to 35 % of positive studies (measured numbers are in
-the README of the data set and the generator's report). This is deliberately unlike RSNA
-2019, where epidural bleeds are under 1 % of slices: the phantom must teach every subtype
-from about a hundred positive training studies.
+so each subtype is present in roughly 30 % of positive studies (seed 0, 200 studies: 100
+positive; epidural 32, intraparenchymal 31, intraventricular 35, subarachnoid 36, subdural 31
+studies; 19 % of slices positive). This is deliberately unlike RSNA 2019, where epidural
+bleeds are under 1 % of slices: the phantom must teach every subtype from about a hundred
+positive training studies.
 """
 
 from __future__ import annotations

@@ -128,8 +128,8 @@ def render_face(pts: Points, anatomy: Anatomy, tissue: Tissue, floor: Floor, vau
     soft = np.where(under_skin < F32(2.0), F32(hu["skin"]), F32(hu["muscle"]))
     fat = (under_skin >= F32(2.0)) & (under_skin < F32(6.0))
     if face.any():  # fat planes between the muscles
-        scale = F32(0.35)
-        fat[face] |= anatomy.air_cells.unit(pts.x[face] * scale, pts.y[face] * scale, pts.z[face] * scale) > F32(1.2)
+        scale = F32(0.45)
+        fat[face] |= anatomy.air_cells.unit(pts.x[face] * scale, pts.y[face] * scale, pts.z[face] * scale) > F32(1.5)
     soft = np.where(fat, F32(hu["fat"]), soft)
     tissue.hu = np.where(face, soft, tissue.hu)
 
