@@ -167,12 +167,13 @@ def cavity_gauge(pts: Points, anatomy: Anatomy) -> np.ndarray:
     ax, ay, az_up, az_down = anatomy.semi_mm
     widen = F32(1.0) + F32(0.05) * np.clip(pts.y / F32(ay), -1.0, 1.0)
     axial = (pts.x / (F32(ax) * widen)) ** 2 + (pts.y / F32(ay)) ** 2
-    below = np.sqrt(axial + (pts.z / F32(az_down)) ** 2)
-    half = F32(VAULT_EXPONENT / 2.0)
-    above = (np.maximum(axial, F32(1e-12)) ** half + (np.abs(pts.z) / F32(az_up)) ** F32(VAULT_EXPONENT)) ** F32(
-        1.0 / VAULT_EXPONENT
-    )
-    return np.where(pts.z > 0, above, below)
+    gauge = np.sqrt(axial + (pts.z / F32(az_down)) ** 2)
+    upper = pts.z > 0
+    if upper.any():
+        half, p = F32(VAULT_EXPONENT / 2.0), F32(VAULT_EXPONENT)
+        lateral = np.maximum(axial[upper], F32(1e-12)) ** half
+        gauge[upper] = (lateral + (pts.z[upper] / F32(az_up)) ** p) ** F32(1.0 / VAULT_EXPONENT)
+    return gauge
 
 
 def cavity_q(pts: Points, anatomy: Anatomy) -> np.ndarray:

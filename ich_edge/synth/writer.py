@@ -73,7 +73,9 @@ def write_study(config: SynthConfig, index: int, dicom_dir: str | Path) -> Study
             geometry=slice_geometry(plan, position),
             instance_number=plan.instance_numbers[position],
         )
-        write_dataset_atomic(ds, Path(dicom_dir) / f"{plan.slice_ids[position]}.dcm")
+        path = Path(dicom_dir) / f"{plan.slice_ids[position]}.dcm"
+        write_dataset_atomic(ds, path)
+        os.chmod(path, 0o644)  # write_dataset_atomic's temporary file is 0600
     return StudyRecord(index, plan.study_uid, plan.series_uid, plan.scenario, plan.slice_ids, labels)
 
 
@@ -86,6 +88,7 @@ def _atomic_text(path: Path, write: Callable) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a data set is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -64,6 +64,8 @@ def test_label_tables_are_consistent(small_set):
     for rec in records:
         stacked = np.stack([slices[sid] for sid in rec.slice_ids])
         np.testing.assert_array_equal(studies[rec.study_uid], stacked.max(axis=0))
+    for path in (out / "labels.csv", out / "studies.csv", next((out / "dicom").glob("*.dcm"))):
+        assert path.stat().st_mode & 0o044 == 0o044  # readable by others: a data set is shared
     summary = json.loads((out / "synth_config.json").read_text())
     assert summary["config"]["seed"] == 3 and summary["config"]["matrix_px"] == 64
     assert "mm^2" in summary["label_rule"]
