@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge import SUBTYPES
-from ich_edge.errors import ConfigError
+from ich_edge.errors import ConfigError, MissingDependencyError
 from ich_edge.synth.config import SynthConfig
 from ich_edge.synth.study import plan_study, render_slice
 from ich_edge.transforms import Window
@@ -72,8 +72,6 @@ def write_preview(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as err:  # pragma: no cover - matplotlib is in the train extra
-        from ich_edge.errors import MissingDependencyError
-
         raise MissingDependencyError("--preview needs matplotlib: pip install matplotlib") from err
     png_path = Path(png_path)
     if png_path.suffix.lower() != ".png":
