@@ -123,3 +123,24 @@ def test_negative_studies_have_hard_negatives():
         assert plan.streaks, "every study has beam-hardening streaks near the petrous bones"
     assert {"choroid plexus", "pineal"} <= kinds
     assert 4 <= dense_sinus <= 24
+
+
+def test_layering_blood_has_a_horizontal_fluid_level():
+    """Supine patient: blood settles towards scanner +y, so its top is an image row."""
+    config = SynthConfig(studies=1, seed=12, matrix_px=128, workers=1)
+    index = find_study(config, "intraventricular", where=lambda les: not les.cast_ids and les.level_mm is not None)
+    plan = plan_study(config, index)
+    lesion = next(les for les in plan.lesions if les.subtype == "intraventricular")
+    checked = 0
+    for k in range(plan.num_slices):
+        s = render_slice(plan, k, noise=False)
+        mask = s.masks["intraventricular"]
+        if mask.sum() < 3:
+            continue
+        level_row = np.nonzero(mask)[0].min()
+        ventricle = np.isin(s.tissue.ventricle_id, lesion.ventricle_ids)
+        below = ventricle.copy()
+        below[: level_row + 2] = False  # one row of tolerance for the plane's tilt within a pixel
+        assert np.all(mask[below]), "every ventricle pixel below the level holds blood"
+        checked += 1
+    assert checked >= 1
