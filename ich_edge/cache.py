@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.errors import CacheError
+from ich_edge.fileio import write_atomic_bytes, write_json_atomic
 from ich_edge.transforms import PreprocessConfig
 
 PREPROCESS_FILE = "preprocess.json"
@@ -58,25 +57,6 @@ class CachedSeries:
     @property
     def has_study_labels(self) -> bool:
         return bool((self.study_labels >= 0).all())
-
-
-def write_atomic_bytes(path: Path, write) -> None:
-    """Call ``write(handle)`` on a temporary file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: str | Path, data) -> None:
-    """Write ``data`` as indented JSON to ``path`` atomically."""
-    payload = (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8")
-    write_atomic_bytes(Path(path), lambda handle: handle.write(payload))
 
 
 class Cache:

@@ -115,7 +115,8 @@ class Resize:
             return blocks
         wr = _area_weights(rows, out)
         wc = _area_weights(cols, out)
-        return np.einsum("ij,jk...,lk->il...", wr, image.astype(np.float32, copy=False), wc)
+        rows_done = np.tensordot(wr, image.astype(np.float32, copy=False), axes=(1, 0))
+        return np.moveaxis(np.tensordot(wc, rows_done, axes=(1, 1)), 0, 1)
 
 
 class ToUint8:

@@ -29,6 +29,15 @@ RUNTIME_MODULES = (
     "ich_edge.inspect",
     "ich_edge.runtime.interpreter",
     "ich_edge.runtime.predict",
+    "ich_edge.runtime.bench",
+    "ich_edge.runtime.description",
+    "ich_edge.runtime.tflite_model",
+    "ich_edge.cache",
+    "ich_edge.fileio",
+    "ich_edge.prepare",
+    "ich_edge.synth",
+    "ich_edge.baseline",
+    "ich_edge.assets",
     "ich_edge.prepare",
 )
 

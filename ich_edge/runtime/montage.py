@@ -13,13 +13,12 @@ imported only here, inside :func:`write_montage`, with the non-interactive Agg c
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ich_edge.errors import ConfigError, MissingDependencyError
+from ich_edge.fileio import atomic_output
 from ich_edge.runtime.predict import ANY_LABEL, OperatingPoints, SeriesPrediction, triage_line
 
 MAX_TILES = 8
@@ -172,13 +171,6 @@ def write_montage(
     colorbar = figure.colorbar(image, ax=strip, fraction=0.03, pad=0.01)
     colorbar.set_label("probability", fontsize=8)
 
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(out_png) as tmp:
         figure.savefig(tmp, format="png")
-        os.replace(tmp, out_png)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out_png

@@ -9,14 +9,13 @@ matplotlib is imported only here, inside :func:`write_preview`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ich_edge import SUBTYPES
 from ich_edge.errors import ConfigError, MissingDependencyError
+from ich_edge.fileio import atomic_output
 from ich_edge.synth.config import SynthConfig
 from ich_edge.synth.study import plan_study, render_slice
 from ich_edge.transforms import Window
@@ -113,14 +112,9 @@ def write_preview(
         color="white", fontsize=9,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.98))
-    fd, tmp = tempfile.mkstemp(dir=png_path.parent, prefix=f".{png_path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, facecolor="black")
-        os.replace(tmp, png_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_output(png_path) as tmp:
+            fig.savefig(tmp, dpi=110, facecolor="black")
     finally:
         plt.close(fig)
     return rows

@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
-import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 from ich_edge import LABELS
 from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_atomic
 from ich_edge.errors import OutputExistsError
+from ich_edge.fileio import atomic_output
 from ich_edge.labels import STUDY_HEADER, write_rsna_csv
 from ich_edge.synth.config import SynthConfig
 from ich_edge.synth.study import MIN_LESION_AREA_MM2, SLICE_THICKNESS_MM, StudyPlan, plan_study, render_slice
@@ -75,7 +74,6 @@ def write_study(config: SynthConfig, index: int, dicom_dir: str | Path) -> Study
         )
         path = Path(dicom_dir) / f"{plan.slice_ids[position]}.dcm"
         write_dataset_atomic(ds, path)
-        os.chmod(path, 0o644)  # write_dataset_atomic's temporary file is 0600
     return StudyRecord(index, plan.study_uid, plan.series_uid, plan.scenario, plan.slice_ids, labels)
 
 
@@ -84,15 +82,8 @@ def _write_study_job(args: tuple[SynthConfig, int, str]) -> StudyRecord:
 
 
 def _atomic_text(path: Path, write: Callable) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a data set is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        write(tmp)
 
 
 def _check_output(out_dir: Path, force: bool) -> None:

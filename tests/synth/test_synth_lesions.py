@@ -12,7 +12,7 @@ from ich_edge.synth import MIN_LESION_AREA_MM2, SynthConfig, plan_study, render_
 from ich_edge.synth.lesions import Epidural, Subdural, inside_bone_mm
 from ich_edge.synth.scenario import SCENARIOS
 
-from conftest import dilate, find_study
+from synth_helpers import dilate, find_study
 
 CONFIG = SynthConfig(studies=1, seed=11, matrix_px=128, workers=1)
 

@@ -15,7 +15,7 @@ from ich_edge.errors import OutputExistsError
 from ich_edge.labels import read_rsna_csv, read_study_csv
 from ich_edge.synth import SynthConfig, write_synth_set
 
-from conftest import SMALL
+from synth_helpers import SMALL
 
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
 
