@@ -40,7 +40,7 @@ def format_summary(report: dict) -> str:
     lines = [
         f"parity on {data['studies']} studies / {data['labelled_slices']} labelled slices ({data['selection']}); "
         f"bootstrap {report['bootstrap']['replicates']} replicates by study",
-        f"{'model':<34} {'verdict':<7} {'max|dp|':>9}  {'worst study dAUC':<25} {'lowest study agreement':<24}",
+        f"{'model':<40} {'verdict':<7} {'max|dp|':>9}  {'worst study dAUC':<25} {'lowest study agreement':<24}",
     ]
     for model in report["models"]:
         study = model["study"]["labels"]
@@ -50,7 +50,7 @@ def format_summary(report: dict) -> str:
         agreement = min((e["agreement"], label) for label, e in study.items() if e["agreement"] is not None)
         agree_text = f"{100 * agreement[0]:.1f}% {agreement[1]}"
         lines.append(
-            f"{model['file'] + ' (' + model['precision'] + ')':<34} {'PASS' if model['passed'] else 'FAIL':<7} "
+            f"{model['file'] + ' (' + model['precision'] + ')':<40} {'PASS' if model['passed'] else 'FAIL':<7} "
             f"{max(diffs):>9.2e}  {(f'{worst[0]:+.4f} {worst[1]}' if worst else 'n/a'):<25} {agree_text:<24}"
         )
     return "\n".join(lines)
@@ -144,7 +144,7 @@ def plot_roc(curves: dict, names: list[str], path: Path) -> Path:
         ax.set_xlabel("1 - specificity", fontsize=11)
         ax.set_ylabel("sensitivity", fontsize=11)
         if positives and negatives:
-            ax.legend(loc="lower right", fontsize=9.5, title="study AUC", title_fontsize=9.5, framealpha=0.9)
+            ax.legend(loc="best", fontsize=9, title="study AUC", title_fontsize=9, framealpha=0.8)
     fig.suptitle("Study-level ROC: Keras reference vs TFLite variants (curves that overlap are in parity)", fontsize=14)
     import io
 
