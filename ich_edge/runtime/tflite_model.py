@@ -155,7 +155,12 @@ class TFLiteStudyModel:
         return np.concatenate(out, axis=0)
 
     def classify(self, windows: np.ndarray) -> np.ndarray:
-        """Probabilities per slice of each window: ``(W, T, F)`` features -> ``float32 (W, T, 6)``."""
+        """Probabilities per slice of each window: ``(W, T, F)`` features -> ``float32 (W, T, 6)``.
+
+        The fused LSTM keeps its state in variable tensors that survive an invocation, so
+        they are reset after every window; otherwise each window would start from the
+        previous window's final state instead of zeros (as in training).
+        """
         windows = np.asarray(windows, dtype=np.float32)
         expected = (self.window_slices, self.feature_dim)
         if windows.ndim != 3 or windows.shape[1:] != expected:

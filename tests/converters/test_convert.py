@@ -76,6 +76,29 @@ def test_op_summaries(converted):
     assert op_summary(converted["fp32"])["classify"]["ops"]["UNIDIRECTIONAL_SEQUENCE_LSTM"]["float"] == 2
 
 
+def test_lstm_cells_are_not_clipped(converted):
+    from ai_edge_litert import schema_py_generated as fb
+
+    for precision, path in converted.items():
+        model = fb.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+        codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+        clips = [op.builtinOptions.cellClip for sg in model.subgraphs for op in sg.operators
+                 if codes[op.opcodeIndex] == fb.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM]
+        assert clips == [0.0, 0.0], precision  # Keras does not clip; the converter's default is 10
+
+
+def test_windows_do_not_share_lstm_state(converted):
+    from ich_edge.runtime.tflite_model import TFLiteStudyModel
+
+    model = TFLiteStudyModel(converted["fp32"], num_threads=1)
+    rng = np.random.default_rng(0)
+    first, other = rng.uniform(0, 3, (2, 1, 4, 8)).astype(np.float32)
+    alone = model.classify(first)
+    model.classify(other)
+    np.testing.assert_array_equal(model.classify(np.concatenate([other, first]))[1], alone[0])
+    np.testing.assert_array_equal(model.classify(first), alone)
+
+
 def test_every_precision_runs_without_tensorflow_and_matches_keras(converted, tiny_data):
     cache, series, run = tiny_data
     study = series[3]  # 5 slices: two overlapping windows
