@@ -109,23 +109,35 @@ def machine_info() -> dict:
     }
 
 
-def peak_rss_mb() -> float | None:
-    """Peak resident memory of this process so far in MB (None where ``resource`` is missing)."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports kilobytes, macOS bytes.
-    return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)
-
-
-def current_rss_mb() -> float | None:
-    """Resident memory of this process now in MB (Linux /proc; None elsewhere)."""
+def _proc_status_mb(field: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process so far in MB (None where the OS does not say).
+
+    Linux: ``VmHWM`` of /proc/self/status, the high-water mark of this program's own memory.
+    ``getrusage``'s ``ru_maxrss`` is not used there: it survives ``exec`` and so counts the
+    parent's memory at ``fork`` time in a freshly started worker. Elsewhere ``ru_maxrss``.
+    """
+    peak = _proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # macOS reports bytes, the BSDs kilobytes.
+    return round(maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024, 1)
+
+
+def current_rss_mb() -> float | None:
+    """Resident memory of this process now in MB (Linux /proc; None elsewhere)."""
+    return _proc_status_mb("VmRSS")

@@ -312,6 +312,15 @@ def test_rounds_pool_samples_and_ask_an_unavailable_backend_once(models):
         bench.BenchConfig(rounds=0)
 
 
+def test_worker_peak_memory_is_its_own(models):
+    """A worker's peak RSS must not count the parent's memory at fork time (ru_maxrss does)."""
+    ballast = np.ones(25_000_000)  # 200 MB resident in this (parent) process
+    row = bench.run_configuration(models["fp32"], "xnnpack", 1, bench.BenchConfig(runs=2, warmup=0, study_slices=5))
+    assert row["status"] == "ok"
+    assert 0 < row["peak_rss_mb"] < 150, row["peak_rss_mb"]
+    assert ballast[-1] == 1.0
+
+
 def test_cli_runs_with_tensorflow_blocked(models, tmp_path):
     """The bench verb and its worker processes run on the base install: TensorFlow is made unimportable."""
     blocker = tmp_path / "blocker" / "tensorflow"
