@@ -307,6 +307,7 @@ def write_model(path: str | Path, tflite_bytes: bytes, description: dict, force:
             temps.append(Path(tmp))
             with os.fdopen(fd, "wb") as handle:
                 handle.write(payload)
+            os.chmod(temps[-1], 0o644)  # mkstemp makes 0600; models are shipped and shared
         for (target, _), tmp in zip(payloads, temps):
             os.replace(tmp, target)
             done.append(target)

@@ -20,7 +20,6 @@ architecture from config.json and loads the weights; :func:`load_any_run` loads 
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -266,7 +265,7 @@ def qat(
         },
     }
     write_json_atomic(out / run_lib.CONFIG_FILE, run_config)
-    shutil.copyfile(model_dir / run_lib.SPLIT_FILE, out / run_lib.SPLIT_FILE)
+    write_json_atomic(out / run_lib.SPLIT_FILE, split.to_dict())
     write_json_atomic(out / run_lib.HISTORY_FILE, keep.history)
 
     qat_run = load_qat_run(out)

@@ -32,6 +32,7 @@ def converted(tiny_data, tmp_path_factory):
 def test_one_file_and_sidecar_per_precision(converted):
     for precision, path in converted.items():
         assert path.is_file() and sidecar_path(path).is_file()
+        assert path.stat().st_mode & 0o777 == 0o644 == sidecar_path(path).stat().st_mode & 0o777
         description = read_description(path)
         assert description == json.loads(sidecar_path(path).read_text())
         assert description["precision"] == precision

@@ -49,7 +49,7 @@ def test_qat_dir_has_the_run_layout(qat_dir, tiny_data):
     assert config["qat"]["epochs"] == 1
     assert config["qat"]["learning_rate"] == pytest.approx(float_config["train"]["learning_rate"] / 10)
     assert config["model"] == float_config["model"] and config["sequence"] == float_config["sequence"]
-    assert (qat_dir / "split.json").read_text() == (run / "split.json").read_text()
+    assert json.loads((qat_dir / "split.json").read_text()) == json.loads((run / "split.json").read_text())
 
 
 def test_report_puts_float_and_qat_side_by_side(qat_dir):
