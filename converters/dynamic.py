@@ -16,5 +16,5 @@ RECIPE = Recipe(
     configure=configure,
     needs_calibration=False,
     needs_qat=False,
-    parity={"max_auc_drop": 0.01, "min_agreement": 0.97},
+    parity={"max_auc_drop": 0.005, "min_agreement": 0.99},
 )

@@ -17,5 +17,5 @@ RECIPE = Recipe(
     needs_calibration=True,
     needs_qat=True,
     io_types=("float", "int8"),
-    parity={"max_auc_drop": 0.02, "min_agreement": 0.95},
+    parity={"max_auc_drop": 0.005, "min_agreement": 0.99},
 )
