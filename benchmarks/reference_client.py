@@ -186,6 +186,9 @@ class AppModel:
     def classify(self, window: np.ndarray) -> np.ndarray:
         """(T, F) features -> (T, labels) probabilities."""
         inp, out = self.specs["classify"]["inputs"][0], self.specs["classify"]["outputs"][0]
+        # The fused LSTM keeps its state in variable tensors between invocations: every window
+        # must start from zero state, as in training (manifest: sequence.lstm_state).
+        self.interpreter.reset_all_variables()
         result = self.classify_runner(**{inp["name"]: quantize(window[None], inp)})[out["name"]]
         return dequantize(result, out)[0]
 
