@@ -22,14 +22,14 @@ def _load(path: Path) -> dict | None:
         return None
 
 
-def summary_rows(parity: dict | None, bench: dict | None, backend: str = "xnnpack") -> list[dict]:
-    """Rows keyed by precision from a parity report and a bench result (either may be None)."""
+def summary_rows(parities: list[dict], bench: dict | None, backend: str = "xnnpack") -> list[dict]:
+    """Rows keyed by precision from parity reports and a bench result (either may be missing)."""
     rows: dict[str, dict] = {}
-    if parity:
+    for parity in parities:
         ref = parity.get("reference_metrics", {}).get("study", {}).get("labels", {})
         if ref:
-            rows["keras (reference)"] = {"precision": "keras (reference)",
-                                         "auc": {k: v.get("auc") for k, v in ref.items()}}
+            name = "keras qat (ref)" if parity.get("reference", {}).get("quantized") else "keras float (ref)"
+            rows[name] = {"precision": name, "auc": {k: v.get("auc") for k, v in ref.items()}}
         for model in parity.get("models", []):
             rows.setdefault(model["precision"], {"precision": model["precision"]}).update(
                 auc={label: e.get("auc") for label, e in model["study"]["labels"].items()},
@@ -52,9 +52,10 @@ def summary_rows(parity: dict | None, bench: dict | None, backend: str = "xnnpac
     return list(rows.values())
 
 
-def summary_table(parity_json: str | Path, bench_json: str | Path) -> str:
+def summary_table(parity_jsons: list[str | Path], bench_json: str | Path) -> str:
     """The table as text; missing inputs leave their columns empty."""
-    rows = summary_rows(_load(parity_json), _load(bench_json))
+    parities = [p for p in (_load(path) for path in parity_jsons) if p]
+    rows = summary_rows(parities, _load(bench_json))
     if not rows:
         return "no parity or bench results to summarise"
     head = (f"{'precision':<18} {'size MB':>7}  " + " ".join(f"{SHORT[l]:>5}" for l in LABELS)
