@@ -12,7 +12,6 @@ Run as ``python -m ich_edge.demo [--out DIR] [--train-studies N] [--test-studies
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, field
