@@ -10,7 +10,10 @@ device does (encode every slice once, classify the windows of the sequence rule,
 * ``onnxruntime fp32``: encoder and head exported with tf2onnx (opset 17), CPU provider;
 * ``onnxruntime int8``: the fp32 ONNX files quantized by ONNX Runtime (encoder: static QDQ,
   per-channel int8, calibrated on the study's slices; head: dynamic int8 weights, since its
-  LSTM has no static int8 kernel). "onnxruntime best" is the faster of the two.
+  LSTM has no static int8 kernel);
+* each ONNX Runtime variant twice: with its default thread spinning and with
+  ``session.intra_op.allow_spinning=0`` ("no-spin"), which is much faster on a CPU shared
+  with other processes. "onnxruntime best" is the fastest of these.
 
 Every peer runs in its own fresh process, round-robin over ``--rounds`` rounds, so that
 other load on a shared machine hits all peers alike; a peer's latency is the median over
@@ -91,6 +94,9 @@ def _study_runner(spec: dict, study: np.ndarray):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # ONNX Runtime's intra-op threads spin while waiting by default; on a CPU shared with other
+    # processes that costs more than it saves, so each int8/fp32 model also runs with it off.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spec.get("spin", True) else "0")
     encode = ort.InferenceSession(spec["encode"], options, providers=["CPUExecutionProvider"])
     classify = ort.InferenceSession(spec["classify"], options, providers=["CPUExecutionProvider"])
     enc_in, cls_in = encode.get_inputs()[0].name, classify.get_inputs()[0].name
@@ -258,11 +264,14 @@ def main(argv: list[str] | None = None) -> int:
         onnx_error = None
         try:
             onnx = export_onnx(run, study, Path(folder))
-            specs.append(("onnxruntime fp32", {"kind": "onnx", **onnx["fp32"]}))
+            variants = {"fp32": onnx["fp32"]}
             if "error" in onnx["int8"]:
                 onnx_error = f"int8 quantization: {onnx['int8']['error']}"
             else:
-                specs.append(("onnxruntime int8", {"kind": "onnx", **onnx["int8"]}))
+                variants["int8"] = onnx["int8"]
+            for name, files in variants.items():
+                specs.append((f"onnxruntime {name}", {"kind": "onnx", **files}))
+                specs.append((f"onnxruntime {name} no-spin", {"kind": "onnx", "spin": False, **files}))
         except Exception as err:  # report the failed route instead of hiding the peer
             onnx_error = f"{type(err).__name__}: {err}"
         rounds: dict[str, list[dict]] = {name: [] for name, _ in specs}
