@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from ich_edge.cache import write_json_atomic
+    from ich_edge.fileio import write_json_atomic
     from ich_edge.runtime.bench import result_file_name
     from ich_edge.runtime.description import read_description
     from ich_edge.runtime.sysinfo import machine_info

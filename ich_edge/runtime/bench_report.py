@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ich_edge.cache import write_json_atomic
+from ich_edge.fileio import write_json_atomic
 
 #: Said wherever per-operator times would go: the Python API of this runtime has no hook.
 OP_PROFILE_UNAVAILABLE = (

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge import LABELS
-from ich_edge.cache import write_atomic_bytes, write_json_atomic
+from ich_edge.fileio import write_atomic_bytes, write_json_atomic
 from ich_edge.errors import MissingDependencyError
 
 REPORT_JSON, REPORT_MD, ROC_PNG = "report.json", "report.md", "roc_study.png"
