@@ -1,4 +1,6 @@
-from ich_edge.cli import main
+import click
+
+from ich_edge.cli import COMMANDS, main
 
 
 def test_help_lists_verbs(capsys):
@@ -15,3 +17,16 @@ def test_unknown_command_fails(capsys):
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert "ich-edge" in capsys.readouterr().out
+
+
+
+@click.command()
+@click.pass_context
+def command(ctx):
+    """A verb that ends through ctx.exit(3), as parity does on failure."""
+    ctx.exit(3)
+
+
+def test_exit_code_of_ctx_exit_is_kept(monkeypatch):
+    monkeypatch.setitem(COMMANDS, "exit-three", (__name__, "test only"))
+    assert main(["exit-three"]) == 3

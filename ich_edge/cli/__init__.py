@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="ich-edge", standalone_mode=False)
+        # Without standalone mode Click returns ctx.exit()'s code instead of exiting.
+        returned = cli.main(args=args, prog_name="ich-edge", standalone_mode=False)
     except IchEdgeError as err:
         if debug:
             raise
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except click.exceptions.Exit as err:
         return err.exit_code
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
