@@ -39,9 +39,10 @@ from typing import Callable
 import numpy as np
 
 from ich_edge import LABELS
-from ich_edge.cache import PROBLEMS_DIR, Cache, CachedSeries, write_json_atomic
+from ich_edge.cache import PROBLEMS_DIR, Cache, CachedSeries
 from ich_edge.dicom import Series, find_series
 from ich_edge.errors import ConfigError, IchEdgeError, LabelsError, NoSeriesError
+from ich_edge.fileio import write_json_atomic
 from ich_edge.labels import is_rsna_csv, read_rsna_csv, read_study_csv, study_labels
 from ich_edge.transforms import Preprocess, PreprocessConfig
 

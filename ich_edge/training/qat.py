@@ -27,16 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge import __version__
-from ich_edge.cache import Cache, write_atomic_bytes, write_json_atomic
+from ich_edge.cache import Cache
 from ich_edge.errors import ConfigError, ModelError, OutputExistsError
-from ich_edge.sequence import SequenceConfig
+from ich_edge.fileio import write_atomic_bytes, write_json_atomic
 from ich_edge.training import data as data_lib
 from ich_edge.training import report as report_lib
 from ich_edge.training import run as run_lib
 from ich_edge.training.keras import keras, quantization_api
 from ich_edge.training.model import ModelConfig, build_cnn_lstm, build_model
 from ich_edge.training.train import TrainConfig, _schedule, rsna_weighted_bce
-from ich_edge.transforms import PreprocessConfig
 
 DEFAULT_EPOCHS = 3
 LR_FACTOR = 0.1
@@ -95,12 +94,9 @@ def load_qat_run(qat_dir: str | Path) -> run_lib.Run:
     config = run_lib.read_json(qat_dir / run_lib.CONFIG_FILE, "not a QAT_DIR written by `ich-edge qat`")
     if not config.get("quantized"):
         raise ModelError(f"{qat_dir} is a float run (quantized: false); load it with ich_edge.training.run.load_run")
-    try:
-        model_config = ModelConfig.from_dict(config["model"])
-        sequence_config = SequenceConfig.from_dict(config["sequence"])
-        preprocess_config = PreprocessConfig.from_dict(config["preprocess"])
-    except KeyError as err:
-        raise ModelError(f"{qat_dir / run_lib.CONFIG_FILE} lacks the {err} section; run `ich-edge qat` again") from err
+    model_config, sequence_config, preprocess_config = run_lib.parse_run_config(
+        config, qat_dir / run_lib.CONFIG_FILE, "run `ich-edge qat` again"
+    )
     model_path = qat_dir / run_lib.MODEL_FILE
     if not model_path.is_file():
         raise ModelError(f"{model_path} is missing; run `ich-edge qat --out {qat_dir}` again")

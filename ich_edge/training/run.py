@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ich_edge import LABELS
-from ich_edge.cache import write_json_atomic
+from ich_edge.fileio import write_json_atomic
 from ich_edge.errors import ModelError
 from ich_edge.sequence import SequenceConfig
 from ich_edge.training.keras import keras
@@ -95,6 +95,18 @@ def load_model_file(path: str | Path, custom_object_scope=None):
         ) from err
 
 
+def parse_run_config(config: dict, path: Path, remedy: str) -> tuple[ModelConfig, SequenceConfig, PreprocessConfig]:
+    """The model, sequence and preprocessing sections of a run's config.json."""
+    try:
+        return (
+            ModelConfig.from_dict(config["model"]),
+            SequenceConfig.from_dict(config["sequence"]),
+            PreprocessConfig.from_dict(config["preprocess"]),
+        )
+    except KeyError as err:
+        raise ModelError(f"{path} lacks the {err} section; {remedy}") from err
+
+
 def load_run(run_dir: str | Path, custom_object_scope=None) -> Run:
     """Load RUN_DIR: config, encoder, head, whole model and thresholds (None if not written).
 
@@ -108,12 +120,9 @@ def load_run(run_dir: str | Path, custom_object_scope=None) -> Run:
     if not run_dir.is_dir():
         raise ModelError(f"{run_dir} is not a run folder; pass the --out of `ich-edge train`")
     config = read_json(run_dir / CONFIG_FILE, "not a run folder written by `ich-edge train`")
-    try:
-        model_config = ModelConfig.from_dict(config["model"])
-        sequence_config = SequenceConfig.from_dict(config["sequence"])
-        preprocess_config = PreprocessConfig.from_dict(config["preprocess"])
-    except KeyError as err:
-        raise ModelError(f"{run_dir / CONFIG_FILE} lacks the {err} section; train again into a new --out") from err
+    model_config, sequence_config, preprocess_config = parse_run_config(
+        config, run_dir / CONFIG_FILE, "train again into a new --out"
+    )
     model = load_model_file(run_dir / MODEL_FILE, custom_object_scope)
     encoder, head = split_model(model)
     thresholds_path = run_dir / THRESHOLDS_FILE
