@@ -30,10 +30,12 @@ def _given(**options) -> dict:
 @click.option("--val-fraction", type=float, help="Share of studies held out for validation (default 0.2).")
 @click.option("--seed", type=int, help="Seed of the split, windows, augmentation and weights (default 0).")
 @click.option("--patience", type=int, help="Epochs without a better validation loss before stopping (default 4).")
+@click.option("--positive-weight", type=float, help="Weight of positive labels in the loss (default 1: the RSNA loss).")
+@click.option("--rotation-deg", type=float, help="Augmentation: maximum rotation in degrees (default 5).")
 @click.option("--max-minutes", type=float, help="Stop after the epoch that would overrun this training time.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue a run in --out with the same configuration, or start over.")
 def command(data, out, test, epochs, batch_size, learning_rate, backbone, width, feature_dim, rnn, rnn_units,
-            window_slices, stride_slices, val_fraction, seed, patience, max_minutes, resume) -> None:
+            window_slices, stride_slices, val_fraction, seed, patience, positive_weight, rotation_deg, max_minutes, resume) -> None:
     """Train the CNN-LSTM on a prepared cache.
 
     Splits the cache by study (seeded), trains on windows of consecutive slices with CT
@@ -47,7 +49,8 @@ def command(data, out, test, epochs, batch_size, learning_rate, backbone, width,
     from ich_edge.training.train import TrainConfig, train
 
     config = TrainConfig(**_given(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                  val_fraction=val_fraction, seed=seed, patience=patience, max_minutes=max_minutes))
+                                  val_fraction=val_fraction, seed=seed, patience=patience, max_minutes=max_minutes,
+                                  positive_weight=positive_weight, rotation_deg=rotation_deg))
     sequence_config = SequenceConfig(**_given(window_slices=window_slices, stride_slices=stride_slices))
     if window_slices is not None and stride_slices is None:
         sequence_config = SequenceConfig(window_slices, max(1, window_slices // 2))

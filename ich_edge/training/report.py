@@ -82,7 +82,8 @@ def render_markdown(report: dict) -> str:
         "",
         f"- epochs run: {run['epochs_run']} of {run['epochs_planned']} ({run['stopped']}); best epoch {run['best_epoch']}"
         f" (validation loss {_fmt(run['best_val_loss'], 4)})",
-        f"- train wall time: {run['train_seconds'] / 60:.1f} min, mean epoch {run['mean_epoch_seconds']:.1f} s",
+        f"- train wall time: {run['train_seconds'] / 60:.1f} min, mean epoch {run['mean_epoch_seconds']:.1f} s"
+        f" ({_fmt(run.get('mean_epoch_cpu_seconds'), 0)} CPU s)",
         f"- model: {report['model']['backbone']} backbone, width {report['model']['width']}, "
         f"{report['model']['input_size_px']} px, {report['model']['rnn']} head; "
         f"windows of {report['sequence']['window_slices']} slices, stride {report['sequence']['stride_slices']}",
@@ -261,6 +262,7 @@ def finish_run(run, val_series, test_series, state: dict, config, total_seconds:
             "best_val_loss": state["best_val_loss"],
             "train_seconds": state["train_seconds"],
             "mean_epoch_seconds": state["train_seconds"] / max(1, len(history)),
+            "mean_epoch_cpu_seconds": float(np.mean([h.get("cpu_seconds", np.nan) for h in history])) if history else None,
             "total_seconds_this_call": total_seconds,
         },
         "model": run.config["model"],

@@ -57,6 +57,8 @@ class TrainConfig:
     max_minutes : stop after the epoch that would overrun this training time (None: no limit).
     flip, rotation_deg, shift_fraction, intensity_jitter : augmentation strength.
     specificity : specificity at which the operating thresholds are chosen on validation.
+    positive_weight : weight of the positive term of every label's cross-entropy (1: the
+        plain RSNA loss; more counters the rarity of bleeding slices).
     """
 
     epochs: int = 12
@@ -71,6 +73,7 @@ class TrainConfig:
     shift_fraction: float = 0.05
     intensity_jitter: float = 0.05
     specificity: float = 0.9
+    positive_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.epochs <= 10_000:
@@ -85,6 +88,8 @@ class TrainConfig:
             raise ConfigError(f"patience must be >= 1 epoch, got {self.patience}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"max_minutes must be > 0 (or omitted for no limit), got {self.max_minutes}")
+        if not 1.0 <= self.positive_weight <= 100.0:
+            raise ConfigError(f"positive_weight must be in 1..100 (1: plain RSNA loss), got {self.positive_weight}")
         if not 0.5 <= self.specificity < 1.0:
             raise ConfigError(f"specificity must be in [0.5, 1), got {self.specificity}")
         self.augment  # validates the augmentation fields
@@ -114,6 +119,22 @@ def rsna_weighted_bce(y_true, y_pred):
     bce = -(y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
     weights = tf.constant(RSNA_WEIGHTS / RSNA_WEIGHTS.sum(), dtype=p.dtype)
     return tf.reduce_sum(bce * weights, axis=-1)
+
+
+def training_loss(positive_weight: float = 1.0):
+    """:func:`rsna_weighted_bce`, with the positive term of each label scaled by ``positive_weight``."""
+    if positive_weight == 1.0:
+        return rsna_weighted_bce
+
+    def rsna_weighted_bce_positive(y_true, y_pred):
+        eps = 1e-7
+        p = tf.clip_by_value(y_pred, eps, 1.0 - eps)
+        y = tf.cast(y_true, p.dtype)
+        bce = -(positive_weight * y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
+        weights = tf.constant(RSNA_WEIGHTS / RSNA_WEIGHTS.sum(), dtype=p.dtype)
+        return tf.reduce_sum(bce * weights, axis=-1)
+
+    return rsna_weighted_bce_positive
 
 
 def model_config_for(cache_path: str | Path, **fields) -> ModelConfig:
@@ -165,15 +186,15 @@ class EpochEnd(keras.callbacks.Callback):
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.monotonic()
+        self.started, self.cpu_started = time.monotonic(), time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        seconds = time.monotonic() - self.started
+        seconds, cpu_seconds = time.monotonic() - self.started, time.process_time() - self.cpu_started
         state = self.state
         val_loss = float(logs["val_loss"])
         lr = float(self.schedule(self.model.optimizer.iterations))
-        state["history"].append({"epoch": epoch + 1, "loss": float(logs["loss"]), "val_loss": val_loss, "seconds": seconds, "learning_rate": lr})
+        state["history"].append({"epoch": epoch + 1, "loss": float(logs["loss"]), "val_loss": val_loss, "seconds": seconds, "cpu_seconds": cpu_seconds, "learning_rate": lr})
         state["epoch"], state["train_seconds"] = epoch + 1, state["train_seconds"] + seconds
         name = f"epoch-{epoch + 1:04d}"
         self.checkpoint.write(str(self.dir / name))
@@ -199,7 +220,7 @@ class EpochEnd(keras.callbacks.Callback):
                 path.unlink(missing_ok=True)
         self.log(
             f"epoch {epoch + 1}/{self.config.epochs}: loss {logs['loss']:.4f}, val_loss {val_loss:.4f}, "
-            f"{seconds:.1f} s, lr {lr:.2e}" + (" (best)" if improved else "")
+            f"{seconds:.1f} s ({cpu_seconds:.0f} CPU s), lr {lr:.2e}" + (" (best)" if improved else "")
             + (f"; stopping: {state['stopped']}" if self.model.stop_training else "")
         )
 
@@ -317,7 +338,7 @@ def train(
             schedule = _schedule(config, steps)
             optimizer = keras.optimizers.Adam(schedule)
             optimizer.build(model.trainable_variables)
-            model.compile(optimizer=optimizer, loss=rsna_weighted_bce, weighted_metrics=[])
+            model.compile(optimizer=optimizer, loss=training_loss(config.positive_weight), weighted_metrics=[])
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
         finished = state["stopped"] == "early stopping" or state["epoch"] >= config.epochs
         if state["last"]:
