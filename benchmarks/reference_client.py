@@ -186,10 +186,11 @@ class AppModel:
     def classify(self, window: np.ndarray) -> np.ndarray:
         """(T, F) features -> (T, labels) probabilities."""
         inp, out = self.specs["classify"]["inputs"][0], self.specs["classify"]["outputs"][0]
-        # The fused LSTM keeps its state in variable tensors between invocations: every window
-        # must start from zero state, as in training (manifest: sequence.lstm_state).
-        self.interpreter.reset_all_variables()
         result = self.classify_runner(**{inp["name"]: quantize(window[None], inp)})[out["name"]]
+        # The fused LSTM keeps its state in variable tensors between invocations: reset them after
+        # each window (they exist once classify has run) so every window starts from zero state,
+        # as in training (manifest: sequence.lstm_state).
+        self.interpreter.reset_all_variables()
         return dequantize(result, out)[0]
 
     def predict_series(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
