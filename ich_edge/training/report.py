@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge import LABELS
-from ich_edge.cache import write_atomic_bytes, write_json_atomic
+from ich_edge.fileio import write_atomic_bytes, write_json_atomic
 from ich_edge.metrics import roc_curve
 
 #: Targets of issue #3 on held-out synthetic studies (study-level ROC AUC).

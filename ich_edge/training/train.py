@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge import LABELS, __version__
-from ich_edge.cache import Cache, write_json_atomic
+from ich_edge.cache import Cache
 from ich_edge.errors import ConfigError
+from ich_edge.fileio import write_json_atomic
 from ich_edge.metrics import RSNA_WEIGHTS
 from ich_edge.sequence import SequenceConfig
 from ich_edge.training import data as data_lib

@@ -39,3 +39,24 @@ def test_any_counts_twice():
     excess_sub = float(rsna_weighted_bce(y, p_sub)[0, 0]) - float(rsna_weighted_bce(y, np.full((1, 1, 6), 0.01, np.float32))[0, 0])
     assert excess_any == pytest.approx(2 * excess_sub, rel=1e-5)
     assert excess_sub == pytest.approx((-np.log(0.1) + np.log(0.99)) / 7, rel=1e-4)
+
+
+def test_positive_weight_scales_only_the_positive_term():
+    from ich_edge.training.train import training_loss
+
+    assert training_loss(1.0) is rsna_weighted_bce
+    weighted = training_loss(3.0)
+    y = np.zeros((1, 2, 6), np.float32)
+    y[0, 0] = 1.0  # first position all positive, second all negative
+    p = np.full((1, 2, 6), 0.3, np.float32)
+    plain, heavy = rsna_weighted_bce(y, p).numpy(), weighted(y, p).numpy()
+    assert heavy[0, 0] == pytest.approx(3 * plain[0, 0], rel=1e-5)
+    assert heavy[0, 1] == pytest.approx(plain[0, 1], rel=1e-5)
+
+
+def test_train_config_rejects_bad_positive_weight():
+    from ich_edge.errors import ConfigError
+    from ich_edge.training.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="positive_weight"):
+        TrainConfig(positive_weight=0.5)
