@@ -20,7 +20,6 @@ import numpy as np
 from pydicom.uid import generate_uid
 
 from ich_edge import LABELS, SUBTYPES
-from ich_edge.synth import skullbase
 from ich_edge.synth.anatomy import (
     REGION_BRAINSTEM,
     REGION_CEREBELLUM,

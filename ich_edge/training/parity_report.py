@@ -65,8 +65,8 @@ def format_markdown(report: dict) -> str:
         f"- Reference: `{report['reference']['path']}`{' (QAT)' if report['reference']['quantized'] else ''}",
         f"- Data: `{data['cache']}`: {data['selection']}; {data['series']} series, {data['studies']} studies, "
         f"{data['labelled_slices']} labelled slices",
-        f"- Whole studies through the deployment rule (encode each slice once, classify windows, stitch; "
-        f"study probability = max over slices).",
+        "- Whole studies through the deployment rule (encode each slice once, classify windows, stitch; "
+        "study probability = max over slices).",
         f"- 95% intervals: percentile bootstrap with {boot['replicates']} replicates resampling studies (slice level: "
         f"all slices of each drawn study; a label's interval uses the replicates holding both classes); "
         f"the change versus the reference is paired (same replicates).",

@@ -24,7 +24,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 
 from ich_edge import LABELS, __version__
 from ich_edge.cache import Cache
