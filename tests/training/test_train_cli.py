@@ -116,3 +116,22 @@ def test_missing_cache_says_how_to_make_one(tmp_path, capsys):
     code = main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "RUN")])
     err = capsys.readouterr().err
     assert code != 0 and "ich-edge prepare" in err and err.count("\n") == 1
+
+
+def test_help_states_the_real_defaults():
+    import re
+
+    from ich_edge.cli.train import command
+    from ich_edge.sequence import SequenceConfig
+    from ich_edge.training.model import ModelConfig
+    from ich_edge.training.train import TrainConfig
+
+    sequence = {k: v for k, v in SequenceConfig().to_dict().items() if k.endswith("slices")}
+    defaults = {**TrainConfig().to_dict(), **sequence, "width": ModelConfig().width}
+    checked = 0
+    for param in command.params:
+        match = re.search(r"\(default ([0-9.e+-]+)", param.help or "")
+        if match and param.name in defaults:
+            assert float(match.group(1)) == pytest.approx(float(defaults[param.name])), param.name
+            checked += 1
+    assert checked >= 11
