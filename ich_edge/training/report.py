@@ -143,7 +143,7 @@ def _save_figure(fig, path: Path) -> None:
     write_atomic_bytes(path, lambda handle: handle.write(buffer.getvalue()))
 
 
-def plot_losses(history: list[dict], path: str | Path) -> Path:
+def plot_losses(history: list[dict], path: str | Path, ylabel: str = "RSNA-weighted log loss (any x2)") -> Path:
     """Train and validation loss per epoch (RSNA-weighted binary cross-entropy)."""
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
@@ -154,7 +154,7 @@ def plot_losses(history: list[dict], path: str | Path) -> Path:
     if best:
         ax.axvline(best["epoch"], color="grey", linestyle=":", label=f"best epoch {best['epoch']}")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("weighted log loss (any x2)")
+    ax.set_ylabel(ylabel)
     ax.set_title("Training and validation loss")
     if len(epochs) <= 30:
         ax.set_xticks(epochs)
@@ -276,7 +276,9 @@ def finish_run(run, val_series, test_series, state: dict, config, total_seconds:
     }
     plots = []
     if history:
-        plots.append(plot_losses(history, run_dir / "loss.png").name)
+        weight = getattr(config, "positive_weight", 1.0)
+        ylabel = "RSNA-weighted log loss (any x2" + (f", positives x{weight:g})" if weight != 1.0 else ")")
+        plots.append(plot_losses(history, run_dir / "loss.png", ylabel).name)
     sets = [("validation", val, val_levels, val_base_levels)]
     if test_series:
         log("evaluating on the test studies")
