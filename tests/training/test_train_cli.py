@@ -30,7 +30,7 @@ def first_run(tiny_cache, tiny_test_cache, tmp_path_factory):
     stdout, stderr = io.StringIO(), io.StringIO()  # capsys is function-scoped
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main(["train", "--data", str(tiny_cache.root), "--out", str(out), "--test", str(tiny_test_cache.root),
-                     "--epochs", "1", *TINY_OPTIONS])
+                     "--epochs", "3", "--max-minutes", "0.001", *TINY_OPTIONS])  # the time budget stops it after epoch 1
     return out, code, stdout.getvalue(), stderr.getvalue()
 
 
@@ -40,7 +40,7 @@ def test_train_writes_the_run_folder(first_run):
     for name in ("model.keras", "config.json", "split.json", "thresholds.json", "report.json", "report.md",
                  "history.json", "loss.png", "roc_validation.png", "roc_test.png"):
         assert (out / name).is_file(), name
-    assert "epoch 1/1" in stdout
+    assert "epoch 1/3" in stdout and "stopping: time budget" in stdout and "epoch 2/3" not in stdout
     config = json.loads((out / "config.json").read_text())
     assert set(config) >= {"train", "model", "sequence", "preprocess", "data", "quantized"}
     assert config["quantized"] is False
@@ -52,7 +52,7 @@ def test_train_writes_the_run_folder(first_run):
     assert thresholds["specificity"] == 0.9
     assert set(thresholds["slice"]) == set(LABELS) == set(thresholds["study"])
     report = json.loads((out / "report.json").read_text())
-    assert report["run"]["epochs_run"] == 1
+    assert report["run"]["epochs_run"] == 1 and report["run"]["stopped"] == "time budget"
     assert report["test"]["n_studies"] == 6 and report["validation"]["n_studies"] == 2
     assert set(report["test"]["model"]["study"]["auc_ci95"]) == set(LABELS)
     assert "at_thresholds" in report["test"]["model"]["study"]
@@ -76,6 +76,7 @@ def test_load_run_returns_working_models(first_run):
 
 
 def test_resume_continues_and_counts_epochs(first_run, tiny_cache, tmp_path, capsys):
+    """Epochs and the time budget may change on resume; the recipe may not."""
     import shutil
 
     out = tmp_path / "RUN"
