@@ -52,6 +52,14 @@ def to_input(values_unit: np.ndarray, detail: dict) -> np.ndarray:
     return np.clip(quantized, info.min, info.max).astype(dtype)
 
 
+def takes_raw_pixels(detail: dict) -> bool:
+    """True when an input tensor is uint8 with scale 1/255 and zero point 0: raw window pixels."""
+    if np.dtype(detail["dtype"]) != np.uint8:
+        return False
+    scale, zero_point = detail["quantization"]
+    return zero_point == 0 and abs(scale * 255.0 - 1.0) < 1e-6
+
+
 def from_output(values: np.ndarray, detail: dict) -> np.ndarray:
     """An output tensor as float32: ``(q - zero_point) * scale`` for integer outputs."""
     if np.dtype(detail["dtype"]).kind == "f":
@@ -95,6 +103,7 @@ class TFLiteStudyModel:
         self._classify = self.interpreter.get_signature_runner(CLASSIFY)
         self._image_name, self._image = _only(self._encode.get_input_details(), "encode input", self.path)
         self._features_name, self._features = _only(self._encode.get_output_details(), "encode output", self.path)
+        self._raw_pixels = takes_raw_pixels(self._image)
         self._window_name, self._window = _only(self._classify.get_input_details(), "classify input", self.path)
         self._probs_name, self._probs = _only(self._classify.get_output_details(), "classify output", self.path)
         self.sequence = SequenceConfig.from_dict(self.description["sequence"])
@@ -144,10 +153,12 @@ class TFLiteStudyModel:
     def encode(self, images_uint8: np.ndarray) -> np.ndarray:
         """Features of each slice: ``uint8 (N, S, S, 3)`` -> ``float32 (N, F)``."""
         images = self._check_images(images_uint8)
-        unit = images.astype(np.float32) * np.float32(1.0 / 255.0)
+        # A uint8 input with scale 1/255 takes the pixels as they are (what to_input would give).
+        unit = images if self._raw_pixels else images.astype(np.float32) * np.float32(1.0 / 255.0)
         out = []
         for start in range(0, len(unit), self.encode_batch):
-            batch = to_input(unit[start : start + self.encode_batch], self._image)
+            batch = unit[start : start + self.encode_batch]
+            batch = batch if self._raw_pixels else to_input(batch, self._image)
             result = self._encode(**{self._image_name: batch})[self._features_name]
             out.append(from_output(result, self._features))
         if not out:

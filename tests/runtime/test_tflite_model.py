@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from ich_edge.errors import ConfigError, ModelError
-from ich_edge.runtime.tflite_model import TFLiteStudyModel, from_output, to_input
+from ich_edge.runtime.tflite_model import TFLiteStudyModel, from_output, takes_raw_pixels, to_input
 from ich_edge.sequence import SequenceConfig, window_indices
 
 SIZE, WINDOW, STRIDE = 16, 4, 2
@@ -127,6 +127,9 @@ def test_quantization_helpers():
     image_input = {"name": "image", "dtype": np.uint8, "quantization": (1 / 255, 0)}
     pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
     np.testing.assert_array_equal(to_input(pixels / np.float32(255), image_input), pixels)  # raw pixels
+    assert takes_raw_pixels(image_input)  # so encode feeds the pixels without the float round trip
+    assert not takes_raw_pixels({**image_input, "quantization": (1 / 256, 0)})
+    assert not takes_raw_pixels({"dtype": np.float32, "quantization": (0.0, 0)})
     int8_input = {"name": "image", "dtype": np.int8, "quantization": (1 / 255, -128)}
     np.testing.assert_array_equal(to_input(pixels / np.float32(255), int8_input), pixels.astype(np.int16) - 128)
     np.testing.assert_array_equal(to_input(np.array([-5.0, 5.0]), int8_input), [-128, 127])  # clipped
