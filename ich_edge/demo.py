@@ -45,9 +45,9 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
     # Post-training variants are checked against the float model they were converted from;
     # qat-int8 against the QAT model it was converted from (fine-tuning changed the weights).
     float_models = [arg for m in models[:-1] for arg in ("--tflite", m)]
-    # The demo's small config: half-width edge backbone, ~30 s per epoch on 2 cores.
-    train_args = ["train", "--data", str(cache_train), "--test", str(cache_test), "--out", str(run),
-                  "--width", "0.5", "--epochs", str(epochs or 20), "--patience", "6"]
+    # The default training config is the demo's: half-width edge backbone, ~25 s per epoch on 2 cores.
+    train_args = ["train", "--data", str(cache_train), "--test", str(cache_test), "--out", str(run)]
+    train_args += ["--epochs", str(epochs)] if epochs else []
     return [
         Step("synth (train, seed 1)", ["synth", "--out", str(synth_train), "--studies", str(train_studies), "--seed", "1"],
              lambda: (synth_train / "labels.csv").is_file()),
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for all demo outputs")
     parser.add_argument("--train-studies", type=int, default=300)
     parser.add_argument("--test-studies", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 20)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: ich-edge train's)")
     args = parser.parse_args(argv)
     return run_demo(args.out, args.train_studies, args.test_studies, args.epochs)
 

@@ -117,10 +117,15 @@ def rsna_weighted_bce(y_true, y_pred):
     ``(B, T, 6)`` -> ``(B, T)``; the mean over positions equals
     :func:`ich_edge.metrics.rsna_log_loss` on the same slices.
     """
+    return _weighted_bce(y_true, y_pred, 1.0)
+
+
+def _weighted_bce(y, p, positive_weight: float):
+    """Binary cross-entropy per label, positives scaled, summed with the RSNA label weights (last axis)."""
     eps = 1e-7
-    p = tf.clip_by_value(y_pred, eps, 1.0 - eps)
-    y = tf.cast(y_true, p.dtype)
-    bce = -(y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
+    p = tf.clip_by_value(p, eps, 1.0 - eps)
+    y = tf.cast(y, p.dtype)
+    bce = -(positive_weight * y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
     weights = tf.constant(RSNA_WEIGHTS / RSNA_WEIGHTS.sum(), dtype=p.dtype)
     return tf.reduce_sum(bce * weights, axis=-1)
 
@@ -131,12 +136,7 @@ def training_loss(positive_weight: float = 1.0):
         return rsna_weighted_bce
 
     def rsna_weighted_bce_positive(y_true, y_pred):
-        eps = 1e-7
-        p = tf.clip_by_value(y_pred, eps, 1.0 - eps)
-        y = tf.cast(y_true, p.dtype)
-        bce = -(positive_weight * y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
-        weights = tf.constant(RSNA_WEIGHTS / RSNA_WEIGHTS.sum(), dtype=p.dtype)
-        return tf.reduce_sum(bce * weights, axis=-1)
+        return _weighted_bce(y_true, y_pred, positive_weight)
 
     return rsna_weighted_bce_positive
 
