@@ -24,8 +24,8 @@ def _precision_help() -> str:
               help="Prepared cache the run was trained on; calibration data for int8 and qat-int8.")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="Folder for cnn_lstm_<precision>.tflite (+ .json).")
 @click.option("--calibration-windows", type=int, default=None,
-              help="Windows drawn from the training studies to calibrate int8/qat-int8 (default 16: every "
-                   "distinct slice of them calibrates encode, a few hundred slices).")
+              help="Windows drawn from the training studies to calibrate int8/qat-int8 (default 64: every "
+                   "distinct slice of them calibrates encode, about 1,500 slices).")
 @click.option("--io", type=click.Choice(IO_TYPES), default="float", show_default=True,
               help="I/O tensors of int8/qat-int8: float (quantize/dequantize inside the model) or int8 "
                    "(uint8 tensors: the image input takes raw window pixels, scale 1/255, zero point 0).")
