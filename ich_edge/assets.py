@@ -246,8 +246,12 @@ def _training_sentence(training: dict | None) -> str:
     """What the model was trained on, from the description's ``training_data``."""
     if not training:
         return "Its training data are not recorded in the model description."
-    details = "; ".join(f"{k}: {v}" for k, v in training.items() if v is not None and not isinstance(v, (dict, list)))
-    kind = {True: "synthetic phantom studies (not real patients)", False: "real CT studies"}.get(
+    # Counts and seeds, not the cache paths of the machine that trained it.
+    details = "; ".join(
+        f"{k}: {v}" for k, v in training.items()
+        if v is not None and not isinstance(v, (dict, list)) and not k.endswith("cache") and k != "synthetic"
+    )
+    kind = {True: "synthetic phantom studies (not real patients)", False: "DICOM studies not made by ich-edge synth"}.get(
         training.get("synthetic"), "data of unrecorded origin"
     )
     return f"The model was trained on {kind} ({details})."

@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 from ich_edge import LABELS
-from ich_edge.assets import ASSET_NAMES, AssetsConfig, _notes, write_assets
+from ich_edge.assets import ASSET_NAMES, AssetsConfig, _notes, _training_sentence, write_assets
 from ich_edge.assets_sample import SampleConfig
 from ich_edge.cli import main
 from ich_edge.errors import ConfigError, OutputExistsError
@@ -262,3 +262,13 @@ def test_bad_options_and_notes(tmp_path):
     assert "phones should get qat-int8" in _notes({"precision": "fp32"}, tmp_path)[0]
     code = main(["assets", "--model", str(tmp_path / "missing.tflite"), "--out", str(tmp_path / "out")])
     assert code != 0 and not (tmp_path / "out").exists()
+
+
+def test_training_sentence_names_the_data_origin_without_local_paths():
+    synthetic = {"cache": "/tmp/x/cache_train", "series": 300, "synthetic": True, "test_cache": "/tmp/x/cache_test"}
+    sentence = _training_sentence(synthetic)
+    assert "synthetic phantom studies (not real patients)" in sentence and "series: 300" in sentence
+    assert "/tmp/x" not in sentence and "synthetic: True" not in sentence
+    assert "not made by ich-edge synth" in _training_sentence({"series": 5, "synthetic": False})
+    assert "unrecorded origin" in _training_sentence({"series": 5})
+    assert "not recorded" in _training_sentence(None)

@@ -267,17 +267,18 @@ def _read_optional_json(path: Path):
 def _is_synthetic(cache) -> bool | None:
     """Whether the training cache was prepared from ``ich-edge synth`` output; None if unknown.
 
-    ``prepare`` records its DICOM folder in CACHE/problems/*.json; ``synth`` writes
-    synth_config.json into that folder.
+    ``prepare`` records its DICOM folder in CACHE/problems/*.json; ``synth --out DIR``
+    writes DIR/synth_config.json beside DIR/dicom, the folder ``prepare`` reads (a cache
+    prepared from DIR itself counts too).
     """
     folders = set()
     for report in sorted(Path(cache).glob("problems/*.json")) if cache else ():
         folder = (_read_optional_json(report) or {}).get("dicom_dir")
         if folder and Path(folder).is_dir():
-            folders.add(Path(folder))
+            folders.add(Path(folder).resolve())
     if not folders:
         return None
-    return all((folder / "synth_config.json").is_file() for folder in folders)
+    return all(any((d / "synth_config.json").is_file() for d in (folder, folder.parent)) for folder in folders)
 
 
 def write_model(path: str | Path, tflite_bytes: bytes, description: dict, force: bool = False) -> Path:

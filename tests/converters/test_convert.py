@@ -225,3 +225,23 @@ def test_option_errors_come_before_any_work(tiny_data, tmp_path, capsys):
         assert code == 2, extra
         assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_training_data_origin_is_read_from_the_prepare_report(tmp_path):
+    from ich_edge.training.export import _is_synthetic
+
+    def cache_from(dicom_dir: Path) -> Path:
+        cache = tmp_path / f"cache_{dicom_dir.parent.name}_{dicom_dir.name}"
+        (cache / "problems").mkdir(parents=True)
+        (cache / "problems" / "0-of-1.json").write_text(json.dumps({"dicom_dir": str(dicom_dir)}))
+        return cache
+
+    synth = tmp_path / "synth_out"  # ich-edge synth --out synth_out: synth_config.json beside dicom/
+    (synth / "dicom").mkdir(parents=True)
+    (synth / "synth_config.json").write_text("{}")
+    assert _is_synthetic(cache_from(synth / "dicom")) is True
+    assert _is_synthetic(cache_from(synth)) is True
+    hospital = tmp_path / "hospital" / "dicom"
+    hospital.mkdir(parents=True)
+    assert _is_synthetic(cache_from(hospital)) is False
+    assert _is_synthetic(tmp_path / "no_reports") is None
