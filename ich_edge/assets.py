@@ -222,7 +222,12 @@ def readme_values(manifest: dict, values: dict[str, str]) -> dict[str, str]:
     expected = sample["expected_study"]
     study = ", ".join(f"{label} {expected[label]:.3f}" for label in manifest["labels"])
     truth = [label for label, flag in sample["ground_truth_study"].items() if flag]
-    encode_input = sample.get("encode_input") or "(not needed: the uint8 images are the encode input)"
+    if sample.get("encode_input"):
+        encode_input = sample["encode_input"]
+    elif manifest["signatures"]["encode"]["inputs"][0]["dtype"].startswith("float"):
+        encode_input = "(not shipped: the float32 input is `images_uint8.npy * float32(1/255)`, exactly)"
+    else:
+        encode_input = "(not needed: the uint8 images are the encode input)"
     return {
         **values,
         "WINDOWS_TABLE": windows,

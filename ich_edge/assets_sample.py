@@ -5,8 +5,10 @@ lossless at a reduced matrix so that the folder stays small. Then, from the ship
 files and with the shipped model, exactly as ``ich-edge predict`` does it:
 
 * ``images_uint8.npy``: the preprocessed slices, uint8 ``(N, S, S, 3)``, bottom to top;
-* ``encode_input.npy``: the ``encode`` input in the model's input dtype, written only when
-  it differs from the uint8 images (float32 models take ``pixel * float32(1/255)``);
+* ``encode_input.npy``: the ``encode`` input in the model's integer input dtype, written
+  only when it is neither the uint8 images themselves (uint8, scale 1/255, zero point 0) nor
+  their float32 ``pixel * float32(1/255)`` (float input: one exact multiplication, so a
+  float copy, four times the images' bytes, would add nothing an app can get wrong);
 * ``features.npy``: the ``encode`` outputs (dequantized float32 ``(N, F)``);
 * ``expected.json``: per-slice and study probabilities from ``TFLiteStudyModel``, with the
   synthetic ground truth and the tolerance the reference client checks.
@@ -138,7 +140,8 @@ def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dic
     encode_detail = model.interpreter.get_signature_runner("encode").get_input_details()
     encode_input = to_input(images.astype(np.float32) * UNIT_PER_PIXEL, next(iter(encode_detail.values())))
     encode_file = None
-    if encode_input.dtype != np.uint8 or not np.array_equal(encode_input, images):
+    is_float = encode_input.dtype.kind == "f"
+    if not is_float and not (encode_input.dtype == np.uint8 and np.array_equal(encode_input, images)):
         encode_file = "sample/encode_input.npy"
         np.save(sample_dir / "encode_input.npy", encode_input)
     features = model.encode(images)
