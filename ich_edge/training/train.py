@@ -62,7 +62,8 @@ class TrainConfig:
         subtype, and raised the rare subtypes' study AUC on the synthetic demo set).
 
     The defaults train the demo (300 synthetic studies, 128 px, width 0.5) in about 10
-    minutes on 2 CPU cores: 24 epochs of about 22 s (42 CPU seconds) each.
+    minutes on 2 CPU cores: 24 epochs of about 25 s (45 CPU seconds) each, 610 s in all in
+    the last make demo.
     """
 
     epochs: int = 24
