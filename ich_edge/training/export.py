@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import ConvertOptions, Recipe, select_recipes
+from converters import ALL, ConvertOptions, Recipe, select_recipes
 from converters.calibration import DEFAULT_CALIBRATION_WINDOWS, calibration_set, representative_dataset
 from ich_edge import LABELS, __version__
 from ich_edge.cache import Cache
@@ -35,6 +35,7 @@ from ich_edge.runtime.description import FORMAT, custom_ops, embed_description, 
 from ich_edge.runtime.tflite_model import CLASSIFY, ENCODE
 from ich_edge.training.keras import keras, tf
 from ich_edge.training.model import MODEL_VERSION
+from ich_edge.training.run import CONFIG_FILE
 
 IMAGE, FEATURES, PROBABILITIES = "image", "features", "probabilities"
 FUSED_LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
@@ -370,6 +371,7 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
     if len(float_dirs) > 1 or len(qat_dirs) > 1:
         raise ConfigError("pass at most one float RUN_DIR and one QAT_DIR as --model")
     recipes = select_recipes(config.precisions, bool(float_dirs), bool(qat_dirs))
+    recipes = _without_integer_gru(recipes, dirs, quantized, config.precisions, log)
     if data is None and any(r.needs_calibration for r in recipes):
         names = ", ".join(r.name for r in recipes if r.needs_calibration)
         raise ConfigError(f"{names} need calibration data: pass --data CACHE (the cache the run was trained on)")
@@ -406,6 +408,33 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
             for recipe in group:
                 results.append(_convert_one(run, recipe, saved, calibration, ios[recipe.name], out, config.force, log))
     return results
+
+
+def _rnn_of(model_dir: Path) -> str | None:
+    return ((_read_optional_json(model_dir / CONFIG_FILE) or {}).get("model") or {}).get("rnn")
+
+
+def _without_integer_gru(recipes: list[Recipe], dirs, quantized: dict, precisions, log) -> list[Recipe]:
+    """Drop (for ``all``) or refuse the full-integer recipes of a GRU head.
+
+    TensorFlow 2.21's calibrator crashes the process (segmentation fault) on the GRU's
+    while loop, so ``int8``/``qat-int8`` of a GRU model would end without a message.
+    """
+    blocked = {r.name for d in dirs if _rnn_of(d) == "gru" for r in recipes
+               if r.needs_calibration and r.needs_qat == quantized[d]}
+    if not blocked:
+        return recipes
+    names = ", ".join(sorted(blocked))
+    if ALL not in precisions:
+        raise ConfigError(
+            f"{names} cannot convert a GRU head (TensorFlow 2.21's calibrator crashes on it); "
+            "use fp32, fp16 or dynamic for this model, or train with --rnn lstm for integer files"
+        )
+    log(f"note: skipping {names}: full-integer conversion of a GRU head crashes TensorFlow 2.21's calibrator")
+    kept = [r for r in recipes if r.name not in blocked]
+    if not kept:
+        raise ConfigError(f"nothing to convert: {names} cannot convert a GRU head; pass the float RUN_DIR for fp32/fp16/dynamic")
+    return kept
 
 
 def _convert_one(run, recipe: Recipe, saved: Path, calibration, io: str, out: Path, force: bool, log) -> dict:

@@ -43,13 +43,16 @@ def write_cache(root: Path) -> list[CachedSeries]:
     return series
 
 
-def write_run(run_dir: Path, series: list[CachedSeries], seed: int = 0) -> Path:
-    """A float RUN_DIR in the layout `ich-edge train` writes, with untrained weights."""
+def write_run(run_dir: Path, series: list[CachedSeries], seed: int = 0, **model_fields) -> Path:
+    """A float RUN_DIR in the layout `ich-edge train` writes, with untrained weights.
+
+    ``model_fields`` override :data:`MODEL_FIELDS` (e.g. ``rnn="gru"``).
+    """
     from ich_edge.training import run as run_lib
     from ich_edge.training.keras import keras
     from ich_edge.training.model import ModelConfig, build_model
 
-    model_config = ModelConfig(**MODEL_FIELDS)
+    model_config = ModelConfig(**{**MODEL_FIELDS, **model_fields})
     sequence = SequenceConfig(WINDOW, STRIDE)
     keras.utils.set_random_seed(seed)
     _, _, model = build_model(model_config, WINDOW)
@@ -71,6 +74,12 @@ def write_run(run_dir: Path, series: list[CachedSeries], seed: int = 0) -> Path:
     })
     run_lib.write_thresholds(run_dir, 0.9, {label: 0.5 for label in LABELS}, {label: 0.5 for label in LABELS})
     return run_dir
+
+
+@pytest.fixture
+def make_run():
+    """:func:`write_run` for tests that need a run of another shape (e.g. ``rnn="gru"``)."""
+    return write_run
 
 
 @pytest.fixture(scope="session")

@@ -245,3 +245,19 @@ def test_training_data_origin_is_read_from_the_prepare_report(tmp_path):
     hospital.mkdir(parents=True)
     assert _is_synthetic(cache_from(hospital)) is False
     assert _is_synthetic(tmp_path / "no_reports") is None
+
+
+def test_a_gru_head_gets_the_float_precisions_and_a_clear_refusal_for_int8(tiny_data, make_run, tmp_path, capsys):
+    cache, series, _ = tiny_data
+    run = make_run(tmp_path / "gru_run", series, rnn="gru")
+    code = main(["convert", "--model", str(run), "--precision", "int8", "--data", str(cache), "--out", str(tmp_path / "a")])
+    err = capsys.readouterr().err
+    assert code != 0 and "int8 cannot convert a GRU head" in err and "--rnn lstm" in err
+    assert not (tmp_path / "a").exists()
+    code = main(["convert", "--model", str(run), "--precision", "all", "--data", str(cache), "--out", str(tmp_path / "b")])
+    out = capsys.readouterr().out
+    assert code == 0 and "note: skipping int8" in out
+    written = sorted(p.name for p in (tmp_path / "b").glob("*.tflite"))
+    assert written == ["cnn_lstm_dynamic.tflite", "cnn_lstm_fp16.tflite", "cnn_lstm_fp32.tflite"]
+    description = read_description(tmp_path / "b" / "cnn_lstm_fp32.tflite")
+    assert description["source_run"]["model"]["rnn"] == "gru"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import make_series
+from training_helpers import make_series
 from ich_edge.errors import ConfigError
 from ich_edge.sequence import SequenceConfig, gather_windows
 from ich_edge.training import data

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import write_cache
+from training_helpers import write_cache
 
 
 @pytest.mark.slow
