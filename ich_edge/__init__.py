@@ -22,5 +22,14 @@ LABELS = (
 )
 SUBTYPES = LABELS[:-1]
 ANY_INDEX = LABELS.index("any")
+#: Short names for captions and narrow table columns.
+SHORT_NAMES = {
+    "epidural": "EDH",
+    "intraparenchymal": "IPH",
+    "intraventricular": "IVH",
+    "subarachnoid": "SAH",
+    "subdural": "SDH",
+    "any": "any",
+}
 
-__all__ = ["LABELS", "SUBTYPES", "ANY_INDEX", "__version__"]
+__all__ = ["LABELS", "SUBTYPES", "ANY_INDEX", "SHORT_NAMES", "__version__"]

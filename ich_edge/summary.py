@@ -9,10 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ich_edge import LABELS
-
-SHORT = {"epidural": "EDH", "intraparenchymal": "IPH", "intraventricular": "IVH",
-         "subarachnoid": "SAH", "subdural": "SDH", "any": "any"}
+from ich_edge import LABELS, SHORT_NAMES
 
 
 def _load(path: Path) -> dict | None:
@@ -58,7 +55,7 @@ def summary_table(parity_jsons: list[str | Path], bench_json: str | Path) -> str
     rows = summary_rows(parities, _load(bench_json))
     if not rows:
         return "no parity or bench results to summarise"
-    head = (f"{'precision':<18} {'size MB':>7}  " + " ".join(f"{SHORT[l]:>5}" for l in LABELS)
+    head = (f"{'precision':<18} {'size MB':>7}  " + " ".join(f"{SHORT_NAMES[l]:>5}" for l in LABELS)
             + f"  {'parity':<6} {'study ms':>8} {'speed-up':>8}")
     lines = ["study-level AUC on held-out studies; latency p50 per 32-slice study, XNNPACK", head, "-" * len(head)]
     for row in rows:

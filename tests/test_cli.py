@@ -19,7 +19,6 @@ def test_version(capsys):
     assert "ich-edge" in capsys.readouterr().out
 
 
-
 @click.command()
 @click.pass_context
 def command(ctx):

@@ -43,7 +43,6 @@ RUNTIME_MODULES = (
     "ich_edge.synth",
     "ich_edge.baseline",
     "ich_edge.assets",
-    "ich_edge.prepare",
 )
 
 #: (verb, argv) run through ich_edge.cli.main; "{series}" is a tiny CT series folder.

@@ -17,20 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ich_edge import SHORT_NAMES
 from ich_edge.errors import ConfigError, MissingDependencyError
 from ich_edge.fileio import atomic_output
 from ich_edge.runtime.predict import ANY_LABEL, OperatingPoints, SeriesPrediction, triage_line
 
 MAX_TILES = 8
-#: Short names for tile captions, so a tile stays readable at 128 px.
-SHORT_NAMES = {
-    "epidural": "EDH",
-    "intraparenchymal": "IPH",
-    "intraventricular": "IVH",
-    "subarachnoid": "SAH",
-    "subdural": "SDH",
-    "any": "any",
-}
 
 
 def require_matplotlib():

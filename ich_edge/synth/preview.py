@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ich_edge import SUBTYPES
+from ich_edge import SHORT_NAMES, SUBTYPES
 from ich_edge.errors import ConfigError, MissingDependencyError
 from ich_edge.fileio import atomic_output
 from ich_edge.synth.config import SynthConfig
@@ -27,7 +27,6 @@ SUBTYPE_COLORS = {
     "subarachnoid": "yellow",
     "subdural": "magenta",
 }
-SHORT = {"epidural": "EDH", "intraparenchymal": "IPH", "intraventricular": "IVH", "subarachnoid": "SAH", "subdural": "SDH"}
 MAX_SEARCH = 500
 
 
@@ -100,7 +99,7 @@ def write_preview(
                 if mask.any():
                     ax.contour(mask.astype(np.float32), levels=[0.5], colors=[SUBTYPE_COLORS[name]], linewidths=0.8)
                 if slice_.labels[SUBTYPES.index(name)]:
-                    present.append(SHORT[name])
+                    present.append(SHORT_NAMES[name])
             title = f"study {index} [{plan.scenario}]  slice {position + 1}/{plan.num_slices}"
             ax.set_title(title, color="white", fontsize=7, pad=2)
             ax.text(
@@ -108,7 +107,7 @@ def write_preview(
                 bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "edgecolor": "none"},
             )
     fig.suptitle(
-        "ich-edge synth: brain window 40/80; outlines " + ", ".join(f"{SHORT[n]} {c}" for n, c in SUBTYPE_COLORS.items()),
+        "ich-edge synth: brain window 40/80; outlines " + ", ".join(f"{SHORT_NAMES[n]} {c}" for n, c in SUBTYPE_COLORS.items()),
         color="white", fontsize=9,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.98))

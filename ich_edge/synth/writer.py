@@ -9,7 +9,6 @@ label rule, and a per-study summary). Every file is written atomically.
 from __future__ import annotations
 
 import csv
-import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import numpy as np
 from ich_edge import LABELS
 from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_atomic
 from ich_edge.errors import OutputExistsError
-from ich_edge.fileio import atomic_output
+from ich_edge.fileio import atomic_output, write_json_atomic
 from ich_edge.labels import STUDY_HEADER, write_rsna_csv
 from ich_edge.synth.config import SynthConfig
 from ich_edge.synth.study import MIN_LESION_AREA_MM2, SLICE_THICKNESS_MM, StudyPlan, plan_study, render_slice
@@ -72,18 +71,12 @@ def write_study(config: SynthConfig, index: int, dicom_dir: str | Path) -> Study
             geometry=slice_geometry(plan, position),
             instance_number=plan.instance_numbers[position],
         )
-        path = Path(dicom_dir) / f"{plan.slice_ids[position]}.dcm"
-        write_dataset_atomic(ds, path)
+        write_dataset_atomic(ds, Path(dicom_dir) / f"{plan.slice_ids[position]}.dcm")
     return StudyRecord(index, plan.study_uid, plan.series_uid, plan.scenario, plan.slice_ids, labels)
 
 
 def _write_study_job(args: tuple[SynthConfig, int, str]) -> StudyRecord:
     return write_study(*args)
-
-
-def _atomic_text(path: Path, write: Callable) -> None:
-    with atomic_output(path) as tmp:
-        write(tmp)
 
 
 def _check_output(out_dir: Path, force: bool) -> None:
@@ -138,16 +131,13 @@ def write_synth_set(
 
 def _write_tables(config: SynthConfig, out_dir: Path, records: list[StudyRecord]) -> None:
     slice_labels = {sid: rec.labels[k] for rec in records for k, sid in enumerate(rec.slice_ids)}
-    _atomic_text(out_dir / LABELS_CSV, lambda tmp: write_rsna_csv(tmp, slice_labels))
-
-    def write_studies(tmp: Path) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(STUDY_HEADER)
-            for rec in records:
-                writer.writerow([rec.study_uid, *(int(v) for v in rec.study_labels)])
-
-    _atomic_text(out_dir / STUDIES_CSV, write_studies)
+    with atomic_output(out_dir / LABELS_CSV) as tmp:
+        write_rsna_csv(tmp, slice_labels)
+    with atomic_output(out_dir / STUDIES_CSV) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(STUDY_HEADER)
+        for rec in records:
+            writer.writerow([rec.study_uid, *(int(v) for v in rec.study_labels)])
     summary = {
         "config": config.to_dict(),
         "layout": {"dicom": f"{DICOM_DIR}/ID_<9 hex>.dcm", "labels": LABELS_CSV, "studies": STUDIES_CSV},
@@ -166,4 +156,4 @@ def _write_tables(config: SynthConfig, out_dir: Path, records: list[StudyRecord]
             for rec in records
         ],
     }
-    _atomic_text(out_dir / CONFIG_JSON, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
+    write_json_atomic(out_dir / CONFIG_JSON, summary)

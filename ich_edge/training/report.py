@@ -143,8 +143,8 @@ def _save_figure(fig, path: Path) -> None:
     write_atomic_bytes(path, lambda handle: handle.write(buffer.getvalue()))
 
 
-def plot_losses(history: list[dict], path: str | Path, ylabel: str = "RSNA-weighted log loss (any x2)") -> Path:
-    """Train and validation loss per epoch (RSNA-weighted binary cross-entropy)."""
+def plot_losses(history: list[dict], path: str | Path, positive_weight: float = 1.0) -> Path:
+    """Train and validation loss per epoch (RSNA-weighted binary cross-entropy, positives x ``positive_weight``)."""
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -154,7 +154,7 @@ def plot_losses(history: list[dict], path: str | Path, ylabel: str = "RSNA-weigh
     if best:
         ax.axvline(best["epoch"], color="grey", linestyle=":", label=f"best epoch {best['epoch']}")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel("RSNA-weighted log loss (any x2" + (f", positives x{positive_weight:g})" if positive_weight != 1.0 else ")"))
     ax.set_title("Training and validation loss")
     if len(epochs) <= 30:
         ax.set_xticks(epochs)
@@ -276,9 +276,7 @@ def finish_run(run, val_series, test_series, state: dict, config, total_seconds:
     }
     plots = []
     if history:
-        weight = getattr(config, "positive_weight", 1.0)
-        ylabel = "RSNA-weighted log loss (any x2" + (f", positives x{weight:g})" if weight != 1.0 else ")")
-        plots.append(plot_losses(history, run_dir / "loss.png", ylabel).name)
+        plots.append(plot_losses(history, run_dir / "loss.png", config.positive_weight).name)
     sets = [("validation", val, val_levels, val_base_levels)]
     if test_series:
         log("evaluating on the test studies")

@@ -24,7 +24,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-
 from ich_edge import LABELS, __version__
 from ich_edge.cache import Cache
 from ich_edge.errors import ConfigError
