@@ -73,6 +73,22 @@ def test_cache_and_hu_paths_agree():
     assert from_cache[1] > 0.05 and baseline_study_score(images, config) == pytest.approx(from_cache.max())
 
 
+def _phantom_baseline_aucs(studies: int, seed: int) -> tuple[np.ndarray, dict]:
+    """Study labels and the baseline's study-level AUC per label on freshly rendered phantoms (128 px)."""
+    from ich_edge.synth import SynthConfig, plan_study, render_slice
+
+    config = SynthConfig(studies=studies, seed=seed, matrix_px=128, workers=1)
+    preprocess = Preprocess(PreprocessConfig())
+    labels, scores = [], []
+    for index in range(config.studies):
+        plan = plan_study(config, index)
+        rendered = [render_slice(plan, k) for k in range(plan.num_slices)]
+        labels.append(np.max([r.labels for r in rendered], axis=0))
+        scores.append(baseline_study_score(preprocess.volume([r.hu for r in rendered]), PreprocessConfig()))
+    labels, scores = np.array(labels), np.array(scores)
+    return labels, {name: roc_auc(labels[:, i], scores) for i, name in enumerate(LABELS)}
+
+
 def test_baseline_does_not_separate_phantom_studies():
     """Honesty check: density alone must not solve the phantom.
 
@@ -82,19 +98,7 @@ def test_baseline_does_not_separate_phantom_studies():
     0.1, so the bar is a guard against a phantom that became trivial, not a measurement; the
     measured values on 200 full-size studies are in the generator's report (about 0.7).
     """
-    from ich_edge.synth import SynthConfig, plan_study, render_slice
-
-    config = SynthConfig(studies=20, seed=21, matrix_px=128, workers=1)
-    preprocess = Preprocess(PreprocessConfig())
-    labels, scores = [], []
-    for index in range(config.studies):
-        plan = plan_study(config, index)
-        rendered = [render_slice(plan, k) for k in range(plan.num_slices)]
-        images = preprocess.volume([r.hu for r in rendered])
-        labels.append(np.max([r.labels for r in rendered], axis=0))
-        scores.append(baseline_study_score(images, PreprocessConfig()))
-    labels, scores = np.array(labels), np.array(scores)
-    aucs = {name: roc_auc(labels[:, i], scores) for i, name in enumerate(LABELS)}
+    labels, aucs = _phantom_baseline_aucs(studies=20, seed=21)
     print("baseline study-level AUC:", {k: round(v, 3) for k, v in aucs.items()})
     assert 5 <= labels[:, -1].sum() <= 15
     assert aucs["any"] < 0.85
@@ -107,18 +111,7 @@ def test_baseline_per_subtype_on_a_larger_set():
     The trained model's targets are 0.95 ("any") and 0.90 (each subtype). On 200 full-size
     studies (seed 0) the generator's report measured 0.63 for "any" and 0.50 to 0.74 per subtype.
     """
-    from ich_edge.synth import SynthConfig, plan_study, render_slice
-
-    config = SynthConfig(studies=120, seed=22, matrix_px=128, workers=1)
-    preprocess = Preprocess(PreprocessConfig())
-    labels, scores = [], []
-    for index in range(config.studies):
-        plan = plan_study(config, index)
-        rendered = [render_slice(plan, k) for k in range(plan.num_slices)]
-        labels.append(np.max([r.labels for r in rendered], axis=0))
-        scores.append(baseline_study_score(preprocess.volume([r.hu for r in rendered]), PreprocessConfig()))
-    labels, scores = np.array(labels), np.array(scores)
-    aucs = {name: roc_auc(labels[:, i], scores) for i, name in enumerate(LABELS)}
+    _, aucs = _phantom_baseline_aucs(studies=120, seed=22)
     print("baseline study-level AUC (120 studies):", {k: round(v, 3) for k, v in aucs.items()})
     assert aucs["any"] < 0.80
     assert all(aucs[name] < 0.85 for name in LABELS[:-1])
