@@ -1,0 +1,48 @@
+"""benchmarks/int8_design_space.py: the designs it compares and the arithmetic it reports."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "int8_design_space.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("int8_design_space", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_design_maps_a_slice_to_64_features(bench):
+    for name in bench.DESIGNS:
+        encoder = bench.build_design(name)
+        assert encoder.input_shape == (None, bench.SIZE_PX, bench.SIZE_PX, 3), name
+        assert encoder.output_shape == (None, 64), name
+
+
+def test_macs_are_counted_per_layer_kind(bench):
+    from ich_edge.training.keras import keras
+
+    image = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same")(image)  # 4x4x4 outputs x 3x3x3
+    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)  # 4x4x4 outputs x 3x3
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(image, keras.layers.Dense(5)(x))  # 4 x 5
+    assert bench.count_macs(model) == 4 * 4 * 4 * 27 + 4 * 4 * 4 * 9 + 4 * 5
+
+
+def test_int8_file_is_smaller_and_runs(bench):
+    encoder = bench.build_design("edge@0.5")
+    fp32, int8 = bench.convert(encoder, False), bench.convert(encoder, True, calibration_slices=2)
+    assert len(int8) < 0.6 * len(fp32)
+    bench.make_runner(int8, threads=1)()  # one 32-slice study through XNNPACK, no error
+
+
+def test_unknown_design_is_refused(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--designs", "resnet50"])
+    assert "unknown design" in capsys.readouterr().err
