@@ -30,12 +30,13 @@ def _given(**options) -> dict:
 @click.option("--val-fraction", type=float, help="Share of studies held out for validation (default 0.2).")
 @click.option("--seed", type=int, help="Seed of the split, windows, augmentation and weights (default 0).")
 @click.option("--patience", type=int, help="Epochs without a better validation loss before stopping (default 6).")
+@click.option("--min-epochs", type=int, help="Epochs that always run before early stopping may stop (default: half of --epochs).")
 @click.option("--positive-weight", type=float, help="Weight of positive labels in the loss (default 3; 1: the plain RSNA loss).")
 @click.option("--rotation-deg", type=float, help="Augmentation: maximum rotation in degrees (default 10).")
 @click.option("--max-minutes", type=float, help="Stop after the epoch that would overrun this training time.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue a run in --out with the same configuration, or start over.")
 def command(data, out, test, epochs, batch_size, learning_rate, backbone, width, feature_dim, rnn, rnn_units,
-            window_slices, stride_slices, val_fraction, seed, patience, positive_weight, rotation_deg, max_minutes, resume) -> None:
+            window_slices, stride_slices, val_fraction, seed, patience, min_epochs, positive_weight, rotation_deg, max_minutes, resume) -> None:
     """Train the CNN-LSTM on a prepared cache.
 
     Splits the cache by study (seeded), trains on windows of consecutive slices with CT
@@ -49,7 +50,8 @@ def command(data, out, test, epochs, batch_size, learning_rate, backbone, width,
     from ich_edge.training.train import TrainConfig, train
 
     config = TrainConfig(**_given(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                  val_fraction=val_fraction, seed=seed, patience=patience, max_minutes=max_minutes,
+                                  val_fraction=val_fraction, seed=seed, patience=patience, min_epochs=min_epochs,
+                                  max_minutes=max_minutes,
                                   positive_weight=positive_weight, rotation_deg=rotation_deg))
     sequence_config = SequenceConfig(**_given(window_slices=window_slices, stride_slices=stride_slices))
     if window_slices is not None and stride_slices is None:
