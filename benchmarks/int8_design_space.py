@@ -8,15 +8,15 @@ and file size do not depend on the values):
 
 * the package's encoders (``edge`` at several widths, ``mobilenetv2``), and
 * two probe designs that are not package backbones: ``edge-dense@0.5``, the edge blocks
-  with a dense 3x3 convolution where the edge has a depthwise one, and ``conv3x3``, a VGG-style
-  stack of dense 3x3 convolutions (stem 16, then two convolutions per stage of 24, 32, 64,
-  64, 128 channels, the first with stride 2, 2, 2, 1, 2; 1x1 top 256).
+  with a dense 3x3 convolution where the edge has a depthwise one, and ``conv3x3``, a
+  VGG-style stack of dense 3x3 convolutions (stem 16, then two convolutions per stage of 24,
+  32, 64, 64, 128 channels, the first with stride 2, 2, 2, 1, 2; 1x1 top 256).
 
 Per design: parameters, multiply-accumulates per 128 px slice, fp32 and int8 ``.tflite``
-sizes of the encoder alone (no recurrent head) and their ratio, XNNPACK latency of encoding a 32-slice study (two batches of 16, the
-runtime's default) in fp32 and int8, interleaved over rounds, the int8/fp32 ratio, and the
-TensorFlow training step time of the whole CNN-LSTM (8 windows x 24 slices, forward and
-backward) on this CPU.
+sizes of the encoder alone (no recurrent head) and their ratio, XNNPACK latency of
+encoding a 32-slice study (two batches of 16, the runtime's default) in fp32 and int8,
+interleaved over rounds, the int8/fp32 ratio, and the TensorFlow training step time of the
+whole CNN-LSTM (8 windows x 24 slices, forward and backward) on this CPU.
 
     python benchmarks/int8_design_space.py --threads 2 --rounds 3
 
