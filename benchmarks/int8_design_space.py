@@ -81,21 +81,12 @@ def build_design(name: str):
     return keras.Model(image, features, name=name.replace("@", "_"))
 
 
-def count_macs(encoder) -> int:
-    """Multiply-accumulates of one slice through the conv, depthwise and dense layers."""
-    from ich_edge.training.keras import keras
+def slice_macs(tflite: bytes) -> int:
+    """Multiply-accumulates of one slice, counted from the graph as ``ich-edge bench`` does."""
+    from ich_edge.runtime.coverage import signature_macs
 
-    total = 0
-    for layer in encoder.layers:
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
-            _, h, w, c = layer.output_shape
-            total += h * w * c * layer.kernel_size[0] * layer.kernel_size[1]
-        elif isinstance(layer, keras.layers.Conv2D):
-            _, h, w, c = layer.output_shape
-            total += h * w * c * layer.kernel_size[0] * layer.kernel_size[1] * layer.input_shape[-1]
-        elif isinstance(layer, keras.layers.Dense):
-            total += layer.input_shape[-1] * layer.units
-    return total
+    (counted,) = signature_macs(tflite).values()
+    return counted["macs"]
 
 
 def convert(encoder, int8: bool, calibration_slices: int = 16) -> bytes:
@@ -155,7 +146,7 @@ def measure(designs, threads: int, rounds: int, runs: int, train_steps: int) -> 
         fp32, int8 = convert(encoder, False), convert(encoder, True)
         runners[name] = {"fp32": make_runner(fp32, threads), "int8": make_runner(int8, threads)}
         rows.append({
-            "design": name, "params": int(encoder.count_params()), "macs_per_slice": count_macs(encoder),
+            "design": name, "params": int(encoder.count_params()), "macs_per_slice": slice_macs(fp32),
             "fp32_bytes": len(fp32), "int8_bytes": len(int8), "size_ratio": len(int8) / len(fp32),
             "train_step_ms": train_step_ms(encoder, train_steps) if train_steps else None,
             "samples_ms": {"fp32": [], "int8": []},
@@ -202,8 +193,7 @@ def main(argv=None) -> int:
     unknown = sorted(set(designs) - set(DESIGNS))
     if unknown:
         parser.error(f"unknown design(s) {unknown}; choose from {', '.join(DESIGNS)}")
-    from ich_edge.fileio import write_json_atomic
-    from ich_edge.runtime.bench import result_file_name
+    from ich_edge.runtime.bench_report import write_results
     from ich_edge.runtime.sysinfo import machine_info
 
     load_start = os.getloadavg()
@@ -218,10 +208,8 @@ def main(argv=None) -> int:
         "designs": rows,
     }
     print_table(rows)
-    for target in [args.results_dir / result_file_name(result, "int8_design_space"), args.json]:
-        if target is not None:
-            write_json_atomic(target, result)
-            print(f"wrote {target}", file=sys.stderr)
+    for path in write_results(result, "int8_design_space", args.results_dir, args.json):
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

@@ -239,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from ich_edge.fileio import write_json_atomic
-    from ich_edge.runtime.bench import result_file_name
+    from ich_edge.runtime.bench_report import write_results
     from ich_edge.runtime.description import read_description
     from ich_edge.runtime.sysinfo import machine_info
     from ich_edge.training.qat import load_any_run
@@ -322,10 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         "onnxruntime_best": min(onnx_ok, key=lambda p: p["study_ms_p50"]) if onnx_ok else None,
     }
     print(format_table(result))
-    for target in [args.results_dir / result_file_name(result, "peers"), args.json]:
-        if target is not None:
-            write_json_atomic(target, result)
-            print(f"wrote {target}", file=sys.stderr)
+    for path in write_results(result, "peers", args.results_dir, args.json):
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

@@ -3,7 +3,6 @@
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "int8_design_space.py"
@@ -24,21 +23,11 @@ def test_every_design_maps_a_slice_to_64_features(bench):
         assert encoder.output_shape == (None, 64), name
 
 
-def test_macs_are_counted_per_layer_kind(bench):
-    from ich_edge.training.keras import keras
-
-    image = keras.Input((8, 8, 3))
-    x = keras.layers.Conv2D(4, 3, strides=2, padding="same")(image)  # 4x4x4 outputs x 3x3x3
-    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)  # 4x4x4 outputs x 3x3
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(image, keras.layers.Dense(5)(x))  # 4 x 5
-    assert bench.count_macs(model) == 4 * 4 * 4 * 27 + 4 * 4 * 4 * 9 + 4 * 5
-
-
 def test_int8_file_is_smaller_and_runs(bench):
     encoder = bench.build_design("edge@0.5")
     fp32, int8 = bench.convert(encoder, False), bench.convert(encoder, True, calibration_slices=2)
     assert len(int8) < 0.6 * len(fp32)
+    assert bench.slice_macs(fp32) == bench.slice_macs(int8) > 0
     bench.make_runner(int8, threads=1)()  # one 32-slice study through XNNPACK, no error
 
 

@@ -58,8 +58,8 @@ def command(
     counted, not dropped), peak memory and the nodes the backend took. The table compares
     variants; speed-up is relative to the fp32 model on the same backend and threads.
     """
-    from ich_edge.runtime.bench import benchmark, default_results_dir, result_file_name
-    from ich_edge.runtime.bench_report import format_profile, format_table, write_result
+    from ich_edge.runtime.bench import benchmark, default_results_dir
+    from ich_edge.runtime.bench_report import format_profile, format_table, write_results
 
     config = BenchConfig(
         threads=parse_threads(threads),
@@ -75,7 +75,5 @@ def command(
         click.echo("")
         click.echo(format_profile(result))
     folder = results_dir if results_dir is not None else default_results_dir()
-    if folder is not None:
-        click.echo(f"wrote {write_result(result, Path(folder) / result_file_name(result))}", err=True)
-    if json_out is not None:
-        click.echo(f"wrote {write_result(result, json_out)}", err=True)
+    for path in write_results(result, "bench", folder, json_out):
+        click.echo(f"wrote {path}", err=True)
