@@ -256,13 +256,18 @@ def merge_rounds(results: list[dict]) -> dict:
 
 
 def _speedups(rows: list[dict]) -> None:
-    baseline = {
-        (r["backend"], r["threads"]): r["study_latency_ms"]["p50"]
-        for r in rows
-        if r["variant"] == "fp32" and r["status"] == "ok"
-    }
+    """``speedup_vs_fp32`` of each row: the p50 of the fp32 file in the same folder (the same
+    conversion), on the same backend and threads; the only fp32 benchmarked when its folder
+    has none; None when that is ambiguous (fp32 files of several models)."""
+    baseline: dict[tuple, float] = {}
+    for r in rows:
+        if r["variant"] == "fp32" and r["status"] == "ok":
+            baseline[(str(Path(r["path"]).parent), r["backend"], r["threads"])] = r["study_latency_ms"]["p50"]
     for row in rows:
-        base = baseline.get((row["backend"], row["threads"]))
+        base = baseline.get((str(Path(row["path"]).parent), row["backend"], row["threads"]))
+        if base is None:
+            others = [v for (_, backend, threads), v in baseline.items() if (backend, threads) == (row["backend"], row["threads"])]
+            base = others[0] if len(others) == 1 else None
         ok = row["status"] == "ok" and base is not None
         row["speedup_vs_fp32"] = base / row["study_latency_ms"]["p50"] if ok else None
 
@@ -314,7 +319,7 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
                     f"round {round_index + 1}/{config.rounds} {cell['file']} {cell['backend']} "
                     f"threads={cell['threads'] or '-'}: {found[-1]['status']}"
                 )
-    rows = [{**{k: v for k, v in cell.items() if k != "path"}, **merge_rounds(found)} for cell, found in zip(grid, results)]
+    rows = [{**cell, "path": str(cell["path"]), **merge_rounds(found)} for cell, found in zip(grid, results)]
     for entry in models:
         description = entry.pop("_description")
         if series_list is not None and description is not None:

@@ -28,6 +28,11 @@ def _nodes(row: dict) -> str:
     return "-"
 
 
+def _model_key(entry: dict) -> str:
+    """A model (or a row's model) by its path; result files written before rows had one: by file name."""
+    return entry.get("path") or entry["file"]
+
+
 def format_table(result: dict) -> str:
     """The benchmark table (one row per model x backend x threads) and notes on failed rows."""
     machine, config = result["machine"], result["config"]
@@ -38,17 +43,24 @@ def format_table(result: dict) -> str:
         f"{config['study_slices']}-slice study, {config['runs']} runs after {config['warmup']} warm-up"
         + (f", x {config['rounds']} rounds (fresh processes, pooled)" if config.get("rounds", 1) > 1 else ""),
     ]
-    auc = {m["file"]: m.get("study_auc") for m in result["models"]}
-    size = {m["file"]: m["size_mb"] for m in result["models"]}
+    models = result["models"]
+    auc = {_model_key(m): m.get("study_auc") for m in models}
+    size = {_model_key(m): m["size_mb"] for m in models}
+    # Several files of one precision (e.g. two models' fp32): number them, with a legend below.
+    variants = [m["variant"] for m in models]
+    numbered = {_model_key(m): k + 1 for k, m in enumerate(models) if variants.count(m["variant"]) > 1}
+    labels = {_model_key(m): f"{m['variant']} #{numbered[_model_key(m)]}" if _model_key(m) in numbered else m["variant"] for m in models}
+    width = max([10, *(len(label) for label in labels.values())])
     header = (
-        f"{'variant':<10} {'backend':<10} {'thr':>3}  {'status':<15} {'size MB':>7} {'AUC any':>7} {'AUC mean':>8} "
+        f"{'variant':<{width}} {'backend':<10} {'thr':>3}  {'status':<15} {'size MB':>7} {'AUC any':>7} {'AUC mean':>8} "
         f"{'init ms':>8} {'1st ms':>8} {'study ms p50':>12} {'± std':>8} {'slice ms':>8} {'speed-up':>8} "
         f"{'nodes':>7} {'peak MB':>7}"
     )
     lines += [header, "-" * len(header)]
     notes: dict[str, int] = {}  # reason -> note number; a reason shared by rows is printed once
     for row in result["rows"]:
-        scores = auc.get(row["file"]) or {}
+        key = _model_key(row)
+        scores = auc.get(key) or {}
         ok = row["status"] == "ok"
         status = row["status"]
         if not ok:
@@ -58,8 +70,8 @@ def format_table(result: dict) -> str:
         study = row.get("study_latency_ms") or {}
         speedup = row.get("speedup_vs_fp32")
         lines.append(
-            f"{row['variant']:<10} {row['backend']:<10} {_fmt(row['threads'], 'd'):>3}  {status:<15} "
-            f"{size[row['file']]:>7.2f} {_fmt(scores.get('any'), '.4f'):>7} {_fmt(scores.get('mean'), '.4f'):>8} "
+            f"{labels.get(key, row['variant']):<{width}} {row['backend']:<10} {_fmt(row['threads'], 'd'):>3}  {status:<15} "
+            f"{size[key]:>7.2f} {_fmt(scores.get('any'), '.4f'):>7} {_fmt(scores.get('mean'), '.4f'):>8} "
             f"{_fmt(row.get('init_ms'), '.1f'):>8} {_fmt(row.get('first_inference_ms'), '.1f'):>8} "
             f"{_fmt(study.get('p50')):>12} {_fmt(study.get('std')):>8} "
             f"{_fmt((row.get('slice_latency_ms') or {}).get('p50'), '.3f'):>8} "
@@ -67,21 +79,24 @@ def format_table(result: dict) -> str:
         )
     lines.append("")
     lines.append(
-        "study ms: encode every slice + classify the windows + stitch; speed-up: fp32 p50 / this p50 on the "
-        "same backend and threads; nodes: taken by the backend / total; peak MB: worker process high-water mark."
+        "study ms: encode every slice + classify the windows + stitch; speed-up: p50 of the fp32 file in the same "
+        "folder / this p50 on the same backend and threads; nodes: taken by the backend / total; peak MB: worker "
+        "process high-water mark."
     )
+    lines += [f"#{number}: {key}" for key, number in numbered.items()]
     load = result.get("load_average_start_end")
     if load and load[0]:
+        busy = any(entry and entry[0] > machine["usable_cores"] for entry in load)
         lines.append(
             f"load average (1/5/15 min) at start {'/'.join(f'{x:.2f}' for x in load[0])}, at end "
-            f"{'/'.join(f'{x:.2f}' for x in load[1])} on {machine['usable_cores']} cores: above the core count, "
-            "other processes share the CPU and wall times are inflated"
+            f"{'/'.join(f'{x:.2f}' for x in load[1])} on {machine['usable_cores']} cores"
+            + (": above the core count, other processes share the CPU and wall times are inflated" if busy else "")
         )
     outliers = [r for r in result["rows"] if r["status"] == "ok" and r["study_latency_ms"]["outliers"]]
     for row in outliers:
         stats = row["study_latency_ms"]
         lines.append(
-            f"outliers: {row['file']} {row['backend']} threads={row['threads']}: {stats['outliers']} of "
+            f"outliers: {labels.get(_model_key(row), row['file'])} {row['backend']} threads={row['threads']}: {stats['outliers']} of "
             f"{stats['n']} study runs above {stats['outlier_limit']:.2f} ms (max {stats['max']:.2f} ms), kept in mean/std"
         )
     return "\n".join(lines + [f"[{number}] {reason}" for reason, number in notes.items()])

@@ -281,6 +281,34 @@ def test_benchmark_rows_are_well_formed(models):
     assert "classify: 2/3 nodes delegated; on builtin kernels: UNIDIRECTIONAL_SEQUENCE_LSTM x1" in profile
 
 
+def test_two_models_of_one_precision_keep_their_own_size_and_fp32(models, tmp_path):
+    """Benchmarking two conversions side by side: each speed-up is against its own folder's fp32."""
+    import shutil
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for precision in ("fp32", "int8"):
+        shutil.copy(models[precision], other / models[precision].name)
+    with open(other / "cnn_lstm_fp32.tflite", "ab") as f:
+        f.write(b"\0" * 200_000)  # a bigger file, so a size taken from the wrong model shows
+    paths = [models["fp32"], models["int8"], other / "cnn_lstm_fp32.tflite", other / "cnn_lstm_int8.tflite"]
+    config = bench.BenchConfig(threads=(1,), backends=("xnnpack",), **QUICK)
+    result = bench.benchmark(paths, config)
+    rows = {row["path"]: row for row in result["rows"]}
+    for folder in (models["fp32"].parent, other):
+        fp32, int8 = rows[str(folder / "cnn_lstm_fp32.tflite")], rows[str(folder / "cnn_lstm_int8.tflite")]
+        assert fp32["speedup_vs_fp32"] == pytest.approx(1.0)
+        base = fp32["study_latency_ms"]["p50"]
+        assert int8["speedup_vs_fp32"] == pytest.approx(base / int8["study_latency_ms"]["p50"])
+    table = format_table(result)
+    assert "fp32 #1" in table and "fp32 #3" in table and "int8 #2" in table and "int8 #4" in table
+    assert f"#3: {other / 'cnn_lstm_fp32.tflite'}" in table
+    assert "above the core count" not in format_table({**result, "load_average_start_end": [[0.5, 0.5, 0.5], [0.6, 0.5, 0.5]]})
+    assert "above the core count" in format_table({**result, "load_average_start_end": [[0.5, 0.5, 0.5], [99.0, 9.0, 9.0]]})
+    sizes = {line.split()[1]: float(line.split()[5]) for line in table.splitlines() if line.startswith("fp32 #")}
+    assert sizes["#3"] > sizes["#1"] + 0.19
+
+
 def test_study_auc_from_a_cache(models, tmp_path):
     from ich_edge.cache import Cache, CachedSeries
     from ich_edge.transforms import PreprocessConfig
