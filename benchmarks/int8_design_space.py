@@ -90,17 +90,20 @@ def slice_macs(tflite: bytes) -> int:
 
 
 def convert(encoder, int8: bool, calibration_slices: int = 16) -> bytes:
-    """fp32, or full-integer int8 with float I/O (as ``ich-edge convert --io float``)."""
+    """fp32, or full-integer int8 with float I/O, through the package's ``fp32`` / ``int8`` recipes."""
+    from converters.recipe import ConvertOptions
+    from converters.registry import get_recipe
     from ich_edge.training.keras import tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(encoder)
+    options = ConvertOptions()
     if int8:
         rng = np.random.default_rng(0)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.representative_dataset = lambda: (
-            [rng.random((1, SIZE_PX, SIZE_PX, 3), dtype=np.float32)] for _ in range(calibration_slices)
-        )
+        options = ConvertOptions(representative_dataset=lambda: (
+            ("serving_default", {"image": rng.random((1, SIZE_PX, SIZE_PX, 3), dtype=np.float32)})
+            for _ in range(calibration_slices)
+        ))
+    get_recipe("int8" if int8 else "fp32").configure(converter, options)
     return converter.convert()
 
 

@@ -56,7 +56,8 @@ def command(
     Each model x backend x thread count is measured in a fresh process: init time, first
     inference, latency of one slice and of a whole study (mean, std, p50/p90/p99, outliers
     counted, not dropped), peak memory and the nodes the backend took. The table compares
-    variants; speed-up is relative to the fp32 model on the same backend and threads.
+    variants; speed-up is relative to the fp32 file in the same folder (the same conversion)
+    on the same backend and threads.
     """
     from ich_edge.runtime.bench import benchmark, default_results_dir
     from ich_edge.runtime.bench_report import format_profile, format_table, write_results

@@ -28,11 +28,6 @@ def _nodes(row: dict) -> str:
     return "-"
 
 
-def _model_key(entry: dict) -> str:
-    """A model (or a row's model) by its path; result files written before rows had one: by file name."""
-    return entry.get("path") or entry["file"]
-
-
 def format_table(result: dict) -> str:
     """The benchmark table (one row per model x backend x threads) and notes on failed rows."""
     machine, config = result["machine"], result["config"]
@@ -43,13 +38,11 @@ def format_table(result: dict) -> str:
         f"{config['study_slices']}-slice study, {config['runs']} runs after {config['warmup']} warm-up"
         + (f", x {config['rounds']} rounds (fresh processes, pooled)" if config.get("rounds", 1) > 1 else ""),
     ]
-    models = result["models"]
-    auc = {_model_key(m): m.get("study_auc") for m in models}
-    size = {_model_key(m): m["size_mb"] for m in models}
+    models = {m["path"]: m for m in result["models"]}  # rows name their model by its path
     # Several files of one precision (e.g. two models' fp32): number them, with a legend below.
-    variants = [m["variant"] for m in models]
-    numbered = {_model_key(m): k + 1 for k, m in enumerate(models) if variants.count(m["variant"]) > 1}
-    labels = {_model_key(m): f"{m['variant']} #{numbered[_model_key(m)]}" if _model_key(m) in numbered else m["variant"] for m in models}
+    variants = [m["variant"] for m in models.values()]
+    numbered = {key: k + 1 for k, (key, m) in enumerate(models.items()) if variants.count(m["variant"]) > 1}
+    labels = {key: f"{m['variant']} #{numbered[key]}" if key in numbered else m["variant"] for key, m in models.items()}
     width = max([10, *(len(label) for label in labels.values())])
     header = (
         f"{'variant':<{width}} {'backend':<10} {'thr':>3}  {'status':<15} {'size MB':>7} {'AUC any':>7} {'AUC mean':>8} "
@@ -59,8 +52,8 @@ def format_table(result: dict) -> str:
     lines += [header, "-" * len(header)]
     notes: dict[str, int] = {}  # reason -> note number; a reason shared by rows is printed once
     for row in result["rows"]:
-        key = _model_key(row)
-        scores = auc.get(key) or {}
+        key = row["path"]
+        scores = models[key].get("study_auc") or {}
         ok = row["status"] == "ok"
         status = row["status"]
         if not ok:
@@ -70,8 +63,8 @@ def format_table(result: dict) -> str:
         study = row.get("study_latency_ms") or {}
         speedup = row.get("speedup_vs_fp32")
         lines.append(
-            f"{labels.get(key, row['variant']):<{width}} {row['backend']:<10} {_fmt(row['threads'], 'd'):>3}  {status:<15} "
-            f"{size[key]:>7.2f} {_fmt(scores.get('any'), '.4f'):>7} {_fmt(scores.get('mean'), '.4f'):>8} "
+            f"{labels[key]:<{width}} {row['backend']:<10} {_fmt(row['threads'], 'd'):>3}  {status:<15} "
+            f"{models[key]['size_mb']:>7.2f} {_fmt(scores.get('any'), '.4f'):>7} {_fmt(scores.get('mean'), '.4f'):>8} "
             f"{_fmt(row.get('init_ms'), '.1f'):>8} {_fmt(row.get('first_inference_ms'), '.1f'):>8} "
             f"{_fmt(study.get('p50')):>12} {_fmt(study.get('std')):>8} "
             f"{_fmt((row.get('slice_latency_ms') or {}).get('p50'), '.3f'):>8} "
@@ -96,7 +89,7 @@ def format_table(result: dict) -> str:
     for row in outliers:
         stats = row["study_latency_ms"]
         lines.append(
-            f"outliers: {labels.get(_model_key(row), row['file'])} {row['backend']} threads={row['threads']}: {stats['outliers']} of "
+            f"outliers: {labels[row['path']]} {row['backend']} threads={row['threads']}: {stats['outliers']} of "
             f"{stats['n']} study runs above {stats['outlier_limit']:.2f} ms (max {stats['max']:.2f} ms), kept in mean/std"
         )
     return "\n".join(lines + [f"[{number}] {reason}" for reason, number in notes.items()])
