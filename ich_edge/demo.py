@@ -75,7 +75,7 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
         Step("parity (qat)", ["parity", "--reference", str(qat), "--tflite", models[-1], "--data", str(cache_test),
                               "--out", str(parity_qat)],
              lambda: (parity_qat / "report.json").is_file(), allowed_exit_codes=(0, 1)),
-        Step("bench", ["bench", *models, "--threads", "2", "--backend", "xnnpack,reference,gpu",
+        Step("bench", ["bench", *models, "--threads", "2", "--backend", "xnnpack,reference,gpu,gpu+cpu",
                        "--data", str(cache_test), "--json", str(bench_json)],
              lambda: bench_json.is_file()),
         Step("assets", ["assets", "--model", str(tflite / f"cnn_lstm_{SHIP_PRECISION}.tflite"),

@@ -24,8 +24,10 @@ Latency statistics report mean, std, min, p50, p90, p99, max and the number of o
 (runs slower than median + 3 scaled MADs); nothing is dropped from them.
 
 Backends: ``xnnpack`` (LiteRT's default CPU path), ``reference`` (builtin kernels, no
-default delegate: the baseline) and ``gpu`` (LiteRT CompiledModel with the GPU accelerator
-alone; where it cannot run, the row is ``unavailable`` with LiteRT's reason).
+default delegate: the baseline), ``gpu`` (LiteRT CompiledModel with the GPU accelerator
+alone) and ``gpu+cpu`` (``encode`` on the GPU accelerator, ``classify`` on XNNPACK: how an
+app runs the model, whose LSTM the GPU accelerator cannot compile). Where a GPU backend
+cannot run, the row is ``unavailable`` with LiteRT's reason.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from ich_edge.metrics import roc_auc
 from ich_edge.runtime.bench_worker import latency_stats
 from ich_edge.sequence import window_starts
 
-BACKENDS = ("xnnpack", "reference", "gpu")
+BACKENDS = ("xnnpack", "reference", "gpu", "gpu+cpu")
 #: Slices of the "typical study" timed end to end.
 DEFAULT_STUDY_SLICES = 32
 RESULT_FORMAT = "ich-edge-bench/1"
@@ -87,7 +89,8 @@ class BenchConfig:
 
     Attributes
     ----------
-    threads : CPU thread counts to try (the GPU backend runs once, threads do not apply).
+    threads : CPU thread counts to try (``gpu`` runs once, threads do not apply; ``gpu+cpu``
+        gives them to its CPU part).
     backends : any of :data:`BACKENDS`.
     runs : timed runs per measurement (>= 2, for a standard deviation).
     warmup : untimed runs before timing.

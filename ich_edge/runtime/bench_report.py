@@ -34,7 +34,9 @@ def format_table(result: dict) -> str:
     versions = machine["versions"]
     runtime = f"ai-edge-litert {versions.get('ai-edge-litert')}" if versions.get("ai-edge-litert") else "tflite-runtime"
     lines = [
-        f"ich-edge bench: {machine['cpu_model']} ({machine['usable_cores']} cores usable), {runtime}, "
+        f"ich-edge bench: {machine['cpu_model']} ({machine['usable_cores']} cores usable), "
+        + "".join(f"{name}, " for name in machine.get("gpus") or ())  # older result files have no "gpus"
+        + f"{runtime}, "
         f"{config['study_slices']}-slice study, {config['runs']} runs after {config['warmup']} warm-up"
         + (f", x {config['rounds']} rounds (fresh processes, pooled)" if config.get("rounds", 1) > 1 else ""),
     ]

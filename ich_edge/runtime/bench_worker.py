@@ -78,10 +78,13 @@ class _GpuStudy:
 
 
 def _open(path: str, backend: str, threads: int):
+    from ich_edge.runtime.bench_gpu import GpuEncoderStudyModel
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
 
     if backend == "gpu":
         return _GpuStudy(path)
+    if backend == "gpu+cpu":
+        return GpuEncoderStudyModel(path, num_threads=threads)
     return TFLiteStudyModel(path, num_threads=threads, use_xnnpack=backend == "xnnpack")
 
 
@@ -101,6 +104,15 @@ def _coverage(path: str, backend: str, threads: int, model) -> dict:
             per_signature = coverage.xnnpack_coverage(data, num_threads=threads)
         elif backend == "reference":
             per_signature = coverage.builtin_coverage(data)
+        elif backend == "gpu+cpu":
+            encode = coverage.builtin_coverage(data)["encode"]
+            classify = coverage.xnnpack_coverage(data, num_threads=threads)["classify"]
+            found = {"total_nodes": encode.total_nodes + classify.total_nodes, "signatures": {"classify": classify.to_dict()}}
+            if model.accelerated.fully_accelerated:  # otherwise LiteRT does not say how many nodes the GPU took
+                found["delegated_nodes"] = encode.total_nodes + classify.delegated_nodes
+            else:
+                found["fully_accelerated"] = False
+            return found
         else:
             total = sum(c.total_nodes for c in coverage.builtin_coverage(data).values())
             return {"total_nodes": total, "fully_accelerated": bool(model.model.fully_accelerated), "signatures": {}}

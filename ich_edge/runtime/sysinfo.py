@@ -88,6 +88,24 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def gpu_names(root: str | Path = "/proc/driver/nvidia/gpus") -> list[str]:
+    """Model of each NVIDIA GPU the driver exposes (``Model:`` of its information file); [] if none.
+
+    Only NVIDIA's driver publishes this under /proc; other GPUs are not named (the bench's
+    GPU rows still say whether LiteRT found an adapter).
+    """
+    names = []
+    for info in sorted(Path(root).glob("*/information")):
+        try:
+            text = info.read_text(errors="replace")
+        except OSError:
+            continue
+        match = re.search(r"^Model:\s*(.+)$", text, re.MULTILINE)
+        if match:
+            names.append(match.group(1).strip())
+    return names
+
+
 def host_name() -> str:
     """The machine's short host name, reduced to ``[A-Za-z0-9-]`` so it can name a file."""
     name = socket.gethostname().split(".")[0] or "host"
@@ -102,6 +120,7 @@ def machine_info() -> dict:
         "cpu_features": cpu_features(),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable_cores(),
+        "gpus": gpu_names(),
         "memory_total_gb": memory_total_gb(),
         "os": platform.platform(),
         "machine": platform.machine(),

@@ -340,6 +340,51 @@ def test_rounds_pool_samples_and_ask_an_unavailable_backend_once(models):
         bench.BenchConfig(rounds=0)
 
 
+def test_gpu_encoder_model_runs_encode_on_a_compiled_model_and_classify_on_the_interpreter(models):
+    """The gpu+cpu path (encode on a LiteRT CompiledModel, classify on XNNPACK), run on LiteRT's
+    CPU accelerator so it is checked here: it must predict what the interpreter predicts."""
+    from ich_edge.runtime.bench_gpu import GpuEncoderStudyModel
+    from ich_edge.runtime.tflite_model import TFLiteStudyModel
+
+    images = np.random.default_rng(3).integers(0, 256, (9, SIZE_PX, SIZE_PX, 3), dtype=np.uint8)
+    for precision in ("fp32", "int8"):
+        reference = TFLiteStudyModel(models[precision], num_threads=1)
+        hybrid = GpuEncoderStudyModel(models[precision], num_threads=1, accelerator="cpu")
+        assert hybrid.accelerated is not None and hybrid.encode_batch == 1
+        calls = []
+        run_batch = hybrid.accelerated._run_batch
+        hybrid.accelerated._run_batch = lambda signature, array: calls.append(array.shape) or run_batch(signature, array)
+        expected, found = reference.predict_series(images), hybrid.predict_series(images)
+        assert found.shape == (9, len(LABELS))
+        np.testing.assert_allclose(found, expected, atol=1e-6)
+        assert calls and set(calls) == {(1, SIZE_PX, SIZE_PX, 3)}  # every slice went through the compiled model, one per call
+
+
+def test_gpu_plus_cpu_rows_keep_their_threads_and_say_why_they_cannot_run(models):
+    config = bench.BenchConfig(threads=(1, 2), backends=("gpu+cpu", "gpu"), **QUICK)
+    result = bench.benchmark([models["fp32"]], config)
+    rows = [(r["backend"], r["threads"]) for r in result["rows"]]
+    assert rows == [("gpu+cpu", 1), ("gpu+cpu", 2), ("gpu", None)]  # threads are the CPU part's
+    hybrid = result["rows"][0]
+    if hybrid["status"] == "ok":  # a machine with a GPU LiteRT can use
+        assert hybrid["nodes"]["signatures"]["classify"]["total_nodes"] == 3
+    else:
+        assert hybrid["status"] == "unavailable" and "encode" in hybrid["reason"]
+        assert "classify" not in hybrid["reason"]  # only the encoder is asked of the GPU
+    assert "gpu+cpu" in format_table(result)
+
+
+def test_gpu_names_come_from_the_nvidia_driver(tmp_path):
+    from ich_edge.runtime.sysinfo import gpu_names
+
+    card = tmp_path / "0000:01:00.0"
+    card.mkdir()
+    (card / "information").write_text("Model: \t\t NVIDIA H100 80GB HBM3\nIRQ:   139\n")
+    (tmp_path / "0000:02:00.0").mkdir()  # no information file: skipped
+    assert gpu_names(tmp_path) == ["NVIDIA H100 80GB HBM3"]
+    assert gpu_names(tmp_path / "absent") == []
+
+
 def test_worker_peak_memory_is_its_own(models):
     """A worker's peak RSS must not count the parent's memory at fork time (ru_maxrss does)."""
     ballast = np.ones(25_000_000)  # 200 MB resident in this (parent) process
