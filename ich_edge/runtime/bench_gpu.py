@@ -164,7 +164,8 @@ class CompiledStudyModel:
             )
         return self._buffers[key]
 
-    def _run_batch(self, signature: str, array: np.ndarray) -> np.ndarray:
+    def run_batch(self, signature: str, array: np.ndarray) -> np.ndarray:
+        """One invocation of ``signature`` on ``array`` (its first axis is the batch)."""
         index, inputs, outputs, in_dtype, out_shape, out_dtype = self._buffers_for(signature, tuple(array.shape))
         inputs[0].write(np.ascontiguousarray(array, dtype=in_dtype))
         self.model.run_by_index(index, inputs, outputs)
@@ -172,15 +173,18 @@ class CompiledStudyModel:
 
     def _run(self, signature: str, array: np.ndarray) -> np.ndarray:
         try:
-            return self._run_batch(signature, array)
+            return self.run_batch(signature, array)
         except RuntimeError:
             if len(array) == 1:
                 raise
             # A signature with a static batch of 1 (e.g. a window at a time): one row per call.
-            return np.concatenate([self._run_batch(signature, array[i : i + 1]) for i in range(len(array))])
+            return np.concatenate([self.run_batch(signature, array[i : i + 1]) for i in range(len(array))])
 
     def encode(self, images_uint8: np.ndarray) -> np.ndarray:
-        return self._run("encode", images_uint8).astype(np.float32)
+        # One slice per call: LiteRT 2.3's GPU kernels for this encoder failed to build for a
+        # batch of 32 and the failure ended the process (see GpuEncoderStudyModel).
+        rows = [self.run_batch(ENCODE, images_uint8[i : i + 1]) for i in range(len(images_uint8))]
+        return np.concatenate(rows).astype(np.float32)
 
     def classify(self, windows: np.ndarray) -> np.ndarray:
         return self._run("classify", windows).astype(np.float32)
@@ -206,5 +210,6 @@ class GpuEncoderStudyModel(TFLiteStudyModel):
         encoder_path = Path(self._folder.name) / f"{ENCODE}.tflite"
         encoder_path.write_bytes(single_signature_model(self.path.read_bytes(), ENCODE))
         self.accelerated = CompiledStudyModel(encoder_path, accelerator, num_threads)
-        features = self._features_name
-        self._encode = lambda **inputs: {features: self.accelerated._run_batch(ENCODE, next(iter(inputs.values())))}
+
+    def _encode_batch(self, batch: np.ndarray) -> np.ndarray:
+        return self.accelerated.run_batch(ENCODE, batch)

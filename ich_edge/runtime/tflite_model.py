@@ -159,11 +159,14 @@ class TFLiteStudyModel:
         for start in range(0, len(unit), self.encode_batch):
             batch = unit[start : start + self.encode_batch]
             batch = batch if self._raw_pixels else to_input(batch, self._image)
-            result = self._encode(**{self._image_name: batch})[self._features_name]
-            out.append(from_output(result, self._features))
+            out.append(from_output(self._encode_batch(batch), self._features))
         if not out:
             return np.zeros((0, self.feature_dim), np.float32)
         return np.concatenate(out, axis=0)
+
+    def _encode_batch(self, batch: np.ndarray) -> np.ndarray:
+        """The ``encode`` signature's raw output for one model-ready batch (a subclass may run it elsewhere)."""
+        return self._encode(**{self._image_name: batch})[self._features_name]
 
     def classify(self, windows: np.ndarray) -> np.ndarray:
         """Probabilities per slice of each window: ``(W, T, F)`` features -> ``float32 (W, T, 6)``.

@@ -352,8 +352,8 @@ def test_gpu_encoder_model_runs_encode_on_a_compiled_model_and_classify_on_the_i
         hybrid = GpuEncoderStudyModel(models[precision], num_threads=1, accelerator="cpu")
         assert hybrid.accelerated is not None and hybrid.encode_batch == 1
         calls = []
-        run_batch = hybrid.accelerated._run_batch
-        hybrid.accelerated._run_batch = lambda signature, array: calls.append(array.shape) or run_batch(signature, array)
+        run_batch = hybrid.accelerated.run_batch
+        hybrid.accelerated.run_batch = lambda signature, array: calls.append(array.shape) or run_batch(signature, array)
         expected, found = reference.predict_series(images), hybrid.predict_series(images)
         assert found.shape == (9, len(LABELS))
         np.testing.assert_allclose(found, expected, atol=1e-6)
