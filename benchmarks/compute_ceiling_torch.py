@@ -39,7 +39,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
 from ich_edge.cache import Cache  # noqa: E402
 from ich_edge.metrics import RSNA_WEIGHTS, roc_auc  # noqa: E402
-from ich_edge.sequence import SequenceConfig, stitch, window_indices  # noqa: E402
+from ich_edge.sequence import SequenceConfig, epoch_window_starts, stitch, study_probabilities, window_indices  # noqa: E402
 
 T0 = time.time()
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
@@ -115,13 +115,6 @@ class Model(nn.Module):
         return self.head(self.encode(windows.flatten(0, 1)).view(b, t, -1))
 
 
-def epoch_window_starts(n, rng):
-    if n <= WINDOW:
-        return [0]
-    last, offset = n - WINDOW, int(rng.integers(WINDOW))
-    return sorted({min(max(s, 0), last) for s in range(offset - WINDOW, n, WINDOW)})
-
-
 def load(series, uids=None):
     if uids is not None:
         series = [s for s in series if s.study_uid in uids]
@@ -172,7 +165,7 @@ def train_run(cfg, train, log):
         model.train()
         windows = []
         for k, s in enumerate(series):
-            for start in epoch_window_starts(s.num_slices, rng):
+            for start in epoch_window_starts(s.num_slices, WINDOW, rng):
                 idx = np.arange(start, start + WINDOW)
                 windows.append(np.where(idx < s.num_slices, offsets[k] + idx, blank))
         windows = np.array(windows)[rng.permutation(len(windows))]
@@ -212,7 +205,7 @@ def study_scores(model, data):
         idx = torch.from_numpy(window_indices(s.num_slices, seq)).to(DEV)
         win = torch.where((idx >= 0)[..., None], feats[idx.clamp(min=0)], blank_feat)
         probs = torch.sigmoid(model.head(win)).cpu().numpy()
-        out.append(stitch(probs, s.num_slices, seq).max(0))
+        out.append(study_probabilities(stitch(probs, s.num_slices, seq)))
     y = np.array([s.study_labels for s in series])
     return y, np.array(out)
 

@@ -17,7 +17,6 @@ location. Listed: the ``--top`` highest scores and every positive study ranked b
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,8 +25,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
 from ich_edge import LABELS  # noqa: E402
 from ich_edge.cache import Cache  # noqa: E402
+from ich_edge.errors import IchEdgeError  # noqa: E402
+from ich_edge.sequence import study_probabilities  # noqa: E402
 from ich_edge.synth.config import SynthConfig  # noqa: E402
 from ich_edge.synth.study import plan_study  # noqa: E402
+from ich_edge.synth.writer import recorded_options  # noqa: E402
 
 
 def describe(lesion) -> str:
@@ -42,7 +44,7 @@ def describe(lesion) -> str:
 
 def study_plans(synth_dir: Path) -> dict:
     """Study UID -> the plan the generator drew for it."""
-    options = json.loads((synth_dir / "synth_config.json").read_text())["config"]
+    options = recorded_options(synth_dir)
     config = SynthConfig(**{k: v for k, v in options.items() if k in SynthConfig.__dataclass_fields__})
     plans = (plan_study(config, index) for index in range(config.studies))
     return {plan.study_uid: plan for plan in plans}
@@ -66,8 +68,11 @@ def main(argv=None) -> int:
 
     run = load_run(args.run_dir)
     series = Cache.open(args.test_cache).load_all()
-    scores = np.array([s.max(axis=0) for s in predict_studies(run.encoder, run.head, series, run.sequence_config)])
-    plans = study_plans(args.synth_dir)
+    scores = np.array([study_probabilities(s) for s in predict_studies(run.encoder, run.head, series, run.sequence_config)])
+    try:
+        plans = study_plans(args.synth_dir)
+    except IchEdgeError as err:
+        sys.exit(str(err))
     missing = [s.study_uid for s in series if s.study_uid not in plans]
     if missing:
         sys.exit(f"{len(missing)} cached studies are not in {args.synth_dir} (e.g. {missing[0]}); pass the synth folder "

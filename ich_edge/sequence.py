@@ -9,6 +9,9 @@ length is covered like this (the rule the trainer, ``predict`` and the app all f
   slices (all-zero input, i.e. below every window's low end); outputs on padding are dropped;
 * a slice's probability is the mean over the windows that cover it;
 * the study-level probability of each label is the max over its slices.
+
+Training instead draws, each epoch, a grid of non-overlapping windows at a random offset
+(:func:`epoch_window_starts`).
 """
 
 from __future__ import annotations
@@ -60,6 +63,17 @@ def window_starts(num_slices: int, config: SequenceConfig) -> list[int]:
     if starts[-1] != num_slices - length:
         starts.append(num_slices - length)
     return starts
+
+
+def epoch_window_starts(num_slices: int, window_slices: int, rng: np.random.Generator) -> list[int]:
+    """Training windows of one series for one epoch: starts of a grid of non-overlapping
+    windows at a random offset, clipped to the series."""
+    if num_slices <= window_slices:
+        return [0]
+    last = num_slices - window_slices
+    offset = int(rng.integers(window_slices))
+    starts = range(offset - window_slices, num_slices, window_slices)
+    return sorted({min(max(s, 0), last) for s in starts})
 
 
 def window_indices(num_slices: int, config: SequenceConfig) -> np.ndarray:

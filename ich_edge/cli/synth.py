@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -10,19 +9,6 @@ import click
 
 from ich_edge.errors import ConfigError
 from ich_edge.synth.config import SynthConfig, default_workers, parse_slice_range
-
-
-def _config_from_set(out: Path) -> dict:
-    """The options recorded in ``OUT/synth_config.json`` of an existing set."""
-    from ich_edge.synth.writer import CONFIG_JSON
-
-    path = out / CONFIG_JSON
-    try:
-        return json.loads(path.read_text())["config"]
-    except FileNotFoundError as err:
-        raise ConfigError(f"{path} not found: pass --studies N to generate a set in {out}") from err
-    except (json.JSONDecodeError, KeyError) as err:
-        raise ConfigError(f"{path} is not a synth_config.json written by ich-edge synth") from err
 
 
 @click.command(name="synth")
@@ -69,7 +55,9 @@ def command(
         positive_fraction=positive_fraction, workers=workers,
     )
     if out is not None and studies is None:  # preview of an existing set
-        recorded = _config_from_set(out)
+        from ich_edge.synth.writer import recorded_options
+
+        recorded = recorded_options(out)
         options.update({k: recorded[k] for k in ("seed", "matrix_px", "slices_min", "slices_max", "positive_fraction")})
     config = SynthConfig(studies=studies if studies is not None else 1, **options)
 

@@ -9,6 +9,7 @@ label rule, and a per-study summary). Every file is written atomically.
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_atomic
-from ich_edge.errors import OutputExistsError
+from ich_edge.errors import ConfigError, OutputExistsError
 from ich_edge.fileio import atomic_output, write_json_atomic
 from ich_edge.labels import STUDY_HEADER, write_rsna_csv
 from ich_edge.synth.config import SynthConfig
@@ -29,6 +30,17 @@ DICOM_DIR = "dicom"
 LABELS_CSV = "labels.csv"
 STUDIES_CSV = "studies.csv"
 CONFIG_JSON = "synth_config.json"
+
+
+def recorded_options(out: str | Path) -> dict:
+    """The options recorded in ``OUT/synth_config.json`` of an existing set (the ``config`` object)."""
+    path = Path(out) / CONFIG_JSON
+    try:
+        return json.loads(path.read_text())["config"]
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path} not found: {out} is not a set written by `ich-edge synth --out {out} --studies N`") from err
+    except (json.JSONDecodeError, KeyError) as err:
+        raise ConfigError(f"{path} is not a synth_config.json written by ich-edge synth") from err
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 from ich_edge import ANY_INDEX, LABELS
 from ich_edge.cache import CachedSeries
 from ich_edge.errors import ConfigError
-from ich_edge.sequence import SequenceConfig, window_indices
+from ich_edge.sequence import SequenceConfig, epoch_window_starts, window_indices
 from ich_edge.training.keras import tf
 
 #: Number of augmentation parameters per window: flip, angle, dx, dy, 3 gains, 3 offsets.
@@ -157,16 +157,6 @@ def cut_window(series: CachedSeries, indices: np.ndarray) -> tuple[np.ndarray, n
     weights = (valid & (raw >= 0).all(axis=1)).astype(np.float32)
     labels = np.clip(raw, 0, 1).astype(np.float32)
     return images, labels, weights
-
-
-def epoch_window_starts(num_slices: int, window_slices: int, rng: np.random.Generator) -> list[int]:
-    """Starts of a grid of non-overlapping windows at a random offset, clipped to the series."""
-    if num_slices <= window_slices:
-        return [0]
-    last = num_slices - window_slices
-    offset = int(rng.integers(window_slices))
-    starts = range(offset - window_slices, num_slices, window_slices)
-    return sorted({min(max(s, 0), last) for s in starts})
 
 
 def windows_per_epoch(series_list: list[CachedSeries], window_slices: int) -> int:
