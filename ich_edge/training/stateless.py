@@ -9,8 +9,11 @@ needs only FULLY_CONNECTED/BATCH_MATMUL, LOGISTIC, TANH, MUL, ADD, SPLIT and CON
 builtins that every runtime runs, and nothing survives an invocation.
 
 Each recurrent weight is one constant read by every step (the flatbuffer stores it once).
-A bidirectional layer runs both directions as one batch of two (weights stacked), which
-halves the operators of the unrolled graph. Keras' TF 2.21 ``unroll=True`` instead splits
+A bidirectional layer runs both directions as one batch of two (weights stacked), so each
+step's gate arithmetic is one set of ops for both; only the recurrent product is one
+FULLY_CONNECTED per direction, because XNNPACK takes FULLY_CONNECTED in every precision
+but not integer BATCH_MATMUL (a batched product split the int8 ``classify`` into 28
+delegate partitions; this form leaves 4-5). Keras' TF 2.21 ``unroll=True`` instead splits
 every gate of every step into its own matmul and stored 2.2x the fused file's bytes in
 fp32 and 7.7x in int8 on the demo head; see ``benchmarks/stateless_head.py``.
 
@@ -68,6 +71,20 @@ def _step_lstm(z, c, cell):
     return sigmoid(o) * tanh(c), c
 
 
+def _recurrent_product(h, recurrent):
+    """``h (D, H) @ recurrent (D, H, G*H)`` -> ``(D, G*H)``: one FULLY_CONNECTED per direction.
+
+    A single BATCH_MATMUL would be one op, but XNNPACK does not take integer BATCH_MATMUL:
+    in int8 files every step fell back to builtin kernels and split ``classify`` into 28
+    delegate partitions. SPLIT, FULLY_CONNECTED and CONCATENATION run on XNNPACK in every
+    precision (UNPACK/PACK do not: they made 50 partitions).
+    """
+    if int(h.shape[0]) == 1:
+        return tf.matmul(h, recurrent[0])
+    rows = tf.split(h, int(h.shape[0]), axis=0)
+    return tf.concat([tf.matmul(row, recurrent[d]) for d, row in enumerate(rows)], axis=0)
+
+
 def _unrolled(layers, x):
     """Run 1 or 2 same-type recurrent layers over ``x (T, F)`` as a batch of directions.
 
@@ -85,29 +102,28 @@ def _unrolled(layers, x):
     if kind == "GRU" and getattr(cell, "reset_after", False):
         bias = tf.stack([w[2] for w in weights]) if use_bias else None  # (D, 2, 3H): input and recurrent bias
         input_bias = None if bias is None else bias[:, 0][:, None, :]
-        recurrent_bias = None if bias is None else bias[:, 1][:, None, :]
+        recurrent_bias = None if bias is None else bias[:, 1]  # (D, 3H)
     else:
         input_bias = tf.stack([w[2] for w in weights])[:, None, :] if use_bias else None
         recurrent_bias = None
     projected = tf.matmul(steps_in, kernel)  # every step's input projection in one op
     if input_bias is not None:
         projected = projected + input_bias
-    projected = tf.reshape(projected, [len(layers), num_steps, 1, -1])
-    per_step = tf.unstack(projected, axis=1)  # T x (D, 1, G*H)
+    per_step = tf.unstack(projected, axis=1)  # T x (D, G*H): one UNPACK for the whole window
     h = c = None
     outputs = []
     for t in range(num_steps):
         z = per_step[t]
         if kind == "LSTM":
             if h is not None:
-                z = z + tf.matmul(h, recurrent)
+                z = z + _recurrent_product(h, recurrent)
             h, c = _step_lstm(z, c, cell)
         elif kind == "GRU":
             h = _step_gru(z, h, recurrent, recurrent_bias, cell)
         else:  # SimpleRNN
-            h = cell.activation(z if h is None else z + tf.matmul(h, recurrent))
+            h = cell.activation(z if h is None else z + _recurrent_product(h, recurrent))
         outputs.append(h)
-    return tf.concat(outputs, axis=1)  # (D, T, H)
+    return tf.stack(outputs, axis=1)  # (D, T, H)
 
 
 def _step_gru(z, h, recurrent, recurrent_bias, cell):
@@ -126,7 +142,7 @@ def _step_gru(z, h, recurrent, recurrent_bias, cell):
         return (1.0 - zg) * hh
     x_z, x_r, x_h = tf.split(z, 3, axis=-1)
     if getattr(cell, "reset_after", False):
-        r = tf.matmul(h, recurrent)
+        r = _recurrent_product(h, recurrent)
         if recurrent_bias is not None:
             r = r + recurrent_bias
         r_z, r_r, r_h = tf.split(r, 3, axis=-1)
@@ -136,10 +152,10 @@ def _step_gru(z, h, recurrent, recurrent_bias, cell):
     else:
         units = int(x_z.shape[-1])
         rec_zr, rec_h = recurrent[:, :, : 2 * units], recurrent[:, :, 2 * units :]
-        r_z, r_r = tf.split(tf.matmul(h, rec_zr), 2, axis=-1)
+        r_z, r_r = tf.split(_recurrent_product(h, rec_zr), 2, axis=-1)
         zg = cell.recurrent_activation(x_z + r_z)
         rg = cell.recurrent_activation(x_r + r_r)
-        hh = cell.activation(x_h + tf.matmul(rg * h, rec_h))
+        hh = cell.activation(x_h + _recurrent_product(rg * h, rec_h))
     return zg * h + (1.0 - zg) * hh
 
 

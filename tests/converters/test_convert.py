@@ -67,8 +67,10 @@ def test_op_summaries(converted):
         summary = op_summary(path)
         classify = summary["classify"]["ops"]
         # unrolled over the 4-slice window, both directions as one batch: the input projection
-        # of every step in one BATCH_MATMUL, then one recurrent BATCH_MATMUL per later step
-        assert classify["BATCH_MATMUL"]["count"] == 4, precision
+        # of every step in one BATCH_MATMUL, then one recurrent FULLY_CONNECTED per direction
+        # and later step (2 x 3), and the output Dense
+        assert classify["BATCH_MATMUL"]["count"] == 1, precision
+        assert classify["FULLY_CONNECTED"]["count"] == 7, precision
         assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in classify and "WHILE" not in classify, precision
         assert "MUL" not in summary["encode"]["ops"], precision  # BatchNormalization folded
         assert summary["encode"]["ops"]["ADD"]["count"] == 4, precision  # the residual additions only
@@ -78,11 +80,11 @@ def test_op_summaries(converted):
     for op in ("BATCH_MATMUL", "FULLY_CONNECTED", "LOGISTIC", "TANH", "MUL", "ADD"):
         entry = int8["classify"]["ops"][op]
         assert entry["integer"] == entry["count"], op
-    assert int8["classify"]["ops"]["BATCH_MATMUL"]["weight_dtypes"] == ["int8"]
+    assert int8["classify"]["ops"]["FULLY_CONNECTED"]["weight_dtypes"] == ["int32", "int8"]
     assert "float32" not in int8["encode"]["weight_bytes"] and "float32" not in int8["classify"]["weight_bytes"]
     fp16 = op_summary(converted["fp16"])
     assert fp16["encode"]["ops"]["DEQUANTIZE"]["weight_dtypes"] == ["float16"]
-    assert op_summary(converted["fp32"])["classify"]["ops"]["BATCH_MATMUL"]["float"] == 4
+    assert op_summary(converted["fp32"])["classify"]["ops"]["FULLY_CONNECTED"]["float"] == 7
 
 
 def test_no_precision_keeps_state_between_invocations(converted):
