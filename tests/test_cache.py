@@ -22,7 +22,7 @@ def test_write_and_read_round_trip(tmp_path):
     item = _series()
     cache.write(item)
     assert cache.has("1.2.3") and len(cache) == 1
-    read = Cache.open(tmp_path / "c").load_all()[0]
+    read = Cache.open(tmp_path / "c").series()[0]
     np.testing.assert_array_equal(read.images, item.images)
     assert read.slice_ids == item.slice_ids and read.study_uid == "9.9" and read.has_slice_labels
     assert not list((tmp_path / "c" / "series").glob("*.tmp"))
@@ -38,7 +38,7 @@ def test_missing_and_empty_cache_errors(tmp_path):
     with pytest.raises(CacheError, match="ich-edge prepare"):
         Cache.open(tmp_path / "nope")
     with pytest.raises(CacheError, match="no prepared series"):
-        Cache.create(tmp_path, PreprocessConfig(input_size_px=32)).load_all()
+        Cache.create(tmp_path, PreprocessConfig(input_size_px=32)).series()
 
 
 def test_wrong_image_shape_is_refused(tmp_path):

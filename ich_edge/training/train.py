@@ -265,7 +265,7 @@ def _load_test(test, preprocess, train_studies) -> list:
     cache = Cache.open(test)
     if cache.preprocess != preprocess:
         raise ConfigError(f"the test cache {test} was prepared with other preprocessing than the training cache; prepare both the same way")
-    series = cache.load_all()
+    series = cache.series()
     overlap = {s.study_uid for s in series} & set(train_studies)
     if overlap:
         raise ConfigError(f"{len(overlap)} test studies are also in the training cache; a held-out test set must not overlap")
@@ -306,7 +306,7 @@ def train(
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ConfigError(f"batch_size {config.batch_size} must be divisible by the {replicas} devices/workers")
-    series = cache.load_all()
+    series = cache.series()
     split = data_lib.split_studies(series, config.val_fraction, config.seed)
     train_series = data_lib.select_studies(series, split.train_studies)
     val_series = data_lib.select_studies(series, split.val_studies)
