@@ -1,0 +1,162 @@
+"""Peak memory of ``ich-edge train`` against the size of the cache: does RSS grow with the data?
+
+Two synthetic sets 8x apart (default 6 and 48 studies, ``--matrix-px 256``) are prepared at
+256 px, then ``ich-edge train --epochs 1 --width 0.25`` runs on each in a fresh process.
+The peak RSS of that process comes from ``wait4`` (the kernel's ru_maxrss); a sampler also
+reads its VmRSS every 0.1 s, and the RSS at each log line of train says which phase costs
+what (TensorFlow import and model build before the first line, the epoch, evaluation,
+the report). A floor is measured too: a process that only imports TensorFlow through
+``ich_edge.training.keras`` and builds the model.
+
+    python benchmarks/cache_rss.py                      # this checkout
+    python benchmarks/cache_rss.py --source /tmp/before --label before   # another checkout (PYTHONPATH)
+
+Goal: the larger cache costs under 150 MB more peak RSS than the smaller one. Writes
+``benchmarks/results/cache_rss_<UTC time>_<host>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = "import sys; from ich_edge.cli import main; sys.exit(main(sys.argv[1:]))"
+RESULTS = REPO / "benchmarks" / "results"
+GOAL_MB = 150.0
+
+FLOOR = """
+from ich_edge.training.keras import keras, tf
+from ich_edge.training.model import ModelConfig, build_model
+build_model(ModelConfig(input_size_px={size}, width={width}))
+"""
+
+
+def _env(source: Path | None) -> dict:
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    if source is not None:
+        env["PYTHONPATH"] = str(source) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _vm_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def measure(cmd: list[str], env: dict) -> dict:
+    """Run ``cmd``; its peak RSS (wait4), the VmRSS timeline and the RSS at each output line."""
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    samples: list[tuple[float, float]] = []
+    lines: list[dict] = []
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            rss = _vm_rss_mb(proc.pid)
+            if rss is not None:
+                samples.append((round(time.monotonic() - started, 2), round(rss, 1)))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    for line in proc.stdout:
+        rss = _vm_rss_mb(proc.pid)
+        lines.append({"t_s": round(time.monotonic() - started, 2), "rss_mb": None if rss is None else round(rss, 1),
+                      "line": line.rstrip()[:300]})
+    _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    step = max(1, len(samples) // 200)
+    return {
+        "cmd": cmd,
+        "exit_code": proc.returncode,
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "wall_s": round(time.monotonic() - started, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "lines": lines,
+        "rss_timeline": samples[::step],
+    }
+
+
+def ensure_cache(work: Path, studies: int, matrix_px: int, env: dict, python: str) -> Path:
+    """A synthetic set of ``studies`` and its cache at ``matrix_px`` under ``work`` (reused when present)."""
+    synth = work / f"synth{studies}_{matrix_px}"
+    if not (synth / "labels.csv").is_file():
+        subprocess.run([python, "-c", CLI, "synth", "--out", str(synth), "--studies", str(studies),
+                        "--matrix-px", str(matrix_px), "--force"], check=True, env=env)
+    cache = work / f"cache{studies}_{matrix_px}_{env.get('ICH_EDGE_RSS_LABEL', 'x')}"
+    subprocess.run([python, "-c", CLI, "prepare", "--dicom", str(synth / "dicom"), "--labels",
+                    str(synth / "labels.csv"), "--out", str(cache), "--input-size", str(matrix_px)], check=True, env=env)
+    return cache
+
+
+def cache_size_mb(cache: Path) -> float:
+    return round(sum(p.stat().st_size for p in (cache / "series").iterdir()) / 1e6, 1)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=6, help="studies in the small set")
+    parser.add_argument("--large", type=int, default=48, help="studies in the large set")
+    parser.add_argument("--matrix-px", type=int, default=256)
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/ich_edge_cache_rss"), help="synthetic sets and caches")
+    parser.add_argument("--source", type=Path, default=None, help="checkout to measure (PYTHONPATH); default this one")
+    parser.add_argument("--label", default="after", help="name of this measurement in the result")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    from ich_edge.runtime.bench_report import write_results
+    from ich_edge.runtime.sysinfo import machine_info
+
+    python = sys.executable
+    env = dict(_env(args.source), ICH_EDGE_RSS_LABEL=args.label)
+    args.work.mkdir(parents=True, exist_ok=True)
+    floor = measure([python, "-c", FLOOR.format(size=args.matrix_px, width=args.width)], env)
+    print(f"floor (import TF + build model): {floor['peak_rss_mb']:.0f} MB", flush=True)
+    runs = []
+    for studies in (args.small, args.large):
+        cache = ensure_cache(args.work, studies, args.matrix_px, env, python)
+        out = args.work / f"run{studies}_{args.label}"
+        cmd = [python, "-c", CLI, "train", "--data", str(cache), "--out", str(out), "--epochs", "1",
+               "--width", str(args.width), "--no-resume"]
+        result = measure(cmd, env)
+        result |= {"studies": studies, "cache_mb": cache_size_mb(cache)}
+        runs.append(result)
+        print(f"{studies} studies (cache {result['cache_mb']} MB): peak RSS {result['peak_rss_mb']:.0f} MB, "
+              f"exit {result['exit_code']}, {result['wall_s']} s", flush=True)
+    growth = runs[1]["peak_rss_mb"] - runs[0]["peak_rss_mb"]
+    result = {
+        "benchmark": "cache_rss",
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "label": args.label,
+        "source": str(args.source or REPO),
+        "machine": machine_info(),
+        "config": {"matrix_px": args.matrix_px, "width": args.width, "epochs": 1, "studies": [args.small, args.large]},
+        "floor": floor,
+        "runs": runs,
+        "growth_mb": round(growth, 1),
+        "goal_mb": GOAL_MB,
+        "goal_met": growth < GOAL_MB and all(r["exit_code"] == 0 for r in runs),
+    }
+    paths = write_results(result, "cache_rss", args.results_dir)
+    print(f"larger cache costs {growth:+.0f} MB (goal < {GOAL_MB:.0f}); wrote {', '.join(map(str, paths))}")
+    return 0 if all(r["exit_code"] == 0 for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
