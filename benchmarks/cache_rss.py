@@ -5,7 +5,8 @@ Two synthetic sets 8x apart (default 6 and 48 studies, ``--matrix-px 256``) are 
 The peak RSS of that process comes from ``wait4`` (the kernel's ru_maxrss); a sampler also
 reads its VmRSS every 0.1 s, and the RSS at each log line of train says which phase costs
 what (TensorFlow import and model build before the first line, the epoch, evaluation,
-the report). A floor is measured too: a process that only imports TensorFlow through
+the report). The input pipeline alone (cache, split, ``train_dataset``, N batches pulled,
+no model) is measured on both caches too, and a floor: a process that only imports TensorFlow through
 ``ich_edge.training.keras`` and builds the model.
 
     python benchmarks/cache_rss.py                      # this checkout
@@ -30,6 +31,22 @@ REPO = Path(__file__).resolve().parents[1]
 CLI = "import sys; from ich_edge.cli import main; sys.exit(main(sys.argv[1:]))"
 RESULTS = REPO / "benchmarks" / "results"
 GOAL_MB = 150.0
+
+#: The input pipeline alone (no model): the cache's series, the split, N training batches pulled.
+PIPELINE = """
+import sys, time
+from ich_edge.cache import Cache
+from ich_edge.training import data
+cache = Cache.open(sys.argv[1])
+series = (cache.series if hasattr(cache, "series") else cache.load_all)()  # load_all: a checkout before format 2
+split = data.split_studies(series, 0.2, 0)
+dataset, steps = data.train_dataset(data.select_studies(series, split.train_studies), 24, 8, 0)
+batches = iter(dataset)
+for _ in range(int(sys.argv[2])):
+    next(batches)
+    time.sleep(1.0)  # a training step's worth of time: prefetch buffers fill as they would in fit
+print("pipeline: steps/epoch", steps)
+"""
 
 FLOOR = """
 from ich_edge.training.keras import keras, tf
@@ -117,6 +134,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/ich_edge_cache_rss"), help="synthetic sets and caches")
     parser.add_argument("--source", type=Path, default=None, help="checkout to measure (PYTHONPATH); default this one")
     parser.add_argument("--label", default="after", help="name of this measurement in the result")
+    parser.add_argument("--pipeline-batches", type=int, default=9, help="batches pulled in the pipeline-only runs")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -134,12 +152,16 @@ def main(argv=None) -> int:
         out = args.work / f"run{studies}_{args.label}"
         cmd = [python, "-c", CLI, "train", "--data", str(cache), "--out", str(out), "--epochs", "1",
                "--width", str(args.width), "--no-resume"]
+        pipeline = measure([python, "-c", PIPELINE, str(cache), str(args.pipeline_batches)], env)
+        print(f"{studies} studies: input pipeline alone ({args.pipeline_batches} batches) peak RSS "
+              f"{pipeline['peak_rss_mb']:.0f} MB", flush=True)
         result = measure(cmd, env)
-        result |= {"studies": studies, "cache_mb": cache_size_mb(cache)}
+        result |= {"studies": studies, "cache_mb": cache_size_mb(cache), "pipeline_only": pipeline}
         runs.append(result)
         print(f"{studies} studies (cache {result['cache_mb']} MB): peak RSS {result['peak_rss_mb']:.0f} MB, "
               f"exit {result['exit_code']}, {result['wall_s']} s", flush=True)
     growth = runs[1]["peak_rss_mb"] - runs[0]["peak_rss_mb"]
+    pipeline_growth = runs[1]["pipeline_only"]["peak_rss_mb"] - runs[0]["pipeline_only"]["peak_rss_mb"]
     result = {
         "benchmark": "cache_rss",
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -150,11 +172,13 @@ def main(argv=None) -> int:
         "floor": floor,
         "runs": runs,
         "growth_mb": round(growth, 1),
+        "pipeline_growth_mb": round(pipeline_growth, 1),
         "goal_mb": GOAL_MB,
         "goal_met": growth < GOAL_MB and all(r["exit_code"] == 0 for r in runs),
     }
     paths = write_results(result, "cache_rss", args.results_dir)
-    print(f"larger cache costs {growth:+.0f} MB (goal < {GOAL_MB:.0f}); wrote {', '.join(map(str, paths))}")
+    print(f"larger cache costs {growth:+.0f} MB in train, {pipeline_growth:+.0f} MB in the input pipeline alone "
+          f"(goal < {GOAL_MB:.0f}); wrote {', '.join(map(str, paths))}")
     return 0 if all(r["exit_code"] == 0 for r in runs) else 1
 
 

@@ -36,7 +36,8 @@ class StderrCounter:
         self.last = now
         elapsed = now - self.started
         rate = done / elapsed if elapsed > 0 else 0.0
-        eta = f", about {(total - done) / rate / 60:.0f} min left" if 0 < done < total and rate > 0 else ""
+        left_s = (total - done) / rate if 0 < done < total and rate > 0 else None
+        eta = "" if left_s is None else f", about {left_s:.0f} s left" if left_s < 120 else f", about {left_s / 60:.0f} min left"
         self.stream.write(f"prepare: {done}/{total} {self.what} ({elapsed:.0f} s, {rate:.1f}/s{eta})\n")
         self.stream.flush()
 
