@@ -27,7 +27,7 @@ SYNTH = SynthConfig(studies=4, seed=3, matrix_px=64, slices_min=6, slices_max=8,
 
 @pytest.fixture(scope="module")
 def repeat_scans(tmp_path_factory):
-    """4 synthetic studies, two per made-up patient (SYNTH-000000, SYNTH-000001)."""
+    """4 synthetic studies, two per made-up patient (SYNTH-3-000000, SYNTH-3-000001)."""
     out = tmp_path_factory.mktemp("repeat_scans")
     records = write_synth_set(SYNTH, out, studies_per_patient=2)
     return out, records
@@ -72,12 +72,22 @@ def test_patient_id_is_stored_as_a_pseudonym_never_as_itself(repeat_scans, tmp_p
     prepare(out / "dicom", tmp_path / "cache", labels_csv=out / "labels.csv", preprocess=CONFIG, workers=1)
     cached = Cache.open(tmp_path / "cache").series()
     by_study = {s.study_uid: s.patient_uid for s in cached}
-    expected = {r.study_uid: patient_pseudonym(f"SYNTH-{r.index // 2:06d}") for r in records}
+    expected = {r.study_uid: patient_pseudonym(f"SYNTH-3-{r.index // 2:06d}") for r in records}
     assert by_study == expected and len(set(by_study.values())) == 2
     for path in (tmp_path / "cache").rglob("*"):
         if path.is_file():
             data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
             assert b"SYNTH-" not in data, f"{path} holds a raw Patient ID"
+
+
+def test_synthetic_sets_of_other_seeds_hold_other_patients(tmp_path):
+    from ich_edge.synth.writer import synthetic_patient_id
+
+    assert synthetic_patient_id(1, 0) != synthetic_patient_id(2, 0)
+    assert synthetic_patient_id(1, 4, studies_per_patient=2) == synthetic_patient_id(1, 5, studies_per_patient=2)
+    with pytest.raises(ConfigError, match="studies_per_patient"):
+        write_synth_set(SYNTH, tmp_path / "bad", studies_per_patient=0)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_missing_patient_id_falls_back_to_the_study_with_a_problem(tmp_path):

@@ -5,8 +5,9 @@ order), ``OUT/labels.csv`` (RSNA ``ID,Label``, six rows per slice), ``OUT/studie
 (``study_uid`` plus the six labels) and ``OUT/synth_config.json`` (the options used, the
 label rule, and a per-study summary). Every file is written atomically.
 
-Each study gets a made-up (0010,0020) Patient ID, ``SYNTH-<patient number>``: one patient per
-study unless ``studies_per_patient`` groups consecutive studies into repeat scans of one
+Each study gets a made-up (0010,0020) Patient ID, ``SYNTH-<seed>-<patient number>`` (sets of
+other seeds hold other patients, so a test set never shares a patient with a training set): one
+patient per study unless ``studies_per_patient`` groups consecutive studies into repeat scans of one
 patient (to exercise the patient-level split).
 """
 
@@ -73,11 +74,11 @@ def slice_geometry(plan: StudyPlan, position: int) -> SliceGeometry:
     )
 
 
-def synthetic_patient_id(index: int, studies_per_patient: int = 1) -> str:
-    """The made-up Patient ID of study ``index``: ``SYNTH-<index // studies_per_patient>``."""
-    if not isinstance(studies_per_patient, int) or studies_per_patient < 1:
+def synthetic_patient_id(seed: int, index: int, studies_per_patient: int = 1) -> str:
+    """The made-up Patient ID of study ``index`` of a set: ``SYNTH-<seed>-<index // studies_per_patient>``."""
+    if isinstance(studies_per_patient, bool) or not isinstance(studies_per_patient, int) or studies_per_patient < 1:
         raise ConfigError(f"studies_per_patient must be an integer >= 1, got {studies_per_patient!r}")
-    return f"SYNTH-{index // studies_per_patient:06d}"
+    return f"SYNTH-{seed}-{index // studies_per_patient:06d}"
 
 
 def write_study(config: SynthConfig, index: int, dicom_dir: str | Path, patient_id: str | None = None) -> StudyRecord:
@@ -85,7 +86,7 @@ def write_study(config: SynthConfig, index: int, dicom_dir: str | Path, patient_
 
     ``patient_id`` (made up; default :func:`synthetic_patient_id`) goes into every slice.
     """
-    patient_id = synthetic_patient_id(index) if patient_id is None else patient_id
+    patient_id = synthetic_patient_id(config.seed, index) if patient_id is None else patient_id
     plan = plan_study(config, index)
     labels = np.zeros((plan.num_slices, len(LABELS)), np.uint8)
     for position in plan.write_order:
@@ -137,12 +138,13 @@ def write_synth_set(
     when ``out_dir`` already holds a data set and ``force`` is false. ``studies_per_patient``
     consecutive studies share one made-up Patient ID (repeat scans of one patient).
     """
+    synthetic_patient_id(config.seed, 0, studies_per_patient)  # a bad studies_per_patient fails before writing
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_output(out_dir, force)
     dicom_dir = out_dir / DICOM_DIR
     dicom_dir.mkdir(exist_ok=True)
-    jobs = [(config, index, str(dicom_dir), synthetic_patient_id(index, studies_per_patient)) for index in range(config.studies)]
+    jobs = [(config, index, str(dicom_dir), synthetic_patient_id(config.seed, index, studies_per_patient)) for index in range(config.studies)]
     records: list[StudyRecord] = []
     if config.workers == 1:
         for job in jobs:

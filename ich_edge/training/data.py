@@ -148,9 +148,13 @@ def split_studies(series_list: list[CachedSeries], val_fraction: float, seed: in
     table = study_label_table(series_list)
     groups = patient_groups(series_list)
     if len(groups) < 2:
+        hint = (
+            "; they all carry one (0010,0020) Patient ID (sets from an older `ich-edge synth` say SYNTHETIC "
+            "for every study: write the set again)" if len(table) > 1 else ""
+        )
         raise ConfigError(
             f"the cache holds {len(table)} studies of {len(groups)} patient; training needs at least 2 patients "
-            "(one to validate on)"
+            f"(one to validate on){hint}"
         )
     rng = np.random.default_rng(seed)
     strata: dict[int, list[tuple[str, ...]]] = {}
