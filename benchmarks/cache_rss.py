@@ -48,6 +48,40 @@ for _ in range(int(sys.argv[2])):
 print("pipeline: steps/epoch", steps)
 """
 
+#: What holding the whole index costs at RSNA scale: Cache.series() over many metadata files.
+INDEX = """
+import sys, resource
+from ich_edge.cache import Cache
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+series = Cache.open(sys.argv[1]).series()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(f"index: {len(series)} series, {sum(s.num_slices for s in series)} slices, +{(after - before) / 1024:.1f} MB")
+"""
+
+
+def write_fake_index(root: Path, num_series: int, slices: int, size_px: int) -> Path:
+    """A format-2 cache of ``num_series`` metadata files (RSNA-like ids; images never read) for INDEX."""
+    import numpy as np
+
+    from ich_edge.cache import Cache, CachedSeries
+    from ich_edge.transforms import PreprocessConfig
+
+    if (root / "series").is_dir() and len(list((root / "series").glob("*.json"))) == num_series:
+        return root
+    cache = Cache.create(root, PreprocessConfig(input_size_px=size_px))
+    images = np.zeros((slices, size_px, size_px, 3), np.uint8)
+    labels = np.zeros((slices, 6), np.int8)
+    ids = tuple(f"ID_{j:09x}" for j in range(slices))
+    first = cache.write(CachedSeries("1.2.826.0.1.3680043.8.498.0", "1.2.826.0.1.3680043.8.499.0", images, labels,
+                                     labels[0], ids, patient_uid=f"P{0:016x}"))
+    template = first.read_text()  # the other series: metadata only (series() never opens the images)
+    for k in range(1, num_series):
+        uid = f"1.2.826.0.1.3680043.8.498.{k}"
+        text = template.replace("498.0", f"498.{k}").replace("499.0", f"499.{k}").replace(f"P{0:016x}", f"P{k:016x}")
+        cache.path_for(uid).write_text(text.replace('"ID_', f'"ID_{k:05x}'))
+    return root
+
+
 FLOOR = """
 from ich_edge.training.keras import keras, tf
 from ich_edge.training.model import ModelConfig, build_model
@@ -135,6 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--source", type=Path, default=None, help="checkout to measure (PYTHONPATH); default this one")
     parser.add_argument("--label", default="after", help="name of this measurement in the result")
     parser.add_argument("--pipeline-batches", type=int, default=9, help="batches pulled in the pipeline-only runs")
+    parser.add_argument("--index-series", type=int, default=21744, help="series in the metadata-only index run (RSNA: ~21,744)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -146,6 +181,11 @@ def main(argv=None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     floor = measure([python, "-c", FLOOR.format(size=args.matrix_px, width=args.width)], env)
     print(f"floor (import TF + build model): {floor['peak_rss_mb']:.0f} MB", flush=True)
+    index = None
+    if args.source is None and args.index_series:
+        fake = write_fake_index(args.work / f"index{args.index_series}", args.index_series, 35, 32)
+        index = measure([python, "-c", INDEX, str(fake)], env)
+        print(index["lines"][-1]["line"] if index["lines"] else index, flush=True)
     runs = []
     for studies in (args.small, args.large):
         cache = ensure_cache(args.work, studies, args.matrix_px, env, python)
@@ -170,6 +210,7 @@ def main(argv=None) -> int:
         "machine": machine_info(),
         "config": {"matrix_px": args.matrix_px, "width": args.width, "epochs": 1, "studies": [args.small, args.large]},
         "floor": floor,
+        "index_at_scale": index,
         "runs": runs,
         "growth_mb": round(growth, 1),
         "pipeline_growth_mb": round(pipeline_growth, 1),
