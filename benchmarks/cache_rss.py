@@ -106,10 +106,15 @@ def _vm_rss_mb(pid: int) -> float | None:
     return None
 
 
+def _cwd(env: dict) -> str:
+    """Run children in the measured checkout: ``python -c`` puts the working folder first on sys.path."""
+    return env.get("ICH_EDGE_RSS_SOURCE") or str(REPO)
+
+
 def measure(cmd: list[str], env: dict) -> dict:
     """Run ``cmd``; its peak RSS (wait4), the VmRSS timeline and the RSS at each output line."""
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=_cwd(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     samples: list[tuple[float, float]] = []
     lines: list[dict] = []
     done = threading.Event()
@@ -148,10 +153,10 @@ def ensure_cache(work: Path, studies: int, matrix_px: int, env: dict, python: st
     synth = work / f"synth{studies}_{matrix_px}"
     if not (synth / "labels.csv").is_file():
         subprocess.run([python, "-c", CLI, "synth", "--out", str(synth), "--studies", str(studies),
-                        "--matrix-px", str(matrix_px), "--force"], check=True, env=env)
+                        "--matrix-px", str(matrix_px), "--force"], check=True, env=env, cwd=_cwd(env))
     cache = work / f"cache{studies}_{matrix_px}_{env.get('ICH_EDGE_RSS_LABEL', 'x')}"
     subprocess.run([python, "-c", CLI, "prepare", "--dicom", str(synth / "dicom"), "--labels",
-                    str(synth / "labels.csv"), "--out", str(cache), "--input-size", str(matrix_px)], check=True, env=env)
+                    str(synth / "labels.csv"), "--out", str(cache), "--input-size", str(matrix_px)], check=True, env=env, cwd=_cwd(env))
     return cache
 
 
@@ -177,7 +182,7 @@ def main(argv=None) -> int:
     from ich_edge.runtime.sysinfo import machine_info
 
     python = sys.executable
-    env = dict(_env(args.source), ICH_EDGE_RSS_LABEL=args.label)
+    env = dict(_env(args.source), ICH_EDGE_RSS_LABEL=args.label, ICH_EDGE_RSS_SOURCE=str(args.source or REPO))
     args.work.mkdir(parents=True, exist_ok=True)
     floor = measure([python, "-c", FLOOR.format(size=args.matrix_px, width=args.width)], env)
     print(f"floor (import TF + build model): {floor['peak_rss_mb']:.0f} MB", flush=True)
