@@ -225,9 +225,9 @@ def main():
 
     split = json.load(open(split_path))
     runs = json.load(open(runs_path))
-    test = load(Cache.open(test_path).load_all())
+    test = load(Cache.open(test_path).series())
     val_uids = set(split["val_studies"])
-    all_train = Cache.open(train_path).load_all()
+    all_train = Cache.open(train_path).series()
     train_uids = [s.study_uid for s in all_train if s.study_uid not in val_uids]
     val = load(all_train, val_uids)
     log(f"device {DEV} {torch.cuda.get_device_name() if DEV == 'cuda' else ''}; {len(train_uids)} train studies available, "

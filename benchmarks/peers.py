@@ -145,7 +145,7 @@ def study_images(run, data: Path | None, slices: int, seed: int) -> np.ndarray:
         return np.random.default_rng(seed).integers(0, 256, (slices, size, size, 3), dtype=np.uint8)
     from ich_edge.cache import Cache
 
-    series = max(Cache.open(data).load_all(), key=lambda s: s.num_slices)
+    series = max(Cache.open(data).series(), key=lambda s: s.num_slices)
     index = np.arange(slices) % series.num_slices
     return np.ascontiguousarray(series.images[index])
 

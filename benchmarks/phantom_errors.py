@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     from ich_edge.training.run import load_run
 
     run = load_run(args.run_dir)
-    series = Cache.open(args.test_cache).load_all()
+    series = Cache.open(args.test_cache).series()
     scores = np.array([study_probabilities(s) for s in predict_studies(run.encoder, run.head, series, run.sequence_config)])
     try:
         plans = study_plans(args.synth_dir)

@@ -1,14 +1,24 @@
 """The prepared cache: each series decoded once, windowed uint8 at the model's input size.
 
-Layout of a cache folder::
+Layout of a cache folder (format 2)::
 
     CACHE/preprocess.json          PreprocessConfig used for every series (must match)
-    CACHE/series/<key>.npz         one file per series (key: sha1 of the SeriesInstanceUID)
+    CACHE/format.json              {"format": 2}
+    CACHE/series/<key>.npy         images of one series, uint8 (N, S, S, 3), uncompressed
+    CACHE/series/<key>.json        its metadata; written last, so it marks a complete series
     CACHE/problems/<shard>.json    what prepare skipped and why (one file per shard)
+    CACHE/manifest.json.gz         the header scan shared by prepare's shards
 
-Each ``.npz`` holds ``images`` uint8 (N, S, S, 3) bottom to top, ``slice_labels`` int8
-(N, 6) with -1 where slice labels are unknown, ``study_labels`` int8 (6,) (-1 if unknown),
-``slice_ids`` (N,) str, ``series_uid`` and ``study_uid`` (0-d str). Runtime tier: numpy only.
+``key`` is the sha1 of the SeriesInstanceUID. The metadata holds ``series_uid``,
+``study_uid``, ``patient_uid`` (a pseudonym of (0010,0020) Patient ID, never the ID
+itself), ``slice_ids``, ``slice_labels`` (N x 6, -1 where unknown) and ``study_labels``
+(6, -1 if unknown). Images are bottom to top.
+
+Reading never loads the images: :meth:`Cache.series` reads the small metadata files and
+each series' ``images`` is a read-only memory map of its ``.npy``, made when the attribute
+is read and released when the caller drops it, so a 145 GB cache costs the pages a caller
+actually touches. Caches of format 1 (one ``.npz`` per series) are refused with a message
+saying to prepare again. Runtime tier: numpy only.
 """
 
 from __future__ import annotations
@@ -26,8 +36,10 @@ from ich_edge.fileio import write_atomic_bytes, write_json_atomic
 from ich_edge.transforms import PreprocessConfig
 
 PREPROCESS_FILE = "preprocess.json"
+FORMAT_FILE = "format.json"
 SERIES_DIR = "series"
 PROBLEMS_DIR = "problems"
+CACHE_FORMAT = 2
 
 
 def series_key(series_uid: str) -> str:
@@ -35,20 +47,68 @@ def series_key(series_uid: str) -> str:
     return hashlib.sha1(series_uid.encode("utf-8")).hexdigest()[:20]
 
 
-@dataclass(frozen=True)
+class MappedImages:
+    """Where a series' images live on disk; :meth:`load` maps them read-only (nothing is read yet)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def load(self) -> np.ndarray:
+        try:
+            return np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise CacheError(f"{self.path} is damaged or missing ({err}); delete it and run prepare again to redo that series") from err
+
+
+class _Images:
+    """Data descriptor behind ``CachedSeries.images``: an array as given, or a fresh memory map.
+
+    A fresh map per read (no reference kept) means pages touched by one reader are released
+    when it drops the array, and a process holding 25,000 series holds no open file for them.
+    """
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            raise AttributeError("images")  # no class-level default: the field stays required
+        value = obj.__dict__[self.slot]
+        return value.load() if isinstance(value, MappedImages) else value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value
+
+
+@dataclass(frozen=True, eq=False)
 class CachedSeries:
-    """One series as stored in the cache."""
+    """One series as stored in the cache.
+
+    ``images`` is uint8 ``(N, S, S, 3)``: the array given to the constructor, or for a series
+    read from a cache a read-only ``np.memmap`` made afresh on each access (keep the array
+    while you need it; index it to copy out only the slices you use). ``patient_uid`` is a
+    pseudonym of the patient (see :func:`ich_edge.dicom.patient_pseudonym`); it defaults to
+    ``study_uid`` when unknown.
+    """
 
     series_uid: str
     study_uid: str
-    images: np.ndarray
+    images: np.ndarray = _Images()  # type: ignore[assignment]
     slice_labels: np.ndarray
     study_labels: np.ndarray
     slice_ids: tuple[str, ...]
+    patient_uid: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.patient_uid:
+            object.__setattr__(self, "patient_uid", self.study_uid)
 
     @property
     def num_slices(self) -> int:
-        return int(self.images.shape[0])
+        """Slices in the series (from the metadata: does not map the images)."""
+        return len(self.slice_ids)
 
     @property
     def has_slice_labels(self) -> bool:
@@ -57,6 +117,25 @@ class CachedSeries:
     @property
     def has_study_labels(self) -> bool:
         return bool((self.study_labels >= 0).all())
+
+
+def _check_format(root: Path) -> None:
+    """Refuse a cache of another format (format 1: one ``.npz`` per series)."""
+    marker = root / FORMAT_FILE
+    if marker.is_file():
+        try:
+            found = json.loads(marker.read_text()).get("format")
+        except (json.JSONDecodeError, AttributeError) as err:
+            raise CacheError(f"{marker} is not valid JSON; delete the cache and prepare again") from err
+        if found != CACHE_FORMAT:
+            raise CacheError(f"{root} is a cache of format {found}; this ich-edge reads format {CACHE_FORMAT}: prepare again into a new --out folder")
+        return
+    if any((root / SERIES_DIR).glob("*.npz")):
+        raise CacheError(
+            f"{root} is a cache of the old format (one .npz per series, loaded whole into memory); "
+            f"run `ich-edge prepare` again into a new --out folder (format {CACHE_FORMAT} is memory-mapped "
+            "and records a patient pseudonym for the patient-level split)"
+        )
 
 
 class Cache:
@@ -79,7 +158,9 @@ class Cache:
                     "use a new --out folder or the same options"
                 )
             return existing
+        _check_format(root)
         (root / SERIES_DIR).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(root / FORMAT_FILE, {"format": CACHE_FORMAT})
         write_json_atomic(config_path, preprocess.to_dict())
         return cls(root, preprocess)
 
@@ -90,6 +171,7 @@ class Cache:
         config_path = root / PREPROCESS_FILE
         if not config_path.is_file():
             raise CacheError(f"{root} is not a prepared cache (no {PREPROCESS_FILE}); run `ich-edge prepare --out {root}` first")
+        _check_format(root)
         try:
             preprocess = PreprocessConfig.from_dict(json.loads(config_path.read_text()))
         except json.JSONDecodeError as err:
@@ -97,56 +179,69 @@ class Cache:
         return cls(root, preprocess)
 
     def path_for(self, series_uid: str) -> Path:
-        return self.root / SERIES_DIR / f"{series_key(series_uid)}.npz"
+        """The metadata file of a series (its images are the ``.npy`` beside it)."""
+        return self.root / SERIES_DIR / f"{series_key(series_uid)}.json"
 
     def has(self, series_uid: str) -> bool:
-        return self.path_for(series_uid).is_file()
+        path = self.path_for(series_uid)
+        return path.is_file() and path.with_suffix(".npy").is_file()
 
     def write(self, item: CachedSeries) -> Path:
-        """Store one series atomically (a killed prepare leaves no half-written file)."""
+        """Store one series atomically: images first, then the metadata that marks it complete."""
         size = self.preprocess.input_size_px
-        if item.images.dtype != np.uint8 or item.images.shape[1:] != (size, size, 3):
-            raise CacheError(f"images must be uint8 (N, {size}, {size}, 3), got {item.images.dtype} {item.images.shape}")
-        if item.slice_labels.shape != (item.num_slices, len(LABELS)) or len(item.slice_ids) != item.num_slices:
+        images = item.images
+        if images.dtype != np.uint8 or images.shape[1:] != (size, size, 3):
+            raise CacheError(f"images must be uint8 (N, {size}, {size}, 3), got {images.dtype} {images.shape}")
+        if item.slice_labels.shape != (len(images), len(LABELS)) or len(item.slice_ids) != len(images):
             raise CacheError("slice_labels and slice_ids must have one row per image")
         path = self.path_for(item.series_uid)
-        arrays = dict(
-            images=item.images,
-            slice_labels=item.slice_labels.astype(np.int8),
-            study_labels=np.asarray(item.study_labels, np.int8),
-            slice_ids=np.asarray(item.slice_ids, dtype=str),
-            series_uid=np.asarray(item.series_uid),
-            study_uid=np.asarray(item.study_uid),
-        )
-        write_atomic_bytes(path, lambda handle: np.savez(handle, **arrays))
+        contiguous = np.ascontiguousarray(images)
+        write_atomic_bytes(path.with_suffix(".npy"), lambda handle: np.save(handle, contiguous, allow_pickle=False))
+        meta = {
+            "format": CACHE_FORMAT,
+            "series_uid": item.series_uid,
+            "study_uid": item.study_uid,
+            "patient_uid": item.patient_uid,
+            "slice_ids": list(item.slice_ids),
+            "slice_labels": np.asarray(item.slice_labels, np.int8).tolist(),
+            "study_labels": np.asarray(item.study_labels, np.int8).tolist(),
+        }
+        payload = json.dumps(meta, separators=(",", ":")).encode("utf-8")
+        write_atomic_bytes(path, lambda handle: handle.write(payload))
         return path
 
     def series_paths(self) -> list[Path]:
-        """All series files, in a stable order."""
-        return sorted((self.root / SERIES_DIR).glob("*.npz"))
+        """The metadata file of every complete series, in a stable order."""
+        return sorted(p for p in (self.root / SERIES_DIR).glob("*.json") if not p.name.startswith("."))
 
     def __len__(self) -> int:
         return len(self.series_paths())
 
     @staticmethod
     def read(path: str | Path) -> CachedSeries:
-        """Load one series file."""
+        """One series from its metadata file; its images are mapped when read, never loaded here."""
+        path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
-                return CachedSeries(
-                    series_uid=str(data["series_uid"]),
-                    study_uid=str(data["study_uid"]),
-                    images=data["images"],
-                    slice_labels=data["slice_labels"],
-                    study_labels=data["study_labels"],
-                    slice_ids=tuple(str(s) for s in data["slice_ids"]),
-                )
-        except (OSError, KeyError, ValueError) as err:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+            slice_labels = np.asarray(meta["slice_labels"], np.int8).reshape(-1, len(LABELS))
+            return CachedSeries(
+                series_uid=str(meta["series_uid"]),
+                study_uid=str(meta["study_uid"]),
+                images=MappedImages(path.with_suffix(".npy")),
+                slice_labels=slice_labels,
+                study_labels=np.asarray(meta["study_labels"], np.int8).reshape(len(LABELS)),
+                slice_ids=tuple(str(s) for s in meta["slice_ids"]),
+                patient_uid=meta.get("patient_uid"),
+            )
+        except (OSError, KeyError, ValueError, TypeError, AttributeError) as err:
             raise CacheError(f"{path} is damaged ({err}); delete it and run prepare again to redo that series") from err
 
-    def load_all(self) -> list[CachedSeries]:
-        """Every series in the cache (in memory; the demo cache is a few hundred MB)."""
+    def series(self) -> list[CachedSeries]:
+        """Every series of the cache, in a stable order, images memory-mapped on access (no pixels read here)."""
         paths = self.series_paths()
         if not paths:
             raise CacheError(f"{self.root} holds no prepared series; run `ich-edge prepare` first")
         return [self.read(p) for p in paths]
+
+    #: Former name of :meth:`series` (it no longer loads anything); kept for one release.
+    load_all = series

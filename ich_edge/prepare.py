@@ -7,6 +7,22 @@ cache (see :mod:`ich_edge.cache`). The work is spread over processes: the parent
 headers only and hands each worker one series (its list of files and header facts, never
 pixel arrays); the worker decodes, preprocesses and writes the cache file itself.
 
+Header scan
+    The headers are read once and kept in ``CACHE/manifest.json.gz``
+    (:mod:`ich_edge.scan_manifest`); other shards, and later runs over the same files, read
+    the manifest instead of every header again.
+
+Which series
+    CT series only; :class:`SeriesFilter` then leaves out localizers ((0008,0008) Image Type
+    LOCALIZER), series of fewer than ``min_slices`` slices and non-axial series (slice normal
+    more than ``max_tilt_deg`` from the head's long axis), each with its reason in the
+    problems file.
+
+Patients
+    (0010,0020) Patient ID is read as a pseudonym (:func:`ich_edge.dicom.patient_pseudonym`)
+    and stored as ``patient_uid``, for the patient-level split; without it the study uid
+    stands for the patient (a problem says so).
+
 Resuming and sharding
     A series already in the cache is skipped, and :meth:`Cache.write` is atomic, so a killed
     run is resumed by running the same command again. ``shard=(i, n)`` keeps only the series
@@ -39,11 +55,13 @@ from typing import Callable
 import numpy as np
 
 from ich_edge import LABELS
-from ich_edge.cache import PROBLEMS_DIR, Cache, CachedSeries
-from ich_edge.dicom import Series, find_series
+from ich_edge.cache import PREPROCESS_FILE, PROBLEMS_DIR, Cache, CachedSeries
+from ich_edge.dicom import Series, group_series
 from ich_edge.errors import ConfigError, IchEdgeError, LabelsError, NoSeriesError
 from ich_edge.fileio import write_json_atomic
 from ich_edge.labels import is_rsna_csv, read_rsna_csv, read_study_csv, study_labels
+from ich_edge.scan_manifest import scan_with_manifest
+from ich_edge.series_filter import SeriesFilter
 from ich_edge.transforms import Preprocess, PreprocessConfig
 
 #: ``progress(done, total)``: called in the parent after each series of this run.
@@ -53,8 +71,11 @@ UNKNOWN = -1
 
 
 def default_workers() -> int:
-    """Worker processes used when none are asked for: ``min(2, cpu count)``."""
-    return max(1, min(2, os.cpu_count() or 1))
+    """Worker processes used when none are asked for: the cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -112,6 +133,7 @@ class PrepareSummary:
     skipped_series : of this shard, not prepared (labels missing, no decodable slice).
     skipped_inputs : files and non-CT series the header scan left out (every shard sees them).
     other_shard_series : CT series that belong to other shards.
+    headers_read : DICOM headers this run read (0 when the scan manifest was reused).
     problems : everything skipped, dropped or repaired, also written to ``problems_path``.
     """
 
@@ -126,6 +148,7 @@ class PrepareSummary:
     problems: tuple[Problem, ...]
     problems_path: Path
     elapsed_s: float
+    headers_read: int = 0
 
     @property
     def skipped(self) -> int:
@@ -157,6 +180,7 @@ class PrepareSummary:
             "skipped_series": self.skipped_series,
             "skipped_inputs": self.skipped_inputs,
             "other_shard_series": self.other_shard_series,
+            "headers_read": self.headers_read,
             "elapsed_s": round(self.elapsed_s, 3),
             "problems": [p.to_dict() for p in self.problems],
         }
@@ -267,6 +291,7 @@ def prepare_series(
     item = CachedSeries(
         series_uid=series.series_uid,
         study_uid=series.study_uid or series.series_uid,
+        patient_uid=series.patient_uid or series.study_uid or series.series_uid,
         images=np.ascontiguousarray(loaded.images, dtype=np.uint8),
         slice_labels=np.asarray(slice_labels, np.int8)[rows],
         study_labels=np.asarray(study_labels_row, np.int8),
@@ -298,14 +323,20 @@ def _split_problem(text: str) -> Problem:
     return Problem(item, reason.strip()) if sep and item else Problem("scan", str(text))
 
 
-def _scan(dicom_dir: Path, workers: int):
+def scan(dicom_dir: str | Path, out: str | Path, workers: int = 1, scan_progress: ProgressCallback | None = None, log=None):
+    """The CT series under ``dicom_dir``, from the header manifest in ``out`` (made if needed).
+
+    Returns ``(ScanResult, headers_read)``; ``ich-edge prepare --scan-only`` stops here.
+    """
+    dicom_dir = Path(dicom_dir)
     if not dicom_dir.exists():
         raise NoSeriesError(f"{dicom_dir} does not exist; pass the folder holding the .dcm files with --dicom")
-    scan = find_series(dicom_dir, workers=workers)
-    if not scan.series:
-        first = f" ({scan.problems[0]})" if scan.problems else ""
+    found = scan_with_manifest(dicom_dir, out, workers=workers, progress=scan_progress, wait=log)
+    result = group_series(found.headers, dicom_dir)
+    if not result.series:
+        first = f" ({result.problems[0]})" if result.problems else ""
         raise NoSeriesError(f"no readable CT series found in {dicom_dir}{first}; pass a folder of head-CT .dcm files")
-    return scan
+    return result, found.headers_read
 
 
 def _execute(tasks: list[_Task], workers: int, progress: ProgressCallback | None):
@@ -340,9 +371,12 @@ def prepare(
     out: str | Path,
     labels_csv: str | Path | None = None,
     preprocess: PreprocessConfig = PreprocessConfig(),
-    workers: int = 2,
+    workers: int | None = None,
     shard: tuple[int, int] = (0, 1),
     progress: ProgressCallback | None = None,
+    series_filter: SeriesFilter = SeriesFilter(),
+    scan_progress: ProgressCallback | None = None,
+    log=None,
 ) -> PrepareSummary:
     """Decode every CT series under ``dicom_dir`` (of this shard) into the cache ``out``.
 
@@ -357,12 +391,18 @@ def prepare(
         RSNA ``ID,Label`` CSV (slice labels) or study-level CSV (study labels only).
     preprocess : PreprocessConfig
         Windows and input size (default: 128 px, brain/subdural/bone).
-    workers : int
-        Worker processes (1: in this process).
+    workers : int, optional
+        Worker processes (1: in this process; default :func:`default_workers`, every core).
     shard : (i, n)
         Prepare only the series with ``shard_of(series_uid, n) == i``.
     progress : callable, optional
         ``progress(done, total)`` after each series.
+    series_filter : SeriesFilter
+        Which CT series to leave out (localizers, fragments, non-axial series).
+    scan_progress : callable, optional
+        ``progress(done, total)`` while headers are read (not called when the manifest is reused).
+    log : callable, optional
+        Called with a line when this run waits for another shard's header scan.
 
     Returns
     -------
@@ -378,19 +418,24 @@ def prepare(
     """
     started = time.perf_counter()
     shard = _check_shard(shard)
+    workers = default_workers() if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
     if not isinstance(preprocess, PreprocessConfig):
         raise ConfigError(f"preprocess must be a PreprocessConfig, got {type(preprocess).__name__}")
+    if not isinstance(series_filter, SeriesFilter):
+        raise ConfigError(f"series_filter must be a SeriesFilter, got {type(series_filter).__name__}")
     dicom_dir = Path(dicom_dir)
     labels = _Labels(labels_csv)
-    scan = _scan(dicom_dir, workers)
+    if (Path(out) / PREPROCESS_FILE).exists():
+        Cache.create(out, preprocess)  # other preprocessing is refused before the scan
+    found, headers_read = scan(dicom_dir, out, workers, scan_progress, log)
     cache = Cache.create(out, preprocess)
 
-    problems = [_split_problem(p) for p in scan.problems]
+    problems = [_split_problem(p) for p in found.problems]
     tasks: list[_Task] = []
     cached = other = skipped = 0
-    for series in scan.series:
+    for series in found.series:
         if shard_of(series.series_uid, shard[1]) != shard[0]:
             other += 1
             continue
@@ -398,8 +443,15 @@ def prepare(
             cached += 1
             continue
         problems.extend(Problem(series.series_uid, p) for p in series.problems)
+        reason = series_filter.reason_to_skip(series)
+        if reason is not None:
+            problems.append(Problem(series.series_uid, f"skipped: {reason}"))
+            skipped += 1
+            continue
         if not series.study_uid:
             problems.append(Problem(series.series_uid, "no (0020,000D) Study Instance UID; the series uid stands for its study"))
+        if not series.patient_uid:
+            problems.append(Problem(series.series_uid, "no (0010,0020) Patient ID; the study stands for its patient in the split"))
         try:
             slice_rows, study_row = labels.for_series(series)
         except _MissingLabels as err:
@@ -425,8 +477,9 @@ def prepare(
         prepared_slices=slices,
         cached_series=cached,
         skipped_series=skipped,
-        skipped_inputs=len(scan.problems),
+        skipped_inputs=len(found.problems),
         other_shard_series=other,
+        headers_read=headers_read,
         problems=tuple(dict.fromkeys(problems)),
         problems_path=problems_file(cache.root, shard),
         elapsed_s=time.perf_counter() - started,

@@ -15,7 +15,7 @@ from ich_edge.cli import main
 from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_atomic
 from ich_edge.errors import CacheError, ConfigError, LabelsError, NoSeriesError
 from ich_edge.labels import write_rsna_csv
-from ich_edge.prepare import parse_shard, prepare, shard_of
+from ich_edge.prepare import SeriesFilter, parse_shard, prepare, shard_of
 from ich_edge.transforms import Preprocess, PreprocessConfig
 from pydicom.encaps import encapsulate
 from pydicom.uid import RLELossless
@@ -110,7 +110,7 @@ def rsna(tmp_path_factory):
 
 
 def _read_cache(path: Path) -> dict:
-    return {item.series_uid: item for item in Cache.open(path).load_all()}
+    return {item.series_uid: item for item in Cache.open(path).series()}
 
 
 def test_cache_holds_preprocessed_images_and_labels_bottom_to_top(rsna, tmp_path):
@@ -154,7 +154,9 @@ def test_resize_to_smaller_input(rsna, tmp_path):
 
 
 def test_bad_inputs_are_reported_and_the_rest_prepared(rsna, tmp_path):
-    summary = prepare(rsna["dicom"], tmp_path / "cache", labels_csv=rsna["labels"], preprocess=CONFIG, workers=1)
+    # min_slices=1: the one-slice truncated series reaches the decoder (by default it is left out as too short).
+    summary = prepare(rsna["dicom"], tmp_path / "cache", labels_csv=rsna["labels"], preprocess=CONFIG, workers=1,
+                      series_filter=SeriesFilter(min_slices=1))
     # The truncated file is caught by the header scan or, at the latest, when loaded.
     skipped = {p.item for p in summary.problems if p.reason.startswith("skipped: ")}
     assert CORRUPT_SERIES in skipped
@@ -197,7 +199,7 @@ def test_resume_skips_cached_series_and_redoes_missing_ones(rsna, tmp_path):
     third = prepare(rsna["dicom"], out, labels_csv=rsna["labels"], preprocess=CONFIG, workers=1)
     assert (third.prepared_series, third.cached_series) == (1, 3)
     assert {p.name: p.read_bytes() for p in Cache.open(out).series_paths()}.keys() == before.keys()
-    np.testing.assert_array_equal(Cache.read(victim).images, np.load(victim)["images"])
+    np.testing.assert_array_equal(Cache.read(victim).images, np.load(victim.with_suffix(".npy")))
 
 
 def test_two_shards_make_the_same_cache_as_one_run(rsna, tmp_path):
@@ -243,7 +245,7 @@ def test_worker_processes_give_the_same_cache(rsna, tmp_path, monkeypatch):
     calls = []
     summary = prepare(
         rsna["dicom"], tmp_path / "pool", labels_csv=rsna["labels"], preprocess=CONFIG, workers=2,
-        progress=lambda done, total: calls.append((done, total)),
+        progress=lambda done, total: calls.append((done, total)), series_filter=SeriesFilter(min_slices=1),
     )
     assert summary.prepared_series == 4 and summary.skipped_series >= 1
     total = summary.prepared_series + summary.skipped_series
@@ -338,7 +340,7 @@ def test_series_without_study_uid_stands_for_its_own_study(tmp_path):
     dicom = tmp_path / "dicom"
     dicom.mkdir()
     rng = np.random.default_rng(3)
-    for k in range(2):
+    for k in range(3):
         ds = build_ct_dataset(
             _slice_hu(rng), sop_instance_uid=f"ID_00000000{k}", series_uid="1.2.3.4", study_uid="1.2.3",
             geometry=SliceGeometry(position_mm=(0.0, 0.0, 5.0 * k)), instance_number=k + 1,
@@ -347,7 +349,7 @@ def test_series_without_study_uid_stands_for_its_own_study(tmp_path):
         write_dataset_atomic(ds, dicom / f"ID_00000000{k}.dcm")
     summary = prepare(dicom, tmp_path / "cache", preprocess=CONFIG, workers=1)
     item = _read_cache(tmp_path / "cache")["1.2.3.4"]
-    assert item.study_uid == "1.2.3.4" and item.num_slices == 2
+    assert item.study_uid == "1.2.3.4" and item.num_slices == 3
     assert any("Study Instance UID" in p.reason for p in summary.problems)
 
 
@@ -357,7 +359,22 @@ def test_stderr_counter_draws_in_place():
     from ich_edge.cli.prepare import StderrCounter
 
     stream = io.StringIO()
-    counter = StderrCounter(stream)
+    counter = StderrCounter(stream, tty=True)
     counter(1, 2)
     counter(2, 2)
     assert stream.getvalue() == "\rprepare: 1/2 series\rprepare: 2/2 series\n"
+
+
+def test_stderr_counter_writes_lines_every_interval_when_not_a_terminal():
+    import io
+
+    from ich_edge.cli.prepare import StderrCounter
+
+    stream = io.StringIO()  # not a TTY: a log file or a batch job
+    counter = StderrCounter(stream, what="headers", interval_s=3600.0)
+    for done in range(1, 101):
+        counter(done, 100)
+    lines = stream.getvalue().splitlines()
+    # the first call, then nothing for an hour, then the last: whole lines, no carriage returns
+    assert [line.split(" (")[0] for line in lines] == ["prepare: 1/100 headers", "prepare: 100/100 headers"]
+    assert "\r" not in stream.getvalue()

@@ -40,6 +40,8 @@ RUNTIME_MODULES = (
     "ich_edge.cache",
     "ich_edge.fileio",
     "ich_edge.prepare",
+    "ich_edge.scan_manifest",
+    "ich_edge.series_filter",
     "ich_edge.synth",
     "ich_edge.baseline",
     "ich_edge.assets",

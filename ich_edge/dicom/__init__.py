@@ -9,17 +9,31 @@ Public API::
 """
 
 from ich_edge.dicom.pixels import AIR_HU
-from ich_edge.dicom.reader import SliceInfo, read_dataset, read_hu, read_slice_info
-from ich_edge.dicom.series import LoadedSeries, ScanResult, Series, find_series
+from ich_edge.dicom.reader import SliceInfo, patient_pseudonym, read_dataset, read_hu, read_slice_info
+from ich_edge.dicom.series import (
+    HeaderScan,
+    LoadedSeries,
+    ScanResult,
+    Series,
+    find_series,
+    group_series,
+    list_files,
+    read_headers,
+)
 
 __all__ = [
     "AIR_HU",
+    "HeaderScan",
     "LoadedSeries",
     "ScanResult",
     "Series",
     "SliceInfo",
     "find_series",
+    "group_series",
+    "list_files",
+    "patient_pseudonym",
     "read_dataset",
+    "read_headers",
     "read_hu",
     "read_slice_info",
 ]

@@ -9,6 +9,7 @@ without warnings; pydicom's configuration is never changed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import warnings
@@ -53,6 +54,10 @@ class SliceInfo:
     window_hu : first values of (0028,1050) Window Center and (0028,1051) Window Width;
         informational only (the model uses its own windows).
     photometric : (0028,0004) Photometric Interpretation.
+    patient_uid : :func:`patient_pseudonym` of (0010,0020) Patient ID, or None when missing;
+        the ID itself is never kept.
+    image_type : (0008,0008) Image Type values, upper case (e.g. ORIGINAL, PRIMARY, AXIAL or
+        LOCALIZER), or None when missing.
     """
 
     path: Path
@@ -69,6 +74,23 @@ class SliceInfo:
     slice_thickness_mm: float | None
     window_hu: tuple[float, float] | None = None
     photometric: str = "MONOCHROME2"
+    patient_uid: str | None = None
+    image_type: tuple[str, ...] | None = None
+
+
+#: Mixed into every patient pseudonym; changing it unlinks caches prepared before.
+PATIENT_SALT = "ich-edge patient pseudonym v1"
+
+
+def patient_pseudonym(patient_id: str) -> str:
+    """A stable pseudonym of a (0010,0020) Patient ID: ``P`` + 16 hex of sha256(salt + ID).
+
+    The same ID gives the same pseudonym in every cache (so a test cache can be checked
+    against a training cache), and the ID is not stored. It is a pseudonym, not
+    anonymisation: someone holding a list of candidate IDs can hash them and compare.
+    """
+    digest = hashlib.sha256(f"{PATIENT_SALT}\0{patient_id.strip()}".encode("utf-8")).hexdigest()
+    return f"P{digest[:16]}"
 
 
 class _DropInvalidUid(logging.Filter):
@@ -277,4 +299,23 @@ def _slice_info(ds: Dataset, path: Path, module: PixelModule) -> SliceInfo:
         slice_thickness_mm=thickness,
         window_hu=(center, width) if center is not None and width is not None else None,
         photometric=module.photometric,
+        patient_uid=_patient_uid(ds),
+        image_type=_image_type(ds),
     )
+
+
+def _patient_uid(ds: Dataset) -> str | None:
+    patient_id = _text(ds, "PatientID")
+    return patient_pseudonym(patient_id) if patient_id else None
+
+
+def _image_type(ds: Dataset) -> tuple[str, ...] | None:
+    try:
+        value = ds.get("ImageType")
+        if value is None:
+            return None
+        values = [value] if isinstance(value, (str, bytes)) else list(value)
+        words = tuple(str(v.decode("ascii", "replace") if isinstance(v, bytes) else v).strip().upper() for v in values)
+    except Exception:  # a malformed CS value is as good as a missing one
+        return None
+    return tuple(w for w in words if w) or None

@@ -63,6 +63,9 @@ class Series:
     rows: int
     columns: int
     problems: list[str] = field(default_factory=list)
+    patient_uid: str | None = None
+    image_type: tuple[str, ...] | None = None
+    slice_thickness_mm: float | None = None
 
     @property
     def slice_ids(self) -> list[str]:
@@ -125,6 +128,91 @@ class ScanResult:
     num_files: int
 
 
+@dataclass(frozen=True)
+class HeaderScan:
+    """The headers of every file under a path (before grouping into series).
+
+    ``infos`` are the readable slices, ``problems`` the files left out and why, ``base`` the
+    folder that file labels in messages are relative to.
+    """
+
+    infos: list[SliceInfo]
+    problems: list[str]
+    num_files: int
+    base: Path
+
+
+def list_files(path: str | os.PathLike) -> list[Path]:
+    """Every non-hidden file under a folder, sorted (a file: itself); :class:`NoSeriesError` if none."""
+    root = Path(path)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise NoSeriesError(f"{path}: no such file or folder; pass a .dcm file or a folder of them")
+    files = _list_files(root)
+    if not files:
+        raise NoSeriesError(f"{path}: the folder holds no files; pass a .dcm file or a folder of them")
+    return files
+
+
+def read_headers(
+    path: str | os.PathLike,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    files: list[Path] | None = None,
+) -> HeaderScan:
+    """Read the header of every file under ``path`` (no pixels), in ``workers`` processes.
+
+    ``progress(done, total)`` is called as files are read (every chunk of files when pooled);
+    ``files`` (from :func:`list_files`) saves listing the folder again.
+    """
+    root = Path(path)
+    files = list_files(root) if files is None else files
+    base = root.parent if root.is_file() else root
+    if root.is_file():
+        return HeaderScan([read_slice_info(root, label=root.name)], [], 1, base)  # an unusable single file raises
+    jobs = [(file, _relative(file, base)) for file in files]
+    results: list[tuple[SliceInfo | None, str | None]] = []
+    if workers > 1 and len(jobs) >= 2 * _SCAN_CHUNK_FILES:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for result in pool.map(_info_or_problem, jobs, chunksize=_SCAN_CHUNK_FILES):
+                results.append(result)
+                if progress and len(results) % _SCAN_CHUNK_FILES == 0:
+                    progress(len(results), len(jobs))
+    else:
+        for job in jobs:
+            results.append(_info_or_problem(job))
+            if progress and len(results) % _SCAN_CHUNK_FILES == 0:
+                progress(len(results), len(jobs))
+    if progress:
+        progress(len(results), len(jobs))
+    infos = [info for info, _ in results if info is not None]
+    problems = [problem for info, problem in results if info is None]
+    return HeaderScan(infos, problems, len(files), base)
+
+
+def group_series(headers: HeaderScan, path: str | os.PathLike | None = None) -> ScanResult:
+    """Group read headers into CT series, each sorted bottom to top (see :func:`find_series`)."""
+    path = headers.base if path is None else path
+    problems = list(headers.problems)
+    groups = _group(headers.infos, headers.base, problems)
+    series: list[Series] = []
+    non_ct: Counter[str] = Counter()
+    for key in sorted(groups):
+        built = _build_series(key, groups[key], problems, non_ct)
+        if built is not None:
+            series.append(built)
+    if not series:
+        if non_ct:
+            found = ", ".join(f"{modality} ({count} series)" for modality, count in sorted(non_ct.items()))
+            raise NotCTError(f"{path}: no CT series; found {found}. ich-edge reads head CT only")
+        first = problems[0] if problems else "no slice"
+        raise NoSeriesError(
+            f"{path}: no usable DICOM slice among {headers.num_files} files (first problem: {first})"
+        )
+    return ScanResult(series=series, problems=problems, num_files=headers.num_files)
+
+
 def find_series(path: str | os.PathLike, workers: int = 1) -> ScanResult:
     """Group the DICOM files under ``path`` into CT series, each sorted bottom to top.
 
@@ -144,47 +232,7 @@ def find_series(path: str | os.PathLike, workers: int = 1) -> ScanResult:
     NotDicomError, NoPixelDataError, PixelDataError
         If ``path`` is a single file that cannot be used.
     """
-    root = Path(path)
-    if root.is_file():
-        files = [root]
-    elif root.is_dir():
-        files = _list_files(root)
-    else:
-        raise NoSeriesError(f"{path}: no such file or folder; pass a .dcm file or a folder of them")
-    if not files:
-        raise NoSeriesError(f"{path}: the folder holds no files; pass a .dcm file or a folder of them")
-    base = root.parent if root.is_file() else root
-    problems: list[str] = []
-    infos: list[SliceInfo] = []
-    jobs = [(file, _relative(file, base)) for file in files]
-    if root.is_file():
-        results = [(read_slice_info(root, label=root.name), None)]  # an unusable single file raises
-    elif workers > 1 and len(jobs) >= 2 * _SCAN_CHUNK_FILES:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_info_or_problem, jobs, chunksize=_SCAN_CHUNK_FILES))
-    else:
-        results = [_info_or_problem(job) for job in jobs]
-    for info, problem in results:
-        if info is not None:
-            infos.append(info)
-        else:
-            problems.append(problem)
-    groups = _group(infos, base, problems)
-    series: list[Series] = []
-    non_ct: Counter[str] = Counter()
-    for key in sorted(groups):
-        built = _build_series(key, groups[key], problems, non_ct)
-        if built is not None:
-            series.append(built)
-    if not series:
-        if non_ct:
-            found = ", ".join(f"{modality} ({count} series)" for modality, count in sorted(non_ct.items()))
-            raise NotCTError(f"{path}: no CT series; found {found}. ich-edge reads head CT only")
-        first = problems[0] if problems else "no slice"
-        raise NoSeriesError(
-            f"{path}: no usable DICOM slice among {len(files)} files (first problem: {first})"
-        )
-    return ScanResult(series=series, problems=problems, num_files=len(files))
+    return group_series(read_headers(path, workers=workers), path)
 
 
 def _info_or_problem(job: tuple[Path, str]) -> tuple[SliceInfo | None, str | None]:
@@ -253,6 +301,11 @@ def _build_series(key: str, infos: list[SliceInfo], scan_problems: list[str], no
         ordered, spacing_mm = _drop_duplicate_positions(ordered, normal, problems)
     _check_consistency(ordered, problems)
     study_uid = Counter(info.study_uid for info in ordered).most_common(1)[0][0]
+    patients = Counter(info.patient_uid for info in ordered)
+    if len(patients) > 1:
+        problems.append(f"the series spans {len(patients)} (0010,0020) Patient IDs; kept the most common")
+    image_types = Counter(info.image_type for info in ordered)
+    thicknesses = Counter(info.slice_thickness_mm for info in ordered)
     return Series(
         series_uid=key,
         study_uid=study_uid,
@@ -264,6 +317,9 @@ def _build_series(key: str, infos: list[SliceInfo], scan_problems: list[str], no
         rows=rows,
         columns=columns,
         problems=problems,
+        patient_uid=patients.most_common(1)[0][0],
+        image_type=image_types.most_common(1)[0][0],
+        slice_thickness_mm=thicknesses.most_common(1)[0][0],
     )
 
 

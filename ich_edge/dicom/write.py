@@ -3,7 +3,8 @@
 Files follow the RSNA 2019 conventions by default: 16-bit signed stored values with
 (0028,1052) Rescale Intercept -1024, a SOPInstanceUID of the form ``ID_<9 hex>`` equal to
 the file stem (not a valid DICOM UID, exactly like the real data set), axial orientation.
-No patient identifiers are written: PatientName/PatientID are fixed anonymous values.
+No patient identifiers are written: PatientName is a fixed anonymous value and PatientID a
+synthetic one (``SYNTHETIC`` unless the caller passes another made-up ID).
 """
 
 from __future__ import annotations
@@ -49,8 +50,12 @@ def build_ct_dataset(
     intercept: float = -1024.0,
     window_center_width: tuple[float, float] = (40.0, 80.0),
     compress_rle: bool = False,
+    patient_id: str = "SYNTHETIC",
 ) -> Dataset:
-    """A CT image data set for one slice of HU values ``(rows, cols)``."""
+    """A CT image data set for one slice of HU values ``(rows, cols)``.
+
+    ``patient_id`` is written as (0010,0020) Patient ID; pass made-up values only.
+    """
     stored = hu_to_stored(hu, intercept)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
@@ -70,7 +75,7 @@ def build_ct_dataset(
     ds.SeriesInstanceUID = series_uid
     ds.Modality = "CT"
     ds.PatientName = "Phantom^Synthetic"
-    ds.PatientID = "SYNTHETIC"
+    ds.PatientID = str(patient_id)
     ds.InstanceNumber = int(instance_number)
     ds.ImagePositionPatient = [float(v) for v in geometry.position_mm]
     ds.ImageOrientationPatient = [float(v) for v in geometry.orientation]

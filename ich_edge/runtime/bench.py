@@ -297,7 +297,7 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
     if data is not None:
         from ich_edge.cache import Cache
 
-        series_list = Cache.open(data).load_all()
+        series_list = Cache.open(data).series()
     models, grid = [], []
     for path in paths:
         variant, description = _variant(path)

@@ -4,6 +4,11 @@
 order), ``OUT/labels.csv`` (RSNA ``ID,Label``, six rows per slice), ``OUT/studies.csv``
 (``study_uid`` plus the six labels) and ``OUT/synth_config.json`` (the options used, the
 label rule, and a per-study summary). Every file is written atomically.
+
+Each study gets a made-up (0010,0020) Patient ID, ``SYNTH-<seed>-<patient number>`` (sets of
+other seeds hold other patients, so a test set never shares a patient with a training set): one
+patient per study unless ``studies_per_patient`` groups consecutive studies into repeat scans of one
+patient (to exercise the patient-level split).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class StudyRecord:
     scenario: str
     slice_ids: tuple[str, ...]
     labels: np.ndarray  # uint8 (num_slices, 6)
+    patient_id: str = ""
 
     @property
     def study_labels(self) -> np.ndarray:
@@ -68,8 +74,19 @@ def slice_geometry(plan: StudyPlan, position: int) -> SliceGeometry:
     )
 
 
-def write_study(config: SynthConfig, index: int, dicom_dir: str | Path) -> StudyRecord:
-    """Render study ``index`` and write its slices (in the plan's random order) to ``dicom_dir``."""
+def synthetic_patient_id(seed: int, index: int, studies_per_patient: int = 1) -> str:
+    """The made-up Patient ID of study ``index`` of a set: ``SYNTH-<seed>-<index // studies_per_patient>``."""
+    if isinstance(studies_per_patient, bool) or not isinstance(studies_per_patient, int) or studies_per_patient < 1:
+        raise ConfigError(f"studies_per_patient must be an integer >= 1, got {studies_per_patient!r}")
+    return f"SYNTH-{seed}-{index // studies_per_patient:06d}"
+
+
+def write_study(config: SynthConfig, index: int, dicom_dir: str | Path, patient_id: str | None = None) -> StudyRecord:
+    """Render study ``index`` and write its slices (in the plan's random order) to ``dicom_dir``.
+
+    ``patient_id`` (made up; default :func:`synthetic_patient_id`) goes into every slice.
+    """
+    patient_id = synthetic_patient_id(config.seed, index) if patient_id is None else patient_id
     plan = plan_study(config, index)
     labels = np.zeros((plan.num_slices, len(LABELS)), np.uint8)
     for position in plan.write_order:
@@ -82,12 +99,13 @@ def write_study(config: SynthConfig, index: int, dicom_dir: str | Path) -> Study
             study_uid=plan.study_uid,
             geometry=slice_geometry(plan, position),
             instance_number=plan.instance_numbers[position],
+            patient_id=patient_id,
         )
         write_dataset_atomic(ds, Path(dicom_dir) / f"{plan.slice_ids[position]}.dcm")
-    return StudyRecord(index, plan.study_uid, plan.series_uid, plan.scenario, plan.slice_ids, labels)
+    return StudyRecord(index, plan.study_uid, plan.series_uid, plan.scenario, plan.slice_ids, labels, patient_id)
 
 
-def _write_study_job(args: tuple[SynthConfig, int, str]) -> StudyRecord:
+def _write_study_job(args: tuple[SynthConfig, int, str, str]) -> StudyRecord:
     return write_study(*args)
 
 
@@ -111,19 +129,22 @@ def write_synth_set(
     out_dir: str | Path,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    studies_per_patient: int = 1,
 ) -> list[StudyRecord]:
     """Generate ``config.studies`` studies into ``out_dir`` (RSNA layout, see module docstring).
 
     Studies are rendered by ``config.workers`` processes; the output does not depend on it.
     ``progress(done, total)`` is called after each study. Raises :class:`OutputExistsError`
-    when ``out_dir`` already holds a data set and ``force`` is false.
+    when ``out_dir`` already holds a data set and ``force`` is false. ``studies_per_patient``
+    consecutive studies share one made-up Patient ID (repeat scans of one patient).
     """
+    synthetic_patient_id(config.seed, 0, studies_per_patient)  # a bad studies_per_patient fails before writing
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_output(out_dir, force)
     dicom_dir = out_dir / DICOM_DIR
     dicom_dir.mkdir(exist_ok=True)
-    jobs = [(config, index, str(dicom_dir)) for index in range(config.studies)]
+    jobs = [(config, index, str(dicom_dir), synthetic_patient_id(config.seed, index, studies_per_patient)) for index in range(config.studies)]
     records: list[StudyRecord] = []
     if config.workers == 1:
         for job in jobs:
@@ -162,6 +183,7 @@ def _write_tables(config: SynthConfig, out_dir: Path, records: list[StudyRecord]
                 "index": rec.index,
                 "study_uid": rec.study_uid,
                 "scenario": rec.scenario,
+                "patient_id": rec.patient_id,
                 "num_slices": len(rec.slice_ids),
                 "labels": dict(zip(LABELS, (int(v) for v in rec.study_labels))),
             }

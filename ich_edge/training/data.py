@@ -1,7 +1,8 @@
 """Training input from the prepared cache: study-level split, slice windows, CT augmentation.
 
-* :func:`split_studies` splits by study (a study's series all land on one side), stratified
-  on the study's ``any`` label and seeded, so no slice of a validation study is trained on.
+* :func:`split_studies` splits by patient (all series of all studies of one patient land on
+  one side: RSNA holds repeat scans of one patient), stratified on the patient's ``any``
+  label and seeded, so no slice of a validation patient is trained on.
 * Training samples are windows of ``window_slices`` consecutive slices. Each epoch lays a
   grid of windows over every series at a random offset (every slice covered once or twice),
   shuffles them and keeps a fixed number, so epochs have a fixed number of steps and the
@@ -102,26 +103,66 @@ def study_label_table(series_list: list[CachedSeries]) -> dict[str, np.ndarray]:
     return table
 
 
+def patient_groups(series_list: list[CachedSeries]) -> list[tuple[str, ...]]:
+    """Studies that must stay together: those sharing a patient (``patient_uid``), transitively.
+
+    Each group is a sorted tuple of study uids; the groups are sorted by their first study.
+    A study whose patient is unknown (``patient_uid`` equal to its study uid) is its own group.
+    """
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for series in series_list:
+        study, patient = f"s:{series.study_uid}", f"p:{series.patient_uid or series.study_uid}"
+        for node in (study, patient):
+            parent.setdefault(node, node)
+        a, b = root(study), root(patient)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    groups: dict[str, list[str]] = {}
+    for node in parent:
+        if node.startswith("s:"):
+            groups.setdefault(root(node), []).append(node[2:])
+    return sorted(tuple(sorted(studies)) for studies in groups.values())
+
+
 def split_studies(series_list: list[CachedSeries], val_fraction: float, seed: int) -> Split:
-    """Split the studies of ``series_list`` into train and validation, stratified on ``any``.
+    """Split the studies of ``series_list`` into train and validation by patient, stratified on ``any``.
 
     Parameters
     ----------
-    series_list : the cache's series; several series of one study stay together.
-    val_fraction : share of studies (per stratum, rounded) kept for validation.
-    seed : seed of the shuffle; the same seed and cache give the same split.
+    series_list : the cache's series; all studies of one patient (:func:`patient_groups`)
+        stay on one side, and so do the several series of one study.
+    val_fraction : share of patients (per stratum, rounded) kept for validation; a patient is
+        positive when any of its studies is.
+    seed : seed of the shuffle; the same seed and cache give the same split. When every
+        patient has one study the split is the former study-level split.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
     table = study_label_table(series_list)
-    if len(table) < 2:
-        raise ConfigError(f"the cache holds {len(table)} study; training needs at least 2 (one to validate on)")
+    groups = patient_groups(series_list)
+    if len(groups) < 2:
+        hint = (
+            "; they all carry one (0010,0020) Patient ID (sets from an older `ich-edge synth` say SYNTHETIC "
+            "for every study: write the set again)" if len(table) > 1 else ""
+        )
+        raise ConfigError(
+            f"the cache holds {len(table)} studies of {len(groups)} patient; training needs at least 2 patients "
+            f"(one to validate on){hint}"
+        )
     rng = np.random.default_rng(seed)
-    strata: dict[int, list[str]] = {}
-    for uid in sorted(table):
-        strata.setdefault(int(table[uid][ANY_INDEX]), []).append(uid)
+    strata: dict[int, list[tuple[str, ...]]] = {}
+    for group in groups:
+        positive = max(int(table[uid][ANY_INDEX]) for uid in group)
+        strata.setdefault(positive, []).append(group)
     # Validation size rounded half up overall, shared between strata by largest remainder.
-    n_total = min(len(table) - 1, max(1, int(val_fraction * len(table) + 0.5)))
+    n_total = min(len(groups) - 1, max(1, int(val_fraction * len(groups) + 0.5)))
     keys = sorted(strata)
     quotas = {k: val_fraction * len(strata[k]) for k in keys}
     counts = {k: int(quotas[k]) for k in keys}
@@ -129,18 +170,25 @@ def split_studies(series_list: list[CachedSeries], val_fraction: float, seed: in
         counts[k] += 1
     val: list[str] = []
     for key in keys:
-        uids = strata[key]
-        order = rng.permutation(len(uids))
-        val.extend(uids[i] for i in order[: counts[key]])
+        members = strata[key]
+        order = rng.permutation(len(members))
+        val.extend(uid for i in order[: counts[key]] for uid in members[i])
     val_set = set(val)
     train = tuple(uid for uid in sorted(table) if uid not in val_set)
     return Split(train, tuple(sorted(val_set)), seed, val_fraction)
 
 
 def select_studies(series_list: list[CachedSeries], study_uids) -> list[CachedSeries]:
-    """The series belonging to ``study_uids``, in cache order."""
+    """The series belonging to ``study_uids``, in cache order (the images stay on disk)."""
     wanted = set(study_uids)
     return [s for s in series_list if s.study_uid in wanted]
+
+
+def overlapping_studies(test: list[CachedSeries], train: list[CachedSeries]) -> set[str]:
+    """Study uids of ``test`` that are in ``train`` or belong to a patient with a study in ``train``."""
+    train_studies = {s.study_uid for s in train}
+    train_patients = {s.patient_uid for s in train if s.patient_uid}
+    return {s.study_uid for s in test if s.study_uid in train_studies or s.patient_uid in train_patients}
 
 
 def cut_window(series: CachedSeries, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

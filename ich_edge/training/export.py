@@ -352,7 +352,7 @@ def _load_cache_series(data, runs):
     for run in runs:
         if cache.preprocess != run.preprocess_config:
             raise ConfigError(f"{data} was prepared with other preprocessing than {run.path}; pass the training cache")
-    return cache.load_all()
+    return cache.series()
 
 
 def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(), log=print) -> list[dict]:

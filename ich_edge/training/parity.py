@@ -320,7 +320,7 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
     cache = Cache.open(data)
     if cache.preprocess != expected:
         raise ConfigError(f"{data} was prepared with {cache.preprocess}, the reference expects {expected}")
-    series_list, selection = select_series(cache.load_all(), reference_dir, config.studies)
+    series_list, selection = select_series(cache.series(), reference_dir, config.studies)
     run = load_reference(reference_dir)
     if not run.thresholds:
         raise ModelError(f"{run.path} has no thresholds.json; parity compares decisions at the validated thresholds")

@@ -146,7 +146,7 @@ def _series(cache_path, float_run, split: data_lib.Split):
     cache = Cache.open(cache_path)
     if cache.preprocess != float_run.preprocess_config:
         raise ConfigError(f"{cache_path} was prepared with other preprocessing than the run {float_run.path}; use the training cache")
-    series = cache.load_all()
+    series = cache.series()
     train_series = data_lib.select_studies(series, split.train_studies)
     val_series = data_lib.select_studies(series, split.val_studies)
     if not train_series or not val_series:

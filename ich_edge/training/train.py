@@ -261,14 +261,17 @@ def _checkpoint_path(name: str, write_dir: Path, run_dir: Path) -> str:
     raise ConfigError(f"checkpoint {name} named in {run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE} is missing; use --no-resume")
 
 
-def _load_test(test, preprocess, train_studies) -> list:
+def _load_test(test, preprocess, train_series) -> list:
     cache = Cache.open(test)
     if cache.preprocess != preprocess:
         raise ConfigError(f"the test cache {test} was prepared with other preprocessing than the training cache; prepare both the same way")
-    series = cache.load_all()
-    overlap = {s.study_uid for s in series} & set(train_studies)
+    series = cache.series()
+    overlap = data_lib.overlapping_studies(series, train_series)
     if overlap:
-        raise ConfigError(f"{len(overlap)} test studies are also in the training cache; a held-out test set must not overlap")
+        raise ConfigError(
+            f"{len(overlap)} test studies are in the training cache or are scans of a patient who has studies there; "
+            "a held-out test set must not overlap: prepare it from other patients"
+        )
     return series
 
 
@@ -306,11 +309,11 @@ def train(
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ConfigError(f"batch_size {config.batch_size} must be divisible by the {replicas} devices/workers")
-    series = cache.load_all()
+    series = cache.series()
     split = data_lib.split_studies(series, config.val_fraction, config.seed)
     train_series = data_lib.select_studies(series, split.train_studies)
     val_series = data_lib.select_studies(series, split.val_studies)
-    test_series = _load_test(test, cache.preprocess, split.train_studies + split.val_studies) if test else None
+    test_series = _load_test(test, cache.preprocess, series) if test else None
     run_dir = Path(out)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file; pass a folder for the run")

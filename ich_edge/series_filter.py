@@ -1,0 +1,60 @@
+"""Which CT series ``prepare`` keeps: localizers, fragments and reformats are left out.
+
+RSNA's training set holds axial head series only, but a hospital export or another data set
+also holds scouts ((0008,0008) Image Type ``...\\LOCALIZER``, one to three images), short
+fragments and sagittal/coronal reformats. Training on them would teach the model images it
+never sees at the edge, so prepare leaves them out and the problems file says why.
+Runtime tier: the standard library and :mod:`ich_edge.dicom`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ich_edge.dicom import Series
+from ich_edge.dicom.series import slice_normal
+from ich_edge.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SeriesFilter:
+    """Which CT series prepare keeps; the others are skipped with their reason.
+
+    Attributes
+    ----------
+    min_slices : fewer slices than this is a localizer or a fragment, not a head scan.
+    drop_localizers : leave out series whose (0008,0008) Image Type says LOCALIZER.
+    max_tilt_deg : leave out series whose slice normal is further than this from the
+        head's long axis (sagittal and coronal reformats; gantry tilts stay well below).
+    max_slice_thickness_mm : leave out thicker slices; None keeps every thickness.
+    """
+
+    min_slices: int = 3
+    drop_localizers: bool = True
+    max_tilt_deg: float = 45.0
+    max_slice_thickness_mm: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_slices, bool) or not isinstance(self.min_slices, int) or self.min_slices < 1:
+            raise ConfigError(f"min_slices must be an integer >= 1, got {self.min_slices!r}")
+        if not 0.0 < self.max_tilt_deg <= 90.0:
+            raise ConfigError(f"max_tilt_deg must be in (0, 90], got {self.max_tilt_deg}")
+        if self.max_slice_thickness_mm is not None and not self.max_slice_thickness_mm > 0:
+            raise ConfigError(f"max_slice_thickness_mm must be > 0 or None, got {self.max_slice_thickness_mm}")
+
+    def reason_to_skip(self, series: Series) -> str | None:
+        """Why ``series`` is left out, or None to keep it."""
+        if self.drop_localizers and series.image_type and "LOCALIZER" in series.image_type:
+            words = "\\".join(series.image_type)
+            return f"localizer ((0008,0008) Image Type {words})"
+        if series.num_slices < self.min_slices:
+            return f"{series.num_slices} slice(s), fewer than {self.min_slices}: a localizer or fragment, not a head scan"
+        normal = slice_normal(series.slices, [])
+        tilt = math.degrees(math.acos(min(1.0, abs(float(normal[2])))))
+        if tilt > self.max_tilt_deg:
+            return f"not axial: slice normal {tilt:.0f} deg from the head axis (more than {self.max_tilt_deg:g}); a reformat?"
+        thickness = series.slice_thickness_mm
+        if self.max_slice_thickness_mm is not None and thickness is not None and thickness > self.max_slice_thickness_mm:
+            return f"(0018,0050) Slice Thickness {thickness:g} mm, more than {self.max_slice_thickness_mm:g} mm"
+        return None
