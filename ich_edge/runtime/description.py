@@ -7,6 +7,9 @@ signatures with their quantization, the preprocessing and sequence rules, thresh
 where the weights came from. :func:`op_summary` lists the operators of each signature and
 how they compute (integer, hybrid or float), for ``convert``, ``bench`` and the tests.
 
+Damaged and foreign files are refused by :func:`ich_edge.runtime.model_check.check_model_file`
+before the interpreter sees them.
+
 Only numpy, flatbuffers and ``ai_edge_litert.schema_py_generated`` are used.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import struct
 from collections import Counter
 from pathlib import Path
 
@@ -55,14 +59,28 @@ def _read_bytes(model: str | Path | bytes) -> tuple[bytes, str]:
         raise ModelError(f"cannot read model file {path}: {err.strerror or err}") from err
 
 
+_CONVERT_AGAIN = "pass a .tflite written by `ich-edge convert` (convert it again if it was damaged)"
+
+
+def _check_header(data: bytes, source: str) -> None:
+    if not data:
+        raise ModelError(f"{source} is empty (0 bytes); {_CONVERT_AGAIN}")
+    if len(data) < 8 or data[4:8] != _FILE_IDENTIFIER:
+        raise ModelError(f"{source} is not a TFLite flatbuffer (no TFL3 identifier); {_CONVERT_AGAIN}")
+    if struct.unpack_from("<I", data, 0)[0] + 4 > len(data):
+        raise ModelError(f"{source} is truncated or damaged (its root table lies past the end, {len(data)} bytes); {_CONVERT_AGAIN}")
+
+
 def _unpack(data: bytes, source: str):
     schema = _schema()
-    if len(data) < 8 or data[4:8] != _FILE_IDENTIFIER:
-        raise ModelError(f"{source} is not a TFLite flatbuffer (no TFL3 identifier)")
+    _check_header(data, source)
     try:
         return schema.ModelT.InitFromPackedBuf(data, 0)
-    except Exception as err:  # flatbuffers raises plain errors on damaged files
-        raise ModelError(f"{source} is a damaged TFLite file ({err}); convert it again") from err
+    except Exception as err:  # flatbuffers raises plain errors (struct.error, ...) on damaged files
+        raise ModelError(
+            f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {type(err).__name__} while "
+            f"parsing it); {_CONVERT_AGAIN}"
+        ) from err
 
 
 def _aligned_buffer(schema, data):
@@ -170,7 +188,7 @@ def embed_description(tflite_bytes: bytes, description: dict, compact: bool = Tr
 
 
 def _name(raw) -> str:
-    return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
 
 
 def read_description(model: str | Path | bytes) -> dict:
@@ -184,19 +202,29 @@ def read_description(model: str | Path | bytes) -> dict:
     """
     data, source = _read_bytes(model)
     schema = _schema()
-    if len(data) < 8 or data[4:8] != _FILE_IDENTIFIER:
-        raise ModelError(f"{source} is not a TFLite flatbuffer (no TFL3 identifier)")
-    root = schema.Model.GetRootAs(data, 0)
-    for i in range(root.MetadataLength()):
-        entry = root.Metadata(i)
-        if _name(entry.Name()) != DESCRIPTION_KEY:
-            continue
-        raw = root.Buffers(entry.Buffer()).DataAsNumpy()
-        try:
-            return json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ModelError(f"{source}: the ich-edge description is damaged; convert the model again") from err
-    raise ModelError(f"{source} is not an ich-edge model (no {DESCRIPTION_KEY}); convert it with ich-edge convert")
+    _check_header(data, source)
+    try:
+        root = schema.Model.GetRootAs(data, 0)
+        entries = [root.Metadata(i) for i in range(root.MetadataLength())]
+        raws = [root.Buffers(e.Buffer()).DataAsNumpy() for e in entries if _name(e.Name()) == DESCRIPTION_KEY]
+    except Exception as err:  # reads past the end of a truncated or damaged file
+        raise ModelError(
+            f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {type(err).__name__} while "
+            f"reading its metadata); {_CONVERT_AGAIN}"
+        ) from err
+    if not raws:
+        raise ModelError(f"{source} is not an ich-edge model (no {DESCRIPTION_KEY}); convert it with ich-edge convert")
+    return _parse_description(raws[0], source)
+
+
+def _parse_description(raw, source: str) -> dict:
+    try:
+        description = json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as err:
+        raise ModelError(f"{source}: the ich-edge description is damaged; convert the model again") from err
+    if not isinstance(description, dict):
+        raise ModelError(f"{source}: the ich-edge description is not a JSON object; convert the model again")
+    return description
 
 
 def _tensor_type_names(schema) -> dict[int, str]:
