@@ -78,9 +78,13 @@ def _unpack(data: bytes, source: str):
         return schema.ModelT.InitFromPackedBuf(data, 0)
     except Exception as err:  # flatbuffers raises plain errors (struct.error, ...) on damaged files
         raise ModelError(
-            f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {type(err).__name__} while "
+            f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {_parse_failure(err)} while "
             f"parsing it); {_CONVERT_AGAIN}"
         ) from err
+
+
+def _parse_failure(err: Exception) -> str:
+    return "a read past its end" if isinstance(err, struct.error) else type(err).__name__
 
 
 def _aligned_buffer(schema, data):
@@ -209,7 +213,7 @@ def read_description(model: str | Path | bytes) -> dict:
         raws = [root.Buffers(e.Buffer()).DataAsNumpy() for e in entries if _name(e.Name()) == DESCRIPTION_KEY]
     except Exception as err:  # reads past the end of a truncated or damaged file
         raise ModelError(
-            f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {type(err).__name__} while "
+            f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {_parse_failure(err)} while "
             f"reading its metadata); {_CONVERT_AGAIN}"
         ) from err
     if not raws:
@@ -235,6 +239,11 @@ def _op_names(schema) -> dict[int, str]:
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
 
+def _seq(values) -> list:
+    """A flatbuffer vector of the object API, or [] where the file leaves it out (None)."""
+    return [] if values is None else values
+
+
 def _op_kind(op_name: str, activation_types: set[str], weight_types: set[str]) -> str:
     """``integer`` (int8/int16 activations), ``hybrid`` (int8 weights, float math) or ``float``."""
     if op_name in ("QUANTIZE", "DEQUANTIZE"):
@@ -258,30 +267,33 @@ def op_summary(model: str | Path | bytes) -> dict:
         activations, ``hybrid`` ops have int8 weights and float activations (dynamic-range
         quantization), ``conversion`` counts QUANTIZE/DEQUANTIZE.
     """
+    from ich_edge.runtime.model_check import check_model_file
+
     data, source = _read_bytes(model)
+    check_model_file(data, ich_edge=False)  # indices in range: the walk below trusts them
     schema = _schema()
     model_t = _unpack(data, source)
     type_names, op_names = _tensor_type_names(schema), _op_names(schema)
     codes = []
-    for code in model_t.operatorCodes:
+    for code in _seq(model_t.operatorCodes):
         builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
         name = op_names.get(builtin, f"OP{builtin}")
         if name == "CUSTOM":
             name = f"CUSTOM:{_name(code.customCode)}"
         codes.append(name)
     names = {i: f"subgraph{i}" for i in range(len(model_t.subgraphs))}
-    for sig in model_t.signatureDefs or []:
+    for sig in _seq(model_t.signatureDefs):
         names[sig.subgraphIndex] = _name(sig.signatureKey)
-    has_data = [b.data is not None and len(b.data) > 0 for b in model_t.buffers]
+    has_data = [b.data is not None and len(b.data) > 0 for b in _seq(model_t.buffers)]
     summary = {}
     for index, subgraph in enumerate(model_t.subgraphs):
-        tensors = subgraph.tensors
+        tensors = _seq(subgraph.tensors)
         ops: dict[str, dict] = {}
         weight_bytes: Counter = Counter()
-        for operator in subgraph.operators:
+        for operator in _seq(subgraph.operators):
             op_name = codes[operator.opcodeIndex]
             activations, weights = set(), set()
-            for t in [int(i) for i in operator.inputs if i >= 0]:
+            for t in [int(i) for i in _seq(operator.inputs) if i >= 0]:
                 tensor = tensors[t]
                 dtype = type_names.get(tensor.type, str(tensor.type))
                 (weights if has_data[tensor.buffer] else activations).add(dtype)
