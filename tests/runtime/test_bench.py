@@ -468,5 +468,58 @@ def test_cli_rejects_a_missing_model(tmp_path, capsys):
     from ich_edge.cli import main
 
     code = main(["bench", str(tmp_path / "missing.tflite"), "--backend", "xnnpack"])
-    assert code != 0
+    assert code == 3
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_writes_nothing_unless_asked(models, tmp_path, monkeypatch, capsys):
+    from ich_edge.cli import main
+
+    results = Path(bench.__file__).resolve().parents[2] / "benchmarks" / "results"
+    before = sorted(results.iterdir()) if results.is_dir() else []
+    monkeypatch.chdir(tmp_path)
+    code = main(["bench", str(models["fp32"]), "--backend", "xnnpack", "--threads", "1", "--runs", "2", "--warmup", "0",
+                 "--study-slices", "4"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "study ms p50" in captured.out and "wrote" not in captured.err
+    assert list(tmp_path.iterdir()) == []
+    assert (sorted(results.iterdir()) if results.is_dir() else []) == before  # no default into the repo
+
+
+def test_cli_exits_3_when_a_requested_row_failed_and_still_writes_the_json(models, tmp_path, monkeypatch, capsys):
+    from ich_edge.cli import main
+
+    measure = bench.run_configuration
+
+    def reference_crashes(path, backend, threads, config):
+        if backend == "reference":
+            return {"status": "failed", "reason": "worker exited with code -11: Segmentation fault"}
+        return measure(path, backend, threads, config)
+
+    monkeypatch.setattr(bench, "run_configuration", reference_crashes)
+    out = tmp_path / "r.json"
+    code = main(["bench", str(models["fp32"]), "--backend", "xnnpack,reference", "--threads", "1", "--runs", "2",
+                 "--warmup", "0", "--study-slices", "4", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert captured.err.strip().splitlines()[-1] == (
+        "ich-edge: error: 1 of 2 rows failed to measure: cnn_lstm_fp32.tflite reference threads=1: "
+        "worker exited with code -11: Segmentation fault"
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["status"] for r in rows] == ["ok", "failed"]  # the result is kept for the record
+
+
+def test_failed_rows_counts_failures_and_failed_rounds_not_unavailable():
+    rows = [
+        {"file": "a.tflite", "backend": "xnnpack", "threads": 1, "status": "ok", "rounds": 2},
+        {"file": "a.tflite", "backend": "reference", "threads": 1, "status": "ok", "rounds": 3,
+         "failed_rounds": ["timed out after 900 s"]},
+        {"file": "a.tflite", "backend": "gpu", "threads": None, "status": "unavailable", "reason": "no GPU"},
+        {"file": "a.tflite", "backend": "gpu+cpu", "threads": 2, "status": "failed", "reason": "boom"},
+    ]
+    assert bench.failed_rows({"rows": rows}) == [
+        "a.tflite reference threads=1: 1 of 3 rounds failed (timed out after 900 s)",
+        "a.tflite gpu+cpu threads=2: boom",
+    ]

@@ -192,7 +192,7 @@ def test_cli_bad_model_is_one_clear_line(tmp_path, positive_series, capsys, make
     make(path)
     code = main(["predict", "--model", str(path), str(positive_series[0])])
     err = capsys.readouterr().err
-    assert code != 0 and message in err
+    assert code == 3 and message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
@@ -215,7 +215,7 @@ def test_cli_bad_input_path(model_path, tmp_path, capsys):
     for target, message in ((tmp_path / "empty", "holds no files"), (tmp_path / "junk", "not a DICOM file")):
         code = main(["predict", "--model", str(model_path), str(target)])
         err = capsys.readouterr().err
-        assert code != 0 and message in err and "Traceback" not in err
+        assert code == 3 and message in err and "Traceback" not in err
 
 
 def test_unreadable_series_only_is_an_error(model_path, tmp_path):
