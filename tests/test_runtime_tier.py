@@ -23,6 +23,7 @@ from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_
 RUNTIME_MODULES = (
     "ich_edge",
     "ich_edge.dicom",
+    "ich_edge.dicom.privacy",
     "ich_edge.transforms",
     "ich_edge.sequence",
     "ich_edge.metrics",
@@ -30,6 +31,9 @@ RUNTIME_MODULES = (
     "ich_edge.inspect",
     "ich_edge.runtime.interpreter",
     "ich_edge.runtime.predict",
+    "ich_edge.runtime.predict_report",
+    "ich_edge.runtime.completeness",
+    "ich_edge.runtime.model_check",
     "ich_edge.runtime.bench",
     "ich_edge.runtime.bench_worker",
     "ich_edge.runtime.bench_report",

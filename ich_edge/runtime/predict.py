@@ -350,15 +350,16 @@ def format_runs(runs: list[tuple[int, int]]) -> str:
     return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in runs)
 
 
-def triage_line(prediction: SeriesPrediction, points: OperatingPoints) -> str:
+def triage_line(prediction: SeriesPrediction, points: OperatingPoints, with_coverage: bool = True) -> str:
     """E.g. ``POSITIVE  any 0.97 | subdural 0.93, intraparenchymal 0.61  slices 14-19``.
 
     ``INCOMPLETE  any 0.03 | highest subtype subdural 0.02 | not a negative: <why>`` when no
     label is positive but coverage is incomplete; a POSITIVE line then ends with
-    ``| coverage incomplete: <why>``.
+    ``| coverage incomplete: <why>``. ``with_coverage=False`` leaves the why out (for a
+    caller that shows the reasons elsewhere).
     """
     verdict = triage(prediction, points)
-    why = "; ".join(verdict.coverage_reasons)
+    why = "; ".join(verdict.coverage_reasons) if with_coverage else ""
     if not verdict.positive:
         study = prediction.study_probabilities
         subtypes = [(label, float(study[i])) for i, label in enumerate(points.labels) if label != ANY_LABEL]
