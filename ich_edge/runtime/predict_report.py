@@ -88,12 +88,18 @@ def format_text(result: PathPrediction) -> str:
     return "\n".join(lines)
 
 
-def series_problem_lines(result: PathPrediction) -> list[str]:
-    """One line per series that has problems, for stderr: its index, UID and every problem."""
+def series_problem_lines(result: PathPrediction, max_problems: int = 5) -> list[str]:
+    """One line per series that has problems, for stderr: its index, UID, verdict and the
+    first ``max_problems`` problems (all of them are in the JSON and the text report)."""
     total = len(result.series)
-    return [
-        f"series {p.index}/{total} {p.series_uid}: {triage(p, result.points).verdict}; "
-        f"{len(p.problems)} problem{'s' if len(p.problems) != 1 else ''}: " + " | ".join(p.problems)
-        for p in result.series
-        if p.problems
-    ]
+    lines = []
+    for p in result.series:
+        if not p.problems:
+            continue
+        shown = " | ".join(p.problems[:max_problems])
+        more = f" | ... and {len(p.problems) - max_problems} more" if len(p.problems) > max_problems else ""
+        lines.append(
+            f"series {p.index}/{total} {p.series_uid}: {triage(p, result.points).verdict}; "
+            f"{len(p.problems)} problem{'s' if len(p.problems) != 1 else ''}: {shown}{more}"
+        )
+    return lines

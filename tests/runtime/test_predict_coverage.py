@@ -159,3 +159,25 @@ def test_cli_text_shows_incomplete(model, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "\nINCOMPLETE  any " in captured.out and "NEGATIVE" not in captured.out
     assert captured.err.count("ich-edge: warning: series 1/1 1.2.3.50: INCOMPLETE; 2 problems") == 1
+
+
+def test_duplicate_positions_and_mixed_studies_reach_the_json(model, tmp_path, capsys):
+    """The problems inspect reports for a series are predict's too (one owner: ich_edge.dicom.series)."""
+    folder = write_head(tmp_path / "odd", range(HEAD_SLICES))
+    for name, study_uid, z_mm in (("dup", "1.2.3", -80.0 + SPACING_MM * 5), ("other_study", "1.2.9", 80.0)):
+        ds = build_ct_dataset(
+            _hu(False), sop_instance_uid=f"ID_{name}", series_uid="1.2.3.50", study_uid=study_uid,
+            geometry=SliceGeometry(position_mm=(0.0, 0.0, z_mm)), instance_number=99,
+        )
+        write_dataset_atomic(ds, folder / f"{name}.dcm")
+    assert main(["inspect", str(folder), "--json"]) == 0
+    (inspected,) = json.loads(capsys.readouterr().out)
+    assert main(["predict", "--model", str(model.path), str(folder), "--json"]) == 0
+    captured = capsys.readouterr()
+    (report,) = json.loads(captured.out)
+    assert any("same position as slice_05.dcm" in p for p in report["problems"])
+    assert any("spans 2 (0020,000D) Study Instance UIDs" in p for p in report["problems"])
+    assert set(inspected["problems"]) <= set(report["problems"])  # nothing inspect says is dropped
+    assert report["verdict"] == "NEGATIVE"  # neither problem hides part of the head
+    (line,) = [line for line in captured.err.splitlines() if line.startswith("ich-edge: warning: series")]
+    assert "same position" in line and "Study Instance UIDs" in line
