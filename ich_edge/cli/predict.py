@@ -1,4 +1,4 @@
-"""``ich-edge predict --model FILE.tflite PATH [--json] [--png OUT] [--threads N]``."""
+"""``ich-edge predict --model FILE.tflite PATH [--json] [--png OUT] [--threads N] [--runtime interpreter|compiled]``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ich_edge.dicom.privacy import warning_notes
-from ich_edge.runtime.predict import load_model, model_settings, predict_path
+from ich_edge.runtime.predict import RUNTIMES, load_model, model_settings, predict_path
 from ich_edge.runtime.predict_report import format_text, series_problem_lines, to_json
 
 
@@ -32,7 +32,15 @@ from ich_edge.runtime.predict_report import format_text, series_problem_lines, t
     "(k = series index); a path without .png is a folder of series_<k>.png. Needs matplotlib.",
 )
 @click.option("--threads", default=2, show_default=True, type=int, help="Interpreter threads.")
-def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, threads: int) -> None:
+@click.option(
+    "--runtime",
+    type=click.Choice(RUNTIMES),
+    default="interpreter",
+    show_default=True,
+    help="interpreter (LiteRT Interpreter with XNNPACK) or compiled (LiteRT CompiledModel, CPU accelerator): "
+    "the same file and the same results within 1e-5.",
+)
+def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, threads: int, runtime: str) -> None:
     """Run a TFLite model on the CT series under PATH (no TensorFlow needed).
 
     PATH is one .dcm file, a series folder, or a flat folder of several series (the RSNA
@@ -49,7 +57,7 @@ def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, t
     skipped (they are listed as problems); 3 when nothing could be predicted or the model
     file cannot be used; 2 for a bad option.
     """
-    model = load_model(model_path, num_threads=threads)
+    model = load_model(model_path, num_threads=threads, runtime=runtime)
     if png_out is not None:
         from ich_edge.runtime.montage import require_matplotlib
 
