@@ -160,6 +160,21 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 QUICK = dict(runs=3, warmup=1, study_slices=9)
 
+
+@pytest.fixture(scope="module")
+def stateless(tmp_path_factory) -> dict[str, Path]:
+    """tests/tiny_app_model.py's stateless files (float and integer I/O): what accuracy work may use."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tiny_app_model", Path(__file__).parents[1] / "tiny_app_model.py")
+    tiny = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny)
+    folder = tmp_path_factory.mktemp("stateless")
+    paths = {"fp32": folder / "fp32.tflite", "int8": folder / "int8.tflite"}
+    paths["fp32"].write_bytes(tiny.tiny_model_bytes(SIZE_PX, WINDOW, 2, quantized_io=False, precision="fp32"))
+    paths["int8"].write_bytes(tiny.tiny_model_bytes(SIZE_PX, WINDOW, 2))
+    return paths
+
 #: What the GPU rows must say follows from the hardware, found independently of the bench code.
 GPU_NODES = [p for p in ("/dev/nvidia0", "/dev/dri") if Path(p).exists()]
 without_gpu = pytest.mark.skipif(bool(GPU_NODES), reason=f"GPU device nodes {GPU_NODES}: the no-GPU rows cannot be checked")
@@ -171,7 +186,8 @@ with_nvidia_gpu = pytest.mark.skipif(
 def test_tiny_model_runs_like_a_real_one(models):
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
 
-    model = TFLiteStudyModel(models["fp32"], num_threads=1)
+    # The bench model keeps LSTM state in variable tensors: only timing may open it.
+    model = TFLiteStudyModel(models["fp32"], num_threads=1, timing_only=True)
     probs = model.predict_series(np.random.default_rng(0).integers(0, 256, (9, SIZE_PX, SIZE_PX, 3), dtype=np.uint8))
     assert probs.shape == (9, len(LABELS))
     assert np.all((probs > 0) & (probs < 1))
@@ -332,8 +348,9 @@ def test_two_models_of_one_precision_keep_their_own_size_and_fp32(models, tmp_pa
     assert sizes["#3"] > sizes["#1"] + 0.19
 
 
-def test_study_auc_from_a_cache(models, tmp_path):
+def test_study_auc_from_a_cache(models, stateless, tmp_path):
     from ich_edge.cache import Cache, CachedSeries
+    from ich_edge.errors import ModelError
     from ich_edge.transforms import PreprocessConfig
 
     cache = Cache.create(tmp_path / "cache", PreprocessConfig(input_size_px=SIZE_PX))
@@ -341,16 +358,19 @@ def test_study_auc_from_a_cache(models, tmp_path):
     for i in range(6):
         labels = np.zeros(len(LABELS), np.int8)
         labels[[1, 5]] = i % 2
-        images = rng.integers(0, 256, (5, SIZE_PX, SIZE_PX, 3), dtype=np.uint8)
+        brightness = rng.uniform(0.2, 1.0)  # studies differ, so the scores (and the AUC) do
+        images = (rng.integers(0, 256, (5, SIZE_PX, SIZE_PX, 3)) * brightness).astype(np.uint8)
         slice_labels = np.tile(labels, (5, 1))
         cache.write(CachedSeries(f"1.2.{i}", f"1.3.{i}", images, slice_labels, labels, tuple(f"s{j}" for j in range(5))))
-    auc = bench.study_auc(models["fp32"], cache.load_all(), threads=1)
+    with pytest.raises(ModelError, match="keeps state between invocations"):
+        bench.study_auc(models["fp32"], cache.load_all(), threads=1)  # accuracy of a stateful file would be wrong
+    auc = bench.study_auc(stateless["fp32"], cache.load_all(), threads=1)
     assert auc["studies"] == 6
     assert auc["per_label"]["epidural"] is None  # no positive epidural study
     # The expected AUC from its definition: P(score of a positive study > score of a negative), ties 1/2.
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
 
-    model = TFLiteStudyModel(models["fp32"], num_threads=1)
+    model = TFLiteStudyModel(stateless["fp32"], num_threads=1)
     scores = [model.study_probabilities(s.images) for s in cache.load_all()]
     truth = [s.study_labels for s in cache.load_all()]
     for i, label in ((5, "any"), (1, "intraparenchymal")):
@@ -386,7 +406,7 @@ def test_an_unavailable_backend_is_asked_once_over_rounds(models, monkeypatch):
     assert asked == ["gpu"] and gpu["rounds"] == 1 and gpu["status"] == "unavailable"
 
 
-def test_gpu_encoder_model_runs_encode_on_a_compiled_model_and_classify_on_the_interpreter(models):
+def test_gpu_encoder_model_runs_encode_on_a_compiled_model_and_classify_on_the_interpreter(stateless):
     """The gpu+cpu path (encode on a LiteRT CompiledModel, classify on XNNPACK), run on LiteRT's
     CPU accelerator so it is checked here: it must predict what the interpreter predicts."""
     from ich_edge.runtime.bench_gpu import GpuEncoderStudyModel
@@ -394,8 +414,8 @@ def test_gpu_encoder_model_runs_encode_on_a_compiled_model_and_classify_on_the_i
 
     images = np.random.default_rng(3).integers(0, 256, (9, SIZE_PX, SIZE_PX, 3), dtype=np.uint8)
     for precision in ("fp32", "int8"):
-        reference = TFLiteStudyModel(models[precision], num_threads=1)
-        hybrid = GpuEncoderStudyModel(models[precision], num_threads=1, accelerator="cpu")
+        reference = TFLiteStudyModel(stateless[precision], num_threads=1)
+        hybrid = GpuEncoderStudyModel(stateless[precision], num_threads=1, accelerator="cpu")
         assert hybrid.accelerated is not None and hybrid.encode_batch == 1
         calls = []
         run_batch = hybrid.accelerated.run_batch
