@@ -1,8 +1,21 @@
-"""Exceptions of ich-edge.
+"""Exceptions of ich-edge, and the exit code each one ends a command with.
 
 Every error a user can cause derives from :class:`IchEdgeError`; the CLI turns these into
-one line on stderr and a non-zero exit code (a traceback only with ``--debug``). Each class
-has a default message saying how to fix the problem.
+one line on stderr and the class's :attr:`~IchEdgeError.exit_code` (a traceback only with
+``--debug``). Each class has a default message saying how to fix the problem.
+
+Exit codes (the contract of every verb; the table is repeated in ``ich_edge.cli``):
+
+== ==========================================================================================
+0  success / PASS
+1  a gate failed (:class:`GateFailedError`: parity FAIL, assets refusing a model without a
+   passing parity report)
+2  usage or configuration error (:class:`ConfigError`, Click usage errors)
+3  could not run: unusable input or environment (DICOM, cache, model file, labels, missing
+   dependency, output exists, a bench row that failed to measure); the default of
+   :class:`IchEdgeError`
+4  insufficient evidence (:class:`InsufficientEvidenceError`: too few studies to judge)
+== ==========================================================================================
 """
 
 from __future__ import annotations
@@ -12,7 +25,8 @@ class IchEdgeError(Exception):
     """Base class of ich-edge's own errors."""
 
     default_message = "ich-edge failed"
-    exit_code = 1
+    #: Could not run: unusable input or environment (see the module's table).
+    exit_code = 3
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.default_message)
@@ -23,6 +37,20 @@ class ConfigError(IchEdgeError, ValueError):
 
     default_message = "invalid configuration value; see `ich-edge COMMAND --help`"
     exit_code = 2
+
+
+class GateFailedError(IchEdgeError):
+    """A quality gate failed (e.g. parity FAIL): the command ran, the result is a no."""
+
+    default_message = "a gate failed; see the FAIL lines above"
+    exit_code = 1
+
+
+class InsufficientEvidenceError(IchEdgeError):
+    """The command ran but the evidence is too thin to judge (e.g. too few test studies)."""
+
+    default_message = "not enough evidence to judge; use more studies"
+    exit_code = 4
 
 
 class DicomError(IchEdgeError):
@@ -91,3 +119,9 @@ class ConversionError(IchEdgeError):
 
 class OutputExistsError(IchEdgeError):
     default_message = "the output exists; pass --force to overwrite it"
+
+
+class MeasurementError(IchEdgeError):
+    """A requested measurement could not be made (e.g. a bench row that failed to run)."""
+
+    default_message = "a measurement failed; see the failed rows above"

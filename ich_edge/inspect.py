@@ -2,7 +2,8 @@
 
 One dict per CT series (the ``--json`` schema), built from :func:`ich_edge.dicom.find_series`
 and one pass over each series' pixels for the HU range. No patient identifiers are read
-into the report: only UIDs, geometry and pixel statistics.
+into the report: only UIDs, geometry and pixel statistics; quoted header values in problem
+texts (pydicom quotes what it cannot parse) are masked by :mod:`ich_edge.dicom.privacy`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import numpy as np
 
 from ich_edge.dicom import ScanResult, Series, find_series
+from ich_edge.dicom.privacy import mask_all
 from ich_edge.errors import SeriesError
 
 #: Keys of each series report, in output order.
@@ -54,7 +56,7 @@ def inspect_scan(scan: ScanResult) -> list[dict]:
             reports.append(series_report(series))
         except SeriesError as err:
             errors.append(err)
-            reports.append(_report(series, None, None, [*series.problems, str(err)]))
+            reports.append(_report(series, None, None, mask_all([*series.problems, str(err)])))
     if errors and len(errors) == len(scan.series):
         raise errors[0]
     return reports
@@ -65,7 +67,7 @@ def series_report(series: Series) -> dict:
     loaded = series.load(transform=_hu_range)
     hu_min = float(loaded.images[:, 0].min())
     hu_max = float(loaded.images[:, 1].max())
-    report = _report(series, hu_min, hu_max, [*series.problems, *loaded.problems])
+    report = _report(series, hu_min, hu_max, mask_all([*series.problems, *loaded.problems]))
     report["slice_ids"] = list(loaded.slice_ids)
     report["num_slices"] = len(loaded.slice_ids)
     return report

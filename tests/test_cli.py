@@ -1,3 +1,5 @@
+import sys
+
 import click
 
 from ich_edge.cli import COMMANDS, main
@@ -29,3 +31,77 @@ def command(ctx):
 def test_exit_code_of_ctx_exit_is_kept(monkeypatch):
     monkeypatch.setitem(COMMANDS, "exit-three", (__name__, "test only"))
     assert main(["exit-three"]) == 3
+
+
+# --- the exit-code contract (ich_edge.errors, ich_edge.cli) --------------------------------
+
+import pytest  # noqa: E402
+
+from ich_edge import errors  # noqa: E402
+
+ERROR_CODES = {
+    errors.GateFailedError: 1,
+    errors.ConfigError: 2,
+    errors.DicomError: 3,
+    errors.NotDicomError: 3,
+    errors.SeriesError: 3,
+    errors.NoSeriesError: 3,
+    errors.CacheError: 3,
+    errors.LabelsError: 3,
+    errors.ModelError: 3,
+    errors.MissingDependencyError: 3,
+    errors.OutputExistsError: 3,
+    errors.MeasurementError: 3,
+    errors.InsufficientEvidenceError: 4,
+}
+
+
+@pytest.mark.parametrize(("cls", "code"), ERROR_CODES.items(), ids=[c.__name__ for c in ERROR_CODES])
+def test_each_error_class_ends_with_its_contract_code(monkeypatch, capsys, cls, code):
+    @click.command()
+    def raising():
+        raise cls("what to do about it")
+
+    monkeypatch.setattr(sys.modules[__name__], "command", raising)
+    monkeypatch.setitem(COMMANDS, "raise-it", (__name__, "test only"))
+    assert main(["raise-it"]) == code
+    err = capsys.readouterr().err
+    assert err == "ich-edge: error: what to do about it\n"  # one line, no traceback
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main(["no-such-verb"]) == 2
+    assert main(["inspect"]) == 2  # missing argument
+    assert "Missing argument" in capsys.readouterr().err
+    assert main(["predict", "--model", "m.tflite", "x", "--threads", "two"]) == 2
+
+
+def test_a_bug_is_an_internal_error_not_a_gate_failure(monkeypatch, capsys):
+    @click.command()
+    def buggy():
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(sys.modules[__name__], "command", buggy)
+    monkeypatch.setitem(COMMANDS, "buggy", (__name__, "test only"))
+    assert main(["buggy"]) == 70
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "internal error" in err
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "buggy"])
+
+
+def test_dicom_errors_are_masked_config_errors_are_not(monkeypatch, capsys):
+    @click.command()
+    @click.argument("kind")
+    def raising(kind):
+        if kind == "dicom":
+            raise errors.NotDicomError("ID_1.dcm: not a readable DICOM file (ValueError: Invalid value 'Doe^Jane')")
+        raise errors.ConfigError("unknown backend 'xnnpak'")
+
+    monkeypatch.setattr(sys.modules[__name__], "command", raising)
+    monkeypatch.setitem(COMMANDS, "raise-it", (__name__, "test only"))
+    assert main(["raise-it", "dicom"]) == 3
+    err = capsys.readouterr().err
+    assert "Doe" not in err and "Invalid value '...'" in err
+    assert main(["raise-it", "config"]) == 2
+    assert "'xnnpak'" in capsys.readouterr().err

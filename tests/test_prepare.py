@@ -313,11 +313,11 @@ def test_cli_prepares_and_prints_one_line(rsna, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "code", "message"),
     [
-        (["--dicom", "{missing}"], 1, "does not exist"),
+        (["--dicom", "{missing}"], 3, "does not exist"),
         (["--dicom", "{dicom}", "--shard", "5/2"], 2, "--shard"),
         (["--dicom", "{dicom}", "--input-size", "4"], 2, "size_px"),
         (["--dicom", "{dicom}", "--workers", "0"], 2, "workers"),
-        (["--dicom", "{dicom}", "--labels", "{missing}"], 1, "labels CSV not found"),
+        (["--dicom", "{dicom}", "--labels", "{missing}"], 3, "labels CSV not found"),
     ],
 )
 def test_cli_errors_are_one_line_with_exit_code(rsna, tmp_path, capsys, extra, code, message):

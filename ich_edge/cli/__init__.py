@@ -3,7 +3,25 @@
 Each verb lives in its own module ``ich_edge.cli.<verb>`` exposing a Click command named
 ``command``; modules are imported only when their verb runs, so runtime verbs (inspect,
 predict, bench) never import TensorFlow. Errors derived from :class:`IchEdgeError` become
-one line on stderr and a non-zero exit code; ``--debug`` shows the traceback instead.
+one line on stderr and the exit code of their class; ``--debug`` shows the traceback instead.
+Text that can quote DICOM header values (pydicom's warnings, errors met while reading
+DICOM) is masked by :mod:`ich_edge.dicom.privacy` for every verb.
+
+Exit codes, the same for every verb:
+
+====  ======================================================================================
+code  meaning
+====  ======================================================================================
+0     success / PASS
+1     a gate failed: parity FAIL, assets refusing a model without a passing parity report,
+      ``make demo`` stopped by a gate
+2     usage or configuration error: a bad option or value, an unknown verb
+3     could not run: unusable input or environment (DICOM, cache, model file, labels, a
+      missing dependency, an output that exists, a bench row that failed to measure)
+4     insufficient evidence: e.g. parity INSUFFICIENT, the test set is too small to judge
+70    an internal error (a bug in ich-edge): the traceback is printed, please report it
+130   interrupted (Ctrl-C)
+====  ======================================================================================
 """
 
 from __future__ import annotations
@@ -15,7 +33,12 @@ import sys
 import click
 
 from ich_edge import __version__
+from ich_edge.dicom.privacy import error_line, masked_messages
 from ich_edge.errors import IchEdgeError
+
+#: Exit codes of the contract above (ich_edge.errors gives each error class its own).
+EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE, EXIT_CANNOT_RUN, EXIT_INSUFFICIENT = 0, 1, 2, 3, 4
+EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 70, 130
 
 #: verb -> (module, one-line help). Order is the pipeline order shown by --help.
 COMMANDS = {
@@ -73,22 +96,39 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
     try:
-        # Without standalone mode Click returns ctx.exit()'s code instead of exiting.
-        returned = cli.main(args=args, prog_name="ich-edge", standalone_mode=False)
+        with masked_messages():
+            # Without standalone mode Click returns ctx.exit()'s code instead of exiting.
+            returned = cli.main(args=args, prog_name="ich-edge", standalone_mode=False)
     except IchEdgeError as err:
         if debug:
             raise
-        click.echo(f"ich-edge: error: {err}", err=True)
+        click.echo(f"ich-edge: error: {error_line(err)}", err=True)
         return err.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("ich-edge: aborted", err=True)
-        return 130
+        return EXIT_INTERRUPTED
+    except click.UsageError as err:
+        err.show()
+        return EXIT_USAGE
+    except click.FileError as err:
+        err.show()
+        return EXIT_CANNOT_RUN
     except click.ClickException as err:
         err.show()
-        return err.exit_code
+        return EXIT_USAGE
     except click.exceptions.Exit as err:
         return err.exit_code
-    return returned if isinstance(returned, int) else 0
+    except Exception:
+        if debug:
+            raise
+        # A bug, not a user error: keep the traceback for the report, but never exit 1,
+        # which says "a gate failed".
+        import traceback
+
+        traceback.print_exc()
+        click.echo("ich-edge: internal error (a bug in ich-edge); please report the traceback above", err=True)
+        return EXIT_INTERNAL_ERROR
+    return returned if isinstance(returned, int) else EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

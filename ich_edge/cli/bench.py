@@ -31,13 +31,13 @@ from ich_edge.runtime.bench import BACKENDS, BenchConfig, parse_backends, parse_
     "other load then hits every configuration alike.",
 )
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache: adds study-level AUC per model.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result JSON here.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the result JSON to this file.")
 @click.option(
     "--results-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Folder for the timestamped result file [default: benchmarks/results of the source checkout, "
-    "if ich-edge runs from one; otherwise none].",
+    help="Also write a timestamped result file (bench_<UTC time>_<host>.json) into this folder. "
+    "Nothing is written unless --json or --results-dir is given.",
 )
 @click.option("--profile", is_flag=True, help="Also print where the time goes (stages, delegated nodes, MACs, op kinds).")
 def command(
@@ -60,8 +60,13 @@ def command(
     counted, not dropped), peak memory and the nodes the backend took. The table compares
     variants; speed-up is relative to the fp32 file in the same folder (the same conversion)
     on the same backend and threads.
+
+    Writes a result file only where asked (--json, --results-dir). Exit code 0 when every
+    row was measured or is 'unavailable' (no such hardware); 3 when any row failed to
+    measure or a model file cannot be used (one line says which); 2 for a bad option.
     """
-    from ich_edge.runtime.bench import benchmark, default_results_dir
+    from ich_edge.errors import MeasurementError
+    from ich_edge.runtime.bench import benchmark, failed_rows
     from ich_edge.runtime.bench_report import format_profile, format_table, write_results
 
     config = BenchConfig(
@@ -77,6 +82,9 @@ def command(
     if profile:
         click.echo("")
         click.echo(format_profile(result))
-    folder = results_dir if results_dir is not None else default_results_dir()
-    for path in write_results(result, "bench", folder, json_out):
+    for path in write_results(result, "bench", results_dir, json_out):
         click.echo(f"wrote {path}", err=True)
+    failures = failed_rows(result)
+    if failures:
+        more = f" (and {len(failures) - 1} more, in the table above)" if len(failures) > 1 else ""
+        raise MeasurementError(f"{len(failures)} of {len(result['rows'])} rows failed to measure: {failures[0]}{more}")

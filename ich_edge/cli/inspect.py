@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import warnings
-from collections import Counter
 from pathlib import Path
 
 import click
 
 from ich_edge.dicom import find_series
+from ich_edge.dicom.privacy import mask_all, warning_notes
 from ich_edge.inspect import format_table, inspect_scan
 
 
@@ -29,22 +28,18 @@ def command(path: Path, as_json: bool) -> None:
     layout); folders are searched recursively. Nothing is written to disk.
     """
     # pydicom warns about every odd value it meets; gather those into one line per kind
-    # instead of letting them interleave with the report.
+    # instead of letting them interleave with the report (quoted values masked: they could
+    # be names; ich_edge.dicom.privacy).
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scan = find_series(path)
         reports = inspect_scan(scan)
-    notes = [*scan.problems, *_warning_notes(caught)]
+    skipped = mask_all(scan.problems)
+    notes = [*skipped, *warning_notes(caught)]
     if as_json:
         click.echo(json.dumps(reports, indent=2))
         for note in notes:
-            click.echo(f"ich-edge: skipped: {note}" if note in scan.problems else f"ich-edge: {note}", err=True)
+            click.echo(f"ich-edge: skipped: {note}" if note in skipped else f"ich-edge: {note}", err=True)
     else:
         click.echo(format_table(reports, notes))
 
-
-def _warning_notes(caught: list[warnings.WarningMessage]) -> list[str]:
-    """One line per kind of warning; quoted element values are masked (they could be names)."""
-    messages = (re.sub(r"'[^']*'", "'...'", str(item.message).strip().splitlines()[0]) for item in caught
-                if str(item.message).strip())
-    return [f"pydicom warned {count}x: {message}" for message, count in Counter(messages).items()]

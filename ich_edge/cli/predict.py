@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections import Counter
 from pathlib import Path
 
 import click
 
-from ich_edge.runtime.predict import RUNTIMES, format_text, load_model, model_settings, predict_path, to_json
+from ich_edge.dicom.privacy import warning_notes
+from ich_edge.runtime.predict import RUNTIMES, load_model, model_settings, predict_path
+from ich_edge.runtime.predict_report import format_text, series_problem_lines, to_json
 
 
 @click.command(name="predict")
@@ -47,8 +48,14 @@ def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, t
     positive subtypes and the 1-based slice numbers, bottom to top, where the top label
     reaches its slice threshold) and its per-label study probabilities.
 
+    A series that shows too little of the head for a negative (under 100 mm along the slice
+    axis, fewer slices than one model window, missing slices, unknown positions) is
+    INCOMPLETE instead of NEGATIVE; a POSITIVE keeps its verdict and carries the warning.
+    Each series with problems gets one line on stderr.
+
     Exit code 0 when at least one series was predicted, even if other files or series were
-    skipped (they are listed as problems); non-zero when nothing could be predicted.
+    skipped (they are listed as problems); 3 when nothing could be predicted or the model
+    file cannot be used; 2 for a bad option.
     """
     model = load_model(model_path, num_threads=threads, runtime=runtime)
     if png_out is not None:
@@ -58,7 +65,9 @@ def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, t
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = predict_path(model, path)
-    notes = [*result.problems, *_warning_notes(caught)]
+    notes = [*result.problems, *warning_notes(caught)]
+    for line in series_problem_lines(result):
+        click.echo(f"ich-edge: warning: {line}", err=True)
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2))
         for note in notes:
@@ -85,7 +94,3 @@ def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, t
             )
             click.echo(f"wrote {out}", err=as_json)
 
-
-def _warning_notes(caught: list[warnings.WarningMessage]) -> list[str]:
-    counts = Counter(str(item.message).splitlines()[0] for item in caught if str(item.message).strip())
-    return [f"pydicom warned {count}x: {message}" for message, count in counts.items()]

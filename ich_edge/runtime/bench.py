@@ -29,6 +29,12 @@ API with its CPU accelerator, as current Android apps run it), ``gpu`` (Compiled
 the GPU accelerator alone, both signatures) and ``gpu+cpu`` (``encode`` on the GPU
 accelerator, ``classify`` on XNNPACK). Where a GPU backend cannot run, the row is
 ``unavailable`` with LiteRT's reason.
+
+Every model file passes :func:`ich_edge.runtime.model_check.check_model_file` before any
+measurement, so a damaged or foreign file is one :class:`~ich_edge.errors.ModelError`.
+A row that was requested and could be run but failed to measure (a worker that crashed or
+timed out, a failed round) is listed by :func:`failed_rows`; ``ich-edge bench`` then exits 3.
+An ``unavailable`` row (hardware or accelerator absent) is not a failure.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge import LABELS
-from ich_edge.errors import ConfigError, IchEdgeError
+from ich_edge.errors import ConfigError, IchEdgeError, ModelError
 from ich_edge.metrics import roc_auc
 from ich_edge.runtime.bench_worker import latency_stats
 from ich_edge.sequence import window_starts
@@ -289,10 +295,13 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
     from ich_edge.runtime.sysinfo import machine_info
 
     load_start = _load_average()
+    from ich_edge.runtime.model_check import check_model_file
+
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.is_file():
-            raise ConfigError(f"{path} does not exist; pass .tflite files written by `ich-edge convert`")
+            raise ModelError(f"{path} does not exist; pass .tflite files written by `ich-edge convert`")
+        check_model_file(path)  # a damaged or foreign file stops here, before minutes of measuring
     series_list = None
     if data is not None:
         from ich_edge.cache import Cache
@@ -342,10 +351,20 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
     }
 
 
-def default_results_dir() -> Path | None:
-    """``benchmarks/results`` of the source checkout ich-edge runs from, when there is one."""
-    folder = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-    return folder if folder.is_dir() else None
+def failed_rows(result: dict) -> list[str]:
+    """One line per requested row that failed to measure (all or some of its rounds).
+
+    ``unavailable`` rows (no GPU, an accelerator LiteRT cannot create) are not failures.
+    """
+    lines = []
+    for row in result["rows"]:
+        threads = row.get("threads") or "-"
+        where = f"{row['file']} {row['backend']} threads={threads}"
+        if row["status"] == "failed":
+            lines.append(f"{where}: {row.get('reason', 'failed')}")
+        elif row["status"] == "ok" and row.get("failed_rounds"):
+            lines.append(f"{where}: {len(row['failed_rounds'])} of {row['rounds']} rounds failed ({row['failed_rounds'][0]})")
+    return lines
 
 
 def result_file_name(result: dict, prefix: str = "bench") -> str:

@@ -7,6 +7,9 @@ signatures with their quantization, the preprocessing and sequence rules, thresh
 where the weights came from. :func:`op_summary` lists the operators of each signature and
 how they compute (integer, hybrid or float), for ``convert``, ``bench`` and the tests.
 
+Damaged and foreign files are refused by :func:`ich_edge.runtime.model_check.check_model_file`
+before the interpreter sees them.
+
 Only numpy, flatbuffers and ``ai_edge_litert.schema_py_generated`` are used.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import struct
 from collections import Counter
 from pathlib import Path
 
@@ -55,14 +59,32 @@ def _read_bytes(model: str | Path | bytes) -> tuple[bytes, str]:
         raise ModelError(f"cannot read model file {path}: {err.strerror or err}") from err
 
 
+_CONVERT_AGAIN = "pass a .tflite written by `ich-edge convert` (convert it again if it was damaged)"
+
+
+def _check_header(data: bytes, source: str) -> None:
+    if not data:
+        raise ModelError(f"{source} is empty (0 bytes); {_CONVERT_AGAIN}")
+    if len(data) < 8 or data[4:8] != _FILE_IDENTIFIER:
+        raise ModelError(f"{source} is not a TFLite flatbuffer (no TFL3 identifier); {_CONVERT_AGAIN}")
+    if struct.unpack_from("<I", data, 0)[0] + 4 > len(data):
+        raise ModelError(f"{source} is truncated or damaged (its root table lies past the end, {len(data)} bytes); {_CONVERT_AGAIN}")
+
+
 def _unpack(data: bytes, source: str):
     schema = _schema()
-    if len(data) < 8 or data[4:8] != _FILE_IDENTIFIER:
-        raise ModelError(f"{source} is not a TFLite flatbuffer (no TFL3 identifier)")
+    _check_header(data, source)
     try:
         return schema.ModelT.InitFromPackedBuf(data, 0)
-    except Exception as err:  # flatbuffers raises plain errors on damaged files
-        raise ModelError(f"{source} is a damaged TFLite file ({err}); convert it again") from err
+    except Exception as err:  # flatbuffers raises plain errors (struct.error, ...) on damaged files
+        raise ModelError(
+            f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {_parse_failure(err)} while "
+            f"parsing it); {_CONVERT_AGAIN}"
+        ) from err
+
+
+def _parse_failure(err: Exception) -> str:
+    return "a read past its end" if isinstance(err, struct.error) else type(err).__name__
 
 
 def _aligned_buffer(schema, data):
@@ -197,7 +219,7 @@ def embed_description(tflite_bytes: bytes, description: dict, compact: bool = Tr
 
 
 def _name(raw) -> str:
-    return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
 
 
 def read_description(model: str | Path | bytes) -> dict:
@@ -211,19 +233,29 @@ def read_description(model: str | Path | bytes) -> dict:
     """
     data, source = _read_bytes(model)
     schema = _schema()
-    if len(data) < 8 or data[4:8] != _FILE_IDENTIFIER:
-        raise ModelError(f"{source} is not a TFLite flatbuffer (no TFL3 identifier)")
-    root = schema.Model.GetRootAs(data, 0)
-    for i in range(root.MetadataLength()):
-        entry = root.Metadata(i)
-        if _name(entry.Name()) != DESCRIPTION_KEY:
-            continue
-        raw = root.Buffers(entry.Buffer()).DataAsNumpy()
-        try:
-            return json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ModelError(f"{source}: the ich-edge description is damaged; convert the model again") from err
-    raise ModelError(f"{source} is not an ich-edge model (no {DESCRIPTION_KEY}); convert it with ich-edge convert")
+    _check_header(data, source)
+    try:
+        root = schema.Model.GetRootAs(data, 0)
+        entries = [root.Metadata(i) for i in range(root.MetadataLength())]
+        raws = [root.Buffers(e.Buffer()).DataAsNumpy() for e in entries if _name(e.Name()) == DESCRIPTION_KEY]
+    except Exception as err:  # reads past the end of a truncated or damaged file
+        raise ModelError(
+            f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {_parse_failure(err)} while "
+            f"reading its metadata); {_CONVERT_AGAIN}"
+        ) from err
+    if not raws:
+        raise ModelError(f"{source} is not an ich-edge model (no {DESCRIPTION_KEY}); convert it with ich-edge convert")
+    return _parse_description(raws[0], source)
+
+
+def _parse_description(raw, source: str) -> dict:
+    try:
+        description = json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as err:
+        raise ModelError(f"{source}: the ich-edge description is damaged; convert the model again") from err
+    if not isinstance(description, dict):
+        raise ModelError(f"{source}: the ich-edge description is not a JSON object; convert the model again")
+    return description
 
 
 def _tensor_type_names(schema) -> dict[int, str]:
@@ -232,6 +264,11 @@ def _tensor_type_names(schema) -> dict[int, str]:
 
 def _op_names(schema) -> dict[int, str]:
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def _seq(values) -> list:
+    """A flatbuffer vector of the object API, or [] where the file leaves it out (None)."""
+    return [] if values is None else values
 
 
 def _op_kind(op_name: str, activation_types: set[str], weight_types: set[str]) -> str:
@@ -257,30 +294,33 @@ def op_summary(model: str | Path | bytes) -> dict:
         activations, ``hybrid`` ops have int8 weights and float activations (dynamic-range
         quantization), ``conversion`` counts QUANTIZE/DEQUANTIZE.
     """
+    from ich_edge.runtime.model_check import check_model_file
+
     data, source = _read_bytes(model)
+    check_model_file(data, ich_edge=False)  # indices in range: the walk below trusts them
     schema = _schema()
     model_t = _unpack(data, source)
     type_names, op_names = _tensor_type_names(schema), _op_names(schema)
     codes = []
-    for code in model_t.operatorCodes:
+    for code in _seq(model_t.operatorCodes):
         builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
         name = op_names.get(builtin, f"OP{builtin}")
         if name == "CUSTOM":
             name = f"CUSTOM:{_name(code.customCode)}"
         codes.append(name)
     names = {i: f"subgraph{i}" for i in range(len(model_t.subgraphs))}
-    for sig in model_t.signatureDefs or []:
+    for sig in _seq(model_t.signatureDefs):
         names[sig.subgraphIndex] = _name(sig.signatureKey)
-    has_data = [b.data is not None and len(b.data) > 0 for b in model_t.buffers]
+    has_data = [b.data is not None and len(b.data) > 0 for b in _seq(model_t.buffers)]
     summary = {}
     for index, subgraph in enumerate(model_t.subgraphs):
-        tensors = subgraph.tensors
+        tensors = _seq(subgraph.tensors)
         ops: dict[str, dict] = {}
         weight_bytes: Counter = Counter()
-        for operator in subgraph.operators:
+        for operator in _seq(subgraph.operators):
             op_name = codes[operator.opcodeIndex]
             activations, weights = set(), set()
-            for t in [int(i) for i in operator.inputs if i >= 0]:
+            for t in [int(i) for i in _seq(operator.inputs) if i >= 0]:
                 tensor = tensors[t]
                 dtype = type_names.get(tensor.type, str(tensor.type))
                 (weights if has_data[tensor.buffer] else activations).add(dtype)

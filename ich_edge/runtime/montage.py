@@ -13,6 +13,7 @@ imported only here, inside :func:`write_montage`, with the non-interactive Agg c
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,10 @@ def write_montage(
     # Sizes in inches: title band, a row of square tiles with a 3-line caption, the strip.
     tile_in, left_in, right_in = 1.8, 1.4, 0.9
     width_in = max(12.0, left_in + right_in + tile_in * num_tiles * 1.04)
-    title_in, caption_in, gap_in, strip_in, bottom_in = 0.9, 0.6, 0.55, 0.32 * len(labels) + 0.35, 0.55
+    # What the model could not see, in red under the title, wrapped to the figure's width.
+    reasons = prediction.coverage.reasons if prediction.coverage is not None else ()
+    warning = textwrap.wrap(f"Coverage incomplete: {'; '.join(reasons)}.", width=int(width_in * 15)) if reasons else []
+    title_in, caption_in, gap_in, strip_in, bottom_in = 0.9 + 0.22 * len(warning), 0.6, 0.55, 0.32 * len(labels) + 0.35, 0.55
     height_in = title_in + caption_in + tile_in + gap_in + strip_in + bottom_in
     figure = Figure(figsize=(width_in, height_in), dpi=110)
     FigureCanvasAgg(figure)
@@ -109,11 +113,14 @@ def write_montage(
     )
     figure.text(
         0.01, 1 - 0.3 / height_in,
-        f"Series {prediction.index}/{num_series}  ({num_slices} slices)   {triage_line(prediction, points)}",
+        f"Series {prediction.index}/{num_series}  ({num_slices} slices)   "
+        f"{triage_line(prediction, points, with_coverage=False)}",
         fontsize=12, fontweight="bold", ha="left", va="center",
     )
+    for row, line in enumerate(warning):
+        figure.text(0.01, 1 - (0.6 + 0.22 * row) / height_in, line, fontsize=9.5, color="firebrick", ha="left", va="center")
     figure.text(
-        0.01, 1 - 0.62 / height_in,
+        0.01, 1 - (0.62 + 0.22 * len(warning)) / height_in,
         f"Top: the most suspicious slices by 'any' probability, brain window as the model sees it "
         f"({prediction.images.shape[1]} px input). Model: {model_name}. A triage aid, not a diagnosis.",
         fontsize=9, color="0.3", ha="left", va="center",

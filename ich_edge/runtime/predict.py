@@ -17,6 +17,28 @@ window/stride of the recurrent head and the operating thresholds. Per series:
 A folder that mixes good and bad input still yields the good series: problems (files
 skipped, series that could not be read) are collected in :attr:`PathPrediction.problems`
 and only when no series at all can be predicted is an error raised.
+
+What the model could not see (:mod:`ich_edge.runtime.completeness`). Each series carries
+the problems ``ich-edge inspect`` reports for it (gaps, duplicate positions, mixed studies,
+sort fallbacks: :attr:`ich_edge.dicom.Series.problems`, one owner), the slices dropped while
+decoding, and its coverage, measured on the slices the model actually saw. Coverage is
+*incomplete* when any of these holds:
+
+* fewer slices than one window of the model (``sequence.window_slices``);
+* the extent along the slice normal (bottom to top plus one median spacing) is under
+  ``MIN_HEAD_EXTENT_MM`` = 100 mm, where a head spans about 140-160 mm: a single slice, the
+  skull base alone, a partial scan;
+* a step between neighbouring slices larger than ``GAP_FACTOR`` (1.5, the rule inspect
+  reports gaps with) times the median spacing: slices are missing;
+* slice positions are missing, so coverage cannot be measured.
+
+Verdicts: a series with a positive label is POSITIVE, with the coverage warning appended to
+its triage line when coverage is incomplete (a bleed that was seen stays seen). A series
+with no positive label is NEGATIVE only when coverage is complete, otherwise INCOMPLETE:
+"nothing seen" is no answer for the part of the head the model was not shown. Problems
+appear in the JSON (``problems``, ``coverage``, ``verdict``) and, via ``ich-edge
+predict``, as one stderr line per series; quoted header values in them are masked
+(:mod:`ich_edge.dicom.privacy`).
 """
 
 from __future__ import annotations
@@ -28,13 +50,17 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge.dicom import Series, find_series
+from ich_edge.dicom.privacy import mask_all
 from ich_edge.errors import ConfigError, IchEdgeError, ModelError, SeriesError
+from ich_edge.runtime.completeness import Coverage, series_coverage
 from ich_edge.transforms import Preprocess, PreprocessConfig
 
 #: Probability threshold used only when a model carries no thresholds (said in the output).
 FALLBACK_THRESHOLD = 0.5
 #: Label that says whether any hemorrhage is present; the other labels are subtypes.
 ANY_LABEL = "any"
+#: The three verdicts of a triage line.
+POSITIVE, NEGATIVE, INCOMPLETE = "POSITIVE", "NEGATIVE", "INCOMPLETE"
 
 
 @dataclass(frozen=True)
@@ -78,7 +104,9 @@ class SeriesPrediction:
     slice_probabilities : float32 ``(num_slices, num_labels)``.
     images : the model input, uint8 ``(num_slices, size, size, 3)``.
     timing_ms : ``read`` (decode to HU), ``preprocess``, ``inference`` in milliseconds.
-    problems : the series' problems (slices dropped, sort fallbacks, ...).
+    problems : the series' problems (gaps, duplicates, mixed studies, slices dropped, sort
+        fallbacks, and the coverage reasons), quoted header values masked.
+    coverage : what the predicted slices cover (None only for predictions made by hand).
     """
 
     index: int
@@ -89,6 +117,7 @@ class SeriesPrediction:
     images: np.ndarray
     timing_ms: dict[str, float]
     problems: list[str] = field(default_factory=list)
+    coverage: Coverage | None = None
 
     @property
     def num_slices(self) -> int:
@@ -187,13 +216,13 @@ def predict_path(model, path: str | Path) -> PathPrediction:
     start = time.perf_counter()
     scan = find_series(path)
     scan_ms = (time.perf_counter() - start) * 1000.0
-    problems = list(scan.problems)
+    problems = mask_all(scan.problems)
     predictions: list[SeriesPrediction] = []
     for series in scan.series:
         try:
             predictions.append(_predict_series(model, series, preprocess, len(predictions) + 1, points))
         except SeriesError as err:
-            problems.append(f"{err}; series skipped")
+            problems.extend(mask_all([f"{err}; series skipped"]))
     if not predictions:
         raise SeriesError(f"{path}: no series could be read ({problems[-1]})")
     return PathPrediction(
@@ -213,13 +242,15 @@ def _predict_series(model, series: Series, preprocess: Preprocess, index: int, p
     read_done = time.perf_counter()
     images = preprocess.volume(loaded.images)
     preprocess_done = time.perf_counter()
-    probabilities = np.asarray(model.predict_series(images), dtype=np.float32)
+    probabilities = run_model(model, images)
     inference_done = time.perf_counter()
     if probabilities.shape != (len(images), len(points.labels)):
         raise ModelError(
             f"{model.path}: predicted shape {probabilities.shape}, expected ({len(images)}, {len(points.labels)}) "
             "from the labels in its description; re-convert the model"
         )
+    window = int(model.description["sequence"]["window_slices"])
+    coverage = series_coverage(series, list(loaded.slice_ids), window)
     return SeriesPrediction(
         index=index,
         series_uid=series.series_uid,
@@ -232,8 +263,25 @@ def _predict_series(model, series: Series, preprocess: Preprocess, index: int, p
             "preprocess": (preprocess_done - read_done) * 1000.0,
             "inference": (inference_done - preprocess_done) * 1000.0,
         },
-        problems=list(loaded.problems),
+        problems=mask_all([*series.problems, *loaded.problems, *(r for r in coverage.reasons if r not in coverage.reported)]),
+        coverage=coverage,
     )
+
+
+def run_model(model, images: np.ndarray) -> np.ndarray:
+    """``model.predict_series(images)`` as float32; the interpreter's failures become ModelError.
+
+    LiteRT prepares kernels and delegates on the first run, so a damaged model that loaded
+    can still fail here (RuntimeError/ValueError from the interpreter).
+    """
+    try:
+        return np.asarray(model.predict_series(images), dtype=np.float32)
+    except (RuntimeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ModelError(
+            f"{model.path}: the TFLite interpreter failed on this model ({first}); "
+            "it is damaged or not an ich-edge model, convert it again with `ich-edge convert`"
+        ) from err
 
 
 # --- triage --------------------------------------------------------------------------------
@@ -246,8 +294,12 @@ class Triage:
     ``top_label`` is the most probable positive subtype (or ``any`` when no subtype reaches
     its threshold); ``slice_runs`` are 1-based inclusive (first, last) slice positions,
     bottom to top, where ``top_label``'s slice probability reaches its slice threshold.
+    ``verdict`` is POSITIVE, NEGATIVE or INCOMPLETE (no positive label, but coverage too
+    incomplete for a negative; see the module docstring); ``coverage_reasons`` say why.
     """
 
+    verdict: str
+    coverage_reasons: tuple[str, ...]
     positive: bool
     any_probability: float
     positive_subtypes: list[tuple[str, float]]
@@ -287,7 +339,9 @@ def triage(prediction: SeriesPrediction, points: OperatingPoints) -> Triage:
         column = prediction.slice_probabilities[:, index[top_label]]
         runs = slice_runs(column >= points.slice_thresholds[top_label])
     any_p = float(study[index[ANY_LABEL]]) if has_any else float(study.max())
-    return Triage(is_positive, any_p, found, top_label, top_p, runs)
+    reasons = prediction.coverage.reasons if prediction.coverage is not None else ()
+    verdict = POSITIVE if is_positive else (INCOMPLETE if reasons else NEGATIVE)
+    return Triage(verdict, tuple(reasons), is_positive, any_p, found, top_label, top_p, runs)
 
 
 def slice_runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -310,14 +364,22 @@ def format_runs(runs: list[tuple[int, int]]) -> str:
     return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in runs)
 
 
-def triage_line(prediction: SeriesPrediction, points: OperatingPoints) -> str:
-    """E.g. ``POSITIVE  any 0.97 | subdural 0.93, intraparenchymal 0.61  slices 14-19``."""
+def triage_line(prediction: SeriesPrediction, points: OperatingPoints, with_coverage: bool = True) -> str:
+    """E.g. ``POSITIVE  any 0.97 | subdural 0.93, intraparenchymal 0.61  slices 14-19``.
+
+    ``INCOMPLETE  any 0.03 | highest subtype subdural 0.02 | not a negative: <why>`` when no
+    label is positive but coverage is incomplete; a POSITIVE line then ends with
+    ``| coverage incomplete: <why>``. ``with_coverage=False`` leaves the why out (for a
+    caller that shows the reasons elsewhere).
+    """
     verdict = triage(prediction, points)
+    why = "; ".join(verdict.coverage_reasons) if with_coverage else ""
     if not verdict.positive:
         study = prediction.study_probabilities
         subtypes = [(label, float(study[i])) for i, label in enumerate(points.labels) if label != ANY_LABEL]
         label, p = max(subtypes, key=lambda item: item[1]) if subtypes else (ANY_LABEL, verdict.any_probability)
-        return f"NEGATIVE  any {verdict.any_probability:.2f} | highest subtype {label} {p:.2f}"
+        line = f"{verdict.verdict}  any {verdict.any_probability:.2f} | highest subtype {label} {p:.2f}"
+        return f"{line} | not a negative: {why}" if why else line
     if verdict.positive_subtypes:
         found = ", ".join(f"{label} {p:.2f}" for label, p in verdict.positive_subtypes)
     else:
@@ -327,83 +389,5 @@ def triage_line(prediction: SeriesPrediction, points: OperatingPoints) -> str:
         where = f"  slices {runs}" + ("" if verdict.positive_subtypes else f" ({verdict.top_label})")
     else:
         where = f"  no single slice reaches the {verdict.top_label} slice threshold"
-    return f"POSITIVE  any {verdict.any_probability:.2f} | {found}{where}"
-
-
-# --- output --------------------------------------------------------------------------------
-
-
-def _round(value: float) -> float:
-    return round(float(value), 6)
-
-
-def to_json(result: PathPrediction) -> list[dict]:
-    """One JSON-ready object per predicted series (the ``--json`` schema)."""
-    labels = result.points.labels
-    objects = []
-    for prediction in result.series:
-        study = prediction.study_probabilities
-        objects.append(
-            {
-                "index": prediction.index,
-                "series_uid": prediction.series_uid,
-                "study_uid": prediction.study_uid,
-                "num_slices": prediction.num_slices,
-                "triage": triage_line(prediction, result.points),
-                "study": {label: _round(study[i]) for i, label in enumerate(labels)},
-                "positive": positive_labels(prediction, result.points),
-                "thresholds": {
-                    "slice": result.points.slice_thresholds,
-                    "study": result.points.study_thresholds,
-                    "source": result.points.source,
-                },
-                "slices": [
-                    {
-                        "id": slice_id,
-                        "position": k + 1,
-                        "probabilities": {
-                            label: _round(prediction.slice_probabilities[k, i]) for i, label in enumerate(labels)
-                        },
-                    }
-                    for k, slice_id in enumerate(prediction.slice_ids)
-                ],
-                "model": {"path": result.model_path, "sha256": result.sha256, "precision": result.precision},
-                "timing_ms": {key: round(value, 3) for key, value in prediction.timing_ms.items()},
-                "problems": list(prediction.problems),
-            }
-        )
-    return objects
-
-
-def format_text(result: PathPrediction) -> str:
-    """The human report: per series a header, the triage line, then the study probabilities."""
-    labels = result.points.labels
-    width = max(len(label) for label in labels)
-    lines = []
-    total = len(result.series)
-    for prediction in result.series:
-        study = prediction.study_probabilities
-        positive = positive_labels(prediction, result.points)
-        lines.append(
-            f"series {prediction.index}/{total}  {prediction.series_uid}  ({prediction.num_slices} slices, "
-            f"bottom to top)"
-        )
-        lines.append(triage_line(prediction, result.points))
-        lines.append(f"  {'label':<{width}}  study p  threshold")
-        for i, label in enumerate(labels):
-            mark = "  *" if positive[label] else ""
-            lines.append(f"  {label:<{width}}  {study[i]:7.3f}  {result.points.study_thresholds[label]:9.3f}{mark}")
-        timing = prediction.timing_ms
-        lines.append(
-            f"  time: read {timing['read']:.0f} ms, preprocess {timing['preprocess']:.0f} ms, "
-            f"inference {timing['inference']:.0f} ms"
-        )
-        for problem in prediction.problems:
-            lines.append(f"  problem: {problem}")
-        lines.append("")
-    lines.append(
-        f"model {Path(result.model_path).name} ({result.precision}, sha256 {result.sha256[:12]}); "
-        f"thresholds: {result.points.source}; * = at or above the study threshold. "
-        "A triage aid, not a diagnosis."
-    )
-    return "\n".join(lines)
+    line = f"POSITIVE  any {verdict.any_probability:.2f} | {found}{where}"
+    return f"{line} | coverage incomplete: {why}" if why else line

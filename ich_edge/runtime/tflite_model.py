@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge.errors import ConfigError, ModelError
-from ich_edge.runtime.description import read_description
 from ich_edge.runtime.interpreter import make_interpreter
+from ich_edge.runtime.model_check import check_model_file
 from ich_edge.sequence import SequenceConfig, gather_windows, stitch, study_probabilities, window_indices
 
 ENCODE, CLASSIFY = "encode", "classify"
@@ -103,7 +103,8 @@ class TFLiteStudyModel:
         timing_only: bool = False,
     ) -> None:
         self.path = Path(path)
-        self.description = read_description(self.path)
+        # Validated in Python first: LiteRT's C++ loader can crash on a damaged file.
+        self.description = check_model_file(self.path)
         if not timing_only:
             _refuse_stateful(self.path)
         if encode_batch < 1:

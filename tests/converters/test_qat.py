@@ -124,7 +124,7 @@ def test_qat_refuses_a_qat_dir_and_its_own_run_folder(qat_dir, tiny_data, capsys
     assert "already a QAT_DIR; pass the float RUN_DIR" in capsys.readouterr().err
     assert main(["qat", "--model", str(run), "--data", str(cache), "--out", str(run)]) == 2
     assert "--out must be a new folder" in capsys.readouterr().err
-    assert main(["qat", "--model", str(run), "--data", str(cache), "--out", str(qat_dir)]) == 1
+    assert main(["qat", "--model", str(run), "--data", str(cache), "--out", str(qat_dir)]) == 3  # OutputExistsError: could not run
     assert "model.keras exists; pass --force" in capsys.readouterr().err
     assert main(["convert", "--model", str(qat_dir), "--precision", "int8", "--data", str(cache), "--out", str(qat_dir.parent / "y")]) == 2
     assert "converts a float RUN_DIR" in capsys.readouterr().err

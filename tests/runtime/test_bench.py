@@ -161,10 +161,33 @@ def models(tmp_path_factory) -> dict[str, Path]:
 QUICK = dict(runs=3, warmup=1, study_slices=9)
 
 
+@pytest.fixture(scope="module")
+def stateless(tmp_path_factory) -> dict[str, Path]:
+    """tests/tiny_app_model.py's stateless files (float and integer I/O): what accuracy work may use."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tiny_app_model", Path(__file__).parents[1] / "tiny_app_model.py")
+    tiny = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny)
+    folder = tmp_path_factory.mktemp("stateless")
+    paths = {"fp32": folder / "fp32.tflite", "int8": folder / "int8.tflite"}
+    paths["fp32"].write_bytes(tiny.tiny_model_bytes(SIZE_PX, WINDOW, 2, quantized_io=False, precision="fp32"))
+    paths["int8"].write_bytes(tiny.tiny_model_bytes(SIZE_PX, WINDOW, 2))
+    return paths
+
+#: What the GPU rows must say follows from the hardware, found independently of the bench code.
+GPU_NODES = [p for p in ("/dev/nvidia0", "/dev/dri") if Path(p).exists()]
+without_gpu = pytest.mark.skipif(bool(GPU_NODES), reason=f"GPU device nodes {GPU_NODES}: the no-GPU rows cannot be checked")
+with_nvidia_gpu = pytest.mark.skipif(
+    not Path("/dev/nvidia0").exists(), reason="needs an NVIDIA GPU (/dev/nvidia0); run on a GPU machine"
+)
+
+
 def test_tiny_model_runs_like_a_real_one(models):
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
 
-    model = TFLiteStudyModel(models["fp32"], num_threads=1)
+    # The bench model keeps LSTM state in variable tensors: only timing may open it.
+    model = TFLiteStudyModel(models["fp32"], num_threads=1, timing_only=True)
     probs = model.predict_series(np.random.default_rng(0).integers(0, 256, (9, SIZE_PX, SIZE_PX, 3), dtype=np.uint8))
     assert probs.shape == (9, len(LABELS))
     assert np.all((probs > 0) & (probs < 1))
@@ -236,7 +259,7 @@ def test_single_signature_model_keeps_one_subgraph(models):
 
 
 def test_benchmark_rows_are_well_formed(models):
-    config = bench.BenchConfig(threads=(1,), backends=("xnnpack", "reference", "gpu"), **QUICK)
+    config = bench.BenchConfig(threads=(1,), backends=("xnnpack", "reference"), **QUICK)
     result = bench.benchmark([models["fp32"], models["int8"]], config)
     assert result["format"] == bench.RESULT_FORMAT
     assert len(result["load_average_start_end"]) == 2
@@ -244,7 +267,7 @@ def test_benchmark_rows_are_well_formed(models):
     assert machine["cpu_model"] and machine["logical_cores"] >= 1
     assert machine["versions"]["ai-edge-litert"] and machine["versions"]["numpy"] and machine["versions"]["python"]
     rows = {(r["variant"], r["backend"]): r for r in result["rows"]}
-    assert len(rows) == 6
+    assert len(rows) == 4
     for variant in ("fp32", "int8"):
         for backend in ("xnnpack", "reference"):
             row = rows[(variant, backend)]
@@ -264,21 +287,37 @@ def test_benchmark_rows_are_well_formed(models):
         assert rows[(variant, "xnnpack")]["nodes"]["delegated_nodes"] == 5
         assert rows[(variant, "reference")]["nodes"]["delegated_nodes"] == 0
     assert rows[("fp32", "xnnpack")]["speedup_vs_fp32"] == pytest.approx(1.0)
-    gpu = rows[("fp32", "gpu")]
-    if not Path("/dev/dri").exists() and not Path("/dev/nvidia0").exists():
-        assert gpu["status"] == "unavailable"
-        assert "Variable tensors" in gpu["reason"] or "WebGPU" in gpu["reason"] or "Vulkan" in gpu["reason"]
-        assert gpu["threads"] is None and gpu.get("speedup_vs_fp32") is None
     model = result["models"][0]
     assert model["size_mb"] > 0 and model["macs"]["study"] > 0
     table = format_table(result)
-    assert "unavailable [1]" in table and "\n[1] gpu: " in table
-    if rows[("int8", "gpu")]["reason"] == gpu["reason"]:
-        assert table.count("unavailable [1]") == 2 and "[2]" not in table  # one note for a shared reason
-    assert table.count("\nfp32 ") == 3 and "1.00x" in table
+    assert table.count("\nfp32 ") == 2 and "1.00x" in table
     profile = format_profile(result)
     assert OP_PROFILE_UNAVAILABLE in profile
     assert "classify: 2/3 nodes delegated; on builtin kernels: UNIDIRECTIONAL_SEQUENCE_LSTM x1" in profile
+    assert bench.failed_rows(result) == []
+
+
+@without_gpu
+def test_gpu_rows_without_a_gpu_are_unavailable_with_one_note(stateless):
+    config = bench.BenchConfig(threads=(1,), backends=("xnnpack", "gpu"), **QUICK)
+    result = bench.benchmark([stateless["fp32"], stateless["int8"]], config)
+    gpu = [r for r in result["rows"] if r["backend"] == "gpu"]
+    assert [r["status"] for r in gpu] == ["unavailable", "unavailable"]
+    assert "Variable tensors" in gpu[0]["reason"] or "WebGPU" in gpu[0]["reason"] or "Vulkan" in gpu[0]["reason"]
+    assert gpu[0]["threads"] is None and gpu[0]["speedup_vs_fp32"] is None
+    assert gpu[0]["reason"] == gpu[1]["reason"]
+    table = format_table(result)
+    assert table.count("unavailable [1]") == 2 and "\n[1] gpu: " in table and "[2]" not in table  # one note
+    assert bench.failed_rows(result) == []  # unavailable is not a failure
+
+
+@with_nvidia_gpu
+def test_gpu_rows_measure_on_a_gpu(stateless):
+    config = bench.BenchConfig(threads=(1,), backends=("gpu+cpu",), **QUICK)
+    (row,) = bench.benchmark([stateless["fp32"]], config)["rows"]
+    assert row["status"] == "ok", row.get("reason")
+    classify_nodes = coverage.builtin_coverage(stateless["fp32"].read_bytes())["classify"].total_nodes
+    assert row["nodes"]["signatures"]["classify"]["total_nodes"] == classify_nodes
 
 
 def test_two_models_of_one_precision_keep_their_own_size_and_fp32(models, tmp_path):
@@ -309,8 +348,9 @@ def test_two_models_of_one_precision_keep_their_own_size_and_fp32(models, tmp_pa
     assert sizes["#3"] > sizes["#1"] + 0.19
 
 
-def test_study_auc_from_a_cache(models, tmp_path):
+def test_study_auc_from_a_cache(models, stateless, tmp_path):
     from ich_edge.cache import Cache, CachedSeries
+    from ich_edge.errors import ModelError
     from ich_edge.transforms import PreprocessConfig
 
     cache = Cache.create(tmp_path / "cache", PreprocessConfig(input_size_px=SIZE_PX))
@@ -318,29 +358,55 @@ def test_study_auc_from_a_cache(models, tmp_path):
     for i in range(6):
         labels = np.zeros(len(LABELS), np.int8)
         labels[[1, 5]] = i % 2
-        images = rng.integers(0, 256, (5, SIZE_PX, SIZE_PX, 3), dtype=np.uint8)
+        brightness = rng.uniform(0.2, 1.0)  # studies differ, so the scores (and the AUC) do
+        images = (rng.integers(0, 256, (5, SIZE_PX, SIZE_PX, 3)) * brightness).astype(np.uint8)
         slice_labels = np.tile(labels, (5, 1))
         cache.write(CachedSeries(f"1.2.{i}", f"1.3.{i}", images, slice_labels, labels, tuple(f"s{j}" for j in range(5))))
-    auc = bench.study_auc(models["fp32"], cache.load_all(), threads=1)
+    with pytest.raises(ModelError, match="keeps state between invocations"):
+        bench.study_auc(models["fp32"], cache.load_all(), threads=1)  # accuracy of a stateful file would be wrong
+    auc = bench.study_auc(stateless["fp32"], cache.load_all(), threads=1)
     assert auc["studies"] == 6
-    assert 0.0 <= auc["any"] <= 1.0 and auc["per_label"]["epidural"] is None  # no positive epidural study
+    assert auc["per_label"]["epidural"] is None  # no positive epidural study
+    # The expected AUC from its definition: P(score of a positive study > score of a negative), ties 1/2.
+    from ich_edge.runtime.tflite_model import TFLiteStudyModel
+
+    model = TFLiteStudyModel(stateless["fp32"], num_threads=1)
+    scores = [model.study_probabilities(s.images) for s in cache.load_all()]
+    truth = [s.study_labels for s in cache.load_all()]
+    for i, label in ((5, "any"), (1, "intraparenchymal")):
+        pos = [sc[i] for sc, t in zip(scores, truth) if t[i]]
+        neg = [sc[i] for sc, t in zip(scores, truth) if not t[i]]
+        expected = np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg])
+        assert len(pos) == 3 and len(neg) == 3
+        assert auc["per_label"][label] == pytest.approx(expected)
+    assert auc["any"] == auc["per_label"]["any"]
     assert auc["mean"] == pytest.approx(np.mean([auc["per_label"]["intraparenchymal"], auc["any"]]))
 
 
-def test_rounds_pool_samples_and_ask_an_unavailable_backend_once(models):
-    config = bench.BenchConfig(threads=(1,), backends=("xnnpack", "gpu"), rounds=2, **QUICK)
-    result = bench.benchmark([models["fp32"]], config)
-    xnn, gpu = result["rows"]
+def test_rounds_pool_samples(models):
+    config = bench.BenchConfig(threads=(1,), backends=("xnnpack",), rounds=2, **QUICK)
+    (xnn,) = bench.benchmark([models["fp32"]], config)["rows"]
     assert xnn["rounds"] == 2 and len(xnn["round_study_p50_ms"]) == 2
     assert xnn["study_latency_ms"]["n"] == 2 * QUICK["runs"] and len(xnn["samples_ms"]["study"]) == 2 * QUICK["runs"]
     assert xnn["study_latency_ms"]["min"] == min(xnn["samples_ms"]["study"])
-    if gpu["status"] == "unavailable":
-        assert gpu["rounds"] == 1
     with pytest.raises(ConfigError, match="--rounds must be >= 1"):
         bench.BenchConfig(rounds=0)
 
 
-def test_gpu_encoder_model_runs_encode_on_a_compiled_model_and_classify_on_the_interpreter(models):
+def test_an_unavailable_backend_is_asked_once_over_rounds(models, monkeypatch):
+    asked = []
+
+    def fake(path, backend, threads, config):
+        asked.append(backend)
+        return {"status": "unavailable", "reason": "no GPU here"}
+
+    monkeypatch.setattr(bench, "run_configuration", fake)
+    config = bench.BenchConfig(threads=(1,), backends=("gpu",), rounds=3, **QUICK)
+    (gpu,) = bench.benchmark([models["fp32"]], config)["rows"]
+    assert asked == ["gpu"] and gpu["rounds"] == 1 and gpu["status"] == "unavailable"
+
+
+def test_gpu_encoder_model_runs_encode_on_a_compiled_model_and_classify_on_the_interpreter(stateless):
     """The gpu+cpu path (encode on a LiteRT CompiledModel, classify on XNNPACK), run on LiteRT's
     CPU accelerator so it is checked here: it must predict what the interpreter predicts."""
     from ich_edge.runtime.bench_gpu import GpuEncoderStudyModel
@@ -348,8 +414,8 @@ def test_gpu_encoder_model_runs_encode_on_a_compiled_model_and_classify_on_the_i
 
     images = np.random.default_rng(3).integers(0, 256, (9, SIZE_PX, SIZE_PX, 3), dtype=np.uint8)
     for precision in ("fp32", "int8"):
-        reference = TFLiteStudyModel(models[precision], num_threads=1)
-        hybrid = GpuEncoderStudyModel(models[precision], num_threads=1, accelerator="cpu")
+        reference = TFLiteStudyModel(stateless[precision], num_threads=1)
+        hybrid = GpuEncoderStudyModel(stateless[precision], num_threads=1, accelerator="cpu")
         assert hybrid.accelerated is not None and hybrid.encode_batch == 1
         calls = []
         run_batch = hybrid.accelerated.run_batch
@@ -360,18 +426,20 @@ def test_gpu_encoder_model_runs_encode_on_a_compiled_model_and_classify_on_the_i
         assert calls and set(calls) == {(1, SIZE_PX, SIZE_PX, 3)}  # every slice went through the compiled model, one per call
 
 
-def test_gpu_plus_cpu_rows_keep_their_threads_and_say_why_they_cannot_run(models):
+def test_gpu_plus_cpu_rows_keep_their_threads(models):
     config = bench.BenchConfig(threads=(1, 2), backends=("gpu+cpu", "gpu"), **QUICK)
     result = bench.benchmark([models["fp32"]], config)
     rows = [(r["backend"], r["threads"]) for r in result["rows"]]
     assert rows == [("gpu+cpu", 1), ("gpu+cpu", 2), ("gpu", None)]  # threads are the CPU part's
-    hybrid = result["rows"][0]
-    if hybrid["status"] == "ok":  # a machine with a GPU LiteRT can use
-        assert hybrid["nodes"]["signatures"]["classify"]["total_nodes"] == 3
-    else:
-        assert hybrid["status"] == "unavailable" and "encode" in hybrid["reason"]
-        assert "classify" not in hybrid["reason"]  # only the encoder is asked of the GPU
     assert "gpu+cpu" in format_table(result)
+
+
+@without_gpu
+def test_gpu_plus_cpu_without_a_gpu_says_the_encoder_cannot_run(stateless):
+    config = bench.BenchConfig(threads=(1,), backends=("gpu+cpu",), **QUICK)
+    (hybrid,) = bench.benchmark([stateless["fp32"]], config)["rows"]
+    assert hybrid["status"] == "unavailable" and "encode" in hybrid["reason"]
+    assert "classify" not in hybrid["reason"]  # only the encoder is asked of the GPU
 
 
 def test_gpu_names_come_from_the_nvidia_driver(tmp_path):
@@ -394,7 +462,7 @@ def test_worker_peak_memory_is_its_own(models):
     assert ballast[-1] == 1.0
 
 
-def test_cli_runs_with_tensorflow_blocked(models, tmp_path):
+def test_cli_runs_with_tensorflow_blocked(stateless, tmp_path):
     """The bench verb and its worker processes run on the base install: TensorFlow is made unimportable."""
     blocker = tmp_path / "blocker" / "tensorflow"
     blocker.mkdir(parents=True)
@@ -402,7 +470,7 @@ def test_cli_runs_with_tensorflow_blocked(models, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")]))
     out = tmp_path / "result.json"
     command = [
-        sys.executable, "-m", "ich_edge", "bench", str(models["fp32"]), "--threads", "1", "--backend", "xnnpack,gpu",
+        sys.executable, "-m", "ich_edge", "bench", str(stateless["fp32"]), "--threads", "1", "--backend", "xnnpack,gpu",
         "--runs", "2", "--warmup", "0", "--study-slices", "5", "--json", str(out), "--results-dir", str(tmp_path / "results"),
     ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
@@ -420,5 +488,58 @@ def test_cli_rejects_a_missing_model(tmp_path, capsys):
     from ich_edge.cli import main
 
     code = main(["bench", str(tmp_path / "missing.tflite"), "--backend", "xnnpack"])
-    assert code != 0
+    assert code == 3
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_writes_nothing_unless_asked(models, tmp_path, monkeypatch, capsys):
+    from ich_edge.cli import main
+
+    results = Path(bench.__file__).resolve().parents[2] / "benchmarks" / "results"
+    before = sorted(results.iterdir()) if results.is_dir() else []
+    monkeypatch.chdir(tmp_path)
+    code = main(["bench", str(models["fp32"]), "--backend", "xnnpack", "--threads", "1", "--runs", "2", "--warmup", "0",
+                 "--study-slices", "4"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "study ms p50" in captured.out and "wrote" not in captured.err
+    assert list(tmp_path.iterdir()) == []
+    assert (sorted(results.iterdir()) if results.is_dir() else []) == before  # no default into the repo
+
+
+def test_cli_exits_3_when_a_requested_row_failed_and_still_writes_the_json(models, tmp_path, monkeypatch, capsys):
+    from ich_edge.cli import main
+
+    measure = bench.run_configuration
+
+    def reference_crashes(path, backend, threads, config):
+        if backend == "reference":
+            return {"status": "failed", "reason": "worker exited with code -11: Segmentation fault"}
+        return measure(path, backend, threads, config)
+
+    monkeypatch.setattr(bench, "run_configuration", reference_crashes)
+    out = tmp_path / "r.json"
+    code = main(["bench", str(models["fp32"]), "--backend", "xnnpack,reference", "--threads", "1", "--runs", "2",
+                 "--warmup", "0", "--study-slices", "4", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert captured.err.strip().splitlines()[-1] == (
+        "ich-edge: error: 1 of 2 rows failed to measure: cnn_lstm_fp32.tflite reference threads=1: "
+        "worker exited with code -11: Segmentation fault"
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["status"] for r in rows] == ["ok", "failed"]  # the result is kept for the record
+
+
+def test_failed_rows_counts_failures_and_failed_rounds_not_unavailable():
+    rows = [
+        {"file": "a.tflite", "backend": "xnnpack", "threads": 1, "status": "ok", "rounds": 2},
+        {"file": "a.tflite", "backend": "reference", "threads": 1, "status": "ok", "rounds": 3,
+         "failed_rounds": ["timed out after 900 s"]},
+        {"file": "a.tflite", "backend": "gpu", "threads": None, "status": "unavailable", "reason": "no GPU"},
+        {"file": "a.tflite", "backend": "gpu+cpu", "threads": 2, "status": "failed", "reason": "boom"},
+    ]
+    assert bench.failed_rows({"rows": rows}) == [
+        "a.tflite reference threads=1: 1 of 3 rounds failed (timed out after 900 s)",
+        "a.tflite gpu+cpu threads=2: boom",
+    ]

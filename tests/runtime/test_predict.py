@@ -83,7 +83,10 @@ def test_positive_series_triage_line_and_slice_order(model_path, positive_series
     (series,) = result.series
     assert series.slice_ids == ids  # bottom to top, although instance numbers run the other way
     line = predict.triage_line(series, result.points)
-    assert re.fullmatch(r"POSITIVE  any (0\.9\d|1\.00) \| subdural 0\.\d\d  slices 3-5", line), line
+    # 7 slices 5 mm apart cover 35 mm: a positive stays positive, with the coverage warning.
+    assert re.fullmatch(
+        r"POSITIVE  any (0\.9\d|1\.00) \| subdural 0\.\d\d  slices 3-5 \| coverage incomplete: covers 35 mm .*", line
+    ), line
     verdict = predict.triage(series, result.points)
     assert verdict.top_label == "subdural" and verdict.slice_runs == [(3, 5)]
     assert result.points.source == "model description"
@@ -108,7 +111,12 @@ def test_series_shorter_than_a_window_and_negative(model_path, tmp_path):
     (series,) = predict.predict_path(model, tmp_path).series
     assert series.slice_probabilities.shape == (2, len(LABELS))
     line = predict.triage_line(series, predict.model_settings(model.description)[1])
-    assert re.fullmatch(r"NEGATIVE  any 0\.\d\d \| highest subtype subdural 0\.\d\d", line), line
+    # Nothing positive, but 2 slices are no negative: INCOMPLETE (tests/runtime/test_predict_coverage.py).
+    assert re.fullmatch(
+        r"INCOMPLETE  any 0\.\d\d \| highest subtype subdural 0\.\d\d \| not a negative: "
+        r"2 slices, fewer than one window of the model \(4\); covers 10 mm .*",
+        line,
+    ), line
 
 
 def test_thresholds_come_from_the_model(tmp_path, positive_series):
@@ -118,7 +126,8 @@ def test_thresholds_come_from_the_model(tmp_path, positive_series):
     path.write_bytes(tiny.tiny_model_bytes(size_px=SIZE_PX, window=WINDOW, thresholds=strict))
     (series,) = predict.predict_path(predict.load_model(path), folder).series
     points = predict.OperatingPoints.from_description(predict.load_model(path).description)
-    assert predict.triage_line(series, points).startswith("NEGATIVE")
+    assert predict.triage(series, points).positive is False  # 7 slices (35 mm): INCOMPLETE, not NEGATIVE
+    assert predict.triage_line(series, points).startswith("INCOMPLETE")
     description = tiny.default_description(SIZE_PX, WINDOW, 2, "fp32", None)
     del description["thresholds"]
     assert "default 0.5" in predict.OperatingPoints.from_description(description).source
@@ -183,7 +192,7 @@ def test_cli_bad_model_is_one_clear_line(tmp_path, positive_series, capsys, make
     make(path)
     code = main(["predict", "--model", str(path), str(positive_series[0])])
     err = capsys.readouterr().err
-    assert code != 0 and message in err
+    assert code == 3 and message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
@@ -206,7 +215,7 @@ def test_cli_bad_input_path(model_path, tmp_path, capsys):
     for target, message in ((tmp_path / "empty", "holds no files"), (tmp_path / "junk", "not a DICOM file")):
         code = main(["predict", "--model", str(model_path), str(target)])
         err = capsys.readouterr().err
-        assert code != 0 and message in err and "Traceback" not in err
+        assert code == 3 and message in err and "Traceback" not in err
 
 
 def test_unreadable_series_only_is_an_error(model_path, tmp_path):

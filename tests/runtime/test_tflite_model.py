@@ -171,7 +171,7 @@ def _edited(data: bytes, edit) -> bytes:
 def test_models_without_both_signatures_or_a_matching_window(tmp_path):
     path = tmp_path / "one_signature.tflite"
     path.write_bytes(_edited(tiny.tiny_model_bytes(), lambda m: setattr(m, "signatureDefs", m.signatureDefs[:1])))
-    with pytest.raises(ModelError, match=r"lacks the signature\(s\) \['classify'\]"):
+    with pytest.raises(ModelError, match=r"not an ich-edge model: it lacks the signature\(s\) classify \(has: encode\)"):
         TFLiteStudyModel(path)
     path = tmp_path / "window_mismatch.tflite"
     description = tiny.default_description(SIZE, WINDOW + 2, STRIDE, "int8", None)

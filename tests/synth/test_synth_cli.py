@@ -52,7 +52,7 @@ def test_nothing_to_do_is_an_error(capsys):
 def test_existing_output_needs_force(tmp_path, capsys):
     out = tmp_path / "set"
     assert main(["synth", "--out", str(out), "--studies", "1", *FAST]) == 0
-    assert main(["synth", "--out", str(out), "--studies", "1", *FAST]) == 1
+    assert main(["synth", "--out", str(out), "--studies", "1", *FAST]) == 3  # OutputExistsError: could not run
     assert "--force" in capsys.readouterr().err
     assert main(["synth", "--out", str(out), "--studies", "1", "--force", *FAST]) == 0
 

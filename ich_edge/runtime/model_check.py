@@ -1,0 +1,222 @@
+"""The gate every model file passes before LiteRT's interpreter sees it (runtime tier).
+
+LiteRT's C++ interpreter does not verify a flatbuffer before it uses it, so a damaged file
+can end the process instead of raising. :func:`check_model_file` reads the file in Python
+first: header, a complete parse (every read stays inside the file, so truncation is
+caught), every index that points into another table, constant sizes, the ``encode`` and
+``classify`` signatures and the description. Whatever is wrong becomes one
+:class:`~ich_edge.errors.ModelError` naming the file and what to do.
+:class:`~ich_edge.runtime.tflite_model.TFLiteStudyModel` calls it, so every verb that opens
+a model (predict, bench, parity, assets) gets it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ich_edge.errors import ModelError
+from ich_edge.runtime.description import (
+    DESCRIPTION_KEY,
+    _name,
+    _op_names,
+    _parse_description,
+    _read_bytes,
+    _schema,
+    _tensor_type_names,
+    _unpack,
+)
+
+_CONVERT_AGAIN = "pass a .tflite written by `ich-edge convert` (convert it again if it was damaged)"
+
+
+#: Signature -> (input rank, output rank) of an ich-edge model (see ich_edge.runtime.tflite_model).
+ICH_EDGE_SIGNATURES = {"encode": (4, 2), "classify": (3, 3)}
+#: Bytes per element of fixed-size tensor types (others are not size-checked).
+_ITEM_BYTES = {
+    "float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2, "complex64": 8,
+    "int8": 1, "float64": 8, "complex128": 16, "uint64": 8, "uint32": 4, "uint16": 2, "bfloat16": 2,
+}
+
+
+def check_model_file(model: str | Path | bytes, ich_edge: bool = True) -> dict:
+    """Validate a ``.tflite`` before LiteRT opens it; return its description.
+
+    Checks, in order: the file is readable and non-empty; the TFL3 identifier; the whole
+    flatbuffer parses (every read stays inside the file, so truncation is caught); every
+    index into another table is in range (tensor buffers, operator codes, operator and
+    subgraph tensors, signatures, metadata); constant tensors hold exactly their shape's
+    bytes; operator codes are builtins this schema knows or named custom ops. With
+    ``ich_edge`` (the default) also: the ``encode`` and ``classify`` signatures with one
+    input and one output of the right rank each, and a description with labels and a
+    valid sequence rule.
+
+    Returns
+    -------
+    dict
+        The embedded description (``{}`` when ``ich_edge`` is False and there is none).
+
+    Raises
+    ------
+    ModelError
+        One message naming the file, what is wrong and what to do.
+    """
+    data, source = _read_bytes(model)
+    schema = _schema()
+    model_t = _unpack(data, source)
+    try:
+        _check_tables(model_t, schema, len(data))
+    except ModelError as err:
+        raise ModelError(f"{source} is a damaged TFLite file ({err}); {_CONVERT_AGAIN}") from None
+    raws = [model_t.buffers[m.buffer].data for m in model_t.metadata or [] if _name(m.name) == DESCRIPTION_KEY]
+    if not ich_edge:
+        return _parse_description(raws[0], source) if raws else {}
+    signatures = {_name(sig.signatureKey): sig for sig in model_t.signatureDefs or []}
+    missing = sorted(set(ICH_EDGE_SIGNATURES) - set(signatures))
+    if missing:
+        found = ", ".join(sorted(signatures)) or "none"
+        raise ModelError(
+            f"{source} is not an ich-edge model: it lacks the signature(s) {', '.join(missing)} (has: {found}); "
+            "pass a .tflite written by `ich-edge convert`"
+        )
+    shapes = {}
+    for key, (input_rank, output_rank) in ICH_EDGE_SIGNATURES.items():
+        sig = signatures[key]
+        tensors = model_t.subgraphs[sig.subgraphIndex].tensors
+        for role, entries, rank in (("input", sig.inputs, input_rank), ("output", sig.outputs, output_rank)):
+            found = [[int(d) for d in (tensors[e.tensorIndex].shape if tensors[e.tensorIndex].shape is not None else [])]
+                     for e in entries or []]
+            if len(found) != 1 or len(found[0]) != rank:
+                raise ModelError(
+                    f"{source}: signature {key!r} should have one {role} of rank {rank}, found shapes {found}; "
+                    "it is not an ich-edge model, pass a .tflite written by `ich-edge convert`"
+                )
+            shapes[key, role] = found[0]
+    if not raws:
+        raise ModelError(f"{source} is not an ich-edge model (no {DESCRIPTION_KEY}); convert it with ich-edge convert")
+    description = _parse_description(raws[0], source)
+    _check_description(description, source)
+    _check_signature_shapes(shapes, len(description["labels"]), source)
+    return description
+
+
+def _check_signature_shapes(shapes: dict, num_labels: int, source: str) -> None:
+    """image (B, S, S, 3) -> features (B, F); window (1, T, F) -> probabilities (1, T, labels)."""
+    image, features = shapes["encode", "input"], shapes["encode", "output"]
+    window, probabilities = shapes["classify", "input"], shapes["classify", "output"]
+    ok = (
+        image[1] == image[2] > 0 and image[3] == 3
+        and window[0] == probabilities[0] == 1 and window[1] == probabilities[1] > 0
+        and window[2] == features[1] > 0 and probabilities[2] == num_labels
+    )
+    if not ok:
+        raise ModelError(
+            f"{source}: its signatures do not fit together (encode {image} -> {features}, classify {window} -> "
+            f"{probabilities}, {num_labels} labels); it is damaged or not an ich-edge model, "
+            "pass a .tflite written by `ich-edge convert`"
+        )
+
+
+def _check_description(description: dict, source: str) -> None:
+    from ich_edge.errors import ConfigError
+    from ich_edge.sequence import SequenceConfig
+
+    labels = description.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels):
+        raise ModelError(f"{source}: the embedded ich-edge description lacks its labels; convert the model again")
+    try:
+        SequenceConfig.from_dict(description["sequence"])
+    except (KeyError, TypeError, ValueError, ConfigError) as err:
+        raise ModelError(
+            f"{source}: the embedded ich-edge description lacks a valid sequence rule ({err}); convert the model again"
+        ) from err
+
+
+def _in_range(index, size: int, what: str, allow_none: bool = False) -> None:
+    if allow_none and index == -1:
+        return
+    if not 0 <= int(index) < size:
+        raise ModelError(f"{what} {int(index)} out of range (0..{size - 1})")
+
+
+def _check_tables(model_t, schema, file_bytes: int) -> None:
+    """Index and size checks of an unpacked model; ModelError (without the file name) if any fails."""
+    buffers, codes, subgraphs = model_t.buffers or [], model_t.operatorCodes or [], model_t.subgraphs or []
+    if not subgraphs:
+        raise ModelError("no subgraphs")
+    type_names = _tensor_type_names(schema)
+    known_ops = set(_op_names(schema))
+    for code in codes:
+        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        if builtin not in known_ops:
+            raise ModelError(f"unknown operator code {builtin}")
+    for buffer in buffers:
+        if buffer.offset and buffer.offset + buffer.size > file_bytes:
+            raise ModelError("a buffer lies past the end of the file")
+    for s_index, subgraph in enumerate(subgraphs):
+        tensors = subgraph.tensors or []
+        where = f"subgraph {s_index}"
+        for t_index, tensor in enumerate(tensors):
+            _in_range(tensor.buffer, len(buffers), f"{where} tensor {t_index} buffer")
+            if tensor.type not in type_names:
+                raise ModelError(f"{where} tensor {t_index} has unknown type {tensor.type}")
+            shape = [int(d) for d in (tensor.shape if tensor.shape is not None else [])]
+            if any(d < 0 for d in shape):
+                raise ModelError(f"{where} tensor {t_index} has a negative dimension {shape}")
+            _check_text(tensor.name, f"{where} tensor {t_index} name")
+            _check_quantization(tensor.quantization, type_names[tensor.type], len(shape), f"{where} tensor {t_index}")
+            data = buffers[tensor.buffer].data
+            item = _ITEM_BYTES.get(type_names[tensor.type])
+            if data is not None and len(data) and item and tensor.sparsity is None:
+                if len(data) != int(np.prod(shape, dtype=np.int64)) * item:
+                    raise ModelError(f"{where} tensor {t_index} holds {len(data)} bytes, its shape {shape} needs more or fewer")
+        for index in [*(subgraph.inputs if subgraph.inputs is not None else []), *(subgraph.outputs if subgraph.outputs is not None else [])]:
+            _in_range(index, len(tensors), f"{where} input/output tensor")
+        for o_index, operator in enumerate(subgraph.operators or []):
+            _in_range(operator.opcodeIndex, len(codes), f"{where} operator {o_index} code")
+            for group in (operator.inputs, operator.outputs, operator.intermediates):
+                for index in group if group is not None else []:
+                    _in_range(index, len(tensors), f"{where} operator {o_index} tensor", allow_none=True)
+    for sig in model_t.signatureDefs or []:
+        _check_text(sig.signatureKey, "signature name")
+        _in_range(sig.subgraphIndex, len(subgraphs), "signature subgraph")
+        tensors = subgraphs[sig.subgraphIndex].tensors or []
+        for entry in [*(sig.inputs or []), *(sig.outputs or [])]:
+            _check_text(entry.name, "signature tensor name")
+            _in_range(entry.tensorIndex, len(tensors), f"signature {_name(sig.signatureKey)!r} tensor")
+    for entry in model_t.metadata or []:
+        _check_text(entry.name, "metadata name")
+        _in_range(entry.buffer, len(buffers), "metadata buffer")
+
+
+def _check_text(raw, what: str) -> None:
+    """Flatbuffer strings are UTF-8; the interpreter's Python binding fails on others."""
+    if isinstance(raw, bytes):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelError(f"{what} is not UTF-8") from None
+
+
+#: Zero points allowed per integer type (TFLite's quantization spec).
+_ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (0, 0), "int32": (0, 0), "int4": (-8, 7)}
+
+
+def _check_quantization(quantization, type_name: str, rank: int, what: str) -> None:
+    """Scales and zero points that LiteRT's kernels accept (it fails at run time otherwise)."""
+    if quantization is None:
+        return
+    scales = np.asarray(quantization.scale if quantization.scale is not None else [], dtype=np.float64)
+    zero_points = np.asarray(quantization.zeroPoint if quantization.zeroPoint is not None else [], dtype=np.int64)
+    if not len(scales) and not len(zero_points):
+        return
+    if len(zero_points) and len(scales) != len(zero_points):
+        raise ModelError(f"{what} has {len(scales)} scales and {len(zero_points)} zero points")
+    if len(scales) and not (np.all(np.isfinite(scales)) and np.all(scales >= 0)):
+        raise ModelError(f"{what} has a negative or non-finite quantization scale")
+    if len(scales) > 1 and not 0 <= int(quantization.quantizedDimension) < max(rank, 1):
+        raise ModelError(f"{what} is quantized along dimension {quantization.quantizedDimension} of a rank-{rank} tensor")
+    low, high = _ZERO_POINT_RANGE.get(type_name, (None, None))
+    if low is not None and len(zero_points) and (zero_points.min() < low or zero_points.max() > high):
+        raise ModelError(f"{what} ({type_name}) has a zero point outside [{low}, {high}]")

@@ -1,0 +1,248 @@
+"""Damaged and foreign model files are one ModelError (exit 3, one line) in every runtime verb.
+
+Uses the committed, converted android_demo_assets/model.tflite. The fuzz has two halves:
+damaged bytes through the Python readers in this process (check_model_file,
+read_description, op_summary), and the damaged files that pass check_model_file through
+LiteRT in a subprocess, because LiteRT's C++ loader does not verify flatbuffers and could
+end the process instead of raising; a crash there is reported as a failure, not hidden.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ich_edge.cli import main
+from ich_edge.errors import ModelError
+from ich_edge.runtime.description import op_summary, read_description
+from ich_edge.runtime.model_check import check_model_file
+from ich_edge.runtime.tflite_model import TFLiteStudyModel
+
+REAL_MODEL = Path(__file__).parents[2] / "android_demo_assets" / "model.tflite"
+
+
+@pytest.fixture(scope="module")
+def real_bytes() -> bytes:
+    return REAL_MODEL.read_bytes()
+
+
+def _repacked(data: bytes, edit) -> bytes:
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
+
+    model = fb.ModelT.InitFromPackedBuf(data, 0)
+    edit(model)
+    builder = flatbuffers.Builder(len(data) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _rename_signature(model, old: str, new: str) -> None:
+    for sig in model.signatureDefs:
+        if sig.signatureKey in (old, old.encode()):
+            sig.signatureKey = new
+
+
+BAD_FILES = {
+    "empty": (lambda data: b"", "is empty"),
+    "zeroed": (lambda data: bytes(len(data)), "not a TFLite flatbuffer"),
+    "truncated": (lambda data: data[: len(data) // 2], "truncated or damaged"),
+    "foreign": (  # a valid TFLite model, but no signatures and no description: not ours
+        lambda data: _repacked(data, lambda m: (setattr(m, "signatureDefs", None), setattr(m, "metadata", None))),
+        r"not an ich-edge model: it lacks the signature\(s\) classify, encode \(has: none\)",
+    ),
+    "wrong-signature": (
+        lambda data: _repacked(data, lambda m: _rename_signature(m, "classify", "serving_default")),
+        r"lacks the signature\(s\) classify \(has: encode, serving_default\)",
+    ),
+    "no-description": (
+        lambda data: _repacked(data, lambda m: setattr(m, "metadata", None)),
+        "not an ich-edge model \\(no ich_edge_description\\)",
+    ),
+}
+
+
+@pytest.fixture(params=sorted(BAD_FILES))
+def bad_model(request, real_bytes, tmp_path) -> tuple[Path, str]:
+    make, message = BAD_FILES[request.param]
+    path = tmp_path / f"{request.param}.tflite"
+    path.write_bytes(make(real_bytes))
+    return path, message
+
+
+def test_the_real_model_passes_the_check(real_bytes):
+    description = check_model_file(REAL_MODEL)
+    assert description == read_description(real_bytes) and description["labels"]
+
+
+def test_bad_model_files_are_a_model_error_in_the_shared_loader(bad_model):
+    """TFLiteStudyModel is how predict, bench, parity and assets open a model."""
+    path, message = bad_model
+    with pytest.raises(ModelError, match=message):
+        TFLiteStudyModel(path, num_threads=1)
+
+
+@pytest.mark.parametrize("verb", ["predict", "bench"])
+def test_bad_model_files_are_one_line_and_exit_3(bad_model, verb, tmp_path, capsys):
+    path, message = bad_model
+    series = tmp_path / "no-series-needed"  # the model is checked before any input is read
+    argv = {
+        "predict": ["predict", "--model", str(path), str(series), "--json"],
+        "bench": ["bench", str(path), "--backend", "xnnpack", "--runs", "2", "--json", str(tmp_path / "r.json")],
+    }[verb]
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 3
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ich-edge: error: {path}"), captured.err
+    import re
+
+    assert re.search(message, lines[0]) and "Traceback" not in captured.err
+    assert captured.out == "" and not (tmp_path / "r.json").exists()
+
+
+# --- fuzz ------------------------------------------------------------------------------------
+
+
+@st.composite
+def damaged(draw, data: bytes) -> bytes:
+    """``data`` with 1-8 bits flipped anywhere, and/or cut somewhere (at least one change).
+
+    Positions come from ``random.Random(seed)`` with a seed hypothesis draws: uniform over
+    the file (hypothesis's own integers favour small values, i.e. the header, which the
+    first check refuses).
+    """
+    rnd = random.Random(draw(st.integers(0, 2**32 - 1)))
+    buffer = bytearray(data)
+    flips = draw(st.integers(0, 8))
+    for _ in range(flips):
+        buffer[rnd.randrange(len(buffer))] ^= 1 << rnd.randrange(8)
+    if flips == 0 or draw(st.booleans()):
+        del buffer[rnd.randrange(len(buffer)) :]
+    return bytes(buffer)
+
+
+FUZZ_COUNTS: Counter = Counter()
+
+
+def _read_all(blob: bytes) -> str:
+    outcome = "ok"
+    for call in (check_model_file, read_description, op_summary):
+        try:
+            call(blob)
+        except ModelError:
+            outcome = "ModelError"  # the only error allowed out
+    return outcome
+
+
+@functools.cache
+def _real() -> bytes:
+    return REAL_MODEL.read_bytes()  # not a fixture: hypothesis would print 115 kB with a failure
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_bytes_give_a_result_or_model_error_in_python(data):
+    blob = data.draw(damaged(_real()))
+    try:
+        FUZZ_COUNTS[f"python: {_read_all(blob)}"] += 1
+    except Exception:
+        print(f"failing example: {len(blob)} bytes, differs from the model at {_diff(blob)}")
+        raise
+
+
+def _diff(blob: bytes) -> str:
+    real = _real()
+    positions = [i for i, (a, b) in enumerate(zip(blob, real)) if a != b]
+    cut = f", cut at {len(blob)}" if len(blob) < len(real) else ""
+    return f"bytes {positions}{cut}"
+
+
+_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from ich_edge.errors import ModelError
+    from ich_edge.runtime import predict
+    from ich_edge.runtime.tflite_model import TFLiteStudyModel
+
+    for line in sys.stdin:
+        path = line.strip()
+        print(json.dumps({"start": path}), flush=True)
+        try:
+            # The shared loader as every verb uses it; timing_only lets a stateful file (the
+            # committed demo model before its stateless conversion) reach the interpreter too.
+            model = TFLiteStudyModel(path, num_threads=1, timing_only=True)
+            size = model.input_size_px
+            images = np.random.default_rng(0).integers(0, 256, (5, size, size, 3), dtype=np.uint8)
+            predict.run_model(model, images)
+            outcome = "ok"
+        except ModelError:
+            outcome = "ModelError"
+        except Exception as err:
+            outcome = f"{type(err).__name__}: {err}"
+        print(json.dumps({"path": path, "outcome": outcome}), flush=True)
+    """
+)
+
+
+def _run_in_subprocesses(paths: list[Path]) -> dict[str, str]:
+    """Outcome per file; a worker that dies is restarted after the file that killed it."""
+    outcomes: dict[str, str] = {}
+    todo = [str(p) for p in paths]
+    while todo:
+        done = subprocess.run(
+            [sys.executable, "-c", _WORKER], input="\n".join(todo) + "\n", capture_output=True, text=True, timeout=600
+        )
+        started = None
+        for line in done.stdout.splitlines():
+            record = json.loads(line)
+            if "start" in record:
+                started = record["start"]
+            else:
+                outcomes[record["path"]] = record["outcome"]
+                started = None
+        if started is not None:
+            outcomes[started] = f"process ended with code {done.returncode}"
+        elif done.returncode != 0:
+            pytest.fail(f"the fuzz worker failed: {done.stderr[-2000:]}")
+        todo = [p for p in todo if p not in outcomes]
+    return outcomes
+
+
+def test_damaged_models_that_pass_the_check_run_or_raise_model_error(tmp_path):
+    survivors: list[Path] = []
+
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None)
+    @given(blob=damaged(_real()))
+    def collect(blob):
+        try:
+            check_model_file(blob)
+        except ModelError:
+            FUZZ_COUNTS["check: refused"] += 1
+            return
+        FUZZ_COUNTS["check: passed"] += 1
+        path = tmp_path / f"survivor_{len(survivors)}.tflite"
+        path.write_bytes(blob)
+        survivors.append(path)
+
+    collect()
+    assert len(survivors) >= 10, FUZZ_COUNTS  # enough damaged files reach the interpreter
+    undamaged = tmp_path / "undamaged.tflite"
+    undamaged.write_bytes(_real())
+    outcomes = _run_in_subprocesses([undamaged, *survivors])
+    assert outcomes.pop(str(undamaged)) == "ok"  # the worker really runs models: not a vacuous pass
+    FUZZ_COUNTS.update(f"interpreter: {o if o in ('ok', 'ModelError') else 'other'}" for o in outcomes.values())
+    print("\nmodel fuzz outcomes:", dict(sorted(FUZZ_COUNTS.items())))
+    bad = {path: outcome for path, outcome in outcomes.items() if outcome not in ("ok", "ModelError")}
+    assert not bad, bad
