@@ -3,6 +3,10 @@
 Every error a user can cause derives from :class:`IchEdgeError`; the CLI turns these into
 one line on stderr and a non-zero exit code (a traceback only with ``--debug``). Each class
 has a default message saying how to fix the problem.
+
+Exit codes: 0 success / PASS; 1 a gate failed (:class:`GateFailedError`); 2 usage or
+configuration error (:class:`ConfigError`); 3 could not run (every other error: unusable
+input or environment); 4 insufficient evidence (:class:`InsufficientEvidenceError`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ class IchEdgeError(Exception):
     """Base class of ich-edge's own errors."""
 
     default_message = "ich-edge failed"
-    exit_code = 1
+    exit_code = 3
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.default_message)
@@ -91,3 +95,17 @@ class ConversionError(IchEdgeError):
 
 class OutputExistsError(IchEdgeError):
     default_message = "the output exists; pass --force to overwrite it"
+
+
+class GateFailedError(IchEdgeError):
+    """A quality gate failed: parity FAIL, a model without a passing parity report, the demo stopped by a gate."""
+
+    default_message = "a quality gate failed; see the lines above and the parity report"
+    exit_code = 1
+
+
+class InsufficientEvidenceError(IchEdgeError):
+    """The data are too small to judge a gate (parity INSUFFICIENT)."""
+
+    default_message = "the test set is too small to evaluate the gates; pass a larger held-out cache"
+    exit_code = 4
