@@ -1,12 +1,21 @@
-"""Exceptions of ich-edge.
+"""Exceptions of ich-edge, and the exit code each one ends a command with.
 
 Every error a user can cause derives from :class:`IchEdgeError`; the CLI turns these into
-one line on stderr and a non-zero exit code (a traceback only with ``--debug``). Each class
-has a default message saying how to fix the problem.
+one line on stderr and the class's :attr:`~IchEdgeError.exit_code` (a traceback only with
+``--debug``). Each class has a default message saying how to fix the problem.
 
-Exit codes: 0 success / PASS; 1 a gate failed (:class:`GateFailedError`); 2 usage or
-configuration error (:class:`ConfigError`); 3 could not run (every other error: unusable
-input or environment); 4 insufficient evidence (:class:`InsufficientEvidenceError`).
+Exit codes (the contract of every verb; the table is repeated in ``ich_edge.cli``):
+
+== ==========================================================================================
+0  success / PASS
+1  a gate failed (:class:`GateFailedError`: parity FAIL, assets refusing a model without a
+   passing parity report)
+2  usage or configuration error (:class:`ConfigError`, Click usage errors)
+3  could not run: unusable input or environment (DICOM, cache, model file, labels, missing
+   dependency, output exists, a bench row that failed to measure); the default of
+   :class:`IchEdgeError`
+4  insufficient evidence (:class:`InsufficientEvidenceError`: too few studies to judge)
+== ==========================================================================================
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ class IchEdgeError(Exception):
     """Base class of ich-edge's own errors."""
 
     default_message = "ich-edge failed"
+    #: Could not run: unusable input or environment (see the module's table).
     exit_code = 3
 
     def __init__(self, message: str | None = None) -> None:
@@ -27,6 +37,20 @@ class ConfigError(IchEdgeError, ValueError):
 
     default_message = "invalid configuration value; see `ich-edge COMMAND --help`"
     exit_code = 2
+
+
+class GateFailedError(IchEdgeError):
+    """A quality gate failed (e.g. parity FAIL): the command ran, the result is a no."""
+
+    default_message = "a gate failed; see the FAIL lines above"
+    exit_code = 1
+
+
+class InsufficientEvidenceError(IchEdgeError):
+    """The command ran but the evidence is too thin to judge (e.g. too few test studies)."""
+
+    default_message = "not enough evidence to judge; use more studies"
+    exit_code = 4
 
 
 class DicomError(IchEdgeError):
@@ -97,15 +121,7 @@ class OutputExistsError(IchEdgeError):
     default_message = "the output exists; pass --force to overwrite it"
 
 
-class GateFailedError(IchEdgeError):
-    """A quality gate failed: parity FAIL, a model without a passing parity report, the demo stopped by a gate."""
+class MeasurementError(IchEdgeError):
+    """A requested measurement could not be made (e.g. a bench row that failed to run)."""
 
-    default_message = "a quality gate failed; see the lines above and the parity report"
-    exit_code = 1
-
-
-class InsufficientEvidenceError(IchEdgeError):
-    """The data are too small to judge a gate (parity INSUFFICIENT)."""
-
-    default_message = "the test set is too small to evaluate the gates; pass a larger held-out cache"
-    exit_code = 4
+    default_message = "a measurement failed; see the failed rows above"

@@ -121,14 +121,35 @@ def _convert(run_dir: Path, out: Path, *precisions: str, data: Path | None = Non
 
 @pytest.fixture(scope="session")
 def converted(tiny_run, tmp_path_factory):
-    """Real ``.tflite`` files: ``{"fp32": from the tiny run; "bad_run", "bad_fp32": a run with subdural inverted and its file}``.
+    """Real ``.tflite`` files converted with ``ich-edge convert``.
 
-    (Reduced precisions of an untrained model reorder its nearly tied scores, so the file that
-    must pass is fp32; the slow test covers fp16.)
+    ``{"fp32": the tiny run's fp32 file (passes), "bad_run": a copy of the run whose model
+    answers 1 - p for subdural, "bad_fp32", "bad_fp16": that run's files}``. The bad files
+    say what their own Keras model says (conversion parity can pass) but not what the
+    validated run says (deployment parity must fail). Reduced precisions of the untrained
+    model reorder its nearly tied scores, so the file that must pass is fp32.
     """
-    run_dir, cache_dir, _ = tiny_run
+    run_dir, _, _ = tiny_run
     root = tmp_path_factory.mktemp("converted")
     (fp32,) = _convert(run_dir, root / "good", "fp32")
     bad_run = _invert_label(run_dir, root / "bad_run", "subdural")
-    (bad_fp32,) = _convert(bad_run, root / "bad", "fp32")
-    return {"fp32": fp32, "bad_run": bad_run, "bad_fp32": bad_fp32}
+    bad_fp32, bad_fp16 = _convert(bad_run, root / "bad", "fp32", "fp16")
+    return {"fp32": fp32, "bad_run": bad_run, "bad_fp32": bad_fp32, "bad_fp16": bad_fp16}
+
+
+@pytest.fixture(scope="session")
+def parity_reports(tiny_run, converted, tmp_path_factory):
+    """Real ``ich-edge parity`` report.json files: ``{"pass": fp32 only, "fail": bad fp32 only, "mixed": fp32 + bad fp16}``."""
+    from ich_edge.cli import main
+
+    run_dir, cache_dir, _ = tiny_run
+    root = tmp_path_factory.mktemp("reports")
+    reports = {}
+    for name, files, codes in (("pass", [converted["fp32"]], (0,)), ("fail", [converted["bad_fp32"]], (1,)),
+                               ("mixed", [converted["fp32"], converted["bad_fp16"]], (1,))):
+        args = ["parity", "--reference", str(run_dir), "--converted-from", str(converted["bad_run"]),
+                "--data", str(cache_dir), "--json", str(root / f"{name}.json"), "--bootstrap", "100"]
+        code = main(args + [a for f in files for a in ("--tflite", str(f))])
+        assert code in codes, f"parity {name} exited {code}"
+        reports[name] = root / f"{name}.json"
+    return reports
