@@ -93,7 +93,7 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
         Step("bench", ["bench", *models, "--threads", "2", "--backend", "xnnpack,reference,gpu,gpu+cpu",
                        "--data", str(cache_test), "--json", str(bench_json)],
              lambda: bench_json.is_file()),
-        Step("assets", [], lambda: (out / "assets.done").is_file(),
+        Step("assets", ["assets"], lambda: (out / "assets.done").is_file(),
              make_args=lambda: _assets_args(out, parity / "report.json", repo / "android_demo_assets")),
     ]
 
