@@ -211,7 +211,9 @@ def parity_status(model_path: Path, parity_report: Path | None, allow_failed_par
         elif "deployment" not in entry:
             problem = f"{path} predates deployment parity ({report.get('format')}); run `ich-edge parity` again"
         elif entry.get("verdict") != "PASS":
-            reasons = (entry.get("failures") or entry.get("not_evaluable") or ["(no reason recorded)"])[:3]
+            questions = [entry.get("deployment") or {}, entry.get("conversion") or {}]
+            reasons = ([line for q in questions for line in q.get("failures", [])]
+                       or [line for q in questions for line in q.get("not_evaluable", [])] or ["(no reason recorded)"])[:3]
             problem = f"parity verdict {entry.get('verdict')} in {path}: " + "; ".join(reasons)
     if problem is not None and not allow_failed_parity:
         raise GateFailedError(

@@ -137,12 +137,19 @@ def choose_shipped_model(parity_report: Path, preference: tuple[str, ...] = SHIP
                 lines.append(f"shipping {precision} ({entry['file']}), the first of {', '.join(preference)} that passed parity")
             return entry, lines
         verdicts.append(entry.get("verdict"))
-        reasons = (entry.get("failures") or entry.get("not_evaluable") or ["no reason recorded"])[:3]
+        reasons = (_first_reasons(entry) or ["no reason recorded"])[:3]
         lines.append(f"not shipping {precision}: parity {entry.get('verdict')}: " + "; ".join(reasons))
     if not verdicts:
         raise ConfigError(f"{parity_report} holds none of {', '.join(preference)}; rerun the parity step")
     error = GateFailedError if "FAIL" in verdicts else InsufficientEvidenceError
     raise error("no model passed parity, so the demo ships none:\n  " + "\n  ".join(lines))
+
+
+def _first_reasons(entry: dict) -> list[str]:
+    """Deployment parity's failures first (what the triage user would notice), then conversion's, then gaps."""
+    questions = [entry.get(key) or {} for key in ("deployment", "conversion")]
+    return [line for q in questions for line in q.get("failures", [])] or [
+        line for q in questions for line in q.get("not_evaluable", [])] or entry.get("failures", [])
 
 
 def _assets_args(out: Path, parity_report: Path, assets_dir: Path) -> list[str]:
