@@ -172,7 +172,7 @@ class ParityConfig:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.studies not in ("validation", "all"):
             raise ConfigError(f"--studies must be 'validation' or 'all', got {self.studies!r}")
-        ParityGates(self.max_abs_diff, self.max_auc_drop, None, self.min_agreement)  # validates the values
+        ParityGates(max_abs_diff=self.max_abs_diff, max_auc_drop=self.max_auc_drop, min_agreement=self.min_agreement)  # validates the values
         unknown = set(self.deployment) - set(DEPLOYMENT_OVERRIDES)
         if unknown:
             raise ConfigError(f"unknown deployment gate(s) {', '.join(sorted(unknown))}; known: {', '.join(DEPLOYMENT_OVERRIDES)}")

@@ -66,15 +66,15 @@ class ParityGates:
     ----------
     max_abs_diff : largest allowed |p_variant - p_reference| over all slices, studies, labels.
     max_auc_drop : largest allowed study-level AUC drop (reference - variant), every gated label.
-    max_auc_drop_ci95 : largest drop allowed at the far end of the paired 95% interval of the change.
     min_agreement : smallest allowed share of studies with the same decision, every gated label.
+    max_auc_drop_ci95 : largest drop allowed at the far end of the paired 95% interval of the change.
     max_lost_detections : most truly positive studies the reference flags and the variant misses.
     """
 
     max_abs_diff: float | None = None
     max_auc_drop: float | None = None
-    max_auc_drop_ci95: float | None = None
     min_agreement: float | None = None
+    max_auc_drop_ci95: float | None = None
     max_lost_detections: int | None = None
 
     def __post_init__(self) -> None:
