@@ -223,6 +223,9 @@ def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | Non
     table = summary_table([out / "parity" / "report.json"], out / "bench.json",
                           shipped_sha256=(shipped or {}).get("sha256"))
     print(table)
+    if shipped:
+        print(f"\nshipped {shipped['precision']} ({shipped['file']}, sha256 {shipped['sha256'][:16]}): "
+              + "; ".join(shipped["why"]))
     update_readme(repo / "README.md", table)
     return 0
 
