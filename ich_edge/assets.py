@@ -2,7 +2,9 @@
 
 The folder written (``android_demo_assets/`` in the repository)::
 
-    model.tflite      the model (the precision recommended for phones: qat-int8)
+    model.tflite      the model (the precision recommended for phones: qat-int8), shipped only
+                      with a passing ``ich-edge parity`` report for this exact file (sha256),
+                      unless --allow-failed-parity (then manifest.json and README.md say so)
     labels.txt        the six labels in output order
     manifest.json     model, signatures, preprocessing, sequence rule, thresholds, runtime
     README.md         how an app uses these files, step by step
@@ -28,9 +30,9 @@ from importlib import resources
 from pathlib import Path
 
 from ich_edge import __version__
-from ich_edge.assets_manifest import build_manifest, snippet_values
+from ich_edge.assets_manifest import build_manifest, sha256_of, snippet_values
 from ich_edge.assets_sample import SampleConfig, make_sample
-from ich_edge.errors import ConfigError, OutputExistsError
+from ich_edge.errors import ConfigError, GateFailedError, OutputExistsError
 
 RECOMMENDED_PRECISION = "qat-int8"
 MAX_MODEL_BYTES = 5 * 1024 * 1024
@@ -54,6 +56,9 @@ class AssetsConfig:
     force : replace an existing assets folder.
     sample : how the sample study is generated (matrix size, slice counts).
     num_threads : interpreter threads used to compute the golden outputs.
+    parity_report : the ``ich-edge parity`` report.json (or the --out folder holding it)
+        with a PASS verdict (conversion and deployment) for this exact file.
+    allow_failed_parity : ship without one; the manifest and README then say so.
     """
 
     model_path: Path
@@ -62,9 +67,13 @@ class AssetsConfig:
     force: bool = False
     sample: SampleConfig = SampleConfig()
     num_threads: int = 2
+    parity_report: Path | None = None
+    allow_failed_parity: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_path", Path(self.model_path))
+        if self.parity_report is not None:
+            object.__setattr__(self, "parity_report", Path(self.parity_report))
         object.__setattr__(self, "out_dir", Path(self.out_dir))
         if self.sample_seed < 0:
             raise ConfigError(f"--sample-seed must be >= 0, got {self.sample_seed}")
@@ -103,6 +112,7 @@ def write_assets(config: AssetsConfig) -> AssetsResult:
     out_dir = config.out_dir
     _check_output(out_dir, config.force)
     model = TFLiteStudyModel(config.model_path, num_threads=config.num_threads)
+    parity = parity_status(config.model_path, config.parity_report, config.allow_failed_parity)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     try:
@@ -111,6 +121,7 @@ def write_assets(config: AssetsConfig) -> AssetsResult:
         (staging / "labels.txt").write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
         sample = make_sample(model, staging / "sample", config.sample_seed, config.sample)
         manifest = build_manifest(model, staging / "model.tflite", sample)
+        manifest["parity"] = parity
         notes = _notes(manifest, staging)
         manifest["notes"] = notes
         _write_json(staging / "manifest.json", manifest)
@@ -176,8 +187,70 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
+def parity_status(model_path: Path, parity_report: Path | None, allow_failed_parity: bool) -> dict:
+    """The manifest's ``parity`` section for ``model_path``; raises when the model may not ship.
+
+    The model ships when ``parity_report`` (an ``ich-edge parity`` report.json, or the folder
+    holding it) has an entry with this file's sha256 whose verdict is PASS on both questions
+    (conversion and deployment parity). Otherwise :class:`GateFailedError` (exit code 1),
+    unless ``allow_failed_parity``: then the section records why it did not pass.
+    """
+    digest = sha256_of(model_path)
+    path, entry, problem = None, None, None
+    if parity_report is None:
+        problem = "no parity report was given (--parity)"
+    else:
+        path = parity_report / "report.json" if parity_report.is_dir() else parity_report
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"--parity {parity_report} is not a readable ich-edge parity report.json ({err})") from err
+        entry = next((m for m in report.get("models", []) if m.get("sha256") == digest), None)
+        if entry is None:
+            problem = f"{path} holds no result for this file (sha256 {digest[:16]}...)"
+        elif "deployment" not in entry:
+            problem = f"{path} predates deployment parity ({report.get('format')}); run `ich-edge parity` again"
+        elif entry.get("verdict") != "PASS":
+            questions = [entry.get("deployment") or {}, entry.get("conversion") or {}]
+            reasons = ([line for q in questions for line in q.get("failures", [])]
+                       or [line for q in questions for line in q.get("not_evaluable", [])] or ["(no reason recorded)"])[:3]
+            problem = f"parity verdict {entry.get('verdict')} in {path}: " + "; ".join(reasons)
+    if problem is not None and not allow_failed_parity:
+        raise GateFailedError(
+            f"{model_path} is not shipped: {problem}. Run `ich-edge parity --reference RUN_DIR [--converted-from QAT_DIR] "
+            f"--tflite {model_path} --data TEST_CACHE --out PARITY_DIR` and pass --parity PARITY_DIR; "
+            "or pass --allow-failed-parity to ship it anyway (manifest.json and README.md will say so)"
+        )
+    return {
+        "passed": problem is None,
+        "allowed_failed_parity": problem is not None,
+        "problem": problem,
+        "report": None if path is None else str(path),
+        "sha256": digest,
+        "verdict": None if entry is None else entry.get("verdict"),
+        "conversion": None if entry is None else entry["conversion"]["verdict"] if "conversion" in entry else None,
+        "deployment": None if entry is None else entry["deployment"]["verdict"] if "deployment" in entry else None,
+        "validated_reference": None if entry is None or "deployment" not in entry else entry["deployment"]["reference"],
+    }
+
+
+def _parity_sentence(parity: dict | None) -> str:
+    if not parity:
+        return "not recorded."
+    if parity["passed"]:
+        return (
+            f"this file passed `ich-edge parity` (sha256 in `{Path(parity['report']).name}`): conversion parity "
+            "against the Keras model it was converted from and deployment parity against the validated float "
+            "model, on held-out studies."
+        )
+    return f"**shipped WITHOUT a passing parity report (--allow-failed-parity)**: {parity['problem']}."
+
+
 def _notes(manifest: dict, staging: Path) -> list[str]:
     notes = []
+    parity = manifest.get("parity")
+    if parity and not parity["passed"]:
+        notes.append(f"shipped without a passing parity report (--allow-failed-parity): {parity['problem']}")
     if manifest["precision"] != RECOMMENDED_PRECISION:
         notes.append(
             f"the model's precision is {manifest['precision']}; phones should get {RECOMMENDED_PRECISION} "
@@ -246,6 +319,7 @@ def readme_values(manifest: dict, values: dict[str, str]) -> dict[str, str]:
         "RUNTIME": manifest["runtime"]["tested_with"],
         "TRAINING_SENTENCE": _training_sentence(manifest.get("training_data")),
         "ICH_EDGE_VERSION": __version__,
+        "PARITY_SENTENCE": _parity_sentence(manifest.get("parity")),
         "MODEL_MB": f"{manifest['size_bytes'] / 1e6:.2f}",
     }
 

@@ -7,6 +7,17 @@ two folders that are committed. Rerunnable: a step whose outputs exist is skippe
 interrupted demo resumes where it stopped (delete a step's folder to redo it).
 
 Run as ``python -m ich_edge.demo [--out DIR] [--train-studies N] [--test-studies N]``.
+
+**What ships.** One ``ich-edge parity`` run answers conversion parity (each file against the
+Keras model it was converted from) and deployment parity (each file against the validated
+float model) for every precision. The demo ships the first file in :data:`SHIP_PREFERENCE`
+(qat-int8, the phone precision, then int8, fp16, fp32) whose verdict is PASS on both
+questions, and says so when that is not qat-int8, naming what qat-int8 failed: a smaller
+model that says something else than the validated one is no use to a triage team, a larger
+one that says the same is. ``dynamic`` is never shipped (the slowest file on CPU). When no
+file passes, the demo stops with exit code 1 (4 when the test set was too small to judge)
+and the reasons, and writes no assets. ``ich-edge assets`` checks the same report again
+(by sha256) before it writes anything.
 """
 
 from __future__ import annotations
@@ -21,7 +32,10 @@ from typing import Callable
 from ich_edge.cli import main as cli_main
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "qat-int8")
-SHIP_PRECISION = "qat-int8"
+#: The precisions the demo may ship, in order of preference (phones first).
+SHIP_PREFERENCE = ("qat-int8", "int8", "fp16", "fp32")
+SHIP_PRECISION = SHIP_PREFERENCE[0]
+SHIPPED_FILE = "shipped.json"
 
 
 @dataclass
@@ -32,6 +46,8 @@ class Step:
     args: list[str]
     done: Callable[[], bool]
     allowed_exit_codes: tuple[int, ...] = (0,)
+    #: When set, computes ``args`` just before the step runs (it may stop the demo by raising).
+    make_args: Callable[[], list[str]] | None = None
     seconds: float = field(default=0.0)
     status: str = field(default="pending")
 
@@ -40,11 +56,12 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
     synth_train, synth_test = out / "synth_train", out / "synth_test"
     cache_train, cache_test = out / "cache_train", out / "cache_test"
     run, qat, tflite = out / "run", out / "qat", out / "tflite"
-    parity, parity_qat, bench_json = out / "parity", out / "parity_qat", out / "bench.json"
+    parity, bench_json = out / "parity", out / "bench.json"
     models = [str(tflite / f"cnn_lstm_{p}.tflite") for p in PRECISIONS]
-    # Post-training variants are checked against the float model they were converted from;
-    # qat-int8 against the QAT model it was converted from (fine-tuning changed the weights).
-    float_models = [arg for m in models[:-1] for arg in ("--tflite", m)]
+    # Conversion parity: post-training variants against the float run, qat-int8 against the
+    # QAT model (fine-tuning changed the weights). Deployment parity: every file against the
+    # validated float run. One report for both, read by the ship decision and by `assets`.
+    tflite_args = [arg for m in models for arg in ("--tflite", m)]
     # The default training config is the demo's: half-width edge backbone, ~25 s per epoch on 2 cores.
     train_args = ["train", "--data", str(cache_train), "--test", str(cache_test), "--out", str(run)]
     train_args += ["--epochs", str(epochs)] if epochs else []
@@ -69,19 +86,91 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
         Step("convert", ["convert", "--model", str(run), "--model", str(qat), "--precision", "all",
                          "--data", str(cache_train), "--out", str(tflite)],
              lambda: all(Path(m).is_file() for m in models)),
-        Step("parity (float)", ["parity", "--reference", str(run), *float_models, "--data", str(cache_test),
-                                "--out", str(parity)],
-             lambda: (parity / "report.json").is_file(), allowed_exit_codes=(0, 1)),
-        Step("parity (qat)", ["parity", "--reference", str(qat), "--tflite", models[-1], "--data", str(cache_test),
-                              "--out", str(parity_qat)],
-             lambda: (parity_qat / "report.json").is_file(), allowed_exit_codes=(0, 1)),
+        # Exit 1 (a gate failed) and 4 (insufficient evidence) leave a report: the ship step decides.
+        Step("parity", ["parity", "--reference", str(run), "--converted-from", str(qat), *tflite_args,
+                        "--data", str(cache_test), "--out", str(parity)],
+             lambda: _parity_format(parity / "report.json") == PARITY_FORMAT, allowed_exit_codes=(0, 1, 4)),
         Step("bench", ["bench", *models, "--threads", "2", "--backend", "xnnpack,reference,gpu,gpu+cpu",
                        "--data", str(cache_test), "--json", str(bench_json)],
              lambda: bench_json.is_file()),
-        Step("assets", ["assets", "--model", str(tflite / f"cnn_lstm_{SHIP_PRECISION}.tflite"),
-                        "--out", str(repo / "android_demo_assets"), "--force"],
-             lambda: (out / "assets.done").is_file()),
+        Step("assets", ["assets"], lambda: (out / "assets.done").is_file(),
+             make_args=lambda: _assets_args(out, parity / "report.json", repo / "android_demo_assets")),
     ]
+
+
+PARITY_FORMAT = "ich-edge-parity/2"
+
+
+def _parity_format(path: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads(Path(path).read_text()).get("format")
+    except (OSError, ValueError):
+        return None
+
+
+def choose_shipped_model(parity_report: Path, preference: tuple[str, ...] = SHIP_PREFERENCE) -> tuple[dict, list[str]]:
+    """The parity report's entry of the file to ship, and the lines that explain the choice.
+
+    The first precision of ``preference`` whose file passed both conversion and deployment
+    parity. Raises :class:`GateFailedError` (exit 1) when none passed, or
+    :class:`InsufficientEvidenceError` (exit 4) when none failed a gate but the test set
+    was too small to judge; the message lists each candidate's reasons.
+    """
+    import json
+
+    from ich_edge.errors import ConfigError, GateFailedError, InsufficientEvidenceError
+
+    try:
+        report = json.loads(Path(parity_report).read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{parity_report} is not a parity report ({err}); rerun the parity step") from err
+    by_precision = {m["precision"]: m for m in report.get("models", [])}
+    lines, verdicts = [], []
+    for precision in preference:
+        entry = by_precision.get(precision)
+        if entry is None:
+            continue
+        if entry.get("verdict") == "PASS":
+            if precision != preference[0]:
+                lines.append(f"shipping {precision} ({entry['file']}), the first of {', '.join(preference)} that passed parity")
+            return entry, lines
+        verdicts.append(entry.get("verdict"))
+        reasons = (_first_reasons(entry) or ["no reason recorded"])[:3]
+        lines.append(f"not shipping {precision}: parity {entry.get('verdict')}: " + "; ".join(reasons))
+    if not verdicts:
+        raise ConfigError(f"{parity_report} holds none of {', '.join(preference)}; rerun the parity step")
+    error = GateFailedError if "FAIL" in verdicts else InsufficientEvidenceError
+    raise error("no model passed parity, so the demo ships none:\n  " + "\n  ".join(lines))
+
+
+def _first_reasons(entry: dict) -> list[str]:
+    """Deployment parity's failures first (what the triage user would notice), then conversion's, then gaps."""
+    questions = [entry.get(key) or {} for key in ("deployment", "conversion")]
+    return [line for q in questions for line in q.get("failures", [])] or [
+        line for q in questions for line in q.get("not_evaluable", [])] or entry.get("failures", [])
+
+
+def _assets_args(out: Path, parity_report: Path, assets_dir: Path) -> list[str]:
+    from ich_edge.fileio import write_json_atomic
+
+    entry, lines = choose_shipped_model(parity_report)
+    for line in lines:
+        print(f"  {line}", flush=True)
+    write_json_atomic(out / SHIPPED_FILE, {"file": entry["path"], "precision": entry["precision"],
+                                           "sha256": entry["sha256"], "parity_report": str(parity_report),
+                                           "why": lines or [f"{entry['precision']} passed parity"]})
+    return ["assets", "--model", entry["path"], "--parity", str(parity_report), "--out", str(assets_dir), "--force"]
+
+
+def _load_json(path: Path) -> dict | None:
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def update_readme(readme: Path, table: str) -> None:
@@ -106,6 +195,14 @@ def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | Non
             step.status = "reused"
             print(f"{header}: done before, reusing its outputs", flush=True)
             continue
+        if step.make_args is not None:
+            from ich_edge.errors import IchEdgeError
+
+            try:
+                step.args = step.make_args()
+            except IchEdgeError as err:
+                print(f"demo stopped before '{step.name}': {err}", file=sys.stderr)
+                return err.exit_code
         print(f"{header}: ich-edge {' '.join(step.args)}", flush=True)
         start = time.perf_counter()
         code = cli_main(step.args)
@@ -122,8 +219,13 @@ def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | Non
     print()
     from ich_edge.summary import summary_table
 
-    table = summary_table([out / "parity" / "report.json", out / "parity_qat" / "report.json"], out / "bench.json")
+    shipped = _load_json(out / SHIPPED_FILE)
+    table = summary_table([out / "parity" / "report.json"], out / "bench.json",
+                          shipped_sha256=(shipped or {}).get("sha256"))
     print(table)
+    if shipped:
+        print(f"\nshipped {shipped['precision']} ({shipped['file']}, sha256 {shipped['sha256'][:16]}): "
+              + "; ".join(shipped["why"]))
     update_readme(repo / "README.md", table)
     return 0
 

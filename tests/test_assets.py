@@ -14,7 +14,7 @@ from ich_edge import LABELS
 from ich_edge.assets import ASSET_NAMES, AssetsConfig, _notes, _training_sentence, write_assets
 from ich_edge.assets_sample import SampleConfig
 from ich_edge.cli import main
-from ich_edge.errors import ConfigError, OutputExistsError
+from ich_edge.errors import ConfigError, GateFailedError, OutputExistsError
 from ich_edge.transforms import PreprocessConfig
 from tiny_app_model import tiny_model_bytes
 
@@ -29,10 +29,32 @@ def model_path(tmp_path_factory) -> Path:
     return path
 
 
+def write_parity_report(folder: Path, model: Path, verdict: str = "PASS") -> Path:
+    """A parity report.json with one entry for ``model`` (its sha256) and ``verdict`` on both questions.
+
+    The report's contents are the parity tests' business (tests/parity builds real ones from
+    converted files); here only what ``assets`` reads matters: the sha256 and the verdicts.
+    """
+    import hashlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    question = {"verdict": verdict, "reference": "run", "failures": [] if verdict == "PASS" else ["x: subdural drop"]}
+    entry = {"file": model.name, "precision": "qat-int8", "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+             "verdict": verdict, "failures": question["failures"], "not_evaluable": [],
+             "conversion": {**question, "verdict": "PASS"}, "deployment": question}
+    (folder / "report.json").write_text(json.dumps({"format": "ich-edge-parity/2", "verdict": verdict, "models": [entry]}))
+    return folder
+
+
 @pytest.fixture(scope="module")
-def assets(model_path, tmp_path_factory) -> Path:
+def parity_dir(model_path, tmp_path_factory) -> Path:
+    return write_parity_report(tmp_path_factory.mktemp("parity"), model_path)
+
+
+@pytest.fixture(scope="module")
+def assets(model_path, parity_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("app") / "android_demo_assets"
-    write_assets(AssetsConfig(model_path=model_path, out_dir=out, sample_seed=3, sample=SMALL_SAMPLE))
+    write_assets(AssetsConfig(model_path=model_path, out_dir=out, sample_seed=3, sample=SMALL_SAMPLE, parity_report=parity_dir))
     return out
 
 
@@ -76,6 +98,7 @@ def test_manifest_is_complete(manifest, model_path):
     assert set(manifest["thresholds"]["study"]) == set(LABELS) == set(manifest["thresholds"]["slice"])
     assert manifest["runtime"]["tested_with"].startswith("ai-edge-litert")
     assert manifest["notes"] == []
+    assert manifest["parity"]["passed"] is True and manifest["parity"]["sha256"] == manifest["sha256"]
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # RSNA-style IDs, on purpose
@@ -228,16 +251,34 @@ def test_existing_folder_needs_force(model_path, tmp_path):
     assert (out / "my_notes.txt").read_text() == "keep me"
 
 
-def test_force_replaces_an_assets_folder_and_cli(model_path, tmp_path, capsys):
+def test_force_replaces_an_assets_folder_and_cli(model_path, parity_dir, tmp_path, capsys):
     out = tmp_path / "assets"
     out.mkdir()
     (out / "README.md").write_text("placeholder")
-    code = main(["assets", "--model", str(model_path), "--out", str(out), "--force", "--sample-seed", "5"])
+    code = main(["assets", "--model", str(model_path), "--out", str(out), "--force", "--sample-seed", "5",
+                 "--parity", str(parity_dir / "report.json")])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "wrote" in captured.out and "expected study probabilities" in captured.out
     assert "ich-edge assets" in (out / "README.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["assets"]  # no staging or old copy left
+
+
+def test_a_model_without_passing_parity_is_refused_unless_allowed(model_path, tmp_path, capsys):
+    failed = write_parity_report(tmp_path / "parity", model_path, verdict="FAIL")
+    out = tmp_path / "app"
+    code = main(["assets", "--model", str(model_path), "--out", str(out), "--parity", str(failed)])
+    assert code == 1 and "parity verdict FAIL" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(GateFailedError, match="no parity report was given"):
+        write_assets(AssetsConfig(model_path=model_path, out_dir=out, sample=SMALL_SAMPLE))
+    assert not out.exists()
+    code = main(["assets", "--model", str(model_path), "--out", str(out), "--parity", str(failed), "--allow-failed-parity"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "NOT PASSED, shipped with --allow-failed-parity" in captured.out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["parity"]["allowed_failed_parity"] is True and manifest["parity"]["deployment"] == "FAIL"
+    assert "shipped WITHOUT a passing parity report" in (out / "README.md").read_text()
 
 
 def test_failure_leaves_nothing_behind(model_path, tmp_path, monkeypatch):
@@ -248,7 +289,7 @@ def test_failure_leaves_nothing_behind(model_path, tmp_path, monkeypatch):
 
     monkeypatch.setattr(assets_module, "make_sample", broken)
     with pytest.raises(RuntimeError, match="disk full"):
-        write_assets(AssetsConfig(model_path=model_path, out_dir=tmp_path / "assets"))
+        write_assets(AssetsConfig(model_path=model_path, out_dir=tmp_path / "assets", allow_failed_parity=True))
     assert list(tmp_path.iterdir()) == []
 
 

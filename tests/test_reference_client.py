@@ -81,7 +81,7 @@ def tiny_assets(request, tmp_path_factory) -> Path:
                                        precision="qat-int8" if quantized else "fp32"))
     out = folder / "assets"
     sample = SampleConfig(matrix_px=64, min_slices=6, max_slices=8)
-    write_assets(AssetsConfig(model_path=model, out_dir=out, sample_seed=1, sample=sample))
+    write_assets(AssetsConfig(model_path=model, out_dir=out, sample_seed=1, sample=sample, allow_failed_parity=True))
     return out
 
 
@@ -182,7 +182,7 @@ def test_client_passes_on_assets_of_a_converted_model(tmp_path, precision, io):
                              ConvertConfig(precisions=(precision,), calibration_windows=8, io=io), log=lambda line: None)
     out = tmp_path / "assets"
     sample = SampleConfig(matrix_px=64, min_slices=6, max_slices=8)
-    write_assets(AssetsConfig(model_path=Path(result["path"]), out_dir=out, sample_seed=0, sample=sample))
+    write_assets(AssetsConfig(model_path=Path(result["path"]), out_dir=out, sample_seed=0, sample=sample, allow_failed_parity=True))
     status, report, stdout = run_blocked(out, tmp_path)
     assert status == {"code": 0, "loaded": []} and report["passed"], stdout
     manifest = json.loads((out / "manifest.json").read_text())

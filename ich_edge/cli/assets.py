@@ -1,4 +1,4 @@
-"""``ich-edge assets --model FILE.tflite --out DIR [--sample-seed S] [--force]``."""
+"""``ich-edge assets --model FILE.tflite --parity PARITY_DIR --out DIR [--sample-seed S] [--force] [--allow-failed-parity]``."""
 
 from __future__ import annotations
 
@@ -26,19 +26,35 @@ from ich_edge.assets import AssetsConfig, write_assets
     help="First synth seed tried for the sample study; the first positive study from it is used.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing assets folder.")
-def command(model_path: Path, out_dir: Path, sample_seed: int, force: bool) -> None:
+@click.option(
+    "--parity", "parity_report", type=click.Path(path_type=Path), default=None,
+    help="The `ich-edge parity` report (report.json or its --out folder) in which this exact file (sha256) passed.",
+)
+@click.option(
+    "--allow-failed-parity", is_flag=True,
+    help="Ship a model without a passing parity report; manifest.json and README.md say so.",
+)
+def command(model_path: Path, out_dir: Path, sample_seed: int, force: bool, parity_report: Path | None,
+            allow_failed_parity: bool) -> None:
     """Write the Android/iOS demo app assets for a model.
 
     OUT receives model.tflite, labels.txt, manifest.json (signatures, quantization,
     preprocessing, sequence rule, thresholds), sample/ (a synthetic positive study as RLE
     DICOM, its exact input tensors and golden outputs), snippets/ (Kotlin and Swift) and a
     README. Check a folder with `python benchmarks/reference_client.py OUT`.
+
+    The model ships only with a parity report in which this exact file passed both
+    conversion and deployment parity (--parity); otherwise exit code 1, unless
+    --allow-failed-parity.
     """
-    result = write_assets(AssetsConfig(model_path=model_path, out_dir=out_dir, sample_seed=sample_seed, force=force))
+    result = write_assets(AssetsConfig(model_path=model_path, out_dir=out_dir, sample_seed=sample_seed, force=force,
+                                       parity_report=parity_report, allow_failed_parity=allow_failed_parity))
     manifest = result.manifest
     sample = manifest["sample"]
     click.echo(f"wrote {result.out_dir}/")
     click.echo(f"  model.tflite   {manifest['precision']}, {result.model_bytes / 1e6:.2f} MB, sha256 {manifest['sha256'][:16]}")
+    parity = manifest["parity"]
+    click.echo(f"  parity         {'PASS (' + parity['report'] + ')' if parity['passed'] else 'NOT PASSED, shipped with --allow-failed-parity'}")
     click.echo(
         f"  sample/        {sample['num_slices']} slices at {sample['matrix_px']} px, {result.sample_bytes / 1e6:.2f} MB "
         f"({sample['synth_command']})"

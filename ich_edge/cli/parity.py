@@ -1,4 +1,9 @@
-"""``ich-edge parity --reference RUN_DIR|QAT_DIR --tflite FILE... --data CACHE [--json OUT] [--out DIR]``."""
+"""``ich-edge parity --reference RUN_DIR [--converted-from QAT_DIR] --tflite FILE... --data CACHE [--out DIR]``.
+
+Exit codes: 0 PASS, 1 a gate failed (FAIL), 3 could not run, 4 INSUFFICIENT evidence.
+``--reference QAT_DIR`` (the old spelling) still works: the QAT_DIR is taken as
+``--converted-from`` and the float run it was fine-tuned from as the validated reference.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from pathlib import Path
 import click
 
 from converters import RECIPES
+from ich_edge import LABELS
+from ich_edge.training.parity_gates import DEPLOYMENT_GATES, EvidenceRule
 
 
 def _recipe_defaults(gate: str, percent: bool = False) -> str:
@@ -21,7 +28,12 @@ def _recipe_defaults(gate: str, percent: bool = False) -> str:
     "reference_dir",
     required=True,
     type=click.Path(path_type=Path),
-    help="RUN_DIR of `ich-edge train`, or QAT_DIR of `ich-edge qat` (the Keras model the .tflite came from).",
+    help="The validated float RUN_DIR of `ich-edge train`: deployment parity compares every file with it "
+    "(and conversion parity the files converted from it).",
+)
+@click.option(
+    "--converted-from", "converted_from", multiple=True, type=click.Path(path_type=Path),
+    help="Another Keras folder files were converted from (QAT_DIR of `ich-edge qat` for qat-int8); repeatable.",
 )
 @click.option(
     "--tflite", "tflite_paths", required=True, multiple=True, type=click.Path(path_type=Path),
@@ -38,13 +50,28 @@ def _recipe_defaults(gate: str, percent: bool = False) -> str:
 @click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")
 @click.option("--threads", default=2, show_default=True, type=int, help="TFLite interpreter threads.")
 @click.option("--max-abs-diff", type=float, default=None,
-              help=f"Override the gate max |p - p_ref| (all slices and studies) [recipes: {_recipe_defaults('max_abs_diff')}].")
+              help=f"Conversion gate: override max |p - p_ref| (all slices and studies) [recipes: {_recipe_defaults('max_abs_diff')}].")
 @click.option("--max-auc-drop", type=float, default=None,
-              help=f"Override the gate max study AUC drop, every label [recipes: {_recipe_defaults('max_auc_drop')}].")
+              help=f"Conversion gate: override the max study AUC drop, every label [recipes: {_recipe_defaults('max_auc_drop')}].")
 @click.option("--min-agreement", type=float, default=None,
-              help=f"Override the gate min study decision agreement, every label, 0..1 [recipes: {_recipe_defaults('min_agreement', True)}].")
+              help=f"Conversion gate: override the min study decision agreement, every label, 0..1 [recipes: {_recipe_defaults('min_agreement', True)}].")
+@click.option("--deployment-max-auc-drop", type=float, default=None,
+              help=f"Deployment gate: max study AUC drop vs the validated model [{DEPLOYMENT_GATES.max_auc_drop:g}].")
+@click.option("--deployment-max-auc-drop-ci95", type=float, default=None,
+              help=f"Deployment gate: max drop at the far end of the paired 95% CI [{DEPLOYMENT_GATES.max_auc_drop_ci95:g}].")
+@click.option("--deployment-min-agreement", type=float, default=None,
+              help=f"Deployment gate: min study decision agreement, 0..1 [{DEPLOYMENT_GATES.min_agreement:g}].")
+@click.option("--deployment-max-lost-detections", type=int, default=None,
+              help=f"Deployment gate: max bleeding studies the validated model flags and the file misses [{DEPLOYMENT_GATES.max_lost_detections}].")
+@click.option("--min-studies", type=int, default=EvidenceRule.min_studies, show_default=True,
+              help="Held-out studies a verdict needs (fewer: INSUFFICIENT, exit 4).")
+@click.option("--min-positive-studies", type=int, default=EvidenceRule.min_positive_studies, show_default=True,
+              help="Positive (and negative) studies a gated label needs.")
+@click.option("--gated-labels", default=",".join(LABELS), show_default=True,
+              help="Comma-separated labels whose gates decide the verdict (the others are reported only).")
 def command(
     reference_dir: Path,
+    converted_from: tuple[Path, ...],
     tflite_paths: tuple[Path, ...],
     data: Path,
     out_dir: Path | None,
@@ -56,18 +83,37 @@ def command(
     max_abs_diff: float | None,
     max_auc_drop: float | None,
     min_agreement: float | None,
+    deployment_max_auc_drop: float | None,
+    deployment_max_auc_drop_ci95: float | None,
+    deployment_min_agreement: float | None,
+    deployment_max_lost_detections: int | None,
+    min_studies: int,
+    min_positive_studies: int,
+    gated_labels: str,
 ) -> None:
-    """Check that TFLite models agree with the Keras reference on held-out studies.
+    """Check that TFLite models say what the Keras models say, on held-out studies.
 
-    Whole studies go through the deployment rule in both. Per label, at slice and study
-    level: AUC of each model with bootstrap 95% intervals (by study) and the paired
-    interval of its change, RSNA log loss, max/mean probability difference, and decision
-    agreement at each model's stored thresholds. Exit code 1 when any model fails a gate,
-    with one line per failing label.
+    Two questions per file, with the same statistics: conversion parity (against the Keras
+    model it was converted from: RUN_DIR, or --converted-from QAT_DIR for qat-int8) and
+    deployment parity (against the validated float model of RUN_DIR, at its validated
+    thresholds; the file decides at the thresholds it carries). Whole studies go through
+    the deployment rule. Per label, at slice and study level: AUC with bootstrap 95%
+    intervals (by study) and the paired interval of its change, RSNA log loss, max/mean
+    probability difference, decision agreement, lost and added positives. Exit codes: 0
+    PASS; 1 a gate failed (one FAIL line per label and gate); 3 could not run; 4
+    INSUFFICIENT (too few held-out studies, or positive studies of a gated label, to judge).
     """
-    from ich_edge.training.parity import ParityConfig, run_parity
+    from ich_edge.errors import GateFailedError, InsufficientEvidenceError
+    from ich_edge.training.parity import EvidenceRule, ParityConfig, run_parity
     from ich_edge.training.parity_report import format_summary, write_outputs
 
+    deployment = {
+        "max_auc_drop": deployment_max_auc_drop,
+        "max_auc_drop_ci95": deployment_max_auc_drop_ci95,
+        "min_agreement": deployment_min_agreement,
+        "max_lost_detections": deployment_max_lost_detections,
+    }
+    evidence = EvidenceRule(min_studies, min_positive_studies, tuple(x.strip() for x in gated_labels.split(",") if x.strip()))
     config = ParityConfig(
         replicates=replicates,
         seed=seed,
@@ -76,21 +122,30 @@ def command(
         max_abs_diff=max_abs_diff,
         max_auc_drop=max_auc_drop,
         min_agreement=min_agreement,
+        deployment={k: v for k, v in deployment.items() if v is not None},
+        evidence=evidence,
     )
     if out_dir is None and json_path is None:
         click.echo("note: no --out or --json given; the report is printed only", err=True)
-    report, curves = run_parity(reference_dir, tflite_paths, data, config, progress=lambda line: click.echo(line, err=True))
+    report, curves = run_parity(reference_dir, tflite_paths, data, config,
+                                progress=lambda line: click.echo(line, err=True), converted_from=converted_from)
     click.echo(format_summary(report))
     for path in write_outputs(report, curves, out_dir, json_path):
         click.echo(f"wrote {path}", err=True)
+    for note in report["notes"]:
+        click.echo(f"note: {note}", err=True)
     for model in report["models"]:
-        for warning in model["warnings"]:
-            click.echo(f"warning: {warning}", err=True)
+        for line in model["not_evaluable"]:
+            click.echo(f"NOT EVALUABLE {line}", err=True)
     failures = [line for model in report["models"] for line in model["failures"]]
     for line in failures:
         click.echo(f"FAIL {line}", err=True)
-    if failures:
-        from ich_edge.errors import ModelError
-
-        failed = [m["file"] for m in report["models"] if not m["passed"]]
-        raise ModelError(f"parity failed for {', '.join(failed)}: {len(failures)} gate(s), listed above as FAIL lines")
+    if report["verdict"] == "FAIL":
+        failed = [m["file"] for m in report["models"] if m["verdict"] == "FAIL"]
+        raise GateFailedError(f"parity FAIL for {', '.join(failed)}: {len(failures)} gate(s), listed above as FAIL lines")
+    if report["verdict"] == "INSUFFICIENT":
+        reasons = "; ".join(report["evidence"]["reasons"]) or "a gate needs --bootstrap > 0"
+        raise InsufficientEvidenceError(
+            f"parity INSUFFICIENT: {reasons}. Pass a larger held-out cache (>= {min_studies} studies, >= "
+            f"{min_positive_studies} positive studies per gated label) or narrow --gated-labels"
+        )

@@ -40,6 +40,7 @@ An ``unavailable`` row (hardware or accelerator absent) is not a failure.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import subprocess
@@ -315,6 +316,7 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
             "path": str(path),
             "variant": variant,
             "size_mb": path.stat().st_size / 1e6,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),  # joins parity reports by content
             "macs": study_macs(path, description, config.study_slices) if description else None,
             "_description": description,
         })

@@ -1,10 +1,13 @@
-"""Accuracy parity of TFLite models against the Keras model they came from (``ich-edge parity``).
+"""Accuracy parity of TFLite models (``ich-edge parity``): conversion and deployment.
 
 A quantized model that is fast on the phone but quietly lost sensitivity to one subtype is
-worse than no model. Parity runs the Keras reference and every ``.tflite`` on the same
+worse than no model. Parity runs the Keras models and every ``.tflite`` on the same
 held-out studies, whole studies through the deployment rule (encode every slice once,
-classify windows, stitch; study = max over slices), and compares them per label at slice
-and study level:
+classify windows, stitch; study = max over slices), and asks two questions of each file
+(:mod:`ich_edge.training.parity_gates` says which, their gates and the minimum evidence):
+conversion parity against the Keras model it was converted from, and deployment parity
+against the validated float model of RUN_DIR. Both use the same statistics, per label at
+slice and study level:
 
 * ROC AUC of each model, its change versus the reference, and bootstrap 95% intervals of
   both, resampling **studies** (a slice-level replicate takes all slices of the drawn
@@ -12,80 +15,29 @@ and study level:
   the same replicates, so it separates a real drop from the noise of a small test set;
 * RSNA weighted log loss (and each label's log loss);
 * max and mean absolute probability difference;
-* decision agreement at the operating thresholds stored with each model (the run's
-  ``thresholds.json`` for the reference, each ``.tflite``'s embedded thresholds), with the
-  positives a variant loses and the ones it adds.
-
-Pass/fail gates come from the precision recipes in ``converters`` (one table), overridable:
-fp32 must match within a max absolute difference; reduced precisions must keep every
-label's study-level AUC within a drop and agree on study decisions at a minimum rate.
+* decision agreement at the operating thresholds stored with each model (a run's
+  ``thresholds.json`` for the Keras models, each ``.tflite``'s embedded thresholds), the
+  positive decisions a variant loses and adds, the truly positive studies it loses
+  (``lost_detections``), and sensitivity/specificity of both at their thresholds.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError
 from ich_edge.metrics import RSNA_WEIGHTS, roc_auc, rsna_log_loss
+from ich_edge.training.parity_gates import (
+    CONVERSION, DEPLOYMENT, DEPLOYMENT_GATES, EvidenceRule, ParityGates, assess_evidence, check_gates, combine,
+    gates_for, recipe_gates,
+)
 from ich_edge.training.parity_stats import CI_LEVEL, bootstrap_level
 
-
-@dataclass(frozen=True)
-class ParityGates:
-    """Pass/fail limits for one variant; ``None`` disables a gate.
-
-    Attributes
-    ----------
-    max_abs_diff : largest allowed |p_variant - p_reference| over all slices, studies, labels.
-    max_auc_drop : largest allowed study-level AUC drop (reference - variant), every label.
-    min_agreement : smallest allowed share of studies with the same decision, every label.
-    """
-
-    max_abs_diff: float | None = None
-    max_auc_drop: float | None = None
-    min_agreement: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_abs_diff", "max_auc_drop"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name} must be in [0, 1], got {value}")
-        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 1.0:
-            raise ConfigError(f"min_agreement must be in [0, 1] (e.g. 0.99), got {self.min_agreement}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def gates_for(precision: str, overrides: dict | None = None) -> ParityGates:
-    """The gates of ``precision`` from its converter recipe, with CLI ``overrides`` applied.
-
-    ``overrides`` maps a gate name to a value (``None`` values are ignored): an fp32 recipe
-    has a ``max_abs_diff`` gate, reduced precisions ``max_auc_drop`` and ``min_agreement``;
-    an override only replaces a gate the recipe has.
-    """
-    from converters import get_recipe
-
-    gates = recipe_gates(get_recipe(precision))
-    for name, value in (overrides or {}).items():
-        if value is not None and getattr(gates, name) is not None:
-            gates = replace(gates, **{name: float(value)})
-    return gates
-
-
-def recipe_gates(recipe) -> ParityGates:
-    """:class:`ParityGates` from a recipe's ``parity`` field (a dict or an object with the fields)."""
-    parity = getattr(recipe, "parity", None)
-    if parity is None:
-        raise ConfigError(f"recipe {getattr(recipe, 'name', recipe)!r} has no parity gates")
-    if isinstance(parity, ParityGates):
-        return parity
-    if not isinstance(parity, dict):
-        parity = {k: getattr(parity, k, None) for k in ParityGates.__dataclass_fields__}
-    return ParityGates(**{k: parity.get(k) for k in ParityGates.__dataclass_fields__})
+__all__ = ["ParityGates", "DEPLOYMENT_GATES", "EvidenceRule", "gates_for", "recipe_gates", "check_gates", "run_parity"]
 
 
 # --- comparison -----------------------------------------------------------------------------
@@ -93,6 +45,11 @@ def recipe_gates(recipe) -> ParityGates:
 
 def _none(value: float) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
+
+
+def _rate(calls: np.ndarray, among: np.ndarray) -> float | None:
+    """Share of ``calls`` among the rows in ``among`` (sensitivity, specificity); None without rows."""
+    return float(calls[among].mean()) if among.any() else None
 
 
 def _label_log_loss(y: np.ndarray, p: np.ndarray, eps: float = 1e-7) -> float:
@@ -127,6 +84,8 @@ def compare_level(level: Level, ref_thresholds: dict, var_thresholds: list[dict]
                 "auc_ci95": boot["reference"][label],
                 "log_loss": _none(_label_log_loss(y[:, i], level.reference[:, i])),
                 "threshold": float(ref_thresholds[label]),
+                "sensitivity": _rate(level.reference[:, i] >= ref_thresholds[label], y[:, i] == 1),
+                "specificity": _rate(level.reference[:, i] < ref_thresholds[label], y[:, i] == 0),
             }
             for i, label in enumerate(LABELS)
         },
@@ -139,6 +98,7 @@ def compare_level(level: Level, ref_thresholds: dict, var_thresholds: list[dict]
             ref_call = level.reference[:, i] >= ref_thresholds[label]
             var_call = scores[:, i] >= thresholds[label]
             auc = roc_auc(y[:, i], scores[:, i])
+            truth = y[:, i] == 1
             labels[label] = {
                 "auc": _none(auc),
                 "auc_ci95": boot["variants"][k][label]["auc"],
@@ -151,39 +111,15 @@ def compare_level(level: Level, ref_thresholds: dict, var_thresholds: list[dict]
                 "agreement": float((ref_call == var_call).mean()) if diff.size else None,
                 "lost_positives": int((ref_call & ~var_call).sum()),
                 "new_positives": int((~ref_call & var_call).sum()),
+                "lost_detections": int((truth & ref_call & ~var_call).sum()),
+                "gained_detections": int((truth & ~ref_call & var_call).sum()),
+                "sensitivity": _rate(var_call, truth),
+                "specificity": _rate(~var_call, ~truth),
+                "reference_sensitivity": _rate(ref_call, truth),
+                "reference_specificity": _rate(~ref_call, ~truth),
             }
         variants.append({"rsna_log_loss": _none(rsna_log_loss(y, scores)) if len(y) else None, "labels": labels})
     return {"reference": reference, "variants": variants}
-
-
-def check_gates(name: str, gates: ParityGates, slice_result: dict, study_result: dict) -> tuple[list[str], list[str]]:
-    """``(failures, warnings)``: one line per failed gate and label, naming the label."""
-    failures, warnings = [], []
-    if gates.max_abs_diff is not None:
-        for level, result in (("slice", slice_result), ("study", study_result)):
-            for label, entry in result["labels"].items():
-                if entry["max_abs_diff"] is not None and entry["max_abs_diff"] > gates.max_abs_diff:
-                    failures.append(
-                        f"{name}: {label} {level} max |p - p_ref| {entry['max_abs_diff']:.3g} > {gates.max_abs_diff:g}"
-                    )
-    for label, entry in study_result["labels"].items():
-        if gates.max_auc_drop is not None:
-            if entry["auc_delta"] is None:
-                warnings.append(f"{name}: {label} study AUC gate not evaluable (the studies lack positives or negatives)")
-            elif -entry["auc_delta"] > gates.max_auc_drop:
-                low, high = entry["auc_delta_ci95"]
-                ci = f"; paired 95% CI of the change [{low:+.4f}, {high:+.4f}]" if low is not None else ""
-                failures.append(
-                    f"{name}: {label} study AUC drop {-entry['auc_delta']:.4f} > {gates.max_auc_drop:g} "
-                    f"(reference {entry['auc'] - entry['auc_delta']:.4f}, this model {entry['auc']:.4f}{ci})"
-                )
-        if gates.min_agreement is not None and entry["agreement"] is not None and entry["agreement"] < gates.min_agreement:
-            failures.append(
-                f"{name}: {label} study decision agreement {100 * entry['agreement']:.1f}% < "
-                f"{100 * gates.min_agreement:g}% ({entry['lost_positives']} positive studies lost, "
-                f"{entry['new_positives']} added at its threshold {entry['threshold']:.4f})"
-            )
-    return failures, warnings
 
 
 def rsna_weights() -> dict:
@@ -194,18 +130,29 @@ def rsna_weights() -> dict:
 # --- running it -----------------------------------------------------------------------------
 
 
+# --- running it -----------------------------------------------------------------------------
+
+#: Names of the CLI's conversion gate overrides, and of its deployment ones (``--deployment-...``).
+CONVERSION_OVERRIDES = ("max_abs_diff", "max_auc_drop", "min_agreement")
+DEPLOYMENT_OVERRIDES = ("max_auc_drop", "max_auc_drop_ci95", "min_agreement", "max_lost_detections")
+
+
 @dataclass(frozen=True)
 class ParityConfig:
     """How ``ich-edge parity`` runs.
 
     Attributes
     ----------
-    replicates : bootstrap replicates (resampling studies); 0 skips the intervals.
+    replicates : bootstrap replicates (resampling studies); 0 skips the intervals (and so
+        leaves the deployment interval gate not evaluable: verdict INSUFFICIENT).
     seed : seed of the bootstrap.
     threads : TFLite interpreter threads.
     studies : "validation" (the run's held-out studies; all of a cache that holds none of
         its training studies) or "all" (every study in the cache).
-    max_abs_diff, max_auc_drop, min_agreement : gate overrides (None keeps the recipe's).
+    max_abs_diff, max_auc_drop, min_agreement : conversion gate overrides (None keeps the recipe's).
+    deployment : deployment gate overrides by :class:`ParityGates` field name (None keeps
+        :data:`DEPLOYMENT_GATES`).
+    evidence : the minimum evidence for a verdict.
     """
 
     replicates: int = 1000
@@ -215,6 +162,8 @@ class ParityConfig:
     max_abs_diff: float | None = None
     max_auc_drop: float | None = None
     min_agreement: float | None = None
+    deployment: dict = field(default_factory=dict)
+    evidence: EvidenceRule = EvidenceRule()
 
     def __post_init__(self) -> None:
         if self.replicates < 0:
@@ -223,11 +172,22 @@ class ParityConfig:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.studies not in ("validation", "all"):
             raise ConfigError(f"--studies must be 'validation' or 'all', got {self.studies!r}")
-        ParityGates(self.max_abs_diff, self.max_auc_drop, self.min_agreement)  # validates the values
+        ParityGates(max_abs_diff=self.max_abs_diff, max_auc_drop=self.max_auc_drop, min_agreement=self.min_agreement)  # validates the values
+        unknown = set(self.deployment) - set(DEPLOYMENT_OVERRIDES)
+        if unknown:
+            raise ConfigError(f"unknown deployment gate(s) {', '.join(sorted(unknown))}; known: {', '.join(DEPLOYMENT_OVERRIDES)}")
+        self.deployment_gates  # validates the values
 
     @property
     def overrides(self) -> dict:
         return {"max_abs_diff": self.max_abs_diff, "max_auc_drop": self.max_auc_drop, "min_agreement": self.min_agreement}
+
+    @property
+    def deployment_gates(self) -> ParityGates:
+        return DEPLOYMENT_GATES.with_overrides(self.deployment)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "evidence": {**asdict(self.evidence), "gated_labels": list(self.evidence.gated_labels)}}
 
 
 def load_reference(run_dir):
@@ -239,8 +199,6 @@ def load_reference(run_dir):
 
 def select_series(series_list: list, run_dir, studies: str) -> tuple[list, str]:
     """The held-out series of ``series_list`` for the run in ``run_dir``, and a sentence saying which."""
-    from pathlib import Path
-
     from ich_edge.training.data import Split, select_studies
     from ich_edge.training.run import SPLIT_FILE, read_json
 
@@ -287,7 +245,7 @@ def _check_same_inputs(path, description: dict, run, cache_preprocess) -> None:
 
     sequence = SequenceConfig.from_dict(description.get("sequence", {}))
     if sequence != run.sequence_config:
-        raise ModelError(f"{path} uses windows {sequence} but the reference {run.sequence_config}; convert it from this run")
+        raise ModelError(f"{path} uses windows {sequence} but {run.path} {run.sequence_config}; convert it from this run")
     if "preprocessing" in description:
         preprocess = PreprocessConfig.from_dict(description["preprocessing"])
         if preprocess != cache_preprocess:
@@ -296,83 +254,169 @@ def _check_same_inputs(path, description: dict, run, cache_preprocess) -> None:
         raise ModelError(f"{path} carries no operating thresholds; convert it from a run with thresholds.json")
 
 
-def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress=None) -> tuple[dict, dict]:
-    """Compare every ``.tflite`` with the reference run on the held-out studies of ``data``.
+def resolve_references(reference_dir, converted_from=()) -> tuple[Path, list[Path], list[str]]:
+    """``(validated float RUN_DIR, Keras dirs the files came from, notes)``.
 
-    Returns ``(report, curves)``: the JSON-ready report (``report["passed"]`` is False when
-    any model fails a gate; each model's ``failures`` name the label and the number that
-    failed) and the study-level truth and scores for the ROC figure.
+    The old spelling ``--reference QAT_DIR`` still works: the QAT_DIR becomes a
+    ``--converted-from`` and the float run it was fine-tuned from (its config's
+    ``qat.source_run``) the validated reference.
     """
-    from pathlib import Path
+    from ich_edge.training.qat import is_quantized_run
+    from ich_edge.training.run import CONFIG_FILE, read_json
 
+    reference_dir, sources, notes = Path(reference_dir), [Path(p) for p in converted_from], []
+    if is_quantized_run(reference_dir):
+        config = read_json(reference_dir / CONFIG_FILE, "QAT_DIR config")
+        source = (config.get("qat") or {}).get("source_run")
+        if not source or not Path(source).is_dir():
+            raise ConfigError(
+                f"{reference_dir} is a QAT_DIR and the float run it came from ({source}) is not here; deployment parity "
+                "needs the validated float model: pass --reference RUN_DIR --converted-from QAT_DIR"
+            )
+        notes.append(f"--reference {reference_dir} is a QAT_DIR: compared as --converted-from, deployment against {source}")
+        sources.append(reference_dir)
+        reference_dir = Path(source)
+    return reference_dir, sources, notes
+
+
+def _source_index(model, runs: list, notes: list[str]) -> int:
+    """Index in ``runs`` of the Keras model ``model`` was converted from (its description's source_run)."""
+    source = model.description.get("source_run") or {}
+    path = source.get("path")
+    for k, run in enumerate(runs):
+        if path and Path(path).resolve() == Path(run.path).resolve():
+            return k
+    quantized = bool(source.get("quantized", model.precision == "qat-int8"))
+    candidates = [k for k, run in enumerate(runs) if run.quantized == quantized]
+    kind = "QAT" if quantized else "float"
+    if len(candidates) != 1:
+        given = ", ".join(str(runs[k].path) for k in candidates) or "none"
+        raise ConfigError(
+            f"{model.path.name} was converted from the {kind} model {path or '(not recorded)'}; pass that folder with "
+            f"--converted-from (the {kind} folders given: {given})"
+        )
+    if path:
+        notes.append(f"{model.path.name} records {path} as its source; compared with {runs[candidates[0]].path}")
+    return candidates[0]
+
+
+def _question(name, gates, level_results: dict, k: int, reference, evidence: dict) -> dict:
+    slice_result, study_result = level_results["slice"]["variants"][k], level_results["study"]["variants"][k]
+    judged = check_gates(name, gates, slice_result, study_result, evidence)
+    return {"reference": str(reference.path), "quantized_reference": reference.quantized, "gates": gates.to_dict(),
+            **judged, "slice": slice_result, "study": study_result}
+
+
+def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress=None, converted_from=()) -> tuple[dict, dict]:
+    """Answer conversion and deployment parity for every ``.tflite`` on the held-out studies of ``data``.
+
+    ``reference_dir`` is the validated float RUN_DIR (deployment reference, and conversion
+    reference of files converted from it); ``converted_from`` lists the other Keras folders
+    files were converted from (a QAT_DIR). Returns ``(report, curves)``: the JSON-ready
+    report (``report["verdict"]``: PASS, FAIL or INSUFFICIENT; each model's two questions
+    with their own verdict, failures and not-evaluable gates) and the study-level truth
+    and scores for the ROC figure.
+    """
     from ich_edge.cache import Cache
     from ich_edge.errors import ModelError
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
     from ich_edge.training.evaluate import predict_series
-
     from ich_edge.training.run import CONFIG_FILE, read_json
     from ich_edge.transforms import PreprocessConfig
 
     say = progress or (lambda line: None)
-    # Cheap checks first: the data and the split, before TensorFlow loads the model.
-    run_config = read_json(Path(reference_dir) / CONFIG_FILE, "not a run folder written by `ich-edge train` or `ich-edge qat`")
+    # Cheap checks first: the data and the split, before TensorFlow loads the models.
+    for folder in (reference_dir, *converted_from):
+        read_json(Path(folder) / CONFIG_FILE, "not a run folder written by `ich-edge train` or `ich-edge qat`")
+    reference_dir, sources, notes = resolve_references(reference_dir, converted_from)
+    run_config = read_json(reference_dir / CONFIG_FILE, "not a run folder written by `ich-edge train`")
     expected = PreprocessConfig.from_dict(run_config.get("preprocess", {}))
     cache = Cache.open(data)
     if cache.preprocess != expected:
         raise ConfigError(f"{data} was prepared with {cache.preprocess}, the reference expects {expected}")
     series_list, selection = select_series(cache.series(), reference_dir, config.studies)
-    run = load_reference(reference_dir)
-    if not run.thresholds:
-        raise ModelError(f"{run.path} has no thresholds.json; parity compares decisions at the validated thresholds")
-    say(f"reference {run.path}: {len(series_list)} series ({selection})")
-    reference = [predict_series(run.encoder, run.head, s.images, run.sequence_config) for s in series_list]
-    models, variants = [], []
+    runs = [load_reference(reference_dir)] + [load_reference(folder) for folder in sources]
+    if runs[0].quantized:
+        raise ConfigError(f"--reference {reference_dir} must be the validated float RUN_DIR of `ich-edge train`")
+    for run in runs:
+        if not run.thresholds:
+            raise ModelError(f"{run.path} has no thresholds.json; parity compares decisions at the validated thresholds")
+        if run.preprocess_config != cache.preprocess:
+            raise ConfigError(f"{run.path} expects preprocessing {run.preprocess_config}, {data} has {cache.preprocess}")
+    say(f"validated reference {runs[0].path}: {len(series_list)} series ({selection})")
+    models, variants, source_of = [], [], []
     for path in tflite_paths:
         model = TFLiteStudyModel(path, num_threads=config.threads)
-        _check_same_inputs(path, model.description, run, cache.preprocess)
-        say(f"{Path(path).name} ({model.precision})")
+        source_of.append(_source_index(model, runs, notes))
+        for run in {0, source_of[-1]}:
+            _check_same_inputs(path, model.description, runs[run], cache.preprocess)
+        say(f"{Path(path).name} ({model.precision}), converted from {runs[source_of[-1]].path}")
         variants.append([model.predict_series(s.images) for s in series_list])
         models.append(model)
-    slices, studies = _levels(series_list, reference, variants)
-    thresholds = [m.description["thresholds"] for m in models]
-    by_level = {
-        level.name: compare_level(
-            level, run.thresholds[level.name], [t[level.name] for t in thresholds], config.replicates, config.seed
-        )
-        for level in (slices, studies)
-    }
+    used = sorted({0, *source_of})
+    results, study_levels = {}, {}
+    for r in used:
+        run = runs[r]
+        say(f"Keras {run.path}")
+        ref_scores = [predict_series(run.encoder, run.head, s.images, run.sequence_config) for s in series_list]
+        members = list(range(len(models))) if r == 0 else [k for k, s in enumerate(source_of) if s == r]
+        slices, studies = _levels(series_list, ref_scores, [variants[k] for k in members])
+        thresholds = [models[k].description["thresholds"] for k in members]
+        results[r] = {"members": members, "slices": slices, **{
+            level.name: compare_level(level, run.thresholds[level.name], [t[level.name] for t in thresholds],
+                                      config.replicates, config.seed)
+            for level in (slices, studies)
+        }}
+        study_levels[r] = studies
+    evidence = assess_evidence(config.evidence, study_levels[0].y_true)
     entries = []
     for k, model in enumerate(models):
         name = f"{model.path.name} ({model.precision})"
-        gates = gates_for(model.precision, config.overrides)
-        failures, warnings = check_gates(name, gates, by_level["slice"]["variants"][k], by_level["study"]["variants"][k])
+        src = source_of[k]
+        conversion = _question(f"{name} conversion", gates_for(model.precision, config.overrides), results[src],
+                               results[src]["members"].index(k), runs[src], evidence)
+        deployment = _question(f"{name} deployment", config.deployment_gates, results[0], k, runs[0], evidence)
+        verdict = combine([conversion["verdict"], deployment["verdict"]])
         entries.append({
             "file": model.path.name,
             "path": str(model.path),
             "precision": model.precision,
             "sha256": model.sha256,
-            "gates": gates.to_dict(),
-            "passed": not failures,
-            "failures": failures,
-            "warnings": warnings,
-            "slice": by_level["slice"]["variants"][k],
-            "study": by_level["study"]["variants"][k],
+            "converted_from": str(runs[src].path),
+            CONVERSION: conversion,
+            DEPLOYMENT: deployment,
+            "verdict": verdict,
+            "passed": verdict == "PASS",
+            "failures": conversion["failures"] + deployment["failures"],
+            "not_evaluable": conversion["not_evaluable"] + deployment["not_evaluable"],
+            "warnings": [n for n in notes if n.startswith(model.path.name)],
         })
+    slices = results[0]["slices"]
+    verdict = combine(e["verdict"] for e in entries)
     report = {
-        "format": "ich-edge-parity/1",
-        "reference": {"path": str(run.path), "quantized": run.quantized, "thresholds": run.thresholds},
+        "format": "ich-edge-parity/2",
+        "reference": {"path": str(runs[0].path), "quantized": False, "thresholds": runs[0].thresholds, "role": "validated"},
+        "converted_from": [
+            {"path": str(runs[r].path), "quantized": runs[r].quantized, "thresholds": runs[r].thresholds,
+             "metrics": {"slice": results[r]["slice"]["reference"], "study": results[r]["study"]["reference"]}}
+            for r in used if r != 0
+        ],
         "data": {
             "cache": str(data),
             "selection": selection,
             "series": len(series_list),
-            "studies": studies.n_groups,
+            "studies": study_levels[0].n_groups,
             "labelled_slices": int(len(slices.y_true)),
         },
+        "evidence": evidence,
         "bootstrap": {"replicates": config.replicates, "level": CI_LEVEL, "unit": "study", "paired": True, "seed": config.seed},
         "rsna_weights": rsna_weights(),
-        "config": asdict(config),
-        "reference_metrics": {"slice": by_level["slice"]["reference"], "study": by_level["study"]["reference"]},
+        "config": config.to_dict(),
+        "notes": notes,
+        "reference_metrics": {"slice": results[0]["slice"]["reference"], "study": results[0]["study"]["reference"]},
         "models": entries,
-        "passed": all(e["passed"] for e in entries),
+        "verdict": verdict,
+        "passed": verdict == "PASS",
     }
+    studies = study_levels[0]
     return report, {"study_true": studies.y_true, "reference": studies.reference, "variants": studies.variants}

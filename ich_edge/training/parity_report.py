@@ -28,84 +28,137 @@ def _gates_text(gates: dict) -> str:
     if gates.get("max_abs_diff") is not None:
         parts.append(f"max |p - p_ref| <= {gates['max_abs_diff']:g}")
     if gates.get("max_auc_drop") is not None:
-        parts.append(f"study AUC drop <= {gates['max_auc_drop']:g} for every label")
+        parts.append(f"study AUC drop <= {gates['max_auc_drop']:g}")
+    if gates.get("max_auc_drop_ci95") is not None:
+        parts.append(f"paired 95% CI of the change above -{gates['max_auc_drop_ci95']:g}")
     if gates.get("min_agreement") is not None:
-        parts.append(f"study decision agreement >= {100 * gates['min_agreement']:g}% for every label")
+        parts.append(f"study decision agreement >= {100 * gates['min_agreement']:g}%")
+    if gates.get("max_lost_detections") is not None:
+        parts.append(f"<= {gates['max_lost_detections']} bleeding studies flagged by the reference missed")
     return "; ".join(parts) or "none"
 
 
+def _worst(question: dict) -> tuple[str, str]:
+    study = question["study"]["labels"]
+    deltas = [(e["auc_delta"], label) for label, e in study.items() if e["auc_delta"] is not None]
+    agreements = [(e["agreement"], label) for label, e in study.items() if e["agreement"] is not None]
+    worst = min(deltas) if deltas else None
+    agree = min(agreements) if agreements else None
+    return (f"{worst[0]:+.4f} {worst[1]}" if worst else "n/a", f"{100 * agree[0]:.1f}% {agree[1]}" if agree else "n/a")
+
+
 def format_summary(report: dict) -> str:
-    """A few lines for the terminal: one verdict per model with its worst numbers."""
-    data = report["data"]
+    """A few lines for the terminal: each model's two verdicts with their worst numbers."""
+    data, evidence = report["data"], report["evidence"]
     lines = [
         f"parity on {data['studies']} studies / {data['labelled_slices']} labelled slices ({data['selection']}); "
         f"bootstrap {report['bootstrap']['replicates']} replicates by study",
-        f"{'model':<40} {'verdict':<7} {'max|dp|':>9}  {'worst study dAUC':<25} {'lowest study agreement':<24}",
+        f"evidence: {'sufficient' if evidence['sufficient'] else 'INSUFFICIENT: ' + '; '.join(evidence['reasons'])}",
+        f"{'model':<36} {'question':<11} {'verdict':<12} {'max|dp|':>9}  {'worst study dAUC':<24} {'lowest agreement':<22} lost",
     ]
     for model in report["models"]:
-        study = model["study"]["labels"]
-        diffs = [e["max_abs_diff"] for lvl in ("slice", "study") for e in model[lvl]["labels"].values() if e["max_abs_diff"] is not None]
-        deltas = [(e["auc_delta"], label) for label, e in study.items() if e["auc_delta"] is not None]
-        worst = min(deltas) if deltas else None
-        agreement = min((e["agreement"], label) for label, e in study.items() if e["agreement"] is not None)
-        agree_text = f"{100 * agreement[0]:.1f}% {agreement[1]}"
-        lines.append(
-            f"{model['file'] + ' (' + model['precision'] + ')':<40} {'PASS' if model['passed'] else 'FAIL':<7} "
-            f"{max(diffs):>9.2e}  {(f'{worst[0]:+.4f} {worst[1]}' if worst else 'n/a'):<25} {agree_text:<24}"
-        )
+        for key in ("conversion", "deployment"):
+            question = model[key]
+            diffs = [e["max_abs_diff"] for lvl in ("slice", "study") for e in question[lvl]["labels"].values()
+                     if e["max_abs_diff"] is not None]
+            worst, agree = _worst(question)
+            lost = sum(e["lost_detections"] for e in question["study"]["labels"].values())
+            name = f"{model['file']} ({model['precision']})" if key == "conversion" else ""
+            lines.append(
+                f"{name:<36} {key:<11} {question['verdict']:<12} {(max(diffs) if diffs else float('nan')):>9.2e}  "
+                f"{worst:<24} {agree:<22} {lost}"
+            )
+    lines.append(f"verdict: {report['verdict']}")
     return "\n".join(lines)
 
 
+def _question_lines(model: dict, key: str, title: str) -> list[str]:
+    question = model[key]
+    lines = [f"  - {title} vs `{question['reference']}`: **{question['verdict']}** (gates: {_gates_text(question['gates'])})"]
+    lines += [f"    - FAIL {failure}" for failure in question["failures"]]
+    lines += [f"    - not evaluable: {line}" for line in question["not_evaluable"]]
+    return lines
+
+
+def _table(title: str, ref: dict, result: dict) -> list[str]:
+    lines = [
+        "",
+        f"### {title}",
+        "",
+        f"RSNA weighted log loss: reference {_num(ref['rsna_log_loss'])}, this model {_num(result['rsna_log_loss'])} "
+        f"(n = {ref['n']})",
+        "",
+        "| label | positives | AUC reference [95% CI] | AUC model [95% CI] | change [paired 95% CI] | "
+        "log loss ref / model | max abs diff | mean abs diff | agreement | lost / added positive decisions | "
+        "lost bleeding studies | sensitivity ref -> model |",
+        "|---|---:|---|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for label in LABELS:
+        r, m = ref["labels"][label], result["labels"][label]
+        lines.append(
+            f"| {label} | {ref['positives'][label]} | {_num(r['auc'])}{_ci(r['auc_ci95'])} | "
+            f"{_num(m['auc'])}{_ci(m['auc_ci95'])} | {_num(m['auc_delta'], '+.4f')}"
+            f"{_ci(m['auc_delta_ci95'], '+.4f')} | {_num(r['log_loss'])} / {_num(m['log_loss'])} | "
+            f"{_num(m['max_abs_diff'], '.2e')} | {_num(m['mean_abs_diff'], '.2e')} | "
+            f"{_num(None if m['agreement'] is None else 100 * m['agreement'], '.1f')}% | "
+            f"{m['lost_positives']} / {m['new_positives']} | {m['lost_detections']} | "
+            f"{_num(m['reference_sensitivity'], '.3f')} -> {_num(m['sensitivity'], '.3f')} |"
+        )
+    return lines
+
+
 def format_markdown(report: dict) -> str:
-    """report.md: data, gates and verdicts, then one table per model and level."""
-    data, boot = report["data"], report["bootstrap"]
+    """report.md: data, evidence, both questions' verdicts, then one table per model, question and level."""
+    data, boot, evidence = report["data"], report["bootstrap"], report["evidence"]
+    counts = ", ".join(f"{label} {e['positives']}" for label, e in evidence["labels"].items())
     lines = [
         "# TFLite parity report",
         "",
-        f"- Reference: `{report['reference']['path']}`{' (QAT)' if report['reference']['quantized'] else ''}",
+        f"**Verdict: {report['verdict']}**",
+        "",
+        f"- Validated reference (deployment parity): `{report['reference']['path']}` at its thresholds.json",
+        *[f"- Converted from (conversion parity): `{s['path']}`{' (QAT, its own validated thresholds)' if s['quantized'] else ''}"
+          for s in report.get("converted_from", [])],
         f"- Data: `{data['cache']}`: {data['selection']}; {data['series']} series, {data['studies']} studies, "
         f"{data['labelled_slices']} labelled slices",
+        f"- Evidence: a verdict needs >= {evidence['min_studies']} studies and, per gated label "
+        f"({', '.join(evidence['gated_labels'])}), >= {evidence['min_positive_studies']} positive and as many negative "
+        f"studies; positive studies here: {counts}. "
+        + ("Sufficient." if evidence["sufficient"] else "**Insufficient**: " + "; ".join(evidence["reasons"]) + "."),
         "- Whole studies through the deployment rule (encode each slice once, classify windows, stitch; "
         "study probability = max over slices).",
         f"- 95% intervals: percentile bootstrap with {boot['replicates']} replicates resampling studies (slice level: "
         f"all slices of each drawn study; a label's interval uses the replicates holding both classes); "
         f"the change versus the reference is paired (same replicates).",
-        f"- Decisions: each model at its own stored thresholds (reference: the run's thresholds.json, chosen on "
-        f"validation for {_num(report['reference']['thresholds'].get('specificity'), 'g')} specificity).",
+        "- Decisions: each model at its own stored thresholds (Keras: its run's thresholds.json, chosen on "
+        f"validation for {_num(report['reference']['thresholds'].get('specificity'), 'g')} specificity; a .tflite: "
+        "the thresholds it carries). 'Lost bleeding studies': truly positive studies the reference flags and "
+        "the model does not.",
+        "- Two questions: **conversion** (the file against the Keras model it was converted from; gates from the "
+        "precision recipe) and **deployment** (the file against the validated float model; gates of "
+        "`ich_edge.training.parity_gates.DEPLOYMENT_GATES`, reasoning in that module).",
         "",
         "## Verdicts",
         "",
     ]
+    for note in report.get("notes", []):
+        lines.insert(lines.index("## Verdicts"), f"- note: {note}")
     for model in report["models"]:
-        verdict = "PASS" if model["passed"] else "FAIL"
-        lines.append(f"- **{verdict}** `{model['file']}` ({model['precision']}): gates {_gates_text(model['gates'])}")
-        lines += [f"  - {failure}" for failure in model["failures"]]
-        lines += [f"  - warning: {warning}" for warning in model["warnings"]]
-    ref = report["reference_metrics"]
+        lines.append(f"- **{model['verdict']}** `{model['file']}` ({model['precision']}), sha256 `{model['sha256']}`")
+        lines += _question_lines(model, "conversion", "conversion")
+        lines += _question_lines(model, "deployment", "deployment")
+    refs = {report["reference"]["path"]: report["reference_metrics"]}
+    refs.update({s["path"]: s["metrics"] for s in report.get("converted_from", [])})
     for model in report["models"]:
-        for level in ("study", "slice"):
-            result = model[level]
-            lines += [
-                "",
-                f"## {model['file']} ({model['precision']}), {level} level",
-                "",
-                f"RSNA weighted log loss: reference {_num(ref[level]['rsna_log_loss'])}, "
-                f"this model {_num(result['rsna_log_loss'])} (n = {ref[level]['n']})",
-                "",
-                "| label | positives | AUC reference [95% CI] | AUC model [95% CI] | change [paired 95% CI] | "
-                "log loss ref / model | max abs diff | mean abs diff | agreement | lost / added positives |",
-                "|---|---:|---|---|---|---|---:|---:|---:|---:|",
-            ]
-            for label in LABELS:
-                r, m = ref[level]["labels"][label], result["labels"][label]
-                lines.append(
-                    f"| {label} | {ref[level]['positives'][label]} | {_num(r['auc'])}{_ci(r['auc_ci95'])} | "
-                    f"{_num(m['auc'])}{_ci(m['auc_ci95'])} | {_num(m['auc_delta'], '+.4f')}"
-                    f"{_ci(m['auc_delta_ci95'], '+.4f')} | {_num(r['log_loss'])} / {_num(m['log_loss'])} | "
-                    f"{_num(m['max_abs_diff'], '.2e')} | {_num(m['mean_abs_diff'], '.2e')} | "
-                    f"{_num(None if m['agreement'] is None else 100 * m['agreement'], '.1f')}% | "
-                    f"{m['lost_positives']} / {m['new_positives']} |"
-                )
+        lines += ["", f"## {model['file']} ({model['precision']})"]
+        for key in ("deployment", "conversion"):
+            question = model[key]
+            if key == "conversion" and question["reference"] == model["deployment"]["reference"]:
+                lines += ["", "Conversion parity compares with the same Keras model as deployment parity: same tables."]
+                continue
+            for level in ("study", "slice"):
+                lines += _table(f"{key} vs `{question['reference']}`, {level} level", refs[question["reference"]][level],
+                                question[level])
     return "\n".join(lines) + "\n"
 
 
@@ -121,7 +174,7 @@ def plot_roc(curves: dict, names: list[str], path: Path) -> Path:
     from ich_edge.metrics import roc_auc, roc_curve
 
     y = np.asarray(curves["study_true"])
-    models = [("reference (Keras)", curves["reference"])] + list(zip(names, curves["variants"]))
+    models = [("validated reference (Keras float)", curves["reference"])] + list(zip(names, curves["variants"]))
     styles = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1))]
     colors = ["black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
     fig, axes = plt.subplots(2, 3, figsize=(15, 9.6), constrained_layout=True)
@@ -145,7 +198,7 @@ def plot_roc(curves: dict, names: list[str], path: Path) -> Path:
         ax.set_ylabel("sensitivity", fontsize=11)
         if positives and negatives:
             ax.legend(loc="best", fontsize=9, title="study AUC", title_fontsize=9, framealpha=0.8)
-    fig.suptitle("Study-level ROC: Keras reference vs TFLite variants (curves that overlap are in parity)", fontsize=14)
+    fig.suptitle("Study-level ROC: validated Keras model vs TFLite files (deployment parity: curves that overlap agree)", fontsize=14)
     import io
 
     buffer = io.BytesIO()

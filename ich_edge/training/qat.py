@@ -158,11 +158,15 @@ def _series(cache_path, float_run, split: data_lib.Split):
 
 
 def _comparison_markdown(float_section: dict, qat_section: dict, epochs_run: int) -> str:
-    fmt = report_lib._fmt
+    fmt = report_lib.fmt
     lines = [
         "# ich-edge QAT report",
         "",
         f"Quantization-aware fine-tuning, {epochs_run} epoch(s); validation studies, float model beside the QAT model.",
+        "",
+        "The QAT model is a new model: its thresholds.json was chosen on these validation studies for it (as "
+        "`ich-edge train` chooses the float model's), qat-int8 carries them, and `ich-edge parity` judges the file "
+        "against this model (conversion parity) and against the validated float model (deployment parity).",
         "",
         "| label | float study AUC | QAT study AUC | float sens @ spec | QAT sens @ spec | float slice AUC | QAT slice AUC |",
         "|---|---|---|---|---|---|---|",
@@ -270,10 +274,10 @@ def qat(
     if drift > 1e-5:
         raise ModelError(f"the saved QAT model reloads with different outputs (max diff {drift:.2e}); please report this")
     log("evaluating the float and the QAT model on the validation studies (encode once, windows, stitch)")
-    float_section, _, _ = report_lib._evaluate_set(float_run, val_series, train_config)
-    qat_section, levels, base_levels = report_lib._evaluate_set(qat_run, val_series, train_config)
-    thresholds = report_lib._thresholds(qat_section["model"])
-    run_lib.write_thresholds(out, train_config.specificity, thresholds["slice"], thresholds["study"])
+    float_section, _, _ = report_lib.evaluate_set(float_run, val_series, train_config)
+    # A QAT model is a new model: its own validation and thresholds (thresholds.json in QAT_DIR),
+    # chosen as `ich-edge train` chooses them; qat-int8 carries them and decides at them.
+    qat_section, levels, base_levels, thresholds = report_lib.validate_and_choose_thresholds(qat_run, val_series, train_config)
     plots = [report_lib.plot_losses(keep.history, out / "loss.png").name]
     plots.append(report_lib.plot_roc(
         levels["study_true"], levels["study_scores"], None if base_levels is None else base_levels["study_scores"],
@@ -281,7 +285,7 @@ def qat(
         qat_section["model"]["study"], None if qat_section["baseline"] is None else qat_section["baseline"]["study"],
     ).name)
     total = sum(h["seconds"] for h in keep.history)
-    report = report_lib._nan_to_none({
+    report = report_lib.nan_to_none({
         "run": {
             "epochs_planned": train_config.epochs, "epochs_run": len(keep.history), "stopped": "epochs",
             "best_epoch": keep.best_epoch, "best_val_loss": keep.best_loss, "train_seconds": total,

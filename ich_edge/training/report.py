@@ -25,7 +25,7 @@ TARGET_AUC_ANY = 0.95
 TARGET_AUC_SUBTYPE = 0.90
 
 
-def _fmt(value, digits: int = 3) -> str:
+def fmt(value, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{value:.{digits}f}"
@@ -55,20 +55,20 @@ def _section_table(name: str, section: dict) -> list[str]:
     lines = [f"## {name} ({section['n_studies']} studies, {section['n_series']} series, {slice_['n']} labelled slices)", "", header, rule]
     for label in LABELS:
         low, high = study.get("auc_ci95", {}).get(label, [None, None])
-        base = _fmt(baseline["study"]["auc"][label]) if baseline else "n/a"
-        ci = f" ({_fmt(low)} to {_fmt(high)})" if low is not None else ""
+        base = fmt(baseline["study"]["auc"][label]) if baseline else "n/a"
+        ci = f" ({fmt(low)} to {fmt(high)})" if low is not None else ""
         row = (
-            f"| {label} | {_fmt(slice_['auc'][label])} | {_fmt(study['auc'][label])}{ci} "
-            f"| {_fmt(study['sensitivity_at_specificity'][label])} | {base} |"
+            f"| {label} | {fmt(slice_['auc'][label])} | {fmt(study['auc'][label])}{ci} "
+            f"| {fmt(study['sensitivity_at_specificity'][label])} | {base} |"
         )
         if with_thresholds:
             at = study["at_thresholds"][label]
-            row += f" {_fmt(at['sensitivity'])} / {_fmt(at['specificity'])} |"
+            row += f" {fmt(at['sensitivity'])} / {fmt(at['specificity'])} |"
         lines.append(row)
     lines.append("")
     lines.append(
-        f"RSNA weighted log loss: slice {_fmt(slice_['rsna_log_loss'], 4)}, study {_fmt(study['rsna_log_loss'], 4)}"
-        + (f" (baseline slice {_fmt(baseline['slice']['rsna_log_loss'], 4)})" if baseline else "")
+        f"RSNA weighted log loss: slice {fmt(slice_['rsna_log_loss'], 4)}, study {fmt(study['rsna_log_loss'], 4)}"
+        + (f" (baseline slice {fmt(baseline['slice']['rsna_log_loss'], 4)})" if baseline else "")
     )
     lines.append("")
     return lines
@@ -81,9 +81,9 @@ def render_markdown(report: dict) -> str:
         "# ich-edge training report",
         "",
         f"- epochs run: {run['epochs_run']} of {run['epochs_planned']} ({run['stopped']}); best epoch {run['best_epoch']}"
-        f" (validation loss {_fmt(run['best_val_loss'], 4)})",
+        f" (validation loss {fmt(run['best_val_loss'], 4)})",
         f"- train wall time: {run['train_seconds'] / 60:.1f} min, mean epoch {run['mean_epoch_seconds']:.1f} s"
-        f" ({_fmt(run.get('mean_epoch_cpu_seconds'), 0)} CPU s)",
+        f" ({fmt(run.get('mean_epoch_cpu_seconds'), 0)} CPU s)",
         f"- model: {report['model']['backbone']} backbone, width {report['model']['width']}, "
         f"{report['model']['input_size_px']} px, {report['model']['rnn']} head; "
         f"windows of {report['sequence']['window_slices']} slices, stride {report['sequence']['stride_slices']}",
@@ -99,17 +99,17 @@ def render_markdown(report: dict) -> str:
         lines.append(f"## Targets on {t['set']} studies: {status}")
         lines.append("")
         for label, c in t["labels"].items():
-            lines.append(f"- {label}: study AUC {_fmt(c['auc'])} (target >= {c['target']:.2f}) {'ok' if c['met'] else 'MISSED'}")
+            lines.append(f"- {label}: study AUC {fmt(c['auc'])} (target >= {c['target']:.2f}) {'ok' if c['met'] else 'MISSED'}")
         lines.append("")
     lines.append("Plots: " + ", ".join(report.get("plots", [])))
     return "\n".join(lines) + "\n"
 
 
-def _nan_to_none(value):
+def nan_to_none(value):
     if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
+        return {k: nan_to_none(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_nan_to_none(v) for v in value]
+        return [nan_to_none(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return None if math.isnan(value) else float(value)
     if isinstance(value, np.integer):
@@ -120,7 +120,7 @@ def _nan_to_none(value):
 def write_report(run_dir: str | Path, report: dict) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.md`` atomically into ``run_dir``."""
     run_dir = Path(run_dir)
-    report = _nan_to_none(report)
+    report = nan_to_none(report)
     json_path, md_path = run_dir / "report.json", run_dir / "report.md"
     write_json_atomic(json_path, report)
     text = render_markdown(report).encode("utf-8")
@@ -177,11 +177,11 @@ def plot_roc(study_true: np.ndarray, model_scores: np.ndarray, baseline_scores, 
         if positives and negatives:
             fpr, tpr, _ = roc_curve(y, model_scores[:, i])
             low, high = model_metrics.get("auc_ci95", {}).get(label, [None, None])
-            ci = f" ({_fmt(low, 2)}-{_fmt(high, 2)})" if low is not None else ""
-            ax.plot(fpr, tpr, color="C0", linewidth=2, label=f"model AUC {_fmt(model_metrics['auc'][label])}{ci}")
+            ci = f" ({fmt(low, 2)}-{fmt(high, 2)})" if low is not None else ""
+            ax.plot(fpr, tpr, color="C0", linewidth=2, label=f"model AUC {fmt(model_metrics['auc'][label])}{ci}")
             if baseline_scores is not None:
                 fpr, tpr, _ = roc_curve(y, baseline_scores[:, i])
-                ax.plot(fpr, tpr, color="C1", linewidth=1.5, label=f"baseline AUC {_fmt(baseline_metrics['auc'][label])}")
+                ax.plot(fpr, tpr, color="C1", linewidth=1.5, label=f"baseline AUC {fmt(baseline_metrics['auc'][label])}")
             spec = model_metrics["specificity"]
             ax.axvline(1 - spec, color="grey", linestyle=":", linewidth=1, label=f"{spec:.0%} specificity")
             ax.legend(loc="lower right", fontsize=9)
@@ -218,11 +218,18 @@ def baseline_scores(series_list: list, preprocess_config) -> list[np.ndarray] | 
     return scores
 
 
-def _thresholds(metrics: dict) -> dict:
+def validation_thresholds(metrics: dict) -> dict:
+    """``{"slice": {label: t}, "study": {label: t}}``: the thresholds chosen on validation (at the run's specificity)."""
     return {level: dict(metrics[level]["threshold_at_specificity"]) for level in ("slice", "study")}
 
 
-def _evaluate_set(run, series_list, config, thresholds=None, baseline_thresholds=None) -> tuple[dict, dict, dict | None]:
+def evaluate_set(run, series_list, config, thresholds=None, baseline_thresholds=None) -> tuple[dict, dict, dict | None]:
+    """Evaluate ``run``'s model (and the trivial baseline) on ``series_list``, whole studies.
+
+    Returns ``(section, levels, baseline_levels)``: the report section (``n_studies``,
+    ``n_series``, ``model`` and ``baseline`` metrics; with ``thresholds`` also sensitivity
+    and specificity at them) and the slice/study truth and scores for the ROC plots.
+    """
     from ich_edge.training.evaluate import metrics_from_scores, predict_studies
 
     scores = predict_studies(run.encoder, run.head, series_list, run.sequence_config)
@@ -240,18 +247,30 @@ def _evaluate_set(run, series_list, config, thresholds=None, baseline_thresholds
     return section, levels, base_levels
 
 
+def validate_and_choose_thresholds(run, val_series, config) -> tuple[dict, dict, dict | None, dict]:
+    """The validation step of ``ich-edge train`` and ``ich-edge qat``: evaluate, choose thresholds, write them.
+
+    Evaluates ``run`` on its validation studies, chooses each label's slice and study
+    threshold at ``config.specificity`` on them, and writes ``thresholds.json`` into
+    ``run.path``. A QAT model is a new model, so ``ich-edge qat`` calls this for it too.
+    Returns ``(section, levels, baseline_levels, thresholds)``.
+    """
+    from ich_edge.training.run import write_thresholds
+
+    section, levels, base_levels = evaluate_set(run, val_series, config)
+    thresholds = validation_thresholds(section["model"])
+    write_thresholds(Path(run.path), config.specificity, thresholds["slice"], thresholds["study"])
+    return section, levels, base_levels, thresholds
+
+
 def finish_run(run, val_series, test_series, state: dict, config, total_seconds: float, log) -> dict:
     """Evaluate a run's model on validation (and test), write thresholds, report and plots.
 
     ``run`` is a :class:`ich_edge.training.run.Run` holding the weights saved as model.keras.
     """
-    from ich_edge.training.run import write_thresholds
-
     run_dir = Path(run.path)
     log("evaluating on the validation studies (encode once, windows, stitch)")
-    val, val_levels, val_base_levels = _evaluate_set(run, val_series, config)
-    thresholds = _thresholds(val["model"])
-    write_thresholds(run_dir, config.specificity, thresholds["slice"], thresholds["study"])
+    val, val_levels, val_base_levels, thresholds = validate_and_choose_thresholds(run, val_series, config)
     history = state["history"]
     report = {
         "run": {
@@ -280,8 +299,8 @@ def finish_run(run, val_series, test_series, state: dict, config, total_seconds:
     sets = [("validation", val, val_levels, val_base_levels)]
     if test_series:
         log("evaluating on the test studies")
-        base_thresholds = _thresholds(val["baseline"]) if val["baseline"] is not None else None
-        test, test_levels, test_base_levels = _evaluate_set(run, test_series, config, thresholds, base_thresholds)
+        base_thresholds = validation_thresholds(val["baseline"]) if val["baseline"] is not None else None
+        test, test_levels, test_base_levels = evaluate_set(run, test_series, config, thresholds, base_thresholds)
         report["test"] = test
         sets.append(("test", test, test_levels, test_base_levels))
     for name, section, levels, base_levels in sets:
@@ -300,4 +319,4 @@ def finish_run(run, val_series, test_series, state: dict, config, total_seconds:
     report["plots"] = plots
     json_path, md_path = write_report(run_dir, report)
     log(f"wrote {json_path}, {md_path} and {', '.join(plots)}")
-    return _nan_to_none(report)
+    return nan_to_none(report)

@@ -1,9 +1,11 @@
-"""A tiny RUN_DIR (untrained 32 px CNN-LSTM, thresholds, split) and cache for the parity tests."""
+"""A tiny RUN_DIR (untrained 32 px CNN-LSTM, thresholds, split), its cache and real converted files, for the parity tests.
+
+The cache holds 48 studies; the run's 24 validation studies have 12 bleeding ones with three
+subtypes each (7-8 positive studies per subtype), enough for the default minimum evidence.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from ich_edge.sequence import SequenceConfig
 from ich_edge.transforms import PreprocessConfig
 
 SIZE_PX, WINDOW, STRIDE = 32, 4, 2
-NUM_STUDIES = 12
+NUM_STUDIES = 48
 
 
 def _series(rng: np.random.Generator, study: int) -> CachedSeries:
@@ -24,8 +26,8 @@ def _series(rng: np.random.Generator, study: int) -> CachedSeries:
     images = rng.integers(0, 80, (num_slices, SIZE_PX, SIZE_PX, 3), dtype=np.uint8)
     labels = np.zeros((num_slices, len(LABELS)), np.int8)
     if study % 2:
-        subtype = study % 5
-        labels[: max(1, num_slices // 2), [subtype, 5]] = 1
+        subtypes = [study % 5, (study + 1) % 5, (study + 3) % 5]
+        labels[: max(1, num_slices // 2), [*subtypes, 5]] = 1
         images[: max(1, num_slices // 2), 8:16, 8:24, :] = 240
     return CachedSeries(
         f"1.2.826.0.1.{study}.1", f"1.2.826.0.1.{study}", images, labels, labels.max(axis=0),
@@ -70,7 +72,7 @@ def tiny_run(tmp_path_factory):
     run_dir.mkdir()
     model.save(run_dir / run_lib.MODEL_FILE)
     uids = [s.study_uid for s in series]  # study k bleeds when k is odd: both sides get both kinds
-    val = sorted(uids[k] for k in (0, 1, 3, 4, 7, 10))
+    val = sorted(uids[k] for k in range(NUM_STUDIES) if k % 4 in (0, 1))
     split = {"seed": 0, "val_fraction": 0.5, "train_studies": sorted(set(uids) - set(val)), "val_studies": val}
     write_json_atomic(run_dir / run_lib.SPLIT_FILE, split)
     write_json_atomic(run_dir / run_lib.CONFIG_FILE, {
@@ -88,44 +90,66 @@ def tiny_run(tmp_path_factory):
     return run_dir, root / "cache", split
 
 
-_LOADED: dict = {}
+def _invert_label(src: Path, dst: Path, label: str) -> Path:
+    """A copy of RUN_DIR ``src`` whose model answers ``1 - p`` for ``label`` (negated logit): a model that must fail."""
+    import shutil
+
+    from ich_edge.training import run as run_lib
+
+    shutil.copytree(src, dst)
+    run = run_lib.load_run(dst)
+    layer = run.head.get_layer("probabilities")
+    kernel, bias = layer.get_weights()
+    kernel[:, LABELS.index(label)] *= -1
+    bias[LABELS.index(label)] *= -1
+    layer.set_weights([kernel, bias])
+    (dst / run_lib.MODEL_FILE).unlink()
+    run.model.save(dst / run_lib.MODEL_FILE)
+    return dst
 
 
-class KerasAsTFLite:
-    """Stands in for TFLiteStudyModel in orchestration tests: the run's own Keras model.
+def _convert(run_dir: Path, out: Path, *precisions: str, data: Path | None = None) -> list[Path]:
+    from ich_edge.cli import main
 
-    ``invert`` lists labels whose probabilities are replaced by ``1 - p``: a variant that
-    must fail. The real comparison against converted files is the slow end-to-end test.
+    args = ["convert", "--model", str(run_dir), "--out", str(out)]
+    for precision in precisions:
+        args += ["--precision", precision]
+    code = main(args + (["--data", str(data)] if data else []))
+    assert code == 0, f"convert {run_dir} {precisions} failed with exit code {code}"
+    return [out / f"cnn_lstm_{p}.tflite" for p in precisions]
+
+
+@pytest.fixture(scope="session")
+def converted(tiny_run, tmp_path_factory):
+    """Real ``.tflite`` files converted with ``ich-edge convert``.
+
+    ``{"fp32": the tiny run's fp32 file (passes), "bad_run": a copy of the run whose model
+    answers 1 - p for subdural, "bad_fp32", "bad_fp16": that run's files}``. The bad files
+    say what their own Keras model says (conversion parity can pass) but not what the
+    validated run says (deployment parity must fail). Reduced precisions of the untrained
+    model reorder its nearly tied scores, so the file that must pass is fp32.
     """
-
-    def __init__(self, path, num_threads: int = 2, use_xnnpack: bool = True) -> None:
-        from ich_edge.training.parity import load_reference
-
-        self.path = Path(path)
-        spec = json.loads(self.path.read_text())
-        if spec["run"] not in _LOADED:
-            _LOADED[spec["run"]] = load_reference(spec["run"])
-        self.run = _LOADED[spec["run"]]
-        self.invert = spec.get("invert", [])
-        self.description = {
-            "precision": spec["precision"],
-            "sequence": self.run.sequence_config.to_dict(),
-            "preprocessing": self.run.preprocess_config.to_dict(),
-            "thresholds": self.run.thresholds,
-        }
-        self.precision = spec["precision"]
-        self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
-
-    def predict_series(self, images):
-        from ich_edge.training.evaluate import predict_series
-
-        probs = predict_series(self.run.encoder, self.run.head, images, self.run.sequence_config)
-        for label in self.invert:
-            probs[:, LABELS.index(label)] = 1.0 - probs[:, LABELS.index(label)]
-        return probs
+    run_dir, _, _ = tiny_run
+    root = tmp_path_factory.mktemp("converted")
+    (fp32,) = _convert(run_dir, root / "good", "fp32")
+    bad_run = _invert_label(run_dir, root / "bad_run", "subdural")
+    bad_fp32, bad_fp16 = _convert(bad_run, root / "bad", "fp32", "fp16")
+    return {"fp32": fp32, "bad_run": bad_run, "bad_fp32": bad_fp32, "bad_fp16": bad_fp16}
 
 
-@pytest.fixture
-def keras_as_tflite():
-    """The :class:`KerasAsTFLite` stand-in (a fixture: test modules cannot import conftest reliably)."""
-    return KerasAsTFLite
+@pytest.fixture(scope="session")
+def parity_reports(tiny_run, converted, tmp_path_factory):
+    """Real ``ich-edge parity`` report.json files: ``{"pass": fp32 only, "fail": bad fp32 only, "mixed": fp32 + bad fp16}``."""
+    from ich_edge.cli import main
+
+    run_dir, cache_dir, _ = tiny_run
+    root = tmp_path_factory.mktemp("reports")
+    reports = {}
+    for name, files, codes in (("pass", [converted["fp32"]], (0,)), ("fail", [converted["bad_fp32"]], (1,)),
+                               ("mixed", [converted["fp32"], converted["bad_fp16"]], (1,))):
+        args = ["parity", "--reference", str(run_dir), "--converted-from", str(converted["bad_run"]),
+                "--data", str(cache_dir), "--json", str(root / f"{name}.json"), "--bootstrap", "100"]
+        code = main(args + [a for f in files for a in ("--tflite", str(f))])
+        assert code in codes, f"parity {name} exited {code}"
+        reports[name] = root / f"{name}.json"
+    return reports

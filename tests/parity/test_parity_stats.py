@@ -8,7 +8,8 @@ import pytest
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError
 from ich_edge.metrics import roc_auc
-from ich_edge.training.parity import Level, ParityConfig, ParityGates, check_gates, compare_level, recipe_gates
+from ich_edge.training.parity import Level, ParityConfig, ParityGates, compare_level, recipe_gates
+from ich_edge.training.parity_gates import DEPLOYMENT_GATES, EvidenceRule, assess_evidence, check_gates, combine
 from ich_edge.training.parity_stats import bootstrap_level, study_weights, weighted_auc
 
 
@@ -37,7 +38,7 @@ def test_study_weights_draw_whole_studies():
 
 def _scores(n: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, (n, len(LABELS)))
+    y = (rng.random((n, len(LABELS))) < 0.15).astype(np.int64)  # "any" about half the studies, as in the demo
     y[:, -1] = y[:, :-1].max(axis=1)
     reference = np.clip(0.35 + 0.3 * y + rng.normal(0, 0.25, y.shape), 0.001, 0.999)
     return y, reference
@@ -63,15 +64,22 @@ def _level(y, reference, variants):
     return Level("study", y, np.arange(len(y)), len(y), reference, variants)
 
 
+def _evidence(y, **rule):
+    return assess_evidence(EvidenceRule(**rule), y)
+
+
 def test_identical_model_passes_every_gate():
     y, reference = _scores(120)
     result = compare_level(_level(y, reference, [reference.copy()]), THRESHOLDS, [THRESHOLDS], 50, 0)
     entry = result["variants"][0]["labels"]["subdural"]
     assert entry["max_abs_diff"] == 0 and entry["agreement"] == 1.0 and entry["auc_delta"] == 0
-    assert entry["auc_delta_ci95"] == [0.0, 0.0]
+    assert entry["auc_delta_ci95"] == [0.0, 0.0] and entry["lost_detections"] == 0
+    assert entry["sensitivity"] == entry["reference_sensitivity"] > 0
     assert result["reference"]["labels"]["subdural"]["auc"] == pytest.approx(entry["auc"])
     gates = ParityGates(max_abs_diff=1e-4, max_auc_drop=0.005, min_agreement=0.99)
-    assert check_gates("m", gates, result["variants"][0], result["variants"][0]) == ([], [])
+    study = result["variants"][0]
+    for g in (gates, DEPLOYMENT_GATES):
+        assert check_gates("m", g, study, study, _evidence(y)) == {"verdict": "PASS", "failures": [], "not_evaluable": [], "warnings": []}
 
 
 def test_gates_name_the_failing_label():
@@ -82,24 +90,53 @@ def test_gates_name_the_failing_label():
     result = compare_level(_level(y, reference, [variant]), THRESHOLDS, [THRESHOLDS], 100, 0)
     study = result["variants"][0]
     gates = ParityGates(max_auc_drop=0.005, min_agreement=0.99)
-    failures, warnings = check_gates("cnn_lstm_int8.tflite (int8)", gates, study, study)
-    assert warnings == []
+    judged = check_gates("cnn_lstm_int8.tflite (int8)", gates, study, study, _evidence(y))
+    failures = judged["failures"]
+    assert judged["verdict"] == "FAIL" and judged["not_evaluable"] == []
     assert len(failures) == 2
     assert failures[0].startswith("cnn_lstm_int8.tflite (int8): subdural study AUC drop")
     assert "paired 95% CI of the change" in failures[0]
-    assert "subdural study decision agreement" in failures[1] and "positive studies lost" in failures[1]
-    fp32 = check_gates("x (fp32)", ParityGates(max_abs_diff=1e-4), study, study)[0]
+    assert "subdural study decision agreement" in failures[1] and "positive decisions lost" in failures[1]
+    deployment = check_gates("d", DEPLOYMENT_GATES, study, study, _evidence(y))["failures"]
+    assert len(deployment) == 4 and all(line.startswith("d: subdural ") for line in deployment)
+    assert "study AUC drop not bounded" in deployment[1] and "bleeding studies flagged by the reference are missed" in deployment[3]
+    fp32 = check_gates("x (fp32)", ParityGates(max_abs_diff=1e-4), study, study, _evidence(y))["failures"]
     assert fp32 and all(" subdural " in line and "max |p - p_ref|" in line for line in fp32)
 
 
-def test_auc_gate_not_evaluable_is_a_warning_not_a_pass_or_fail():
-    y, reference = _scores(60)
-    y[:, 0] = 0  # no epidural study
+def test_lost_detections_count_only_truly_positive_studies():
+    y = np.zeros((40, len(LABELS)), np.int64)
+    y[:10, :] = 1
+    reference = np.where(y == 1, 0.9, 0.1)
+    variant = reference.copy()
+    variant[:2, 0] = 0.2  # two bleeding studies the reference flags, missed: lost detections
+    variant[20:25, 0] = 0.05  # already negative: nothing changes
+    variant[30:33, 0] = 0.95  # three new false alarms: decisions change, no detection lost
+    result = compare_level(_level(y, reference, [variant]), THRESHOLDS, [THRESHOLDS], 0, 0)
+    edh = result["variants"][0]["labels"]["epidural"]
+    assert (edh["lost_detections"], edh["lost_positives"], edh["new_positives"]) == (2, 2, 3)
+    assert edh["sensitivity"] == pytest.approx(0.8) and edh["reference_sensitivity"] == 1.0
+    assert edh["specificity"] == pytest.approx(27 / 30) and edh["agreement"] == pytest.approx(35 / 40)
+
+
+def test_a_label_short_of_evidence_is_not_evaluable_and_the_verdict_insufficient():
+    y, reference = _scores(120)
+    y[:, 0] = 0
+    y[:3, 0] = 1  # 3 epidural studies: below the 5 a gated label needs
     result = compare_level(_level(y, reference, [reference]), THRESHOLDS, [THRESHOLDS], 20, 0)
-    failures, warnings = check_gates("m", ParityGates(max_auc_drop=0.005), result["variants"][0], result["variants"][0])
-    assert failures == []
-    assert warnings == ["m: epidural study AUC gate not evaluable (the studies lack positives or negatives)"]
-    assert result["reference"]["labels"]["epidural"]["auc"] is None
+    study = result["variants"][0]
+    evidence = _evidence(y)
+    assert not evidence["sufficient"] and evidence["reasons"] == ["epidural: 3 positive studies < 5"]
+    judged = check_gates("m", ParityGates(max_auc_drop=0.005), study, study, evidence)
+    assert judged["verdict"] == "INSUFFICIENT" and judged["failures"] == []
+    assert judged["not_evaluable"] == ["m: epidural not evaluable (3 positive studies < 5)"]
+    narrowed = _evidence(y, gated_labels=("any", "subdural"))
+    assert narrowed["sufficient"] and check_gates("m", ParityGates(max_auc_drop=0.005), study, study, narrowed)["verdict"] == "PASS"
+    few = _evidence(y[:10])
+    assert few["reasons"] == ["10 held-out studies < the 20 a verdict needs"]
+    assert check_gates("m", ParityGates(max_abs_diff=1.0), study, study, few)["verdict"] == "INSUFFICIENT"
+    assert combine(["PASS", "INSUFFICIENT"]) == "INSUFFICIENT" and combine(["INSUFFICIENT", "FAIL"]) == "FAIL"
+    assert combine([]) == "PASS"
 
 
 def test_gate_and_config_validation():
@@ -109,6 +146,15 @@ def test_gate_and_config_validation():
         ParityConfig(replicates=-1)
     with pytest.raises(ConfigError, match="--studies must be"):
         ParityConfig(studies="train")
+    with pytest.raises(ConfigError, match="max_lost_detections must be a whole number"):
+        ParityConfig(deployment={"max_lost_detections": -1})
+    with pytest.raises(ConfigError, match="unknown deployment gate"):
+        ParityConfig(deployment={"max_abs_diff": 0.1})
+    with pytest.raises(ConfigError, match="--gated-labels takes labels among"):
+        EvidenceRule(gated_labels=("anything",))
+    with pytest.raises(ConfigError, match="--min-studies must be >= 1"):
+        EvidenceRule(min_studies=0)
+    assert ParityConfig(deployment={"min_agreement": 0.9}).deployment_gates.min_agreement == 0.9
 
     class Recipe:
         name = "fp16"
