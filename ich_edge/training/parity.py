@@ -231,9 +231,18 @@ class ParityConfig:
 
 
 def load_reference(run_dir):
-    """Load a RUN_DIR, or a QAT_DIR (``"quantized": true``), with the QAT helper's loader."""
-    from ich_edge.training.qat import load_any_run
+    """Load a RUN_DIR, or a QAT_DIR (``"quantized": true``), with the QAT helper's loader.
 
+    An imported RUN_DIR (``ich-edge import``) is represented by the user's original model file.
+    """
+    from pathlib import Path
+
+    from ich_edge.training.importer.reference import is_imported_run, load_original_reference
+    from ich_edge.training.qat import load_any_run
+    from ich_edge.training.run import CONFIG_FILE, read_json
+
+    if is_imported_run(read_json(Path(run_dir) / CONFIG_FILE, "not a run folder")):
+        return load_original_reference(run_dir)
     return load_any_run(run_dir)
 
 
@@ -360,7 +369,8 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
         })
     report = {
         "format": "ich-edge-parity/1",
-        "reference": {"path": str(run.path), "quantized": run.quantized, "thresholds": run.thresholds},
+        "reference": {"path": str(run.path), "quantized": run.quantized, "thresholds": run.thresholds,
+                      "original_model": (run.config.get("import") or {}).get("path") if not run.quantized else None},
         "data": {
             "cache": str(data),
             "selection": selection,

@@ -281,11 +281,11 @@ def run_original(model, kind: str, model_input: ModelInput, preprocess: Preproce
     return np.asarray(model(x), np.float32)
 
 
-def to_canonical(raw: np.ndarray, split: Split) -> np.ndarray:
+def to_canonical(raw: np.ndarray, window_slices: int, file_labels) -> np.ndarray:
     """Raw outputs of :func:`run_original` as ``(B, T, 6)`` in ich-edge's label order."""
     if raw.ndim == 2:
-        raw = np.repeat(raw[:, None, :], split.window_slices, axis=1)
-    return raw[..., [split.file_labels.index(label) for label in LABELS]]
+        raw = np.repeat(raw[:, None, :], window_slices, axis=1)
+    return raw[..., [list(file_labels).index(label) for label in LABELS]]
 
 
 def check_split(split: Split, raw: np.ndarray, unit: np.ndarray, tolerance: float = 1e-5) -> float:
@@ -293,7 +293,7 @@ def check_split(split: Split, raw: np.ndarray, unit: np.ndarray, tolerance: floa
     from ich_edge.training.model import build_cnn_lstm
 
     canonical = np.asarray(build_cnn_lstm(split.encoder, split.head, split.window_slices)(unit, training=False))
-    diff = float(np.abs(canonical - to_canonical(raw, split)).max())
+    diff = float(np.abs(canonical - to_canonical(raw, split.window_slices, split.file_labels)).max())
     if not diff <= tolerance:
         raise ModelError(f"the split model differs from the original by {diff:.2e}; please report this with the model")
     return diff
