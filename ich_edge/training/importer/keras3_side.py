@@ -35,8 +35,8 @@ def leaf_layers(layer, prefix: str = ""):
         for inner in layer.layers:
             yield from leaf_layers(inner, f"{prefix}{layer.name}/")
     elif kind == "Bidirectional":
-        yield from leaf_layers(layer.forward_layer, f"{prefix}{layer.name}/forward:")
-        yield from leaf_layers(layer.backward_layer, f"{prefix}{layer.name}/backward:")
+        yield f"{prefix}{layer.name}/forward", layer.forward_layer  # inner names differ between Keras versions
+        yield f"{prefix}{layer.name}/backward", layer.backward_layer
     elif kind == "TimeDistributed":
         yield from leaf_layers(layer.layer, f"{prefix}{layer.name}/")
     else:
