@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SIZE_PX, WINDOW, paper_like, write_cache, write_keras3
+from import_helpers import SIZE_PX, WINDOW, paper_like, write_cache, write_keras3
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError, ModelError
 from ich_edge.training.importer import ImportConfig, import_model

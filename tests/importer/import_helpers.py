@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from ich_edge import LABELS
 from ich_edge.cache import Cache, CachedSeries
@@ -47,11 +46,6 @@ def write_cache(root: Path, size_px: int = SIZE_PX, studies: int = 6) -> Path:
         cache.write(CachedSeries(f"1.2.9.{study}.1", f"1.2.9.{study}", images, labels, labels.max(axis=0),
                                  tuple(f"ID_{study:04x}{k:03x}" for k in range(n))))
     return root
-
-
-@pytest.fixture(scope="session")
-def cache32(tmp_path_factory) -> Path:
-    return write_cache(tmp_path_factory.mktemp("import_cache") / "cache")
 
 
 def write_keras3(path: Path, body: str) -> Path:
