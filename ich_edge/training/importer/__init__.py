@@ -36,7 +36,16 @@ CHANNEL_SETS = {"brain,subdural,bone": ("brain", "subdural", "bone"), "brain": (
 
 @dataclass(frozen=True)
 class ImportConfig:
-    """What ``ich-edge import`` does (see its ``--help``)."""
+    """What ``ich-edge import`` does (see its ``--help``).
+
+    Attributes
+    ----------
+    window_slices : window length when the model's is None (and for a per-slice model).
+    input_scale, channels : what the model was trained on (:class:`ModelInput`).
+    labels : the model's output classes in order (default: ich-edge's six).
+    softmax_ok : accept a softmax output (with ``labels``).
+    force : replace a non-empty ``out``.
+    """
 
     window_slices: int | None = None
     input_scale: str = "unit"
