@@ -97,9 +97,15 @@ def build_model(class_name: str, config: dict):
         args = nodes[0].get("args", [])
         inputs = _resolve(args[0] if len(args) == 1 else args, tensors)
         tensors[name] = layer(inputs)
-    inputs = [tensors[ref[0]] for ref in config["input_layers"]] if isinstance(config["input_layers"][0], list) else [tensors[config["input_layers"][0]]]
-    outputs = [tensors[ref[0]] for ref in config["output_layers"]] if isinstance(config["output_layers"][0], list) else [tensors[config["output_layers"][0]]]
-    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs, name=config.get("name"))
+    inputs, outputs = _ends(config["input_layers"], tensors), _ends(config["output_layers"], tensors)
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs,
+                       name=config.get("name"))
+
+
+def _ends(refs: list, tensors: dict) -> list:
+    """Tensors of ``[[name, node, index], ...]`` (or a single ``[name, node, index]``)."""
+    refs = refs if refs and isinstance(refs[0], list) else [refs]
+    return [tensors[ref[0]] for ref in refs]
 
 
 def _resolve(arg, tensors: dict):
