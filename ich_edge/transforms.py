@@ -193,3 +193,75 @@ class Preprocess:
     def volume(self, hu_slices) -> np.ndarray:
         """Slices in HU (an iterable of 2-D arrays) to ``uint8 (N, size, size, 3)``."""
         return np.stack([self(hu) for hu in hu_slices], axis=0)
+
+
+#: How a model wants its input values (``ich-edge import --input-scale``).
+INPUT_SCALES = ("unit", "symmetric", "hu")
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What a model built elsewhere was trained on, from the [0, 1] window channels.
+
+    Every ich-edge model file takes ``uint8 window / 255`` in [0, 1] with the three channels
+    of :class:`PreprocessConfig`; an imported model may want other values. This maps the
+    standard input to them, per output channel ``c`` taken from window ``source[c]``:
+
+    * ``unit``: ``x`` (unchanged);
+    * ``symmetric``: ``2 x - 1`` in [-1, 1];
+    * ``hu``: ``low_hu + x * width_hu`` of that window (HU clipped to the window).
+
+    :meth:`affine` gives the same map as a (3, C) matrix and (C,) offset, which the importer
+    builds into the model as a fixed 1x1 convolution, so apps keep feeding [0, 1] values.
+
+    Attributes
+    ----------
+    scale : one of :data:`INPUT_SCALES`.
+    channels : window names in the model's channel order (a subset of the windows).
+    """
+
+    scale: str = "unit"
+    channels: tuple[str, ...] = DEFAULT_WINDOW_NAMES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))
+        if self.scale not in INPUT_SCALES:
+            raise ConfigError(f"input scale must be one of {INPUT_SCALES}, got {self.scale!r}")
+        if not self.channels or len(set(self.channels)) != len(self.channels):
+            raise ConfigError(f"channels must name distinct windows, got {self.channels}")
+
+    @property
+    def is_identity(self) -> bool:
+        return self.scale == "unit" and self.channels == DEFAULT_WINDOW_NAMES
+
+    def affine(self, preprocess: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+        """``(matrix float32 (3, C), offset float32 (C,))``: model input = x @ matrix + offset."""
+        names = list(preprocess.window_names)
+        missing = [c for c in self.channels if c not in names]
+        if missing:
+            raise ConfigError(f"channels {missing} are not windows of the preprocessing ({', '.join(names)})")
+        matrix = np.zeros((len(names), len(self.channels)), np.float32)
+        offset = np.zeros(len(self.channels), np.float32)
+        for c, name in enumerate(self.channels):
+            k = names.index(name)
+            center, width = preprocess.windows_hu[k]
+            if self.scale == "unit":
+                matrix[k, c] = 1.0
+            elif self.scale == "symmetric":
+                matrix[k, c], offset[c] = 2.0, -1.0
+            else:
+                matrix[k, c], offset[c] = width, Window(center, width).low_hu
+        return matrix, offset
+
+    def __call__(self, unit: np.ndarray, preprocess: PreprocessConfig) -> np.ndarray:
+        """``float32 (..., 3)`` in [0, 1] to the model's ``(..., C)`` values."""
+        matrix, offset = self.affine(preprocess)
+        return (np.asarray(unit, np.float32) @ matrix + offset).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"scale": self.scale, "channels": list(self.channels)}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "ModelInput":
+        data = data or {}
+        return cls(data.get("scale", "unit"), tuple(data.get("channels", DEFAULT_WINDOW_NAMES)))

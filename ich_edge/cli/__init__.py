@@ -46,6 +46,7 @@ COMMANDS = {
     "inspect": ("ich_edge.cli.inspect", "Read DICOM series and report their geometry and problems."),
     "prepare": ("ich_edge.cli.prepare", "Decode DICOM series once into a training cache."),
     "train": ("ich_edge.cli.train", "Train the CNN-LSTM on a prepared cache."),
+    "import": ("ich_edge.cli.import_model", "Import a Keras CNN-LSTM trained elsewhere (.h5, .keras, SavedModel)."),
     "qat": ("ich_edge.cli.qat", "Quantization-aware fine-tuning of a trained model."),
     "convert": ("ich_edge.cli.convert", "Convert a trained model to TFLite in one or more precisions."),
     "parity": ("ich_edge.cli.parity", "Check that TFLite models agree with the Keras reference."),

@@ -242,6 +242,8 @@ def describe_model(run, recipe: Recipe, options: ConvertOptions, tflite_bytes: b
             "state, so windows can run in any order and on any runtime",
         },
         "thresholds": run.thresholds,
+        "model_input": config.get("model_input"),  # imported models: scale/channels applied inside encode
+        "imported_from": {k: (config.get("import") or {}).get(k) for k in ("path", "format", "sha256")} if config.get("import") else None,
         "training_data": {
             **data,
             "synthetic": _is_synthetic(cache),

@@ -21,8 +21,8 @@ from ich_edge.errors import ConfigError
 from ich_edge.training.keras import keras
 
 MODEL_VERSION = "cnn-lstm-1"
-BACKBONES = ("edge", "mobilenetv2")
-RNNS = ("lstm", "gru")
+BACKBONES = ("edge", "mobilenetv2", "imported")
+RNNS = ("lstm", "gru", "none")
 ENCODER_NAME, HEAD_NAME, FULL_NAME = "slice_encoder", "sequence_head", "cnn_lstm"
 
 
@@ -32,13 +32,16 @@ class ModelConfig:
 
     Attributes
     ----------
-    backbone : "edge" (default, ~10 M multiply-accumulates per 128 px slice at width 1) or
-        "mobilenetv2" (keras.applications, weights=None, ``width`` is its alpha).
+    backbone : "edge" (default, ~10 M multiply-accumulates per 128 px slice at width 1),
+        "mobilenetv2" (keras.applications, weights=None, ``width`` is its alpha), or
+        "imported" (a user's model brought in by ``ich-edge import``; only
+        ``input_size_px``, ``feature_dim`` and ``rnn`` describe it).
     input_size_px : side of the square slice input.
     width : channel multiplier of the backbone (default 0.5: as accurate as 1.0 on the
         synthetic demo set for half the training time on CPU).
     feature_dim : features per slice entering the recurrent head.
-    rnn : "lstm" or "gru"; ``rnn_units`` per direction.
+    rnn : "lstm" or "gru"; ``rnn_units`` per direction ("none": an imported head without
+        LSTM/GRU).
     dropout : dropout rate before the recurrent head and before the classifier.
     """
 
@@ -55,7 +58,12 @@ class ModelConfig:
             raise ConfigError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
         if self.rnn not in RNNS:
             raise ConfigError(f"rnn must be one of {RNNS}, got {self.rnn!r}")
-        if not 32 <= self.input_size_px <= 512 or self.input_size_px % 32:
+        if self.backbone == "imported":  # a model built elsewhere (`ich-edge import`): any size the cache allows
+            if not 8 <= self.input_size_px <= 1024:
+                raise ConfigError(f"input_size_px must be in 8..1024, got {self.input_size_px}")
+        elif self.rnn == "none":
+            raise ConfigError("rnn 'none' is only for imported models (backbone 'imported')")
+        elif not 32 <= self.input_size_px <= 512 or self.input_size_px % 32:
             raise ConfigError(f"input_size_px must be a multiple of 32 in 32..512, got {self.input_size_px}")
         if not 0.1 <= self.width <= 4.0:
             raise ConfigError(f"width must be in 0.1..4.0, got {self.width}")

@@ -191,9 +191,18 @@ class ParityConfig:
 
 
 def load_reference(run_dir):
-    """Load a RUN_DIR, or a QAT_DIR (``"quantized": true``), with the QAT helper's loader."""
-    from ich_edge.training.qat import load_any_run
+    """Load a RUN_DIR, or a QAT_DIR (``"quantized": true``), with the QAT helper's loader.
 
+    An imported RUN_DIR (``ich-edge import``) is represented by the user's original model file.
+    """
+    from pathlib import Path
+
+    from ich_edge.training.importer.reference import is_imported_run, load_original_reference
+    from ich_edge.training.qat import load_any_run
+    from ich_edge.training.run import CONFIG_FILE, read_json
+
+    if is_imported_run(read_json(Path(run_dir) / CONFIG_FILE, "not a run folder")):
+        return load_original_reference(run_dir)
     return load_any_run(run_dir)
 
 
@@ -395,7 +404,8 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
     verdict = combine(e["verdict"] for e in entries)
     report = {
         "format": "ich-edge-parity/2",
-        "reference": {"path": str(runs[0].path), "quantized": False, "thresholds": runs[0].thresholds, "role": "validated"},
+        "reference": {"path": str(runs[0].path), "quantized": False, "thresholds": runs[0].thresholds, "role": "validated",
+                      "original_model": (runs[0].config.get("import") or {}).get("path")},
         "converted_from": [
             {"path": str(runs[r].path), "quantized": runs[r].quantized, "thresholds": runs[r].thresholds,
              "metrics": {"slice": results[r]["slice"]["reference"], "study": results[r]["study"]["reference"]}}

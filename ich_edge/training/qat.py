@@ -100,7 +100,12 @@ def load_qat_run(qat_dir: str | Path) -> run_lib.Run:
     model_path = qat_dir / run_lib.MODEL_FILE
     if not model_path.is_file():
         raise ModelError(f"{model_path} is missing; run `ich-edge qat --out {qat_dir}` again")
-    encoder, head, model = build_qat_model(model_config, sequence_config.window_slices)
+    if config.get("import"):  # an imported run: the architecture is the user's (kept beside model.keras)
+        from ich_edge.training.importer.quantize import FLOAT_MODEL_FILE, load_imported_qat_model
+
+        encoder, head, model = load_imported_qat_model(qat_dir / FLOAT_MODEL_FILE, sequence_config.window_slices)
+    else:
+        encoder, head, model = build_qat_model(model_config, sequence_config.window_slices)
     try:
         model.load_weights(model_path)
     except (OSError, ValueError, KeyError) as err:
@@ -217,7 +222,12 @@ def qat(
     if (out / run_lib.MODEL_FILE).exists() and not force:
         raise OutputExistsError(f"{out / run_lib.MODEL_FILE} exists; pass --force to overwrite it, or choose a new --out")
     float_run = run_lib.load_run(model_dir)
-    split = data_lib.Split.from_dict(run_lib.read_json(model_dir / run_lib.SPLIT_FILE, "split.json of the run"))
+    imported = bool(float_run.config.get("import"))
+    if imported and not (model_dir / run_lib.SPLIT_FILE).is_file():  # `ich-edge import` knows no split
+        split = data_lib.split_studies(Cache.open(data).load_all(), 0.2, config.seed)
+        log(f"note: {model_dir} has no split.json (imported model); validating on {len(split.val_studies)} studies of {data}")
+    else:
+        split = data_lib.Split.from_dict(run_lib.read_json(model_dir / run_lib.SPLIT_FILE, "split.json of the run"))
     train_series, val_series = _series(data, float_run, split)
     float_train = TrainConfig.from_dict(float_run.config.get("train", {}))
     train_config = replace(
@@ -233,7 +243,14 @@ def qat(
         f"at learning rate {train_config.learning_rate:.2e} from {model_dir}"
     )
     keras.utils.set_random_seed(config.seed)
-    qat_encoder = quantize_encoder(float_run.encoder)
+    float_layers = None
+    if imported:
+        from ich_edge.training.importer.quantize import quantize_imported_encoder
+
+        qat_encoder, float_layers = quantize_imported_encoder(float_run.encoder)
+        log(f"qat: layers left in float (not in TFMOT's 8-bit registry): {', '.join(float_layers) or 'none'}")
+    else:
+        qat_encoder = quantize_encoder(float_run.encoder)
     model = build_cnn_lstm(qat_encoder, float_run.head, window)
     train_ds, steps = data_lib.train_dataset(train_series, window, train_config.batch_size, config.seed, train_config.augment)
     val_ds, val_steps = data_lib.eval_dataset(val_series, float_run.sequence_config, train_config.batch_size)
@@ -251,6 +268,12 @@ def qat(
         tmp.replace(model_path)
     finally:
         tmp.unlink(missing_ok=True)
+    if imported:
+        import shutil
+
+        from ich_edge.training.importer.quantize import FLOAT_MODEL_FILE
+
+        shutil.copyfile(model_dir / run_lib.MODEL_FILE, out / FLOAT_MODEL_FILE)
     run_config = {
         **float_run.config,
         "ich_edge_version": __version__,
@@ -262,6 +285,7 @@ def qat(
             "source_run": str(model_dir.resolve()),
             "scheme": "tfmot default 8-bit on the slice encoder; float head (quantized at conversion)",
             "load_with": "ich_edge.training.qat.load_qat_run",
+            **({"float_layers": float_layers} if imported else {}),
         },
     }
     write_json_atomic(out / run_lib.CONFIG_FILE, run_config)

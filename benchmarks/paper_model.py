@@ -1,0 +1,150 @@
+"""The seed paper's CNN-LSTM beside ich-edge's default model: size, parity and latency per precision.
+
+Pipeline (each step skipped when its output exists in --work, so a rerun only benches):
+
+1. ``examples/paper_model.py``: synth data, a 64 px cache, the paper model trained briefly, saved as .h5;
+2. ``ich-edge import`` -> ``qat`` -> ``convert --precision all`` -> ``parity`` (against the .h5 itself);
+3. the default model on the same cache: ``ich-edge train`` -> ``qat`` -> ``convert --precision all`` -> ``parity``;
+4. ``ich-edge bench`` of both folders: XNNPACK, 2 threads, every precision, one round.
+
+Writes ``benchmarks/results/paper_model_<UTC>_<host>.json`` with a row per model and precision
+(size, parity pass and the numbers behind it, slice and study latency) and each model's
+fp32 / qat-int8 latency ratio (goal: qat-int8 at most 0.4x fp32). Usage::
+
+    python benchmarks/paper_model.py --work /tmp/paper [--default-epochs 3] [--runs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+
+
+def _cli(args: list[str]) -> int:
+    from ich_edge.cli import main
+
+    print("$ ich-edge " + " ".join(args), flush=True)
+    code = main(args)
+    print(f"  -> exit {code}", flush=True)
+    return code
+
+
+def _pipeline(name: str, run: Path, work: Path, cache: Path, qat_epochs: int) -> Path:
+    """qat, convert --precision all and parity of RUN_DIR ``run``; returns the .tflite folder."""
+    qat_dir, tfl = work / f"{name}_qat", work / f"{name}_tflite"
+    if not (qat_dir / "model.keras").exists():
+        _cli(["qat", "--model", str(run), "--data", str(cache), "--out", str(qat_dir), "--epochs", str(qat_epochs)])
+    if not (tfl / "cnn_lstm_qat-int8.tflite").exists():
+        _cli(["convert", "--model", str(run), "--model", str(qat_dir), "--precision", "all", "--data", str(cache),
+              "--out", str(tfl), "--force"])
+    if not (tfl / "parity_float.json").exists():
+        floats = [str(p) for p in sorted(tfl.glob("cnn_lstm_*.tflite")) if "qat-int8" not in p.name]
+        _cli(["parity", "--reference", str(run), *[a for f in floats for a in ("--tflite", f)], "--data", str(cache), "--json", str(tfl / "parity_float.json"),
+              "--bootstrap", "200"])
+        _cli(["parity", "--reference", str(qat_dir), "--tflite", str(tfl / "cnn_lstm_qat-int8.tflite"), "--data", str(cache),
+              "--json", str(tfl / "parity_qat.json"), "--bootstrap", "200"])
+    return tfl
+
+
+def _parity_rows(tfl: Path) -> dict:
+    rows = {}
+    for name in ("parity_float.json", "parity_qat.json"):
+        path = tfl / name
+        if not path.exists():
+            continue
+        report = json.loads(path.read_text())
+        for model in report["models"]:
+            study = model["study"]["labels"]
+            deltas = [v["auc_delta"] for v in study.values() if v["auc_delta"] is not None]
+            rows[model["precision"]] = {
+                "passed": model["passed"],
+                "failures": model["failures"],
+                "reference": report["reference"].get("original_model") or report["reference"]["path"],
+                "max_abs_diff": max(v["max_abs_diff"] for v in model["slice"]["labels"].values()),
+                "worst_study_auc_delta": min(deltas) if deltas else None,
+                "min_study_agreement": min(v["agreement"] for v in study.values()),
+            }
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--studies", type=int, default=60)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--paper-epochs", type=int, default=4)
+    parser.add_argument("--default-epochs", type=int, default=3)
+    parser.add_argument("--qat-epochs", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--results-dir", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    from paper_model import make_data, train_paper_model
+
+    t0 = time.monotonic()
+    work = args.work
+    cache = make_data(work, args.studies, args.size)
+    h5 = work / "paper_model.h5"
+    if not h5.exists():
+        print(train_paper_model(cache, h5, args.paper_epochs, size_px=args.size), flush=True)
+    paper_run, default_run = work / "paper_run", work / "default_run"
+    if not (paper_run / "model.keras").exists():
+        _cli(["import", "--model", str(h5), "--out", str(paper_run), "--data", str(cache), "--force"])
+    if not (default_run / "model.keras").exists():
+        _cli(["train", "--data", str(cache), "--out", str(default_run), "--epochs", str(args.default_epochs),
+              "--window-slices", "8", "--stride-slices", "4"])
+    folders = {"paper": _pipeline("paper", paper_run, work, cache, args.qat_epochs),
+               "default": _pipeline("default", default_run, work, cache, args.qat_epochs)}
+    files = [str(p) for tfl in folders.values() for p in sorted(tfl.glob("cnn_lstm_*.tflite"))]
+    bench_json = work / "bench.json"
+    _cli(["bench", *files, "--backend", "xnnpack", "--threads", "2", "--runs", str(args.runs), "--rounds", "1",
+          "--json", str(bench_json), "--results-dir", str(work)])
+    bench = json.loads(bench_json.read_text())
+    result = {"benchmark": "paper_model", "machine": platform.node(), "python": platform.python_version(),
+              "settings": vars(args) | {"work": str(work), "results_dir": str(args.results_dir)},
+              "bench_file": str(bench_json), "models": {}}
+    rows = [r for r in bench["rows"] if r.get("status") == "ok"]
+    for name, tfl in folders.items():
+        parity = _parity_rows(tfl)
+        entry = {"folder": str(tfl), "precisions": {}}
+        for row in rows:
+            path = Path(row["path"])
+            if path.parent != tfl:
+                continue
+            precision = path.stem.replace("cnn_lstm_", "")
+            entry["precisions"][precision] = {
+                "size_bytes": path.stat().st_size,
+                "parity": parity.get(precision),
+                "slice_latency_ms": row["slice_latency_ms"],
+                "study_latency_ms": row["study_latency_ms"],
+                "stage_latency_ms": row.get("stage_latency_ms"),
+            }
+        p = entry["precisions"]
+        if "fp32" in p and "qat-int8" in p:
+            entry["qat_int8_over_fp32_study_latency"] = p["qat-int8"]["study_latency_ms"]["mean"] / p["fp32"]["study_latency_ms"]["mean"]
+            entry["qat_int8_over_fp32_slice_latency"] = p["qat-int8"]["slice_latency_ms"]["mean"] / p["fp32"]["slice_latency_ms"]["mean"]
+        result["models"][name] = entry
+    result["seconds"] = time.monotonic() - t0
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = args.results_dir / f"paper_model_{stamp}_{platform.node() or 'host'}.json"
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"wrote {out}")
+    for name, entry in result["models"].items():
+        for precision, row in entry["precisions"].items():
+            par = row["parity"] or {}
+            study, slice_ = row["study_latency_ms"], row["slice_latency_ms"]
+            print(f"{name:8} {precision:9} {row['size_bytes'] / 1024:9.1f} KiB  parity {par.get('passed')} "
+                  f"(max|dp| {par.get('max_abs_diff')})  study {study['mean']:.2f} +/- {study['std']:.2f} ms  "
+                  f"slice {slice_['mean']:.3f} +/- {slice_['std']:.3f} ms")
+        print(f"{name}: qat-int8 / fp32 study latency = {entry.get('qat_int8_over_fp32_study_latency')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""``ich-edge import``: bring a Keras CNN-LSTM trained elsewhere into a RUN_DIR.
+
+The RUN_DIR has the layout ``ich-edge train`` writes (:mod:`ich_edge.training.run`), so qat,
+convert, parity, bench, predict and assets take it like a trained one:
+
+* ``model.keras``: the user's layers and weights in the canonical layout (see :mod:`split`);
+* ``config.json``: model (backbone ``imported``), sequence, preprocess, ``model_input``
+  (input scale and channels) and ``import`` (original path, format, sha256, label order,
+  checks) sections;
+* ``thresholds.json``: 0.5 for every label (no validation data is known at import;
+  ``ich-edge qat`` chooses validated thresholds on a cache).
+
+Modules: :mod:`load` (formats), :mod:`keras3_side` and :mod:`rebuild` (Keras 3 files),
+:mod:`split` (encoder/head), :mod:`reference` (the original file as parity reference),
+:mod:`quantize` (QAT of an imported encoder).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ich_edge import LABELS, __version__
+from ich_edge.errors import ConfigError, OutputExistsError
+from ich_edge.fileio import write_json_atomic
+from ich_edge.sequence import SequenceConfig
+from ich_edge.transforms import ModelInput, PreprocessConfig
+
+DEFAULT_THRESHOLD = 0.5
+#: Window of a per-slice model (no recurrent part) when --window-slices is not given.
+DEFAULT_SLICE_WINDOW = 8
+CHANNEL_SETS = {"brain,subdural,bone": ("brain", "subdural", "bone"), "brain": ("brain",)}
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """What ``ich-edge import`` does (see its ``--help``).
+
+    Attributes
+    ----------
+    window_slices : window length when the model's is None (and for a per-slice model).
+    input_scale, channels : what the model was trained on (:class:`ModelInput`).
+    labels : the model's output classes in order (default: ich-edge's six).
+    softmax_ok : accept a softmax output (with ``labels``).
+    force : replace a non-empty ``out``.
+    """
+
+    window_slices: int | None = None
+    input_scale: str = "unit"
+    channels: tuple[str, ...] = ("brain", "subdural", "bone")
+    labels: tuple[str, ...] | None = None
+    softmax_ok: bool = False
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.window_slices is not None and not 2 <= self.window_slices <= 512:
+            raise ConfigError(f"--window-slices must be in 2..512, got {self.window_slices}")
+        if self.softmax_ok and not self.labels:
+            raise ConfigError("--softmax-ok needs --labels naming the softmax classes in order")
+        ModelInput(self.input_scale, self.channels)  # validates
+
+
+def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=None, log=print) -> dict:
+    """Import ``model_path`` into RUN_DIR ``out``; returns the run's config dict.
+
+    ``data`` (optional) is the prepared cache the model will be used with: its preprocessing
+    is taken and the model's input size checked against it. Nothing is written on error.
+    """
+    from ich_edge.training import run as run_lib
+    from ich_edge.training.importer.load import load_keras_model
+    from ich_edge.training.importer.split import split_user_model
+    from ich_edge.training.model import ModelConfig, build_cnn_lstm
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a folder")
+    if out.exists() and any(out.iterdir()) and not config.force:
+        raise OutputExistsError(f"{out} exists and is not empty; pass --force to replace it, or choose a new --out")
+    model, info = load_keras_model(model_path, config.window_slices)
+    shape = tuple(model.input_shape)
+    if data is not None:
+        from ich_edge.cache import Cache
+
+        preprocess = Cache.open(data).preprocess
+    else:
+        preprocess = PreprocessConfig(input_size_px=int(shape[-2]) if len(shape) in (4, 5) and shape[-2] else 128)
+    model_input = ModelInput(config.input_scale, config.channels)
+    window = config.window_slices if len(shape) == 5 or config.window_slices else DEFAULT_SLICE_WINDOW
+    split = split_user_model(model, model_input, preprocess, window, config.labels, config.softmax_ok)
+    stride = split.window_slices if split.kind == "slice" else max(1, split.window_slices // 2)
+    model_config = ModelConfig(backbone="imported", input_size_px=split.input_size_px, feature_dim=split.feature_dim,
+                               rnn=split.rnn)
+    run_config = {
+        "ich_edge_version": __version__,
+        "quantized": False,
+        "labels": list(LABELS),
+        "model": model_config.to_dict(),
+        "sequence": SequenceConfig(split.window_slices, stride).to_dict(),
+        "preprocess": preprocess.to_dict(),
+        "model_input": model_input.to_dict(),
+        "data": {"cache": str(Path(data).resolve()) if data is not None else None},
+        "import": {
+            **info,
+            "kind": split.kind,
+            "per_window_output": split.per_window_output,
+            "output_activation": split.activation,
+            "file_labels": list(split.file_labels),
+            "encoder_layers": [l.name for l in split.encoder.layers[1:]],
+            "head_layers": [l.name for l in split.head.layers[1:]],
+            "split_max_abs_diff": split.check_max_abs_diff,
+            "thresholds": f"{DEFAULT_THRESHOLD} for every label (not validated; `ich-edge qat` chooses them on data)",
+        },
+    }
+    whole = build_cnn_lstm(split.encoder, split.head, split.window_slices)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as scratch:
+        staged = Path(scratch) / "run"
+        staged.mkdir()
+        whole.save(staged / run_lib.MODEL_FILE)
+        write_json_atomic(staged / run_lib.CONFIG_FILE, run_config)
+        flat = {label: DEFAULT_THRESHOLD for label in LABELS}
+        write_json_atomic(staged / run_lib.THRESHOLDS_FILE, {"specificity": None, "slice": flat, "study": dict(flat)})
+        run_lib.load_run(staged)  # the RUN_DIR loads as a trained one does
+        if out.exists():
+            shutil.rmtree(out)
+        staged.rename(out)
+    log(f"imported {info['path']} ({info['format']}, {split.kind} model, {split.rnn} head) into {out}: "
+        f"{split.input_size_px} px, window {split.window_slices}, {split.feature_dim} features per slice; "
+        f"max |split - original| {split.check_max_abs_diff:.1e}")
+    return run_config
