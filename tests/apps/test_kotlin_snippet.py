@@ -343,5 +343,7 @@ def test_negative_control_a_perturbed_probability_fails(build, tmp_path):
         max_abs_difference(got, case.expected["sample"], case.tolerance)
     # Slice 0 is covered by the first window only, so its first label moves by the whole perturbation.
     difference = np.abs(np.asarray(got, np.float64) - case.expected["sample"])
+    print(f"\nnegative control: max |difference| {difference.max():.3g} (perturbation {PERTURBATION:g}, "
+          f"tolerance {case.tolerance:g}): the comparison fails as it must")
     assert difference[0, 0] == pytest.approx(PERTURBATION, abs=2e-7)
     assert np.max(np.delete(difference.reshape(-1), 0)) <= case.tolerance
