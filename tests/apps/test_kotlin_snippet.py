@@ -1,0 +1,349 @@
+"""The Kotlin snippet of the app assets, compiled with kotlinc and run on the JVM.
+
+``snippets/IchEdgeModel.kt`` (the committed one in ``android_demo_assets/``, and one freshly
+rendered from the template for a tiny quantized model) is compiled once per session against
+stubs of the LiteRT Java API it uses (``apps/jvm/stubs/``, LiteRT's own signatures), together
+with a small driver (``apps/jvm/RunSample.kt``). It then runs on the JVM with a test double of
+``org.tensorflow.lite.Interpreter`` (``apps/jvm/double/``) whose ``runSignature`` calls are
+answered by ai-edge-litert through ``apps/jvm/litert_bridge.py``. The snippet must reproduce
+``sample/expected.json`` and, for the first 1, W-1, W and W+1 slices (W = window length),
+what ich-edge's own runtime (``TFLiteStudyModel``) computes, within the sample's tolerance;
+fed the decoded DICOM slices in shuffled order, it must also rebuild ``images_uint8.npy``
+exactly. A double that perturbs one probability by 2e-5 must make the comparison fail.
+
+Needs kotlinc (npm package kotlin-compiler, ``bash .ci/provision-kotlin.sh``) and a JDK.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app_tools import require
+
+REPO = Path(__file__).resolve().parents[2]
+JVM_DIR = REPO / "apps" / "jvm"
+COMMITTED_ASSETS = REPO / "android_demo_assets"
+pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # the sample's RSNA-style IDs
+
+INSTALL = "bash .ci/provision-kotlin.sh (npm ci in apps/jvm; as root it also apt-installs a JDK if javac is missing)"
+PERTURBATION = 2e-5
+#: JVM flags for kotlinc and the run: client compiler only and serial GC halve kotlinc's wall time
+#: on a loaded 2-core machine (about 70 s -> 30 s measured at load 17; about 10 s when idle).
+FAST_JVM = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+JVM_TIMEOUT_S = 300
+
+
+def _kotlin_home() -> Path | None:
+    """The kotlin-compiler distribution: apps/jvm/node_modules first, then kotlinc on PATH."""
+    local = JVM_DIR / "node_modules" / "kotlin-compiler"
+    if (local / "bin" / "kotlinc").is_file():
+        return local
+    found = shutil.which("kotlinc")
+    if found:
+        home = Path(found).resolve().parent.parent
+        if (home / "lib" / "kotlin-stdlib.jar").is_file():
+            return home
+    return None
+
+
+@dataclass(frozen=True)
+class Build:
+    """Compiled classes: the stubs (compile time), the double (run time), both snippets and drivers."""
+
+    stubs_dir: Path
+    double_dir: Path
+    stdlib: Path
+    classes: Path
+    compile_s: float
+
+
+def _render_from_manifest(assets: Path, template: str, float_suffix: str) -> str:
+    from ich_edge.assets import render
+    from ich_edge.assets_manifest import snippet_values
+
+    manifest = json.loads((assets / "manifest.json").read_text())
+    return render(template, snippet_values(manifest, float_suffix))
+
+
+def _repackaged(text: str, package: str) -> str:
+    """The snippet (or driver) moved to another package, so two snippets compile in one kotlinc run."""
+    assert text.count("package org.ichedge.demo\n") + text.count("package org.ichedge.apptest\n") == 1
+    text = text.replace("package org.ichedge.demo\n", f"package {package}\n")
+    text = text.replace("package org.ichedge.apptest\n", f"package {package}.apptest\n")
+    return text.replace("import org.ichedge.demo.", f"import {package}.")
+
+
+@pytest.fixture(scope="session")
+def fresh_assets(tmp_path_factory) -> Path:
+    """``ich-edge assets`` for a tiny uint8-in, int8-features, uint8-probabilities model (window 4)."""
+    from ich_edge.assets import AssetsConfig, write_assets
+    from ich_edge.assets_sample import SampleConfig
+    from tiny_app_model import tiny_model_bytes
+
+    model = tmp_path_factory.mktemp("tiny") / "cnn_lstm_qat-int8.tflite"
+    model.write_bytes(tiny_model_bytes(size_px=16, window=4, stride=2))
+    out = tmp_path_factory.mktemp("fresh") / "android_demo_assets"
+    write_assets(AssetsConfig(model_path=model, out_dir=out, sample_seed=3,
+                              sample=SampleConfig(matrix_px=64, min_slices=6, max_slices=8)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory, fresh_assets) -> Build:
+    """javac the stubs and the double; kotlinc both snippets (+ driver) in one run against the stubs."""
+    home = _kotlin_home()
+    javac = shutil.which("javac")
+    require(home is not None and javac is not None and shutil.which("java") is not None,
+            "kotlinc (npm package kotlin-compiler) and a JDK (javac, java)", INSTALL)
+    work = tmp_path_factory.mktemp("kotlin")
+    stubs, double, classes, src = (work / name for name in ("stubs", "double", "classes", "src"))
+    stub_sources = sorted(str(p) for p in (JVM_DIR / "stubs").rglob("*.java"))
+    subprocess.run([javac, "-d", str(stubs), *stub_sources], check=True, capture_output=True, text=True)
+    # The double replaces Interpreter; InterpreterApi and the annotation come from the stubs.
+    double_sources = [str(p) for p in (JVM_DIR / "double").rglob("*.java")]
+    shared = [p for p in stub_sources if not p.endswith("/Interpreter.java")]
+    subprocess.run([javac, "-d", str(double), *double_sources, *shared], check=True, capture_output=True, text=True)
+    src.mkdir()
+    driver = (JVM_DIR / "RunSample.kt").read_text()
+    sources = {
+        "committed/IchEdgeModel.kt": (COMMITTED_ASSETS / "snippets" / "IchEdgeModel.kt").read_text(),
+        "committed/RunSample.kt": driver,
+        "fresh/IchEdgeModel.kt": _repackaged((fresh_assets / "snippets" / "IchEdgeModel.kt").read_text(),
+                                             "org.ichedge.fresh"),
+        "fresh/RunSample.kt": _repackaged(driver, "org.ichedge.fresh"),
+    }
+    for name, text in sources.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(text)
+    start = time.perf_counter()
+    env = {**os.environ, "JAVA_OPTS": " ".join([*FAST_JVM, os.environ.get("JAVA_OPTS", "")]).strip()}
+    result = subprocess.run(
+        [str(home / "bin" / "kotlinc"), "-cp", str(stubs), "-d", str(classes), *(str(src / n) for n in sources)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    compile_s = time.perf_counter() - start
+    assert result.returncode == 0, f"kotlinc failed:\n{result.stdout}\n{result.stderr}"
+    return Build(stubs_dir=stubs, double_dir=double, stdlib=home / "lib" / "kotlin-stdlib.jar", classes=classes, compile_s=compile_s)
+
+
+# --- the app's side: decoded DICOM slices and the job file ------------------------------------
+
+
+def _decoded_slices(dicom_dir: Path) -> list[dict]:
+    """What the app's DICOM library hands to CtSlice, in file order (not sorted)."""
+    from ich_edge.dicom import read_dataset
+    from ich_edge.dicom.pixels import PixelModule, decode_stored, mask_bits_stored
+
+    out = []
+    for path in sorted(dicom_dir.glob("*.dcm")):
+        ds = read_dataset(path)
+        module = PixelModule.from_dataset(ds)
+        stored = mask_bits_stored(decode_stored(ds, module), module).astype(np.int32)
+        cosines = np.array([float(v) for v in ds.ImageOrientationPatient])
+        normal = np.cross(cosines[:3], cosines[3:])
+        out.append({
+            "rows": module.rows, "columns": module.columns,
+            "slope": module.slope, "intercept": module.intercept,
+            "padding": module.padding_range,
+            "height_mm": float(np.dot([float(v) for v in ds.ImagePositionPatient], normal)),
+            "uid": str(ds.SOPInstanceUID), "stored": stored,
+        })
+    return out
+
+
+def _write_jobs(path: Path, jobs: list[tuple[str, object]]) -> None:
+    """Jobs for RunSample.kt (format in its header): ("name", uint8 images) or ("name", [slice dicts])."""
+    with path.open("wb") as f:
+        f.write(struct.pack(">i", len(jobs)))
+        for name, payload in jobs:
+            encoded = name.encode()
+            f.write(struct.pack(">H", len(encoded)) + encoded)
+            if isinstance(payload, np.ndarray):
+                f.write(struct.pack(">iii", 0, len(payload), payload.shape[1]))
+                f.write(np.ascontiguousarray(payload, np.uint8).tobytes())
+                continue
+            f.write(struct.pack(">ii", 1, len(payload)))
+            for s in payload:
+                low, high = s["padding"] or (0, 0)
+                uid = s["uid"].encode()
+                f.write(struct.pack(">iiffiiid", s["rows"], s["columns"], s["slope"], s["intercept"],
+                                    int(s["padding"] is not None), low, high, s["height_mm"]))
+                f.write(struct.pack(">H", len(uid)) + uid)
+                f.write(s["stored"].astype(">i4").tobytes())
+
+
+def _run_jvm(build: Build, package: str, model: Path, jobs: Path, out_dir: Path,
+             perturb: str = "") -> tuple[list[dict], list[dict]]:
+    """One JVM: every job on one IchEdgeModel. Returns the jobs' results and the double's call log."""
+    log = out_dir / "calls.jsonl"
+    command = [
+        "java", *FAST_JVM, "-cp", os.pathsep.join(map(str, (build.double_dir, build.classes, build.stdlib))),
+        f"-Dichedge.bridge.python={sys.executable}",
+        f"-Dichedge.bridge.script={JVM_DIR / 'litert_bridge.py'}",
+        f"-Dichedge.bridge.log={log}",
+        f"-Dichedge.bridge.perturb={perturb}",
+        f"{package}.RunSampleKt", str(model), str(jobs), str(out_dir),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=JVM_TIMEOUT_S)
+    assert result.returncode == 0, f"the snippet failed on the JVM:\n{result.stdout}\n{result.stderr[-4000:]}"
+    results = json.loads((out_dir / "results.json").read_text())["jobs"]
+    return results, [json.loads(line) for line in log.read_text().splitlines()]
+
+
+# --- what the JVM must reproduce ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """An assets folder, the jobs run on it, and what each job must give."""
+
+    assets: Path
+    package: str
+    window: int
+    jobs: list
+    expected: dict  # job name -> float32 (N, 6)
+    tolerance: float
+
+
+def _case(assets: Path, package: str) -> Case:
+    from ich_edge.runtime.tflite_model import TFLiteStudyModel
+
+    manifest = json.loads((assets / "manifest.json").read_text())
+    labels = manifest["labels"]
+    golden = json.loads((assets / "sample" / "expected.json").read_text())
+    images = np.load(assets / "sample" / "images_uint8.npy")
+    window = manifest["sequence"]["window_slices"]
+    model = TFLiteStudyModel(assets / "model.tflite")
+    jobs, expected = [], {}
+    for k in sorted({1, window - 1, window, window + 1}):
+        if 1 <= k < len(images):
+            jobs.append((f"first_{k}", images[:k]))
+            expected[f"first_{k}"] = model.predict_series(images[:k])
+    full = np.array([[s["probabilities"][label] for label in labels] for s in golden["slices"]], np.float32)
+    jobs.append(("sample", images))
+    expected["sample"] = full
+    slices = _decoded_slices(assets / "sample" / "dicom")
+    order = np.random.default_rng(0).permutation(len(slices))
+    jobs.append(("sample_dicom", [slices[i] for i in order]))
+    expected["sample_dicom"] = full
+    return Case(assets, package, window, jobs, expected, manifest["sample"]["tolerance"]["probabilities_abs"])
+
+
+def max_abs_difference(got, want, tolerance: float) -> float:
+    """The comparison every job goes through: max |got - want|, AssertionError beyond ``tolerance``."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
+    difference = float(np.max(np.abs(got - want)))
+    assert difference <= tolerance, f"max |difference| {difference:.3g} > tolerance {tolerance:g}"
+    return difference
+
+
+def _window_starts(n: int, window: int, stride: int) -> list[int]:
+    from ich_edge.sequence import SequenceConfig, window_starts
+
+    return list(window_starts(n, SequenceConfig(window_slices=window, stride_slices=stride)))
+
+
+CASES = {"committed": (None, "org.ichedge.apptest"), "fresh": ("fresh_assets", "org.ichedge.fresh.apptest")}
+
+
+@pytest.fixture(scope="session", params=sorted(CASES))
+def case(request) -> Case:
+    fixture, package = CASES[request.param]
+    assets = COMMITTED_ASSETS if fixture is None else request.getfixturevalue(fixture)
+    return _case(assets, package)
+
+
+def test_committed_snippets_are_the_rendered_templates():
+    """android_demo_assets/snippets are the templates rendered with the committed manifest's values."""
+    for name, template, suffix in (("IchEdgeModel.kt", "IchEdgeModel.kt.in", "f"),
+                                   ("IchEdgeModel.swift", "IchEdgeModel.swift.in", "")):
+        committed = (COMMITTED_ASSETS / "snippets" / name).read_text()
+        assert committed == _render_from_manifest(COMMITTED_ASSETS, template, suffix), (
+            f"{name} differs from its template: regenerate android_demo_assets with `ich-edge assets`")
+
+
+def test_snippet_has_no_state_reset():
+    """classify is stateless: no variable-tensor reset is left in the snippets or their templates."""
+    templates = REPO / "ich_edge" / "assets_templates"
+    for path in [*templates.glob("IchEdgeModel.*.in"), *(COMMITTED_ASSETS / "snippets").iterdir()]:
+        text = path.read_text()
+        assert "resetVariableTensors" not in text and "variable tensors" not in text, path
+
+
+def test_double_has_exactly_the_stub_signatures(build):
+    """The double answers the same public API the snippet was compiled against (LiteRT's)."""
+    def public_api(classes: Path) -> list[str]:
+        out = subprocess.run(["javap", "-public", "-cp", str(classes), "org.tensorflow.lite.Interpreter",
+                              "org.tensorflow.lite.Interpreter$Options", "org.tensorflow.lite.InterpreterApi",
+                              "org.tensorflow.lite.InterpreterApi$Options"],
+                             check=True, capture_output=True, text=True).stdout
+        return [line.strip() for line in out.splitlines() if line.strip() and not line.startswith("Compiled from")]
+
+    stubs = public_api(build.stubs_dir)
+    assert "public void runSignature(java.util.Map<java.lang.String, java.lang.Object>, " \
+           "java.util.Map<java.lang.String, java.lang.Object>, java.lang.String);" in stubs
+    assert not any("resetVariableTensors" in line for line in stubs)
+    assert public_api(build.double_dir) == stubs
+
+
+def test_kotlin_snippet_reproduces_the_sample_on_the_jvm(build, case, tmp_path, record_property):
+    jobs = tmp_path / "jobs.bin"
+    _write_jobs(jobs, case.jobs)
+    results, calls = _run_jvm(build, case.package, case.assets / "model.tflite", jobs, tmp_path)
+    record_property("kotlinc_s", round(build.compile_s, 1))
+    by_name = {r["name"]: r for r in results}
+    assert list(by_name) == [name for name, _ in case.jobs]
+    differences = {}
+    for name, want in case.expected.items():
+        differences[name] = max_abs_difference(by_name[name]["slices"], want, case.tolerance)
+        max_abs_difference(by_name[name]["study"], want.max(axis=0), case.tolerance)
+    record_property("max_abs_difference", differences)
+    print(f"\n{case.assets}: kotlinc {build.compile_s:.1f} s; max |difference| per job: "
+          + ", ".join(f"{k} {v:.2g}" for k, v in differences.items()))
+    # Fed decoded DICOM slices in shuffled order, the snippet sorts them and rebuilds the tensors.
+    golden = json.loads((case.assets / "sample" / "expected.json").read_text())
+    assert by_name["sample_dicom"]["ids"] == [s["id"] for s in golden["slices"]]
+    images = np.load(case.assets / "sample" / "images_uint8.npy")
+    rebuilt = np.fromfile(tmp_path / "sample_dicom.images.u8", np.uint8).reshape(images.shape)
+    np.testing.assert_array_equal(rebuilt, images)
+    # One interpreter for every job: each slice encoded once (plus one blank for a short series),
+    # one classify call per window; the options the snippet sets reach the interpreter.
+    manifest = json.loads((case.assets / "manifest.json").read_text())
+    stride = manifest["sequence"]["stride_slices"]
+    sizes = [len(payload) for _, payload in case.jobs]
+    assert calls == [{
+        "calls": {"classify": sum(len(_window_starts(n, case.window, stride)) for n in sizes),
+                  "encode": sum(n + (n < case.window) for n in sizes)},
+        "num_threads": 2, "use_xnnpack": True,
+    }]
+
+
+def test_negative_control_a_perturbed_probability_fails(build, tmp_path):
+    """A double that adds 2e-5 to one classify output makes the same comparison fail."""
+    case = _case(COMMITTED_ASSETS, CASES["committed"][1])
+    jobs = tmp_path / "jobs.bin"
+    sample = [(name, payload) for name, payload in case.jobs if name == "sample"]
+    _write_jobs(jobs, sample)
+    results, _ = _run_jvm(build, case.package, case.assets / "model.tflite", jobs, tmp_path,
+                          perturb=f"classify:probabilities:0:{PERTURBATION}")
+    got = results[0]["slices"]
+    with pytest.raises(AssertionError, match="max \\|difference\\|"):
+        max_abs_difference(got, case.expected["sample"], case.tolerance)
+    # Slice 0 is covered by the first window only, so its first label moves by the whole perturbation.
+    difference = np.abs(np.asarray(got, np.float64) - case.expected["sample"])
+    print(f"\nnegative control: max |difference| {difference.max():.3g} (perturbation {PERTURBATION:g}, "
+          f"tolerance {case.tolerance:g}): the comparison fails as it must")
+    assert difference[0, 0] == pytest.approx(PERTURBATION, abs=2e-7)
+    assert np.max(np.delete(difference.reshape(-1), 0)) <= case.tolerance
