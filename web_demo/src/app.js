@@ -358,7 +358,7 @@ function render(result) {
   body.replaceChildren(...labels.map((label, l) => el('tr', { 'data-label': label },
     el('td', {}, label),
     el('td', {}, el('div', { class: 'probcell' }, el('span', { class: 'value' }, fmt(study[l])), meter(study[l], thresholds.study[label], positive[l]))),
-    el('td', { class: 'num' }, fmt(thresholds.study[label])),
+    el('td', { class: 'num threshold' }, fmt(thresholds.study[label])),
     el('td', {}, el('span', { class: `tag ${positive[l] ? 'positive' : 'negative'}` }, positive[l] ? 'positive' : 'negative')),
   )));
   const t = result.timing;

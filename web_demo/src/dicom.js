@@ -189,6 +189,11 @@ function paddingRange(ds, bitsStored, signed) {
   return [Math.min(...ends), Math.max(...ends)];
 }
 
+/** A padding tag's value in the pixels' bit pattern (exported for the unit tests). */
+export function asStoredForTest(value, bitsStored, signed) {
+  return asStored(value, bitsStored, signed);
+}
+
 function asStored(value, bitsStored, signed) {
   const mask = bitsStored >= 32 ? 0xffffffff : 2 ** bitsStored - 1;
   let masked = Number(BigInt.asUintN(32, BigInt(value)) & BigInt(mask));

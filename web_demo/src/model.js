@@ -11,6 +11,7 @@ function loadRuntime(wasmDir) {
   if (!liteRtPromise) {
     liteRtPromise = (async () => {
       const jspi = await supportsFeature('jspi').catch(() => false);
+      hookRuntimeErrors();
       await loadLiteRt(wasmDir, { jspi });
       return { jspi };
     })();
@@ -41,6 +42,34 @@ function checkFloat32(spec, where) {
       `${where} is ${spec.dtype}; this page feeds float32 tensors (LiteRT.js takes float32, int32 and uint8 only): ` +
         'export the model with float32 inputs and outputs (ich-edge assets does for every precision but full int8 I/O)',
     );
+  }
+}
+
+/** What the LiteRT runtime printed as ERROR (its exceptions say only "Failed to load model
+ *  from buffer"; the reason goes to the console). Hooked before the wasm module binds
+ *  console.error, so it sees the runtime's lines. */
+const runtimeErrors = [];
+function hookRuntimeErrors() {
+  const original = console.error;
+  console.error = (...args) => {
+    const text = args.map(String).join(' ');
+    if (/ERROR:/.test(text)) {
+      runtimeErrors.push(text.replace(/^.*ERROR: (\[[^\]]*\] )?/, '').trim());
+      if (runtimeErrors.length > 20) runtimeErrors.shift();
+    }
+    original.apply(console, args);
+  };
+}
+
+/** Run fn; if it throws, add the runtime's ERROR lines printed meanwhile to the message. */
+async function withRuntimeErrors(fn) {
+  const before = runtimeErrors.length;
+  try {
+    return await fn();
+  } catch (err) {
+    const message = err && err.message ? err.message : String(err);
+    const seen = runtimeErrors.slice(before);
+    throw new Error(seen.length ? `${message}: ${seen.join('; ')}` : message);
   }
 }
 
@@ -85,7 +114,7 @@ export class IchEdgeModel {
     checkFloat32(encodeSpec.outputs[0], 'the encode output');
     checkFloat32(classifySpec.inputs[0], 'the classify input');
     checkFloat32(classifySpec.outputs[0], 'the classify output');
-    const compiled = await loadAndCompile(modelBytes, { accelerator });
+    const compiled = await withRuntimeErrors(() => loadAndCompile(modelBytes, { accelerator }));
     const names = Object.keys(compiled.signatures);
     for (const needed of ['encode', 'classify']) {
       if (!names.includes(needed)) throw new Error(`model.tflite has no '${needed}' signature (it has ${names.join(', ')})`);

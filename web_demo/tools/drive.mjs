@@ -36,6 +36,7 @@ const args = [
   '--disable-component-update',
   '--disable-sync',
   '--no-first-run',
+  '--disable-quic',
   '--disable-dev-shm-usage',
   ...(plan.extra_args ?? []),
 ];
@@ -115,6 +116,10 @@ try {
       report.steps[step.name] = { runs, result };
     }
   }
+  report.layout = await page.evaluate(() => ({
+    scroll_width: document.documentElement.scrollWidth,
+    inner_width: window.innerWidth,
+  }));
   if (plan.screenshot) await page.screenshot({ path: plan.screenshot, fullPage: true });
 } finally {
   await context.close();
