@@ -11,8 +11,12 @@ the per-study time (from the files handed to the page to the triage on screen: r
 parsing, decoding and preprocessing, encode per slice, classify, stitching) and of each
 stage, plus the one-time model load (fetch, SHA-256, LiteRT.js wasm, compile).
 
-WebGPU is measured where Chromium offers an adapter; headless Chromium without a GPU
-(``--disable-gpu``, as here) has none, and the result file says so instead of a number.
+Each row also records the largest difference of the page's probabilities from
+``sample/expected.json`` (ai-edge-litert on the desktop CPU) and whether the decisions agree.
+
+WebGPU runs with ``--enable-unsafe-webgpu``: headless Chromium on a machine without a GPU
+then offers SwiftShader, Vulkan emulated on the CPU, so that row checks the WebGPU path and
+its numbers, not GPU speed (the result names the adapter). Without an adapter the row says so.
 
 Also the helpers the browser test uses (``tests/apps/test_web_demo.py``): :func:`build`,
 :func:`serve`, :func:`drive`, :func:`sample_files`, :func:`chromium_path`.
@@ -99,9 +103,14 @@ def drive(
     viewport: tuple[int, int] = (1280, 900),
     device_scale_factor: float = 1,
     extra_args: list[str] | None = None,
+    offline_files: list[str] | None = None,
     timeout_s: float = 300,
 ) -> dict:
-    """Run ``steps`` (see web_demo/tools/drive.mjs) in one headless Chromium page; return its report."""
+    """Run ``steps`` (see web_demo/tools/drive.mjs) in one headless Chromium page; return its report.
+
+    With ``offline_files``, the page is then reloaded with the network cut and must load the
+    model from its service worker's copy and triage these files (``report["offline"]``).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     with serve(assets) as url:
         plan = {
@@ -112,6 +121,7 @@ def drive(
             "extra_args": extra_args or [],
             "screenshot": str(screenshot) if screenshot else None,
             "steps": steps,
+            "offline_check": {"files": offline_files} if offline_files else None,
         }
         (workdir / "plan.json").write_text(json.dumps(plan, indent=1), encoding="utf-8")
         out = workdir / "report.json"
@@ -137,6 +147,26 @@ def _stats(values: list[float]) -> dict:
     }
 
 
+def _accuracy(assets: Path, result: dict) -> dict:
+    """Largest |page - expected.json| over slice and study probabilities; decisions agree?"""
+    manifest = json.loads((assets / "manifest.json").read_text(encoding="utf-8"))
+    expected = json.loads((assets / manifest["sample"]["expected"]).read_text(encoding="utf-8"))
+    labels = manifest["labels"]
+    slice_diff = max(
+        abs(page - golden["probabilities"][label])
+        for row, golden in zip(result["slice_probabilities"], expected["slices"])
+        for page, label in zip(row, labels)
+    )
+    study_diff = max(abs(page - expected["study"][label]) for page, label in zip(result["study"], labels))
+    decisions = [expected["study"][label] >= manifest["thresholds"]["study"][label] for label in labels]
+    return {
+        "max_abs_diff_vs_expected": {"slice": slice_diff, "study": study_diff},
+        "tolerance": expected["tolerance"]["probabilities_abs"],
+        "decisions_agree": result["positive"] == decisions,
+        "slice_order_agrees": result["slice_ids"] == [s["id"] for s in expected["slices"]],
+    }
+
+
 def measure(assets: Path, runs: int, runtime: str, workdir: Path) -> dict:
     """Open the golden sample ``runs`` + 1 times in one page; statistics over all but the first."""
     extra = ["--enable-unsafe-webgpu"] if runtime == "webgpu" else []
@@ -158,6 +188,8 @@ def measure(assets: Path, runs: int, runtime: str, workdir: Path) -> dict:
     result = report["steps"]["golden"]["result"]
     row.update({
         "runtime": model["runtime"],
+        "webgpu_adapter": model.get("adapter"),
+        **_accuracy(assets, result),
         "num_slices": result["num_slices"],
         "first_run_ms": round(timed[0]["timing"]["total_ms"], 2),
         "per_study_ms": _stats([run["timing"]["total_ms"] for run in timed[1:]]),
@@ -193,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 s = row["per_study_ms"]
                 print(f"{runtime}: {s['median']:.1f} ms per study of {row['num_slices']} slices "
-                      f"(min {s['min']:.1f}, max {s['max']:.1f}, n={s['n']}); model load {row['model_load_ms']:.0f} ms")
+                      f"(min {s['min']:.1f}, max {s['max']:.1f}, n={s['n']}); model load {row['model_load_ms']:.0f} ms; "
+                      f"max |diff| vs expected.json {row['max_abs_diff_vs_expected']['slice']:.2e}, "
+                      f"decisions agree: {row['decisions_agree']}")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     result = {
         "benchmark": "browser_latency",
@@ -202,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "created_utc": stamp,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "browser": chromium,
-        "headless_flags": "--headless --no-sandbox --disable-gpu (no GPU: WebGPU has no adapter)",
+        "headless_flags": "--headless --no-sandbox --disable-gpu; WebGPU row adds --enable-unsafe-webgpu",
         "litertjs": versions,
         "model": {"sha256": manifest["sha256"], "precision": manifest["precision"], "size_bytes": manifest["size_bytes"]},
         "runs": rows,

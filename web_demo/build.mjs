@@ -59,7 +59,7 @@ console.log(`web_demo/vendor: LiteRT.js ${versions['@litertjs/core']}, dicom-par
 const distIndex = process.argv.indexOf('--dist');
 if (distIndex > 0) {
   const out = path.resolve(process.argv[distIndex + 1] ?? 'dist');
-  const page = ['index.html', 'style.css', 'src', 'vendor'];
+  const page = ['index.html', 'style.css', 'sw.js', 'src', 'vendor'];
   for (const item of page) fs.cpSync(path.join(here, item), path.join(out, 'web_demo', item), { recursive: true });
   for (const item of ['manifest.json', 'model.tflite', 'labels.txt', 'sample']) {
     fs.cpSync(path.join(assets, item), path.join(out, 'android_demo_assets', item), { recursive: true });

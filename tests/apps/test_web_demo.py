@@ -14,8 +14,10 @@ page's own file input:
   non-integer resize factors) and one JPEG 2000 slice: the uint8 inputs must equal
   ich-edge's own loader (``find_series`` + ``Preprocess``), and JPEG 2000 must be named.
 
-A screenshot (desktop and phone width) is written under the test's tmp dir and checked to
-show the result. Needs Chromium, Node.js and web_demo's npm packages; without them the
+The folder picker and drag and drop must give the same triage; reloaded with the network
+cut, the page must come back from its service worker's copy and still triage the sample. A
+screenshot (desktop and phone width) is written under the test's tmp dir and checked to show
+the result. Needs Chromium, Node.js and web_demo's npm packages; without them the
 tests are skipped with the install command (failed under CI=true).
 """
 
@@ -185,9 +187,12 @@ def _session(tmp_dir: str) -> dict:
     not_dicom = tmp / "notes.txt"
     not_dicom.write_text("Not a DICOM file: a note someone dropped next to the series.\n" * 10, encoding="utf-8")
     golden_files = browser.sample_files(ASSETS)
+    dicom_dir = Path(golden_files[0]).parent
     steps = [
         {"name": "not_dicom", "files": [str(not_dicom)]},
         {"name": "golden", "files": golden_files, "images_out": str(tmp / "golden.u8")},
+        {"name": "folder", "selector": "#folder", "files": [str(dicom_dir)]},
+        {"name": "drop", "drop_urls": [f"/android_demo_assets/{dicom_dir.relative_to(ASSETS)}/{Path(f).name}" for f in golden_files]},
         {"name": "j2k", "files": sorted(str(p) for p in (tmp / "cases" / "j2k").iterdir())},
     ]
     steps += [
@@ -199,7 +204,7 @@ def _session(tmp_dir: str) -> dict:
     desktop = browser.drive(ASSETS, steps, tmp / "desktop", runtime="wasm", screenshot=tmp / "web_demo_desktop.png")
     phone = browser.drive(
         ASSETS, [{"name": "golden", "files": golden_files}], tmp / "phone", runtime="wasm",
-        screenshot=tmp / "web_demo_phone.png", viewport=(390, 844), device_scale_factor=2,
+        screenshot=tmp / "web_demo_phone.png", viewport=(390, 844), device_scale_factor=2, offline_files=golden_files,
     )
     return {"desktop": desktop, "phone": phone, "tmp": tmp}
 
@@ -263,6 +268,21 @@ def test_non_dicom_file_shows_the_error_and_the_page_keeps_working(session):
     assert run["error_shown"] == run["error"], "the error is not shown on the page"
     _step(session, "golden")  # the next series still works in the same page
     assert session["desktop"]["page_errors"] == [], session["desktop"]["page_errors"]
+
+
+@pytest.mark.parametrize("how", ["folder", "drop"])
+def test_folder_picker_and_drag_and_drop_give_the_same_triage(session, how):
+    golden = _step(session, "golden")["result"]
+    other = _step(session, how)["result"]
+    assert other["slice_ids"] == golden["slice_ids"]
+    assert other["study"] == golden["study"]
+
+
+def test_works_offline_once_loaded(session):
+    offline = session["phone"]["offline"]
+    assert offline["fetch_blocked"], f"the network was not cut: {offline}"
+    assert offline["reloaded"] and offline["model_ready"], f"the page did not come back offline: {offline}"
+    assert offline["error"] is None and offline["study"] == _step(session, "golden")["result"]["study"]
 
 
 def test_unsupported_transfer_syntax_is_named(session):

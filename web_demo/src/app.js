@@ -6,7 +6,7 @@
 // probabilities, timings) for tests and benchmarks.
 
 import { DicomError, parseSlice, pickSeries, sortSlices, storedToHu, storedValues } from './dicom.js';
-import { IchEdgeModel, sha256Hex, webGpuAvailable } from './model.js';
+import { IchEdgeModel, sha256Hex, webGpuAdapter } from './model.js';
 import { preprocessSlice, toModelInput } from './preprocess.js';
 import { classifyStudy, studyProbabilities } from './sequence.js';
 
@@ -113,10 +113,10 @@ function capitalize(text) {
 }
 
 async function compileModel(choice) {
-  let accelerator = choice;
+  const adapter = choice === 'wasm' ? null : await webGpuAdapter();
+  let accelerator = choice === 'auto' ? (adapter !== null ? 'webgpu' : 'wasm') : choice;
   let note = '';
-  if (choice === 'auto') accelerator = (await webGpuAvailable()) ? 'webgpu' : 'wasm';
-  if (accelerator === 'webgpu' && !(await webGpuAvailable())) {
+  if (accelerator === 'webgpu' && adapter === null) {
     accelerator = 'wasm';
     note = 'WebGPU is not available in this browser; ';
   }
@@ -128,8 +128,11 @@ async function compileModel(choice) {
     accelerator = 'wasm';
     state.model = await IchEdgeModel.load({ wasmDir: WASM_DIR, modelBytes: state.modelBytes, manifest: state.manifest, accelerator });
   }
-  const label = accelerator === 'webgpu' ? (state.model.fullyAccelerated ? 'WebGPU' : 'WebGPU (some ops on the CPU)') : 'CPU (wasm, XNNPack)';
-  state.runtime = { accelerator, label, note };
+  let label = 'CPU (wasm, XNNPack)';
+  if (accelerator === 'webgpu') {
+    label = `WebGPU${adapter ? ` (${adapter})` : ''}${state.model.fullyAccelerated ? '' : ', some ops on the CPU'}`;
+  }
+  state.runtime = { accelerator, label, note, adapter: accelerator === 'webgpu' ? adapter : null };
 }
 
 function explainModelError(err) {
@@ -157,7 +160,9 @@ function startModel(choice) {
       `${state.runtime.note}runtime ${state.runtime.label}; loaded in ${ms(loadMs)}`;
     hook.modelReady = true;
     hook.modelLoadMs = loadMs;
+    keepOfflineCopy();
     hook.runtime = state.runtime.accelerator;
+    hook.adapter = state.runtime.adapter;
   })().catch((err) => {
     hook.modelError = explainModelError(err);
     $('model-status').textContent = 'the model did not load';
@@ -166,6 +171,27 @@ function startModel(choice) {
   });
   state.modelPromise.catch(() => {});
   return state.modelPromise;
+}
+
+/** Have the service worker (sw.js) store what the page fetched, for use without a network. */
+async function keepOfflineCopy() {
+  if (!('serviceWorker' in navigator) || !window.isSecureContext) return;
+  try {
+    await navigator.serviceWorker.register('sw.js');
+    const registration = await navigator.serviceWorker.ready;
+    const urls = [location.href, ...performance.getEntriesByType('resource').map((entry) => entry.name)];
+    const reply = new Promise((resolve) => {
+      navigator.serviceWorker.addEventListener('message', (event) => {
+        if (event.data && 'cached' in event.data) resolve(event.data.cached);
+      });
+    });
+    registration.active.postMessage({ cache: [...new Set(urls)] });
+    hook.offlineFiles = await reply;
+    hook.offlineReady = true;
+    $('offline').textContent = ' Works offline from now on in this browser.';
+  } catch (err) {
+    hook.offlineError = String(err && err.message ? err.message : err);
+  }
 }
 
 // --- reading files -----------------------------------------------------------------------------

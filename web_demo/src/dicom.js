@@ -205,7 +205,8 @@ function asStored(value, bitsStored, signed) {
  * The slice's stored pixel values, masked to Bits Stored and sign-extended when signed.
  * Decodes native (little/big endian) and RLE Lossless pixel data; names anything else.
  *
- * @returns {Float64Array} rows * columns values, row by row (integers; exact up to 32 bits)
+ * @returns {Int32Array|Float64Array} rows * columns integers, row by row (Float64Array for
+ *     32-bit samples, which need more than an int32)
  */
 export function storedValues(slice) {
   const { ds, module, name, transferSyntax } = slice;
@@ -242,20 +243,40 @@ export function storedValues(slice) {
         'Convert the series first, e.g. with dcmtk: dcmdjpeg / dcmconv +te IN OUT',
     );
   }
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const samples = unsignedSamples(raw, bytesPerSample, littleEndian, numPixels);
   const { bitsStored, signed } = module;
-  const out = new Float64Array(numPixels);
-  const mask = bitsStored >= 32 ? null : 2 ** bitsStored - 1;
-  const signBit = 2 ** (bitsStored - 1);
+  const out = bytesPerSample <= 2 ? new Int32Array(numPixels) : new Float64Array(numPixels);
   const span = 2 ** bitsStored;
+  const signBit = 2 ** (bitsStored - 1);
+  if (bytesPerSample <= 2) {
+    const mask = span - 1; // stray high bits dropped
+    for (let i = 0; i < numPixels; i++) {
+      const v = samples[i] & mask;
+      out[i] = signed && v >= signBit ? v - span : v;
+    }
+  } else {
+    for (let i = 0; i < numPixels; i++) {
+      const v = bitsStored >= 32 ? samples[i] : samples[i] % span;
+      out[i] = signed && v >= signBit ? v - span : v;
+    }
+  }
+  return out;
+}
+
+const PLATFORM_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Raw pixel bytes as unsigned samples (a typed-array view when the byte order allows). */
+function unsignedSamples(raw, bytesPerSample, littleEndian, numPixels) {
+  if (bytesPerSample === 1) return raw.subarray(0, numPixels);
+  const Typed = bytesPerSample === 2 ? Uint16Array : Uint32Array;
+  if (littleEndian === PLATFORM_LITTLE_ENDIAN) {
+    const aligned = raw.byteOffset % bytesPerSample === 0 ? raw : raw.slice(0, numPixels * bytesPerSample);
+    return new Typed(aligned.buffer, aligned.byteOffset, numPixels);
+  }
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const out = new Typed(numPixels);
   for (let i = 0; i < numPixels; i++) {
-    let v;
-    if (bytesPerSample === 1) v = view.getUint8(i);
-    else if (bytesPerSample === 2) v = view.getUint16(2 * i, littleEndian);
-    else v = view.getUint32(4 * i, littleEndian);
-    if (mask !== null) v = bytesPerSample === 4 ? v % span : v & mask; // stray high bits dropped
-    if (signed && v >= signBit) v -= span;
-    out[i] = v;
+    out[i] = bytesPerSample === 2 ? view.getUint16(2 * i, littleEndian) : view.getUint32(4 * i, littleEndian);
   }
   return out;
 }

@@ -19,13 +19,16 @@ function loadRuntime(wasmDir) {
   return liteRtPromise;
 }
 
-/** True when the browser exposes a usable WebGPU adapter. */
-export async function webGpuAvailable() {
+/** The WebGPU adapter's description ("" when it gives none), or null without WebGPU. */
+export async function webGpuAdapter() {
   try {
-    if (!isWebGPUSupported() || !navigator.gpu) return false;
-    return (await navigator.gpu.requestAdapter()) !== null;
+    if (!isWebGPUSupported() || !navigator.gpu) return null;
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) return null;
+    const info = adapter.info || {};
+    return [info.vendor, info.architecture, info.description].filter(Boolean).join(' ').trim();
   } catch {
-    return false;
+    return null;
   }
 }
 

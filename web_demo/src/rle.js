@@ -75,17 +75,16 @@ function unpackBits(frame, start, end, plane) {
   while (pos < end && written < size) {
     const n = frame[pos++];
     if (n < 128) {
-      // literal run of n + 1 bytes
-      const count = Math.min(n + 1, end - pos, size - written);
-      plane.set(frame.subarray(pos, pos + count), written);
-      written += count;
+      // literal run of n + 1 bytes (plain loops: subarray() per short run costs more)
+      const take = Math.min(n + 1, end - pos, size - written);
+      for (let k = 0; k < take; k++) plane[written++] = frame[pos + k];
       pos += n + 1;
     } else if (n > 128) {
       // replicate run: 257 - n copies of the next byte (n as int8 is n - 256)
       if (pos >= end) break;
-      const count = Math.min(257 - n, size - written);
-      plane.fill(frame[pos++], written, written + count);
-      written += count;
+      const value = frame[pos++];
+      const stop = Math.min(written + 257 - n, size);
+      while (written < stop) plane[written++] = value;
     }
     // n === 128 (-128): no operation
   }

@@ -11,7 +11,9 @@
 //   "viewport": [1280, 900],                    (optional)
 //   "screenshot": "/tmp/x.png",                 (optional; full page, after the last step)
 //   "timeout_ms": 120000,                       (optional; per step)
-//   "steps": [{"name": "golden", "files": ["a.dcm", ...], "repeat": 1, "images_out": "/tmp/g.u8"}]
+//   "steps": [{"name": "golden", "files": ["a.dcm", ...], "repeat": 1, "images_out": "/tmp/g.u8"},
+//             {"name": "folder", "selector": "#folder", "files": ["/path/to/series/"]},
+//             {"name": "drop", "drop_urls": ["/android_demo_assets/sample/dicom/x.dcm", ...]}]
 // }
 // OUT: {model: {...}, steps: {name: {runs: [{error, timing, runtime}], result}}, console, page_errors}
 // result holds the last run's probabilities (not the images: those go to images_out, raw uint8).
@@ -60,6 +62,7 @@ try {
     ready: window.ichEdge.modelReady,
     error: window.ichEdge.modelError,
     runtime: window.ichEdge.runtime ?? null,
+    adapter: window.ichEdge.adapter ?? null,
     load_ms: window.ichEdge.modelLoadMs ?? null,
     user_agent: navigator.userAgent,
     webgpu_api: 'gpu' in navigator,
@@ -70,7 +73,20 @@ try {
       const runs = [];
       for (let k = 0; k < (step.repeat ?? 1); k++) {
         const before = await page.evaluate(() => window.ichEdge.runs);
-        await page.setInputFiles('#files', step.files);
+        if (step.drop_urls) {
+          // Drag and drop: the files fetched in the page, dropped on the drop zone.
+          const dataTransfer = await page.evaluateHandle(async (urls) => {
+            const transfer = new DataTransfer();
+            for (const url of urls) {
+              const blob = await (await fetch(url)).blob();
+              transfer.items.add(new File([blob], url.split('/').pop()));
+            }
+            return transfer;
+          }, step.drop_urls);
+          await page.dispatchEvent('#dropzone', 'drop', { dataTransfer });
+        } else {
+          await page.setInputFiles(step.selector ?? '#files', step.files);
+        }
         await page.waitForFunction((n) => window.ichEdge.runs > n, before, { timeout });
         runs.push(await page.evaluate(() => {
           const hook = window.ichEdge;
@@ -114,6 +130,33 @@ try {
         }
       }
       report.steps[step.name] = { runs, result };
+    }
+    if (plan.offline_check) {
+      // Reload the page with the network cut: the service worker's copy must bring it back.
+      await page.waitForFunction(() => window.ichEdge.offlineReady || window.ichEdge.offlineError, null, { timeout });
+      const before = await page.evaluate(() => ({ files: window.ichEdge.offlineFiles, error: window.ichEdge.offlineError ?? null }));
+      await context.setOffline(true);
+      const check = { cached_files: before.files ?? null, cache_error: before.error, reloaded: false, model_ready: false, fetch_blocked: null };
+      try {
+        await page.reload({ waitUntil: 'load', timeout });
+        check.reloaded = true;
+        await page.waitForFunction(() => window.ichEdge && (window.ichEdge.modelReady || window.ichEdge.modelError), null, { timeout });
+        check.model_ready = await page.evaluate(() => window.ichEdge.modelReady);
+        check.model_error = await page.evaluate(() => window.ichEdge.modelError);
+        // The network really is cut: a URL the page never fetched does not load.
+        check.fetch_blocked = await page.evaluate(async () => {
+          try { await fetch(`vendor/not-cached-${Date.now()}.txt`); return false; } catch { return true; }
+        });
+        const prior = await page.evaluate(() => window.ichEdge.runs);
+        await page.setInputFiles('#files', plan.offline_check.files);
+        await page.waitForFunction((n) => window.ichEdge.runs > n, prior, { timeout });
+        check.error = await page.evaluate(() => window.ichEdge.error);
+        check.study = await page.evaluate(() => window.ichEdge.result && window.ichEdge.result.study);
+      } catch (err) {
+        check.exception = String(err).slice(0, 300);
+      }
+      await context.setOffline(false);
+      report.offline = check;
     }
   }
   report.layout = await page.evaluate(() => ({
