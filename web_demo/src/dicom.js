@@ -240,7 +240,7 @@ export function storedValues(slice) {
     throw new DicomError(
       `${name}: pixel data in ${known ? `${known} (${transferSyntax})` : `transfer syntax ${transferSyntax}`}, ` +
         `which this page does not decode; it reads ${Object.values(SUPPORTED_TRANSFER_SYNTAXES).join(', ')}. ` +
-        'Convert the series first, e.g. with dcmtk: dcmdjpeg / dcmconv +te IN OUT',
+        'Convert the series to uncompressed DICOM first, e.g. with GDCM: gdcmconv --raw IN OUT (or dcmtk: dcmdjpeg IN OUT for JPEG).',
     );
   }
   const samples = unsignedSamples(raw, bytesPerSample, littleEndian, numPixels);
