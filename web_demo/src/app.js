@@ -188,7 +188,7 @@ async function keepOfflineCopy() {
     registration.active.postMessage({ cache: [...new Set(urls)] });
     hook.offlineFiles = await reply;
     hook.offlineReady = true;
-    $('offline').textContent = ' Works offline from now on in this browser.';
+    $('offline').textContent = '; works offline from now on in this browser';
   } catch (err) {
     hook.offlineError = String(err && err.message ? err.message : err);
   }
