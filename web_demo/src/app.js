@@ -1,0 +1,522 @@
+// The page: open a CT series, preprocess it as manifest.json says, run model.tflite with
+// LiteRT.js, show the triage. Everything runs in this browser; nothing is uploaded.
+//
+// URL parameters: ?assets=URL (the app-assets folder, default ../android_demo_assets/),
+// ?runtime=auto|wasm|webgpu. window.ichEdge exposes the last result (uint8 images,
+// probabilities, timings) for tests and benchmarks.
+
+import { DicomError, parseSlice, pickSeries, sortSlices, storedToHu, storedValues } from './dicom.js';
+import { IchEdgeModel, sha256Hex, webGpuAdapter } from './model.js';
+import { preprocessSlice, toModelInput } from './preprocess.js';
+import { classifyStudy, studyProbabilities } from './sequence.js';
+
+const params = new URLSearchParams(location.search);
+const ASSETS = new URL(params.get('assets') || '../android_demo_assets/', location.href);
+const WASM_DIR = new URL('vendor/wasm/', location.href).href;
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  manifest: null,
+  modelBytes: null,
+  model: null,
+  modelPromise: null,
+  runtime: null, // {accelerator, note}
+  busy: false,
+  selected: 0,
+  result: null,
+};
+
+/** Test and benchmark hook: read-only view of what the page did. */
+const hook = {
+  runs: 0, // analyses finished (result or error)
+  result: null,
+  error: null,
+  modelReady: false,
+  modelError: null,
+  analyzeFiles: (files) => analyzeFiles(files),
+};
+window.ichEdge = hook;
+
+// --- small helpers ---------------------------------------------------------------------------
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === 'class') node.className = value;
+    else if (key === 'style') node.style.cssText = value;
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function showError(message) {
+  const box = $('error');
+  box.textContent = message;
+  box.hidden = false;
+}
+
+function clearError() {
+  $('error').hidden = true;
+  $('error').textContent = '';
+}
+
+function progress(fraction, text) {
+  const box = $('progress');
+  box.hidden = fraction === null;
+  if (fraction !== null) {
+    box.querySelector('.bar').style.width = `${Math.round(fraction * 100)}%`;
+    box.querySelector('.text').textContent = text;
+  }
+}
+
+/** Let the page repaint during long work (no setTimeout clamping). */
+function breathe() {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve();
+    channel.port2.postMessage(null);
+  });
+}
+
+const fmt = (p) => p.toFixed(3);
+const ms = (t) => (t >= 100 ? `${Math.round(t)} ms` : `${t.toFixed(1)} ms`);
+
+// --- the model ---------------------------------------------------------------------------------
+
+async function fetchOk(url, what) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    throw new Error(`cannot fetch ${what} from ${url} (${err.message}); serve the repository root over http, see web_demo/README.md`);
+  }
+  if (!response.ok) throw new Error(`cannot fetch ${what}: ${url} answered ${response.status}; serve the repository root, see web_demo/README.md`);
+  return response;
+}
+
+async function loadAssets() {
+  state.manifest = await (await fetchOk(new URL('manifest.json', ASSETS), 'manifest.json')).json();
+  const bytes = new Uint8Array(await (await fetchOk(new URL(state.manifest.model, ASSETS), 'model.tflite')).arrayBuffer());
+  const digest = await sha256Hex(bytes);
+  if (digest !== null && digest !== state.manifest.sha256) {
+    throw new Error(`model.tflite (sha256 ${digest.slice(0, 12)}…) is not the model manifest.json describes (${state.manifest.sha256.slice(0, 12)}…); regenerate the assets with ich-edge assets`);
+  }
+  state.modelBytes = bytes;
+  state.shaChecked = digest !== null;
+  if (state.manifest.intended_use) $('disclaimer').textContent = `${capitalize(state.manifest.intended_use)}. Nothing leaves this browser.`;
+}
+
+function capitalize(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+async function compileModel(choice) {
+  const adapter = choice === 'wasm' ? null : await webGpuAdapter();
+  let accelerator = choice === 'auto' ? (adapter !== null ? 'webgpu' : 'wasm') : choice;
+  let note = '';
+  if (accelerator === 'webgpu' && adapter === null) {
+    accelerator = 'wasm';
+    note = 'WebGPU is not available in this browser; ';
+  }
+  try {
+    state.model = await IchEdgeModel.load({ wasmDir: WASM_DIR, modelBytes: state.modelBytes, manifest: state.manifest, accelerator });
+  } catch (err) {
+    if (accelerator !== 'webgpu') throw err;
+    note = `WebGPU failed (${String(err.message || err).slice(0, 120)}); `;
+    accelerator = 'wasm';
+    state.model = await IchEdgeModel.load({ wasmDir: WASM_DIR, modelBytes: state.modelBytes, manifest: state.manifest, accelerator });
+  }
+  let label = 'CPU (wasm, XNNPack)';
+  if (accelerator === 'webgpu') {
+    label = `WebGPU${adapter ? ` (${adapter})` : ''}${state.model.fullyAccelerated ? '' : ', some ops on the CPU'}`;
+  }
+  state.runtime = { accelerator, label, note, adapter: accelerator === 'webgpu' ? adapter : null };
+}
+
+function explainModelError(err) {
+  const text = String(err && err.message ? err.message : err);
+  if (/variable tensor/i.test(text)) {
+    return `${text}\nThis model.tflite keeps LSTM state in variable tensors, which LiteRT.js 2.x does not run: regenerate the assets with a stateless classify signature.`;
+  }
+  return text;
+}
+
+function startModel(choice) {
+  hook.modelReady = false;
+  hook.modelError = null;
+  $('model-status').textContent = 'loading the model…';
+  state.modelPromise = (async () => {
+    const t0 = performance.now();
+    if (!state.modelBytes) await loadAssets();
+    if (state.model) state.model.delete();
+    state.model = null;
+    await compileModel(choice);
+    const loadMs = performance.now() - t0;
+    const m = state.manifest;
+    $('model-status').textContent =
+      `model ready: ${m.precision}, ${(m.size_bytes / 1e6).toFixed(2)} MB${state.shaChecked ? ', SHA-256 checked' : ''}; ` +
+      `${state.runtime.note}runtime ${state.runtime.label}; loaded in ${ms(loadMs)}`;
+    hook.modelReady = true;
+    hook.modelLoadMs = loadMs;
+    keepOfflineCopy();
+    hook.runtime = state.runtime.accelerator;
+    hook.adapter = state.runtime.adapter;
+  })().catch((err) => {
+    hook.modelError = explainModelError(err);
+    $('model-status').textContent = 'the model did not load';
+    showError(`The model could not be loaded: ${hook.modelError}`);
+    throw err;
+  });
+  state.modelPromise.catch(() => {});
+  return state.modelPromise;
+}
+
+/** Have the service worker (sw.js) store what the page fetched, for use without a network. */
+async function keepOfflineCopy() {
+  if (!('serviceWorker' in navigator) || !window.isSecureContext) return;
+  try {
+    await navigator.serviceWorker.register('sw.js');
+    const registration = await navigator.serviceWorker.ready;
+    const urls = [location.href, ...performance.getEntriesByType('resource').map((entry) => entry.name)];
+    const reply = new Promise((resolve) => {
+      navigator.serviceWorker.addEventListener('message', (event) => {
+        if (event.data && 'cached' in event.data) resolve(event.data.cached);
+      });
+    });
+    registration.active.postMessage({ cache: [...new Set(urls)] });
+    hook.offlineFiles = await reply;
+    hook.offlineReady = true;
+    $('offline').textContent = '; works offline from now on in this browser';
+  } catch (err) {
+    hook.offlineError = String(err && err.message ? err.message : err);
+  }
+}
+
+// --- reading files -----------------------------------------------------------------------------
+
+/** Files of a drop, folders included (recursively). */
+async function droppedFiles(dataTransfer) {
+  const entries = [...dataTransfer.items].map((item) => item.webkitGetAsEntry && item.webkitGetAsEntry()).filter(Boolean);
+  if (!entries.length) return [...dataTransfer.files];
+  const files = [];
+  async function walk(entry, prefix) {
+    if (entry.isFile) {
+      const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+      files.push({ file, name: prefix + file.name });
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+        if (!batch.length) break;
+        for (const child of batch) await walk(child, `${prefix}${entry.name}/`);
+      }
+    }
+  }
+  for (const entry of entries) await walk(entry, '');
+  return files;
+}
+
+function nameOf(item) {
+  if (item.name && item.file) return item.name;
+  return item.webkitRelativePath || item.name;
+}
+
+// --- the analysis -----------------------------------------------------------------------------
+
+async function analyzeFiles(items) {
+  if (state.busy) {
+    showError('Still working on the previous series; wait for it to finish.');
+    return;
+  }
+  state.busy = true;
+  clearError();
+  hook.error = null;
+  try {
+    progress(0, 'waiting for the model…');
+    await state.modelPromise;
+    const result = await analyze(items);
+    state.result = result;
+    hook.result = result;
+    render(result);
+  } catch (err) {
+    const message = err instanceof DicomError ? err.message : `Something went wrong: ${err && err.message ? err.message : err}`;
+    hook.error = message;
+    showError(message);
+    if (!(err instanceof DicomError)) console.error(err);
+  } finally {
+    progress(null);
+    state.busy = false;
+    hook.runs += 1;
+  }
+}
+
+async function analyze(items) {
+  const manifest = state.manifest;
+  const rules = manifest.preprocessing;
+  const model = state.model;
+  const t0 = performance.now();
+  const files = [...items].map((item) => ({ file: item.file || item, name: nameOf(item) }))
+    .filter(({ name }) => !name.split('/').pop().startsWith('.'));
+  if (!files.length) throw new DicomError('No file was given: choose the files of one CT series, or its folder.');
+  const problems = [];
+  const parsed = [];
+  for (const { file, name } of files) {
+    try {
+      parsed.push(parseSlice(name, await file.arrayBuffer()));
+    } catch (err) {
+      if (!(err instanceof DicomError)) throw err;
+      problems.push(`${err.message}; skipped`);
+    }
+  }
+  if (!parsed.length) {
+    const first = problems[0].replace(/; skipped$/, '');
+    throw new DicomError(
+      files.length === 1
+        ? `Cannot read this file as a CT slice. ${first}.`
+        : `None of the ${files.length} files is a usable CT slice (first problem: ${first}).`,
+    );
+  }
+  const series = pickSeries(parsed);
+  const order = sortSlices(series.slices);
+  problems.push(...series.problems, ...order.problems);
+  const tRead = performance.now();
+
+  const size = rules.input_size_px;
+  const imageBytes = size * size * 3;
+  const slices = order.slices;
+  const images = new Uint8Array(slices.length * imageBytes);
+  const features = [];
+  const kept = [];
+  let preprocessMs = 0;
+  let modelMs = 0;
+  let lastBreath = performance.now();
+  for (let i = 0; i < slices.length; i++) {
+    const slice = slices[i];
+    const a = performance.now();
+    let image;
+    try {
+      const hu = storedToHu(storedValues(slice), slice.module, rules.air_hu);
+      image = preprocessSlice(hu, slice.module.rows, slice.module.columns, rules);
+    } catch (err) {
+      if (!(err instanceof DicomError)) throw err;
+      problems.push(`${err.message}; slice dropped`);
+      continue;
+    }
+    images.set(image, kept.length * imageBytes);
+    const b = performance.now();
+    features.push(await model.encode(toModelInput(image, rules.unit_per_pixel)));
+    const c = performance.now();
+    preprocessMs += b - a;
+    modelMs += c - b;
+    kept.push(slice);
+    slice.bytes = null; // the file's bytes are not needed any more
+    if (c - lastBreath > 80) {
+      progress((i + 1) / slices.length, `slice ${i + 1} of ${slices.length}`);
+      await breathe();
+      lastBreath = performance.now();
+    }
+  }
+  if (!kept.length) throw new DicomError(`No slice of the series could be decoded (${problems[problems.length - 1]}).`);
+  const seq = manifest.sequence;
+  const c0 = performance.now();
+  const blank = kept.length < seq.window_slices ? await model.encode(new Float32Array(imageBytes)) : null;
+  const { slices: sliceProbabilities, starts } = await classifyStudy(
+    features, blank, (window) => model.classify(window), seq.window_slices, seq.stride_slices, manifest.labels.length,
+  );
+  const study = studyProbabilities(sliceProbabilities);
+  const tEnd = performance.now();
+  modelMs += tEnd - c0;
+  const thresholds = manifest.thresholds;
+  const positive = manifest.labels.map((label, l) => study[l] >= thresholds.study[label]);
+  return {
+    numSlices: kept.length,
+    sliceIds: kept.map((s) => s.sopInstanceUid),
+    sliceNames: kept.map((s) => s.name),
+    seriesUid: series.seriesUid,
+    seriesDescription: kept[0].seriesDescription,
+    transferSyntax: kept[0].transferSyntax,
+    matrix: `${kept[0].module.rows} x ${kept[0].module.columns}`,
+    sortMethod: order.method,
+    numFiles: files.length,
+    imageSize: size,
+    images: images.subarray(0, kept.length * imageBytes),
+    sliceProbabilities: sliceProbabilities.map((row) => Array.from(row)),
+    study: Array.from(study),
+    labels: manifest.labels,
+    positive,
+    windowStarts: starts,
+    problems,
+    runtime: state.runtime.accelerator,
+    timing: {
+      read_ms: tRead - t0,
+      preprocess_ms: preprocessMs,
+      model_ms: modelMs,
+      total_ms: tEnd - t0,
+    },
+  };
+}
+
+// --- showing the result --------------------------------------------------------------------------
+
+function meter(value, threshold, hit) {
+  return el('div', { class: 'meter', title: `probability ${fmt(value)}, threshold ${fmt(threshold)}` },
+    el('div', { class: `fill${hit ? ' hit' : ''}`, style: `width:${(100 * Math.min(1, value)).toFixed(1)}%` }),
+    el('div', { class: 'tick', style: `left:calc(${(100 * threshold).toFixed(1)}% - 1px)` }));
+}
+
+function render(result) {
+  const { labels, study, positive } = result;
+  const thresholds = state.manifest.thresholds;
+  const found = labels.filter((label, l) => positive[l] && label !== 'any');
+  const anyPositive = positive.some(Boolean);
+  const verdict = $('verdict');
+  verdict.className = `verdict ${anyPositive ? 'positive' : 'negative'}`;
+  verdict.replaceChildren(
+    anyPositive ? `POSITIVE${found.length ? `: ${found.join(', ')}` : ''}` : 'NEGATIVE',
+    el('span', { class: 'why' },
+      anyPositive
+        ? 'Hemorrhage suspected: read this study first.'
+        : 'No label reaches its study threshold.'),
+  );
+  const body = $('labels').querySelector('tbody');
+  body.replaceChildren(...labels.map((label, l) => el('tr', { 'data-label': label },
+    el('td', {}, label),
+    el('td', {}, el('div', { class: 'probcell' }, el('span', { class: 'value' }, fmt(study[l])), meter(study[l], thresholds.study[label], positive[l]))),
+    el('td', { class: 'num threshold' }, fmt(thresholds.study[label])),
+    el('td', {}, el('span', { class: `tag ${positive[l] ? 'positive' : 'negative'}` }, positive[l] ? 'positive' : 'negative')),
+  )));
+  const t = result.timing;
+  const facts = [
+    ['slices', `${result.numSlices} (${result.matrix} px, sorted by ${result.sortMethod === 'position' ? 'position along the slice normal' : result.sortMethod.replace('_', ' ')})`],
+    ['series', result.seriesDescription ? `${result.seriesDescription}` : result.seriesUid],
+    ['runtime', state.runtime.label],
+    ['time', `${ms(t.total_ms)} for the study`],
+    ['', `read ${ms(t.read_ms)}, preprocess ${ms(t.preprocess_ms)}, model ${ms(t.model_ms)} (${(t.total_ms / result.numSlices).toFixed(1)} ms per slice)`],
+    ['windows', `${result.windowStarts.length} of ${state.manifest.sequence.window_slices} slices, starting at ${result.windowStarts.join(', ')}`],
+  ];
+  $('facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+  $('problems').replaceChildren(...result.problems.map((p) => el('li', {}, p)));
+  $('result').hidden = false;
+  renderStrip(result);
+}
+
+/** The label whose slices are flagged: the positive label with the highest study probability
+ *  (any, when positive), else the label with the highest study probability. */
+function topLabel(result) {
+  let best = -1;
+  for (let l = 0; l < result.labels.length; l++) {
+    const better = best < 0 || (result.positive[l] && !result.positive[best]) ||
+      (result.positive[l] === result.positive[best] && result.study[l] > result.study[best]);
+    if (better) best = l;
+  }
+  return best;
+}
+
+function drawChannel(canvas, result, index, channel) {
+  const size = result.imageSize;
+  const ctx = canvas.getContext('2d');
+  const data = ctx.createImageData(size, size);
+  const offset = index * size * size * 3;
+  for (let p = 0; p < size * size; p++) {
+    const v = result.images[offset + p * 3 + channel];
+    data.data[4 * p] = v;
+    data.data[4 * p + 1] = v;
+    data.data[4 * p + 2] = v;
+    data.data[4 * p + 3] = 255;
+  }
+  ctx.putImageData(data, 0, 0);
+}
+
+function renderStrip(result) {
+  const top = topLabel(result);
+  const label = result.labels[top];
+  const sliceThreshold = state.manifest.thresholds.slice[label];
+  const hits = result.sliceProbabilities.filter((row) => row[top] >= sliceThreshold).length;
+  $('strip-note').textContent = `bottom to top; ${label} probability per slice, ${hits} of ${result.numSlices} at or above its slice threshold ${fmt(sliceThreshold)} (red)`;
+  const thumbs = result.sliceProbabilities.map((row, i) => {
+    const canvas = el('canvas', { width: result.imageSize, height: result.imageSize });
+    drawChannel(canvas, result, i, 0);
+    const hit = row[top] >= sliceThreshold;
+    const button = el('button', { class: `thumb${hit ? ' hit' : ''}`, type: 'button', role: 'listitem', title: result.sliceNames[i], onclick: () => select(i) },
+      canvas,
+      el('div', { class: 'n' }, `#${i + 1}`),
+      el('div', { class: 'p' }, fmt(row[top])),
+      el('div', { class: 'bar' }, el('div', { style: `width:${(100 * row[top]).toFixed(1)}%` })));
+    return button;
+  });
+  $('strip').replaceChildren(...thumbs);
+  $('slices').hidden = false;
+  // Open on the slice where the flagged label is highest.
+  let best = 0;
+  result.sliceProbabilities.forEach((row, i) => { if (row[top] > result.sliceProbabilities[best][top]) best = i; });
+  select(best);
+}
+
+function select(index) {
+  const result = state.result;
+  state.selected = index;
+  [...$('strip').children].forEach((node, i) => node.classList.toggle('selected', i === index));
+  for (let ch = 0; ch < 3; ch++) drawChannel($(`view-${ch}`), result, index, ch);
+  $('detail-title').textContent = `slice ${index + 1} of ${result.numSlices}: ${result.sliceNames[index]}`;
+  const thresholds = state.manifest.thresholds.slice;
+  const row = result.sliceProbabilities[index];
+  $('detail-labels').querySelector('tbody').replaceChildren(...result.labels.map((label, l) => el('tr', {},
+    el('td', {}, label),
+    el('td', {}, el('div', { class: 'probcell' }, el('span', { class: 'value' }, fmt(row[l])), meter(row[l], thresholds[label], row[l] >= thresholds[label]))),
+  )));
+  const thumb = $('strip').children[index];
+  if (thumb && thumb.scrollIntoView) thumb.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+}
+
+// --- wiring -------------------------------------------------------------------------------------
+
+function wire() {
+  $('files').addEventListener('change', (e) => { if (e.target.files.length) analyzeFiles([...e.target.files]); e.target.value = ''; });
+  $('folder').addEventListener('change', (e) => { if (e.target.files.length) analyzeFiles([...e.target.files]); e.target.value = ''; });
+  const zone = $('dropzone');
+  zone.addEventListener('dragover', (e) => { e.preventDefault(); zone.classList.add('over'); });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', async (e) => {
+    e.preventDefault();
+    zone.classList.remove('over');
+    analyzeFiles(await droppedFiles(e.dataTransfer));
+  });
+  // A file dropped outside the zone must not navigate away from the page.
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => e.preventDefault());
+  $('accelerator').addEventListener('change', (e) => {
+    if (!state.busy) startModel(e.target.value);
+  });
+  $('sample').addEventListener('click', loadSample);
+  window.addEventListener('error', (e) => showError(`Something went wrong: ${e.message}`));
+  window.addEventListener('unhandledrejection', (e) => showError(`Something went wrong: ${e.reason && e.reason.message ? e.reason.message : e.reason}`));
+}
+
+async function loadSample() {
+  const dir = new URL(`${state.manifest.sample.dicom_dir.replace(/\/?$/, '/')}`, ASSETS);
+  const files = await Promise.all(state.sampleFiles.map(async (name) => {
+    const blob = await (await fetchOk(new URL(name, dir), name)).blob();
+    return new File([blob], name);
+  }));
+  analyzeFiles(files);
+}
+
+async function main() {
+  wire();
+  const choice = ['auto', 'wasm', 'webgpu'].includes(params.get('runtime')) ? params.get('runtime') : 'auto';
+  $('accelerator').value = choice;
+  startModel(choice);
+  try {
+    const build = await (await fetch('vendor/build.json')).json();
+    state.sampleFiles = build.sample_files || [];
+    $('versions').textContent = `LiteRT.js ${build.versions['@litertjs/core']}, dicom-parser ${build.versions['dicom-parser']}; assets ${ASSETS.pathname}`;
+    await state.modelPromise;
+    $('sample').hidden = !(state.sampleFiles.length && state.manifest.sample);
+  } catch {
+    // the model error is already shown; the sample button stays hidden
+  }
+}
+
+main();

@@ -1,0 +1,396 @@
+// Reading a CT series with dicom-parser: headers, stored pixel values, HU, one series, slice order.
+//
+// The rules are the app contract's (android_demo_assets/manifest.json -> preprocessing), the
+// same ones ich_edge/dicom/pixels.py and ich_edge/dicom/series.py apply:
+//   * stored values masked to Bits Stored, sign-extended when Pixel Representation is 1;
+//   * HU = float32(stored) * float32(slope) + float32(intercept), float32 at every step;
+//   * Pixel Padding Value (and its range limit) -> air_hu, then every HU below air_hu -> air_hu;
+//   * MONOCHROME1 is not inverted (the rescale already gives HU);
+//   * slices sorted by Image Position (Patient) projected on the normal of Image Orientation
+//     (Patient), ascending (skull base first); Instance Number only breaks ties.
+// dicom-parser is loaded as a classic script (globalThis.dicomParser).
+
+import { decodeRleFrame, RleError } from './rle.js';
+
+export class DicomError extends Error {}
+
+const TS = {
+  IMPLICIT_LE: '1.2.840.10008.1.2',
+  EXPLICIT_LE: '1.2.840.10008.1.2.1',
+  EXPLICIT_BE: '1.2.840.10008.1.2.2',
+  RLE: '1.2.840.10008.1.2.5',
+};
+
+/** Transfer syntaxes this page decodes, by UID. */
+export const SUPPORTED_TRANSFER_SYNTAXES = {
+  [TS.IMPLICIT_LE]: 'Implicit VR Little Endian',
+  [TS.EXPLICIT_LE]: 'Explicit VR Little Endian',
+  [TS.EXPLICIT_BE]: 'Explicit VR Big Endian',
+  [TS.RLE]: 'RLE Lossless',
+};
+
+/** Names of common transfer syntaxes this page does not decode, for the error message. */
+const OTHER_TRANSFER_SYNTAXES = {
+  '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian',
+  '1.2.840.10008.1.2.4.50': 'JPEG Baseline',
+  '1.2.840.10008.1.2.4.51': 'JPEG Extended',
+  '1.2.840.10008.1.2.4.57': 'JPEG Lossless',
+  '1.2.840.10008.1.2.4.70': 'JPEG Lossless SV1',
+  '1.2.840.10008.1.2.4.80': 'JPEG-LS Lossless',
+  '1.2.840.10008.1.2.4.81': 'JPEG-LS Near-Lossless',
+  '1.2.840.10008.1.2.4.90': 'JPEG 2000 Lossless',
+  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
+  '1.2.840.10008.1.2.4.201': 'HTJ2K Lossless',
+  '1.2.840.10008.1.2.4.202': 'HTJ2K Lossless RPCL',
+  '1.2.840.10008.1.2.4.203': 'HTJ2K',
+};
+
+/** Largest Rows or Columns accepted (as ich-edge: bounds memory on a corrupt header). */
+const MAX_MATRIX_PX = 4096;
+/** Two slices closer than this along the normal are at the same position (ich-edge's rule). */
+const DUPLICATE_TOLERANCE_MM = 0.01;
+
+function parser() {
+  const p = globalThis.dicomParser;
+  if (!p) throw new DicomError('dicom-parser is not loaded (vendor/dicomParser.min.js missing: run `npm run build` in web_demo/)');
+  return p;
+}
+
+function text(ds, tag) {
+  const value = ds.string(tag);
+  return value === undefined || value === '' ? null : value.trim();
+}
+
+function numbers(ds, tag) {
+  const raw = ds.string(tag);
+  if (raw === undefined || raw.trim() === '') return null;
+  const values = raw.split('\\').filter((v) => v.trim() !== '').map((v) => Number(v.trim()));
+  return values.length && values.every(Number.isFinite) ? values : null;
+}
+
+function firstNumber(ds, tag) {
+  const values = numbers(ds, tag);
+  return values ? values[0] : null;
+}
+
+/** A US attribute: dicom-parser reads binary values in the data set's byte order. */
+function ushort(ds, tag) {
+  const element = ds.elements[tag];
+  if (!element || element.length < 2) return null;
+  return ds.uint16(tag);
+}
+
+/**
+ * Parse one file's bytes. Returns the slice's header fields, or throws DicomError naming
+ * the file and saying why it cannot be used.
+ *
+ * @param {string} name the file name (for messages)
+ * @param {ArrayBuffer} buffer the file's bytes
+ */
+export function parseSlice(name, buffer) {
+  const bytes = new Uint8Array(buffer);
+  const hasPreamble = bytes.length > 132 && String.fromCharCode(...bytes.subarray(128, 132)) === 'DICM';
+  let ds;
+  try {
+    // A file without the 128-byte preamble and 'DICM' is read as a bare Implicit VR data
+    // set (as pydicom's force=True), and kept only if it then looks like an image.
+    ds = hasPreamble ? parser().parseDicom(bytes) : parser().parseDicom(bytes, { TransferSyntaxUID: TS.IMPLICIT_LE });
+  } catch (err) {
+    throw new DicomError(
+      hasPreamble
+        ? `${name}: not a readable DICOM file (${errorText(err)})`
+        : `${name}: not a DICOM file (no 'DICM' marker at byte 128)`,
+    );
+  }
+  if (!hasPreamble && !(ds.elements.x00280010 && ds.elements.x7fe00010)) {
+    throw new DicomError(`${name}: not a DICOM file (no 'DICM' marker at byte 128)`);
+  }
+  const transferSyntax = text(ds, 'x00020010') || TS.IMPLICIT_LE;
+  if (!ds.elements.x00280010 && !ds.elements.x00280011) {
+    throw new DicomError(`${name}: no (0028,0010) Rows: not an image slice (a report, DICOMDIR or similar)`);
+  }
+  const module = pixelModule(name, ds);
+  const position = numbers(ds, 'x00200032');
+  const orientation = numbers(ds, 'x00200037');
+  return {
+    name,
+    ds,
+    bytes,
+    transferSyntax,
+    sopInstanceUid: text(ds, 'x00080018') || name.replace(/\.dcm$/i, ''),
+    seriesUid: text(ds, 'x0020000e'),
+    studyUid: text(ds, 'x0020000d'),
+    seriesDescription: text(ds, 'x0008103e'),
+    modality: text(ds, 'x00080060') ? text(ds, 'x00080060').toUpperCase() : null,
+    position: position && position.length === 3 ? position : null,
+    orientation: orientation && orientation.length === 6 ? orientation : null,
+    instanceNumber: firstNumber(ds, 'x00200013'),
+    module,
+  };
+}
+
+function errorText(err) {
+  const message = err && err.message ? err.message : String(err);
+  return message.replace(/^dicomParser\.\w+: /, '').slice(0, 200);
+}
+
+/** The Image Pixel / CT Image attributes needed for HU; rejects what cannot be used. */
+function pixelModule(name, ds) {
+  const samplesPerPixel = ushort(ds, 'x00280002') ?? 1;
+  const photometric = (text(ds, 'x00280004') || 'MONOCHROME2').toUpperCase();
+  if (samplesPerPixel !== 1 || !['MONOCHROME1', 'MONOCHROME2'].includes(photometric)) {
+    throw new DicomError(
+      `${name}: Photometric Interpretation ${photometric} with ${samplesPerPixel} samples per pixel; ` +
+        'the model reads grayscale CT slices (MONOCHROME1/2), not colour or screenshot images',
+    );
+  }
+  const frames = firstNumber(ds, 'x00280008') ?? 1;
+  if (frames !== 1) {
+    throw new DicomError(`${name}: ${frames} frames in one file; this page reads one slice per file (split multi-frame CT first)`);
+  }
+  const rows = ushort(ds, 'x00280010');
+  const columns = ushort(ds, 'x00280011');
+  if (!rows || !columns) throw new DicomError(`${name}: (0028,0010) Rows or (0028,0011) Columns is missing or zero`);
+  if (rows > MAX_MATRIX_PX || columns > MAX_MATRIX_PX) {
+    throw new DicomError(`${name}: the matrix is ${rows}x${columns} pixels; CT slices up to ${MAX_MATRIX_PX} are read (corrupt header?)`);
+  }
+  const bitsAllocated = ushort(ds, 'x00280100');
+  if (![8, 16, 32].includes(bitsAllocated)) {
+    throw new DicomError(`${name}: Bits Allocated is ${bitsAllocated ?? 'missing'}; CT pixels need 8, 16 or 32`);
+  }
+  let bitsStored = ushort(ds, 'x00280101') ?? bitsAllocated;
+  if (!(bitsStored >= 1 && bitsStored <= bitsAllocated)) bitsStored = bitsAllocated;
+  const signed = ushort(ds, 'x00280103') === 1;
+  let slope = firstNumber(ds, 'x00281053');
+  let intercept = firstNumber(ds, 'x00281052');
+  slope = slope === null ? 1.0 : slope;
+  intercept = intercept === null ? 0.0 : intercept;
+  if (slope === 0) throw new DicomError(`${name}: Rescale Slope is 0, so every pixel would have the same HU`);
+  return {
+    rows,
+    columns,
+    bitsAllocated,
+    bitsStored,
+    signed,
+    photometric,
+    slope,
+    intercept,
+    paddingRange: paddingRange(ds, bitsStored, signed),
+  };
+}
+
+/** (low, high) stored values that are padding, from (0028,0120) and (0028,0121), or null. */
+function paddingRange(ds, bitsStored, signed) {
+  const value = ushort(ds, 'x00280120');
+  if (value === null) return null;
+  const limit = ushort(ds, 'x00280121');
+  // US or SS: bring both ends into the pixels' bit pattern, so -2000 read as 63536 matches.
+  const ends = [value, limit === null ? value : limit].map((v) => asStored(v, bitsStored, signed));
+  return [Math.min(...ends), Math.max(...ends)];
+}
+
+/** A padding tag's value in the pixels' bit pattern (exported for the unit tests). */
+export function asStoredForTest(value, bitsStored, signed) {
+  return asStored(value, bitsStored, signed);
+}
+
+function asStored(value, bitsStored, signed) {
+  const mask = bitsStored >= 32 ? 0xffffffff : 2 ** bitsStored - 1;
+  let masked = Number(BigInt.asUintN(32, BigInt(value)) & BigInt(mask));
+  if (signed && masked >= 2 ** (bitsStored - 1)) masked -= 2 ** bitsStored;
+  return masked;
+}
+
+/**
+ * The slice's stored pixel values, masked to Bits Stored and sign-extended when signed.
+ * Decodes native (little/big endian) and RLE Lossless pixel data; names anything else.
+ *
+ * @returns {Int32Array|Float64Array} rows * columns integers, row by row (Float64Array for
+ *     32-bit samples, which need more than an int32)
+ */
+export function storedValues(slice) {
+  const { ds, module, name, transferSyntax } = slice;
+  const element = ds.elements.x7fe00010;
+  if (!element) throw new DicomError(`${name}: no (7FE0,0010) Pixel Data`);
+  const numPixels = module.rows * module.columns;
+  const bytesPerSample = module.bitsAllocated / 8;
+  let raw;
+  let littleEndian = true;
+  if (transferSyntax === TS.RLE) {
+    if (!element.encapsulatedPixelData) throw new DicomError(`${name}: RLE Lossless pixel data is not encapsulated`);
+    let frame;
+    try {
+      frame = parser().readEncapsulatedPixelDataFromFragments(ds, element, 0, element.fragments.length);
+      raw = decodeRleFrame(frame, module.rows, module.columns, module.bitsAllocated, 1);
+    } catch (err) {
+      const why = err instanceof RleError ? err.message : errorText(err);
+      throw new DicomError(`${name}: cannot decode RLE Lossless pixel data (${why})`);
+    }
+  } else if (transferSyntax in SUPPORTED_TRANSFER_SYNTAXES) {
+    littleEndian = transferSyntax !== TS.EXPLICIT_BE;
+    const need = numPixels * bytesPerSample;
+    if (element.length < need || element.dataOffset + need > slice.bytes.length) {
+      throw new DicomError(
+        `${name}: pixel data truncated (${Math.min(element.length, slice.bytes.length - element.dataOffset)} of ${need} bytes); copy the file again`,
+      );
+    }
+    raw = slice.bytes.subarray(element.dataOffset, element.dataOffset + need);
+  } else {
+    const known = OTHER_TRANSFER_SYNTAXES[transferSyntax];
+    throw new DicomError(
+      `${name}: pixel data in ${known ? `${known} (${transferSyntax})` : `transfer syntax ${transferSyntax}`}, ` +
+        `which this page does not decode; it reads ${Object.values(SUPPORTED_TRANSFER_SYNTAXES).join(', ')}. ` +
+        'Convert the series to uncompressed DICOM first, e.g. with GDCM: gdcmconv --raw IN OUT (or dcmtk: dcmdjpeg IN OUT for JPEG).',
+    );
+  }
+  const samples = unsignedSamples(raw, bytesPerSample, littleEndian, numPixels);
+  const { bitsStored, signed } = module;
+  const out = bytesPerSample <= 2 ? new Int32Array(numPixels) : new Float64Array(numPixels);
+  const span = 2 ** bitsStored;
+  const signBit = 2 ** (bitsStored - 1);
+  if (bytesPerSample <= 2) {
+    const mask = span - 1; // stray high bits dropped
+    for (let i = 0; i < numPixels; i++) {
+      const v = samples[i] & mask;
+      out[i] = signed && v >= signBit ? v - span : v;
+    }
+  } else {
+    for (let i = 0; i < numPixels; i++) {
+      const v = bitsStored >= 32 ? samples[i] : samples[i] % span;
+      out[i] = signed && v >= signBit ? v - span : v;
+    }
+  }
+  return out;
+}
+
+const PLATFORM_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Raw pixel bytes as unsigned samples (a typed-array view when the byte order allows). */
+function unsignedSamples(raw, bytesPerSample, littleEndian, numPixels) {
+  if (bytesPerSample === 1) return raw.subarray(0, numPixels);
+  const Typed = bytesPerSample === 2 ? Uint16Array : Uint32Array;
+  if (littleEndian === PLATFORM_LITTLE_ENDIAN) {
+    const aligned = raw.byteOffset % bytesPerSample === 0 ? raw : raw.slice(0, numPixels * bytesPerSample);
+    return new Typed(aligned.buffer, aligned.byteOffset, numPixels);
+  }
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const out = new Typed(numPixels);
+  for (let i = 0; i < numPixels; i++) {
+    out[i] = bytesPerSample === 2 ? view.getUint16(2 * i, littleEndian) : view.getUint32(4 * i, littleEndian);
+  }
+  return out;
+}
+
+/**
+ * Stored values to float32 HU with padding and sub-air values set to airHu.
+ * float32 at every step, as ich_edge.transforms.ToHounsfield (numpy float32).
+ */
+export function storedToHu(stored, module, airHu) {
+  const slope = Math.fround(module.slope);
+  const intercept = Math.fround(module.intercept);
+  const air = Math.fround(airHu);
+  const hu = new Float32Array(stored.length);
+  const padding = module.paddingRange;
+  for (let i = 0; i < stored.length; i++) {
+    const s = stored[i];
+    let v = Math.fround(s);
+    if (module.slope !== 1) v = Math.fround(v * slope);
+    if (module.intercept !== 0) v = Math.fround(v + intercept);
+    if (padding !== null && s >= padding[0] && s <= padding[1]) v = air;
+    hu[i] = v < air ? air : v;
+  }
+  return hu;
+}
+
+/**
+ * Keep one CT series: the one with the most slices. Returns {slices, problems, otherSeries}.
+ * @param {object[]} slices parsed slices (parseSlice)
+ */
+export function pickSeries(slices) {
+  const problems = [];
+  const ct = slices.filter((s) => s.modality === null || s.modality === 'CT');
+  const notCt = slices.length - ct.length;
+  if (!ct.length) {
+    const found = [...new Set(slices.map((s) => s.modality))].join(', ');
+    throw new DicomError(`no CT slice: the files are ${found}; the model reads head CT only`);
+  }
+  if (notCt) problems.push(`${notCt} non-CT file(s) skipped`);
+  const groups = new Map();
+  for (const s of ct) {
+    const key = s.seriesUid || '(no Series Instance UID)';
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(s);
+  }
+  const ordered = [...groups.entries()].sort((a, b) => b[1].length - a[1].length);
+  const [seriesUid, kept] = ordered[0];
+  if (ordered.length > 1) {
+    problems.push(
+      `${ordered.length} series in the files; kept ${seriesUid} (${kept.length} slices), ignored ` +
+        ordered.slice(1).map(([uid, list]) => `${uid} (${list.length})`).join(', '),
+    );
+  }
+  const shapes = new Map();
+  for (const s of kept) {
+    const key = `${s.module.rows}x${s.module.columns}`;
+    shapes.set(key, (shapes.get(key) || 0) + 1);
+  }
+  const shape = [...shapes.entries()].sort((a, b) => b[1] - a[1])[0][0];
+  const sameShape = kept.filter((s) => `${s.module.rows}x${s.module.columns}` === shape);
+  if (sameShape.length < kept.length) problems.push(`${kept.length - sameShape.length} slice(s) not ${shape} pixels skipped`);
+  return { seriesUid, slices: sameShape, problems, numSeries: ordered.length };
+}
+
+/** Unit normal of the slices: row cosines x column cosines of the most common orientation. */
+function sliceNormal(slices, problems) {
+  const counts = new Map();
+  for (const s of slices) {
+    if (!s.orientation) continue;
+    const key = s.orientation.map((v) => v.toFixed(3)).join(',');
+    if (!counts.has(key)) counts.set(key, { n: 0, exact: s.orientation });
+    counts.get(key).n += 1;
+  }
+  if (!counts.size) {
+    problems.push('(0020,0037) Image Orientation (Patient) missing; assumed axial slices');
+    return [0, 0, 1];
+  }
+  const [r0, r1, r2, c0, c1, c2] = [...counts.values()].sort((a, b) => b.n - a.n)[0].exact;
+  const n = [r1 * c2 - r2 * c1, r2 * c0 - r0 * c2, r0 * c1 - r1 * c0];
+  const norm = Math.hypot(...n);
+  if (norm < 1e-6) {
+    problems.push('(0020,0037) Image Orientation (Patient) is degenerate; assumed axial slices');
+    return [0, 0, 1];
+  }
+  return n.map((v) => v / norm);
+}
+
+/**
+ * Sort slices bottom of the head to the top (the manifest's slice_order rule).
+ * Returns {slices, method, problems}; duplicate positions keep the first slice.
+ */
+export function sortSlices(slices) {
+  const problems = [];
+  const missing = slices.filter((s) => !s.position).length;
+  if (missing === 0) {
+    const normal = sliceNormal(slices, problems);
+    const height = (s) => s.position[0] * normal[0] + s.position[1] * normal[1] + s.position[2] * normal[2];
+    const sorted = slices
+      .map((s) => ({ s, h: height(s) }))
+      .sort((a, b) => a.h - b.h || (a.s.instanceNumber || 0) - (b.s.instanceNumber || 0));
+    const kept = [sorted[0]];
+    for (const item of sorted.slice(1)) {
+      if (item.h - kept[kept.length - 1].h < DUPLICATE_TOLERANCE_MM) {
+        problems.push(`${item.s.name}: same position as ${kept[kept.length - 1].s.name}; kept the first`);
+      } else {
+        kept.push(item);
+      }
+    }
+    return { slices: kept.map((item) => item.s), method: 'position', problems };
+  }
+  const fallback = `(0020,0032) Image Position (Patient) missing on ${missing} of ${slices.length} slices`;
+  if (slices.every((s) => s.instanceNumber !== null)) {
+    problems.push(`${fallback}; sorted by Instance Number, which is often not the anatomical order: check the series`);
+    return { slices: [...slices].sort((a, b) => a.instanceNumber - b.instanceNumber), method: 'instance_number', problems };
+  }
+  problems.push(`${fallback} and Instance Number missing too; kept file name order: check the series`);
+  return { slices: [...slices].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)), method: 'file_order', problems };
+}
