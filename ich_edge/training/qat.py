@@ -37,7 +37,7 @@ from ich_edge.training import report as report_lib
 from ich_edge.training import run as run_lib
 from ich_edge.training.keras import keras, quantization_api
 from ich_edge.training.model import ModelConfig, build_cnn_lstm, build_head, build_model
-from ich_edge.training.train import TrainConfig, cache_series, compile_for_training, distributed_datasets, make_reproducible, rsna_weighted_bce
+from ich_edge.training.train import TrainConfig, cache_series, compile_for_training, distributed_datasets, make_reproducible, rsna_weighted_bce, study_loss
 
 DEFAULT_EPOCHS = 3
 LR_FACTOR = 0.1
@@ -236,18 +236,23 @@ def qat(
         raise ConfigError(f"batch_size {train_config.batch_size} must be divisible by the {replicas} devices/workers")
     make_reproducible(train_config)
     size_px = float_run.model_config.input_size_px
-    batch, seq = train_config.batch_size, float_run.sequence_config
-    steps = data_lib.train_plan(train_series, window, batch, config.seed, train_config.augment)[1]
+    batch, seq, augment = train_config.batch_size, float_run.sequence_config, train_config.augment
+    label_mode = float_run.config.get("data", {}).get("label_source", "slice")  # as the float run was trained
+    _, steps, fit_window, _ = data_lib.train_plan(train_series, window, batch, config.seed, augment, label_mode)
     train_ds = distributed_datasets(strategy, lambda share: data_lib.train_dataset(
-        train_series, window, batch, config.seed, train_config.augment, share=share)[0], batch)
-    val_ds = distributed_datasets(strategy, lambda share: data_lib.eval_dataset(val_series, seq, batch, share=share)[0], batch)
-    val_steps = data_lib.eval_plan(data_lib.trainable(val_series), seq, batch)[1]
+        train_series, window, batch, config.seed, augment, labels=label_mode, share=share)[0], batch)
+    val_ds = distributed_datasets(strategy, lambda share: data_lib.eval_dataset(
+        val_series, seq, batch, label_mode, share, fit_window)[0], batch)
+    val_steps = data_lib.eval_plan(data_lib.trainable(val_series, label_mode), seq, batch, label_mode, fit_window)[1]
     with strategy.scope():  # the QAT model's variables are mirrored: copies of the float run's weights
         qat_encoder = quantize_encoder(float_run.encoder)
-        head = build_head(float_run.model_config, window)
+        head = build_head(float_run.model_config, window if fit_window == window else None)
         head.set_weights(float_run.head.get_weights())
         model = build_cnn_lstm(qat_encoder, head, window)
-        train_model, _, _ = compile_for_training(model, train_config, steps, window, size_px, "slice", loss=rsna_weighted_bce)
+        # study labels train on whole series: the same layers (weights) behind a longer window
+        fit_model = model if fit_window == window else build_cnn_lstm(qat_encoder, head, fit_window)
+        loss = rsna_weighted_bce if label_mode == "slice" else study_loss(1.0)
+        train_model, _, _ = compile_for_training(fit_model, train_config, steps, fit_window, size_px, label_mode, loss=loss)
     keep = _KeepBest(log)
     train_model.fit(train_ds, epochs=train_config.epochs, steps_per_epoch=steps, validation_data=val_ds,
                     validation_steps=val_steps, callbacks=[keep], verbose=0)
