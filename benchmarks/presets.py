@@ -1,7 +1,8 @@
 """The demo and mobile presets side by side: convert both in every precision, bench them in one run.
 
 For each preset a tiny synthetic set is made and prepared at the preset's size, a model is
-trained briefly (``--epochs 1``: latency does not depend on the weights) and fine-tuned
+trained briefly (``--epochs 1``: latency does not depend on the weights; 8 calibration
+windows) and fine-tuned
 with QAT for one epoch, then converted to fp32, fp16, dynamic, int8 and qat-int8 and all
 ten files are benched in one ``ich-edge bench`` run (XNNPACK, 2 threads, 32-slice study).
 Goal for the mobile preset: qat-int8 study latency at most 0.5x its fp32. ``--profile``
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
         if not (qat_dir / "model.keras").exists():
             ich_edge("qat", "--model", str(run), "--data", str(cache), "--out", str(qat_dir), "--epochs", "1")
         if not all((models / f"cnn_lstm_{p}.tflite").exists() for p in PRECISIONS):
-            ich_edge("convert", "--model", str(run), "--model", str(qat_dir), "--precision", "all", "--data", str(cache),
+            ich_edge("convert", "--model", str(run), "--model", str(qat_dir), "--precision", "all", "--data", str(cache), "--calibration-windows", "8",
                      "--out", str(models))
         files[preset] = {p: str(models / f"cnn_lstm_{p}.tflite") for p in PRECISIONS}
     bench_json = work / "bench.json"
