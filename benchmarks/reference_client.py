@@ -187,11 +187,7 @@ class AppModel:
         """(T, F) features -> (T, labels) probabilities."""
         inp, out = self.specs["classify"]["inputs"][0], self.specs["classify"]["outputs"][0]
         result = self.classify_runner(**{inp["name"]: quantize(window[None], inp)})[out["name"]]
-        # The fused LSTM keeps its state in variable tensors between invocations: reset them after
-        # each window (they exist once classify has run) so every window starts from zero state,
-        # as in training (manifest: sequence.lstm_state).
-        self.interpreter.reset_all_variables()
-        return dequantize(result, out)[0]
+        return dequantize(result, out)[0]  # stateless: nothing to reset between windows
 
     def predict_series(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(per-slice probabilities (N, labels), features (N, F)): encode once, window, stitch."""

@@ -240,6 +240,9 @@ def readme_values(manifest: dict, values: dict[str, str]) -> dict[str, str]:
         "SAMPLE_ENCODE_INPUT": encode_input,
         "THRESHOLDS_NOTE": _thresholds_note(manifest["thresholds"]),
         "TOLERANCE_ABS": f"{sample['tolerance']['probabilities_abs']:g}",
+        "DEVICE_TOLERANCE_ABS": f"{sample['tolerance']['on_device']['probabilities_abs']:g}",
+        "DEVICE_SPREAD": "; ".join(f"{name} {value:.2g}" for name, value in
+                                   sample["tolerance"]["on_device"]["measured_max_abs_difference"].items()),
         "RUNTIME": manifest["runtime"]["tested_with"],
         "TRAINING_SENTENCE": _training_sentence(manifest.get("training_data")),
         "ICH_EDGE_VERSION": __version__,

@@ -167,8 +167,8 @@ def build_manifest(model, model_file: Path, sample: dict) -> dict:
             "feature_dim": model.feature_dim,
             **SEQUENCE_RULES,
             "stitch_rule": description["sequence"].get("stitch_rule", "mean over the windows covering the slice"),
-            "lstm_state": "reset the interpreter's variable tensors after every classify call "
-            "(Interpreter.resetVariableTensors / reset_all_variables): each window starts from zero LSTM state",
+            "state": "stateless: classify keeps nothing between calls (no variable tensors); windows may run "
+            "in any order, on any runtime, with nothing to reset",
         },
         "study_rule": description["sequence"].get("study_rule", "max over slices, per label"),
         "thresholds": {

@@ -119,6 +119,49 @@ def _copy_rle(source: Path, target: Path) -> None:
         write_dataset_atomic(ds, target / path.name)
 
 
+def _bound(spread: float) -> float:
+    """Twice the measured spread, rounded up to two significant digits; never below the desktop bound."""
+    if spread <= 0:
+        return PROBABILITY_TOLERANCE
+    bound = 2.0 * spread
+    scale = 10.0 ** (np.floor(np.log10(bound)) - 1)
+    return float(max(PROBABILITY_TOLERANCE, np.ceil(bound / scale) * scale))
+
+
+def kernel_spread(model, images: np.ndarray, expected: np.ndarray, thresholds: dict, labels: list[str]) -> dict:
+    """How far other CPU kernels move this model's probabilities on the sample: the on-device bound.
+
+    The same file runs on the builtin reference kernels (what an app gets without XNNPACK,
+    e.g. TensorFlowLiteSwift's default) and on LiteRT's CompiledModel; the largest slice
+    probability difference against ``expected`` (XNNPACK) over both, doubled and rounded
+    up, is the acceptance bound a port on another device should meet, together with
+    identical study decisions at the thresholds.
+    """
+    from ich_edge.runtime.compiled import CompiledRuntimeStudyModel
+    from ich_edge.runtime.tflite_model import TFLiteStudyModel
+
+    others = {
+        "builtin reference kernels (no XNNPACK)": TFLiteStudyModel(model.path, num_threads=1, use_xnnpack=False),
+        "LiteRT CompiledModel (CPU accelerator)": CompiledRuntimeStudyModel(model.path, num_threads=1),
+    }
+    measured, flips = {}, []
+    study = expected.max(axis=0)
+    for name, other in others.items():
+        got = other.predict_series(images)
+        measured[name] = float(np.abs(got - expected).max())
+        got_study = got.max(axis=0)
+        flips += [f"{label} ({name})" for i, label in enumerate(labels)
+                  if label in thresholds and (got_study[i] >= thresholds[label]) != (study[i] >= thresholds[label])]
+    spread = max(measured.values())
+    return {
+        "measured_max_abs_difference": measured,
+        "probabilities_abs": _bound(spread),
+        "rule": "a port on another device passes when every slice probability is within probabilities_abs of "
+        "expected.json and every study decision (probability >= threshold) is the same",
+        "study_decisions_that_differed_in_the_measurement": flips,
+    }
+
+
 def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dict:
     """Write ``sample_dir`` for ``model`` (a TFLiteStudyModel); return the manifest's ``sample``."""
     labels = list(model.labels)
@@ -150,6 +193,7 @@ def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dic
     study = probabilities.max(axis=0)
 
     thresholds = (model.description.get("thresholds") or {}).get("study") or {}
+    on_device = kernel_spread(model, images, probabilities, thresholds, labels)
     expected = {
         "model_sha256": model.sha256,
         "precision": model.precision,
@@ -171,7 +215,8 @@ def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dic
         "study": {label: float(study[i]) for i, label in enumerate(labels)},
         "positive": {label: bool(study[i] >= thresholds[label]) for i, label in enumerate(labels) if label in thresholds},
         "ground_truth_study": {label: int(study_truth[i]) for i, label in enumerate(labels)},
-        "tolerance": {"probabilities_abs": PROBABILITY_TOLERANCE, "images_uint8": "exact", "encode_input": "exact"},
+        "tolerance": {"probabilities_abs": PROBABILITY_TOLERANCE, "images_uint8": "exact", "encode_input": "exact",
+                      "on_device": on_device},
         "computed_with": f"ich_edge TFLiteStudyModel.predict_series, {runtime_name()}, XNNPACK",
     }
     (sample_dir / "expected.json").write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")

@@ -1,4 +1,4 @@
-"""``ich-edge bench FILE... [--threads 1,2,4] [--backend xnnpack,reference,gpu,gpu+cpu] [--runs N] ...``."""
+"""``ich-edge bench FILE... [--threads 1,2,4] [--backend xnnpack,reference,compiled,gpu,gpu+cpu] [--runs N] ...``."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from ich_edge.runtime.bench import BACKENDS, BenchConfig, parse_backends, parse_
     "backends",
     default=",".join(BACKENDS),
     show_default=True,
-    help="xnnpack (LiteRT's default CPU path), reference (builtin kernels, no delegate), "
-    "gpu (LiteRT CompiledModel GPU accelerator alone), gpu+cpu (encode on the GPU, classify on XNNPACK: "
-    "how an app runs it, as the GPU accelerator cannot compile the LSTM); a GPU row is 'unavailable' with "
-    "the reason where it cannot run.",
+    help="xnnpack (Interpreter, LiteRT's default CPU path), reference (builtin kernels, no delegate), "
+    "compiled (LiteRT CompiledModel, CPU accelerator), gpu (CompiledModel, GPU accelerator alone), "
+    "gpu+cpu (encode on the GPU, classify on XNNPACK); a GPU row is 'unavailable' with the reason where "
+    "it cannot run.",
 )
 @click.option("--runs", default=20, show_default=True, type=int, help="Timed runs per measurement.")
 @click.option("--warmup", default=3, show_default=True, type=int, help="Untimed runs before timing.")

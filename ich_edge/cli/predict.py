@@ -1,4 +1,4 @@
-"""``ich-edge predict --model FILE.tflite PATH [--json] [--png OUT] [--threads N]``."""
+"""``ich-edge predict --model FILE.tflite PATH [--json] [--png OUT] [--threads N] [--runtime interpreter|compiled]``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ich_edge.runtime.predict import format_text, load_model, model_settings, predict_path, to_json
+from ich_edge.runtime.predict import RUNTIMES, format_text, load_model, model_settings, predict_path, to_json
 
 
 @click.command(name="predict")
@@ -31,7 +31,15 @@ from ich_edge.runtime.predict import format_text, load_model, model_settings, pr
     "(k = series index); a path without .png is a folder of series_<k>.png. Needs matplotlib.",
 )
 @click.option("--threads", default=2, show_default=True, type=int, help="Interpreter threads.")
-def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, threads: int) -> None:
+@click.option(
+    "--runtime",
+    type=click.Choice(RUNTIMES),
+    default="interpreter",
+    show_default=True,
+    help="interpreter (LiteRT Interpreter with XNNPACK) or compiled (LiteRT CompiledModel, CPU accelerator): "
+    "the same file and the same results within 1e-5.",
+)
+def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, threads: int, runtime: str) -> None:
     """Run a TFLite model on the CT series under PATH (no TensorFlow needed).
 
     PATH is one .dcm file, a series folder, or a flat folder of several series (the RSNA
@@ -42,7 +50,7 @@ def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, t
     Exit code 0 when at least one series was predicted, even if other files or series were
     skipped (they are listed as problems); non-zero when nothing could be predicted.
     """
-    model = load_model(model_path, num_threads=threads)
+    model = load_model(model_path, num_threads=threads, runtime=runtime)
     if png_out is not None:
         from ich_edge.runtime.montage import require_matplotlib
 

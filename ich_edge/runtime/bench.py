@@ -23,11 +23,12 @@ configuration's own and one backend's caches cannot speed up the next. In the wo
 Latency statistics report mean, std, min, p50, p90, p99, max and the number of outliers
 (runs slower than median + 3 scaled MADs); nothing is dropped from them.
 
-Backends: ``xnnpack`` (LiteRT's default CPU path), ``reference`` (builtin kernels, no
-default delegate: the baseline), ``gpu`` (LiteRT CompiledModel with the GPU accelerator
-alone) and ``gpu+cpu`` (``encode`` on the GPU accelerator, ``classify`` on XNNPACK: how an
-app runs the model, whose LSTM the GPU accelerator cannot compile). Where a GPU backend
-cannot run, the row is ``unavailable`` with LiteRT's reason.
+Backends: ``xnnpack`` (the Interpreter with LiteRT's default CPU path), ``reference``
+(builtin kernels, no default delegate: the baseline), ``compiled`` (LiteRT's CompiledModel
+API with its CPU accelerator, as current Android apps run it), ``gpu`` (CompiledModel with
+the GPU accelerator alone, both signatures) and ``gpu+cpu`` (``encode`` on the GPU
+accelerator, ``classify`` on XNNPACK). Where a GPU backend cannot run, the row is
+``unavailable`` with LiteRT's reason.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from ich_edge.metrics import roc_auc
 from ich_edge.runtime.bench_worker import latency_stats
 from ich_edge.sequence import window_starts
 
-BACKENDS = ("xnnpack", "reference", "gpu", "gpu+cpu")
+BACKENDS = ("xnnpack", "reference", "compiled", "gpu", "gpu+cpu")
 #: Slices of the "typical study" timed end to end.
 DEFAULT_STUDY_SLICES = 32
 RESULT_FORMAT = "ich-edge-bench/1"

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge.errors import ConfigError, IchEdgeError
-from ich_edge.sequence import gather_windows, stitch
 
 
 def latency_stats(samples_ms) -> dict:
@@ -54,45 +53,19 @@ def _timed(fn, runs: int, warmup: int) -> list[float]:
     return samples
 
 
-class _GpuStudy:
-    """The GPU model with the study rule of :class:`TFLiteStudyModel` (encode, windows, stitch)."""
-
-    def __init__(self, path: str) -> None:
-        from ich_edge.runtime.bench_gpu import CompiledStudyModel
-        from ich_edge.runtime.description import read_description
-        from ich_edge.sequence import SequenceConfig
-
-        self.model = CompiledStudyModel(path, "gpu")
-        self.sequence = SequenceConfig.from_dict(read_description(path)["sequence"])
-        self.encode = self.model.encode
-        self.classify = self.model.classify
-
-    def windows(self, features: np.ndarray) -> np.ndarray:
-        if len(features) < self.sequence.window_slices:
-            raise ConfigError("the GPU benchmark times studies of at least one window of slices")
-        return gather_windows(features, self.sequence)
-
-    def predict_series(self, images: np.ndarray) -> np.ndarray:
-        features = self.encode(images)
-        return stitch(self.classify(self.windows(features)), len(features), self.sequence)
-
-
 def _open(path: str, backend: str, threads: int):
     from ich_edge.runtime.bench_gpu import GpuEncoderStudyModel
+    from ich_edge.runtime.compiled import CompiledRuntimeStudyModel
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
 
     if backend == "gpu":
-        return _GpuStudy(path)
+        return CompiledRuntimeStudyModel(path, num_threads=threads, accelerator="gpu")
+    if backend == "compiled":
+        return CompiledRuntimeStudyModel(path, num_threads=threads, accelerator="cpu")
     if backend == "gpu+cpu":
         return GpuEncoderStudyModel(path, num_threads=threads)
-    return TFLiteStudyModel(path, num_threads=threads, use_xnnpack=backend == "xnnpack")
-
-
-def _input_size(model) -> int:
-    if hasattr(model, "input_size_px"):
-        return int(model.input_size_px)
-    details = model.model.model.get_input_tensor_details("encode")
-    return int(next(iter(details.values()))["shape"][1])
+    # timing_only: bench may time a stateful file (benchmarks/stateless_head.py times the old fused form)
+    return TFLiteStudyModel(path, num_threads=threads, use_xnnpack=backend == "xnnpack", timing_only=True)
 
 
 def _coverage(path: str, backend: str, threads: int, model) -> dict:
@@ -115,7 +88,7 @@ def _coverage(path: str, backend: str, threads: int, model) -> dict:
             return found
         else:
             total = sum(c.total_nodes for c in coverage.builtin_coverage(data).values())
-            return {"total_nodes": total, "fully_accelerated": bool(model.model.fully_accelerated), "signatures": {}}
+            return {"total_nodes": total, "fully_accelerated": bool(model.fully_accelerated), "signatures": {}}
     except IchEdgeError as err:
         return {"error": str(err)}
     return {
@@ -140,7 +113,7 @@ def measure(path: str, backend: str, threads: int, runs: int, warmup: int, study
     except AcceleratorUnavailable as err:
         return {"status": "unavailable", "reason": str(err)}
     init_ms = (time.perf_counter_ns() - start) / 1e6
-    size = _input_size(model)
+    size = int(model.input_size_px)
     rng = np.random.default_rng(seed)
     study = rng.integers(0, 256, (study_slices, size, size, 3), dtype=np.uint8)
     one_slice = study[:1]

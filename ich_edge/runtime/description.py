@@ -125,6 +125,32 @@ def _short_name(raw) -> str:
     return "/".join(part.removeprefix("quant_") for part in first.split("/"))
 
 
+def _share_empty_buffer(model) -> None:
+    """Point every tensor without data at buffer 0 (the schema's empty sentinel) and drop the rest.
+
+    The converter gives each activation tensor an empty buffer of its own; an unrolled
+    recurrent head has hundreds of them. Metadata buffers (the description) are kept and
+    renumbered with the others.
+    """
+    buffers = model.buffers or []
+
+    def empty(index: int) -> bool:
+        return buffers[index].data is None or len(buffers[index].data) == 0
+
+    if not buffers or not empty(0):
+        return  # not converter output: leave the buffers as they are
+    keep = [0] + [i for i in range(1, len(buffers)) if not empty(i)]
+    metadata_buffers = {m.buffer for m in model.metadata or []}
+    keep = sorted(set(keep) | metadata_buffers)
+    new_index = {old: new for new, old in enumerate(keep)}
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            tensor.buffer = 0 if empty(tensor.buffer) and tensor.buffer not in metadata_buffers else new_index[tensor.buffer]
+    for entry in model.metadata or []:
+        entry.buffer = new_index[entry.buffer]
+    model.buffers = [buffers[i] for i in keep]
+
+
 def embed_description(tflite_bytes: bytes, description: dict, compact: bool = True) -> bytes:
     """Return ``tflite_bytes`` with ``description`` stored under :data:`DESCRIPTION_KEY`.
 
@@ -162,6 +188,7 @@ def embed_description(tflite_bytes: bytes, description: dict, compact: bool = Tr
             for tensor in subgraph.tensors:
                 if tensor.name is not None:
                     tensor.name = _short_name(tensor.name)
+        _share_empty_buffer(model)
         builder = _SharingBuilder.create(size)
     else:
         builder = flatbuffers.Builder(size)
@@ -225,7 +252,7 @@ def op_summary(model: str | Path | bytes) -> dict:
     -------
     dict
         ``{signature: {"ops": {OP: {"count", "integer", "hybrid", "float", "conversion",
-        "weight_dtypes"}}, "weight_bytes": {dtype: bytes}}}``; a model without signatures
+        "weight_dtypes"}}, "weight_bytes": {dtype: bytes}, "variable_tensors": n}}``; a model without signatures
         reports its subgraphs as ``subgraph<i>``. ``integer`` ops run on int8/int16
         activations, ``hybrid`` ops have int8 weights and float activations (dynamic-range
         quantization), ``conversion`` counts QUANTIZE/DEQUANTIZE.
@@ -266,7 +293,13 @@ def op_summary(model: str | Path | bytes) -> dict:
         constants = {t.buffer: t.type for t in tensors if has_data[t.buffer]}  # shared buffers once
         for buffer_index, tensor_type in constants.items():
             weight_bytes[type_names.get(tensor_type, str(tensor_type))] += len(model_t.buffers[buffer_index].data)
-        summary[names[index]] = {"ops": dict(sorted(ops.items())), "weight_bytes": dict(sorted(weight_bytes.items()))}
+        summary[names[index]] = {
+            "ops": dict(sorted(ops.items())),
+            "weight_bytes": dict(sorted(weight_bytes.items())),
+            # State that survives an invocation (e.g. the fused LSTM's): CompiledModel, GPU
+            # accelerators and LiteRT.js refuse it, so ich-edge convert writes none.
+            "variable_tensors": sum(1 for tensor in tensors if tensor.isVariable),
+        }
     return summary
 
 

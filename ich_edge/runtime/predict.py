@@ -113,8 +113,15 @@ class PathPrediction:
     scan_ms: float
 
 
-def load_model(path: str | Path, num_threads: int = 2):
+#: ``predict --runtime``: LiteRT's Interpreter (XNNPACK) or its CompiledModel API (CPU accelerator).
+RUNTIMES = ("interpreter", "compiled")
+
+
+def load_model(path: str | Path, num_threads: int = 2, runtime: str = "interpreter"):
     """Open ``path`` as a :class:`~ich_edge.runtime.tflite_model.TFLiteStudyModel`.
+
+    ``runtime="compiled"`` runs both signatures on LiteRT's CompiledModel
+    (:class:`~ich_edge.runtime.compiled.CompiledRuntimeStudyModel`).
 
     Raises
     ------
@@ -129,8 +136,15 @@ def load_model(path: str | Path, num_threads: int = 2):
         raise ModelError(f"{path}: no such model file; pass a .tflite written by `ich-edge convert`")
     if int(num_threads) < 1:
         raise ConfigError(f"--threads must be >= 1, got {num_threads}")
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     try:
-        model = TFLiteStudyModel(path, num_threads=int(num_threads))
+        if runtime == "compiled":
+            from ich_edge.runtime.compiled import CompiledRuntimeStudyModel
+
+            model = CompiledRuntimeStudyModel(path, num_threads=int(num_threads), accelerator="cpu")
+        else:
+            model = TFLiteStudyModel(path, num_threads=int(num_threads))
     except IchEdgeError:
         raise
     except (KeyError, TypeError) as err:

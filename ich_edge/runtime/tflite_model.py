@@ -68,6 +68,18 @@ def from_output(values: np.ndarray, detail: dict) -> np.ndarray:
     return ((values.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)).astype(np.float32)
 
 
+def _refuse_stateful(path: Path) -> None:
+    """:class:`ModelError` if any signature keeps state between invocations (variable tensors)."""
+    from ich_edge.runtime.description import op_summary
+
+    stateful = {sig: info["variable_tensors"] for sig, info in op_summary(path).items() if info["variable_tensors"]}
+    if stateful:
+        raise ModelError(
+            f"{path} keeps state between invocations in variable tensors {stateful} (a fused LSTM from an "
+            "older ich-edge): convert the run again with `ich-edge convert` for a stateless classify"
+        )
+
+
 class TFLiteStudyModel:
     """An ich-edge ``.tflite`` with its description, ready to run on uint8 window images.
 
@@ -77,6 +89,9 @@ class TFLiteStudyModel:
     num_threads : interpreter threads.
     use_xnnpack : False selects the reference kernels (no default delegate).
     encode_batch : slices per ``encode`` invocation.
+    timing_only : accept a file whose ``classify`` keeps state in variable tensors (the fused
+        LSTM of ich-edge before stateless conversion): its outputs are wrong from the second
+        window on, so only ``bench`` may open one, to time it.
     """
 
     def __init__(
@@ -85,9 +100,12 @@ class TFLiteStudyModel:
         num_threads: int = 2,
         use_xnnpack: bool = True,
         encode_batch: int = DEFAULT_ENCODE_BATCH,
+        timing_only: bool = False,
     ) -> None:
         self.path = Path(path)
         self.description = read_description(self.path)
+        if not timing_only:
+            _refuse_stateful(self.path)
         if encode_batch < 1:
             raise ConfigError(f"encode_batch must be >= 1, got {encode_batch}")
         self.encode_batch = int(encode_batch)
@@ -168,12 +186,15 @@ class TFLiteStudyModel:
         """The ``encode`` signature's raw output for one model-ready batch (a subclass may run it elsewhere)."""
         return self._encode(**{self._image_name: batch})[self._features_name]
 
+    def _classify_window(self, window: np.ndarray) -> np.ndarray:
+        """The ``classify`` signature's raw output for one model-ready window (a subclass may run it elsewhere)."""
+        return self._classify(**{self._window_name: window})[self._probs_name]
+
     def classify(self, windows: np.ndarray) -> np.ndarray:
         """Probabilities per slice of each window: ``(W, T, F)`` features -> ``float32 (W, T, 6)``.
 
-        The fused LSTM keeps its state in variable tensors that survive an invocation, so
-        they are reset after every window; otherwise each window would start from the
-        previous window's final state instead of zeros (as in training).
+        ``classify`` is stateless (no variable tensors): each invocation is one window from
+        the zero state, as in training, whatever ran before.
         """
         windows = np.asarray(windows, dtype=np.float32)
         expected = (self.window_slices, self.feature_dim)
@@ -182,10 +203,7 @@ class TFLiteStudyModel:
         out = np.empty((len(windows), self.window_slices, int(self._probs["shape"][-1])), np.float32)
         for i, window in enumerate(windows):
             fed = to_input(window[None], self._window)
-            out[i] = from_output(self._classify(**{self._window_name: fed})[self._probs_name], self._probs)[0]
-            # The fused LSTM keeps its final state in variable tensors that the next invoke
-            # would start from; every window must start from the zero state, as in Keras.
-            self.interpreter.reset_all_variables()
+            out[i] = from_output(self._classify_window(fed), self._probs)[0]
         return out
 
     def blank_features(self) -> np.ndarray:

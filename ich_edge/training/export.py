@@ -11,9 +11,13 @@ configured by a precision recipe from :mod:`converters`. Every file gets the che
 an embedded description (:mod:`ich_edge.runtime.description`) and a sidecar JSON, and is
 written atomically; an existing file is never replaced without ``force``.
 
-Checks: builtin ops only (no Flex), the LSTM fused into UNIDIRECTIONAL_SEQUENCE_LSTM, and
-BatchNormalization folded into the convolutions (no MUL in ``encode`` and exactly one ADD
-per residual Add layer).
+``classify`` is *stateless*: the recurrent head is unrolled over the fixed window
+(:mod:`ich_edge.training.stateless`), so no tensor keeps state between invocations and
+LiteRT's CompiledModel, GPU accelerators and LiteRT.js run the file as it is.
+
+Checks: builtin ops only (no Flex), no variable tensors in any signature, and, where the
+encoder has BatchNormalization, BN folded into the convolutions (no MUL in ``encode`` and
+exactly one ADD per residual Add layer).
 """
 
 from __future__ import annotations
@@ -35,10 +39,10 @@ from ich_edge.runtime.description import FORMAT, custom_ops, embed_description, 
 from ich_edge.runtime.tflite_model import CLASSIFY, ENCODE
 from ich_edge.training.keras import keras, tf
 from ich_edge.training.model import MODEL_VERSION
+from ich_edge.training.stateless import stateless_head_fn
 from ich_edge.training.run import CONFIG_FILE
 
 IMAGE, FEATURES, PROBABILITIES = "image", "features", "probabilities"
-FUSED_LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 VALUE_SCALING = (
     "uint8 window image / 255 -> [0, 1] float input; int8/uint8 inputs take the quantized value per the "
     "input's scale/zero_point"
@@ -76,15 +80,18 @@ class ConvertConfig:
         ConvertOptions(io=self.io)  # validates io
 
 
-def deployable_module(encoder, head, window_slices: int):
+def deployable_module(encoder, head, window_slices: int, stateless: bool = True):
     """A ``tf.Module`` with the ``encode`` and ``classify`` functions of the deployed model.
 
     The Keras models are reached through the closure and only their variables are tracked:
     saving the Keras objects themselves would add every layer's traced call functions to the
     SavedModel (hundreds of functions that the converter then loads for nothing).
+    ``stateless=False`` keeps the Keras head as it is (the fused, stateful LSTM): only for
+    ``benchmarks/stateless_head.py``, which compares the two forms; convert refuses it.
     """
     size_px = int(encoder.input_shape[1])
     feature_dim = int(encoder.output_shape[-1])
+    head_fn = stateless_head_fn(head, window_slices) if stateless else (lambda x: head(x, training=False))
 
     class Deployable(tf.Module):
         def __init__(self):
@@ -97,14 +104,14 @@ def deployable_module(encoder, head, window_slices: int):
 
         @tf.function(input_signature=[tf.TensorSpec([1, window_slices, feature_dim], tf.float32, name=FEATURES)])
         def classify(self, features):
-            return {PROBABILITIES: head(features, training=False)}
+            return {PROBABILITIES: head_fn(features)}
 
     return Deployable()
 
 
-def save_deployable(encoder, head, window_slices: int, directory: str | Path) -> Path:
+def save_deployable(encoder, head, window_slices: int, directory: str | Path, stateless: bool = True) -> Path:
     """Write the two-signature SavedModel to ``directory`` (a scratch folder)."""
-    module = deployable_module(encoder, head, window_slices)
+    module = deployable_module(encoder, head, window_slices, stateless)
     tf.saved_model.save(module, str(directory), signatures={ENCODE: module.encode, CLASSIFY: module.classify})
     return Path(directory)
 
@@ -157,17 +164,20 @@ def count_layers(model, layer_type) -> int:
     return sum(isinstance(getattr(layer, "layer", layer), layer_type) for layer in model.layers)
 
 
-def check_graph(summary: dict, encoder, rnn: str) -> None:
-    """Builtin ops only, the LSTM fused, BatchNormalization folded; :class:`ConversionError` if not."""
+def check_graph(summary: dict, encoder) -> None:
+    """Builtin ops only, no variable tensors, BatchNormalization folded; :class:`ConversionError` if not."""
     custom = custom_ops(summary)
     if custom:
         raise ConversionError(f"the converted model needs non-builtin ops {custom} (Flex/SELECT_TF_OPS are not allowed)")
-    classify_ops = summary[CLASSIFY]["ops"]
-    if rnn == "lstm" and FUSED_LSTM not in classify_ops:
+    stateful = {sig: info["variable_tensors"] for sig, info in summary.items() if info.get("variable_tensors")}
+    if stateful:
         raise ConversionError(
-            f"the LSTM did not become {FUSED_LSTM} (classify has {sorted(classify_ops)}); "
-            "build the head with tf_keras (ich_edge.training.keras) and a fixed window length"
+            f"the converted model keeps state in variable tensors {stateful}, which LiteRT's CompiledModel, "
+            "GPU accelerators and LiteRT.js refuse; classify must be converted from the stateless head "
+            "(ich_edge.training.stateless)"
         )
+    if not count_layers(encoder, keras.layers.BatchNormalization):
+        return
     encode_ops = summary[ENCODE]["ops"]
     adds = encode_ops.get("ADD", {}).get("count", 0)
     residual_adds = count_layers(encoder, keras.layers.Add)
@@ -228,9 +238,8 @@ def describe_model(run, recipe: Recipe, options: ConvertOptions, tflite_bytes: b
             **run.sequence_config.to_dict(),
             "padding": "a study shorter than window_slices is padded at the end with blank (all-zero) slices; "
             "their features are encode(blank image) and their outputs are dropped",
-            "lstm_cell_clip": 0.0,
-            "lstm_state": "classify's LSTM state lives in variable tensors that persist between invocations: reset "
-            "them before every window (Interpreter.resetVariableTensors() / reset_all_variables())",
+            "state": "stateless: classify has no variable tensors; every invocation is one window from the zero "
+            "state, so windows can run in any order and on any runtime",
         },
         "thresholds": run.thresholds,
         "training_data": {
@@ -371,7 +380,6 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
     if len(float_dirs) > 1 or len(qat_dirs) > 1:
         raise ConfigError("pass at most one float RUN_DIR and one QAT_DIR as --model")
     recipes = select_recipes(config.precisions, bool(float_dirs), bool(qat_dirs))
-    recipes = _without_integer_gru(recipes, dirs, quantized, config.precisions, log)
     if data is None and any(r.needs_calibration for r in recipes):
         names = ", ".join(r.name for r in recipes if r.needs_calibration)
         raise ConfigError(f"{names} need calibration data: pass --data CACHE (the cache the run was trained on)")
@@ -410,40 +418,13 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
     return results
 
 
-def _rnn_of(model_dir: Path) -> str | None:
-    return ((_read_optional_json(model_dir / CONFIG_FILE) or {}).get("model") or {}).get("rnn")
-
-
-def _without_integer_gru(recipes: list[Recipe], dirs, quantized: dict, precisions, log) -> list[Recipe]:
-    """Drop (for ``all``) or refuse the full-integer recipes of a GRU head.
-
-    TensorFlow 2.21's calibrator crashes the process (segmentation fault) on the GRU's
-    while loop, so ``int8``/``qat-int8`` of a GRU model would end without a message.
-    """
-    blocked = {r.name for d in dirs if _rnn_of(d) == "gru" for r in recipes
-               if r.needs_calibration and r.needs_qat == quantized[d]}
-    if not blocked:
-        return recipes
-    names = ", ".join(sorted(blocked))
-    if ALL not in precisions:
-        raise ConfigError(
-            f"{names} cannot convert a GRU head (TensorFlow 2.21's calibrator crashes on it); "
-            "use fp32, fp16 or dynamic for this model, or train with --rnn lstm for integer files"
-        )
-    log(f"note: skipping {names}: full-integer conversion of a GRU head crashes TensorFlow 2.21's calibrator")
-    kept = [r for r in recipes if r.name not in blocked]
-    if not kept:
-        raise ConfigError(f"nothing to convert: {names} cannot convert a GRU head; pass the float RUN_DIR for fp32/fp16/dynamic")
-    return kept
-
-
 def _convert_one(run, recipe: Recipe, saved: Path, calibration, io: str, out: Path, force: bool, log) -> dict:
     t0 = time.monotonic()
     dataset = representative_dataset(calibration) if recipe.needs_calibration else None
     options = ConvertOptions(io=io, representative_dataset=dataset)
-    tflite_bytes = unclip_lstm_cells(run_converter(saved, recipe, options))
+    tflite_bytes = run_converter(saved, recipe, options)
     summary = op_summary(tflite_bytes)
-    check_graph(summary, run.encoder, run.model_config.rnn)
+    check_graph(summary, run.encoder)
     description = describe_model(run, recipe, options, tflite_bytes, summary, calibration if dataset else None)
     path = write_model(out / recipe.file_name, tflite_bytes, description, force)
     seconds = time.monotonic() - t0

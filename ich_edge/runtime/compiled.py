@@ -1,0 +1,61 @@
+"""The model on LiteRT's CompiledModel API (``predict --runtime compiled``, ``bench --backend compiled|gpu``).
+
+Runtime tier. CompiledModel is LiteRT's current API on Android and the path to its GPU
+and NPU accelerators; it refuses files with variable tensors, which is why ``classify`` is
+converted stateless. :class:`CompiledRuntimeStudyModel` keeps everything of
+:class:`~ich_edge.runtime.tflite_model.TFLiteStudyModel` that is not an invocation (input
+scaling, windows, padding, stitching, the study rule) and sends both signatures to a
+CompiledModel, so the two runtimes differ only in the kernels that run.
+
+The interpreter of the parent class is still opened: it reads the signatures' tensor
+details (names, shapes, quantization) that the CompiledModel Python API does not expose.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ich_edge.errors import ConfigError
+from ich_edge.runtime.tflite_model import CLASSIFY, DEFAULT_ENCODE_BATCH, ENCODE, TFLiteStudyModel
+
+ACCELERATORS = ("cpu", "gpu")
+
+
+class CompiledRuntimeStudyModel(TFLiteStudyModel):
+    """An ich-edge ``.tflite`` whose ``encode`` and ``classify`` run on a LiteRT CompiledModel.
+
+    Parameters
+    ----------
+    path : the ``.tflite`` written by ``ich-edge convert``.
+    num_threads : CPU accelerator threads.
+    accelerator : ``"cpu"`` (CompiledModel's CPU accelerator, XNNPACK inside) or ``"gpu"``
+        (the GPU accelerator alone, no CPU fallback: slices go one per call, as LiteRT 2.3
+        failed to build the encoder's GPU kernels for a batch of 32).
+
+    Raises
+    ------
+    ich_edge.runtime.bench_gpu.AcceleratorUnavailable
+        The accelerator cannot run the model here, with LiteRT's reason.
+    """
+
+    def __init__(self, path: str | Path, num_threads: int = 2, accelerator: str = "cpu") -> None:
+        from ich_edge.runtime.bench_gpu import CompiledStudyModel
+
+        if accelerator not in ACCELERATORS:
+            raise ConfigError(f"accelerator must be one of {ACCELERATORS}, got {accelerator!r}")
+        batch = DEFAULT_ENCODE_BATCH if accelerator == "cpu" else 1
+        super().__init__(path, num_threads=num_threads, use_xnnpack=True, encode_batch=batch)
+        self.accelerator = accelerator
+        self.compiled = CompiledStudyModel(self.path, accelerator, num_threads)
+
+    @property
+    def fully_accelerated(self) -> bool:
+        return self.compiled.fully_accelerated
+
+    def _encode_batch(self, batch: np.ndarray) -> np.ndarray:
+        return self.compiled.run_batch(ENCODE, batch)
+
+    def _classify_window(self, window: np.ndarray) -> np.ndarray:
+        return self.compiled.run_batch(CLASSIFY, window)
