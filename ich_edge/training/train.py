@@ -52,6 +52,8 @@ RESUMABLE_FIELDS = ("epochs", "max_minutes", "min_epochs", "backbone_weights")
 LR_SCALINGS = ("none", "linear")
 #: Global batch the learning rate is given for under ``lr_scaling="linear"``.
 REFERENCE_BATCH = 8
+#: How study-label training pools slice probabilities into the study probability.
+STUDY_POOLINGS = ("max", "noisy-or")
 #: Where the loss comes from: per-slice labels, study labels (max over slices), or auto.
 LABEL_MODES = ("auto", *data_lib.LABEL_SOURCES)
 
@@ -82,6 +84,8 @@ class TrainConfig:
     labels : "slice" (loss per slice), "study" (study labels only: loss on the max over the
         slices of each series, for report-labelled data), or "auto" (slice when the cache
         has slice labels).
+    study_pooling : study-label loss on the "max" over slices (the study rule) or on their
+        "noisy-or" (a smooth max: every slice gets gradient).
     lr_scaling : "none" (``learning_rate`` as given) or "linear" (``learning_rate`` is for a
         global batch of 8 windows and is multiplied by ``batch_size / 8``).
     mixed_precision : train with the mixed_float16 policy (GPUs); the output layer and the
@@ -110,6 +114,7 @@ class TrainConfig:
     specificity: float = 0.9
     positive_weight: float = 3.0
     labels: str = "auto"
+    study_pooling: str = "max"
     lr_scaling: str = "none"
     mixed_precision: bool = False
     deterministic: bool = True
@@ -136,6 +141,8 @@ class TrainConfig:
             raise ConfigError(f"specificity must be in [0.5, 1), got {self.specificity}")
         if self.labels not in LABEL_MODES:
             raise ConfigError(f"labels must be one of {LABEL_MODES}, got {self.labels!r}")
+        if self.study_pooling not in STUDY_POOLINGS:
+            raise ConfigError(f"study_pooling must be one of {STUDY_POOLINGS}, got {self.study_pooling!r}")
         if self.lr_scaling not in LR_SCALINGS:
             raise ConfigError(f"lr_scaling must be one of {LR_SCALINGS}, got {self.lr_scaling!r}")
         self.augment  # validates the augmentation fields
@@ -183,14 +190,24 @@ def _weighted_bce(y, p, positive_weight: float):
     return tf.reduce_sum(bce * weights, axis=-1)
 
 
-def study_loss(positive_weight: float = 1.0):
+def study_loss(positive_weight: float = 1.0, pooling: str = "max"):
     """Loss on study labels: ``y_true (B, T, 6)`` (the study's labels on every slice, -1 on
-    padding) against the max of ``y_pred`` over the real slices -> ``(B,)`` (study rule)."""
+    padding) against the study probability pooled over the real slices -> ``(B,)``.
+
+    ``pooling`` "max" is the study rule itself (gradient through one slice per label);
+    "noisy-or" (``1 - prod(1 - p)``) is a smooth max that sends gradient to every slice.
+    """
+    if pooling not in STUDY_POOLINGS:
+        raise ConfigError(f"study_pooling must be one of {STUDY_POOLINGS}, got {pooling!r}")
 
     def rsna_weighted_bce_study(y_true, y_pred):
         y_pred = tf.cast(y_pred, tf.float32)
         valid = tf.reduce_all(y_true >= 0.0, axis=-1, keepdims=True)
-        study_p = tf.reduce_max(tf.where(valid, y_pred, tf.zeros_like(y_pred)), axis=1)
+        masked = tf.where(valid, y_pred, tf.zeros_like(y_pred))
+        if pooling == "max":
+            study_p = tf.reduce_max(masked, axis=1)
+        else:
+            study_p = 1.0 - tf.exp(tf.reduce_sum(tf.math.log1p(-tf.clip_by_value(masked, 0.0, 1.0 - 1e-6)), axis=1))
         study_y = tf.reduce_max(y_true, axis=1)
         return _weighted_bce(study_y, study_p, positive_weight)
 
@@ -366,7 +383,7 @@ def compile_for_training(model, config: TrainConfig, steps: int, window: int, si
     optimizer.build(model.trainable_variables)
     train_model = data_lib.training_model(model, window, size_px, config.augment)
     if loss is None:
-        loss = study_loss(config.positive_weight) if label_mode == "study" else training_loss(config.positive_weight)
+        loss = study_loss(config.positive_weight, config.study_pooling) if label_mode == "study" else training_loss(config.positive_weight)
     train_model.compile(optimizer=optimizer, loss=loss, weighted_metrics=[])
     return train_model, optimizer, schedule
 
