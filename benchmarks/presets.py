@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge 
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PRESETS = {"demo": 128, "mobile": 256}
+#: Global batch of the brief training: MobileNetV2 at 256 px on 8 x 24 slices was killed for memory on a 2-core VM.
+BATCH = {"demo": "8", "mobile": "1"}
 LABELS_CSV = "labels.csv"
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "qat-int8")
 
@@ -59,7 +61,8 @@ def main(argv=None) -> int:
             ich_edge("prepare", "--dicom", str(synth / "dicom"), "--labels", str(synth / LABELS_CSV), "--out", str(cache),
                      "--input-size", str(size_px))
         if not (run / "model.keras").exists():
-            ich_edge("train", "--data", str(cache), "--out", str(run), "--preset", preset, "--epochs", "1", "--val-fraction", "0.25")
+            ich_edge("train", "--data", str(cache), "--out", str(run), "--preset", preset, "--epochs", "1", "--val-fraction", "0.25",
+                     "--batch-size", BATCH[preset])
         if not (qat_dir / "model.keras").exists():
             ich_edge("qat", "--model", str(run), "--data", str(cache), "--out", str(qat_dir), "--epochs", "1")
         if not all((models / f"cnn_lstm_{p}.tflite").exists() for p in PRECISIONS):

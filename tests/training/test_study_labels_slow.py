@@ -1,4 +1,9 @@
-"""Study labels only (slice labels hidden): training on the max over slices still learns. Slow."""
+"""Study labels only (slice labels hidden): training on the max over slices still learns. Slow.
+
+Measured (18:55, this test's data, seed 0): 8 epochs gave test study AUC "any" 0.729 with
+slice labels and 0.276 with study labels only; at 40 epochs study labels (max pooling)
+reached 1.000 (noisy-or pooling 0.591). Multiple-instance learning needs more steps.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from ich_edge.cache import Cache
 from ich_edge.transforms import PreprocessConfig
 
 TINY = ["--width", "0.25", "--feature-dim", "8", "--rnn-units", "4", "--window-slices", "8", "--stride-slices", "4",
-        "--batch-size", "4", "--epochs", "8", "--seed", "0", "--val-fraction", "0.25", "--learning-rate", "0.003"]
+        "--batch-size", "4", "--epochs", "40", "--seed", "0", "--val-fraction", "0.25", "--learning-rate", "0.003"]
 
 
 def _cache(root, num_studies: int, seed: int, hide_slice_labels: bool) -> Cache:
