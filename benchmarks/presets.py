@@ -74,8 +74,7 @@ def main(argv=None) -> int:
     ich_edge("bench", *paths, "--backend", "xnnpack", "--threads", "2", "--runs", str(args.runs), "--json", str(bench_json),
              "--results-dir", str(work), *(["--profile"] if args.profile else []))
     bench = json.loads(bench_json.read_text())
-    latency = {row["path"]: row.get("study_ms", {}).get("p50") if isinstance(row.get("study_ms"), dict) else row.get("study_ms_p50")
-               for row in bench["rows"]}
+    latency = {row["path"]: (row.get("study_latency_ms") or {}).get("p50") for row in bench["rows"]}
     table = []
     for preset in PRESETS:
         fp32 = latency.get(files[preset]["fp32"])
