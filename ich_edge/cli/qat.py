@@ -26,6 +26,8 @@ def command(model, data, out, epochs, learning_rate, batch_size, seed, force) ->
     given = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size}
     config = QatConfig(seed=seed, **{k: v for k, v in given.items() if v is not None})
     report = qat(model, data, out, config, force=force, log=click.echo)
+    if not report:  # a worker other than the chief (TF_CONFIG): the chief writes QAT_DIR
+        return
     study_auc = report["validation"]["model"]["study"]["auc"]
     float_auc = report["float_validation"]["model"]["study"]["auc"]
     rows = ", ".join(

@@ -34,9 +34,17 @@ def _given(**options) -> dict:
 @click.option("--positive-weight", type=float, help="Weight of positive labels in the loss (default 3; 1: the plain RSNA loss).")
 @click.option("--rotation-deg", type=float, help="Augmentation: maximum rotation in degrees (default 10).")
 @click.option("--max-minutes", type=float, help="Stop after the epoch that would overrun this training time.")
+@click.option("--preset", type=click.Choice(["demo", "mobile"]), help="Architecture preset: demo (default: edge 0.5 at 128 px) or mobile (MobileNetV2 1.0 at 256 px, for real data); other options override it.")
+@click.option("--backbone-weights", type=click.Path(dir_okay=False, path_type=str), help="Local weights file of the backbone (e.g. keras.applications MobileNetV2 ImageNet no_top .h5), loaded before the first epoch.")
+@click.option("--labels", "labels", type=click.Choice(["auto", "slice", "study"]), help="Train on slice labels, or on study labels only (loss on the max over slices); default auto.")
+@click.option("--study-pooling", type=click.Choice(["max", "noisy-or"]), help="Study-label loss on the max over slices (default) or their noisy-or.")
+@click.option("--lr-scaling", type=click.Choice(["none", "linear"]), help="linear: --learning-rate is for a global batch of 8 and scales with --batch-size (default none).")
+@click.option("--mixed-precision/--no-mixed-precision", default=None, help="mixed_float16 training (GPUs); float32 output, loss and model.keras.")
+@click.option("--deterministic/--nondeterministic", default=None, help="TensorFlow op determinism: same seed, data and machine give the same weights (default on).")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue a run in --out with the same configuration, or start over.")
 def command(data, out, test, epochs, batch_size, learning_rate, backbone, width, feature_dim, rnn, rnn_units,
-            window_slices, stride_slices, val_fraction, seed, patience, min_epochs, positive_weight, rotation_deg, max_minutes, resume) -> None:
+            window_slices, stride_slices, val_fraction, seed, patience, min_epochs, positive_weight, rotation_deg, max_minutes,
+            preset, backbone_weights, labels, study_pooling, lr_scaling, mixed_precision, deterministic, resume) -> None:
     """Train the CNN-LSTM on a prepared cache.
 
     Splits the cache by study (seeded), trains on windows of consecutive slices with CT
@@ -46,18 +54,26 @@ def command(data, out, test, epochs, batch_size, learning_rate, backbone, width,
     """
     from ich_edge.cache import Cache
     from ich_edge.sequence import SequenceConfig
-    from ich_edge.training.model import ModelConfig
+    from ich_edge.errors import ConfigError
+    from ich_edge.training.model import PRESETS, ModelConfig
     from ich_edge.training.train import TrainConfig, train
 
     config = TrainConfig(**_given(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                   val_fraction=val_fraction, seed=seed, patience=patience, min_epochs=min_epochs,
                                   max_minutes=max_minutes,
-                                  positive_weight=positive_weight, rotation_deg=rotation_deg))
+                                  positive_weight=positive_weight, rotation_deg=rotation_deg,
+                                  backbone_weights=backbone_weights, labels=labels, study_pooling=study_pooling, lr_scaling=lr_scaling,
+                                  mixed_precision=mixed_precision, deterministic=deterministic))
     sequence_config = SequenceConfig(**_given(window_slices=window_slices, stride_slices=stride_slices))
     if window_slices is not None and stride_slices is None:
         sequence_config = SequenceConfig(window_slices, max(1, window_slices // 2))
-    model_fields = _given(backbone=backbone, width=width, feature_dim=feature_dim, rnn=rnn, rnn_units=rnn_units)
-    model_config = ModelConfig(input_size_px=Cache.open(data).preprocess.input_size_px, **model_fields)
+    model_fields = {**PRESETS[preset or "demo"],
+                    **_given(backbone=backbone, width=width, feature_dim=feature_dim, rnn=rnn, rnn_units=rnn_units)}
+    cache_px = Cache.open(data).preprocess.input_size_px
+    if model_fields.setdefault("input_size_px", cache_px) != cache_px:
+        raise ConfigError(f"--preset {preset} takes {model_fields['input_size_px']} px slices but {data} holds {cache_px} px; "
+                          f"prepare the cache with --input-size {model_fields['input_size_px']}")
+    model_config = ModelConfig(**model_fields)
     report = train(data, out, config, model_config, sequence_config, test=test, resume=resume, log=click.echo)
     if report:
         target = report["targets"]

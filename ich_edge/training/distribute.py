@@ -15,9 +15,16 @@
                   "task": {"type": "worker", "index": 1}}' \\
           ich-edge train --data CACHE --out RUN_DIR
 
-  Every worker needs the cache at the same path; ``--batch-size`` is the global batch and
-  must be divisible by the number of workers. Each worker reads the whole (seeded) input
-  stream and keeps its share of every batch.
+  Every worker needs the cache (any mount path: runs are identified by the cache's
+  content, not its path). ``--batch-size`` is the global batch and must be divisible by the
+  number of devices; ``--lr-scaling linear`` scales the learning rate with it. Each worker
+  reads only its share of every global batch of the seeded window plan
+  (``distribute_datasets_from_function``; see :func:`ich_edge.training.data.worker_share`).
+
+  RUN_DIR must be on a filesystem every worker sees at the same path (NFS, a cluster
+  filesystem): checkpoints are written there by the chief and read by every worker on
+  resume. Workers that would resume from different epochs (RUN_DIR not shared) refuse to
+  start with a clear error instead of training out of step.
 
 Only the chief (task ``chief``, or ``worker`` 0 when the cluster has no chief) writes
 RUN_DIR. The other workers still take part in every save (saving reads variables with
@@ -103,3 +110,11 @@ def any_worker(strategy, flag: bool) -> bool:
         return bool(flag)
     value = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
     return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None).numpy() > 0)
+
+
+def gather_ints(strategy, value: int) -> list[int]:
+    """``value`` of every replica of every worker (one entry per replica; collective on several workers)."""
+    if num_workers(strategy) == 1:
+        return [int(value)]
+    per_replica = strategy.run(lambda: tf.constant([int(value)], tf.int64))
+    return [int(v) for v in strategy.gather(per_replica, axis=0).numpy()]

@@ -10,6 +10,15 @@
 
 Input values are the uint8 window images divided by 255 (the ``value scaling`` of the app
 manifest); the narrow ``feature_dim`` keeps the LSTM's float weights small after conversion.
+A backbone that expects other input values (MobileNetV2: [-1, 1]) gets them from a fixed
+layer inside the encoder (``input_scaling``: a frozen 1x1 depthwise convolution, weight 2,
+bias -1, which TFMOT can quantize and TFLite converts), so the deployed model still takes
+[0, 1] and QAT and conversion keep the scaling.
+
+Pretrained backbones: :func:`load_backbone_weights` copies the weights of a local file
+(e.g. keras.applications' MobileNetV2 ImageNet ``..._no_top.h5``, downloaded elsewhere; no
+network at run time) into the encoder's backbone layers by name. :data:`PRESETS` name
+ready-made architectures: ``demo`` (the defaults) and ``mobile`` (MobileNetV2 1.0, 256 px).
 """
 
 from __future__ import annotations
@@ -17,13 +26,27 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ich_edge import LABELS
-from ich_edge.errors import ConfigError
+from pathlib import Path
+
+import numpy as np
+
+from ich_edge.errors import ConfigError, ModelError
 from ich_edge.training.keras import keras
 
 MODEL_VERSION = "cnn-lstm-1"
 BACKBONES = ("edge", "mobilenetv2", "imported")
 RNNS = ("lstm", "gru", "none")
 ENCODER_NAME, HEAD_NAME, FULL_NAME = "slice_encoder", "sequence_head", "cnn_lstm"
+SCALING_NAME = "input_scaling"
+
+#: Named architectures (``ich-edge train --preset``): ModelConfig fields over the defaults.
+PRESETS = {
+    # The synthetic demo: half-width edge backbone at 128 px (about 10 min of CPU training).
+    "demo": {},
+    # Real data (RSNA 2019): MobileNetV2 1.0 at 256 px, wider features and head; start it
+    # from ImageNet weights with --backbone-weights.
+    "mobile": {"backbone": "mobilenetv2", "width": 1.0, "input_size_px": 256, "feature_dim": 128, "rnn_units": 64},
+}
 
 
 @dataclass(frozen=True)
@@ -116,11 +139,65 @@ def _edge_backbone(image, width: float):
     return _conv_bn_relu(x, _channels(192, width), 1, 1, "top")
 
 
+def _input_scaling(image, scale: float, offset: float):
+    """``image * scale + offset`` as a frozen 1x1 depthwise convolution (quantizable, convertible)."""
+    layer = keras.layers.DepthwiseConv2D(
+        1, use_bias=True, name=SCALING_NAME, trainable=False,
+        depthwise_initializer=keras.initializers.Constant(scale), bias_initializer=keras.initializers.Constant(offset),
+    )
+    return layer(image)
+
+
 def _mobilenetv2_backbone(image, width: float):
+    scaled = _input_scaling(image, 2.0, -1.0)  # [0, 1] -> [-1, 1], what keras.applications' weights expect
     base = keras.applications.MobileNetV2(
-        input_tensor=image, alpha=width, include_top=False, weights=None, pooling=None
+        input_tensor=scaled, alpha=width, include_top=False, weights=None, pooling=None
     )
     return base.output
+
+
+def backbone_model(config: ModelConfig):
+    """The backbone alone, layer names as in the encoder: for mobilenetv2 exactly
+    ``keras.applications.MobileNetV2(include_top=False)`` (the layout of its ImageNet files)."""
+    size = config.input_size_px
+    if config.backbone == "mobilenetv2":
+        return keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=config.width, include_top=False, weights=None)
+    image = keras.Input((size, size, 3), name="image")
+    return keras.Model(image, _edge_backbone(image, config.width), name=f"{config.backbone}_backbone")
+
+
+def load_backbone_weights(encoder, config: ModelConfig, path: str | Path) -> int:
+    """Copy the backbone weights in the local file ``path`` into ``encoder``; returns the number of layers set.
+
+    ``path`` is a Keras weights file (``.h5`` or ``.weights.h5``) of :func:`backbone_model`,
+    e.g. keras.applications' ``mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5``
+    for mobilenetv2 at width 1.0 (convolution weights fit any input size).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--backbone-weights {path} is not a file; download the weights file and pass its path")
+    reference = backbone_model(config)
+    try:
+        reference.load_weights(str(path))
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelError(
+            f"{path} does not fit the {config.backbone} backbone at width {config.width} ({err}); "
+            "pass the weights of the same backbone and width (ImageNet no_top file for mobilenetv2)"
+        ) from err
+    count = 0
+    for layer in reference.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        try:
+            target = encoder.get_layer(layer.name)
+        except ValueError as err:
+            raise ModelError(f"the encoder has no layer {layer.name!r} of the {config.backbone} backbone") from err
+        if [w.shape for w in target.get_weights()] != [w.shape for w in weights]:
+            raise ModelError(f"layer {layer.name!r} of {path} has other shapes than the encoder's")
+        target.set_weights([np.asarray(w) for w in weights])
+        count += 1
+    return count
 
 
 def build_encoder(config: ModelConfig):
@@ -141,7 +218,8 @@ def build_head(config: ModelConfig, window_slices: int | None = None):
     cell = keras.layers.LSTM if config.rnn == "lstm" else keras.layers.GRU
     x = keras.layers.Bidirectional(cell(config.rnn_units, return_sequences=True), name=f"bi{config.rnn}")(x)
     x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
-    probabilities = keras.layers.Dense(len(LABELS), activation="sigmoid", name="probabilities")(x)
+    # float32 even under a mixed-precision policy: the loss clips at 1 - 1e-7, which is 1.0 in float16.
+    probabilities = keras.layers.Dense(len(LABELS), activation="sigmoid", name="probabilities", dtype="float32")(x)
     return keras.Model(features, probabilities, name=HEAD_NAME)
 
 

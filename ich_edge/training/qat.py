@@ -5,8 +5,9 @@ and refuses a model nested in a model, so only the slice encoder (a flat functio
 is quantized, with ``quantize_model``: its Conv -> BatchNormalization -> ReLU6 patterns get
 fake-quant ranges with the BN folded at conversion. The QAT encoder is re-assembled with the
 float recurrent head (:func:`ich_edge.training.model.build_cnn_lstm`) and fine-tuned a few
-epochs from the float weights at a lower learning rate, on the same data pipeline and loss
-as training. The head gets its int8 ranges at conversion (``qat-int8`` calibrates it).
+epochs from the float weights at a lower learning rate, on the same data pipeline, loss and
+tf.distribute strategy as training (several workers with ``TF_CONFIG``, each reading its
+share of the window plan; only the chief writes QAT_DIR). The head gets its int8 ranges at conversion (``qat-int8`` calibrates it).
 
 QAT_DIR has the RUN_DIR layout with ``"quantized": true``; thresholds are chosen again on
 the validation studies for the QAT model, and report.json/.md put the float model's
@@ -31,11 +32,12 @@ from ich_edge.cache import Cache
 from ich_edge.errors import ConfigError, ModelError, OutputExistsError
 from ich_edge.fileio import write_atomic_bytes, write_json_atomic
 from ich_edge.training import data as data_lib
+from ich_edge.training import distribute
 from ich_edge.training import report as report_lib
 from ich_edge.training import run as run_lib
 from ich_edge.training.keras import keras, quantization_api
-from ich_edge.training.model import ModelConfig, build_cnn_lstm, build_model
-from ich_edge.training.train import TrainConfig, _schedule, rsna_weighted_bce
+from ich_edge.training.model import ModelConfig, build_cnn_lstm, build_head, build_model
+from ich_edge.training.train import TrainConfig, cache_series, compile_for_training, distributed_datasets, make_reproducible, rsna_weighted_bce, study_loss
 
 DEFAULT_EPOCHS = 3
 LR_FACTOR = 0.1
@@ -151,7 +153,7 @@ def _series(cache_path, float_run, split: data_lib.Split):
     cache = Cache.open(cache_path)
     if cache.preprocess != float_run.preprocess_config:
         raise ConfigError(f"{cache_path} was prepared with other preprocessing than the run {float_run.path}; use the training cache")
-    series = cache.series()
+    series = cache_series(cache)
     train_series = data_lib.select_studies(series, split.train_studies)
     val_series = data_lib.select_studies(series, split.val_studies)
     if not train_series or not val_series:
@@ -211,6 +213,7 @@ def qat(
     dict
         The report (also written as report.json).
     """
+    strategy = distribute.choose_strategy()  # first: the multi-worker runtime must start before other TF work
     t0 = time.monotonic()
     model_dir, out = Path(model_dir), Path(out)
     if is_quantized_run(model_dir):
@@ -242,23 +245,44 @@ def qat(
         f"qat: {len(train_series)} training and {len(val_series)} validation series; {train_config.epochs} epoch(s) "
         f"at learning rate {train_config.learning_rate:.2e} from {model_dir}"
     )
-    keras.utils.set_random_seed(config.seed)
+    replicas = strategy.num_replicas_in_sync
+    if train_config.batch_size % replicas:
+        raise ConfigError(f"batch_size {train_config.batch_size} must be divisible by the {replicas} devices/workers")
+    make_reproducible(train_config)
+    size_px = float_run.model_config.input_size_px
+    batch, seq, augment = train_config.batch_size, float_run.sequence_config, train_config.augment
+    label_mode = float_run.config.get("data", {}).get("label_source", "slice")  # as the float run was trained
+    _, steps, fit_window, _ = data_lib.train_plan(train_series, window, batch, config.seed, augment, label_mode)
+    train_ds = distributed_datasets(strategy, lambda share: data_lib.train_dataset(
+        train_series, window, batch, config.seed, augment, labels=label_mode, share=share)[0], batch)
+    val_ds = distributed_datasets(strategy, lambda share: data_lib.eval_dataset(
+        val_series, seq, batch, label_mode, share, fit_window)[0], batch)
+    val_steps = data_lib.eval_plan(data_lib.trainable(val_series, label_mode), seq, batch, label_mode, fit_window)[1]
     float_layers = None
-    if imported:
-        from ich_edge.training.importer.quantize import quantize_imported_encoder
+    if imported and fit_window != window:
+        raise ConfigError("an imported model trains with slice labels only (its head has a fixed window)")
+    with strategy.scope():  # the QAT model's variables are mirrored: copies of the float run's weights
+        if imported:
+            from ich_edge.training.importer.quantize import quantize_imported_encoder
 
-        qat_encoder, float_layers = quantize_imported_encoder(float_run.encoder)
-        log(f"qat: layers left in float (not in TFMOT's 8-bit registry): {', '.join(float_layers) or 'none'}")
-    else:
-        qat_encoder = quantize_encoder(float_run.encoder)
-    model = build_cnn_lstm(qat_encoder, float_run.head, window)
-    train_ds, steps = data_lib.train_dataset(train_series, window, train_config.batch_size, config.seed, train_config.augment)
-    val_ds, val_steps = data_lib.eval_dataset(val_series, float_run.sequence_config, train_config.batch_size)
-    model.compile(optimizer=keras.optimizers.Adam(_schedule(train_config, steps)), loss=rsna_weighted_bce)
+            qat_encoder, float_layers = quantize_imported_encoder(float_run.encoder)
+            log(f"qat: layers left in float (not in TFMOT's 8-bit registry): {', '.join(float_layers) or 'none'}")
+            head = float_run.head  # the user's head, as it is
+        else:
+            qat_encoder = quantize_encoder(float_run.encoder)
+            head = build_head(float_run.model_config, window if fit_window == window else None)
+            head.set_weights(float_run.head.get_weights())
+        model = build_cnn_lstm(qat_encoder, head, window)
+        # study labels train on whole series: the same layers (weights) behind a longer window
+        fit_model = model if fit_window == window else build_cnn_lstm(qat_encoder, head, fit_window)
+        loss = rsna_weighted_bce if label_mode == "slice" else study_loss(1.0)
+        train_model, _, _ = compile_for_training(fit_model, train_config, steps, fit_window, size_px, label_mode, loss=loss)
     keep = _KeepBest(log)
-    model.fit(train_ds, epochs=train_config.epochs, steps_per_epoch=steps, validation_data=val_ds,
-              validation_steps=val_steps, callbacks=[keep], verbose=0)
+    train_model.fit(train_ds, epochs=train_config.epochs, steps_per_epoch=steps, validation_data=val_ds,
+                    validation_steps=val_steps, callbacks=[keep], verbose=0)
     model.set_weights(keep.best_weights)
+    if not distribute.is_chief(strategy):
+        return {}
 
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / run_lib.MODEL_FILE

@@ -12,7 +12,16 @@ validation studies, and the report compares the model to the trivial baseline.
 
 Resume: RUN_DIR/checkpoints/state.json records the finished epochs; a new call with the
 same configuration continues after the last one (``epochs`` and ``max_minutes`` may change,
-e.g. to train longer). A different configuration is refused unless ``resume=False``.
+e.g. to train longer). A different configuration is refused unless ``resume=False``. The
+check uses the cache's content identity (:func:`ich_edge.training.data.cache_identity`), not
+its path, so workers or a later run may mount the cache elsewhere. With several workers
+RUN_DIR must be one folder every worker sees (a shared filesystem): the workers compare the
+epoch they would resume from and refuse to start when they disagree.
+
+Reproducible: with ``deterministic`` (the default) TensorFlow's op determinism is on, the
+seed fixes Python, numpy and TensorFlow generators, and the input (window plan and
+augmentation draws) is a function of the seed and the epoch, so the same seed, data and
+machine give the same weights and report (timings aside).
 """
 
 from __future__ import annotations
@@ -35,10 +44,18 @@ from ich_edge.training import distribute
 from ich_edge.training import report as report_lib
 from ich_edge.training import run as run_lib
 from ich_edge.training.keras import keras, tf
-from ich_edge.training.model import MODEL_VERSION, ModelConfig, build_model
+from ich_edge.training.model import MODEL_VERSION, ModelConfig, build_model, load_backbone_weights
 
-#: TrainConfig fields that may change when a run is resumed (budgets, not the recipe).
-RESUMABLE_FIELDS = ("epochs", "max_minutes", "min_epochs")
+#: TrainConfig fields that may change when a run is resumed (budgets and file locations, not the recipe).
+RESUMABLE_FIELDS = ("epochs", "max_minutes", "min_epochs", "backbone_weights")
+#: Learning-rate scaling with the global batch: ``linear`` multiplies by batch_size / REFERENCE_BATCH.
+LR_SCALINGS = ("none", "linear")
+#: Global batch the learning rate is given for under ``lr_scaling="linear"``.
+REFERENCE_BATCH = 8
+#: How study-label training pools slice probabilities into the study probability.
+STUDY_POOLINGS = ("max", "noisy-or")
+#: Where the loss comes from: per-slice labels, study labels (max over slices), or auto.
+LABEL_MODES = ("auto", *data_lib.LABEL_SOURCES)
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,18 @@ class TrainConfig:
     positive_weight : weight of the positive term of every label's cross-entropy (1: the
         plain RSNA loss; the default 3 counters the rarity of bleeding slices, 2 to 8% per
         subtype, and raised the rare subtypes' study AUC on the synthetic demo set).
+    labels : "slice" (loss per slice), "study" (study labels only: loss on the max over the
+        slices of each series, for report-labelled data), or "auto" (slice when the cache
+        has slice labels).
+    study_pooling : study-label loss on the "max" over slices (the study rule) or on their
+        "noisy-or" (a smooth max: every slice gets gradient).
+    lr_scaling : "none" (``learning_rate`` as given) or "linear" (``learning_rate`` is for a
+        global batch of 8 windows and is multiplied by ``batch_size / 8``).
+    mixed_precision : train with the mixed_float16 policy (GPUs); the output layer and the
+        loss stay float32 and model.keras is saved float32.
+    deterministic : TensorFlow op determinism (same seed, data and machine: same weights).
+    backbone_weights : a local weights file for the backbone (e.g. keras.applications
+        MobileNetV2 ImageNet ``.h5``) loaded before the first epoch; None: random init.
 
     The defaults train the demo (300 synthetic studies, 128 px, width 0.5) in about 10
     minutes on 2 CPU cores: 24 epochs of about 25 s (45 CPU seconds) each, 610 s in all in
@@ -84,6 +113,12 @@ class TrainConfig:
     intensity_jitter: float = 0.05
     specificity: float = 0.9
     positive_weight: float = 3.0
+    labels: str = "auto"
+    study_pooling: str = "max"
+    lr_scaling: str = "none"
+    mixed_precision: bool = False
+    deterministic: bool = True
+    backbone_weights: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.epochs <= 10_000:
@@ -104,7 +139,19 @@ class TrainConfig:
             raise ConfigError(f"positive_weight must be in 1..100 (1: plain RSNA loss), got {self.positive_weight}")
         if not 0.5 <= self.specificity < 1.0:
             raise ConfigError(f"specificity must be in [0.5, 1), got {self.specificity}")
+        if self.labels not in LABEL_MODES:
+            raise ConfigError(f"labels must be one of {LABEL_MODES}, got {self.labels!r}")
+        if self.study_pooling not in STUDY_POOLINGS:
+            raise ConfigError(f"study_pooling must be one of {STUDY_POOLINGS}, got {self.study_pooling!r}")
+        if self.lr_scaling not in LR_SCALINGS:
+            raise ConfigError(f"lr_scaling must be one of {LR_SCALINGS}, got {self.lr_scaling!r}")
         self.augment  # validates the augmentation fields
+
+    @property
+    def effective_learning_rate(self) -> float:
+        """Peak learning rate after ``lr_scaling``."""
+        scale = self.batch_size / REFERENCE_BATCH if self.lr_scaling == "linear" else 1.0
+        return self.learning_rate * scale
 
     @property
     def early_stopping_from(self) -> int:
@@ -143,6 +190,30 @@ def _weighted_bce(y, p, positive_weight: float):
     return tf.reduce_sum(bce * weights, axis=-1)
 
 
+def study_loss(positive_weight: float = 1.0, pooling: str = "max"):
+    """Loss on study labels: ``y_true (B, T, 6)`` (the study's labels on every slice, -1 on
+    padding) against the study probability pooled over the real slices -> ``(B,)``.
+
+    ``pooling`` "max" is the study rule itself (gradient through one slice per label);
+    "noisy-or" (``1 - prod(1 - p)``) is a smooth max that sends gradient to every slice.
+    """
+    if pooling not in STUDY_POOLINGS:
+        raise ConfigError(f"study_pooling must be one of {STUDY_POOLINGS}, got {pooling!r}")
+
+    def rsna_weighted_bce_study(y_true, y_pred):
+        y_pred = tf.cast(y_pred, tf.float32)
+        valid = tf.reduce_all(y_true >= 0.0, axis=-1, keepdims=True)
+        masked = tf.where(valid, y_pred, tf.zeros_like(y_pred))
+        if pooling == "max":
+            study_p = tf.reduce_max(masked, axis=1)
+        else:
+            study_p = 1.0 - tf.exp(tf.reduce_sum(tf.math.log1p(-tf.clip_by_value(masked, 0.0, 1.0 - 1e-6)), axis=1))
+        study_y = tf.reduce_max(y_true, axis=1)
+        return _weighted_bce(study_y, study_p, positive_weight)
+
+    return rsna_weighted_bce_study
+
+
 def training_loss(positive_weight: float = 1.0):
     """:func:`rsna_weighted_bce`, with the positive term of each label scaled by ``positive_weight``."""
     if positive_weight == 1.0:
@@ -162,7 +233,8 @@ def model_config_for(cache_path: str | Path, **fields) -> ModelConfig:
 def _resume_key(run_config: dict) -> dict:
     train = {k: v for k, v in run_config["train"].items() if k not in RESUMABLE_FIELDS}
     keys = ("model", "sequence", "preprocess")
-    return {"train": train, **{k: run_config[k] for k in keys}, "cache": run_config["data"]["cache"]}
+    cache = run_config["data"].get("cache_identity", run_config["data"]["cache"])  # older runs: the path
+    return {"train": train, **{k: run_config[k] for k in keys}, "cache": cache}
 
 
 def _first_difference(old, new, prefix: str = "") -> str:
@@ -245,11 +317,12 @@ class EpochEnd(keras.callbacks.Callback):
 def _schedule(config: TrainConfig, steps_per_epoch: int):
     total = config.epochs * steps_per_epoch
     warmup = steps_per_epoch if config.epochs >= 4 else 0
+    peak = config.effective_learning_rate
     if warmup:
         return keras.optimizers.schedules.CosineDecay(
-            config.learning_rate * 0.1, max(1, total - warmup), alpha=0.02, warmup_target=config.learning_rate, warmup_steps=warmup
+            peak * 0.1, max(1, total - warmup), alpha=0.02, warmup_target=peak, warmup_steps=warmup
         )
-    return keras.optimizers.schedules.CosineDecay(config.learning_rate, max(1, total), alpha=0.02)
+    return keras.optimizers.schedules.CosineDecay(peak, max(1, total), alpha=0.02)
 
 
 def _checkpoint_path(name: str, write_dir: Path, run_dir: Path) -> str:
@@ -261,11 +334,16 @@ def _checkpoint_path(name: str, write_dir: Path, run_dir: Path) -> str:
     raise ConfigError(f"checkpoint {name} named in {run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE} is missing; use --no-resume")
 
 
+def cache_series(cache) -> list:
+    """Every series of ``cache``, images memory-mapped (``Cache.series()``)."""
+    return cache.series()
+
+
 def _load_test(test, preprocess, train_series) -> list:
     cache = Cache.open(test)
     if cache.preprocess != preprocess:
         raise ConfigError(f"the test cache {test} was prepared with other preprocessing than the training cache; prepare both the same way")
-    series = cache.series()
+    series = cache_series(cache)
     overlap = data_lib.overlapping_studies(series, train_series)
     if overlap:
         raise ConfigError(
@@ -273,6 +351,58 @@ def _load_test(test, preprocess, train_series) -> list:
             "a held-out test set must not overlap: prepare it from other patients"
         )
     return series
+
+
+def make_reproducible(config: TrainConfig) -> None:
+    """Seed Python, numpy and TensorFlow; turn on op determinism when ``config.deterministic``."""
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def distributed_datasets(strategy, make, global_batch: int, seen: list | None = None):
+    """``make(Share)`` per input pipeline, through ``distribute_datasets_from_function``: each
+    worker builds only its share (``seen`` collects the shares built in this process)."""
+
+    def dataset_fn(context):
+        share = data_lib.Share(context.input_pipeline_id, context.num_input_pipelines,
+                               context.get_per_replica_batch_size(global_batch))
+        if seen is not None:
+            seen.append(share)
+        return make(share)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def compile_for_training(model, config: TrainConfig, steps: int, window: int, size_px: int, label_mode: str, loss=None):
+    """The training model (:class:`~ich_edge.training.data.AugmentLayer` in front of ``model``),
+    compiled with Adam on the cosine schedule; returns ``(train_model, optimizer, schedule)``.
+    Call inside ``strategy.scope()``; the global policy decides mixed precision."""
+    schedule = _schedule(config, steps)
+    optimizer = keras.optimizers.Adam(schedule)
+    if keras.mixed_precision.global_policy().name == "mixed_float16":
+        optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    train_model = data_lib.training_model(model, window, size_px, config.augment)
+    if loss is None:
+        loss = study_loss(config.positive_weight, config.study_pooling) if label_mode == "study" else training_loss(config.positive_weight)
+    train_model.compile(optimizer=optimizer, loss=loss, weighted_metrics=[])
+    return train_model, optimizer, schedule
+
+
+class precision_policy:
+    """Context: the mixed_float16 global policy while building the training model, float32 after."""
+
+    def __init__(self, mixed: bool) -> None:
+        self.mixed = mixed
+
+    def __enter__(self):
+        if self.mixed:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 def train(
@@ -289,7 +419,8 @@ def train(
 
     Parameters
     ----------
-    data : a cache written by ``ich-edge prepare`` (slice labels needed for training).
+    data : a cache written by ``ich-edge prepare`` (slice labels, or study labels with
+        ``config.labels`` "study"/"auto").
     out : RUN_DIR; created if needed, resumed if it holds a run with the same configuration.
     config, model_config, sequence_config : the recipe; ``model_config`` defaults to
         :class:`ModelConfig` at the cache's input size and must match it.
@@ -298,6 +429,7 @@ def train(
     log : called with one line of progress at a time.
     """
     strategy = distribute.choose_strategy()  # first: the multi-worker runtime must start before other TF work
+    make_reproducible(config)
     t0 = time.monotonic()
     cache = Cache.open(data)
     model_config = model_config or ModelConfig(input_size_px=cache.preprocess.input_size_px)
@@ -309,10 +441,11 @@ def train(
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ConfigError(f"batch_size {config.batch_size} must be divisible by the {replicas} devices/workers")
-    series = cache.series()
+    series = cache_series(cache)
     split = data_lib.split_studies(series, config.val_fraction, config.seed)
     train_series = data_lib.select_studies(series, split.train_studies)
     val_series = data_lib.select_studies(series, split.val_studies)
+    label_mode = data_lib.label_source(train_series, config.labels)
     test_series = _load_test(test, cache.preprocess, series) if test else None
     run_dir = Path(out)
     if run_dir.exists() and not run_dir.is_dir():
@@ -329,14 +462,29 @@ def train(
         "preprocess": cache.preprocess.to_dict(),
         "data": {
             "cache": str(Path(data).resolve()),
+            "cache_identity": data_lib.cache_identity(cache.preprocess, series),
             "series": len(series),
             "train_studies": len(split.train_studies),
             "val_studies": len(split.val_studies),
             "split_seed": split.seed,
+            "label_source": label_mode,
             "test_cache": str(Path(test).resolve()) if test else None,
+        },
+        "distribution": {
+            "replicas": replicas,
+            "workers": distribute.num_workers(strategy),
+            "global_batch": config.batch_size,
+            "learning_rate": config.effective_learning_rate,
+            "lr_scaling": config.lr_scaling,
         },
     }
     state = load_state(run_dir, run_config, resume)
+    epochs_seen = distribute.gather_ints(strategy, state["epoch"])
+    if len(set(epochs_seen)) > 1:
+        raise ConfigError(
+            f"the workers would resume from different epochs ({sorted(set(epochs_seen))}): RUN_DIR {run_dir} must be "
+            "one folder that every worker sees (a shared filesystem mounted at the same path), or pass --no-resume"
+        )
     chief = distribute.is_chief(strategy)
     if chief:
         if not resume:
@@ -345,29 +493,45 @@ def train(
         write_json_atomic(run_dir / run_lib.CONFIG_FILE, run_config)
         write_json_atomic(run_dir / run_lib.SPLIT_FILE, split.to_dict())
 
-    train_ds, steps = data_lib.train_dataset(train_series, window, config.batch_size, config.seed, config.augment, state["epoch"])
-    val_ds, val_steps = data_lib.eval_dataset(val_series, sequence_config, config.batch_size)
+    plan_of_epoch, steps, train_window, _ = data_lib.train_plan(
+        train_series, window, config.batch_size, config.seed, config.augment, label_mode)
+    shares: list = []
+    train_ds = distributed_datasets(strategy, lambda share: data_lib.train_dataset(
+        train_series, window, config.batch_size, config.seed, config.augment, state["epoch"], label_mode, share)[0],
+        config.batch_size, shares)
+    val_ds = distributed_datasets(strategy, lambda share: data_lib.eval_dataset(
+        val_series, sequence_config, config.batch_size, label_mode, share, train_window)[0], config.batch_size)
+    val_steps = data_lib.eval_plan(data_lib.trainable(val_series, label_mode), sequence_config, config.batch_size,
+                                   label_mode, train_window)[1]
     log(
         f"train: {len(split.train_studies)} studies ({len(train_series)} series), validation: {len(split.val_studies)} studies; "
-        f"{steps} steps/epoch of {config.batch_size} windows x {window} slices on {replicas} device(s)"
+        f"{steps} steps/epoch of {config.batch_size} windows x {train_window} slices on {replicas} device(s); "
+        f"{label_mode} labels; learning rate {config.effective_learning_rate:.2e} (scaling {config.lr_scaling})"
+        + ("; mixed precision" if config.mixed_precision else "")
     )
-    keras.utils.set_random_seed(config.seed)
+    plan = plan_of_epoch(state["epoch"])
+    for share in shares:
+        mine = plan.take(data_lib.worker_share(len(plan), config.batch_size, share.worker, share.num_workers))
+        log(f"input share: worker {share.worker}/{share.num_workers} reads {len(mine)} of {len(plan)} windows of epoch "
+            f"{state['epoch'] + 1}, plan {plan.digest()}, share {mine.digest()}")
+    keras.utils.set_random_seed(config.seed)  # the weights' initial values depend on the seed only
     with distribute.WriteDir(run_dir, strategy) as write_dir:
-        with strategy.scope():
-            _, _, model = build_model(model_config, window)
-            schedule = _schedule(config, steps)
-            optimizer = keras.optimizers.Adam(schedule)
-            optimizer.build(model.trainable_variables)
-            model.compile(optimizer=optimizer, loss=training_loss(config.positive_weight), weighted_metrics=[])
+        with strategy.scope(), precision_policy(config.mixed_precision):
+            encoder, _, model = build_model(model_config, train_window)
+            train_model, optimizer, schedule = compile_for_training(
+                model, config, steps, train_window, model_config.input_size_px, label_mode)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
         finished = state["stopped"] == "early stopping" or state["epoch"] >= config.epochs
         if state["last"]:
             checkpoint.read(_checkpoint_path(state["last"], write_dir.path, run_dir)).assert_existing_objects_matched()
             log(f"resuming {run_dir} after epoch {state['epoch']}" + (" (already finished)" if finished else ""))
+        elif config.backbone_weights:
+            loaded = load_backbone_weights(encoder, model_config, config.backbone_weights)
+            log(f"backbone weights: {loaded} layers from {config.backbone_weights}")
         if not finished:
             state["stopped"] = None
             callback = EpochEnd(strategy, write_dir.path, chief, checkpoint, state, config, schedule, log)
-            model.fit(
+            train_model.fit(
                 train_ds,
                 epochs=config.epochs,
                 initial_epoch=state["epoch"],
@@ -381,7 +545,7 @@ def train(
                 state["stopped"] = "epochs"
         if state["best"]:
             tf.train.Checkpoint(model=model).read(_checkpoint_path(state["best"], write_dir.path, run_dir)).expect_partial()
-        # Saved from an uncompiled copy outside the strategy: no optimizer state, no mirrored variables.
+        # Saved from an uncompiled float32 copy outside the strategy: no optimizer state, no mirrored variables.
         export_encoder, export_head, export = build_model(model_config, window)
         export.set_weights(model.get_weights())
         model_path = write_dir.path / run_lib.MODEL_FILE
