@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 
-.PHONY: demo test test-all venv clean
+.PHONY: demo release-assets test test-all venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m ich_edge.demo --out $(DEMO_DIR)
+
+# Refresh android_demo_assets/, benchmarks/results/ and the README table from demo_out/.
+release-assets: $(STAMP)
+	$(BIN)/python -m ich_edge.demo --out $(DEMO_DIR) --release
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile

@@ -1,12 +1,15 @@
 """``make demo``: the whole pipeline end to end on the built-in synthetic default.
 
 synth -> prepare -> train -> qat -> convert (all precisions) -> parity -> bench -> assets,
-then one summary table. Every step writes under ``--out`` (default ``demo_out/``) except
-``assets`` (``android_demo_assets/``) and bench's JSON copy in ``benchmarks/results/``, the
-two folders that are committed. Rerunnable: a step whose outputs exist is skipped, so an
-interrupted demo resumes where it stopped (delete a step's folder to redo it).
+then one summary table. Every step writes under ``--out`` (default ``demo_out/``) and
+nothing else: the checkout stays as it was. Rerunnable: a step whose outputs exist is
+skipped, so an interrupted demo resumes where it stopped (delete a step's folder to redo it).
 
 Run as ``python -m ich_edge.demo [--out DIR] [--train-studies N] [--test-studies N]``.
+``python -m ich_edge.demo --release`` (``make release-assets``) is the deliberate second
+step that refreshes the committed copies from a finished demo: ``android_demo_assets/``,
+the bench JSON in ``benchmarks/results/`` and the README's results table; it prints what it
+changed.
 
 **What ships.** One ``ich-edge parity`` run answers conversion parity (each file against the
 Keras model it was converted from) and deployment parity (each file against the validated
@@ -94,11 +97,12 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
                        "--data", str(cache_test), "--json", str(bench_json)],
              lambda: bench_json.is_file()),
         Step("assets", ["assets"], lambda: (out / "assets.done").is_file(),
-             make_args=lambda: _assets_args(out, parity / "report.json", repo / "android_demo_assets")),
+             make_args=lambda: _assets_args(out, parity / "report.json", out / ASSETS_DIR)),
     ]
 
 
 PARITY_FORMAT = "ich-edge-parity/2"
+ASSETS_DIR, TABLE_FILE = "android_demo_assets", "results_table.txt"
 
 
 def _parity_format(path: Path) -> str | None:
@@ -226,8 +230,41 @@ def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | Non
     if shipped:
         print(f"\nshipped {shipped['precision']} ({shipped['file']}, sha256 {shipped['sha256'][:16]}): "
               + "; ".join(shipped["why"]))
-    update_readme(repo / "README.md", table)
+    (out / TABLE_FILE).write_text(table + "\n")
+    print(f"\nthe checkout is unchanged; `make release-assets` copies {out / ASSETS_DIR}, the bench JSON and this "
+          "table into it")
     return 0
+
+
+def release(out: Path, repo: Path | None = None) -> list[Path]:
+    """Refresh the committed copies from the finished demo in ``out``; returns the paths changed.
+
+    ``android_demo_assets/`` is replaced by ``out/android_demo_assets``, ``out/bench.json``
+    goes to ``benchmarks/results/bench_<UTC time>_<host>.json`` and the README's results
+    block gets ``out/results_table.txt``.
+    """
+    import json
+    import shutil
+
+    from ich_edge.errors import ConfigError
+    from ich_edge.runtime.bench import result_file_name
+
+    repo = repo or Path(__file__).resolve().parent.parent
+    assets, bench, table = out / ASSETS_DIR, out / "bench.json", out / TABLE_FILE
+    missing = [str(p) for p in (assets / "manifest.json", bench, table) if not p.exists()]
+    if missing:
+        raise ConfigError(f"no finished demo in {out} (missing {', '.join(missing)}); run make demo first")
+    target = repo / ASSETS_DIR
+    staging = repo / f".{ASSETS_DIR}.new"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(assets, staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    result = json.loads(bench.read_text())
+    bench_copy = repo / "benchmarks" / "results" / result_file_name(result)
+    shutil.copyfile(bench, bench_copy)
+    update_readme(repo / "README.md", table.read_text().rstrip("\n"))
+    return [target, bench_copy, repo / "README.md"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,7 +273,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-studies", type=int, default=300)
     parser.add_argument("--test-studies", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: ich-edge train's)")
+    parser.add_argument("--release", action="store_true",
+                        help="copy a finished demo's assets, bench JSON and table into the checkout (make release-assets)")
     args = parser.parse_args(argv)
+    if args.release:
+        from ich_edge.errors import IchEdgeError
+
+        try:
+            changed = release(args.out)
+        except IchEdgeError as err:
+            print(f"release-assets: {err}", file=sys.stderr)
+            return err.exit_code
+        print("\n".join(f"updated {path}" for path in changed))
+        return 0
     return run_demo(args.out, args.train_studies, args.test_studies, args.epochs)
 
 

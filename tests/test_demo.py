@@ -51,6 +51,36 @@ def test_update_readme_replaces_only_the_results_block(tmp_path):
     assert plain.read_text() == "no markers\n"
 
 
+def test_the_demo_writes_only_its_folder_and_release_copies_into_the_checkout(tmp_path, monkeypatch):
+    """make demo leaves the checkout alone (assets under demo_out/); make release-assets is the deliberate copy."""
+    out, repo = tmp_path / "demo_out", tmp_path / "repo"
+    steps = demo._steps(out, repo, train_studies=2, test_studies=1, epochs=None)
+    for step in steps:
+        for arg in step.args[1:]:
+            assert not arg.startswith(str(repo)), (step.name, arg)
+    monkeypatch.setattr(demo, "choose_shipped_model", lambda report: ({"path": "m.tflite", "precision": "fp32",
+                                                                       "sha256": "0" * 64}, []))
+    out.mkdir()
+    assets_args = next(s for s in steps if s.name == "assets").make_args()
+    assert assets_args[assets_args.index("--out") + 1] == str(out / demo.ASSETS_DIR)
+
+    with pytest.raises(Exception, match="no finished demo"):
+        demo.release(out, repo)
+    (out / demo.ASSETS_DIR).mkdir()
+    (out / demo.ASSETS_DIR / "manifest.json").write_text("{}")
+    (out / "bench.json").write_text(json.dumps({"created_utc": "2026-12-02T19:00:00Z", "machine": {"host": "vm"}}))
+    (out / demo.TABLE_FILE).write_text("the table\n")
+    (repo / "benchmarks" / "results").mkdir(parents=True)
+    (repo / demo.ASSETS_DIR).mkdir()
+    (repo / demo.ASSETS_DIR / "stale.txt").write_text("old")
+    (repo / "README.md").write_text("a\n<!-- results:start -->\nold\n<!-- results:end -->\nb\n")
+    changed = demo.release(out, repo)
+    assert sorted(p.name for p in (repo / demo.ASSETS_DIR).iterdir()) == ["manifest.json"]
+    assert (repo / "benchmarks" / "results" / "bench_20261202T190000Z_vm.json").is_file()
+    assert "```\nthe table\n```" in (repo / "README.md").read_text()
+    assert len(changed) == 3
+
+
 @pytest.mark.slow
 def test_training_learns_well_above_the_trivial_baseline(tmp_path):
     """Demo-size data, the demo's training recipe: study AUC "any" on held-out studies far above the baseline.
