@@ -1,0 +1,196 @@
+"""Fill the README's measured blocks from the newest result files in ``benchmarks/results/``.
+
+Every number in those blocks is read from a result file written by a benchmark script, and
+each block names its file. Blocks (between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``):
+
+* ``stateless``: ``stateless_head_*.json`` (``benchmarks/stateless_head.py``): the stateless
+  ``classify`` against the old fused LSTM, size and latency per precision;
+* ``apps``: ``browser_latency_*.json`` (``benchmarks/browser_latency.py``) next to the
+  native XNNPACK study time of the same file from the newest ``bench_*.json``;
+* ``paper``: ``paper_model_*.json`` (``benchmarks/paper_model.py``);
+* ``scale``: ``train_input_*.json``, ``cache_rss_*.json`` and ``presets_*.json``.
+
+    python benchmarks/readme_tables.py            # rewrites README.md in place
+    python benchmarks/readme_tables.py --check    # exit 1 if README.md is not up to date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def newest(prefix: str) -> Path | None:
+    """The newest ``<prefix>_<UTC time>_<host>.json`` (names sort by time)."""
+    found = sorted(RESULTS.glob(f"{prefix}_2*.json"), key=lambda p: p.name.split("_")[-2])
+    return found[-1] if found else None
+
+
+def _p50(stats) -> float | None:
+    return (stats or {}).get("p50")
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def stateless_block() -> list[str]:
+    path = newest("stateless_head")
+    if path is None:
+        return ["(no stateless_head result yet: run benchmarks/stateless_head.py)"]
+    result = json.loads(path.read_text())
+    lines = [
+        f"`classify` stateless (unrolled) against the old fused LSTM, same run, XNNPACK, "
+        f"{result['config']['threads'][0]} threads, {result['config']['runs']} runs x {result['config']['rounds']} rounds "
+        f"(`benchmarks/results/{path.name}`):",
+        "",
+        "| precision | file KB stateless / fused | x | classify ms p50 stateless / fused | study ms p50 stateless / fused | CompiledModel loads (stateless / fused) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for entry in result["stateless_vs_fused"]:
+        s, f = entry.get("stateless", {}), entry.get("fused", {})
+        ratio = (entry.get("ratio_stateless_to_fused") or {}).get("size_bytes")
+        loads = f"{'yes' if s.get('compiled_model_loads') == 'yes' else 'no'} / {'yes' if f.get('compiled_model_loads') == 'yes' else 'no'}"
+        lines.append(
+            f"| {entry['precision']} | {s.get('size_bytes', 0) / 1024:.0f} / {f.get('size_bytes', 0) / 1024:.0f} | "
+            f"{ratio or 0:.2f} | {_ms(s.get('classify_ms_p50'))} / {_ms(f.get('classify_ms_p50'))} | "
+            f"{_ms(s.get('study_ms_p50'))} / {_ms(f.get('study_ms_p50'))} | {loads} |"
+        )
+    return lines
+
+
+def apps_block() -> list[str]:
+    lines = [
+        "- **Android (Kotlin):** `snippets/IchEdgeModel.kt` is compiled in CI by kotlinc (npm `kotlin-compiler`)",
+        "  against stubs of LiteRT's Java API (`apps/jvm/stubs/`, signatures from LiteRT's sources) and run",
+        "  on the JVM with an `Interpreter` double answered by ai-edge-litert: it must reproduce",
+        "  `expected.json` within 1e-5 for the sample and for its first 1, 23, 24 and 25 slices, and a",
+        "  double that perturbs one output by 2e-5 must fail (`tests/apps/test_kotlin_snippet.py`).",
+        "- **iOS (Swift):** `snippets/IchEdgeModel.swift` targets TensorFlowLiteSwift 2.17.0 (signature",
+        "  runners, XNNPACK on). No Swift compiler exists here: a test checks every member it calls against",
+        "  that version's public API, listed with its source lines in `apps/swift/`.",
+        "- **Browser:** `web_demo/` parses the series with `dicom-parser` (RLE Lossless decoded by its own",
+        "  decoder), preprocesses bit-identically to `manifest.json`, runs `model.tflite` with LiteRT.js",
+        "  2.5.3 (wasm, WebGPU where available) and shows the triage; it works offline. Serve the repo root",
+        "  (`python3 -m http.server 8000 --bind 127.0.0.1`) after `bash .ci/provision-browser.sh` and open",
+        "  `http://127.0.0.1:8000/web_demo/`. Tested in headless Chromium (`tests/apps/test_web_demo.py`).",
+    ]
+    path = newest("browser_latency")
+    if path is None:
+        return lines
+    result = json.loads(path.read_text())
+    sha = result["model"]["sha256"]
+    lines += ["", f"Per-study time of the golden sample (32 slices), `benchmarks/results/{path.name}`:", "",
+              "| where | runtime | per study ms, median (min-max) | max abs diff vs expected.json |", "|---|---|---|---|"]
+    for run in result["runs"]:
+        study = run.get("per_study_ms") or {}
+        diff = (run.get("max_abs_diff_vs_expected") or {}).get("slice")
+        adapter = f" ({run['webgpu_adapter']})" if run.get("webgpu_adapter") else ""
+        lines.append(f"| headless Chromium | {run['runtime']}{adapter} | {_ms(study.get('median'))} "
+                     f"({_ms(study.get('min'))}-{_ms(study.get('max'))}) | {diff if diff is not None else '-'} |")
+    bench = newest("bench")
+    if bench is not None:
+        data = json.loads(bench.read_text())
+        by_sha = {m.get("sha256"): m for m in data.get("models", [])}
+        if sha in by_sha:
+            path_of = by_sha[sha]["path"]
+            for row in data["rows"]:
+                if row["path"] == path_of and row["backend"] == "xnnpack" and row.get("status") == "ok":
+                    lines.append(f"| native, ai-edge-litert (`{bench.name}`) | XNNPACK, {row['threads']} threads | "
+                                 f"{_ms(_p50(row.get('study_latency_ms')))} (p50) | 0 (the reference) |")
+    if any(run["runtime"] != "wasm" for run in result["runs"]):
+        lines += ["", "This machine has no GPU: Chromium's WebGPU row runs on SwiftShader (a CPU emulation); it shows",
+                  "the WebGPU path works, not GPU speed."]
+    return lines
+
+
+def paper_block() -> list[str]:
+    path = newest("paper_model")
+    if path is None:
+        return []
+    result = json.loads(path.read_text())
+    settings = result["settings"]
+    lines = [f"The paper's model next to the default model ({settings['size']} px, briefly trained on "
+             f"{settings['studies']} synthetic studies; XNNPACK, 2 threads; `benchmarks/results/{path.name}`):", "",
+             "| model | precision | size KB | conversion parity | study ms p50 | x fp32 |", "|---|---|---|---|---|---|"]
+    for name, model in result["models"].items():
+        fp32 = _p50(model["precisions"].get("fp32", {}).get("study_latency_ms"))
+        for precision, entry in model["precisions"].items():
+            p50 = _p50(entry.get("study_latency_ms"))
+            verdict = "PASS" if (entry.get("parity") or {}).get("passed") else "FAIL"
+            ratio = f"{p50 / fp32:.2f}" if p50 and fp32 else "-"
+            lines.append(f"| {name} | {precision} | {entry['size_bytes'] / 1024:.0f} | {verdict} | {_ms(p50)} | {ratio} |")
+    lines += ["", "Both models were trained for minutes and learned little, so the integer files' parity FAILs",
+              "reflect near-chance outputs that small shifts reorder; see `docs/import.md`."]
+    return lines
+
+
+def scale_block() -> list[str]:
+    lines = []
+    path = newest("train_input")
+    if path is not None:
+        rows = json.loads(path.read_text())["rows"]
+        lines += [f"Input pipeline, CPU ms per 24-slice window with augmentation (`benchmarks/results/{path.name}`):", "",
+                  "| pipeline | 128 px | 256 px |", "|---|---|---|"]
+        names = {"old": "old generator", "new_input": "new, input only (augmentation on the accelerator)",
+                 "new_with_augment_on_cpu": "new, augmentation on this CPU"}
+        for key, label in names.items():
+            cells = {r["size_px"]: r["cpu_ms_per_window"] for r in rows if r["pipeline"] == key}
+            lines.append(f"| {label} | {_ms(cells.get(128))} | {_ms(cells.get(256))} |")
+    path = newest("presets")
+    if path is not None:
+        bench = json.loads(path.read_text())["bench"]
+        lines += ["", f"Presets, study ms p50 (XNNPACK, 2 threads; `benchmarks/results/{path.name}`):", "",
+                  "| preset | fp32 | fp16 | dynamic | int8 | qat-int8 | qat-int8 x fp32 |", "|---|---|---|---|---|---|---|"]
+        table: dict[str, dict[str, float]] = {}
+        for row in bench["rows"]:
+            if row.get("status") == "ok" and row["backend"] == "xnnpack":
+                preset = "mobile" if "/mobile" in row["path"] else "demo"
+                table.setdefault(preset, {})[row["variant"]] = _p50(row.get("study_latency_ms"))
+        for preset, cells in table.items():
+            ratio = cells.get("qat-int8") / cells["fp32"] if cells.get("qat-int8") and cells.get("fp32") else None
+            lines.append(f"| {preset} | " + " | ".join(_ms(cells.get(p)) for p in ("fp32", "fp16", "dynamic", "int8", "qat-int8"))
+                         + f" | {_ms(ratio)} |")
+    return lines
+
+
+BLOCKS = {"stateless": stateless_block, "apps": apps_block, "paper": paper_block, "scale": scale_block}
+
+
+def render(text: str) -> str:
+    """``text`` with every block replaced by its freshly rendered lines."""
+    for name, make in BLOCKS.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start not in text or end not in text:
+            continue
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        body = "\n".join(make())
+        text = f"{head}{start}\n{body}\n{end}{tail}"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the README is not up to date")
+    args = parser.parse_args(argv)
+    text = args.readme.read_text()
+    new = render(text)
+    if args.check:
+        return 0 if new == text else 1
+    if new != text:
+        tmp = args.readme.with_name(f".{args.readme.name}.tmp")
+        tmp.write_text(new)
+        tmp.replace(args.readme)
+    print(f"{args.readme}: {'updated' if new != text else 'up to date'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
