@@ -267,7 +267,9 @@ def qat(
 
             qat_encoder, float_layers = quantize_imported_encoder(float_run.encoder)
             log(f"qat: layers left in float (not in TFMOT's 8-bit registry): {', '.join(float_layers) or 'none'}")
-            head = float_run.head  # the user's head, as it is
+            # the user's head, rebuilt inside the strategy's scope (its optimizer slots must be mirrored too)
+            head = keras.models.clone_model(float_run.head)
+            head.set_weights(float_run.head.get_weights())
         else:
             qat_encoder = quantize_encoder(float_run.encoder)
             head = build_head(float_run.model_config, window if fit_window == window else None)
