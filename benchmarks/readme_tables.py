@@ -92,7 +92,7 @@ def apps_block() -> list[str]:
         diff = (run.get("max_abs_diff_vs_expected") or {}).get("slice")
         adapter = f" ({run['webgpu_adapter']}: a CPU emulation, no GPU here)" if run.get("webgpu_adapter") else ""
         lines.append(f"| headless Chromium | {run['runtime']}{adapter} | {_ms(study.get('median'))} "
-                     f"({_ms(study.get('min'))}-{_ms(study.get('max'))}) | {diff if diff is not None else '-'} |")
+                     f"({_ms(study.get('min'))}-{_ms(study.get('max'))}) | {'-' if diff is None else format(diff, '.2g')} |")
     bench = newest("bench")
     if bench is not None:
         data = json.loads(bench.read_text())
