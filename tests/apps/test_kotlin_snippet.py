@@ -94,7 +94,8 @@ def fresh_assets(tmp_path_factory) -> Path:
     model = tmp_path_factory.mktemp("tiny") / "cnn_lstm_qat-int8.tflite"
     model.write_bytes(tiny_model_bytes(size_px=16, window=4, stride=2))
     out = tmp_path_factory.mktemp("fresh") / "android_demo_assets"
-    write_assets(AssetsConfig(model_path=model, out_dir=out, sample_seed=3,
+    # A hand-built model has no parity report: shipped with the override, as the manifest then says.
+    write_assets(AssetsConfig(model_path=model, out_dir=out, sample_seed=3, allow_failed_parity=True,
                               sample=SampleConfig(matrix_px=64, min_slices=6, max_slices=8)))
     return out
 
