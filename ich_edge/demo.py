@@ -93,7 +93,7 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
         Step("parity", ["parity", "--reference", str(run), "--converted-from", str(qat), *tflite_args,
                         "--data", str(cache_test), "--out", str(parity)],
              lambda: _parity_format(parity / "report.json") == PARITY_FORMAT, allowed_exit_codes=(0, 1, 4)),
-        Step("bench", ["bench", *models, "--threads", "2", "--backend", "xnnpack,reference,gpu,gpu+cpu",
+        Step("bench", ["bench", *models, "--threads", "2", "--backend", "xnnpack,reference,compiled,gpu,gpu+cpu",
                        "--data", str(cache_test), "--json", str(bench_json)],
              lambda: bench_json.is_file()),
         Step("assets", ["assets"], lambda: (out / "assets.done").is_file(),
