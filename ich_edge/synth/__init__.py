@@ -1,7 +1,7 @@
 """Synthetic head-CT phantom studies with the five hemorrhage subtypes (``ich-edge synth``).
 
 No real scans can be shipped, so the toolkit generates studies that look like head CT
-(skull, brain, ventricles, sulci, skull base; HU from the DOMAIN.md table; tilt, noise and
+(skull, brain, ventricles, sulci, skull base; HU from the table in docs/domain.md; tilt, noise and
 partial volume) with bleeds of realistic morphology and hard negatives, in the RSNA 2019
 layout. Public API::
 

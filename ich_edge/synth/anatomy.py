@@ -4,7 +4,7 @@ The cranial cavity is an egg-shaped ellipsoid in the head frame (see :mod:`.pose
 below by the skull-base floor (anterior, middle and posterior fossae, petrous ridges, clivus;
 :mod:`.skullbase`). Around it lie the skull (inner table, diploe, outer table) and the scalp
 (galea or temporalis muscle, subcutaneous fat, skin); inside it the brain (:mod:`.brain`).
-Hounsfield units follow the DOMAIN.md table and vary from study to study.
+Hounsfield units follow the table in docs/domain.md and vary from study to study.
 
 :func:`ich_edge.synth.head.render_tissue` evaluates the whole head on any set of head-frame
 points and returns a :class:`Tissue`: the HU values plus the masks and distance fields that
