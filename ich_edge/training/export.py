@@ -137,6 +137,9 @@ def run_converter(saved_model_dir: str | Path, recipe: Recipe, options: ConvertO
 def unclip_lstm_cells(tflite_bytes: bytes) -> bytes:
     """Set ``cell_clip`` of every UNIDIRECTIONAL_SEQUENCE_LSTM to 0 (no clipping), as in Keras.
 
+    Only the fused, stateful form has this op; ``benchmarks/stateless_head.py`` builds that
+    form to compare it with the stateless one that ``convert`` writes.
+
     The converter fuses a Keras LSTM with a hard-coded ``cell_clip`` of 10, which Keras never
     applies: a trained head whose cell state exceeds 10 (22 on the demo model) then differs
     from Keras by up to 4e-4 in fp32. Integer kernels clip to their int16 cell range anyway.
