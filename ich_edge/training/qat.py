@@ -37,7 +37,7 @@ from ich_edge.training import report as report_lib
 from ich_edge.training import run as run_lib
 from ich_edge.training.keras import keras, quantization_api
 from ich_edge.training.model import ModelConfig, build_cnn_lstm, build_head, build_model
-from ich_edge.training.train import TrainConfig, cache_series, compile_for_training, distributed_datasets, make_reproducible, rsna_weighted_bce, study_loss
+from ich_edge.training.train import TrainConfig, compile_for_training, distributed_datasets, make_reproducible, rsna_weighted_bce, study_loss
 
 DEFAULT_EPOCHS = 3
 LR_FACTOR = 0.1
@@ -153,7 +153,7 @@ def _series(cache_path, float_run, split: data_lib.Split):
     cache = Cache.open(cache_path)
     if cache.preprocess != float_run.preprocess_config:
         raise ConfigError(f"{cache_path} was prepared with other preprocessing than the run {float_run.path}; use the training cache")
-    series = cache_series(cache)
+    series = cache.series()
     train_series = data_lib.select_studies(series, split.train_studies)
     val_series = data_lib.select_studies(series, split.val_studies)
     if not train_series or not val_series:

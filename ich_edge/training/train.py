@@ -334,16 +334,11 @@ def _checkpoint_path(name: str, write_dir: Path, run_dir: Path) -> str:
     raise ConfigError(f"checkpoint {name} named in {run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE} is missing; use --no-resume")
 
 
-def cache_series(cache) -> list:
-    """Every series of ``cache``, images memory-mapped (``Cache.series()``)."""
-    return cache.series()
-
-
 def _load_test(test, preprocess, train_series) -> list:
     cache = Cache.open(test)
     if cache.preprocess != preprocess:
         raise ConfigError(f"the test cache {test} was prepared with other preprocessing than the training cache; prepare both the same way")
-    series = cache_series(cache)
+    series = cache.series()
     overlap = data_lib.overlapping_studies(series, train_series)
     if overlap:
         raise ConfigError(
@@ -441,7 +436,7 @@ def train(
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ConfigError(f"batch_size {config.batch_size} must be divisible by the {replicas} devices/workers")
-    series = cache_series(cache)
+    series = cache.series()
     split = data_lib.split_studies(series, config.val_fraction, config.seed)
     train_series = data_lib.select_studies(series, split.train_studies)
     val_series = data_lib.select_studies(series, split.val_studies)

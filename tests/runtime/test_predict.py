@@ -18,6 +18,7 @@ from ich_edge.errors import IchEdgeError, MissingDependencyError, ModelError, No
 from ich_edge.runtime import predict
 from ich_edge.runtime.montage import png_paths, suspicious_slices, write_montage
 from ich_edge.transforms import Preprocess, PreprocessConfig
+from phantom_slices import round_head_hu
 
 SIZE_PX, WINDOW = 16, 4
 
@@ -40,16 +41,6 @@ def model_path(tmp_path_factory) -> Path:
     return path
 
 
-def _slice_hu(bright: bool, size: int = 32) -> np.ndarray:
-    """A round head: brain 30 HU in a 1000 HU skull; ``bright`` fills the brain with 75 HU."""
-    yy, xx = np.mgrid[:size, :size]
-    radius = np.hypot(yy - size / 2 + 0.5, xx - size / 2 + 0.5)
-    hu = np.full((size, size), -1000.0)
-    hu[radius < size * 0.45] = 1000.0
-    hu[radius < size * 0.4] = 75.0 if bright else 30.0
-    return hu
-
-
 def write_series(folder: Path, bright: list[bool], series_uid: str, prefix: str, study_uid: str = "1.2.3") -> list[str]:
     """Write one slice per flag, files and instance numbers in reverse order of position."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -57,7 +48,7 @@ def write_series(folder: Path, bright: list[bool], series_uid: str, prefix: str,
     for k, flag in enumerate(bright):
         sop = f"ID_{prefix}{k:07x}"
         ds = build_ct_dataset(
-            _slice_hu(flag),
+            round_head_hu(flag),
             sop_instance_uid=sop,
             series_uid=series_uid,
             study_uid=study_uid,

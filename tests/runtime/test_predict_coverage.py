@@ -20,6 +20,7 @@ from ich_edge.cli import main
 from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_atomic
 from ich_edge.runtime import predict
 from ich_edge.runtime.completeness import MIN_HEAD_EXTENT_MM
+from phantom_slices import round_head_hu
 
 SIZE_PX, WINDOW, SPACING_MM, HEAD_SLICES = 16, 4, 5.0, 32
 
@@ -38,22 +39,12 @@ def model(tmp_path_factory):
     return predict.load_model(path, num_threads=1)
 
 
-def _hu(bright: bool, size: int = 32) -> np.ndarray:
-    """A round head: 30 HU brain in a 1000 HU skull; ``bright`` fills the brain with 75 HU (positive)."""
-    yy, xx = np.mgrid[:size, :size]
-    radius = np.hypot(yy - size / 2 + 0.5, xx - size / 2 + 0.5)
-    hu = np.full((size, size), -1000.0)
-    hu[radius < size * 0.45] = 1000.0
-    hu[radius < size * 0.4] = 75.0 if bright else 30.0
-    return hu
-
-
 def write_head(folder: Path, keep, bright: bool = False, positions: bool = True, series_uid: str = "1.2.3.50") -> Path:
     """Slices ``keep`` (indices into a 32-slice, 160 mm head, bottom = 0) of one series."""
     folder.mkdir(parents=True)
     for k in keep:
         ds = build_ct_dataset(
-            _hu(bright),
+            round_head_hu(bright),
             sop_instance_uid=f"ID_{series_uid.replace('.', '')}{k:04d}",
             series_uid=series_uid,
             study_uid="1.2.3",
@@ -166,7 +157,7 @@ def test_duplicate_positions_and_mixed_studies_reach_the_json(model, tmp_path, c
     folder = write_head(tmp_path / "odd", range(HEAD_SLICES))
     for name, study_uid, z_mm in (("dup", "1.2.3", -80.0 + SPACING_MM * 5), ("other_study", "1.2.9", 80.0)):
         ds = build_ct_dataset(
-            _hu(False), sop_instance_uid=f"ID_{name}", series_uid="1.2.3.50", study_uid=study_uid,
+            round_head_hu(False), sop_instance_uid=f"ID_{name}", series_uid="1.2.3.50", study_uid=study_uid,
             geometry=SliceGeometry(position_mm=(0.0, 0.0, z_mm)), instance_number=99,
         )
         write_dataset_atomic(ds, folder / f"{name}.dcm")

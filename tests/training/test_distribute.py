@@ -64,7 +64,6 @@ def _train_args(cache, out, *extra):
 
 def test_two_workers_on_localhost(tiny_cache, tmp_path):
     from ich_edge.training import data
-    from ich_edge.training.train import cache_series
 
     out = tmp_path / "RUN"
     codes, outputs = _run_workers(lambda index: _train_args(tiny_cache.root, out, "--epochs", "1"))
@@ -83,7 +82,7 @@ def test_two_workers_on_localhost(tiny_cache, tmp_path):
         logged[int(match[1])] = (int(match[2]), int(match[3]), match[4], match[5])
     assert set(logged) == {0, 1}
     split = data.Split.from_dict(json.loads((out / "split.json").read_text()))
-    train_series = data.select_studies(cache_series(tiny_cache), split.train_studies)
+    train_series = data.select_studies(tiny_cache.series(), split.train_studies)
     plan_of_epoch, steps, _, _ = data.train_plan(train_series, 4, 2, seed=0, augment=data.AugmentConfig(rotation_deg=10.0))
     plan = plan_of_epoch(0)
     shares = [data.worker_share(len(plan), 2, w, 2) for w in range(2)]
