@@ -64,12 +64,15 @@ def train_paper_model(cache: Path, out_h5: Path, epochs: int = 4, batch_size: in
     from ich_edge.training.train import rsna_weighted_bce
 
     keras.utils.set_random_seed(seed)
-    series = Cache.open(cache).load_all()
-    dataset, steps = data_lib.train_dataset(series, window_slices, batch_size, seed, data_lib.AugmentConfig())
+    series = Cache.open(cache).series()
+    augment = data_lib.AugmentConfig()
+    dataset, steps = data_lib.train_dataset(series, window_slices, batch_size, seed, augment)
     model = build_paper_model(size_px, window_slices)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=rsna_weighted_bce)
+    # the pipeline yields (uint8 window, augmentation draw): train behind ich-edge's AugmentLayer
+    trainer = data_lib.training_model(model, window_slices, size_px, augment)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=rsna_weighted_bce)
     t0 = time.monotonic()
-    history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2)
+    history = trainer.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2)
     out_h5.parent.mkdir(parents=True, exist_ok=True)
     model.save(out_h5)
     return {"loss": [float(v) for v in history.history["loss"]], "seconds": time.monotonic() - t0,

@@ -35,13 +35,16 @@ def test_paper_model_runs_the_whole_pipeline(tmp_path):
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["reference"]["original_model"] == str(h5.resolve())  # the user's file, not the rebuilt copy
     fp32 = next(m for m in report["models"] if m["precision"] == "fp32")
-    assert fp32["passed"], fp32["failures"]
+    # conversion parity of fp32 against the user's original file: no gate failed, and its gate (max |dp| <= 1e-4)
+    # holds on every label; the 60-study set is too small for a PASS verdict (INSUFFICIENT), and bootstrap is off
+    assert fp32["conversion"]["verdict"] in ("PASS", "INSUFFICIENT") and not fp32["conversion"]["failures"]
+    assert max(e["max_abs_diff"] for e in fp32["conversion"]["slice"]["labels"].values()) <= 1e-4
     assert code in (0, 1, 4)  # reduced precisions of a 1-epoch model may fail their AUC gates; that is parity's job
     assert main(["bench", *map(str, files), "--backend", "xnnpack", "--threads", "2", "--runs", "2", "--warmup", "1",
                  "--json", str(tmp_path / "bench.json"), "--results-dir", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
     assert {r["status"] for r in rows} == {"ok"} and len(rows) == 5
     assert main(["predict", "--model", str(tfl / "cnn_lstm_qat-int8.tflite"), "--json", str(tmp_path / "synth" / "dicom")]) == 0
-    assert main(["assets", "--model", str(tfl / "cnn_lstm_qat-int8.tflite"), "--out", str(tmp_path / "assets")]) == 0
+    assert main(["assets", "--model", str(tfl / "cnn_lstm_qat-int8.tflite"), "--out", str(tmp_path / "assets"), "--allow-failed-parity"]) == 0
     manifest = json.loads((tmp_path / "assets" / "manifest.json").read_text())
     assert manifest and (tmp_path / "assets" / "model.tflite").is_file()
