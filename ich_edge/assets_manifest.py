@@ -19,12 +19,11 @@ import numpy as np
 from ich_edge import __version__
 from ich_edge.dicom.pixels import AIR_HU
 from ich_edge.runtime.interpreter import make_interpreter, runtime_name
-from ich_edge.transforms import PreprocessConfig, Window
+from ich_edge.transforms import UNIT_PER_PIXEL, PreprocessConfig, Window
 
 FORMAT = "ich-edge-app-assets/1"
 SIGNATURES = ("encode", "classify")
 #: uint8 window pixel -> model input value in [0, 1]: a float32 multiplication.
-UNIT_PER_PIXEL = np.float32(1.0 / 255.0)
 
 RULES = {
     "order": [

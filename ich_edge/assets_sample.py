@@ -34,12 +34,11 @@ from ich_edge.labels import read_rsna_csv, read_study_csv
 from ich_edge.runtime.interpreter import runtime_name
 from ich_edge.runtime.tflite_model import to_input
 from ich_edge.sequence import window_starts
-from ich_edge.transforms import Preprocess, PreprocessConfig
+from ich_edge.transforms import Preprocess, PreprocessConfig, pixels_to_unit
 
 #: Max abs difference allowed between a client's probabilities and expected.json (same
 #: model file, LiteRT on a desktop CPU; phones may need more, see the README).
 PROBABILITY_TOLERANCE = 1e-5
-UNIT_PER_PIXEL = np.float32(1.0 / 255.0)
 
 
 @dataclass(frozen=True)
@@ -182,7 +181,7 @@ def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dic
     images = preprocess.volume(loaded.images)
     np.save(sample_dir / "images_uint8.npy", images)
     encode_detail = model.interpreter.get_signature_runner("encode").get_input_details()
-    encode_input = to_input(images.astype(np.float32) * UNIT_PER_PIXEL, next(iter(encode_detail.values())))
+    encode_input = to_input(pixels_to_unit(images), next(iter(encode_detail.values())))
     encode_file = None
     is_float = encode_input.dtype.kind == "f"
     if not is_float and not (encode_input.dtype == np.uint8 and np.array_equal(encode_input, images)):

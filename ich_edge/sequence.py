@@ -17,6 +17,7 @@ Training instead draws, each epoch, a grid of non-overlapping windows at a rando
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -96,6 +97,22 @@ def gather_windows(per_slice: np.ndarray, config: SequenceConfig) -> np.ndarray:
     valid = idx >= 0
     out[valid] = per_slice[idx[valid]]
     return out
+
+
+def feature_windows(features: np.ndarray, config: SequenceConfig, blank_features: Callable[[], np.ndarray]) -> np.ndarray:
+    """Per-slice features ``(N, F)`` cut into ``(num_windows, window_slices, F)`` windows, with
+    padding slots filled by ``blank_features()``, the encoder's output for a blank (all-zero)
+    slice, called only when there is padding (a study shorter than one window).
+
+    The one padding rule for encode-once heads: the result equals running the whole model on
+    the image window padded with blank (all-zero) slices. Evaluation, the TFLite runtime and
+    the app reference all call this.
+    """
+    windows = gather_windows(np.asarray(features), config)
+    padding = window_indices(len(features), config) < 0
+    if padding.any():
+        windows[padding] = np.asarray(blank_features(), dtype=windows.dtype).reshape(-1)
+    return windows
 
 
 def stitch(window_outputs: np.ndarray, num_slices: int, config: SequenceConfig) -> np.ndarray:

@@ -119,6 +119,17 @@ class Resize:
         return np.moveaxis(np.tensordot(wc, rows_done, axes=(1, 1)), 0, 1)
 
 
+#: The one input scaling: a model's float input is ``uint8 window pixel * UNIT_PER_PIXEL``
+#: (a float32 multiplication, as the apps do it; ``x / 255`` differs in the last bit for
+#: 126 of the 256 pixel values). Training, evaluation, predict and the app assets use this.
+UNIT_PER_PIXEL = np.float32(1.0 / 255.0)
+
+
+def pixels_to_unit(images_uint8: np.ndarray) -> np.ndarray:
+    """``uint8`` window pixels to the model's ``float32`` input in [0, 1]: ``x * UNIT_PER_PIXEL``."""
+    return np.asarray(images_uint8).astype(np.float32) * UNIT_PER_PIXEL
+
+
 class ToUint8:
     """``[0, 1]`` floats to uint8 by ``round(x * 255)`` (round half to even)."""
 

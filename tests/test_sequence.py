@@ -70,3 +70,33 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="window_slices"):
         SequenceConfig(window_slices=1, stride_slices=1)
     assert SequenceConfig.from_dict(CONFIG.to_dict()) == CONFIG
+
+
+def test_feature_windows_pads_with_the_blank_features_only_when_short():
+    from ich_edge.sequence import feature_windows
+
+    config = SequenceConfig(4, 2)
+    features = np.arange(3 * 2, dtype=np.float32).reshape(3, 2) + 1
+    calls = []
+
+    def blank():
+        calls.append(1)
+        return np.array([-7.0, -9.0], np.float32)
+
+    windows = feature_windows(features, config, blank)
+    assert windows.shape == (1, 4, 2) and calls == [1]
+    np.testing.assert_array_equal(windows[0, :3], features)
+    np.testing.assert_array_equal(windows[0, 3], [-7.0, -9.0])
+    long = np.ones((6, 2), np.float32)
+    assert feature_windows(long, config, blank).shape == (2, 4, 2) and calls == [1]
+
+
+def test_pixels_to_unit_is_the_float32_multiplication_the_apps_do():
+    from ich_edge.transforms import UNIT_PER_PIXEL, pixels_to_unit
+
+    pixels = np.arange(256, dtype=np.uint8)
+    unit = pixels_to_unit(pixels)
+    assert unit.dtype == np.float32 and UNIT_PER_PIXEL.dtype == np.float32
+    np.testing.assert_array_equal(unit, pixels.astype(np.float32) * np.float32(1.0 / 255.0))
+    # the division differs in the last bit for some values: this is why there is one owner
+    assert (unit != pixels.astype(np.float32) / np.float32(255.0)).sum() > 0

@@ -21,7 +21,8 @@ import numpy as np
 from ich_edge.errors import ConfigError, ModelError
 from ich_edge.runtime.interpreter import make_interpreter
 from ich_edge.runtime.model_check import check_model_file
-from ich_edge.sequence import SequenceConfig, gather_windows, stitch, study_probabilities, window_indices
+from ich_edge.sequence import SequenceConfig, feature_windows, stitch, study_probabilities
+from ich_edge.transforms import pixels_to_unit
 
 ENCODE, CLASSIFY = "encode", "classify"
 #: Slices per ``encode`` call: bounds activation memory for long studies at 256+ px.
@@ -173,7 +174,7 @@ class TFLiteStudyModel:
         """Features of each slice: ``uint8 (N, S, S, 3)`` -> ``float32 (N, F)``."""
         images = self._check_images(images_uint8)
         # A uint8 input with scale 1/255 takes the pixels as they are (what to_input would give).
-        unit = images if self._raw_pixels else images.astype(np.float32) * np.float32(1.0 / 255.0)
+        unit = images if self._raw_pixels else pixels_to_unit(images)
         out = []
         for start in range(0, len(unit), self.encode_batch):
             batch = unit[start : start + self.encode_batch]
@@ -216,11 +217,7 @@ class TFLiteStudyModel:
 
     def windows(self, features: np.ndarray) -> np.ndarray:
         """Cut per-slice features into windows; padding slots get the blank slice's features."""
-        windows = gather_windows(features, self.sequence)
-        padding = window_indices(len(features), self.sequence) < 0
-        if padding.any():
-            windows[padding] = self.blank_features()
-        return windows
+        return feature_windows(features, self.sequence, self.blank_features)
 
     def predict_series(self, images_uint8: np.ndarray) -> np.ndarray:
         """Slice probabilities ``float32 (N, 6)`` of a series (slices bottom to top)."""

@@ -25,7 +25,8 @@
   TensorFlow in the training step (:class:`AugmentLayer`, first layer of the training model,
   active only in training), so on a GPU it runs on the GPU and the CPU only slices uint8.
 * Elements are ``((uint8 (T, S, S, 3), float32 (10,) augmentation), labels, weights)``;
-  :class:`AugmentLayer` turns the window into ``images / 255`` float32. Labels are float32
+  :class:`AugmentLayer` turns the window into ``images * UNIT_PER_PIXEL`` float32 (the rule of
+  :func:`ich_edge.transforms.pixels_to_unit`). Labels are float32
   ``(T, 6)``; sample weights ``(T,)`` are rescaled per batch to average 1 over the batch, so
   the Keras loss (summed over positions, divided by their count) is the mean over the valid
   positions only.
@@ -47,6 +48,7 @@ from ich_edge import ANY_INDEX, LABELS
 from ich_edge.cache import CachedSeries
 from ich_edge.errors import ConfigError
 from ich_edge.sequence import SequenceConfig, epoch_window_starts, window_indices
+from ich_edge.transforms import UNIT_PER_PIXEL
 from ich_edge.training.keras import keras, tf
 
 #: Number of augmentation parameters per window: flip, angle, dx, dy, 3 gains, 3 offsets.
@@ -332,7 +334,7 @@ def apply_augment(images, params):
 
 
 class AugmentLayer(keras.layers.Layer):
-    """First layer of the training model: ``[uint8 windows, params]`` -> ``images / 255``,
+    """First layer of the training model: ``[uint8 windows, params]`` -> ``images * UNIT_PER_PIXEL``,
     augmented by :func:`augment_batch` in training only (identity at validation)."""
 
     def __init__(self, enabled: bool = True, **kwargs) -> None:
@@ -341,7 +343,7 @@ class AugmentLayer(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         window, params = inputs
-        images = tf.cast(window, tf.float32) / 255.0
+        images = tf.cast(window, tf.float32) * UNIT_PER_PIXEL
         if training and self.enabled:
             images = augment_batch(images, params)
         return images

@@ -26,7 +26,8 @@ from ich_edge.metrics import (
     sensitivity_at_threshold,
     threshold_at_specificity,
 )
-from ich_edge.sequence import SequenceConfig, gather_windows, stitch, study_probabilities, window_indices
+from ich_edge.sequence import SequenceConfig, feature_windows, stitch, study_probabilities
+from ich_edge.transforms import pixels_to_unit
 from ich_edge.training.data import study_label_table
 
 DEFAULT_SPECIFICITY = 0.9
@@ -42,10 +43,10 @@ def _run(fn, batch: np.ndarray) -> np.ndarray:
 
 
 def encode_slices(encoder, images_uint8: np.ndarray, batch_slices: int = 64) -> np.ndarray:
-    """Features ``float32 (N, F)`` of ``uint8 (N, S, S, 3)`` slices (input is images / 255)."""
+    """Features ``float32 (N, F)`` of ``uint8 (N, S, S, 3)`` slices (input: :func:`ich_edge.transforms.pixels_to_unit`)."""
     images = np.asarray(images_uint8)
     chunks = [
-        _run(encoder, images[i : i + batch_slices].astype(np.float32) / np.float32(255.0))
+        _run(encoder, pixels_to_unit(images[i : i + batch_slices]))
         for i in range(0, len(images), batch_slices)
     ]
     return np.concatenate(chunks, axis=0)
@@ -69,11 +70,8 @@ def predict_series(
     """
     num_slices = len(images_uint8)
     features = encode_slices(encoder, images_uint8, batch_slices)
-    windows = gather_windows(features, sequence_config)
-    padding = window_indices(num_slices, sequence_config) < 0
-    if padding.any():
-        blank = np.zeros((1, *np.asarray(images_uint8).shape[1:]), np.uint8)
-        windows[padding] = encode_slices(encoder, blank)[0]
+    blank = np.zeros((1, *np.asarray(images_uint8).shape[1:]), np.uint8)
+    windows = feature_windows(features, sequence_config, lambda: encode_slices(encoder, blank)[0])
     outputs = _run(head, windows)
     return stitch(outputs, num_slices, sequence_config)
 
