@@ -1,0 +1,122 @@
+"""The demo's training repeated with several seeds: how much the test AUCs move from seed to seed.
+
+The data are the demo's (``ich-edge synth`` seed 1, 300 training studies; seed 2, 100 test
+studies; the caches of a finished ``make demo`` are reused when ``--demo-out`` has them).
+Each training seed runs ``ich-edge train --seed S`` with the demo's defaults (the seed sets
+the split, the window order, the augmentation draws and the initial weights); its test-set
+report is read back. The result gives, per label, the test study AUC and slice AUC of every
+seed and their mean, sample standard deviation, min and max.
+
+    python benchmarks/seed_spread.py [--demo-out demo_out] [--seeds 0,1,2] [--work DIR]
+
+Writes ``benchmarks/results/seed_spread_<UTC time>_<host>.json`` and prints the table. A
+seed whose run folder already has a report is not trained again (rerunnable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FORMAT = "ich-edge-seed-spread/1"
+
+
+def ich_edge(*args: str) -> None:
+    print("$ ich-edge " + " ".join(args), flush=True)
+    subprocess.run([sys.executable, "-m", "ich_edge", *args], check=True)
+
+
+def demo_caches(demo_out: Path, train_studies: int, test_studies: int) -> tuple[Path, Path]:
+    """The demo's training and test caches, made as ``make demo`` makes them when missing."""
+    caches = []
+    for name, studies, seed in (("train", train_studies, 1), ("test", test_studies, 2)):
+        synth, cache = demo_out / f"synth_{name}", demo_out / f"cache_{name}"
+        if not (synth / "labels.csv").is_file():
+            ich_edge("synth", "--out", str(synth), "--studies", str(studies), "--seed", str(seed))
+        if not (cache / "problems" / "0-of-1.json").is_file():
+            ich_edge("prepare", "--dicom", str(synth / "dicom"), "--labels", str(synth / "labels.csv"), "--out", str(cache))
+        caches.append(cache)
+    return caches[0], caches[1]
+
+
+def spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation (0 for one value), min and max of ``values``."""
+    return {"n": len(values), "mean": statistics.fmean(values),
+            "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values)}
+
+
+def seed_row(seed: int, report: dict) -> dict:
+    """What one seed's ``report.json`` says about the test set (and how training went)."""
+    test = report["test"]
+    return {
+        "seed": seed,
+        "study_auc": test["model"]["study"]["auc"],
+        "slice_auc": test["model"]["slice"]["auc"],
+        "slice_rsna_log_loss": test["model"]["slice"]["rsna_log_loss"],
+        "baseline_study_auc": test["baseline"]["study"]["auc"],
+        "n_test_studies": test["n_studies"],
+        "epochs_run": report["run"]["epochs_run"],
+        "best_epoch": report["run"]["best_epoch"],
+        "train_seconds": report["run"]["train_seconds"],
+    }
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per label: the spread of the test study AUC and slice AUC over the seeds in ``rows``."""
+    labels = list(rows[0]["study_auc"])
+    out = {}
+    for level in ("study_auc", "slice_auc", "baseline_study_auc"):
+        out[level] = {label: spread([row[level][label] for row in rows if row[level].get(label) is not None])
+                      for label in labels}
+    out["slice_rsna_log_loss"] = spread([row["slice_rsna_log_loss"] for row in rows])
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo-out", type=Path, default=Path("demo_out"), help="a make demo folder (its caches are reused)")
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
+    parser.add_argument("--work", type=Path, default=None, help="run folders (default: DEMO_OUT/seeds)")
+    parser.add_argument("--train-studies", type=int, default=300)
+    parser.add_argument("--test-studies", type=int, default=100)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    from ich_edge.runtime.bench_report import write_results
+    from ich_edge.runtime.sysinfo import machine_info
+
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    cache_train, cache_test = demo_caches(args.demo_out, args.train_studies, args.test_studies)
+    work = args.work or args.demo_out / "seeds"
+    rows = []
+    for seed in seeds:
+        run = work / f"seed_{seed}"
+        if not (run / "report.json").is_file():
+            ich_edge("train", "--data", str(cache_train), "--test", str(cache_test), "--out", str(run), "--seed", str(seed))
+        rows.append(seed_row(seed, json.loads((run / "report.json").read_text())))
+    summary = summarize(rows)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    result = {"format": FORMAT, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "machine": machine_info(), "commit": commit, "seeds": seeds,
+              "data": {"train": str(cache_train), "test": str(cache_test), "synth_seeds": {"train": 1, "test": 2},
+                       "train_studies": args.train_studies, "test_studies": args.test_studies},
+              "rows": rows, "summary": summary}
+    print(f"{'label':<18} {'study AUC mean':>14} {'sd':>6} {'min':>6} {'max':>6}")
+    for label, s in summary["study_auc"].items():
+        print(f"{label:<18} {s['mean']:>14.3f} {s['sd']:>6.3f} {s['min']:>6.3f} {s['max']:>6.3f}")
+    for path in write_results(result, "seed_spread", args.results_dir):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
