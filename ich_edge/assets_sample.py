@@ -30,7 +30,7 @@ from pydicom.uid import RLELossless
 from ich_edge.dicom import find_series
 from ich_edge.dicom.write import write_dataset_atomic
 from ich_edge.errors import ConfigError, IchEdgeError
-from ich_edge.labels import read_rsna_csv, read_study_csv
+from ich_edge.labels import label_columns, read_rsna_csv, read_study_csv
 from ich_edge.runtime.interpreter import runtime_name
 from ich_edge.runtime.tflite_model import to_input
 from ich_edge.sequence import window_starts
@@ -165,6 +165,7 @@ def kernel_spread(model, images: np.ndarray, expected: np.ndarray, thresholds: d
 def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dict:
     """Write ``sample_dir`` for ``model`` (a TFLiteStudyModel); return the manifest's ``sample``."""
     labels = list(model.labels)
+    columns = label_columns(labels)  # the six-column truth's columns of the model's labels
     preprocess = Preprocess(PreprocessConfig.from_dict(model.description["preprocessing"]))
     sample_dir.mkdir(parents=True)
     with tempfile.TemporaryDirectory(dir=sample_dir.parent, prefix=".synth.") as work:
@@ -207,14 +208,14 @@ def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dic
                 "id": slice_id,
                 "position": k + 1,
                 "probabilities": {label: float(probabilities[k, i]) for i, label in enumerate(labels)},
-                "ground_truth": {label: int(slice_truth[slice_id][i]) for i, label in enumerate(labels)}
+                "ground_truth": {label: int(slice_truth[slice_id][columns[i]]) for i, label in enumerate(labels)}
                 if slice_id in slice_truth else None,
             }
             for k, slice_id in enumerate(loaded.slice_ids)
         ],
         "study": {label: float(study[i]) for i, label in enumerate(labels)},
         "positive": {label: bool(study[i] >= thresholds[label]) for i, label in enumerate(labels) if label in thresholds},
-        "ground_truth_study": {label: int(study_truth[i]) for i, label in enumerate(labels)},
+        "ground_truth_study": {label: int(study_truth[columns[i]]) for i, label in enumerate(labels)},
         "tolerance": {"probabilities_abs": PROBABILITY_TOLERANCE, "images_uint8": "exact", "encode_input": "exact",
                       "on_device": on_device},
         "computed_with": f"ich_edge TFLiteStudyModel.predict_series, {runtime_name()}, XNNPACK",

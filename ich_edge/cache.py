@@ -33,6 +33,7 @@ import numpy as np
 from ich_edge import LABELS
 from ich_edge.errors import CacheError
 from ich_edge.fileio import write_atomic_bytes, write_json_atomic
+from ich_edge.labels import label_columns
 from ich_edge.transforms import PreprocessConfig
 
 PREPROCESS_FILE = "preprocess.json"
@@ -90,7 +91,8 @@ class CachedSeries:
     read from a cache a read-only ``np.memmap`` made afresh on each access (keep the array
     while you need it; index it to copy out only the slices you use). ``patient_uid`` is a
     pseudonym of the patient (see :func:`ich_edge.dicom.patient_pseudonym`); it defaults to
-    ``study_uid`` when unknown.
+    ``study_uid`` when unknown. ``label_names`` names the label columns: the cache's six
+    (:data:`ich_edge.LABELS`), or a model's own labels after :meth:`with_labels`.
     """
 
     series_uid: str
@@ -100,10 +102,33 @@ class CachedSeries:
     study_labels: np.ndarray
     slice_ids: tuple[str, ...]
     patient_uid: str | None = None
+    label_names: tuple[str, ...] = LABELS
 
     def __post_init__(self) -> None:
         if not self.patient_uid:
             object.__setattr__(self, "patient_uid", self.study_uid)
+
+    def with_labels(self, names) -> "CachedSeries":
+        """This series with the label columns ``names`` only, in that order (images shared, not read).
+
+        This is how a model with a subset of the labels (``ich-edge import --labels``) is
+        compared with the cache: its outputs are ``names``. Raises :class:`LabelsError` for a
+        name that is not one of this series' columns.
+        """
+        names = tuple(names)
+        if names == self.label_names:
+            return self
+        columns = label_columns(names, self.label_names)
+        return CachedSeries(
+            series_uid=self.series_uid,
+            study_uid=self.study_uid,
+            images=self.__dict__["_images"],
+            slice_labels=np.asarray(self.slice_labels)[:, columns],
+            study_labels=np.asarray(self.study_labels)[columns],
+            slice_ids=self.slice_ids,
+            patient_uid=self.patient_uid,
+            label_names=names,
+        )
 
     @property
     def num_slices(self) -> int:
@@ -192,6 +217,8 @@ class Cache:
         images = item.images
         if images.dtype != np.uint8 or images.shape[1:] != (size, size, 3):
             raise CacheError(f"images must be uint8 (N, {size}, {size}, 3), got {images.dtype} {images.shape}")
+        if item.label_names != LABELS:
+            raise CacheError(f"a cache stores the six labels {', '.join(LABELS)}; got a series with {', '.join(item.label_names)}")
         if item.slice_labels.shape != (len(images), len(LABELS)) or len(item.slice_ids) != len(images):
             raise CacheError("slice_labels and slice_ids must have one row per image")
         path = self.path_for(item.series_uid)

@@ -5,6 +5,10 @@ RSNA format (``stage_2_train.csv``): columns ``ID,Label`` with six rows per slic
 identical duplicates are tolerated, conflicting ones are an error.
 
 Study-level format: a header ``study_uid,epidural,...,any`` and one 0/1 row per study.
+
+A cache always stores the six columns in :data:`ich_edge.LABELS` order; a model may output a
+subset (``ich-edge import --labels``), named in its run config and file description.
+:func:`label_columns` is the one place that turns label names into cache columns.
 """
 
 from __future__ import annotations
@@ -19,6 +23,41 @@ from ich_edge.errors import LabelsError
 
 RSNA_HEADER = ("ID", "Label")
 STUDY_HEADER = ("study_uid", *LABELS)
+
+
+def check_label_names(names, what: str = "labels") -> tuple[str, ...]:
+    """``names`` as a tuple, checked: at least one, distinct, each one of :data:`ich_edge.LABELS`.
+
+    Raises :class:`LabelsError` naming the unknown or repeated names and the known ones.
+    """
+    names = tuple(names)
+    unknown = [name for name in names if name not in LABELS]
+    if unknown:
+        raise LabelsError(f"{what}: unknown label(s) {', '.join(map(repr, unknown))}; the labels are {', '.join(LABELS)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated or not names:
+        raise LabelsError(f"{what} must name distinct labels out of {', '.join(LABELS)}; got {', '.join(names) or 'none'}")
+    return names
+
+
+def label_columns(names, available=LABELS) -> np.ndarray:
+    """Column indices of ``names`` in an array whose columns are ``available`` (default: a cache's six).
+
+    ``label_columns(("intraparenchymal", "any"))`` is ``[1, 5]``. Raises :class:`LabelsError`
+    for a name that is not a label, or not among ``available``.
+    """
+    names = check_label_names(names)
+    available = tuple(available)
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise LabelsError(f"label(s) {', '.join(missing)} are not among the columns {', '.join(available)}")
+    return np.array([available.index(name) for name in names], dtype=np.intp)
+
+
+def canonical_order(names) -> tuple[str, ...]:
+    """``names`` sorted into :data:`ich_edge.LABELS` order (the order of an imported model's outputs)."""
+    names = check_label_names(names)
+    return tuple(label for label in LABELS if label in names)
 
 
 def _open_rows(path: Path):

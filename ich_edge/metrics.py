@@ -1,6 +1,7 @@
 """Metrics in plain numpy (runtime tier): ROC AUC, RSNA weighted log loss, operating points.
 
-Label arrays are ``(n, 6)`` in :data:`ich_edge.LABELS` order; ``y_true`` is 0/1.
+Label arrays are ``(n, K)``, columns named by ``labels`` (default :data:`ich_edge.LABELS`, the
+six); ``y_true`` is 0/1. A model with a subset of the labels is scored on its own labels.
 """
 
 from __future__ import annotations
@@ -9,8 +10,17 @@ import numpy as np
 
 from ich_edge import LABELS
 
-#: RSNA 2019 weights: "any" counts twice, each subtype once.
-RSNA_WEIGHTS = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 2.0])
+#: RSNA 2019 weight of each label: "any" counts twice, each subtype once.
+RSNA_LABEL_WEIGHTS = {label: 2.0 if label == "any" else 1.0 for label in LABELS}
+
+
+def rsna_weights(labels=LABELS) -> np.ndarray:
+    """The RSNA weights of ``labels``, in that order (a subset keeps each label's own weight)."""
+    return np.array([RSNA_LABEL_WEIGHTS[label] for label in labels], dtype=np.float64)
+
+
+#: The six labels' weights in :data:`ich_edge.LABELS` order.
+RSNA_WEIGHTS = rsna_weights(LABELS)
 
 
 def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,17 +51,31 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     return float(np.trapezoid(tpr, fpr))
 
 
-def per_label_auc(y_true: np.ndarray, score: np.ndarray) -> dict[str, float]:
-    """ROC AUC per label, as ``{label: auc}``."""
-    return {name: roc_auc(y_true[:, i], score[:, i]) for i, name in enumerate(LABELS)}
+def per_label_auc(y_true: np.ndarray, score: np.ndarray, labels=LABELS) -> dict[str, float]:
+    """ROC AUC per label, as ``{label: auc}``; column ``i`` is ``labels[i]``."""
+    return {name: roc_auc(y_true[:, i], score[:, i]) for i, name in enumerate(labels)}
 
 
-def rsna_log_loss(y_true: np.ndarray, prob: np.ndarray, eps: float = 1e-7) -> float:
-    """RSNA 2019 weighted multi-label log loss (``any`` weight 2, subtypes 1), mean over rows."""
+def rsna_log_loss(y_true: np.ndarray, prob: np.ndarray, eps: float = 1e-7, labels=LABELS) -> float:
+    """RSNA 2019 weighted multi-label log loss (``any`` weight 2, subtypes 1), mean over rows.
+
+    With a subset of the labels (columns named by ``labels``) it is the weighted mean over
+    the present labels with their RSNA weights.
+    """
     y = np.asarray(y_true, dtype=np.float64)
     p = np.clip(np.asarray(prob, dtype=np.float64), eps, 1.0 - eps)
     per_label = -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
-    return float((per_label * RSNA_WEIGHTS).sum(axis=1).mean() / RSNA_WEIGHTS.sum())
+    weights = rsna_weights(labels)
+    return float((per_label * weights).sum(axis=1).mean() / weights.sum())
+
+
+def log_loss_note(labels) -> str:
+    """Empty for the six labels; for a subset, a clause saying the RSNA log loss covers only those (for reports)."""
+    labels = list(labels)
+    if set(labels) == set(LABELS):
+        return ""
+    weights = ", ".join(f"{label} {RSNA_LABEL_WEIGHTS[label]:g}" for label in labels)
+    return f"; over the model's {len(labels)} labels with their RSNA weights ({weights}), not comparable with a six-label score"
 
 
 def threshold_at_specificity(y_true: np.ndarray, score: np.ndarray, specificity: float = 0.9) -> float:

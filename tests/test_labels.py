@@ -58,3 +58,34 @@ def test_study_csv(tmp_path):
 def test_study_labels_are_or_over_slices():
     slices = np.array([[0, 1, 0, 0, 0, 1], [0, 0, 0, 1, 0, 1], [0] * 6])
     np.testing.assert_array_equal(study_labels(slices), [0, 1, 0, 1, 0, 1])
+
+
+def test_label_columns_select_the_cache_columns_by_name():
+    from ich_edge.labels import canonical_order, label_columns
+
+    assert label_columns(("intraparenchymal", "any")).tolist() == [1, 5]
+    assert label_columns(("any", "epidural")).tolist() == [5, 0]
+    assert label_columns(("any",), ("subdural", "any")).tolist() == [1]
+    assert canonical_order(("any", "subdural", "epidural")) == ("epidural", "subdural", "any")
+    with pytest.raises(LabelsError, match="unknown label\\(s\\) 'bleed'; the labels are epidural"):
+        label_columns(("bleed", "any"))
+    with pytest.raises(LabelsError, match="distinct labels"):
+        label_columns(("any", "any"))
+    with pytest.raises(LabelsError, match="epidural are not among the columns subdural, any"):
+        label_columns(("epidural",), ("subdural", "any"))
+
+
+def test_a_cached_series_with_a_subset_of_labels_keeps_its_images():
+    import numpy as np
+
+    from ich_edge.cache import CachedSeries
+
+    labels = np.arange(12, dtype=np.int8).reshape(2, 6) % 2
+    series = CachedSeries("s", "t", np.zeros((2, 4, 4, 3), np.uint8), labels, labels.max(axis=0), ("a", "b"))
+    two = series.with_labels(("any", "intraparenchymal"))
+    assert two.label_names == ("any", "intraparenchymal")
+    assert two.slice_labels.tolist() == labels[:, [5, 1]].tolist() and two.study_labels.tolist() == [1, 1]
+    assert two.images is series.images and two.with_labels(("any", "intraparenchymal")) is two
+    assert two.with_labels(("intraparenchymal",)).slice_labels.tolist() == labels[:, [1]].tolist()
+    with pytest.raises(LabelsError, match="epidural are not among"):
+        two.with_labels(("epidural",))

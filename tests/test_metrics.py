@@ -62,3 +62,20 @@ def test_bootstrap_ci_brackets_the_auc():
     auc = metrics.roc_auc(y, s)
     assert low < auc < high
     assert high - low < 0.25
+
+
+def test_rsna_log_loss_of_a_label_subset_uses_the_present_labels_weights():
+    from ich_edge import LABELS
+    from ich_edge.metrics import log_loss_note, rsna_weights
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, (50, 6))
+    p = rng.uniform(0.05, 0.95, (50, 6))
+    cols = [1, 5]  # intraparenchymal, any
+    per_label = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    expected = float((per_label[:, 1] * 1.0 + per_label[:, 5] * 2.0).mean() / 3.0)
+    got = metrics.rsna_log_loss(y[:, cols], p[:, cols], labels=("intraparenchymal", "any"))
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert rsna_weights(("subdural", "any")).tolist() == [1.0, 2.0]
+    assert log_loss_note(LABELS) == ""
+    assert "over the model's 2 labels" in log_loss_note(("intraparenchymal", "any"))

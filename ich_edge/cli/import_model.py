@@ -27,7 +27,7 @@ def _names(value: str | None) -> tuple[str, ...] | None:
 @click.option("--channels", type=click.Choice(["brain,subdural,bone", "brain"]), default="brain,subdural,bone",
               show_default=True, help="The model's input channels, in order (windows of the cache).")
 @click.option("--labels", default=None,
-              help=f"The model's output classes in order, comma-separated (default: {','.join(LABELS)}).")
+              help=f"The model's output classes in order, comma-separated: all six or a subset (default: {','.join(LABELS)}).")
 @click.option("--softmax-ok", is_flag=True, help="Accept a softmax output as per-label scores (needs --labels).")
 @click.option("--data", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Prepared cache the model will be used with: its preprocessing is recorded and the input size checked.")

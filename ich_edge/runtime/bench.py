@@ -52,7 +52,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ich_edge import LABELS
 from ich_edge.errors import ConfigError, IchEdgeError, ModelError
 from ich_edge.metrics import roc_auc
 from ich_edge.runtime.bench_worker import latency_stats
@@ -202,6 +201,7 @@ def study_auc(path: Path, series_list, threads: int) -> dict:
     scores: dict[str, np.ndarray] = {}
     truth: dict[str, np.ndarray] = {}
     for series in series_list:
+        series = series.with_labels(model.labels)  # the cache's columns of the model's labels
         if series.has_study_labels:
             labels = np.asarray(series.study_labels)
         elif series.has_slice_labels and series.num_slices:
@@ -217,12 +217,12 @@ def study_auc(path: Path, series_list, threads: int) -> dict:
     uids = sorted(scores)
     y = np.array([truth[u] for u in uids])
     s = np.array([scores[u] for u in uids])
-    per_label = {label: roc_auc(y[:, i], s[:, i]) for i, label in enumerate(LABELS)}
+    per_label = {label: roc_auc(y[:, i], s[:, i]) for i, label in enumerate(model.labels)}
     known = [v for v in per_label.values() if not np.isnan(v)]
     return {
         "studies": len(uids),
         "per_label": {k: (None if np.isnan(v) else v) for k, v in per_label.items()},
-        "any": None if np.isnan(per_label["any"]) else per_label["any"],
+        "any": None if np.isnan(per_label.get("any", np.nan)) else per_label["any"],
         "mean": float(np.mean(known)) if known else None,
     }
 

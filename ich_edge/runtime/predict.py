@@ -374,11 +374,12 @@ def triage_line(prediction: SeriesPrediction, points: OperatingPoints, with_cove
     """
     verdict = triage(prediction, points)
     why = "; ".join(verdict.coverage_reasons) if with_coverage else ""
+    any_name = ANY_LABEL if ANY_LABEL in points.labels else "max"  # a model without "any": its highest label
     if not verdict.positive:
         study = prediction.study_probabilities
         subtypes = [(label, float(study[i])) for i, label in enumerate(points.labels) if label != ANY_LABEL]
         label, p = max(subtypes, key=lambda item: item[1]) if subtypes else (ANY_LABEL, verdict.any_probability)
-        line = f"{verdict.verdict}  any {verdict.any_probability:.2f} | highest subtype {label} {p:.2f}"
+        line = f"{verdict.verdict}  {any_name} {verdict.any_probability:.2f} | highest subtype {label} {p:.2f}"
         return f"{line} | not a negative: {why}" if why else line
     if verdict.positive_subtypes:
         found = ", ".join(f"{label} {p:.2f}" for label, p in verdict.positive_subtypes)
@@ -389,5 +390,5 @@ def triage_line(prediction: SeriesPrediction, points: OperatingPoints, with_cove
         where = f"  slices {runs}" + ("" if verdict.positive_subtypes else f" ({verdict.top_label})")
     else:
         where = f"  no single slice reaches the {verdict.top_label} slice threshold"
-    line = f"POSITIVE  any {verdict.any_probability:.2f} | {found}{where}"
+    line = f"POSITIVE  {any_name} {verdict.any_probability:.2f} | {found}{where}"
     return f"{line} | coverage incomplete: {why}" if why else line

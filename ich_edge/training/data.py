@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ich_edge import ANY_INDEX, LABELS
+from ich_edge import LABELS
 from ich_edge.cache import CachedSeries
 from ich_edge.errors import ConfigError
 from ich_edge.sequence import SequenceConfig, epoch_window_starts, window_indices
@@ -115,7 +115,7 @@ class Split:
 
 
 def study_label_table(series_list: list[CachedSeries]) -> dict[str, np.ndarray]:
-    """``{study_uid: int8 (6,)}``: study labels, else the max of known slice labels, else -1."""
+    """``{study_uid: int8 (K,)}``: study labels, else the max of known slice labels, else -1 (K: the series' label columns)."""
     table: dict[str, np.ndarray] = {}
     for series in series_list:
         if series.has_study_labels:
@@ -123,10 +123,18 @@ def study_label_table(series_list: list[CachedSeries]) -> dict[str, np.ndarray]:
         elif series.slice_labels.size and series.has_slice_labels:
             labels = series.slice_labels.max(axis=0).astype(np.int8)
         else:
-            labels = np.full(len(LABELS), -1, np.int8)
+            labels = np.full(len(series.label_names), -1, np.int8)
         previous = table.get(series.study_uid)
         table[series.study_uid] = labels if previous is None else np.maximum(previous, labels)
     return table
+
+
+def label_width(series_list: list[CachedSeries]) -> int:
+    """Label columns of the series (six, or a model's subset after ``CachedSeries.with_labels``); one width for all."""
+    widths = {len(s.label_names) for s in series_list}
+    if len(widths) > 1:
+        raise ConfigError(f"the series carry different label columns ({sorted(widths)}); select one set with with_labels")
+    return widths.pop() if widths else len(LABELS)
 
 
 def patient_groups(series_list: list[CachedSeries]) -> list[tuple[str, ...]]:
@@ -183,9 +191,11 @@ def split_studies(series_list: list[CachedSeries], val_fraction: float, seed: in
             f"(one to validate on){hint}"
         )
     rng = np.random.default_rng(seed)
+    names = series_list[0].label_names
+    any_column = names.index("any") if "any" in names else None  # else: positive when any label is
     strata: dict[int, list[tuple[str, ...]]] = {}
     for group in groups:
-        positive = max(int(table[uid][ANY_INDEX]) for uid in group)
+        positive = max(int(table[uid][any_column] if any_column is not None else table[uid].max()) for uid in group)
         strata.setdefault(positive, []).append(group)
     # Validation size rounded half up overall, shared between strata by largest remainder.
     n_total = min(len(groups) - 1, max(1, int(val_fraction * len(groups) + 0.5)))
@@ -220,13 +230,13 @@ def overlapping_studies(test: list[CachedSeries], train: list[CachedSeries]) -> 
 def cut_window(series: CachedSeries, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Images, labels and sample weights of one window; ``indices`` of -1 are blank padding.
 
-    Returns ``uint8 (T, S, S, 3)``, ``float32 (T, 6)`` (0 where unknown) and ``float32 (T,)``
-    (1 on slices with all six labels known, 0 on padding and unknown labels).
+    Returns ``uint8 (T, S, S, 3)``, ``float32 (T, K)`` (0 where unknown; K: the series' label
+    columns) and ``float32 (T,)`` (1 on slices with all K labels known, 0 on padding and unknown labels).
     """
     valid = indices >= 0
     images = np.zeros((len(indices), *series.images.shape[1:]), np.uint8)
     images[valid] = series.images[indices[valid]]
-    raw = np.zeros((len(indices), len(LABELS)), np.int8)
+    raw = np.zeros((len(indices), len(series.label_names)), np.int8)
     raw[valid] = series.slice_labels[indices[valid]]
     weights = (valid & (raw >= 0).all(axis=1)).astype(np.float32)
     labels = np.clip(raw, 0, 1).astype(np.float32)
@@ -441,11 +451,12 @@ def _normalize_weights(inputs, labels, weights):
 def _reader(series_list: list[CachedSeries], window_slices: int, labels: str):
     """``read(series_index, start)`` -> uint8 window, float32 labels, float32 weights (numpy)."""
     size_px = int(series_list[0].images.shape[1])
+    width = label_width(series_list)
     table = study_label_table(series_list) if labels == "study" else None
 
     def read(index, start):
         images = np.zeros((window_slices, size_px, size_px, 3), np.uint8)
-        raw = np.full((window_slices, len(LABELS)), -1, np.int8)
+        raw = np.full((window_slices, width), -1, np.int8)
         if index >= 0:
             series = series_list[int(index)]
             stop = min(series.num_slices, int(start) + window_slices)
@@ -462,12 +473,13 @@ def _reader(series_list: list[CachedSeries], window_slices: int, labels: str):
 def _windows_dataset(plans, series_list, window_slices: int, labels: str, batch: int):
     """Plans (a dataset of epoch numbers -> WindowPlan via numpy) -> batched training elements."""
     read, size_px = _reader(series_list, window_slices, labels)
+    width = label_width(series_list)
     weight_shape = () if labels == "study" else (window_slices,)
 
     def read_window(index, start, params):
         images, y, w = tf.numpy_function(read, [index, start], [tf.uint8, tf.float32, tf.float32], stateful=False)
         images.set_shape((window_slices, size_px, size_px, 3))
-        y.set_shape((window_slices, len(LABELS)))
+        y.set_shape((window_slices, width))
         w.set_shape(weight_shape)
         return (images, params), y, w
 

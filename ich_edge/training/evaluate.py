@@ -59,12 +59,12 @@ def predict_series(
     sequence_config: SequenceConfig,
     batch_slices: int = 64,
 ) -> np.ndarray:
-    """Per-slice probabilities ``float32 (N, 6)`` of one series, bottom to top.
+    """Per-slice probabilities ``float32 (N, K)`` of one series, bottom to top (K: the model's labels).
 
     Parameters
     ----------
     encoder : ``float32 (n, S, S, 3)`` in [0, 1] -> ``(n, F)`` (Keras model or callable).
-    head : ``float32 (w, T, F)`` -> ``(w, T, 6)`` probabilities.
+    head : ``float32 (w, T, F)`` -> ``(w, T, K)`` probabilities.
     images_uint8 : the series' model inputs ``uint8 (N, S, S, 3)`` (as in the cache).
     sequence_config : window length and stride (the rule shared with the device).
     """
@@ -92,11 +92,13 @@ def level_metrics(
     thresholds: dict | None = None,
     n_boot: int = 0,
     seed: int = 0,
+    labels=LABELS,
 ) -> dict:
-    """Metrics of one level (slice or study) from ``int (n, 6)`` truth and ``(n, 6)`` scores.
+    """Metrics of one level (slice or study) from ``int (n, K)`` truth and ``(n, K)`` scores.
 
-    Returns per-label AUC (with a bootstrap 95% CI when ``n_boot`` > 0), the RSNA weighted
-    log loss, the threshold for ``specificity`` and the sensitivity there, and, when
+    Column ``i`` is ``labels[i]`` (default the six). Returns per-label AUC (with a bootstrap
+    95% CI when ``n_boot`` > 0), the RSNA weighted log loss over these labels (each with its
+    RSNA weight), the threshold for ``specificity`` and the sensitivity there, and, when
     ``thresholds`` (chosen elsewhere, e.g. on validation) are given, the sensitivity and
     specificity they reach on these cases. NaN (one class only) becomes ``None``.
     """
@@ -104,24 +106,24 @@ def level_metrics(
     s = np.asarray(scores, dtype=np.float64)
     out: dict = {
         "n": int(len(y)),
-        "positives": {label: int(y[:, i].sum()) for i, label in enumerate(LABELS)},
-        "auc": {k: _clean(v) for k, v in per_label_auc(y, s).items()},
-        "rsna_log_loss": _clean(rsna_log_loss(y, np.clip(s, 0.0, 1.0))) if len(y) else None,
+        "positives": {label: int(y[:, i].sum()) for i, label in enumerate(labels)},
+        "auc": {k: _clean(v) for k, v in per_label_auc(y, s, labels).items()},
+        "rsna_log_loss": _clean(rsna_log_loss(y, np.clip(s, 0.0, 1.0), labels=labels)) if len(y) else None,
         "specificity": specificity,
         "threshold_at_specificity": {},
         "sensitivity_at_specificity": {},
     }
-    for i, label in enumerate(LABELS):
+    for i, label in enumerate(labels):
         out["threshold_at_specificity"][label] = float(threshold_at_specificity(y[:, i], s[:, i], specificity))
         out["sensitivity_at_specificity"][label] = _clean(sensitivity_at_specificity(y[:, i], s[:, i], specificity))
     if n_boot > 0:
         out["auc_ci95"] = {
             label: [_clean(v) for v in bootstrap_auc_ci(y[:, i], s[:, i], n_boot=n_boot, seed=seed)]
-            for i, label in enumerate(LABELS)
+            for i, label in enumerate(labels)
         }
     if thresholds is not None:
         out["at_thresholds"] = {}
-        for i, label in enumerate(LABELS):
+        for i, label in enumerate(labels):
             called = s[:, i] >= thresholds[label]
             negatives = ~y[:, i].astype(bool)
             spec = float((~called[negatives]).mean()) if negatives.any() else None
@@ -133,15 +135,19 @@ def level_metrics(
     return out
 
 
-def gather_levels(series_list: list[CachedSeries], slice_scores: list[np.ndarray]) -> dict:
+def gather_levels(series_list: list[CachedSeries], slice_scores: list[np.ndarray], labels=LABELS) -> dict:
     """Slice- and study-level truth and scores from per-series slice scores.
 
-    Slices with any unknown label are left out at slice level; a study's score is the max
-    over the slices of all its series, its truth the study labels (or max of slice labels).
+    ``labels`` names the scores' columns (the model's outputs); the truth is the cache's
+    columns of those names (:meth:`CachedSeries.with_labels`). Slices with any of them
+    unknown are left out at slice level; a study's score is the max over the slices of all
+    its series, its truth the study labels (or max of slice labels).
     """
+    series_list = [s.with_labels(labels) for s in series_list]
+    width = len(labels)
     known = [(s.slice_labels >= 0).all(axis=1) for s in series_list]
-    slice_true = np.concatenate([s.slice_labels[k] for s, k in zip(series_list, known)]) if series_list else np.zeros((0, 6))
-    slice_pred = np.concatenate([p[k] for p, k in zip(slice_scores, known)]) if series_list else np.zeros((0, 6))
+    slice_true = np.concatenate([s.slice_labels[k] for s, k in zip(series_list, known)]) if series_list else np.zeros((0, width))
+    slice_pred = np.concatenate([p[k] for p, k in zip(slice_scores, known)]) if series_list else np.zeros((0, width))
     table = study_label_table(series_list)
     study_scores: dict[str, np.ndarray] = {}
     for series, scores in zip(series_list, slice_scores):
@@ -153,8 +159,8 @@ def gather_levels(series_list: list[CachedSeries], slice_scores: list[np.ndarray
         "slice_true": slice_true.astype(np.int64),
         "slice_scores": slice_pred.astype(np.float64),
         "study_uids": uids,
-        "study_true": np.array([table[u] for u in uids], np.int64).reshape(-1, len(LABELS)),
-        "study_scores": np.array([study_scores[u] for u in uids], np.float64).reshape(-1, len(LABELS)),
+        "study_true": np.array([table[u] for u in uids], np.int64).reshape(-1, width),
+        "study_scores": np.array([study_scores[u] for u in uids], np.float64).reshape(-1, width),
     }
 
 
@@ -164,15 +170,17 @@ def metrics_from_scores(
     specificity: float = DEFAULT_SPECIFICITY,
     thresholds: dict | None = None,
     n_boot: int = 1000,
+    labels=LABELS,
 ) -> tuple[dict, dict]:
-    """``(metrics, levels)``: slice and study metrics of per-series scores, plus the raw arrays."""
-    levels = gather_levels(series_list, slice_scores)
+    """``(metrics, levels)``: slice and study metrics of per-series scores (columns ``labels``), plus the raw arrays."""
+    levels = gather_levels(series_list, slice_scores, labels)
     metrics = {
         "slice": level_metrics(
-            levels["slice_true"], levels["slice_scores"], specificity, (thresholds or {}).get("slice")
+            levels["slice_true"], levels["slice_scores"], specificity, (thresholds or {}).get("slice"), labels=labels
         ),
         "study": level_metrics(
-            levels["study_true"], levels["study_scores"], specificity, (thresholds or {}).get("study"), n_boot=n_boot
+            levels["study_true"], levels["study_scores"], specificity, (thresholds or {}).get("study"), n_boot=n_boot,
+            labels=labels,
         ),
     }
     return metrics, levels
@@ -186,8 +194,9 @@ def evaluate(
     specificity: float = DEFAULT_SPECIFICITY,
     thresholds: dict | None = None,
     n_boot: int = 1000,
+    labels=LABELS,
 ) -> dict:
-    """Slice- and study-level metrics of ``encoder``/``head`` on ``series_list``.
+    """Slice- and study-level metrics of ``encoder``/``head`` (outputs ``labels``) on ``series_list``.
 
     Returns ``{"slice": {...}, "study": {...}}``, each with ``n``, ``positives``, per-label
     ``auc``, ``rsna_log_loss``, ``threshold_at_specificity`` and
@@ -196,7 +205,7 @@ def evaluate(
     (``{"slice": {label: t}, "study": {label: t}}``, e.g. from validation) are given.
     """
     scores = predict_studies(encoder, head, series_list, sequence_config)
-    metrics, _ = metrics_from_scores(series_list, scores, specificity, thresholds, n_boot)
+    metrics, _ = metrics_from_scores(series_list, scores, specificity, thresholds, n_boot, labels)
     return metrics
 
 

@@ -30,7 +30,8 @@ import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError
-from ich_edge.metrics import RSNA_WEIGHTS, roc_auc, rsna_log_loss
+from ich_edge.metrics import roc_auc, rsna_log_loss
+from ich_edge.metrics import rsna_weights as metric_weights
 from ich_edge.training.parity_gates import (
     CONVERSION, DEPLOYMENT, DEPLOYMENT_GATES, EvidenceRule, ParityGates, assess_evidence, check_gates, combine,
     gates_for, recipe_gates,
@@ -59,7 +60,7 @@ def _label_log_loss(y: np.ndarray, p: np.ndarray, eps: float = 1e-7) -> float:
 
 @dataclass(frozen=True)
 class Level:
-    """Truth, per-model scores and study groups of one level (``slice`` or ``study``)."""
+    """Truth, per-model scores and study groups of one level (``slice`` or ``study``); columns ``labels``."""
 
     name: str
     y_true: np.ndarray
@@ -67,17 +68,18 @@ class Level:
     n_groups: int
     reference: np.ndarray
     variants: list = field(default_factory=list)
+    labels: tuple[str, ...] = LABELS
 
 
 def compare_level(level: Level, ref_thresholds: dict, var_thresholds: list[dict], replicates: int, seed: int) -> dict:
     """Per-label comparison of each variant with the reference at one level (see module doc)."""
-    y = level.y_true.astype(np.int64)
-    boot = bootstrap_level(y, level.reference, level.variants, level.groups, level.n_groups, replicates, seed)
-    ref_auc = {label: roc_auc(y[:, i], level.reference[:, i]) for i, label in enumerate(LABELS)}
+    y, labels = level.y_true.astype(np.int64), level.labels
+    boot = bootstrap_level(y, level.reference, level.variants, level.groups, level.n_groups, replicates, seed, labels)
+    ref_auc = {label: roc_auc(y[:, i], level.reference[:, i]) for i, label in enumerate(labels)}
     reference = {
         "n": int(len(y)),
-        "positives": {label: int(y[:, i].sum()) for i, label in enumerate(LABELS)},
-        "rsna_log_loss": _none(rsna_log_loss(y, level.reference)) if len(y) else None,
+        "positives": {label: int(y[:, i].sum()) for i, label in enumerate(labels)},
+        "rsna_log_loss": _none(rsna_log_loss(y, level.reference, labels=labels)) if len(y) else None,
         "labels": {
             label: {
                 "auc": _none(ref_auc[label]),
@@ -87,19 +89,19 @@ def compare_level(level: Level, ref_thresholds: dict, var_thresholds: list[dict]
                 "sensitivity": _rate(level.reference[:, i] >= ref_thresholds[label], y[:, i] == 1),
                 "specificity": _rate(level.reference[:, i] < ref_thresholds[label], y[:, i] == 0),
             }
-            for i, label in enumerate(LABELS)
+            for i, label in enumerate(labels)
         },
     }
     variants = []
     for k, (scores, thresholds) in enumerate(zip(level.variants, var_thresholds)):
-        labels = {}
-        for i, label in enumerate(LABELS):
+        entries = {}
+        for i, label in enumerate(labels):
             diff = np.abs(scores[:, i].astype(np.float64) - level.reference[:, i])
             ref_call = level.reference[:, i] >= ref_thresholds[label]
             var_call = scores[:, i] >= thresholds[label]
             auc = roc_auc(y[:, i], scores[:, i])
             truth = y[:, i] == 1
-            labels[label] = {
+            entries[label] = {
                 "auc": _none(auc),
                 "auc_ci95": boot["variants"][k][label]["auc"],
                 "auc_delta": _none(auc - ref_auc[label]),
@@ -118,16 +120,13 @@ def compare_level(level: Level, ref_thresholds: dict, var_thresholds: list[dict]
                 "reference_sensitivity": _rate(ref_call, truth),
                 "reference_specificity": _rate(~ref_call, ~truth),
             }
-        variants.append({"rsna_log_loss": _none(rsna_log_loss(y, scores)) if len(y) else None, "labels": labels})
+        variants.append({"rsna_log_loss": _none(rsna_log_loss(y, scores, labels=labels)) if len(y) else None, "labels": entries})
     return {"reference": reference, "variants": variants}
 
 
-def rsna_weights() -> dict:
-    """The RSNA label weights used by the weighted log loss, for the report."""
-    return {label: float(w) for label, w in zip(LABELS, RSNA_WEIGHTS)}
-
-
-# --- running it -----------------------------------------------------------------------------
+def rsna_weights(labels=LABELS) -> dict:
+    """The RSNA weights of ``labels`` used by the weighted log loss (over the present labels), for the report."""
+    return {label: float(w) for label, w in zip(labels, metric_weights(labels))}
 
 
 # --- running it -----------------------------------------------------------------------------
@@ -229,20 +228,24 @@ def select_series(series_list: list, run_dir, studies: str) -> tuple[list, str]:
     return select_studies(series_list, held_out), f"the run's {len(held_out)} validation studies ({SPLIT_FILE})"
 
 
-def _levels(series_list: list, reference: list, variants: list[list]) -> tuple[Level, Level]:
+def _levels(series_list: list, reference: list, variants: list[list], labels=LABELS) -> tuple[Level, Level]:
     from ich_edge.training.evaluate import gather_levels
 
-    ref = gather_levels(series_list, reference)
-    var = [gather_levels(series_list, scores) for scores in variants]
+    labels = tuple(labels)
+    series_list = [s.with_labels(labels) for s in series_list]
+    ref = gather_levels(series_list, reference, labels)
+    var = [gather_levels(series_list, scores, labels) for scores in variants]
     known = [(s.slice_labels >= 0).all(axis=1) for s in series_list]
     uid_per_row = np.concatenate([[s.study_uid] * int(k.sum()) for s, k in zip(series_list, known)] or [[]])
     present = sorted(set(uid_per_row.tolist()))
     index = {uid: i for i, uid in enumerate(present)}
     slice_groups = np.array([index[u] for u in uid_per_row.tolist()], dtype=np.int64)
-    slices = Level("slice", ref["slice_true"], slice_groups, len(present), ref["slice_scores"], [v["slice_scores"] for v in var])
+    slices = Level("slice", ref["slice_true"], slice_groups, len(present), ref["slice_scores"],
+                   [v["slice_scores"] for v in var], labels)
     n_studies = len(ref["study_uids"])
     studies = Level(
-        "study", ref["study_true"], np.arange(n_studies), n_studies, ref["study_scores"], [v["study_scores"] for v in var]
+        "study", ref["study_true"], np.arange(n_studies), n_studies, ref["study_scores"], [v["study_scores"] for v in var],
+        labels,
     )
     return slices, studies
 
@@ -309,6 +312,22 @@ def _source_index(model, runs: list, notes: list[str]) -> int:
     return candidates[0]
 
 
+def check_same_labels(runs: list, models: list) -> tuple[str, ...]:
+    """The labels every Keras run and ``.tflite`` outputs (in one order), or :class:`ModelError` naming the odd one."""
+    from ich_edge.errors import ModelError
+
+    labels = runs[0].labels
+    for run in runs[1:]:
+        if run.labels != labels:
+            raise ModelError(f"{run.path} outputs {', '.join(run.labels)} but {runs[0].path} {', '.join(labels)}; "
+                             "compare models with the same labels")
+    for model in models:
+        if tuple(model.labels) != labels:
+            raise ModelError(f"{model.path} outputs {', '.join(model.labels)} but {runs[0].path} {', '.join(labels)}; "
+                             "convert it from this run")
+    return labels
+
+
 def _question(name, gates, level_results: dict, k: int, reference, evidence: dict) -> dict:
     slice_result, study_result = level_results["slice"]["variants"][k], level_results["study"]["variants"][k]
     judged = check_gates(name, gates, slice_result, study_result, evidence)
@@ -362,6 +381,7 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
         say(f"{Path(path).name} ({model.precision}), converted from {runs[source_of[-1]].path}")
         variants.append([model.predict_series(s.images) for s in series_list])
         models.append(model)
+    labels = check_same_labels(runs, models)
     used = sorted({0, *source_of})
     results, study_levels = {}, {}
     for r in used:
@@ -369,7 +389,7 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
         say(f"Keras {run.path}")
         ref_scores = [predict_series(run.encoder, run.head, s.images, run.sequence_config) for s in series_list]
         members = list(range(len(models))) if r == 0 else [k for k, s in enumerate(source_of) if s == r]
-        slices, studies = _levels(series_list, ref_scores, [variants[k] for k in members])
+        slices, studies = _levels(series_list, ref_scores, [variants[k] for k in members], labels)
         thresholds = [models[k].description["thresholds"] for k in members]
         results[r] = {"members": members, "slices": slices, **{
             level.name: compare_level(level, run.thresholds[level.name], [t[level.name] for t in thresholds],
@@ -377,7 +397,7 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
             for level in (slices, studies)
         }}
         study_levels[r] = studies
-    evidence = assess_evidence(config.evidence, study_levels[0].y_true)
+    evidence = assess_evidence(config.evidence, study_levels[0].y_true, labels)
     entries = []
     for k, model in enumerate(models):
         name = f"{model.path.name} ({model.precision})"
@@ -420,7 +440,8 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
         },
         "evidence": evidence,
         "bootstrap": {"replicates": config.replicates, "level": CI_LEVEL, "unit": "study", "paired": True, "seed": config.seed},
-        "rsna_weights": rsna_weights(),
+        "labels": list(labels),
+        "rsna_weights": rsna_weights(labels),
         "config": config.to_dict(),
         "notes": notes,
         "reference_metrics": {"slice": results[0]["slice"]["reference"], "study": results[0]["study"]["reference"]},
@@ -429,4 +450,5 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
         "passed": verdict == "PASS",
     }
     studies = study_levels[0]
-    return report, {"study_true": studies.y_true, "reference": studies.reference, "variants": studies.variants}
+    return report, {"study_true": studies.y_true, "reference": studies.reference, "variants": studies.variants,
+                    "labels": list(labels)}

@@ -156,15 +156,27 @@ class EvidenceRule:
             raise ConfigError(f"--gated-labels takes labels among {', '.join(LABELS)}; got {', '.join(self.gated_labels) or 'none'}")
 
 
-def assess_evidence(rule: EvidenceRule, study_true: np.ndarray) -> dict:
-    """Which labels the held-out studies can judge: counts, per-label evaluability, reasons."""
-    y = np.asarray(study_true).astype(np.int64).reshape(-1, len(LABELS))
+def assess_evidence(rule: EvidenceRule, study_true: np.ndarray, labels=LABELS) -> dict:
+    """Which labels the held-out studies can judge: counts, per-label evaluability, reasons.
+
+    ``labels`` names the columns of ``study_true`` (the model's labels). Gated labels the
+    model does not output are not gated (``gated_labels`` lists the ones that are); a rule
+    that gates none of the model's labels is a :class:`ConfigError`.
+    """
+    labels = tuple(labels)
+    gated_labels = tuple(label for label in rule.gated_labels if label in labels)
+    if not gated_labels:
+        raise ConfigError(
+            f"--gated-labels {', '.join(rule.gated_labels)} names none of the model's labels ({', '.join(labels)}); "
+            "gate at least one of them"
+        )
+    y = np.asarray(study_true).astype(np.int64).reshape(-1, len(labels))
     n = int(len(y))
     enough_studies = n >= rule.min_studies
-    labels, reasons = {}, []
+    per_label, reasons = {}, []
     if not enough_studies:
         reasons.append(f"{n} held-out studies < the {rule.min_studies} a verdict needs")
-    for i, label in enumerate(LABELS):
+    for i, label in enumerate(labels):
         positives, negatives = int(y[:, i].sum()), int(n - y[:, i].sum())
         short = []
         if positives < rule.min_positive_studies:
@@ -176,18 +188,18 @@ def assess_evidence(rule: EvidenceRule, study_true: np.ndarray) -> dict:
             reason = f"{n} studies < {rule.min_studies}"
         elif short:
             reason = f"{' and '.join(short)} studies < {rule.min_positive_studies}"
-        gated = label in rule.gated_labels
-        labels[label] = {"positives": positives, "negatives": negatives, "gated": gated,
+        gated = label in gated_labels
+        per_label[label] = {"positives": positives, "negatives": negatives, "gated": gated,
                          "evaluable": reason is None, "reason": reason}
         if gated and reason is not None and enough_studies:
             reasons.append(f"{label}: {reason}")
     return {
         **asdict(rule),
-        "gated_labels": list(rule.gated_labels),
+        "gated_labels": list(gated_labels),
         "studies": n,
         "enough_studies": enough_studies,
-        "labels": labels,
-        "sufficient": enough_studies and all(labels[label]["evaluable"] for label in rule.gated_labels),
+        "labels": per_label,
+        "sufficient": enough_studies and all(per_label[label]["evaluable"] for label in gated_labels),
         "reasons": reasons,
     }
 

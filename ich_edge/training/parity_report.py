@@ -8,6 +8,7 @@ import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.fileio import write_atomic_bytes, write_json_atomic
+from ich_edge.metrics import log_loss_note
 from ich_edge.errors import MissingDependencyError
 
 REPORT_JSON, REPORT_MD, ROC_PNG = "report.json", "report.md", "roc_study.png"
@@ -86,14 +87,14 @@ def _table(title: str, ref: dict, result: dict) -> list[str]:
         f"### {title}",
         "",
         f"RSNA weighted log loss: reference {_num(ref['rsna_log_loss'])}, this model {_num(result['rsna_log_loss'])} "
-        f"(n = {ref['n']})",
+        f"(n = {ref['n']}){log_loss_note(list(ref['labels']))}",
         "",
         "| label | positives | AUC reference [95% CI] | AUC model [95% CI] | change [paired 95% CI] | "
         "log loss ref / model | max abs diff | mean abs diff | agreement | lost / added positive decisions | "
         "lost bleeding studies | sensitivity ref -> model |",
         "|---|---:|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
-    for label in LABELS:
+    for label in ref["labels"]:
         r, m = ref["labels"][label], result["labels"][label]
         lines.append(
             f"| {label} | {ref['positives'][label]} | {_num(r['auc'])}{_ci(r['auc_ci95'])} | "
@@ -121,6 +122,8 @@ def format_markdown(report: dict) -> str:
           for s in report.get("converted_from", [])],
         f"- Data: `{data['cache']}`: {data['selection']}; {data['series']} series, {data['studies']} studies, "
         f"{data['labelled_slices']} labelled slices",
+        *([f"- Labels: {', '.join(report['labels'])} (the model's outputs; the other labels are absent, not compared)"]
+          if set(report.get("labels") or LABELS) != set(LABELS) else []),
         f"- Evidence: a verdict needs >= {evidence['min_studies']} studies and, per gated label "
         f"({', '.join(evidence['gated_labels'])}), >= {evidence['min_positive_studies']} positive and as many negative "
         f"studies; positive studies here: {counts}. "
@@ -177,8 +180,13 @@ def plot_roc(curves: dict, names: list[str], path: Path) -> Path:
     models = [("validated reference (Keras float)", curves["reference"])] + list(zip(names, curves["variants"]))
     styles = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1))]
     colors = ["black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 9.6), constrained_layout=True)
-    for i, (label, ax) in enumerate(zip(LABELS, axes.ravel())):
+    labels = list(curves.get("labels") or LABELS)
+    cols = min(3, len(labels))
+    rows = -(-len(labels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4.8 * rows), constrained_layout=True, squeeze=False)
+    for ax in axes.ravel()[len(labels):]:
+        ax.set_visible(False)
+    for i, (label, ax) in enumerate(zip(labels, axes.ravel())):
         positives, negatives = int(y[:, i].sum()), int((1 - y[:, i]).sum())
         ax.plot([0, 1], [0, 1], color="0.8", lw=1)
         for k, (name, scores) in enumerate(models):

@@ -64,23 +64,24 @@ def _interval(values: np.ndarray) -> list[float | None]:
     return [float(low), float(high)]
 
 
-def bootstrap_level(y_true, reference, variants: list, groups, n_groups: int, replicates: int, seed: int) -> dict:
-    """Paired study bootstrap of AUCs at one level.
+def bootstrap_level(y_true, reference, variants: list, groups, n_groups: int, replicates: int, seed: int,
+                    labels=LABELS) -> dict:
+    """Paired study bootstrap of AUCs at one level (column ``i`` is ``labels[i]``).
 
     Returns ``{"reference": {label: ci}, "variants": [{label: {"auc": ci, "delta": ci}}]}``.
     Every model is scored on the same replicates, so each delta interval is paired.
     """
     y = np.asarray(y_true)
-    ref_runs = {label: [] for label in LABELS}
-    var_runs = [{label: [] for label in LABELS} for _ in variants]
+    ref_runs = {label: [] for label in labels}
+    var_runs = [{label: [] for label in labels} for _ in variants]
     for weights in study_weights(groups, n_groups, replicates, seed):
-        for i, label in enumerate(LABELS):
+        for i, label in enumerate(labels):
             ref_auc = weighted_auc(y[:, i], reference[:, i], weights)
             ref_runs[label].append(ref_auc)
             for runs, scores in zip(var_runs, variants):
                 runs[label].append(weighted_auc(y[:, i], scores[:, i], weights) - ref_auc)
     out = {"reference": {}, "variants": [{} for _ in variants]}
-    for label in LABELS:
+    for label in labels:
         ref = np.concatenate(ref_runs[label]) if replicates else np.zeros(0)
         out["reference"][label] = _interval(ref)
         for k in range(len(variants)):

@@ -37,7 +37,7 @@ from ich_edge.training import report as report_lib
 from ich_edge.training import run as run_lib
 from ich_edge.training.keras import keras, quantization_api
 from ich_edge.training.model import ModelConfig, build_cnn_lstm, build_head, build_model
-from ich_edge.training.train import TrainConfig, compile_for_training, distributed_datasets, make_reproducible, rsna_weighted_bce, study_loss
+from ich_edge.training.train import TrainConfig, compile_for_training, distributed_datasets, make_reproducible, study_loss, training_loss
 
 DEFAULT_EPOCHS = 3
 LR_FACTOR = 0.1
@@ -150,10 +150,11 @@ class _KeepBest(keras.callbacks.Callback):
 
 
 def _series(cache_path, float_run, split: data_lib.Split):
+    """The run's training and validation series, label columns selected for the model's labels."""
     cache = Cache.open(cache_path)
     if cache.preprocess != float_run.preprocess_config:
         raise ConfigError(f"{cache_path} was prepared with other preprocessing than the run {float_run.path}; use the training cache")
-    series = cache.series()
+    series = [s.with_labels(float_run.labels) for s in cache.series()]
     train_series = data_lib.select_studies(series, split.train_studies)
     val_series = data_lib.select_studies(series, split.val_studies)
     if not train_series or not val_series:
@@ -277,7 +278,8 @@ def qat(
         model = build_cnn_lstm(qat_encoder, head, window)
         # study labels train on whole series: the same layers (weights) behind a longer window
         fit_model = model if fit_window == window else build_cnn_lstm(qat_encoder, head, fit_window)
-        loss = rsna_weighted_bce if label_mode == "slice" else study_loss(1.0)
+        labels = float_run.labels
+        loss = training_loss(1.0, labels) if label_mode == "slice" else study_loss(1.0, labels=labels)
         train_model, _, _ = compile_for_training(fit_model, train_config, steps, fit_window, size_px, label_mode, loss=loss)
     keep = _KeepBest(log)
     train_model.fit(train_ds, epochs=train_config.epochs, steps_per_epoch=steps, validation_data=val_ds,
@@ -342,6 +344,7 @@ def qat(
             "mean_epoch_seconds": total / max(1, len(keep.history)), "total_seconds_this_call": time.monotonic() - t0,
         },
         "quantized": True,
+        "labels": list(float_run.labels),
         "qat": run_config["qat"],
         "model": run_config["model"],
         "sequence": run_config["sequence"],

@@ -18,7 +18,7 @@ import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.fileio import write_atomic_bytes, write_json_atomic
-from ich_edge.metrics import roc_curve
+from ich_edge.metrics import log_loss_note, roc_curve
 
 #: Targets of issue #3 on held-out synthetic studies (study-level ROC AUC).
 TARGET_AUC_ANY = 0.95
@@ -32,9 +32,9 @@ def fmt(value, digits: int = 3) -> str:
 
 
 def targets_met(study_auc: dict) -> dict:
-    """Check the issue's study-level AUC targets: any >= 0.95, each subtype >= 0.90."""
+    """Check the issue's study-level AUC targets: any >= 0.95, each subtype >= 0.90 (the labels of ``study_auc``)."""
     checks = {}
-    for label in LABELS:
+    for label in study_auc:
         target = TARGET_AUC_ANY if label == "any" else TARGET_AUC_SUBTYPE
         auc = study_auc.get(label)
         checks[label] = {"target": target, "auc": auc, "met": auc is not None and auc >= target}
@@ -53,7 +53,7 @@ def _section_table(name: str, section: dict) -> list[str]:
         header += " study sens / spec at validation thresholds |"
         rule += "---|"
     lines = [f"## {name} ({section['n_studies']} studies, {section['n_series']} series, {slice_['n']} labelled slices)", "", header, rule]
-    for label in LABELS:
+    for label in study["auc"]:
         low, high = study.get("auc_ci95", {}).get(label, [None, None])
         base = fmt(baseline["study"]["auc"][label]) if baseline else "n/a"
         ci = f" ({fmt(low)} to {fmt(high)})" if low is not None else ""
@@ -69,6 +69,7 @@ def _section_table(name: str, section: dict) -> list[str]:
     lines.append(
         f"RSNA weighted log loss: slice {fmt(slice_['rsna_log_loss'], 4)}, study {fmt(study['rsna_log_loss'], 4)}"
         + (f" (baseline slice {fmt(baseline['slice']['rsna_log_loss'], 4)})" if baseline else "")
+        + log_loss_note(list(study["auc"]))
     )
     lines.append("")
     return lines
@@ -88,6 +89,11 @@ def render_markdown(report: dict) -> str:
         f"{report['model']['input_size_px']} px, {report['model']['rnn']} head; "
         f"windows of {report['sequence']['window_slices']} slices, stride {report['sequence']['stride_slices']}",
         f"- baseline: {report.get('baseline_note', 'ich_edge.baseline')}",
+    ]
+    labels = report.get("labels") or list(LABELS)
+    if set(labels) != set(LABELS):
+        lines.append(f"- labels: {', '.join(labels)} (the model's outputs; the other labels are absent, not scored)")
+    lines += [
         "",
     ]
     for key, title in (("validation", "Validation"), ("test", "Test, held-out studies")):
@@ -167,10 +173,15 @@ def plot_losses(history: list[dict], path: str | Path, positive_weight: float = 
 
 
 def plot_roc(study_true: np.ndarray, model_scores: np.ndarray, baseline_scores, path: str | Path, title: str, model_metrics: dict, baseline_metrics: dict | None) -> Path:
-    """Study-level ROC curves, one panel per label, model vs trivial baseline."""
+    """Study-level ROC curves, one panel per label of the model (``model_metrics["auc"]``), model vs trivial baseline."""
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 3, figsize=(12, 8), sharex=True, sharey=True)
-    for i, (label, ax) in enumerate(zip(LABELS, axes.ravel())):
+    labels = list(model_metrics["auc"])
+    cols = min(3, len(labels))
+    rows = -(-len(labels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax in axes.ravel()[len(labels):]:
+        ax.set_visible(False)
+    for i, (label, ax) in enumerate(zip(labels, axes.ravel())):
         y = study_true[:, i]
         positives, negatives = int(y.sum()), int(len(y) - y.sum())
         ax.plot([0, 1], [0, 1], color="lightgrey", linestyle="--", linewidth=1)
@@ -189,7 +200,7 @@ def plot_roc(study_true: np.ndarray, model_scores: np.ndarray, baseline_scores, 
             ax.text(0.5, 0.5, "one class only", ha="center", va="center")
         ax.set_title(f"{label} ({positives} pos / {negatives} neg)")
         ax.grid(alpha=0.3)
-    for ax in axes[1]:
+    for ax in axes[-1]:
         ax.set_xlabel("1 - specificity")
     for ax in axes[:, 0]:
         ax.set_ylabel("sensitivity")
@@ -201,8 +212,8 @@ def plot_roc(study_true: np.ndarray, model_scores: np.ndarray, baseline_scores, 
     return path
 
 
-def baseline_scores(series_list: list, preprocess_config) -> list[np.ndarray] | None:
-    """The trivial baseline's per-slice score, repeated for the six labels; None if unavailable.
+def baseline_scores(series_list: list, preprocess_config, num_labels: int = len(LABELS)) -> list[np.ndarray] | None:
+    """The trivial baseline's per-slice score, repeated for ``num_labels`` labels; None if unavailable.
 
     The baseline scores "hemorrhage-like" pixels without telling subtypes apart, so one score
     per slice serves every label.
@@ -214,7 +225,7 @@ def baseline_scores(series_list: list, preprocess_config) -> list[np.ndarray] | 
     scores = []
     for series in series_list:
         score = np.asarray(baseline_slice_scores(series.images, preprocess_config), np.float64).reshape(-1, 1)
-        scores.append(np.repeat(score, len(LABELS), axis=1))
+        scores.append(np.repeat(score, num_labels, axis=1))
     return scores
 
 
@@ -232,9 +243,10 @@ def evaluate_set(run, series_list, config, thresholds=None, baseline_thresholds=
     """
     from ich_edge.training.evaluate import metrics_from_scores, predict_studies
 
+    labels = run.labels
     scores = predict_studies(run.encoder, run.head, series_list, run.sequence_config)
-    model_metrics, levels = metrics_from_scores(series_list, scores, config.specificity, thresholds)
-    base = baseline_scores(series_list, run.preprocess_config)
+    model_metrics, levels = metrics_from_scores(series_list, scores, config.specificity, thresholds, labels=labels)
+    base = baseline_scores(series_list, run.preprocess_config, len(labels))
     section = {
         "n_studies": len({s.study_uid for s in series_list}),
         "n_series": len(series_list),
@@ -243,7 +255,8 @@ def evaluate_set(run, series_list, config, thresholds=None, baseline_thresholds=
     }
     base_levels = None
     if base is not None:
-        section["baseline"], base_levels = metrics_from_scores(series_list, base, config.specificity, baseline_thresholds)
+        section["baseline"], base_levels = metrics_from_scores(series_list, base, config.specificity, baseline_thresholds,
+                                                               labels=labels)
     return section, levels, base_levels
 
 
@@ -284,6 +297,7 @@ def finish_run(run, val_series, test_series, state: dict, config, total_seconds:
             "mean_epoch_cpu_seconds": float(np.mean([h.get("cpu_seconds", np.nan) for h in history])) if history else None,
             "total_seconds_this_call": total_seconds,
         },
+        "labels": list(run.labels),
         "model": run.config["model"],
         "sequence": run.config["sequence"],
         "data": run.config["data"],

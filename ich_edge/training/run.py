@@ -57,6 +57,11 @@ class Run:
     def quantized(self) -> bool:
         return bool(self.config.get("quantized", False))
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The model's outputs by name, in its order (config ``labels``; the six for older runs)."""
+        return tuple(self.config.get("labels") or LABELS)
+
 
 def read_json(path: Path, what: str) -> dict:
     try:
@@ -68,12 +73,18 @@ def read_json(path: Path, what: str) -> dict:
 
 
 def write_thresholds(run_dir: str | Path, specificity: float, slice_thresholds: dict, study_thresholds: dict) -> Path:
-    """Write RUN_DIR/thresholds.json (per label, chosen on the validation studies)."""
+    """Write RUN_DIR/thresholds.json (per label of the model, chosen on the validation studies).
+
+    ``slice_thresholds`` and ``study_thresholds`` are ``{label: threshold}`` for the model's
+    labels, in its order (six, or a subset for an imported model).
+    """
     path = Path(run_dir) / THRESHOLDS_FILE
+    if list(slice_thresholds) != list(study_thresholds):
+        raise ValueError(f"slice and study thresholds name different labels: {list(slice_thresholds)} vs {list(study_thresholds)}")
     data = {
         "specificity": specificity,
-        "slice": {label: float(slice_thresholds[label]) for label in LABELS},
-        "study": {label: float(study_thresholds[label]) for label in LABELS},
+        "slice": {label: float(t) for label, t in slice_thresholds.items()},
+        "study": {label: float(t) for label, t in study_thresholds.items()},
     }
     write_json_atomic(path, data)
     return path

@@ -37,7 +37,7 @@ from ich_edge import LABELS, __version__
 from ich_edge.cache import Cache
 from ich_edge.errors import ConfigError
 from ich_edge.fileio import write_json_atomic
-from ich_edge.metrics import RSNA_WEIGHTS
+from ich_edge.metrics import rsna_weights
 from ich_edge.sequence import SequenceConfig
 from ich_edge.training import data as data_lib
 from ich_edge.training import distribute
@@ -180,19 +180,20 @@ def rsna_weighted_bce(y_true, y_pred):
     return _weighted_bce(y_true, y_pred, 1.0)
 
 
-def _weighted_bce(y, p, positive_weight: float):
-    """Binary cross-entropy per label, positives scaled, summed with the RSNA label weights (last axis)."""
+def _weighted_bce(y, p, positive_weight: float, labels=LABELS):
+    """Binary cross-entropy per label, positives scaled, summed with the RSNA weights of ``labels`` (last axis)."""
     eps = 1e-7
     p = tf.clip_by_value(p, eps, 1.0 - eps)
     y = tf.cast(y, p.dtype)
     bce = -(positive_weight * y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
-    weights = tf.constant(RSNA_WEIGHTS / RSNA_WEIGHTS.sum(), dtype=p.dtype)
+    label_weights = rsna_weights(labels)
+    weights = tf.constant(label_weights / label_weights.sum(), dtype=p.dtype)
     return tf.reduce_sum(bce * weights, axis=-1)
 
 
-def study_loss(positive_weight: float = 1.0, pooling: str = "max"):
-    """Loss on study labels: ``y_true (B, T, 6)`` (the study's labels on every slice, -1 on
-    padding) against the study probability pooled over the real slices -> ``(B,)``.
+def study_loss(positive_weight: float = 1.0, pooling: str = "max", labels=LABELS):
+    """Loss on study labels: ``y_true (B, T, K)`` (the study's labels on every slice, -1 on
+    padding; K = len(labels)) against the study probability pooled over the real slices -> ``(B,)``.
 
     ``pooling`` "max" is the study rule itself (gradient through one slice per label);
     "noisy-or" (``1 - prod(1 - p)``) is a smooth max that sends gradient to every slice.
@@ -209,18 +210,19 @@ def study_loss(positive_weight: float = 1.0, pooling: str = "max"):
         else:
             study_p = 1.0 - tf.exp(tf.reduce_sum(tf.math.log1p(-tf.clip_by_value(masked, 0.0, 1.0 - 1e-6)), axis=1))
         study_y = tf.reduce_max(y_true, axis=1)
-        return _weighted_bce(study_y, study_p, positive_weight)
+        return _weighted_bce(study_y, study_p, positive_weight, labels)
 
     return rsna_weighted_bce_study
 
 
-def training_loss(positive_weight: float = 1.0):
-    """:func:`rsna_weighted_bce`, with the positive term of each label scaled by ``positive_weight``."""
-    if positive_weight == 1.0:
+def training_loss(positive_weight: float = 1.0, labels=LABELS):
+    """:func:`rsna_weighted_bce`, with the positive term of each label scaled by ``positive_weight``;
+    a model with a subset of the labels (``labels``, its outputs) weighs them by their RSNA weights."""
+    if positive_weight == 1.0 and tuple(labels) == LABELS:
         return rsna_weighted_bce
 
     def rsna_weighted_bce_positive(y_true, y_pred):
-        return _weighted_bce(y_true, y_pred, positive_weight)
+        return _weighted_bce(y_true, y_pred, positive_weight, labels)
 
     return rsna_weighted_bce_positive
 

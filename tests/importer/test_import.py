@@ -162,13 +162,6 @@ def test_softmax_is_refused_unless_labels_and_softmax_ok(tmp_path):
     assert config["import"]["output_activation"] == "softmax"
 
 
-def test_a_label_subset_is_refused_naming_the_missing_labels(tmp_path):
-    paper_like(outputs=2).save(tmp_path / "two.h5")
-    with pytest.raises(ConfigError, match="lacks epidural, intraparenchymal"):
-        import_model(tmp_path / "two.h5", tmp_path / "run", ImportConfig(labels=("subdural", "any")), log=lambda line: None)
-    assert not (tmp_path / "run").exists()
-
-
 def test_bad_inputs_give_one_clear_error_and_write_nothing(tmp_path):
     from ich_edge.training.keras import keras
 

@@ -167,3 +167,14 @@ def test_gate_and_config_validation():
 
     with pytest.raises(ConfigError, match="has no parity gates"):
         recipe_gates(NoGates())
+
+
+def test_evidence_of_a_label_subset_gates_only_the_models_labels():
+    y = np.zeros((30, 2), np.int64)
+    y[:10, 0] = 1
+    y[:3, 1] = 1
+    evidence = assess_evidence(EvidenceRule(), y, ("intraparenchymal", "any"))
+    assert list(evidence["labels"]) == ["intraparenchymal", "any"] and evidence["gated_labels"] == ["intraparenchymal", "any"]
+    assert not evidence["sufficient"] and evidence["reasons"] == ["any: 3 positive studies < 5"]
+    with pytest.raises(ConfigError, match="names none of the model's labels \\(intraparenchymal, any\\)"):
+        assess_evidence(EvidenceRule(gated_labels=("subdural",)), y, ("intraparenchymal", "any"))

@@ -60,3 +60,18 @@ def test_train_config_rejects_bad_positive_weight():
 
     with pytest.raises(ConfigError, match="positive_weight"):
         TrainConfig(positive_weight=0.5)
+
+
+def test_the_loss_of_a_label_subset_is_the_rsna_log_loss_over_those_labels():
+    from ich_edge.training.train import study_loss, training_loss
+
+    labels = ("intraparenchymal", "any")
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, (4, 3, 2)).astype(np.float32)
+    p = rng.uniform(0.01, 0.99, (4, 3, 2)).astype(np.float32)
+    got = np.asarray(training_loss(1.0, labels)(y, p))
+    assert got.shape == (4, 3)
+    assert float(got.mean()) == pytest.approx(rsna_log_loss(y.reshape(-1, 2), p.reshape(-1, 2), labels=labels), rel=1e-5)
+    study = np.asarray(study_loss(1.0, labels=labels)(y, p))
+    assert float(study.mean()) == pytest.approx(rsna_log_loss(y.max(axis=1), p.max(axis=1), labels=labels), rel=1e-5)
+    assert training_loss(1.0) is rsna_weighted_bce

@@ -22,8 +22,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ich_edge import LABELS, __version__
-from ich_edge.errors import ConfigError, OutputExistsError
+from ich_edge import __version__
+from ich_edge.errors import ConfigError, LabelsError, OutputExistsError
+from ich_edge.labels import check_label_names
 from ich_edge.fileio import write_json_atomic
 from ich_edge.sequence import SequenceConfig
 from ich_edge.transforms import ModelInput, PreprocessConfig
@@ -42,7 +43,8 @@ class ImportConfig:
     ----------
     window_slices : window length when the model's is None (and for a per-slice model).
     input_scale, channels : what the model was trained on (:class:`ModelInput`).
-    labels : the model's output classes in order (default: ich-edge's six).
+    labels : the model's output classes in order (default: ich-edge's six); a subset of the
+        six is imported as a model with those labels only (in ich-edge's order).
     softmax_ok : accept a softmax output (with ``labels``).
     force : replace a non-empty ``out``.
     """
@@ -59,6 +61,11 @@ class ImportConfig:
             raise ConfigError(f"--window-slices must be in 2..512, got {self.window_slices}")
         if self.softmax_ok and not self.labels:
             raise ConfigError("--softmax-ok needs --labels naming the softmax classes in order")
+        if self.labels is not None:
+            try:
+                object.__setattr__(self, "labels", check_label_names(self.labels, "--labels"))
+            except LabelsError as err:
+                raise ConfigError(str(err)) from err
         ModelInput(self.input_scale, self.channels)  # validates
 
 
@@ -70,7 +77,7 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     """
     from ich_edge.training import run as run_lib
     from ich_edge.training.importer.load import load_keras_model
-    from ich_edge.training.importer.split import split_user_model
+    from ich_edge.training.importer.split import model_labels, split_user_model
     from ich_edge.training.model import ModelConfig, build_cnn_lstm
 
     out = Path(out)
@@ -89,13 +96,14 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     model_input = ModelInput(config.input_scale, config.channels)
     window = config.window_slices if len(shape) == 5 or config.window_slices else DEFAULT_SLICE_WINDOW
     split = split_user_model(model, model_input, preprocess, window, config.labels, config.softmax_ok)
+    labels = list(model_labels(split.file_labels))
     stride = split.window_slices if split.kind == "slice" else max(1, split.window_slices // 2)
     model_config = ModelConfig(backbone="imported", input_size_px=split.input_size_px, feature_dim=split.feature_dim,
                                rnn=split.rnn)
     run_config = {
         "ich_edge_version": __version__,
         "quantized": False,
-        "labels": list(LABELS),
+        "labels": labels,
         "model": model_config.to_dict(),
         "sequence": SequenceConfig(split.window_slices, stride).to_dict(),
         "preprocess": preprocess.to_dict(),
@@ -120,13 +128,13 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
         staged.mkdir()
         whole.save(staged / run_lib.MODEL_FILE)
         write_json_atomic(staged / run_lib.CONFIG_FILE, run_config)
-        flat = {label: DEFAULT_THRESHOLD for label in LABELS}
+        flat = {label: DEFAULT_THRESHOLD for label in labels}
         write_json_atomic(staged / run_lib.THRESHOLDS_FILE, {"specificity": None, "slice": flat, "study": dict(flat)})
         run_lib.load_run(staged)  # the RUN_DIR loads as a trained one does
         if out.exists():
             shutil.rmtree(out)
         staged.rename(out)
-    log(f"imported {info['path']} ({info['format']}, {split.kind} model, {split.rnn} head) into {out}: "
+    log(f"imported {info['path']} ({info['format']}, {split.kind} model, {split.rnn} head, labels {', '.join(labels)}) into {out}: "
         f"{split.input_size_px} px, window {split.window_slices}, {split.feature_dim} features per slice; "
         f"max |split - original| {split.check_max_abs_diff:.1e}")
     return run_config

@@ -10,7 +10,8 @@ Two shapes are understood:
 
 The result is re-assembled in ich-edge's canonical layout (:func:`model.build_cnn_lstm`):
 ``encode_slices`` (TimeDistributed of ``slice_encoder``) then ``sequence_head``, whose output
-is always ``(B, T, 6)`` in ich-edge's label order. The encoder takes the standard
+is always ``(B, T, K)``: the model's K labels (all six, or the subset ``--labels`` names) in
+ich-edge's label order (:func:`model_labels`). The encoder takes the standard
 ``(S, S, 3)`` [0, 1] input; a fixed 1x1 convolution ``input_adapter`` maps it to what the
 model was trained on (:class:`ich_edge.transforms.ModelInput`). A head that returns one
 vector per window ends in ``RepeatVector(T)`` so each slice of the window gets it.
@@ -24,7 +25,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ich_edge import LABELS
-from ich_edge.errors import ConfigError, ModelError
+from ich_edge.errors import ConfigError, LabelsError, ModelError
+from ich_edge.labels import canonical_order, label_columns
 from ich_edge.training.keras import keras
 from ich_edge.training.model import ENCODER_NAME, HEAD_NAME
 from ich_edge.transforms import ModelInput, PreprocessConfig
@@ -151,8 +153,13 @@ def _final_activation(head_layers) -> tuple[str, object]:
                      "ich-edge import needs a classifier Dense(K) with a sigmoid")
 
 
+def model_labels(file_labels) -> tuple[str, ...]:
+    """The imported model's outputs: the file's labels in ich-edge's order (all six, or a subset)."""
+    return canonical_order(file_labels)
+
+
 def _map_labels(dense, activation: str, k: int, labels: tuple[str, ...] | None, softmax_ok: bool) -> tuple[str, ...]:
-    """Check the output and permute ``dense``'s columns into ich-edge's label order."""
+    """Check the output and permute ``dense``'s columns into ich-edge's label order (of the labels it has)."""
     file_labels = tuple(labels) if labels else LABELS
     if activation == "softmax" and not (labels and softmax_ok):
         raise ConfigError(
@@ -164,16 +171,10 @@ def _map_labels(dense, activation: str, k: int, labels: tuple[str, ...] | None, 
         raise ConfigError(f"the model's output activation is {activation!r}, not sigmoid; add a sigmoid to the last Dense")
     if len(file_labels) != k:
         raise ConfigError(f"the model has {k} outputs but --labels names {len(file_labels)}: {', '.join(file_labels)}")
-    unknown = [l for l in file_labels if l not in LABELS]
-    if unknown or len(set(file_labels)) != k:
-        raise ConfigError(f"--labels must name distinct labels out of {', '.join(LABELS)}; got {', '.join(file_labels)}")
-    if set(file_labels) != set(LABELS):
-        missing = [l for l in LABELS if l not in file_labels]
-        raise ConfigError(
-            f"the model lacks {', '.join(missing)}: ich-edge's reports, parity, predict and the app manifest still "
-            "expect all six labels (see docs/import.md); a subset cannot be imported yet"
-        )
-    order = [file_labels.index(label) for label in LABELS]
+    try:
+        order = list(label_columns(model_labels(file_labels), file_labels))
+    except LabelsError as err:
+        raise ConfigError(f"--labels: {err}") from err
     kernel, *bias = dense.get_weights()
     dense.set_weights([kernel[:, order]] + [b[order] for b in bias])
     return file_labels
@@ -282,10 +283,10 @@ def run_original(model, kind: str, model_input: ModelInput, preprocess: Preproce
 
 
 def to_canonical(raw: np.ndarray, window_slices: int, file_labels) -> np.ndarray:
-    """Raw outputs of :func:`run_original` as ``(B, T, 6)`` in ich-edge's label order."""
+    """Raw outputs of :func:`run_original` as ``(B, T, K)`` in the imported model's order (:func:`model_labels`)."""
     if raw.ndim == 2:
         raw = np.repeat(raw[:, None, :], window_slices, axis=1)
-    return raw[..., [list(file_labels).index(label) for label in LABELS]]
+    return raw[..., label_columns(model_labels(file_labels), file_labels)]
 
 
 def check_split(split: Split, raw: np.ndarray, unit: np.ndarray, tolerance: float = 1e-5) -> float:
