@@ -335,25 +335,28 @@ def _question(name, gates, level_results: dict, k: int, reference, evidence: dic
             **judged, "slice": slice_result, "study": study_result}
 
 
-def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress=None, converted_from=()) -> tuple[dict, dict]:
-    """Answer conversion and deployment parity for every ``.tflite`` on the held-out studies of ``data``.
+@dataclass(frozen=True)
+class _Inputs:
+    """What parity compares: the Keras runs (``runs[0]`` the validated reference), the held-out
+    series, and each ``.tflite`` with its scores and the index of the run it was converted from."""
 
-    ``reference_dir`` is the validated float RUN_DIR (deployment reference, and conversion
-    reference of files converted from it); ``converted_from`` lists the other Keras folders
-    files were converted from (a QAT_DIR). Returns ``(report, curves)``: the JSON-ready
-    report (``report["verdict"]``: PASS, FAIL or INSUFFICIENT; each model's two questions
-    with their own verdict, failures and not-evaluable gates) and the study-level truth
-    and scores for the ROC figure.
-    """
+    runs: list
+    series: list
+    selection: str
+    notes: list
+    preprocess: object
+    models: list = field(default_factory=list)
+    variants: list = field(default_factory=list)
+    source_of: list = field(default_factory=list)
+
+
+def _load_inputs(reference_dir, converted_from, data, config: ParityConfig, say) -> _Inputs:
+    """Check the folders, the cache and the split (before TensorFlow loads anything), then load the Keras runs."""
     from ich_edge.cache import Cache
     from ich_edge.errors import ModelError
-    from ich_edge.runtime.tflite_model import TFLiteStudyModel
-    from ich_edge.training.evaluate import predict_series
     from ich_edge.training.run import CONFIG_FILE, read_json
     from ich_edge.transforms import PreprocessConfig
 
-    say = progress or (lambda line: None)
-    # Cheap checks first: the data and the split, before TensorFlow loads the models.
     for folder in (reference_dir, *converted_from):
         read_json(Path(folder) / CONFIG_FILE, "not a run folder written by `ich-edge train` or `ich-edge qat`")
     reference_dir, sources, notes = resolve_references(reference_dir, converted_from)
@@ -372,69 +375,90 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
         if run.preprocess_config != cache.preprocess:
             raise ConfigError(f"{run.path} expects preprocessing {run.preprocess_config}, {data} has {cache.preprocess}")
     say(f"validated reference {runs[0].path}: {len(series_list)} series ({selection})")
-    models, variants, source_of = [], [], []
+    return _Inputs(runs, series_list, selection, notes, cache.preprocess)
+
+
+def _score_files(inputs: _Inputs, tflite_paths, config: ParityConfig, say) -> None:
+    """Run every ``.tflite`` on the series (whole studies), after checking it against its source run."""
+    from ich_edge.runtime.tflite_model import TFLiteStudyModel
+
     for path in tflite_paths:
         model = TFLiteStudyModel(path, num_threads=config.threads)
-        source_of.append(_source_index(model, runs, notes))
-        for run in {0, source_of[-1]}:
-            _check_same_inputs(path, model.description, runs[run], cache.preprocess)
-        say(f"{Path(path).name} ({model.precision}), converted from {runs[source_of[-1]].path}")
-        variants.append([model.predict_series(s.images) for s in series_list])
-        models.append(model)
-    labels = check_same_labels(runs, models)
-    used = sorted({0, *source_of})
+        inputs.source_of.append(_source_index(model, inputs.runs, inputs.notes))
+        for run in {0, inputs.source_of[-1]}:
+            _check_same_inputs(path, model.description, inputs.runs[run], inputs.preprocess)
+        say(f"{Path(path).name} ({model.precision}), converted from {inputs.runs[inputs.source_of[-1]].path}")
+        inputs.variants.append([model.predict_series(s.images) for s in inputs.series])
+        inputs.models.append(model)
+
+
+def _compare_runs(inputs: _Inputs, labels, config: ParityConfig, say) -> tuple[dict, dict]:
+    """Per Keras run used: its scores, and both levels compared with the files converted from it
+    (all files for the validated reference). Returns ``(results, study_levels)`` by run index."""
+    from ich_edge.training.evaluate import predict_series
+
     results, study_levels = {}, {}
-    for r in used:
-        run = runs[r]
+    for r in sorted({0, *inputs.source_of}):
+        run = inputs.runs[r]
         say(f"Keras {run.path}")
-        ref_scores = [predict_series(run.encoder, run.head, s.images, run.sequence_config) for s in series_list]
-        members = list(range(len(models))) if r == 0 else [k for k, s in enumerate(source_of) if s == r]
-        slices, studies = _levels(series_list, ref_scores, [variants[k] for k in members], labels)
-        thresholds = [models[k].description["thresholds"] for k in members]
+        ref_scores = [predict_series(run.encoder, run.head, s.images, run.sequence_config) for s in inputs.series]
+        members = list(range(len(inputs.models))) if r == 0 else [k for k, s in enumerate(inputs.source_of) if s == r]
+        slices, studies = _levels(inputs.series, ref_scores, [inputs.variants[k] for k in members], labels)
+        thresholds = [inputs.models[k].description["thresholds"] for k in members]
         results[r] = {"members": members, "slices": slices, **{
             level.name: compare_level(level, run.thresholds[level.name], [t[level.name] for t in thresholds],
                                       config.replicates, config.seed)
             for level in (slices, studies)
         }}
         study_levels[r] = studies
-    evidence = assess_evidence(config.evidence, study_levels[0].y_true, labels)
+    return results, study_levels
+
+
+def _model_entries(inputs: _Inputs, results: dict, evidence: dict, config: ParityConfig) -> list[dict]:
+    """Each file's two questions (conversion: against its source run; deployment: against the reference)."""
     entries = []
-    for k, model in enumerate(models):
+    for k, model in enumerate(inputs.models):
         name = f"{model.path.name} ({model.precision})"
-        src = source_of[k]
+        src = inputs.source_of[k]
         conversion = _question(f"{name} conversion", gates_for(model.precision, config.overrides), results[src],
-                               results[src]["members"].index(k), runs[src], evidence)
-        deployment = _question(f"{name} deployment", config.deployment_gates, results[0], k, runs[0], evidence)
+                               results[src]["members"].index(k), inputs.runs[src], evidence)
+        deployment = _question(f"{name} deployment", config.deployment_gates, results[0], k, inputs.runs[0], evidence)
         verdict = combine([conversion["verdict"], deployment["verdict"]])
         entries.append({
             "file": model.path.name,
             "path": str(model.path),
             "precision": model.precision,
             "sha256": model.sha256,
-            "converted_from": str(runs[src].path),
+            "converted_from": str(inputs.runs[src].path),
             CONVERSION: conversion,
             DEPLOYMENT: deployment,
             "verdict": verdict,
             "passed": verdict == "PASS",
             "failures": conversion["failures"] + deployment["failures"],
             "not_evaluable": conversion["not_evaluable"] + deployment["not_evaluable"],
-            "warnings": [n for n in notes if n.startswith(model.path.name)],
+            "warnings": [n for n in inputs.notes if n.startswith(model.path.name)],
         })
-    slices = results[0]["slices"]
+    return entries
+
+
+def _report(inputs: _Inputs, data, labels, results: dict, study_levels: dict, evidence: dict, entries: list,
+            config: ParityConfig) -> dict:
+    """The JSON-ready parity report (format ich-edge-parity/2)."""
+    runs, slices = inputs.runs, results[0]["slices"]
     verdict = combine(e["verdict"] for e in entries)
-    report = {
+    return {
         "format": "ich-edge-parity/2",
         "reference": {"path": str(runs[0].path), "quantized": False, "thresholds": runs[0].thresholds, "role": "validated",
                       "original_model": (runs[0].config.get("import") or {}).get("path")},
         "converted_from": [
             {"path": str(runs[r].path), "quantized": runs[r].quantized, "thresholds": runs[r].thresholds,
              "metrics": {"slice": results[r]["slice"]["reference"], "study": results[r]["study"]["reference"]}}
-            for r in used if r != 0
+            for r in sorted(results) if r != 0
         ],
         "data": {
             "cache": str(data),
-            "selection": selection,
-            "series": len(series_list),
+            "selection": inputs.selection,
+            "series": len(inputs.series),
             "studies": study_levels[0].n_groups,
             "labelled_slices": int(len(slices.y_true)),
         },
@@ -443,12 +467,36 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
         "labels": list(labels),
         "rsna_weights": rsna_weights(labels),
         "config": config.to_dict(),
-        "notes": notes,
+        "notes": inputs.notes,
         "reference_metrics": {"slice": results[0]["slice"]["reference"], "study": results[0]["study"]["reference"]},
         "models": entries,
         "verdict": verdict,
         "passed": verdict == "PASS",
     }
+
+
+def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress=None, converted_from=()) -> tuple[dict, dict]:
+    """Answer conversion and deployment parity for every ``.tflite`` on the held-out studies of ``data``.
+
+    ``reference_dir`` is the validated float RUN_DIR (deployment reference, and conversion
+    reference of files converted from it); ``converted_from`` lists the other Keras folders
+    files were converted from (a QAT_DIR). Returns ``(report, curves)``: the JSON-ready
+    report (``report["verdict"]``: PASS, FAIL or INSUFFICIENT; each model's two questions
+    with their own verdict, failures and not-evaluable gates) and the study-level truth
+    and scores for the ROC figure.
+
+    Steps: :func:`_load_inputs` (cheap checks first), :func:`_score_files`,
+    :func:`check_same_labels`, :func:`_compare_runs`, the evidence, :func:`_model_entries`,
+    :func:`_report`.
+    """
+    say = progress or (lambda line: None)
+    inputs = _load_inputs(reference_dir, converted_from, data, config, say)
+    _score_files(inputs, tflite_paths, config, say)
+    labels = check_same_labels(inputs.runs, inputs.models)
+    results, study_levels = _compare_runs(inputs, labels, config, say)
+    evidence = assess_evidence(config.evidence, study_levels[0].y_true, labels)
+    entries = _model_entries(inputs, results, evidence, config)
+    report = _report(inputs, data, labels, results, study_levels, evidence, entries, config)
     studies = study_levels[0]
     return report, {"study_true": studies.y_true, "reference": studies.reference, "variants": studies.variants,
                     "labels": list(labels)}

@@ -196,27 +196,20 @@ def _comparison_markdown(float_section: dict, qat_section: dict, epochs_run: int
     return "\n".join(lines)
 
 
-def qat(
-    model_dir: str | Path, data: str | Path, out: str | Path, config: QatConfig = QatConfig(), force: bool = False, log=print
-) -> dict:
-    """Fine-tune the float run ``model_dir`` with fake quantization into QAT_DIR ``out``.
+@dataclass(frozen=True)
+class _QatInputs:
+    """The fine-tuning pipelines and their sizes; ``label_mode`` as the float run was trained."""
 
-    Parameters
-    ----------
-    model_dir : a float RUN_DIR written by ``ich-edge train``.
-    data : the cache the run was trained on (its split.json studies must be there).
-    out : QAT_DIR to write (model.keras, config.json, split.json, thresholds.json, report).
-    config : epochs, learning rate (default 1/10 of the run's), batch size, seed.
-    force : replace the model of an existing QAT_DIR in ``out``.
+    train: object
+    val: object
+    steps: int
+    val_steps: int
+    fit_window: int
+    label_mode: str
 
-    Returns
-    -------
-    dict
-        The report (also written as report.json).
-    """
-    strategy = distribute.choose_strategy()  # first: the multi-worker runtime must start before other TF work
-    t0 = time.monotonic()
-    model_dir, out = Path(model_dir), Path(out)
+
+def _check_out(model_dir: Path, out: Path, force: bool) -> None:
+    """Refuse a QAT_DIR as source, ``out`` equal to the source, a file, or an existing model without ``force``."""
     if is_quantized_run(model_dir):
         raise ConfigError(f"{model_dir} is already a QAT_DIR; pass the float RUN_DIR of `ich-edge train`")
     if out.resolve() == model_dir.resolve():
@@ -225,43 +218,52 @@ def qat(
         raise ConfigError(f"--out {out} is a file; pass a folder")
     if (out / run_lib.MODEL_FILE).exists() and not force:
         raise OutputExistsError(f"{out / run_lib.MODEL_FILE} exists; pass --force to overwrite it, or choose a new --out")
-    float_run = run_lib.load_run(model_dir)
-    imported = bool(float_run.config.get("import"))
-    if imported and not (model_dir / run_lib.SPLIT_FILE).is_file():  # `ich-edge import` knows no split
-        split = data_lib.split_studies(Cache.open(data).load_all(), 0.2, config.seed)
+
+
+def _split(model_dir: Path, float_run, data, seed: int, log) -> data_lib.Split:
+    """The float run's split.json; an imported run has none: a new split of the cache (20% validation)."""
+    if float_run.config.get("import") and not (model_dir / run_lib.SPLIT_FILE).is_file():
+        split = data_lib.split_studies(Cache.open(data).load_all(), 0.2, seed)
         log(f"note: {model_dir} has no split.json (imported model); validating on {len(split.val_studies)} studies of {data}")
-    else:
-        split = data_lib.Split.from_dict(run_lib.read_json(model_dir / run_lib.SPLIT_FILE, "split.json of the run"))
-    train_series, val_series = _series(data, float_run, split)
+        return split
+    return data_lib.Split.from_dict(run_lib.read_json(model_dir / run_lib.SPLIT_FILE, "split.json of the run"))
+
+
+def _train_config(float_run, config: QatConfig) -> TrainConfig:
+    """The float run's recipe with QAT's epochs, learning rate (default 1/10), batch size and seed."""
     float_train = TrainConfig.from_dict(float_run.config.get("train", {}))
-    train_config = replace(
+    return replace(
         float_train,
         epochs=config.epochs,
         learning_rate=config.learning_rate or float_train.learning_rate * LR_FACTOR,
         batch_size=config.batch_size or float_train.batch_size,
         seed=config.seed,
     )
-    window = float_run.sequence_config.window_slices
-    log(
-        f"qat: {len(train_series)} training and {len(val_series)} validation series; {train_config.epochs} epoch(s) "
-        f"at learning rate {train_config.learning_rate:.2e} from {model_dir}"
-    )
-    replicas = strategy.num_replicas_in_sync
-    if train_config.batch_size % replicas:
-        raise ConfigError(f"batch_size {train_config.batch_size} must be divisible by the {replicas} devices/workers")
-    make_reproducible(train_config)
-    size_px = float_run.model_config.input_size_px
-    batch, seq, augment = train_config.batch_size, float_run.sequence_config, train_config.augment
+
+
+def _inputs(strategy, float_run, train_series, val_series, train_config: TrainConfig) -> _QatInputs:
+    """Distributed training and validation pipelines, with the float run's label source."""
+    window, batch, seed = float_run.sequence_config.window_slices, train_config.batch_size, train_config.seed
+    seq, augment = float_run.sequence_config, train_config.augment
     label_mode = float_run.config.get("data", {}).get("label_source", "slice")  # as the float run was trained
-    _, steps, fit_window, _ = data_lib.train_plan(train_series, window, batch, config.seed, augment, label_mode)
+    _, steps, fit_window, _ = data_lib.train_plan(train_series, window, batch, seed, augment, label_mode)
     train_ds = distributed_datasets(strategy, lambda share: data_lib.train_dataset(
-        train_series, window, batch, config.seed, augment, labels=label_mode, share=share)[0], batch)
+        train_series, window, batch, seed, augment, labels=label_mode, share=share)[0], batch)
     val_ds = distributed_datasets(strategy, lambda share: data_lib.eval_dataset(
         val_series, seq, batch, label_mode, share, fit_window)[0], batch)
     val_steps = data_lib.eval_plan(data_lib.trainable(val_series, label_mode), seq, batch, label_mode, fit_window)[1]
-    float_layers = None
+    return _QatInputs(train_ds, val_ds, steps, val_steps, fit_window, label_mode)
+
+
+def _qat_models(strategy, float_run, train_config: TrainConfig, inputs: _QatInputs, log):
+    """``(model, train_model, float_layers)``: the QAT CNN-LSTM (encoder fake-quantized, the float
+    run's weights copied; mirrored under ``strategy``) and its compiled training model.
+    ``float_layers`` lists an imported encoder's layers left in float (None for a trained run)."""
+    window, fit_window = float_run.sequence_config.window_slices, inputs.fit_window
+    imported = bool(float_run.config.get("import"))
     if imported and fit_window != window:
         raise ConfigError("an imported model trains with slice labels only (its head has a fixed window)")
+    float_layers = None
     with strategy.scope():  # the QAT model's variables are mirrored: copies of the float run's weights
         if imported:
             from ich_edge.training.importer.quantize import quantize_imported_encoder
@@ -279,30 +281,15 @@ def qat(
         # study labels train on whole series: the same layers (weights) behind a longer window
         fit_model = model if fit_window == window else build_cnn_lstm(qat_encoder, head, fit_window)
         labels = float_run.labels
-        loss = training_loss(1.0, labels) if label_mode == "slice" else study_loss(1.0, labels=labels)
-        train_model, _, _ = compile_for_training(fit_model, train_config, steps, fit_window, size_px, label_mode, loss=loss)
-    keep = _KeepBest(log)
-    train_model.fit(train_ds, epochs=train_config.epochs, steps_per_epoch=steps, validation_data=val_ds,
-                    validation_steps=val_steps, callbacks=[keep], verbose=0)
-    model.set_weights(keep.best_weights)
-    if not distribute.is_chief(strategy):
-        return {}
+        loss = training_loss(1.0, labels) if inputs.label_mode == "slice" else study_loss(1.0, labels=labels)
+        train_model, _, _ = compile_for_training(fit_model, train_config, inputs.steps, fit_window,
+                                                 float_run.model_config.input_size_px, inputs.label_mode, loss=loss)
+    return model, train_model, float_layers
 
-    out.mkdir(parents=True, exist_ok=True)
-    model_path = out / run_lib.MODEL_FILE
-    tmp = model_path.with_name(f".{model_path.stem}.tmp.keras")
-    try:
-        model.save(tmp)
-        tmp.replace(model_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    if imported:
-        import shutil
 
-        from ich_edge.training.importer.quantize import FLOAT_MODEL_FILE
-
-        shutil.copyfile(model_dir / run_lib.MODEL_FILE, out / FLOAT_MODEL_FILE)
-    run_config = {
+def qat_run_config(float_run, model_dir: Path, train_config: TrainConfig, config: QatConfig, float_layers) -> dict:
+    """QAT_DIR/config.json: the float run's, quantized, with the fine-tuning recipe and the ``qat`` section."""
+    return {
         **float_run.config,
         "ich_edge_version": __version__,
         "quantized": True,
@@ -313,49 +300,97 @@ def qat(
             "source_run": str(model_dir.resolve()),
             "scheme": "tfmot default 8-bit on the slice encoder; float head (quantized at conversion)",
             "load_with": "ich_edge.training.qat.load_qat_run",
-            **({"float_layers": float_layers} if imported else {}),
+            **({"float_layers": float_layers} if float_layers is not None else {}),
         },
     }
+
+
+def _write_qat_dir(out: Path, model, model_dir: Path, run_config: dict, split: data_lib.Split, history: list):
+    """Write model.keras (and an imported run's float model), config.json, split.json, history.json;
+    reload the QAT_DIR and check it gives the same outputs. Returns the reloaded :class:`Run`."""
+    out.mkdir(parents=True, exist_ok=True)
+    run_lib.save_model(model, out / run_lib.MODEL_FILE)
+    if run_config.get("import"):
+        from ich_edge.training.importer.quantize import FLOAT_MODEL_FILE
+
+        source = (model_dir / run_lib.MODEL_FILE).read_bytes()
+        write_atomic_bytes(out / FLOAT_MODEL_FILE, lambda handle: handle.write(source))
     write_json_atomic(out / run_lib.CONFIG_FILE, run_config)
     write_json_atomic(out / run_lib.SPLIT_FILE, split.to_dict())
-    write_json_atomic(out / run_lib.HISTORY_FILE, keep.history)
-
+    write_json_atomic(out / run_lib.HISTORY_FILE, history)
     qat_run = load_qat_run(out)
+    window = qat_run.sequence_config.window_slices
     sample = np.zeros((1, window, *qat_run.encoder.input_shape[1:]), np.float32) + 0.5
     drift = float(np.abs(np.asarray(qat_run.model(sample, training=False)) - np.asarray(model(sample, training=False))).max())
     if drift > 1e-5:
         raise ModelError(f"the saved QAT model reloads with different outputs (max diff {drift:.2e}); please report this")
-    log("evaluating the float and the QAT model on the validation studies (encode once, windows, stitch)")
+    return qat_run
+
+
+def qat(
+    model_dir: str | Path, data: str | Path, out: str | Path, config: QatConfig = QatConfig(), force: bool = False, log=print
+) -> dict:
+    """Fine-tune the float run ``model_dir`` with fake quantization into QAT_DIR ``out``.
+
+    Parameters
+    ----------
+    model_dir : a float RUN_DIR written by ``ich-edge train``.
+    data : the cache the run was trained on (its split.json studies must be there).
+    out : QAT_DIR to write (model.keras, config.json, split.json, thresholds.json, report).
+    config : epochs, learning rate (default 1/10 of the run's), batch size, seed.
+    force : replace the model of an existing QAT_DIR in ``out``.
+
+    Returns
+    -------
+    dict
+        The report (also written as report.json).
+
+    Steps: check ``out``, the split (:func:`_split`) and its series, the recipe
+    (:func:`_train_config`), the pipelines (:func:`_inputs`), the QAT model
+    (:func:`_qat_models`), fine-tuning that keeps the best epoch, the QAT_DIR
+    (:func:`_write_qat_dir`), then the shared last step of a run
+    (:func:`ich_edge.training.report.finish_run`) with the float model's validation beside.
+    """
+    strategy = distribute.choose_strategy()  # first: the multi-worker runtime must start before other TF work
+    t0 = time.monotonic()
+    model_dir, out = Path(model_dir), Path(out)
+    _check_out(model_dir, out, force)
+    float_run = run_lib.load_run(model_dir)
+    split = _split(model_dir, float_run, data, config.seed, log)
+    train_series, val_series = _series(data, float_run, split)
+    train_config = _train_config(float_run, config)
+    log(
+        f"qat: {len(train_series)} training and {len(val_series)} validation series; {train_config.epochs} epoch(s) "
+        f"at learning rate {train_config.learning_rate:.2e} from {model_dir}"
+    )
+    replicas = strategy.num_replicas_in_sync
+    if train_config.batch_size % replicas:
+        raise ConfigError(f"batch_size {train_config.batch_size} must be divisible by the {replicas} devices/workers")
+    make_reproducible(train_config)
+    inputs = _inputs(strategy, float_run, train_series, val_series, train_config)
+    model, train_model, float_layers = _qat_models(strategy, float_run, train_config, inputs, log)
+    keep = _KeepBest(log)
+    train_model.fit(inputs.train, epochs=train_config.epochs, steps_per_epoch=inputs.steps, validation_data=inputs.val,
+                    validation_steps=inputs.val_steps, callbacks=[keep], verbose=0)
+    model.set_weights(keep.best_weights)
+    if not distribute.is_chief(strategy):
+        return {}
+    run_config = qat_run_config(float_run, model_dir, train_config, config, float_layers)
+    qat_run = _write_qat_dir(out, model, model_dir, run_config, split, keep.history)
+    log("evaluating the float model on the validation studies, beside the QAT model")
     float_section, _, _ = report_lib.evaluate_set(float_run, val_series, train_config)
     # A QAT model is a new model: its own validation and thresholds (thresholds.json in QAT_DIR),
     # chosen as `ich-edge train` chooses them; qat-int8 carries them and decides at them.
-    qat_section, levels, base_levels, thresholds = report_lib.validate_and_choose_thresholds(qat_run, val_series, train_config)
-    plots = [report_lib.plot_losses(keep.history, out / "loss.png").name]
-    plots.append(report_lib.plot_roc(
-        levels["study_true"], levels["study_scores"], None if base_levels is None else base_levels["study_scores"],
-        out / "roc_validation.png", f"Study-level ROC of the QAT model, validation ({qat_section['n_studies']} studies)",
-        qat_section["model"]["study"], None if qat_section["baseline"] is None else qat_section["baseline"]["study"],
-    ).name)
     total = sum(h["seconds"] for h in keep.history)
-    report = report_lib.nan_to_none({
-        "run": {
-            "epochs_planned": train_config.epochs, "epochs_run": len(keep.history), "stopped": "epochs",
-            "best_epoch": keep.best_epoch, "best_val_loss": keep.best_loss, "train_seconds": total,
-            "mean_epoch_seconds": total / max(1, len(keep.history)), "total_seconds_this_call": time.monotonic() - t0,
-        },
-        "quantized": True,
-        "labels": list(float_run.labels),
-        "qat": run_config["qat"],
-        "model": run_config["model"],
-        "sequence": run_config["sequence"],
-        "data": run_config["data"],
-        "thresholds": {"specificity": train_config.specificity, **thresholds},
-        "validation": qat_section,
-        "float_validation": float_section,
-        "plots": plots,
-    })
-    write_json_atomic(out / "report.json", report)
-    text = _comparison_markdown(float_section, qat_section, len(keep.history)) + report_lib.render_markdown(report)
-    write_atomic_bytes(out / "report.md", lambda handle: handle.write(text.encode("utf-8")))
+    summary = {
+        "epochs_planned": train_config.epochs, "epochs_run": len(keep.history), "stopped": "epochs",
+        "best_epoch": keep.best_epoch, "best_val_loss": keep.best_loss, "train_seconds": total,
+        "mean_epoch_seconds": total / max(1, len(keep.history)), "total_seconds_this_call": time.monotonic() - t0,
+    }
+    report = report_lib.finish_run(
+        qat_run, val_series, train_config, summary, log, history=keep.history, model_name="QAT model", targets=False,
+        extra={"quantized": True, "qat": run_config["qat"], "float_validation": float_section},
+        preface=lambda r: _comparison_markdown(r["float_validation"], r["validation"], len(keep.history)),
+    )
     log(f"wrote {out / run_lib.MODEL_FILE}, thresholds.json, report.json/.md in {time.monotonic() - t0:.0f} s")
     return report

@@ -123,13 +123,13 @@ def nan_to_none(value):
     return value
 
 
-def write_report(run_dir: str | Path, report: dict) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.md`` atomically into ``run_dir``."""
+def write_report(run_dir: str | Path, report: dict, preface: str = "") -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.md`` (``preface`` first, e.g. QAT's comparison) atomically into ``run_dir``."""
     run_dir = Path(run_dir)
     report = nan_to_none(report)
     json_path, md_path = run_dir / "report.json", run_dir / "report.md"
     write_json_atomic(json_path, report)
-    text = render_markdown(report).encode("utf-8")
+    text = (preface + render_markdown(report)).encode("utf-8")
     write_atomic_bytes(md_path, lambda handle: handle.write(text))
     return json_path, md_path
 
@@ -276,27 +276,42 @@ def validate_and_choose_thresholds(run, val_series, config) -> tuple[dict, dict,
     return section, levels, base_levels, thresholds
 
 
-def finish_run(run, val_series, test_series, state: dict, config, total_seconds: float, log) -> dict:
-    """Evaluate a run's model on validation (and test), write thresholds, report and plots.
+def _roc_plots(run_dir: Path, sets: list, model_name: str) -> list[str]:
+    """``roc_<set>.png`` for each ``(name, section, levels, baseline_levels)``; returns the file names."""
+    names = []
+    for name, section, levels, base_levels in sets:
+        of = f" of the {model_name}" if model_name else ""
+        path = plot_roc(
+            levels["study_true"],
+            levels["study_scores"],
+            None if base_levels is None else base_levels["study_scores"],
+            run_dir / f"roc_{name}.png",
+            f"Study-level ROC{of}, {name} ({section['n_studies']} studies)",
+            section["model"]["study"],
+            None if section["baseline"] is None else section["baseline"]["study"],
+        )
+        names.append(path.name)
+    return names
 
-    ``run`` is a :class:`ich_edge.training.run.Run` holding the weights saved as model.keras.
+
+def finish_run(run, val_series, config, summary: dict, log, test_series=None, history=None, loss_weight: float = 1.0,
+               extra: dict | None = None, model_name: str = "", targets: bool = True, preface=None) -> dict:
+    """The last step of ``ich-edge train`` and ``ich-edge qat``: thresholds, report and plots of a saved model.
+
+    Validates ``run`` (a :class:`ich_edge.training.run.Run` holding the weights saved as
+    model.keras) on ``val_series`` and writes the thresholds chosen there
+    (:func:`validate_and_choose_thresholds`); evaluates ``test_series`` at them when given;
+    draws ``loss.png`` from ``history`` (positives x ``loss_weight``) and ``roc_<set>.png``
+    (titles name ``model_name`` when given); writes report.json/.md with ``summary`` as its
+    ``run`` section, ``extra`` sections merged in, the study AUC targets when ``targets``,
+    and ``preface(report)`` (a markdown string) before the report's markdown.
+    Returns the report (NaN as None).
     """
     run_dir = Path(run.path)
     log("evaluating on the validation studies (encode once, windows, stitch)")
     val, val_levels, val_base_levels, thresholds = validate_and_choose_thresholds(run, val_series, config)
-    history = state["history"]
     report = {
-        "run": {
-            "epochs_planned": config.epochs,
-            "epochs_run": state["epoch"],
-            "stopped": state["stopped"],
-            "best_epoch": state["best_epoch"],
-            "best_val_loss": state["best_val_loss"],
-            "train_seconds": state["train_seconds"],
-            "mean_epoch_seconds": state["train_seconds"] / max(1, len(history)),
-            "mean_epoch_cpu_seconds": float(np.mean([h.get("cpu_seconds", np.nan) for h in history])) if history else None,
-            "total_seconds_this_call": total_seconds,
-        },
+        "run": summary,
         "labels": list(run.labels),
         "model": run.config["model"],
         "sequence": run.config["sequence"],
@@ -306,10 +321,9 @@ def finish_run(run, val_series, test_series, state: dict, config, total_seconds:
         if val["baseline"] is not None
         else "not available (ich_edge.baseline is not installed)",
         "validation": val,
+        **(extra or {}),
     }
-    plots = []
-    if history:
-        plots.append(plot_losses(history, run_dir / "loss.png", config.positive_weight).name)
+    plots = [plot_losses(history, run_dir / "loss.png", loss_weight).name] if history else []
     sets = [("validation", val, val_levels, val_base_levels)]
     if test_series:
         log("evaluating on the test studies")
@@ -317,20 +331,11 @@ def finish_run(run, val_series, test_series, state: dict, config, total_seconds:
         test, test_levels, test_base_levels = evaluate_set(run, test_series, config, thresholds, base_thresholds)
         report["test"] = test
         sets.append(("test", test, test_levels, test_base_levels))
-    for name, section, levels, base_levels in sets:
-        path = plot_roc(
-            levels["study_true"],
-            levels["study_scores"],
-            None if base_levels is None else base_levels["study_scores"],
-            run_dir / f"roc_{name}.png",
-            f"Study-level ROC, {name} ({section['n_studies']} studies)",
-            section["model"]["study"],
-            None if section["baseline"] is None else section["baseline"]["study"],
-        )
-        plots.append(path.name)
-    target_set = "test" if "test" in report else "validation"
-    report["targets"] = {"set": target_set, **targets_met(report[target_set]["model"]["study"]["auc"])}
+    plots += _roc_plots(run_dir, sets, model_name)
+    if targets:
+        target_set = "test" if "test" in report else "validation"
+        report["targets"] = {"set": target_set, **targets_met(report[target_set]["model"]["study"]["auc"])}
     report["plots"] = plots
-    json_path, md_path = write_report(run_dir, report)
+    json_path, md_path = write_report(run_dir, report, preface(nan_to_none(report)) if preface else "")
     log(f"wrote {json_path}, {md_path} and {', '.join(plots)}")
     return nan_to_none(report)

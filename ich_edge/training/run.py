@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ich_edge import LABELS
-from ich_edge.fileio import write_json_atomic
+from ich_edge.fileio import atomic_output, write_json_atomic
 from ich_edge.errors import ModelError
 from ich_edge.sequence import SequenceConfig
 from ich_edge.training.keras import keras
@@ -88,6 +88,13 @@ def write_thresholds(run_dir: str | Path, specificity: float, slice_thresholds: 
     }
     write_json_atomic(path, data)
     return path
+
+
+def save_model(model, path: str | Path) -> Path:
+    """Save a Keras model as ``path`` (``.keras``) atomically (:func:`ich_edge.fileio.atomic_output`)."""
+    with atomic_output(path) as tmp:
+        model.save(tmp)
+    return Path(path)
 
 
 def load_model_file(path: str | Path, custom_object_scope=None):

@@ -26,12 +26,13 @@ machine give the same weights and report (timings aside).
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ich_edge import LABELS, __version__
 from ich_edge.cache import Cache
@@ -402,6 +403,190 @@ class precision_policy:
         keras.mixed_precision.set_global_policy("float32")
 
 
+@dataclass(frozen=True)
+class _Sets:
+    """The cache's series split into the run's sets, and where the loss's labels come from."""
+
+    series: list
+    split: data_lib.Split
+    train: list
+    val: list
+    test: list | None
+    label_mode: str
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The distributed input pipelines of a run and their sizes."""
+
+    train: object
+    val: object
+    steps: int
+    val_steps: int
+    window: int
+
+
+def _model_config(cache: Cache, data, model_config: ModelConfig | None) -> ModelConfig:
+    """``model_config``, defaulting to the cache's input size; refused when the sizes differ."""
+    model_config = model_config or ModelConfig(input_size_px=cache.preprocess.input_size_px)
+    if model_config.input_size_px != cache.preprocess.input_size_px:
+        raise ConfigError(
+            f"the cache {data} holds {cache.preprocess.input_size_px} px slices but the model expects "
+            f"{model_config.input_size_px} px; prepare the cache at the model's size"
+        )
+    return model_config
+
+
+def _sets(cache: Cache, config: TrainConfig, test) -> _Sets:
+    """Split the cache by patient; choose the label source; load the test cache (no overlap allowed)."""
+    series = cache.series()
+    split = data_lib.split_studies(series, config.val_fraction, config.seed)
+    train_series = data_lib.select_studies(series, split.train_studies)
+    val_series = data_lib.select_studies(series, split.val_studies)
+    label_mode = data_lib.label_source(train_series, config.labels)
+    test_series = _load_test(test, cache.preprocess, series) if test else None
+    return _Sets(series, split, train_series, val_series, test_series, label_mode)
+
+
+def run_config_for(data, test, cache: Cache, config: TrainConfig, model_config: ModelConfig,
+                   sequence_config: SequenceConfig, sets: _Sets, strategy) -> dict:
+    """RUN_DIR/config.json of a training run (the resume key is taken from it)."""
+    return {
+        "ich_edge_version": __version__,
+        "model_version": MODEL_VERSION,
+        "labels": list(LABELS),
+        "quantized": False,
+        "train": config.to_dict(),
+        "model": model_config.to_dict(),
+        "sequence": sequence_config.to_dict(),
+        "preprocess": cache.preprocess.to_dict(),
+        "data": {
+            "cache": str(Path(data).resolve()),
+            "cache_identity": data_lib.cache_identity(cache.preprocess, sets.series),
+            "series": len(sets.series),
+            "train_studies": len(sets.split.train_studies),
+            "val_studies": len(sets.split.val_studies),
+            "split_seed": sets.split.seed,
+            "label_source": sets.label_mode,
+            "test_cache": str(Path(test).resolve()) if test else None,
+        },
+        "distribution": {
+            "replicas": strategy.num_replicas_in_sync,
+            "workers": distribute.num_workers(strategy),
+            "global_batch": config.batch_size,
+            "learning_rate": config.effective_learning_rate,
+            "lr_scaling": config.lr_scaling,
+        },
+    }
+
+
+def _begin(run_dir: Path, run_config: dict, split: data_lib.Split, resume: bool, strategy) -> tuple[dict, bool]:
+    """The state to continue from (all workers must agree) and whether this process is the chief,
+    which (re)starts RUN_DIR: config.json and split.json."""
+    state = load_state(run_dir, run_config, resume)
+    epochs_seen = distribute.gather_ints(strategy, state["epoch"])
+    if len(set(epochs_seen)) > 1:
+        raise ConfigError(
+            f"the workers would resume from different epochs ({sorted(set(epochs_seen))}): RUN_DIR {run_dir} must be "
+            "one folder that every worker sees (a shared filesystem mounted at the same path), or pass --no-resume"
+        )
+    chief = distribute.is_chief(strategy)
+    if chief:
+        if not resume:
+            shutil.rmtree(run_dir / run_lib.CHECKPOINT_DIR, ignore_errors=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / run_lib.CONFIG_FILE, run_config)
+        write_json_atomic(run_dir / run_lib.SPLIT_FILE, split.to_dict())
+    return state, chief
+
+
+def _inputs(strategy, sets: _Sets, config: TrainConfig, sequence_config: SequenceConfig, state: dict, log) -> _Inputs:
+    """The training and validation pipelines (each worker reads its share of the epoch's window plan)."""
+    window, batch, label_mode = sequence_config.window_slices, config.batch_size, sets.label_mode
+    plan_of_epoch, steps, train_window, _ = data_lib.train_plan(
+        sets.train, window, batch, config.seed, config.augment, label_mode)
+    shares: list = []
+    train_ds = distributed_datasets(strategy, lambda share: data_lib.train_dataset(
+        sets.train, window, batch, config.seed, config.augment, state["epoch"], label_mode, share)[0], batch, shares)
+    val_ds = distributed_datasets(strategy, lambda share: data_lib.eval_dataset(
+        sets.val, sequence_config, batch, label_mode, share, train_window)[0], batch)
+    val_steps = data_lib.eval_plan(data_lib.trainable(sets.val, label_mode), sequence_config, batch,
+                                   label_mode, train_window)[1]
+    log(
+        f"train: {len(sets.split.train_studies)} studies ({len(sets.train)} series), validation: "
+        f"{len(sets.split.val_studies)} studies; {steps} steps/epoch of {batch} windows x {train_window} slices on "
+        f"{strategy.num_replicas_in_sync} device(s); {label_mode} labels; learning rate "
+        f"{config.effective_learning_rate:.2e} (scaling {config.lr_scaling})" + ("; mixed precision" if config.mixed_precision else "")
+    )
+    plan = plan_of_epoch(state["epoch"])
+    for share in shares:
+        mine = plan.take(data_lib.worker_share(len(plan), batch, share.worker, share.num_workers))
+        log(f"input share: worker {share.worker}/{share.num_workers} reads {len(mine)} of {len(plan)} windows of epoch "
+            f"{state['epoch'] + 1}, plan {plan.digest()}, share {mine.digest()}")
+    return _Inputs(train_ds, val_ds, steps, val_steps, train_window)
+
+
+def _fit(strategy, run_dir: Path, write_dir: Path, chief: bool, model_config: ModelConfig, config: TrainConfig,
+         inputs: _Inputs, state: dict, label_mode: str, log):
+    """Build and compile the model, resume or load backbone weights, fit, and load the best epoch's weights."""
+    keras.utils.set_random_seed(config.seed)  # the weights' initial values depend on the seed only
+    with strategy.scope(), precision_policy(config.mixed_precision):
+        encoder, _, model = build_model(model_config, inputs.window)
+        train_model, optimizer, schedule = compile_for_training(
+            model, config, inputs.steps, inputs.window, model_config.input_size_px, label_mode)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    finished = state["stopped"] == "early stopping" or state["epoch"] >= config.epochs
+    if state["last"]:
+        checkpoint.read(_checkpoint_path(state["last"], write_dir, run_dir)).assert_existing_objects_matched()
+        log(f"resuming {run_dir} after epoch {state['epoch']}" + (" (already finished)" if finished else ""))
+    elif config.backbone_weights:
+        loaded = load_backbone_weights(encoder, model_config, config.backbone_weights)
+        log(f"backbone weights: {loaded} layers from {config.backbone_weights}")
+    if not finished:
+        state["stopped"] = None
+        callback = EpochEnd(strategy, write_dir, chief, checkpoint, state, config, schedule, log)
+        train_model.fit(
+            inputs.train,
+            epochs=config.epochs,
+            initial_epoch=state["epoch"],
+            steps_per_epoch=inputs.steps,
+            validation_data=inputs.val,
+            validation_steps=inputs.val_steps,
+            callbacks=[callback],
+            verbose=1 if sys.stdout.isatty() else 0,
+        )
+        if state["stopped"] is None:
+            state["stopped"] = "epochs"
+    if state["best"]:
+        tf.train.Checkpoint(model=model).read(_checkpoint_path(state["best"], write_dir, run_dir)).expect_partial()
+    return model
+
+
+def _export(model, model_config: ModelConfig, window: int, write_dir: Path):
+    """Save the weights as ``write_dir``/model.keras from an uncompiled float32 copy outside the
+    strategy (no optimizer state, no mirrored variables); returns its ``(encoder, head, model)``."""
+    export_encoder, export_head, export = build_model(model_config, window)
+    export.set_weights(model.get_weights())
+    run_lib.save_model(export, write_dir / run_lib.MODEL_FILE)
+    return export_encoder, export_head, export
+
+
+def training_summary(state: dict, config: TrainConfig, total_seconds: float) -> dict:
+    """The report's ``run`` section of a training run: epochs, stopping reason, best epoch, times."""
+    history = state["history"]
+    return {
+        "epochs_planned": config.epochs,
+        "epochs_run": state["epoch"],
+        "stopped": state["stopped"],
+        "best_epoch": state["best_epoch"],
+        "best_val_loss": state["best_val_loss"],
+        "train_seconds": state["train_seconds"],
+        "mean_epoch_seconds": state["train_seconds"] / max(1, len(history)),
+        "mean_epoch_cpu_seconds": float(np.mean([h.get("cpu_seconds", np.nan) for h in history])) if history else None,
+        "total_seconds_this_call": total_seconds,
+    }
+
+
 def train(
     data: str | Path,
     out: str | Path,
@@ -424,134 +609,34 @@ def train(
     test : optional cache of held-out studies (another seed) for the report's test section.
     resume : continue an interrupted run in ``out``; False starts over there.
     log : called with one line of progress at a time.
+
+    Steps: check the inputs, split the cache (:func:`_sets`), write config.json and
+    split.json (:func:`_begin`), build the input pipelines (:func:`_inputs`), fit
+    (:func:`_fit`), save model.keras (:func:`_export`), then finish the run
+    (:func:`ich_edge.training.report.finish_run`: thresholds, report, plots).
     """
     strategy = distribute.choose_strategy()  # first: the multi-worker runtime must start before other TF work
     make_reproducible(config)
     t0 = time.monotonic()
     cache = Cache.open(data)
-    model_config = model_config or ModelConfig(input_size_px=cache.preprocess.input_size_px)
-    if model_config.input_size_px != cache.preprocess.input_size_px:
-        raise ConfigError(
-            f"the cache {data} holds {cache.preprocess.input_size_px} px slices but the model expects "
-            f"{model_config.input_size_px} px; prepare the cache at the model's size"
-        )
-    replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
-        raise ConfigError(f"batch_size {config.batch_size} must be divisible by the {replicas} devices/workers")
-    series = cache.series()
-    split = data_lib.split_studies(series, config.val_fraction, config.seed)
-    train_series = data_lib.select_studies(series, split.train_studies)
-    val_series = data_lib.select_studies(series, split.val_studies)
-    label_mode = data_lib.label_source(train_series, config.labels)
-    test_series = _load_test(test, cache.preprocess, series) if test else None
+    model_config = _model_config(cache, data, model_config)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"batch_size {config.batch_size} must be divisible by the "
+                          f"{strategy.num_replicas_in_sync} devices/workers")
+    sets = _sets(cache, config, test)
     run_dir = Path(out)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file; pass a folder for the run")
-    window = sequence_config.window_slices
-    run_config = {
-        "ich_edge_version": __version__,
-        "model_version": MODEL_VERSION,
-        "labels": list(LABELS),
-        "quantized": False,
-        "train": config.to_dict(),
-        "model": model_config.to_dict(),
-        "sequence": sequence_config.to_dict(),
-        "preprocess": cache.preprocess.to_dict(),
-        "data": {
-            "cache": str(Path(data).resolve()),
-            "cache_identity": data_lib.cache_identity(cache.preprocess, series),
-            "series": len(series),
-            "train_studies": len(split.train_studies),
-            "val_studies": len(split.val_studies),
-            "split_seed": split.seed,
-            "label_source": label_mode,
-            "test_cache": str(Path(test).resolve()) if test else None,
-        },
-        "distribution": {
-            "replicas": replicas,
-            "workers": distribute.num_workers(strategy),
-            "global_batch": config.batch_size,
-            "learning_rate": config.effective_learning_rate,
-            "lr_scaling": config.lr_scaling,
-        },
-    }
-    state = load_state(run_dir, run_config, resume)
-    epochs_seen = distribute.gather_ints(strategy, state["epoch"])
-    if len(set(epochs_seen)) > 1:
-        raise ConfigError(
-            f"the workers would resume from different epochs ({sorted(set(epochs_seen))}): RUN_DIR {run_dir} must be "
-            "one folder that every worker sees (a shared filesystem mounted at the same path), or pass --no-resume"
-        )
-    chief = distribute.is_chief(strategy)
-    if chief:
-        if not resume:
-            shutil.rmtree(run_dir / run_lib.CHECKPOINT_DIR, ignore_errors=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / run_lib.CONFIG_FILE, run_config)
-        write_json_atomic(run_dir / run_lib.SPLIT_FILE, split.to_dict())
-
-    plan_of_epoch, steps, train_window, _ = data_lib.train_plan(
-        train_series, window, config.batch_size, config.seed, config.augment, label_mode)
-    shares: list = []
-    train_ds = distributed_datasets(strategy, lambda share: data_lib.train_dataset(
-        train_series, window, config.batch_size, config.seed, config.augment, state["epoch"], label_mode, share)[0],
-        config.batch_size, shares)
-    val_ds = distributed_datasets(strategy, lambda share: data_lib.eval_dataset(
-        val_series, sequence_config, config.batch_size, label_mode, share, train_window)[0], config.batch_size)
-    val_steps = data_lib.eval_plan(data_lib.trainable(val_series, label_mode), sequence_config, config.batch_size,
-                                   label_mode, train_window)[1]
-    log(
-        f"train: {len(split.train_studies)} studies ({len(train_series)} series), validation: {len(split.val_studies)} studies; "
-        f"{steps} steps/epoch of {config.batch_size} windows x {train_window} slices on {replicas} device(s); "
-        f"{label_mode} labels; learning rate {config.effective_learning_rate:.2e} (scaling {config.lr_scaling})"
-        + ("; mixed precision" if config.mixed_precision else "")
-    )
-    plan = plan_of_epoch(state["epoch"])
-    for share in shares:
-        mine = plan.take(data_lib.worker_share(len(plan), config.batch_size, share.worker, share.num_workers))
-        log(f"input share: worker {share.worker}/{share.num_workers} reads {len(mine)} of {len(plan)} windows of epoch "
-            f"{state['epoch'] + 1}, plan {plan.digest()}, share {mine.digest()}")
-    keras.utils.set_random_seed(config.seed)  # the weights' initial values depend on the seed only
+    run_config = run_config_for(data, test, cache, config, model_config, sequence_config, sets, strategy)
+    state, chief = _begin(run_dir, run_config, sets.split, resume, strategy)
+    inputs = _inputs(strategy, sets, config, sequence_config, state, log)
     with distribute.WriteDir(run_dir, strategy) as write_dir:
-        with strategy.scope(), precision_policy(config.mixed_precision):
-            encoder, _, model = build_model(model_config, train_window)
-            train_model, optimizer, schedule = compile_for_training(
-                model, config, steps, train_window, model_config.input_size_px, label_mode)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-        finished = state["stopped"] == "early stopping" or state["epoch"] >= config.epochs
-        if state["last"]:
-            checkpoint.read(_checkpoint_path(state["last"], write_dir.path, run_dir)).assert_existing_objects_matched()
-            log(f"resuming {run_dir} after epoch {state['epoch']}" + (" (already finished)" if finished else ""))
-        elif config.backbone_weights:
-            loaded = load_backbone_weights(encoder, model_config, config.backbone_weights)
-            log(f"backbone weights: {loaded} layers from {config.backbone_weights}")
-        if not finished:
-            state["stopped"] = None
-            callback = EpochEnd(strategy, write_dir.path, chief, checkpoint, state, config, schedule, log)
-            train_model.fit(
-                train_ds,
-                epochs=config.epochs,
-                initial_epoch=state["epoch"],
-                steps_per_epoch=steps,
-                validation_data=val_ds,
-                validation_steps=val_steps,
-                callbacks=[callback],
-                verbose=1 if sys.stdout.isatty() else 0,
-            )
-            if state["stopped"] is None:
-                state["stopped"] = "epochs"
-        if state["best"]:
-            tf.train.Checkpoint(model=model).read(_checkpoint_path(state["best"], write_dir.path, run_dir)).expect_partial()
-        # Saved from an uncompiled float32 copy outside the strategy: no optimizer state, no mirrored variables.
-        export_encoder, export_head, export = build_model(model_config, window)
-        export.set_weights(model.get_weights())
-        model_path = write_dir.path / run_lib.MODEL_FILE
-        tmp_path = model_path.with_name(f".model-{os.getpid()}.keras")
-        export.save(tmp_path)
-        os.replace(tmp_path, model_path)
+        model = _fit(strategy, run_dir, write_dir.path, chief, model_config, config, inputs, state, sets.label_mode, log)
+        encoder, head, export = _export(model, model_config, sequence_config.window_slices, write_dir.path)
         if chief:
             write_json_atomic(run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE, state)
     if not chief:
         return {}
-    run = run_lib.Run(run_dir, run_config, model_config, sequence_config, cache.preprocess, export_encoder, export_head, export, None)
-    return report_lib.finish_run(run, val_series, test_series, state, config, time.monotonic() - t0, log)
+    run = run_lib.Run(run_dir, run_config, model_config, sequence_config, cache.preprocess, encoder, head, export, None)
+    return report_lib.finish_run(run, sets.val, config, training_summary(state, config, time.monotonic() - t0), log,
+                                 test_series=sets.test, history=state["history"], loss_weight=config.positive_weight)
