@@ -22,7 +22,6 @@ Runtime tier: numpy, pydicom and ai-edge-litert only (no TensorFlow).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from ich_edge import __version__
 from ich_edge.assets_manifest import build_manifest, sha256_of, snippet_values
 from ich_edge.assets_sample import SampleConfig, make_sample
 from ich_edge.errors import ConfigError, GateFailedError, OutputExistsError
+from ich_edge.fileio import replace_dir
 
 RECOMMENDED_PRECISION = "qat-int8"
 MAX_MODEL_BYTES = 5 * 1024 * 1024
@@ -131,7 +131,7 @@ def write_assets(config: AssetsConfig) -> AssetsResult:
             (staging / "snippets" / name).write_text(text, encoding="utf-8")
         values = snippet_values(manifest)
         (staging / "README.md").write_text(render("README.md.in", readme_values(manifest, values)), encoding="utf-8")
-        _replace_dir(staging, out_dir)
+        replace_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -160,22 +160,6 @@ def _check_output(out_dir: Path, force: bool) -> None:
             f"--force would delete {out_dir}, which holds files `ich-edge assets` does not write "
             f"({', '.join(foreign[:5])}); pick another --out or remove the folder yourself"
         )
-
-
-def _replace_dir(staging: Path, out_dir: Path) -> None:
-    """Move ``staging`` to ``out_dir``; an existing ``out_dir`` is set aside, then deleted."""
-    previous = None
-    if out_dir.exists():
-        previous = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, previous)
-    try:
-        os.replace(staging, out_dir)
-    except BaseException:
-        if previous is not None:
-            os.replace(previous, out_dir)
-        raise
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -247,6 +247,7 @@ def release(out: Path, repo: Path | None = None) -> list[Path]:
     import shutil
 
     from ich_edge.errors import ConfigError
+    from ich_edge.fileio import replace_dir
     from ich_edge.runtime.bench import result_file_name
 
     repo = repo or Path(__file__).resolve().parent.parent
@@ -258,8 +259,7 @@ def release(out: Path, repo: Path | None = None) -> list[Path]:
     staging = repo / f".{ASSETS_DIR}.new"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(assets, staging)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    replace_dir(staging, target)
     result = json.loads(bench.read_text())
     bench_copy = repo / "benchmarks" / "results" / result_file_name(result)
     shutil.copyfile(bench, bench_copy)

@@ -22,7 +22,6 @@ exactly one ADD per residual Add layer).
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from converters.calibration import DEFAULT_CALIBRATION_WINDOWS, calibration_set,
 from ich_edge import LABELS, __version__
 from ich_edge.cache import Cache
 from ich_edge.errors import ConfigError, ConversionError, OutputExistsError
+from ich_edge.fileio import write_files_atomic
 from ich_edge.runtime.description import FORMAT, custom_ops, embed_description, format_op_summary, op_summary, sidecar_path
 from ich_edge.runtime.tflite_model import CLASSIFY, ENCODE
 from ich_edge.training.keras import keras, tf
@@ -312,29 +312,8 @@ def write_model(path: str | Path, tflite_bytes: bytes, description: dict, force:
     for target in (path, sidecar):
         if target.exists() and not force:
             raise OutputExistsError(f"{target} exists; pass --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payloads = [(path, embed_description(tflite_bytes, description)),
-                (sidecar, (json.dumps(description, indent=2) + "\n").encode("utf-8"))]
-    existed = {target: target.exists() for target, _ in payloads}
-    temps, done = [], []
-    try:
-        for target, payload in payloads:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            temps.append(Path(tmp))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-            os.chmod(temps[-1], 0o644)  # mkstemp makes 0600; models are shipped and shared
-        for (target, _), tmp in zip(payloads, temps):
-            os.replace(tmp, target)
-            done.append(target)
-    except BaseException:
-        for target in done:
-            if not existed[target]:
-                target.unlink(missing_ok=True)
-        raise
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
+    write_files_atomic([(path, embed_description(tflite_bytes, description)),
+                        (sidecar, (json.dumps(description, indent=2) + "\n").encode("utf-8"))])
     return path
 
 

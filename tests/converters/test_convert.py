@@ -185,11 +185,11 @@ def test_write_model_is_atomic_and_respects_force(converted, tmp_path, monkeypat
 
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    monkeypatch.setattr(export.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)  # fileio renames through os.replace
     with pytest.raises(OSError, match="disk full"):
         export.write_model(fresh / "m.tflite", data, {"precision": "x"})
     assert list(fresh.iterdir()) == []  # no temp files, and no model without its sidecar
-    monkeypatch.setattr(export.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
 
 
 def test_a_failed_conversion_leaves_nothing(tiny_data, tmp_path, monkeypatch):

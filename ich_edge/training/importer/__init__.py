@@ -17,7 +17,6 @@ Modules: :mod:`load` (formats), :mod:`keras3_side` and :mod:`rebuild` (Keras 3 f
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 from ich_edge import __version__
 from ich_edge.errors import ConfigError, LabelsError, OutputExistsError
 from ich_edge.labels import check_label_names
-from ich_edge.fileio import write_json_atomic
+from ich_edge.fileio import replace_dir, write_json_atomic
 from ich_edge.sequence import SequenceConfig
 from ich_edge.transforms import ModelInput, PreprocessConfig
 
@@ -131,9 +130,7 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
         flat = {label: DEFAULT_THRESHOLD for label in labels}
         write_json_atomic(staged / run_lib.THRESHOLDS_FILE, {"specificity": None, "slice": flat, "study": dict(flat)})
         run_lib.load_run(staged)  # the RUN_DIR loads as a trained one does
-        if out.exists():
-            shutil.rmtree(out)
-        staged.rename(out)
+        replace_dir(staged, out)  # an existing (forced) RUN_DIR is set aside, then deleted
     log(f"imported {info['path']} ({info['format']}, {split.kind} model, {split.rnn} head, labels {', '.join(labels)}) into {out}: "
         f"{split.input_size_px} px, window {split.window_slices}, {split.feature_dim} features per slice; "
         f"max |split - original| {split.check_max_abs_diff:.1e}")
