@@ -3,8 +3,9 @@
 Pipeline (each step skipped when its output exists in --work, so a rerun only benches):
 
 1. ``examples/paper_model.py``: synth data, a 64 px cache, the paper model trained briefly, saved as .h5;
-2. ``ich-edge import`` -> ``qat`` -> ``convert --precision all`` -> ``parity`` (conversion parity
-   against the model each file was converted from, deployment parity against the .h5 itself);
+2. ``ich-edge import`` -> ``qat`` -> ``convert --precision all`` -> ``parity`` on ``--test-studies``
+   held-out studies (conversion parity against the model each file was converted from,
+   deployment parity against the .h5 itself);
 3. the default model on the same cache: ``ich-edge train`` -> ``qat`` -> ``convert --precision all`` -> ``parity``;
 4. ``ich-edge bench`` of both folders: XNNPACK, 2 threads, every precision, ``--rounds`` rounds
    (the files take turns, so a load change on the machine hits every file alike).
@@ -41,7 +42,7 @@ def _cli(args: list[str], allowed: tuple[int, ...] = (0,)) -> int:
     return code
 
 
-def _pipeline(name: str, run: Path, work: Path, cache: Path, qat_epochs: int) -> Path:
+def _pipeline(name: str, run: Path, work: Path, cache: Path, test_cache: Path, qat_epochs: int) -> Path:
     """qat, convert --precision all and parity (both questions, one report) of RUN_DIR ``run``;
     returns the .tflite folder."""
     qat_dir, tfl = work / f"{name}_qat", work / f"{name}_tflite"
@@ -53,7 +54,7 @@ def _pipeline(name: str, run: Path, work: Path, cache: Path, qat_epochs: int) ->
     if not (tfl / "parity" / "report.json").exists():
         files = [arg for p in sorted(tfl.glob("cnn_lstm_*.tflite")) for arg in ("--tflite", str(p))]
         # exit 1 (a gate failed) and 4 (too few studies to judge) still write the report
-        _cli(["parity", "--reference", str(run), "--converted-from", str(qat_dir), *files, "--data", str(cache),
+        _cli(["parity", "--reference", str(run), "--converted-from", str(qat_dir), *files, "--data", str(test_cache),
               "--out", str(tfl / "parity"), "--bootstrap", "200"], allowed=(0, 1, 4))
     return tfl
 
@@ -81,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--studies", type=int, default=60)
+    parser.add_argument("--test-studies", type=int, default=100, help="held-out studies for parity (synth seed 2)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--paper-epochs", type=int, default=4)
     parser.add_argument("--default-epochs", type=int, default=3)
@@ -94,6 +96,7 @@ def main() -> None:
     t0 = time.monotonic()
     work = args.work
     cache = make_data(work, args.studies, args.size)
+    test_cache = make_data(work / "test", args.test_studies, args.size, seed=2)
     h5 = work / "paper_model.h5"
     if not h5.exists():
         print(train_paper_model(cache, h5, args.paper_epochs, size_px=args.size), flush=True)
@@ -103,8 +106,8 @@ def main() -> None:
     if not (default_run / "model.keras").exists():
         _cli(["train", "--data", str(cache), "--out", str(default_run), "--epochs", str(args.default_epochs),
               "--window-slices", "8", "--stride-slices", "4"])
-    folders = {"paper": _pipeline("paper", paper_run, work, cache, args.qat_epochs),
-               "default": _pipeline("default", default_run, work, cache, args.qat_epochs)}
+    folders = {"paper": _pipeline("paper", paper_run, work, cache, test_cache, args.qat_epochs),
+               "default": _pipeline("default", default_run, work, cache, test_cache, args.qat_epochs)}
     files = [str(p) for tfl in folders.values() for p in sorted(tfl.glob("cnn_lstm_*.tflite"))]
     bench_json = work / "bench.json"
     _cli(["bench", *files, "--backend", "xnnpack", "--threads", "2", "--runs", str(args.runs), "--rounds", str(args.rounds),
