@@ -9,9 +9,9 @@ holds them back: :func:`native_output_silenced` sends fd 2 to a temporary file a
 calls and drops what was written, unless the call fails (then it is replayed, so the reason
 is never lost) or debugging is on.
 
-The CLI's group-level ``--debug`` sets :data:`DEBUG_ENV` (child processes such as bench's
-workers inherit it); :func:`quiet_environment` sets the logging variables TensorFlow reads
-when it is imported. Runtime tier: imports only the standard library.
+The CLI's group-level ``--debug`` sets :data:`DEBUG_ENV` for the call (:func:`debug_mode`;
+child processes such as bench's workers inherit it); :func:`quiet_environment` sets the
+logging variables TensorFlow reads when it is imported. Runtime tier: standard library only.
 """
 
 from __future__ import annotations
@@ -34,13 +34,22 @@ def debug_enabled() -> bool:
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
-def set_debug(debug: bool) -> None:
-    """Record the CLI's ``--debug`` for this process and its children, and quiet TensorFlow without it."""
+@contextmanager
+def debug_mode(debug: bool) -> Iterator[None]:
+    """Within the block, ``--debug`` holds for this process and its children (``ICH_EDGE_DEBUG=1``),
+    and without it TensorFlow's logging variables are set; the previous ``ICH_EDGE_DEBUG`` comes
+    back afterwards (one CLI call in a long-lived process does not change the next one)."""
+    previous = os.environ.get(DEBUG_ENV)
     if debug:
         os.environ[DEBUG_ENV] = "1"
-    else:
-        os.environ.pop(DEBUG_ENV, None)
     quiet_environment()
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(DEBUG_ENV, None)
+        else:
+            os.environ[DEBUG_ENV] = previous
 
 
 def quiet_environment() -> None:

@@ -9,6 +9,7 @@ one deprecation line; an existing output is refused with exit 3 and one line tha
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -237,7 +238,8 @@ def test_predict_output_holds_no_litert_lines_unless_debug(tiny, tmp_path):
 
 
 def test_a_tensorflow_verb_prints_no_start_up_lines_unless_debug(tmp_path):
-    pytest.importorskip("tensorflow")
+    if importlib.util.find_spec("tensorflow") is None:  # find_spec: never import TF into this process
+        pytest.skip("needs TensorFlow (the train extra)")
     # train imports TensorFlow before it opens the cache: the error line must be the only line.
     args = ["train", "--data", str(tmp_path / "no_cache"), "--out", str(tmp_path / "run")]
     quiet = _run_cli(args, tmp_path)
@@ -245,3 +247,21 @@ def test_a_tensorflow_verb_prints_no_start_up_lines_unless_debug(tmp_path):
     assert quiet.stderr.count("\n") == 1 and quiet.stderr.startswith("ich-edge: error:"), quiet.stderr
     loud = _run_cli(["--debug", *args], tmp_path)
     assert NOISE.search(loud.stderr), loud.stderr[-2000:]
+
+
+def test_silenced_native_output_is_dropped_and_replayed_when_the_call_fails(capfd, monkeypatch):
+    from ich_edge.quiet import DEBUG_ENV, native_output_silenced
+
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    with native_output_silenced():
+        os.write(2, b"INFO: noise\n")
+    assert "noise" not in capfd.readouterr().err
+    with pytest.raises(RuntimeError, match="failed"):
+        with native_output_silenced():
+            os.write(2, b"the reason it failed\n")
+            raise RuntimeError("failed")
+    assert "the reason it failed" in capfd.readouterr().err
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    with native_output_silenced():
+        os.write(2, b"INFO: shown with --debug\n")
+    assert "shown with --debug" in capfd.readouterr().err

@@ -39,7 +39,7 @@ import click
 from ich_edge import __version__
 from ich_edge.dicom.privacy import error_line, masked_messages
 from ich_edge.errors import IchEdgeError
-from ich_edge.quiet import set_debug, silence_teardown
+from ich_edge.quiet import debug_mode, silence_teardown
 
 #: Exit codes of the contract above (ich_edge.errors gives each error class its own).
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE, EXIT_CANNOT_RUN, EXIT_INSUFFICIENT = 0, 1, 2, 3, 4
@@ -102,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the CLI, turning ich-edge errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
-    set_debug(debug)  # before any verb imports TensorFlow or LiteRT
     try:
-        with masked_messages():
+        # debug_mode before any verb imports TensorFlow or LiteRT (ich_edge.quiet)
+        with debug_mode(debug), masked_messages():
             # Without standalone mode Click returns ctx.exit()'s code instead of exiting.
             returned = cli.main(args=args, prog_name="ich-edge", standalone_mode=False)
     except IchEdgeError as err:
@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
 def console() -> None:
     """setuptools console-script target (and ``python -m ich_edge``)."""
     code = main()
-    silence_teardown()  # LiteRT's destructors print INFO lines while the process exits
+    if "--debug" not in sys.argv[1:]:
+        silence_teardown()  # LiteRT's destructors print INFO lines while the process exits
     sys.exit(code)
 
 
