@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from ich_edge.errors import MissingDependencyError, ModelError
-from ich_edge.quiet import native_output_silenced, quiet_environment
+from ich_edge.quiet import debug_enabled, native_output_silenced, quiet_environment
 
 if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
     raise ModelError(
@@ -31,6 +32,10 @@ except ImportError as err:  # pragma: no cover - depends on the install
     raise MissingDependencyError(
         f"training needs TensorFlow and tf_keras ({err.name} is missing): pip install 'ich-edge[train]'"
     ) from err
+
+if not debug_enabled():
+    # TF's own calibrator (int8 conversion) still uses tf.lite.Interpreter and warns about it.
+    warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated", category=UserWarning)
 
 __all__ = ["tf", "keras"]
 
