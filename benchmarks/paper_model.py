@@ -52,10 +52,10 @@ def _pipeline(name: str, run: Path, work: Path, cache: Path, test_cache: Path, q
         _cli(["convert", "--model", str(run), "--model", str(qat_dir), "--precision", "all", "--data", str(cache),
               "--out", str(tfl), "--force"])
     if not (tfl / "parity" / "report.json").exists():
-        files = [arg for p in sorted(tfl.glob("cnn_lstm_*.tflite")) for arg in ("--tflite", str(p))]
+        files = [arg for p in sorted(tfl.glob("cnn_lstm_*.tflite")) for arg in ("--model", str(p))]
         # exit 1 (a gate failed) and 4 (too few studies to judge) still write the report
         _cli(["parity", "--reference", str(run), "--converted-from", str(qat_dir), *files, "--data", str(test_cache),
-              "--out", str(tfl / "parity"), "--bootstrap", "200"], allowed=(0, 1, 4))
+              "--out", str(tfl / "parity"), "--force", "--bootstrap", "200"], allowed=(0, 1, 4))
     return tfl
 
 
@@ -110,8 +110,8 @@ def main() -> None:
                "default": _pipeline("default", default_run, work, cache, test_cache, args.qat_epochs)}
     files = [str(p) for tfl in folders.values() for p in sorted(tfl.glob("cnn_lstm_*.tflite"))]
     bench_json = work / "bench.json"
-    _cli(["bench", *files, "--backend", "xnnpack", "--threads", "2", "--runs", str(args.runs), "--rounds", str(args.rounds),
-          "--json", str(bench_json), "--results-dir", str(work)])
+    _cli(["bench", *[a for f in files for a in ("--model", f)], "--backend", "xnnpack", "--threads", "2", "--runs",
+          str(args.runs), "--rounds", str(args.rounds), "--out", str(bench_json), "--out", str(work), "--force"])
     bench = json.loads(bench_json.read_text())
     result = {"benchmark": "paper_model", "machine": platform.node(), "python": platform.python_version(),
               "settings": vars(args) | {"work": str(work), "results_dir": str(args.results_dir)},
