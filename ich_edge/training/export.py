@@ -35,6 +35,7 @@ from ich_edge import LABELS, __version__
 from ich_edge.cache import Cache
 from ich_edge.errors import ConfigError, ConversionError, OutputExistsError
 from ich_edge.fileio import write_files_atomic
+from ich_edge.quiet import native_output_silenced
 from ich_edge.runtime.description import FORMAT, custom_ops, embed_description, format_op_summary, op_summary, sidecar_path
 from ich_edge.runtime.tflite_model import CLASSIFY, ENCODE
 from ich_edge.training.keras import keras, tf
@@ -122,7 +123,8 @@ def run_converter(saved_model_dir: str | Path, recipe: Recipe, options: ConvertO
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[ENCODE, CLASSIFY])
     recipe.configure(converter, options)
     try:
-        return bytes(converter.convert())
+        with native_output_silenced():  # the quantizer's "fully_quantize: 0, ..." line (--debug shows it)
+            return bytes(converter.convert())
     except Exception as err:  # the converter raises ConverterError, RuntimeError or ValueError
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         flex = "select_tf_ops" in str(err).lower() or "flex" in str(err).lower()
