@@ -52,7 +52,9 @@ class Recipe:
     io_types : I/O tensor types the recipe can produce (a subset of :data:`IO_TYPES`).
     parity : gates for ``ich-edge parity`` against the Keras model: ``max_abs_diff`` (largest
         |p_tflite - p_keras|) for fp32, ``max_auc_drop`` and ``min_agreement`` (study level,
-        every label) for reduced precisions.
+        every label) for reduced precisions; the row of
+        :data:`ich_edge.training.parity_gates.CONVERSION_GATES` (the training tier owns the
+        table, so that it never imports ``converters``).
     """
 
     name: str
