@@ -3,7 +3,7 @@
 A recipe's ``configure(converter, options)`` sets the options of a
 ``tf.lite.TFLiteConverter`` built from the deployable SavedModel (two signatures,
 ``encode`` and ``classify``); everything else (graph export, calibration data, checks,
-description, atomic writing) is shared in :mod:`ich_edge.training.export`.
+description, atomic writing) is shared in :mod:`converters.convert`.
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ def _converter_fixtures():
 @pytest.mark.parametrize(("precision", "io"), [("int8", "int8"), ("fp32", "float")])
 def test_client_passes_on_assets_of_a_converted_model(tmp_path, precision, io):
     """The real file format: a tiny untrained CNN-LSTM through ``ich-edge convert``, then assets."""
-    from ich_edge.training.export import ConvertConfig, convert_runs
+    from converters.convert import ConvertConfig, convert_runs
 
     fixtures = _converter_fixtures()
     series = fixtures.write_cache(tmp_path / "cache")
