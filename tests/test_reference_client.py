@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ich_edge.assets import AssetsConfig, write_assets
-from ich_edge.assets_manifest import window_specs
-from ich_edge.assets_sample import SampleConfig
+from ich_edge.assets.build import AssetsConfig, write_assets
+from ich_edge.assets.manifest import window_specs
+from ich_edge.assets.sample import SampleConfig
 from ich_edge.sequence import SequenceConfig, window_starts
 from ich_edge.transforms import Preprocess, PreprocessConfig
 from tiny_app_model import tiny_model_bytes

@@ -53,8 +53,9 @@ RUNTIME_MODULES = (
     "ich_edge.synth",
     "ich_edge.baseline",
     "ich_edge.assets",
-    "ich_edge.assets_manifest",
-    "ich_edge.assets_sample",
+    "ich_edge.assets.build",
+    "ich_edge.assets.manifest",
+    "ich_edge.assets.sample",
 )
 #: Package modules of the training tier (they may import TensorFlow): not imported here.
 TRAINING_PACKAGES = ("ich_edge.training",)
