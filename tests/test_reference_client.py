@@ -20,19 +20,18 @@ import pytest
 
 from ich_edge.assets.build import AssetsConfig, write_assets
 from ich_edge.assets.manifest import window_specs
+from ich_edge.assets import reference_client as client
 from ich_edge.assets.sample import SampleConfig
 from ich_edge.sequence import SequenceConfig, window_starts
 from ich_edge.transforms import Preprocess, PreprocessConfig
 from tiny_app_model import tiny_model_bytes
 
 REPO = Path(__file__).resolve().parents[1]
-CLIENT = REPO / "benchmarks" / "reference_client.py"
+CLIENT = REPO / "ich_edge" / "assets" / "reference_client.py"
 COMMITTED = REPO / "android_demo_assets"
 SIZE_PX, WINDOW, STRIDE = 16, 4, 2
 BLOCKED = ("tensorflow", "tf_keras", "keras", "ich_edge")
 
-sys.path.insert(0, str(CLIENT.parent))
-import reference_client as client  # noqa: E402  (a script in benchmarks/, importable by design)
 
 _BLOCKED_RUN = textwrap.dedent(
     """

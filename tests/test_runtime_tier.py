@@ -56,6 +56,7 @@ RUNTIME_MODULES = (
     "ich_edge.assets.build",
     "ich_edge.assets.manifest",
     "ich_edge.assets.sample",
+    "ich_edge.assets.reference_client",
 )
 #: Package modules of the training tier (they may import TensorFlow): not imported here.
 TRAINING_PACKAGES = ("ich_edge.training",)

@@ -13,7 +13,7 @@ The folder written (``android_demo_assets/`` in the repository)::
     snippets/         Kotlin (Android) and Swift (iOS) code with the manifest's constants
 
 The manifest is complete enough to reimplement the preprocessing from it alone;
-``benchmarks/reference_client.py`` does exactly that with numpy, pydicom and ai-edge-litert
+``ich_edge/assets/reference_client.py`` does exactly that with numpy, pydicom and ai-edge-litert
 and checks the tensors and outputs against ``sample/``.
 
 Runtime tier: numpy, pydicom and ai-edge-litert only (no TensorFlow).
