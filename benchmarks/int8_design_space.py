@@ -196,8 +196,8 @@ def main(argv=None) -> int:
     unknown = sorted(set(designs) - set(DESIGNS))
     if unknown:
         parser.error(f"unknown design(s) {unknown}; choose from {', '.join(DESIGNS)}")
-    from ich_edge.runtime.bench_report import write_results
-    from ich_edge.runtime.sysinfo import machine_info
+    from ich_edge.runtime.bench.report import write_results
+    from ich_edge.runtime.bench.sysinfo import machine_info
 
     load_start = os.getloadavg()
     rows = measure(designs, args.threads, args.rounds, args.runs, args.train_steps)

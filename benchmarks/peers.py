@@ -239,9 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from ich_edge.runtime.bench_report import write_results
+    from ich_edge.runtime.bench.report import write_results
     from ich_edge.runtime.description import read_description
-    from ich_edge.runtime.sysinfo import machine_info
+    from ich_edge.runtime.bench.sysinfo import machine_info
     from ich_edge.training.qat import load_any_run
 
     run = load_any_run(args.reference)

@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from converters import select_recipes
-    from ich_edge.runtime.bench import BenchConfig, benchmark
-    from ich_edge.runtime.bench_report import format_table, write_results
+    from ich_edge.runtime.bench.runner import BenchConfig, benchmark
+    from ich_edge.runtime.bench.report import format_table, write_results
     from converters.convert import ConvertConfig, convert_runs
     from ich_edge.training.qat import is_quantized_run, load_any_run
 

@@ -247,7 +247,7 @@ def release(out: Path, repo: Path | None = None) -> list[Path]:
     import shutil
 
     from ich_edge.errors import ConfigError
-    from ich_edge.runtime.bench import result_file_name
+    from ich_edge.runtime.bench.runner import result_file_name
 
     repo = repo or Path(__file__).resolve().parent.parent
     assets, bench, table = out / ASSETS_DIR, out / "bench.json", out / TABLE_FILE

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ich_edge.runtime.bench import BACKENDS, BenchConfig, parse_backends, parse_threads
+from ich_edge.runtime.bench.runner import BACKENDS, BenchConfig, parse_backends, parse_threads
 
 
 @click.command(name="bench")
@@ -66,8 +66,8 @@ def command(
     measure or a model file cannot be used (one line says which); 2 for a bad option.
     """
     from ich_edge.errors import MeasurementError
-    from ich_edge.runtime.bench import benchmark, failed_rows
-    from ich_edge.runtime.bench_report import format_profile, format_table, write_results
+    from ich_edge.runtime.bench.runner import benchmark, failed_rows
+    from ich_edge.runtime.bench.report import format_profile, format_table, write_results
 
     config = BenchConfig(
         threads=parse_threads(threads),
