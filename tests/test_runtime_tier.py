@@ -42,6 +42,7 @@ RUNTIME_MODULES = (
     "ich_edge.runtime.bench.report",
     "ich_edge.runtime.bench.gpu",
     "ich_edge.runtime.coverage",
+    "ich_edge.runtime.flatbuffer",
     "ich_edge.runtime.bench.sysinfo",
     "ich_edge.runtime.description",
     "ich_edge.runtime.tflite_model",
