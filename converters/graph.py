@@ -24,6 +24,7 @@ from pathlib import Path
 
 from converters.recipe import ConvertOptions, Recipe
 from ich_edge.errors import ConversionError
+from ich_edge.runtime import flatbuffer as fb
 from ich_edge.runtime.description import custom_ops
 from ich_edge.runtime.tflite_model import CLASSIFY, ENCODE
 from ich_edge.training.keras import keras, tf
@@ -97,21 +98,18 @@ def unclip_lstm_cells(tflite_bytes: bytes) -> bytes:
     from Keras by up to 4e-4 in fp32. Integer kernels clip to their int16 cell range anyway.
     """
     import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromPackedBuf(tflite_bytes, 0)
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    model = fb.unpack(tflite_bytes)
+    names = fb.operator_names(model)
     changed = False
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            if codes[op.opcodeIndex] == schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM and op.builtinOptions.cellClip:
+            if names[op.opcodeIndex] == "UNIDIRECTIONAL_SEQUENCE_LSTM" and op.builtinOptions.cellClip:
                 op.builtinOptions.cellClip = 0.0
                 changed = True
     if not changed:
         return tflite_bytes
-    builder = flatbuffers.Builder(len(tflite_bytes) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return fb.pack(model, flatbuffers.Builder(len(tflite_bytes) + 1024))
 
 
 def count_layers(model, layer_type) -> int:
