@@ -105,7 +105,7 @@ def test_client_passes_on_committed_demo_assets(tmp_path):
     assert status == {"code": 0, "loaded": []}, stdout
     assert report["passed"]
     manifest = json.loads((COMMITTED / "manifest.json").read_text())
-    # make demo ships the first of qat-int8, int8, fp16, fp32 that passed parity (ich_edge.demo.SHIP_PREFERENCE)
+    # make demo ships the first of qat-int8, int8, fp16, fp32 that passed parity (scripts/demo.py SHIP_PREFERENCE)
     assert manifest["precision"] in ("qat-int8", "int8", "fp16", "fp32") and manifest["size_bytes"] < 5 * 2**20
     assert manifest["parity"]["passed"] and not manifest["parity"]["allowed_failed_parity"]
     assert manifest["sample"]["ground_truth_study"]["any"] == 1  # a positive study (what the model says is checked above)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ich_edge import demo
+import demo  # scripts/demo.py (tests/conftest.py puts scripts/ on the path)
 from ich_edge.assets.build import AssetsConfig, write_assets
 from ich_edge.assets.sample import SampleConfig
 from ich_edge.cli import main
