@@ -84,3 +84,17 @@ def test_the_walk_sees_function_level_and_relative_imports(tmp_path, monkeypatch
 def test_every_file_parses(folder):
     for path in (REPO / folder).rglob("*.py"):
         imported_modules(path)
+
+
+def test_benchmarks_and_scripts_use_public_names_only():
+    """benchmarks/ and scripts/ build on the package's public API, not its private helpers."""
+    private = {}
+    for folder in ("benchmarks", "scripts"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("ich_edge", "converters")):
+                    names = [a.name for a in node.names if a.name.startswith("_")]
+                    if names:
+                        private.setdefault(str(path.relative_to(REPO)), []).extend(f"{node.module}.{n}" for n in names)
+    assert private == {}
