@@ -156,7 +156,7 @@ def ensure_cache(work: Path, studies: int, matrix_px: int, env: dict, python: st
                         "--matrix-px", str(matrix_px), "--force"], check=True, env=env, cwd=_cwd(env))
     cache = work / f"cache{studies}_{matrix_px}_{env.get('ICH_EDGE_RSS_LABEL', 'x')}"
     subprocess.run([python, "-c", CLI, "prepare", "--dicom", str(synth / "dicom"), "--labels",
-                    str(synth / "labels.csv"), "--out", str(cache), "--input-size", str(matrix_px)], check=True, env=env, cwd=_cwd(env))
+                    str(synth / "labels.csv"), "--out", str(cache), "--input-size-px", str(matrix_px)], check=True, env=env, cwd=_cwd(env))
     return cache
 
 
@@ -196,7 +196,7 @@ def main(argv=None) -> int:
         cache = ensure_cache(args.work, studies, args.matrix_px, env, python)
         out = args.work / f"run{studies}_{args.label}"
         cmd = [python, "-c", CLI, "train", "--data", str(cache), "--out", str(out), "--epochs", "1",
-               "--width", str(args.width), "--no-resume"]
+               "--width", str(args.width), "--force"]
         pipeline = measure([python, "-c", PIPELINE, str(cache), str(args.pipeline_batches)], env)
         print(f"{studies} studies: input pipeline alone ({args.pipeline_batches} batches) peak RSS "
               f"{pipeline['peak_rss_mb']:.0f} MB", flush=True)

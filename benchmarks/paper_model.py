@@ -3,13 +3,16 @@
 Pipeline (each step skipped when its output exists in --work, so a rerun only benches):
 
 1. ``examples/paper_model.py``: synth data, a 64 px cache, the paper model trained briefly, saved as .h5;
-2. ``ich-edge import`` -> ``qat`` -> ``convert --precision all`` -> ``parity`` (against the .h5 itself);
+2. ``ich-edge import`` -> ``qat`` -> ``convert --precision all`` -> ``parity`` on ``--test-studies``
+   held-out studies (conversion parity against the model each file was converted from,
+   deployment parity against the .h5 itself);
 3. the default model on the same cache: ``ich-edge train`` -> ``qat`` -> ``convert --precision all`` -> ``parity``;
-4. ``ich-edge bench`` of both folders: XNNPACK, 2 threads, every precision, one round.
+4. ``ich-edge bench`` of both folders: XNNPACK, 2 threads, every precision, ``--rounds`` rounds
+   (the files take turns, so a load change on the machine hits every file alike).
 
 Writes ``benchmarks/results/paper_model_<UTC>_<host>.json`` with a row per model and precision
 (size, parity pass and the numbers behind it, slice and study latency) and each model's
-fp32 / qat-int8 latency ratio (goal: qat-int8 at most 0.4x fp32). Usage::
+qat-int8 / fp32 latency ratio of the medians (goal: qat-int8 at most 0.4x fp32). Usage::
 
     python benchmarks/paper_model.py --work /tmp/paper [--default-epochs 3] [--runs 20]
 """
@@ -27,50 +30,51 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
 
-def _cli(args: list[str]) -> int:
+def _cli(args: list[str], allowed: tuple[int, ...] = (0,)) -> int:
+    """Run one ``ich-edge`` verb in this process; stop the benchmark on an unexpected exit code."""
     from ich_edge.cli import main
 
     print("$ ich-edge " + " ".join(args), flush=True)
     code = main(args)
     print(f"  -> exit {code}", flush=True)
+    if code not in allowed:
+        raise SystemExit(f"ich-edge {args[0]} failed with exit code {code}; see above")
     return code
 
 
-def _pipeline(name: str, run: Path, work: Path, cache: Path, qat_epochs: int) -> Path:
-    """qat, convert --precision all and parity of RUN_DIR ``run``; returns the .tflite folder."""
+def _pipeline(name: str, run: Path, work: Path, cache: Path, test_cache: Path, qat_epochs: int) -> Path:
+    """qat, convert --precision all and parity (both questions, one report) of RUN_DIR ``run``;
+    returns the .tflite folder."""
     qat_dir, tfl = work / f"{name}_qat", work / f"{name}_tflite"
     if not (qat_dir / "model.keras").exists():
         _cli(["qat", "--model", str(run), "--data", str(cache), "--out", str(qat_dir), "--epochs", str(qat_epochs)])
     if not (tfl / "cnn_lstm_qat-int8.tflite").exists():
         _cli(["convert", "--model", str(run), "--model", str(qat_dir), "--precision", "all", "--data", str(cache),
               "--out", str(tfl), "--force"])
-    if not (tfl / "parity_float.json").exists():
-        floats = [str(p) for p in sorted(tfl.glob("cnn_lstm_*.tflite")) if "qat-int8" not in p.name]
-        _cli(["parity", "--reference", str(run), *[a for f in floats for a in ("--tflite", f)], "--data", str(cache), "--json", str(tfl / "parity_float.json"),
-              "--bootstrap", "200"])
-        _cli(["parity", "--reference", str(qat_dir), "--tflite", str(tfl / "cnn_lstm_qat-int8.tflite"), "--data", str(cache),
-              "--json", str(tfl / "parity_qat.json"), "--bootstrap", "200"])
+    if not (tfl / "parity" / "report.json").exists():
+        files = [arg for p in sorted(tfl.glob("cnn_lstm_*.tflite")) for arg in ("--model", str(p))]
+        # exit 1 (a gate failed) and 4 (too few studies to judge) still write the report
+        _cli(["parity", "--reference", str(run), "--converted-from", str(qat_dir), *files, "--data", str(test_cache),
+              "--out", str(tfl / "parity"), "--force", "--bootstrap", "200"], allowed=(0, 1, 4))
     return tfl
 
 
 def _parity_rows(tfl: Path) -> dict:
+    """Per precision: both parity verdicts and the numbers behind them."""
+    report = json.loads((tfl / "parity" / "report.json").read_text())
     rows = {}
-    for name in ("parity_float.json", "parity_qat.json"):
-        path = tfl / name
-        if not path.exists():
-            continue
-        report = json.loads(path.read_text())
-        for model in report["models"]:
-            study = model["study"]["labels"]
-            deltas = [v["auc_delta"] for v in study.values() if v["auc_delta"] is not None]
-            rows[model["precision"]] = {
-                "passed": model["passed"],
-                "failures": model["failures"],
-                "reference": report["reference"].get("original_model") or report["reference"]["path"],
-                "max_abs_diff": max(v["max_abs_diff"] for v in model["slice"]["labels"].values()),
-                "worst_study_auc_delta": min(deltas) if deltas else None,
-                "min_study_agreement": min(v["agreement"] for v in study.values()),
-            }
+    for model in report["models"]:
+        row = {"verdict": model["verdict"], "passed": model["passed"], "failures": model["failures"],
+               "reference": report["reference"].get("original_model") or report["reference"]["path"]}
+        for question in ("conversion", "deployment"):
+            answer = model[question]
+            study = answer["study"]["labels"]
+            deltas = [v["auc_delta"] for v in study.values() if v.get("auc_delta") is not None]
+            row[question] = {"verdict": answer["verdict"], "reference": answer["reference"],
+                             "max_abs_diff": max(v["max_abs_diff"] for v in answer["slice"]["labels"].values()),
+                             "worst_study_auc_delta": min(deltas) if deltas else None,
+                             "min_study_agreement": min(v["agreement"] for v in study.values())}
+        rows[model["precision"]] = row
     return rows
 
 
@@ -78,11 +82,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--studies", type=int, default=60)
+    parser.add_argument("--test-studies", type=int, default=100, help="held-out studies for parity (synth seed 2)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--paper-epochs", type=int, default=4)
     parser.add_argument("--default-epochs", type=int, default=3)
     parser.add_argument("--qat-epochs", type=int, default=1)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--results-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     from paper_model import make_data, train_paper_model
@@ -90,6 +96,7 @@ def main() -> None:
     t0 = time.monotonic()
     work = args.work
     cache = make_data(work, args.studies, args.size)
+    test_cache = make_data(work / "test", args.test_studies, args.size, seed=2)
     h5 = work / "paper_model.h5"
     if not h5.exists():
         print(train_paper_model(cache, h5, args.paper_epochs, size_px=args.size), flush=True)
@@ -99,12 +106,12 @@ def main() -> None:
     if not (default_run / "model.keras").exists():
         _cli(["train", "--data", str(cache), "--out", str(default_run), "--epochs", str(args.default_epochs),
               "--window-slices", "8", "--stride-slices", "4"])
-    folders = {"paper": _pipeline("paper", paper_run, work, cache, args.qat_epochs),
-               "default": _pipeline("default", default_run, work, cache, args.qat_epochs)}
+    folders = {"paper": _pipeline("paper", paper_run, work, cache, test_cache, args.qat_epochs),
+               "default": _pipeline("default", default_run, work, cache, test_cache, args.qat_epochs)}
     files = [str(p) for tfl in folders.values() for p in sorted(tfl.glob("cnn_lstm_*.tflite"))]
     bench_json = work / "bench.json"
-    _cli(["bench", *files, "--backend", "xnnpack", "--threads", "2", "--runs", str(args.runs), "--rounds", "1",
-          "--json", str(bench_json), "--results-dir", str(work)])
+    _cli(["bench", *[a for f in files for a in ("--model", f)], "--backend", "xnnpack", "--threads", "2", "--runs",
+          str(args.runs), "--rounds", str(args.rounds), "--out", str(bench_json), "--out", str(work), "--force"])
     bench = json.loads(bench_json.read_text())
     result = {"benchmark": "paper_model", "machine": platform.node(), "python": platform.python_version(),
               "settings": vars(args) | {"work": str(work), "results_dir": str(args.results_dir)},
@@ -127,8 +134,9 @@ def main() -> None:
             }
         p = entry["precisions"]
         if "fp32" in p and "qat-int8" in p:
-            entry["qat_int8_over_fp32_study_latency"] = p["qat-int8"]["study_latency_ms"]["mean"] / p["fp32"]["study_latency_ms"]["mean"]
-            entry["qat_int8_over_fp32_slice_latency"] = p["qat-int8"]["slice_latency_ms"]["mean"] / p["fp32"]["slice_latency_ms"]["mean"]
+            for stat in ("study", "slice"):
+                key = f"{stat}_latency_ms"
+                entry[f"qat_int8_over_fp32_{stat}_latency"] = p["qat-int8"][key]["p50"] / p["fp32"][key]["p50"]
         result["models"][name] = entry
     result["seconds"] = time.monotonic() - t0
     args.results_dir.mkdir(parents=True, exist_ok=True)
@@ -140,10 +148,11 @@ def main() -> None:
         for precision, row in entry["precisions"].items():
             par = row["parity"] or {}
             study, slice_ = row["study_latency_ms"], row["slice_latency_ms"]
-            print(f"{name:8} {precision:9} {row['size_bytes'] / 1024:9.1f} KiB  parity {par.get('passed')} "
-                  f"(max|dp| {par.get('max_abs_diff')})  study {study['mean']:.2f} +/- {study['std']:.2f} ms  "
-                  f"slice {slice_['mean']:.3f} +/- {slice_['std']:.3f} ms")
-        print(f"{name}: qat-int8 / fp32 study latency = {entry.get('qat_int8_over_fp32_study_latency')}")
+            conv = (par.get("conversion") or {})
+            print(f"{name:8} {precision:9} {row['size_bytes'] / 1024:9.1f} KiB  parity {par.get('verdict')} "
+                  f"(conversion {conv.get('verdict')}, max|dp| {conv.get('max_abs_diff')})  study p50 {study['p50']:.2f} ms (p90 {study['p90']:.2f})  "
+                  f"slice p50 {slice_['p50']:.3f} ms")
+        print(f"{name}: qat-int8 / fp32 study latency (p50) = {entry.get('qat_int8_over_fp32_study_latency')}")
 
 
 if __name__ == "__main__":

@@ -225,7 +225,8 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of this script."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", required=True, type=Path, help="RUN_DIR or QAT_DIR the .tflite files came from")
     parser.add_argument("--tflite", action="append", type=Path, default=[], help="repeat; one must be fp32 (the baseline)")
@@ -237,46 +238,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--study-slices", type=int, default=32)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    from ich_edge.runtime.bench.report import write_results
+
+def peer_specs(args: argparse.Namespace, run, study: np.ndarray, folder: Path) -> tuple[list, dict, str | None]:
+    """``(name, spec)`` of every peer, the .tflite peers converted from another run, and why ONNX failed (or None)."""
     from ich_edge.runtime.description import read_description
-    from ich_edge.runtime.bench.sysinfo import machine_info
-    from ich_edge.training.qat import load_any_run
 
-    run = load_any_run(args.reference)
-    load_start = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="ich-edge-peers-") as folder:
-        study = study_images(run, args.data, args.study_slices, seed=0)
-        np.save(Path(folder) / "study.npy", study)
-        common = {"threads": args.threads, "runs": args.runs, "warmup": args.warmup,
-                  "sequence": run.sequence_config.to_dict(), "study": str(Path(folder) / "study.npy")}
-        specs = [("tensorflow", {"kind": "tensorflow", "path": str(args.reference)})]
-        other_source = {}
-        for path in args.tflite:
-            description = read_description(path)
-            name = f"tflite {description.get('precision', path.stem)}"
-            specs.append((name, {"kind": "tflite", "path": str(path.resolve())}))
-            source = (description.get("source_run") or {}).get("path")
-            if source and Path(source).resolve() != args.reference.resolve():
-                other_source[name] = source  # e.g. qat-int8 comes from the QAT_DIR, not the float run
-        onnx_error = None
-        try:
-            onnx = export_onnx(run, study, Path(folder))
-            variants = {"fp32": onnx["fp32"]}
-            if "error" in onnx["int8"]:
-                onnx_error = f"int8 quantization: {onnx['int8']['error']}"
-            else:
-                variants["int8"] = onnx["int8"]
-            for name, files in variants.items():
-                specs.append((f"onnxruntime {name}", {"kind": "onnx", **files}))
-                specs.append((f"onnxruntime {name} no-spin", {"kind": "onnx", "spin": False, **files}))
-        except Exception as err:  # report the failed route instead of hiding the peer
-            onnx_error = f"{type(err).__name__}: {err}"
-        rounds: dict[str, list[dict]] = {name: [] for name, _ in specs}
-        for _ in range(args.rounds):
-            for name, spec in specs:
-                rounds[name].append(run_peer({**common, **spec}))
+    specs = [("tensorflow", {"kind": "tensorflow", "path": str(args.reference)})]
+    other_source = {}
+    for path in args.tflite:
+        description = read_description(path)
+        name = f"tflite {description.get('precision', path.stem)}"
+        specs.append((name, {"kind": "tflite", "path": str(path.resolve())}))
+        source = (description.get("source_run") or {}).get("path")
+        if source and Path(source).resolve() != args.reference.resolve():
+            other_source[name] = source  # e.g. qat-int8 comes from the QAT_DIR, not the float run
+    onnx_error = None
+    try:
+        onnx = export_onnx(run, study, folder)
+        variants = {"fp32": onnx["fp32"]}
+        if "error" in onnx["int8"]:
+            onnx_error = f"int8 quantization: {onnx['int8']['error']}"
+        else:
+            variants["int8"] = onnx["int8"]
+        for name, files in variants.items():
+            specs.append((f"onnxruntime {name}", {"kind": "onnx", **files}))
+            specs.append((f"onnxruntime {name} no-spin", {"kind": "onnx", "spin": False, **files}))
+    except Exception as err:  # report the failed route instead of hiding the peer
+        onnx_error = f"{type(err).__name__}: {err}"
+    return specs, other_source, onnx_error
+
+
+def measure_rounds(specs: list, common: dict, num_rounds: int) -> dict[str, list[dict]]:
+    """Every peer in a fresh process, round-robin over ``num_rounds`` rounds: peer name -> per-round results."""
+    rounds: dict[str, list[dict]] = {name: [] for name, _ in specs}
+    for _ in range(num_rounds):
+        for name, spec in specs:
+            rounds[name].append(run_peer({**common, **spec}))
+    return rounds
+
+
+def summarize_peers(rounds: dict[str, list[dict]], onnx_error: str | None, other_source: dict) -> list[dict]:
+    """One row per peer: median latency over rounds, ratios to ``tflite fp32``, max |dp| vs TensorFlow."""
     peers = []
     for name, results in rounds.items():
         ok = [r for r in results if r["status"] == "ok"]
@@ -306,8 +310,15 @@ def main(argv: list[str] | None = None) -> int:
             if peer["name"] in other_source:
                 peer["source_run"] = other_source[peer["name"]]
                 peer["note"] = "converted from another run than --reference: its |dp| includes that run's weights"
+    return peers
+
+
+def result_document(args: argparse.Namespace, peers: list[dict], load_start) -> dict:
+    """The result JSON (format ich-edge-peers/1)."""
+    from ich_edge.runtime.bench.sysinfo import machine_info
+
     onnx_ok = [p for p in peers if p["name"].startswith("onnxruntime ") and p["status"] == "ok"]
-    result = {
+    return {
         "format": "ich-edge-peers/1",
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine_info(),
@@ -320,6 +331,24 @@ def main(argv: list[str] | None = None) -> int:
         "peers": peers,
         "onnxruntime_best": min(onnx_ok, key=lambda p: p["study_ms_p50"]) if onnx_ok else None,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every peer, print the table, write the result JSON."""
+    args = parse_args(argv)
+    from ich_edge.runtime.bench.report import write_results
+    from ich_edge.training.qat import load_any_run
+
+    run = load_any_run(args.reference)
+    load_start = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="ich-edge-peers-") as folder:
+        study = study_images(run, args.data, args.study_slices, seed=0)
+        np.save(Path(folder) / "study.npy", study)
+        common = {"threads": args.threads, "runs": args.runs, "warmup": args.warmup,
+                  "sequence": run.sequence_config.to_dict(), "study": str(Path(folder) / "study.npy")}
+        specs, other_source, onnx_error = peer_specs(args, run, study, Path(folder))
+        rounds = measure_rounds(specs, common, args.rounds)
+    result = result_document(args, summarize_peers(rounds, onnx_error, other_source), load_start)
     print(format_table(result))
     for path in write_results(result, "peers", args.results_dir, args.json):
         print(f"wrote {path}", file=sys.stderr)

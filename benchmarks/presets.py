@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         cache, run, qat_dir, models = (work / f"{preset}_{name}" for name in ("cache", "run", "qat", "tflite"))
         if not (cache / "preprocess.json").exists():
             ich_edge("prepare", "--dicom", str(synth / "dicom"), "--labels", str(synth / LABELS_CSV), "--out", str(cache),
-                     "--input-size", str(size_px))
+                     "--input-size-px", str(size_px))
         if not (run / "model.keras").exists():
             ich_edge("train", "--data", str(cache), "--out", str(run), "--preset", preset, "--epochs", "1", "--val-fraction", "0.25",
                      "--batch-size", BATCH[preset])
@@ -71,8 +71,8 @@ def main(argv=None) -> int:
         files[preset] = {p: str(models / f"cnn_lstm_{p}.tflite") for p in PRECISIONS}
     bench_json = work / "bench.json"
     paths = [path for preset in PRESETS for path in files[preset].values()]
-    ich_edge("bench", *paths, "--backend", "xnnpack", "--threads", "2", "--runs", str(args.runs), "--json", str(bench_json),
-             "--results-dir", str(work), *(["--profile"] if args.profile else []))
+    ich_edge("bench", *[a for p in paths for a in ("--model", p)], "--backend", "xnnpack", "--threads", "2", "--runs",
+             str(args.runs), "--out", str(bench_json), "--out", str(work), "--force", *(["--profile"] if args.profile else []))
     bench = json.loads(bench_json.read_text())
     latency = {row["path"]: (row.get("study_latency_ms") or {}).get("p50") for row in bench["rows"]}
     table = []

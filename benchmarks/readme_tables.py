@@ -8,7 +8,9 @@ each block names its file. Blocks (between ``<!-- NAME:start -->`` and ``<!-- NA
 * ``apps``: ``browser_latency_*.json`` (``benchmarks/browser_latency.py``) next to the
   native XNNPACK study time of the same file from the newest ``bench_*.json``;
 * ``paper``: ``paper_model_*.json`` (``benchmarks/paper_model.py``);
-* ``scale``: ``train_input_*.json``, ``cache_rss_*.json`` and ``presets_*.json``.
+* ``scale``: ``train_input_*.json``, ``cache_rss_*.json`` and ``presets_*.json``;
+* ``seeds``: ``seed_spread_*.json`` (``benchmarks/seed_spread.py``): the demo's training with
+  several seeds, test study AUC per label as mean, sd, min and max.
 
     python benchmarks/readme_tables.py            # rewrites README.md in place
     python benchmarks/readme_tables.py --check    # exit 1 if README.md is not up to date
@@ -114,14 +116,17 @@ def paper_block() -> list[str]:
     settings = result["settings"]
     lines = [f"The paper's model ({settings['size']} px, briefly trained on "
              f"{settings['studies']} synthetic studies; XNNPACK, 2 threads; `benchmarks/results/{path.name}`):", "",
-             "| model | precision | size KB | conversion parity | study ms p50 | x fp32 |", "|---|---|---|---|---|---|"]
-    for name, model in [(n, m) for n, m in result["models"].items() if n == "paper"]:
+             "| model | precision | size KB | conversion parity | deployment parity | study ms p50 | x fp32 |",
+             "|---|---|---|---|---|---|---|"]
+    for name, model in result["models"].items():
         fp32 = _p50(model["precisions"].get("fp32", {}).get("study_latency_ms"))
         for precision, entry in model["precisions"].items():
             p50 = _p50(entry.get("study_latency_ms"))
-            verdict = "PASS" if (entry.get("parity") or {}).get("passed") else "FAIL"
+            parity = entry.get("parity") or {}
+            verdicts = [(parity.get(q) or {}).get("verdict", "-") for q in ("conversion", "deployment")]
             ratio = f"{p50 / fp32:.2f}" if p50 and fp32 else "-"
-            lines.append(f"| {name} | {precision} | {entry['size_bytes'] / 1024:.0f} | {verdict} | {_ms(p50)} | {ratio} |")
+            lines.append(f"| {name} | {precision} | {entry['size_bytes'] / 1024:.0f} | {verdicts[0]} | {verdicts[1]} | "
+                         f"{_ms(p50)} | {ratio} |")
     lines += ["", "Trained for minutes it learned little, so small shifts reorder its near-chance outputs (FAILs)."]
     return lines
 
@@ -155,7 +160,24 @@ def scale_block() -> list[str]:
     return lines
 
 
-BLOCKS = {"stateless": stateless_block, "apps": apps_block, "paper": paper_block, "scale": scale_block}
+def seeds_block() -> list[str]:
+    path = newest("seed_spread")
+    if path is None:
+        return ["(no seed_spread result yet: run benchmarks/seed_spread.py)"]
+    result = json.loads(path.read_text())
+    summary, rows = result["summary"], result["rows"]
+    seeds = ", ".join(str(row["seed"]) for row in rows)
+    lines = [f"The demo's training with seeds {seeds} on the same data ({rows[0]['n_test_studies']} test studies; "
+             f"`benchmarks/results/{path.name}`), test study AUC:", "",
+             "| label | mean | sd | min | max | baseline mean |", "|---|---|---|---|---|---|"]
+    for label, s in summary["study_auc"].items():
+        base = summary["baseline_study_auc"].get(label, {}).get("mean")
+        lines.append(f"| {label} | {s['mean']:.3f} | {s['sd']:.3f} | {s['min']:.3f} | {s['max']:.3f} | "
+                     f"{'-' if base is None else f'{base:.3f}'} |")
+    return lines
+
+
+BLOCKS = {"seeds": seeds_block, "stateless": stateless_block, "apps": apps_block, "paper": paper_block, "scale": scale_block}
 
 
 def render(text: str) -> str:
@@ -181,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return 0 if new == text else 1
     if new != text:
-        tmp = args.readme.with_name(f".{args.readme.name}.tmp")
-        tmp.write_text(new)
-        tmp.replace(args.readme)
+        from ich_edge.fileio import write_atomic_bytes
+
+        write_atomic_bytes(args.readme, lambda handle: handle.write(new.encode("utf-8")))
     print(f"{args.readme}: {'updated' if new != text else 'up to date'}")
     return 0
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from converters.recipe import ConvertOptions, Recipe
 from ich_edge.errors import ConversionError
+from ich_edge.quiet import native_output_silenced
 from ich_edge.runtime import flatbuffer as fb
 from ich_edge.runtime.description import custom_ops
 from ich_edge.runtime.tflite_model import CLASSIFY, ENCODE
@@ -75,7 +76,8 @@ def run_converter(saved_model_dir: str | Path, recipe: Recipe, options: ConvertO
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[ENCODE, CLASSIFY])
     recipe.configure(converter, options)
     try:
-        return bytes(converter.convert())
+        with native_output_silenced():  # the quantizer's "fully_quantize: 0, ..." line (--debug shows it)
+            return bytes(converter.convert())
     except Exception as err:  # the converter raises ConverterError, RuntimeError or ValueError
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         flex = "select_tf_ops" in str(err).lower() or "flex" in str(err).lower()

@@ -1,5 +1,3 @@
-import sys
+from ich_edge.cli import console
 
-from ich_edge.cli import main
-
-sys.exit(main())
+console()

@@ -14,6 +14,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ich_edge.errors import OutputExistsError
+
+
+def output_exists(path: str | Path) -> bool:
+    """True when ``path`` is a file, or a folder holding anything: an output a verb must not overwrite."""
+    path = Path(path)
+    if path.is_dir():
+        return any(path.iterdir())
+    return path.exists()
+
+
+def refuse_existing(path: str | Path, force: bool, what: str = "") -> None:
+    """The one ``--force`` rule of every verb: an existing output is replaced only with ``force``.
+
+    Raises :class:`~ich_edge.errors.OutputExistsError` (exit 3) when ``path`` exists (a file,
+    or a non-empty folder) and ``force`` is False; its one line says to add ``--force``.
+    """
+    if not force and output_exists(path):
+        kind = "folder" if Path(path).is_dir() else "file"
+        raise OutputExistsError(f"{what or 'the output'} {path} exists ({kind}); add --force to replace it, or choose another path")
+
 
 @contextmanager
 def atomic_output(path: str | Path, mode: int = 0o644) -> Iterator[Path]:

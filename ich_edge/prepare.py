@@ -47,7 +47,8 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -57,8 +58,8 @@ import numpy as np
 from ich_edge import LABELS
 from ich_edge.cache import PREPROCESS_FILE, PROBLEMS_DIR, Cache, CachedSeries
 from ich_edge.dicom import Series, group_series
-from ich_edge.errors import ConfigError, IchEdgeError, LabelsError, NoSeriesError
-from ich_edge.fileio import write_json_atomic
+from ich_edge.errors import CacheError, ConfigError, IchEdgeError, LabelsError, NoSeriesError, OutputExistsError
+from ich_edge.fileio import output_exists, write_json_atomic
 from ich_edge.labels import is_rsna_csv, read_rsna_csv, read_study_csv, study_labels
 from ich_edge.scan_manifest import scan_with_manifest
 from ich_edge.series_filter import SeriesFilter
@@ -417,6 +418,36 @@ def prepare(
         Unreadable labels, a cache made with other preprocessing, bad ``workers``/``shard``.
     """
     started = time.perf_counter()
+    shard, workers = _check_arguments(shard, workers, preprocess, series_filter)
+    dicom_dir = Path(dicom_dir)
+    labels = _Labels(labels_csv)
+    if (Path(out) / PREPROCESS_FILE).exists():
+        _open_cache(out, preprocess)  # other preprocessing is refused before the scan
+    found, headers_read = scan(dicom_dir, out, workers, scan_progress, log)
+    cache = _open_cache(out, preprocess)
+    plan = _plan(found, cache, shard, series_filter, labels, preprocess)
+    done = _run_plan(plan, workers, progress)
+    summary = PrepareSummary(
+        cache_dir=cache.root,
+        shard=shard,
+        prepared_series=done.prepared,
+        prepared_slices=done.slices,
+        cached_series=plan.cached,
+        skipped_series=plan.skipped + done.skipped,
+        skipped_inputs=len(found.problems),
+        other_shard_series=plan.other,
+        headers_read=headers_read,
+        problems=tuple(dict.fromkeys([*plan.problems, *done.problems])),
+        problems_path=problems_file(cache.root, shard),
+        elapsed_s=time.perf_counter() - started,
+    )
+    report = {"dicom_dir": str(dicom_dir), "labels_csv": None if labels.path is None else str(labels.path), **summary.to_dict()}
+    write_json_atomic(summary.problems_path, report)
+    return summary
+
+
+def _check_arguments(shard, workers, preprocess, series_filter) -> tuple[tuple[int, int], int]:
+    """Step 1 of :func:`prepare`: the checked shard and worker count (ConfigError otherwise)."""
     shard = _check_shard(shard)
     workers = default_workers() if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -425,65 +456,97 @@ def prepare(
         raise ConfigError(f"preprocess must be a PreprocessConfig, got {type(preprocess).__name__}")
     if not isinstance(series_filter, SeriesFilter):
         raise ConfigError(f"series_filter must be a SeriesFilter, got {type(series_filter).__name__}")
-    dicom_dir = Path(dicom_dir)
-    labels = _Labels(labels_csv)
-    if (Path(out) / PREPROCESS_FILE).exists():
-        Cache.create(out, preprocess)  # other preprocessing is refused before the scan
-    found, headers_read = scan(dicom_dir, out, workers, scan_progress, log)
-    cache = Cache.create(out, preprocess)
+    return shard, workers
 
-    problems = [_split_problem(p) for p in found.problems]
-    tasks: list[_Task] = []
-    cached = other = skipped = 0
+
+def _open_cache(out: str | Path, preprocess: PreprocessConfig) -> Cache:
+    """Step 2: the cache to write; one made with other preprocessing is refused (exit 3, add --force)."""
+    try:
+        return Cache.create(out, preprocess)
+    except CacheError as err:
+        if "other preprocessing" in str(err):
+            raise CacheError(f"{err}, or add --force to start over") from err
+        raise
+
+
+@dataclass
+class _Plan:
+    """What :func:`prepare` will decode, and what it leaves out (with the reasons)."""
+
+    tasks: list[_Task]
+    problems: list[Problem]
+    cached: int = 0
+    other: int = 0
+    skipped: int = 0
+
+
+def _plan(found, cache: Cache, shard: tuple[int, int], series_filter: SeriesFilter, labels: _Labels,
+          preprocess: PreprocessConfig) -> _Plan:
+    """Step 3: one task per series of this shard that is not cached, filtered out, or unlabelled."""
+    plan = _Plan(tasks=[], problems=[_split_problem(p) for p in found.problems])
     for series in found.series:
         if shard_of(series.series_uid, shard[1]) != shard[0]:
-            other += 1
+            plan.other += 1
             continue
         if cache.has(series.series_uid):
-            cached += 1
+            plan.cached += 1
             continue
-        problems.extend(Problem(series.series_uid, p) for p in series.problems)
+        plan.problems.extend(Problem(series.series_uid, p) for p in series.problems)
         reason = series_filter.reason_to_skip(series)
         if reason is not None:
-            problems.append(Problem(series.series_uid, f"skipped: {reason}"))
-            skipped += 1
+            plan.problems.append(Problem(series.series_uid, f"skipped: {reason}"))
+            plan.skipped += 1
             continue
         if not series.study_uid:
-            problems.append(Problem(series.series_uid, "no (0020,000D) Study Instance UID; the series uid stands for its study"))
+            plan.problems.append(Problem(series.series_uid, "no (0020,000D) Study Instance UID; the series uid stands for its study"))
         if not series.patient_uid:
-            problems.append(Problem(series.series_uid, "no (0010,0020) Patient ID; the study stands for its patient in the split"))
+            plan.problems.append(Problem(series.series_uid, "no (0010,0020) Patient ID; the study stands for its patient in the split"))
         try:
             slice_rows, study_row = labels.for_series(series)
         except _MissingLabels as err:
-            problems.append(Problem(series.series_uid, f"skipped: {err}"))
-            skipped += 1
+            plan.problems.append(Problem(series.series_uid, f"skipped: {err}"))
+            plan.skipped += 1
             continue
-        tasks.append(_Task(series, slice_rows, study_row, cache.root, preprocess))
+        plan.tasks.append(_Task(series, slice_rows, study_row, cache.root, preprocess))
+    return plan
 
-    prepared = slices = 0
-    for outcome in _execute(tasks, workers, progress):
+
+@dataclass
+class _Done:
+    """Counts and problems of the decoded series."""
+
+    prepared: int = 0
+    slices: int = 0
+    skipped: int = 0
+    problems: list = field(default_factory=list)
+
+
+def _run_plan(plan: _Plan, workers: int, progress: ProgressCallback | None) -> _Done:
+    """Step 4: decode the planned series (in ``workers`` processes); failures become problems."""
+    done = _Done()
+    for outcome in _execute(plan.tasks, workers, progress):
         if outcome.error is not None:
-            problems.append(Problem(outcome.series_uid, f"skipped: {outcome.error}"))
-            skipped += 1
+            done.problems.append(Problem(outcome.series_uid, f"skipped: {outcome.error}"))
+            done.skipped += 1
             continue
-        prepared += 1
-        slices += outcome.num_slices
-        problems.extend(Problem(outcome.series_uid, p) for p in outcome.problems)
+        done.prepared += 1
+        done.slices += outcome.num_slices
+        done.problems.extend(Problem(outcome.series_uid, p) for p in outcome.problems)
+    return done
 
-    summary = PrepareSummary(
-        cache_dir=cache.root,
-        shard=shard,
-        prepared_series=prepared,
-        prepared_slices=slices,
-        cached_series=cached,
-        skipped_series=skipped,
-        skipped_inputs=len(found.problems),
-        other_shard_series=other,
-        headers_read=headers_read,
-        problems=tuple(dict.fromkeys(problems)),
-        problems_path=problems_file(cache.root, shard),
-        elapsed_s=time.perf_counter() - started,
-    )
-    report = {"dicom_dir": str(dicom_dir), "labels_csv": None if labels.path is None else str(labels.path), **summary.to_dict()}
-    write_json_atomic(summary.problems_path, report)
-    return summary
+
+def start_over(out: str | Path, shard: tuple[int, int] = (0, 1)) -> None:
+    """``prepare --force``: empty the cache in ``out`` so that it is prepared again from scratch.
+
+    Refused for one shard of several (the other shards' jobs share the folder) and for a
+    non-empty folder that is not a cache (nothing but a cache is deleted).
+    """
+    out = Path(out)
+    if not output_exists(out):
+        return
+    if _check_shard(shard)[1] > 1:
+        raise ConfigError("--force empties the whole cache: run it once without --shard, then start the shards")
+    if not (out / PREPROCESS_FILE).is_file():
+        raise OutputExistsError(f"--force would delete {out}, which is not a prepared cache (no {PREPROCESS_FILE}); "
+                                "delete it yourself or choose another --out")
+    shutil.rmtree(out)

@@ -64,7 +64,7 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
     # Conversion parity: post-training variants against the float run, qat-int8 against the
     # QAT model (fine-tuning changed the weights). Deployment parity: every file against the
     # validated float run. One report for both, read by the ship decision and by `assets`.
-    tflite_args = [arg for m in models for arg in ("--tflite", m)]
+    tflite_args = [arg for m in models for arg in ("--model", m)]
     # The default training config is the demo's: half-width edge backbone, ~25 s per epoch on 2 cores.
     train_args = ["train", "--data", str(cache_train), "--test", str(cache_test), "--out", str(run)]
     train_args += ["--epochs", str(epochs)] if epochs else []
@@ -91,10 +91,10 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
              lambda: all(Path(m).is_file() for m in models)),
         # Exit 1 (a gate failed) and 4 (insufficient evidence) leave a report: the ship step decides.
         Step("parity", ["parity", "--reference", str(run), "--converted-from", str(qat), *tflite_args,
-                        "--data", str(cache_test), "--out", str(parity)],
+                        "--data", str(cache_test), "--out", str(parity), "--force"],
              lambda: _parity_format(parity / "report.json") == PARITY_FORMAT, allowed_exit_codes=(0, 1, 4)),
-        Step("bench", ["bench", *models, "--threads", "2", "--backend", "xnnpack,reference,compiled,gpu,gpu+cpu",
-                       "--data", str(cache_test), "--json", str(bench_json)],
+        Step("bench", ["bench", *tflite_args, "--threads", "2", "--backend", "xnnpack,reference,compiled,gpu,gpu+cpu",
+                       "--data", str(cache_test), "--out", str(bench_json), "--force"],
              lambda: bench_json.is_file()),
         Step("assets", ["assets"], lambda: (out / "assets.done").is_file(),
              make_args=lambda: _assets_args(out, parity / "report.json", out / ASSETS_DIR)),

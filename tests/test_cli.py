@@ -72,8 +72,8 @@ def test_each_error_class_ends_with_its_contract_code(monkeypatch, capsys, cls, 
 def test_usage_errors_exit_2(capsys):
     assert main(["no-such-verb"]) == 2
     assert main(["inspect"]) == 2  # missing argument
-    assert "Missing argument" in capsys.readouterr().err
-    assert main(["predict", "--model", "m.tflite", "x", "--threads", "two"]) == 2
+    assert "Missing option '--dicom'" in capsys.readouterr().err
+    assert main(["predict", "--model", "m.tflite", "--dicom", "x", "--threads", "two"]) == 2
 
 
 def test_a_bug_is_an_internal_error_not_a_gate_failure(monkeypatch, capsys):

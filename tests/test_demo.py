@@ -18,7 +18,7 @@ def test_steps_run_the_whole_pipeline_in_order(tmp_path):
     # reference, the QAT_DIR the source of qat-int8; exit 1 and 4 leave a report the ship step reads.
     assert parity.args[parity.args.index("--reference") + 1] == str(tmp_path / "run")
     assert parity.args[parity.args.index("--converted-from") + 1] == str(tmp_path / "qat")
-    assert parity.args.count("--tflite") == len(demo.PRECISIONS) and parity.allowed_exit_codes == (0, 1, 4)
+    assert parity.args.count("--model") == len(demo.PRECISIONS) and parity.allowed_exit_codes == (0, 1, 4)
     assets = next(s for s in steps if s.name == "assets")
     assert assets.args == ["assets"] and assets.make_args is not None  # decided from the parity report when it runs
     train = next(s for s in steps if s.name == "train")

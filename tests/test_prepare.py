@@ -302,7 +302,7 @@ def test_library_errors(rsna, tmp_path):
 
 def test_cli_prepares_and_prints_one_line(rsna, tmp_path, capsys):
     out = tmp_path / "cache"
-    args = ["prepare", "--dicom", str(rsna["dicom"]), "--labels", str(rsna["labels"]), "--out", str(out), "--input-size", "32", "--workers", "1"]
+    args = ["prepare", "--dicom", str(rsna["dicom"]), "--labels", str(rsna["labels"]), "--out", str(out), "--input-size-px", "32", "--workers", "1"]
     assert main(args) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith("prepared 4 series (15 slices), skipped ") and "already cached 0" in line
@@ -315,7 +315,7 @@ def test_cli_prepares_and_prints_one_line(rsna, tmp_path, capsys):
     [
         (["--dicom", "{missing}"], 3, "does not exist"),
         (["--dicom", "{dicom}", "--shard", "5/2"], 2, "--shard"),
-        (["--dicom", "{dicom}", "--input-size", "4"], 2, "size_px"),
+        (["--dicom", "{dicom}", "--input-size-px", "4"], 2, "size_px"),
         (["--dicom", "{dicom}", "--workers", "0"], 2, "workers"),
         (["--dicom", "{dicom}", "--labels", "{missing}"], 3, "labels CSV not found"),
     ],
@@ -330,9 +330,9 @@ def test_cli_errors_are_one_line_with_exit_code(rsna, tmp_path, capsys, extra, c
 def test_cli_refuses_cache_with_other_input_size(rsna, tmp_path, capsys):
     out = tmp_path / "cache"
     base = ["prepare", "--dicom", str(rsna["dicom"]), "--out", str(out), "--workers", "1"]
-    assert main([*base, "--input-size", "32"]) == 0
+    assert main([*base, "--input-size-px", "32"]) == 0
     capsys.readouterr()
-    assert main([*base, "--input-size", "16"]) != 0
+    assert main([*base, "--input-size-px", "16"]) != 0
     assert "other preprocessing" in capsys.readouterr().err
 
 

@@ -208,5 +208,5 @@ def test_scan_only_writes_the_manifest_and_prepare_then_reads_no_header(repeat_s
     line = capsys.readouterr().out
     assert "CT series" in line and (cache / MANIFEST_FILE).is_file() and not (cache / "preprocess.json").exists()
     reads = CountingReads(monkeypatch)
-    assert main(["prepare", "--dicom", str(out / "dicom"), "--out", str(cache), "--input-size", "32", "--workers", "1"]) == 0
+    assert main(["prepare", "--dicom", str(out / "dicom"), "--out", str(cache), "--input-size-px", "32", "--workers", "1"]) == 0
     assert reads.count == 0 and f"prepared {SYNTH.studies} series" in capsys.readouterr().out

@@ -115,11 +115,11 @@ def test_no_identifier_reaches_any_output(tmp_path):
     model = _tiny_model(tmp_path / "tiny.tflite")
     out = tmp_path / "out"
     runs = {
-        "inspect": ["inspect", str(series)],
-        "inspect --json": ["inspect", str(series), "--json"],
-        "prepare": ["prepare", "--dicom", str(series), "--out", str(out / "cache"), "--input-size", "16", "--workers", "1"],
-        "predict --json --png": ["predict", "--model", str(model), str(series), "--json", "--png", str(out / "png")],
-        "predict": ["predict", "--model", str(model), str(series)],
+        "inspect": ["inspect", "--dicom", str(series)],
+        "inspect --json": ["inspect", "--dicom", str(series), "--json"],
+        "prepare": ["prepare", "--dicom", str(series), "--out", str(out / "cache"), "--input-size-px", "16", "--workers", "1"],
+        "predict --json --png": ["predict", "--model", str(model), "--dicom", str(series), "--json", "--png", str(out / "png")],
+        "predict": ["predict", "--model", str(model), "--dicom", str(series)],
     }
     warned = 0
     for name, argv in runs.items():

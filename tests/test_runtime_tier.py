@@ -81,11 +81,11 @@ def _package_modules() -> list[str]:
 #: "{model}" a tiny ich-edge model, "{out}" an empty folder for what the verb writes.
 RUNTIME_VERBS = (
     ("synth", ["synth", "--out", "{out}/synth", "--studies", "1", "--matrix-px", "64", "--slices", "4-4", "--workers", "1"]),
-    ("inspect", ["inspect", "{series}", "--json"]),
-    ("prepare", ["prepare", "--dicom", "{series}", "--out", "{out}/cache", "--input-size", "16", "--workers", "1"]),
-    ("predict", ["predict", "--model", "{model}", "{series}", "--json"]),
-    ("bench", ["bench", "{model}", "--backend", "xnnpack", "--threads", "1", "--runs", "2", "--warmup", "0",
-               "--study-slices", "4", "--json", "{out}/bench.json"]),
+    ("inspect", ["inspect", "--dicom", "{series}", "--json"]),
+    ("prepare", ["prepare", "--dicom", "{series}", "--out", "{out}/cache", "--input-size-px", "16", "--workers", "1"]),
+    ("predict", ["predict", "--model", "{model}", "--dicom", "{series}", "--json"]),
+    ("bench", ["bench", "--model", "{model}", "--backend", "xnnpack", "--threads", "1", "--runs", "2", "--warmup", "0",
+               "--study-slices", "4", "--out", "{out}/bench.json"]),
     ("assets", ["assets", "--model", "{model}", "--out", "{out}/assets", "--sample-seed", "5"]),
 )
 #: Verbs of the training tier (they may import TensorFlow); not run here.

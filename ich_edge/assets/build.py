@@ -218,7 +218,7 @@ def parity_status(model_path: Path, parity_report: Path | None, allow_failed_par
     if problem is not None and not allow_failed_parity:
         raise GateFailedError(
             f"{model_path} is not shipped: {problem}. Run `ich-edge parity --reference RUN_DIR [--converted-from QAT_DIR] "
-            f"--tflite {model_path} --data TEST_CACHE --out PARITY_DIR` and pass --parity PARITY_DIR; "
+            f"--model {model_path} --data TEST_CACHE --out PARITY_DIR` and pass --parity PARITY_DIR; "
             "or pass --allow-failed-parity to ship it anyway (manifest.json and README.md will say so)"
         )
     return {

@@ -4,6 +4,10 @@ Each verb lives in its own module ``ich_edge.cli.<verb>`` exposing a Click comma
 ``command``; modules are imported only when their verb runs, so runtime verbs (inspect,
 predict, bench) never import TensorFlow. Errors derived from :class:`IchEdgeError` become
 one line on stderr and the exit code of their class; ``--debug`` shows the traceback instead.
+Without ``--debug`` the native libraries' start-up lines (TensorFlow's absl/CUDA lines,
+LiteRT's INFO lines) are held back (:mod:`ich_edge.quiet`). The option conventions every
+verb follows (``--json``, ``--out``, ``--force``, ``--model``, ``--dicom``, list options,
+deprecated spellings) live in :mod:`ich_edge.cli.conventions` and docs/cli.md.
 Text that can quote DICOM header values (pydicom's warnings, errors met while reading
 DICOM) is masked by :mod:`ich_edge.dicom.privacy` for every verb.
 
@@ -35,6 +39,7 @@ import click
 from ich_edge import __version__
 from ich_edge.dicom.privacy import error_line, masked_messages
 from ich_edge.errors import IchEdgeError
+from ich_edge.quiet import debug_mode, silence_teardown
 
 #: Exit codes of the contract above (ich_edge.errors gives each error class its own).
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE, EXIT_CANNOT_RUN, EXIT_INSUFFICIENT = 0, 1, 2, 3, 4
@@ -83,7 +88,8 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("--debug", is_flag=True,
+              help="Show full tracebacks on errors, and the TensorFlow/LiteRT start-up lines that are otherwise held back.")
 @click.version_option(__version__, prog_name="ich-edge")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -97,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
     try:
-        with masked_messages():
+        # debug_mode before any verb imports TensorFlow or LiteRT (ich_edge.quiet)
+        with debug_mode(debug), masked_messages():
             # Without standalone mode Click returns ctx.exit()'s code instead of exiting.
             returned = cli.main(args=args, prog_name="ich-edge", standalone_mode=False)
     except IchEdgeError as err:
@@ -132,10 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     return returned if isinstance(returned, int) else EXIT_OK
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 def console() -> None:
-    """setuptools console-script target."""
-    sys.exit(main())
+    """setuptools console-script target (and ``python -m ich_edge``)."""
+    code = main()
+    if "--debug" not in sys.argv[1:]:
+        silence_teardown()  # LiteRT's destructors print INFO lines while the process exits
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console()

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from ich_edge.cli.conventions import Command
 from ich_edge.assets import AssetsConfig, write_assets
 
 
-@click.command(name="assets")
+@click.command(name="assets", cls=Command)
 @click.option(
     "--model",
     "model_path",

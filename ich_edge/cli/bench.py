@@ -1,25 +1,37 @@
-"""``ich-edge bench FILE... [--threads 1,2,4] [--backend xnnpack,reference,compiled,gpu,gpu+cpu] [--runs N] ...``."""
+"""``ich-edge bench --model FILE [--model FILE ...] [--threads 1,2,4] [--backend xnnpack,reference,compiled,gpu,gpu+cpu] [--out PATH] [--json]``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
+from ich_edge.cli.conventions import Command, list_option
 from ich_edge.runtime.bench.runner import BACKENDS, BenchConfig, parse_backends, parse_threads
 
 
-@click.command(name="bench")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--threads", default="2", show_default=True, help="CPU thread counts, comma-separated (e.g. 1,2,4).")
-@click.option(
+def _old_json_path(value: str) -> bool:
+    """``bench --json PATH``: the old file form; ``--json m.tflite`` is the flag and a deprecated positional model."""
+    return not value.endswith(".tflite")
+
+
+@click.command(
+    name="bench", cls=Command, positional="--model", old_json_out=_old_json_path,
+    renamed={"--results-dir": "--out"},
+)
+@click.option("--model", "files", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="A .tflite to measure; repeat for several (positional FILE... is the deprecated spelling).")
+@list_option("--threads", item=click.INT, default=(2,), show_default=True,
+             help="CPU thread counts: comma-separated and/or repeated (e.g. 1,2,4).")
+@list_option(
     "--backend",
     "backends",
-    default=",".join(BACKENDS),
+    default=BACKENDS,
     show_default=True,
-    help="xnnpack (Interpreter, LiteRT's default CPU path), reference (builtin kernels, no delegate), "
-    "compiled (LiteRT CompiledModel, CPU accelerator), gpu (CompiledModel, GPU accelerator alone), "
-    "gpu+cpu (encode on the GPU, classify on XNNPACK); a GPU row is 'unavailable' with the reason where "
+    help="Comma-separated and/or repeated: xnnpack (Interpreter, LiteRT's default CPU path), reference (builtin "
+    "kernels, no delegate), compiled (LiteRT CompiledModel, CPU accelerator), gpu (CompiledModel, GPU accelerator "
+    "alone), gpu+cpu (encode on the GPU, classify on XNNPACK); a GPU row is 'unavailable' with the reason where "
     "it cannot run.",
 )
 @click.option("--runs", default=20, show_default=True, type=int, help="Timed runs per measurement.")
@@ -31,26 +43,26 @@ from ich_edge.runtime.bench.runner import BACKENDS, BenchConfig, parse_backends,
     "other load then hits every configuration alike.",
 )
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache: adds study-level AUC per model.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the result JSON to this file.")
 @click.option(
-    "--results-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Also write a timestamped result file (bench_<UTC time>_<host>.json) into this folder. "
-    "Nothing is written unless --json or --results-dir is given.",
+    "--out", "outs", multiple=True, type=click.Path(path_type=Path),
+    help="Write the result JSON: PATH ending in .json is that file; otherwise a folder that receives "
+    "bench_<UTC time>_<host>.json. Repeatable. Nothing is written without --out.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result JSON on stdout instead of the table.")
+@click.option("--force", is_flag=True, help="Replace an existing --out .json file.")
 @click.option("--profile", is_flag=True, help="Also print where the time goes (stages, delegated nodes, MACs, op kinds).")
 def command(
     files: tuple[Path, ...],
-    threads: str,
-    backends: str,
+    threads: tuple[int, ...],
+    backends: tuple[str, ...],
     runs: int,
     warmup: int,
     study_slices: int,
     rounds: int,
     data: Path | None,
-    json_out: Path | None,
-    results_dir: Path | None,
+    outs: tuple[Path, ...],
+    as_json: bool,
+    force: bool,
     profile: bool,
 ) -> None:
     """Benchmark .tflite models on CPU and GPU backends; runs without TensorFlow.
@@ -61,28 +73,40 @@ def command(
     variants; speed-up is relative to the fp32 file in the same folder (the same conversion)
     on the same backend and threads.
 
-    Writes a result file only where asked (--json, --results-dir). Exit code 0 when every
-    row was measured or is 'unavailable' (no such hardware); 3 when any row failed to
-    measure or a model file cannot be used (one line says which); 2 for a bad option.
+    Writes a result file only where --out says (an existing .json file only with --force).
+    Exit code 0 when every row was measured or is 'unavailable' (no such hardware); 3 when
+    any row failed to measure, a model file cannot be used or an output exists; 2 for a bad
+    option.
     """
     from ich_edge.errors import MeasurementError
     from ich_edge.runtime.bench.runner import benchmark, failed_rows
     from ich_edge.runtime.bench.report import format_profile, format_table, write_results
 
+    from ich_edge.fileio import refuse_existing
+
+    json_files = [p for p in outs if p.suffix == ".json"]
+    folders = [p for p in outs if p.suffix != ".json"]
+    for path in json_files:
+        refuse_existing(path, force, "bench --out")  # before minutes of measuring
     config = BenchConfig(
-        threads=parse_threads(threads),
-        backends=parse_backends(backends),
+        threads=parse_threads(",".join(map(str, threads))),
+        backends=parse_backends(",".join(backends)),
         runs=runs,
         warmup=warmup,
         study_slices=study_slices,
         rounds=rounds,
     )
     result = benchmark(files, config, data=data, progress=lambda line: click.echo(line, err=True))
-    click.echo(format_table(result))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(format_table(result))
     if profile:
-        click.echo("")
-        click.echo(format_profile(result))
-    for path in write_results(result, "bench", results_dir, json_out):
+        click.echo("", err=as_json)
+        click.echo(format_profile(result), err=as_json)
+    written = [p for folder in folders for p in write_results(result, "bench", folder)]
+    written += [p for path in json_files for p in write_results(result, "bench", None, path)]
+    for path in written:
         click.echo(f"wrote {path}", err=True)
     failures = failed_rows(result)
     if failures:

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import click
 
+from ich_edge.cli.conventions import Command, list_option
 from converters import ALL, IO_TYPES, RECIPES
 
 
 def _precision_help() -> str:
     rows = "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
-    return f"Precision, repeatable, or {ALL} (every one the --model folders allow). {rows}."
+    return f"Precisions, comma-separated and/or repeated, or {ALL} (every one the --model folders allow). {rows}."
 
 
-@click.command("convert")
+@click.command("convert", cls=Command)
 @click.option("--model", "models", required=True, multiple=True, type=click.Path(file_okay=False, path_type=str),
               help="RUN_DIR of `ich-edge train` and/or QAT_DIR of `ich-edge qat` (give --model twice for both).")
-@click.option("--precision", "precisions", required=True, multiple=True, help=_precision_help())
+@list_option("--precision", "precisions", required=True, help=_precision_help())
 @click.option("--data", type=click.Path(file_okay=False, path_type=str),
               help="Prepared cache the run was trained on; calibration data for int8 and qat-int8.")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="Folder for cnn_lstm_<precision>.tflite (+ .json).")

@@ -9,13 +9,10 @@ from __future__ import annotations
 import click
 
 from ich_edge import LABELS
+from ich_edge.cli.conventions import Command, list_option
 
 
-def _names(value: str | None) -> tuple[str, ...] | None:
-    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
-
-
-@click.command("import")
+@click.command("import", cls=Command)
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True, path_type=str),
               help="The Keras model: tf_keras/Keras 2 .h5, Keras 3 or tf_keras .keras, or a tf_keras SavedModel folder.")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="RUN_DIR to write (qat, convert, parity read it).")
@@ -26,8 +23,8 @@ def _names(value: str | None) -> tuple[str, ...] | None:
                    "units (clipped to each window).")
 @click.option("--channels", type=click.Choice(["brain,subdural,bone", "brain"]), default="brain,subdural,bone",
               show_default=True, help="The model's input channels, in order (windows of the cache).")
-@click.option("--labels", default=None,
-              help=f"The model's output classes in order, comma-separated (default: {','.join(LABELS)}).")
+@list_option("--labels", default=None,
+             help=f"The model's output classes in order, comma-separated and/or repeated (default: {','.join(LABELS)}).")
 @click.option("--softmax-ok", is_flag=True, help="Accept a softmax output as per-label scores (needs --labels).")
 @click.option("--data", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Prepared cache the model will be used with: its preprocessing is recorded and the input size checked.")
@@ -42,5 +39,5 @@ def command(model_path, out, window_slices, input_scale, channels, labels, softm
     from ich_edge.training.importer import CHANNEL_SETS, ImportConfig, import_model
 
     config = ImportConfig(window_slices=window_slices, input_scale=input_scale, channels=CHANNEL_SETS[channels],
-                          labels=_names(labels), softmax_ok=softmax_ok, force=force)
+                          labels=tuple(labels) or None, softmax_ok=softmax_ok, force=force)
     import_model(model_path, out, config, data=data, log=click.echo)

@@ -1,4 +1,7 @@
-"""``ich-edge inspect PATH [--json]``: report the CT series under a file or folder."""
+"""``ich-edge inspect --dicom PATH [--json]``: report the CT series under a file or folder.
+
+``inspect PATH`` (positional) is the deprecated spelling of ``--dicom PATH``.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,15 @@ from pathlib import Path
 
 import click
 
+from ich_edge.cli.conventions import Command
 from ich_edge.dicom import find_series
 from ich_edge.dicom.privacy import mask_all, warning_notes
 from ich_edge.inspect import format_table, inspect_scan
 
 
-@click.command(name="inspect")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.command(name="inspect", cls=Command, positional="--dicom")
+@click.option("--dicom", "path", required=True, type=click.Path(path_type=Path),
+              help="One .dcm file, a series folder, or a folder of mixed series (searched recursively).")
 @click.option(
     "--json",
     "as_json",
@@ -22,7 +27,7 @@ from ich_edge.inspect import format_table, inspect_scan
     help="Print a JSON list with one object per series; skipped files go to stderr.",
 )
 def command(path: Path, as_json: bool) -> None:
-    """Read DICOM series under PATH and report their geometry and problems.
+    """Read DICOM series under --dicom PATH and report their geometry and problems.
 
     PATH is one .dcm file, a series folder, or a flat folder of mixed series (the RSNA
     layout); folders are searched recursively. Nothing is written to disk.

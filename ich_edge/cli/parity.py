@@ -1,8 +1,10 @@
-"""``ich-edge parity --reference RUN_DIR [--converted-from QAT_DIR] --tflite FILE... --data CACHE [--out DIR]``.
+"""``ich-edge parity --reference RUN_DIR [--converted-from QAT_DIR] --model FILE... --data CACHE [--out DIR] [--json]``.
 
 Exit codes: 0 PASS, 1 a gate failed (FAIL), 3 could not run, 4 INSUFFICIENT evidence.
 ``--reference QAT_DIR`` (the old spelling) still works: the QAT_DIR is taken as
 ``--converted-from`` and the float run it was fine-tuned from as the validated reference.
+Deprecated spellings (one release): ``--tflite FILE`` (now ``--model FILE``) and
+``--json PATH`` (now ``--out PATH``; ``--json`` prints the report on stdout).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ich_edge.cli.conventions import Command, list_option
 from converters import RECIPES
 from ich_edge import LABELS
 from ich_edge.training.parity_gates import DEPLOYMENT_GATES, EvidenceRule
@@ -22,7 +25,7 @@ def _recipe_defaults(gate: str, percent: bool = False) -> str:
     return ", ".join(f"{name} {100 * v:g}%" if percent else f"{name} {v:g}" for name, v in values)
 
 
-@click.command(name="parity")
+@click.command(name="parity", cls=Command, renamed={"--tflite": "--model"}, old_json_out=True)
 @click.option(
     "--reference",
     "reference_dir",
@@ -36,12 +39,17 @@ def _recipe_defaults(gate: str, percent: bool = False) -> str:
     help="Another Keras folder files were converted from (QAT_DIR of `ich-edge qat` for qat-int8); repeatable.",
 )
 @click.option(
-    "--tflite", "tflite_paths", required=True, multiple=True, type=click.Path(path_type=Path),
-    help="A .tflite written by `ich-edge convert`; repeat for several.",
+    "--model", "tflite_paths", required=True, multiple=True, type=click.Path(path_type=Path),
+    help="A .tflite written by `ich-edge convert` to check; repeat for several.",
 )
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Prepared cache holding the held-out studies.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Write report.json, report.md and roc_study.png here.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the JSON report to this file.")
+@click.option(
+    "--out", "outs", multiple=True, type=click.Path(path_type=Path),
+    help="A folder for report.json, report.md and roc_study.png; a PATH ending in .json gets the JSON report "
+    "only. Repeatable (one folder at most).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout (the summary goes to stderr).")
+@click.option("--force", is_flag=True, help="Replace an existing report (a non-empty --out folder or .json file).")
 @click.option(
     "--studies", type=click.Choice(["validation", "all"]), default="validation", show_default=True,
     help="validation: the run's held-out studies (all of a cache that holds none of its training studies).",
@@ -67,15 +75,16 @@ def _recipe_defaults(gate: str, percent: bool = False) -> str:
               help="Held-out studies a verdict needs (fewer: INSUFFICIENT, exit 4).")
 @click.option("--min-positive-studies", type=int, default=EvidenceRule.min_positive_studies, show_default=True,
               help="Positive (and negative) studies a gated label needs.")
-@click.option("--gated-labels", default=",".join(LABELS), show_default=True,
-              help="Comma-separated labels whose gates decide the verdict (the others are reported only).")
+@list_option("--gated-labels", default=LABELS, show_default=True,
+             help="Labels whose gates decide the verdict (the others are reported only); comma-separated and/or repeated.")
 def command(
     reference_dir: Path,
     converted_from: tuple[Path, ...],
     tflite_paths: tuple[Path, ...],
     data: Path,
-    out_dir: Path | None,
-    json_path: Path | None,
+    outs: tuple[Path, ...],
+    as_json: bool,
+    force: bool,
     studies: str,
     replicates: int,
     seed: int,
@@ -89,7 +98,7 @@ def command(
     deployment_max_lost_detections: int | None,
     min_studies: int,
     min_positive_studies: int,
-    gated_labels: str,
+    gated_labels: tuple[str, ...],
 ) -> None:
     """Check that TFLite models say what the Keras models say, on held-out studies.
 
@@ -103,7 +112,10 @@ def command(
     PASS; 1 a gate failed (one FAIL line per label and gate); 3 could not run; 4
     INSUFFICIENT (too few held-out studies, or positive studies of a gated label, to judge).
     """
-    from ich_edge.errors import GateFailedError, InsufficientEvidenceError
+    import json
+
+    from ich_edge.errors import ConfigError, GateFailedError, InsufficientEvidenceError
+    from ich_edge.fileio import refuse_existing
     from ich_edge.training.parity import EvidenceRule, ParityConfig, run_parity
     from ich_edge.training.parity_report import format_summary, write_outputs
 
@@ -113,7 +125,7 @@ def command(
         "min_agreement": deployment_min_agreement,
         "max_lost_detections": deployment_max_lost_detections,
     }
-    evidence = EvidenceRule(min_studies, min_positive_studies, tuple(x.strip() for x in gated_labels.split(",") if x.strip()))
+    evidence = EvidenceRule(min_studies, min_positive_studies, tuple(dict.fromkeys(gated_labels)))
     config = ParityConfig(
         replicates=replicates,
         seed=seed,
@@ -125,12 +137,22 @@ def command(
         deployment={k: v for k, v in deployment.items() if v is not None},
         evidence=evidence,
     )
-    if out_dir is None and json_path is None:
-        click.echo("note: no --out or --json given; the report is printed only", err=True)
+    folders = [p for p in outs if p.suffix != ".json"]
+    json_files = [p for p in outs if p.suffix == ".json"]
+    if len(folders) > 1:
+        raise ConfigError(f"parity writes one report folder; got --out {' and '.join(map(str, folders))}")
+    for path in outs:
+        refuse_existing(path, force, "parity --out")  # before the work, not after it
+    if not outs:
+        click.echo("note: no --out given; the report is printed only", err=True)
     report, curves = run_parity(reference_dir, tflite_paths, data, config,
                                 progress=lambda line: click.echo(line, err=True), converted_from=converted_from)
-    click.echo(format_summary(report))
-    for path in write_outputs(report, curves, out_dir, json_path):
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    click.echo(format_summary(report), err=as_json)
+    written = write_outputs(report, curves, folders[0] if folders else None, None)
+    written += [p for path in json_files for p in write_outputs(report, curves, None, path)]
+    for path in written:
         click.echo(f"wrote {path}", err=True)
     for note in report["notes"]:
         click.echo(f"note: {note}", err=True)

@@ -1,4 +1,7 @@
-"""``ich-edge predict --model FILE.tflite PATH [--json] [--png OUT] [--threads N] [--runtime interpreter|compiled]``."""
+"""``ich-edge predict --model FILE.tflite --dicom PATH [--json] [--png OUT] [--force] [--threads N] [--runtime interpreter|compiled]``.
+
+``predict --model FILE PATH`` (PATH positional) is the deprecated spelling of ``--dicom PATH``.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,14 @@ from pathlib import Path
 
 import click
 
+from ich_edge.cli.conventions import Command
 from ich_edge.dicom.privacy import warning_notes
+from ich_edge.fileio import refuse_existing
 from ich_edge.runtime.predict import RUNTIMES, load_model, model_settings, predict_path
 from ich_edge.runtime.predict_report import format_text, series_problem_lines, to_json
 
 
-@click.command(name="predict")
+@click.command(name="predict", cls=Command, positional="--dicom")
 @click.option(
     "--model",
     "model_path",
@@ -21,7 +26,8 @@ from ich_edge.runtime.predict_report import format_text, series_problem_lines, t
     type=click.Path(path_type=Path),
     help="A .tflite written by `ich-edge convert` (it carries its preprocessing and thresholds).",
 )
-@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--dicom", "path", required=True, type=click.Path(path_type=Path),
+              help="One .dcm file, a series folder, or a folder of several series (searched recursively).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per series; problems go to stderr.")
 @click.option(
     "--png",
@@ -31,6 +37,7 @@ from ich_edge.runtime.predict_report import format_text, series_problem_lines, t
     help="Write a montage per series: OUT.png for one series, OUT_<k>.png for several "
     "(k = series index); a path without .png is a folder of series_<k>.png. Needs matplotlib.",
 )
+@click.option("--force", is_flag=True, help="Replace existing --png files.")
 @click.option("--threads", default=2, show_default=True, type=int, help="Interpreter threads.")
 @click.option(
     "--runtime",
@@ -40,8 +47,9 @@ from ich_edge.runtime.predict_report import format_text, series_problem_lines, t
     help="interpreter (LiteRT Interpreter with XNNPACK) or compiled (LiteRT CompiledModel, CPU accelerator): "
     "the same file and the same results within 1e-5.",
 )
-def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, threads: int, runtime: str) -> None:
-    """Run a TFLite model on the CT series under PATH (no TensorFlow needed).
+def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, force: bool, threads: int,
+            runtime: str) -> None:
+    """Run a TFLite model on the CT series under --dicom PATH (no TensorFlow needed).
 
     PATH is one .dcm file, a series folder, or a flat folder of several series (the RSNA
     layout), searched recursively. Each series gets one triage line (POSITIVE/NEGATIVE, the
@@ -54,14 +62,16 @@ def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, t
     Each series with problems gets one line on stderr.
 
     Exit code 0 when at least one series was predicted, even if other files or series were
-    skipped (they are listed as problems); 3 when nothing could be predicted or the model
-    file cannot be used; 2 for a bad option.
+    skipped (they are listed as problems); 3 when nothing could be predicted, the model
+    file cannot be used or a --png file exists (add --force); 2 for a bad option.
     """
     model = load_model(model_path, num_threads=threads, runtime=runtime)
     if png_out is not None:
         from ich_edge.runtime.montage import require_matplotlib
 
         require_matplotlib()  # fail before the work, not after it
+        if png_out.suffix == ".png":
+            refuse_existing(png_out, force, "predict --png")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = predict_path(model, path)
@@ -83,6 +93,8 @@ def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, t
 
         preprocess, points = model_settings(model.description, model.path)
         paths = png_paths(png_out, len(result.series))
+        for out in paths:
+            refuse_existing(out, force, "predict --png")
         for prediction, out in zip(result.series, paths):
             write_montage(
                 prediction,

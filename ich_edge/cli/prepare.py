@@ -7,7 +7,8 @@ import time
 
 import click
 
-from ich_edge.prepare import SeriesFilter, default_workers, parse_shard, prepare, scan
+from ich_edge.cli.conventions import Command
+from ich_edge.prepare import SeriesFilter, default_workers, parse_shard, prepare, scan, start_over
 from ich_edge.transforms import DEFAULT_INPUT_SIZE_PX, PreprocessConfig
 
 
@@ -42,23 +43,26 @@ class StderrCounter:
         self.stream.flush()
 
 
-@click.command("prepare")
+@click.command("prepare", cls=Command, renamed={"--input-size": "--input-size-px"})
 @click.option("--dicom", "dicom_dir", required=True, type=click.Path(path_type=str), help="Folder of DICOM files (a series folder or the flat RSNA layout).")
 @click.option("--labels", "labels_csv", type=click.Path(path_type=str), default=None, help="RSNA ID,Label CSV (slice labels) or study-level CSV; omit for unlabelled caches.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=str), help="Cache folder to create or complete.")
-@click.option("--input-size", "input_size_px", type=int, default=DEFAULT_INPUT_SIZE_PX, show_default=True, help="Side of the model input in pixels.")
+@click.option("--input-size-px", "input_size_px", type=int, default=DEFAULT_INPUT_SIZE_PX, show_default=True, help="Side of the model input in pixels.")
 @click.option("--workers", type=int, default=None, help=f"Worker processes [default: every usable core, here {default_workers()}].")
 @click.option("--shard", "shard_text", default="0/1", show_default=True, help="Prepare only shard i of n (0-based), e.g. 2/8; jobs may share one --out.")
 @click.option("--scan-only", is_flag=True, help="Only read the headers into OUT/manifest.json.gz (run once before starting shards).")
 @click.option("--min-slices", type=int, default=SeriesFilter.min_slices, show_default=True, help="Leave out series with fewer slices (localizers, fragments).")
+@click.option("--force", is_flag=True, help="Start over: empty an existing cache in --out first (not with --shard i/n, n > 1).")
 def command(dicom_dir: str, labels_csv: str | None, out: str, input_size_px: int, workers: int | None, shard_text: str,
-            scan_only: bool, min_slices: int) -> None:
+            scan_only: bool, min_slices: int, force: bool) -> None:
     """Decode each CT series once (windowed uint8 at the input size) into the cache OUT.
 
     The headers are read once into OUT/manifest.json.gz and shared by every shard. A
     series already in the cache is skipped, so running the command again resumes a killed
     run. Localizers, series of fewer than --min-slices slices and non-axial series are left
     out. Skipped series and unreadable files are listed in OUT/problems/<i>-of-<n>.json.
+    A cache made with other preprocessing, or a folder that is not a cache, is refused
+    (exit 3) unless --force, which empties it and starts over.
     """
     shard = parse_shard(shard_text)
     config = PreprocessConfig(input_size_px=input_size_px)
@@ -71,6 +75,8 @@ def command(dicom_dir: str, labels_csv: str | None, out: str, input_size_px: int
     if sys.stderr.isatty():
         log(f"reading DICOM headers under {dicom_dir} (or the manifest in {out}) with {workers} worker(s) ...")
     headers = StderrCounter(what="headers")
+    if force:
+        start_over(out, shard)
     if scan_only:
         found, headers_read = scan(dicom_dir, out, max(1, workers), headers, log)
         slices = sum(s.num_slices for s in found.series)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
+from ich_edge.cli.conventions import Command
 from ich_edge.errors import ConfigError
 from ich_edge.synth.config import SynthConfig, default_workers, parse_slice_range
 
 
-@click.command(name="synth")
+@click.command(name="synth", cls=Command)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder to write the set into.")
 @click.option("--studies", type=int, help="Number of studies (series) to write into --out.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed; same seed, same files.")
@@ -27,7 +28,7 @@ from ich_edge.synth.config import SynthConfig, default_workers, parse_slice_rang
     help="Write a PNG montage (a study per subtype plus a negative, bleeds outlined). Alone, it renders "
     "studies on the fly; with --out DIR of an existing set (no --studies) it uses that set's options.",
 )
-@click.option("--force", is_flag=True, help="Replace a data set already in --out.")
+@click.option("--force", is_flag=True, help="Replace a data set already in --out, and an existing --preview PNG.")
 def command(
     out: Path | None,
     studies: int | None,
@@ -78,8 +79,10 @@ def command(
             f"in {time.perf_counter() - start:.1f} s"
         )
     if preview is not None:
+        from ich_edge.fileio import refuse_existing
         from ich_edge.synth.preview import write_preview
 
+        refuse_existing(preview, force, "synth --preview")
         rows = write_preview(config, preview)
         shown = ", ".join(f"{index} ({subtype or 'negative'})" for index, subtype in rows)
         click.echo(f"wrote preview {preview} (studies {shown})")

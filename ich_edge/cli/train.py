@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import click
 
+from ich_edge.cli.conventions import Command
+
 
 def _given(**options) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
-@click.command("train")
+@click.command("train", cls=Command, renamed={"--no-resume": "--force", "--resume": None})
 @click.option("--data", "data", required=True, type=click.Path(file_okay=False, path_type=str), help="Prepared cache (ich-edge prepare --out).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=str), help="RUN_DIR to write (config, checkpoints, model.keras, report).")
 @click.option("--test", "test", type=click.Path(file_okay=False, path_type=str), help="Cache of held-out studies for the report's test section.")
@@ -41,10 +43,11 @@ def _given(**options) -> dict:
 @click.option("--lr-scaling", type=click.Choice(["none", "linear"]), help="linear: --learning-rate is for a global batch of 8 and scales with --batch-size (default none).")
 @click.option("--mixed-precision/--no-mixed-precision", default=None, help="mixed_float16 training (GPUs); float32 output, loss and model.keras.")
 @click.option("--deterministic/--nondeterministic", default=None, help="TensorFlow op determinism: same seed, data and machine give the same weights (default on).")
-@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue a run in --out with the same configuration, or start over.")
+@click.option("--force", is_flag=True, help="Start over in an existing RUN_DIR. Without it a run in --out with the same "
+              "configuration continues (resume) and one with another configuration is refused.")
 def command(data, out, test, epochs, batch_size, learning_rate, backbone, width, feature_dim, rnn, rnn_units,
             window_slices, stride_slices, val_fraction, seed, patience, min_epochs, positive_weight, rotation_deg, max_minutes,
-            preset, backbone_weights, labels, study_pooling, lr_scaling, mixed_precision, deterministic, resume) -> None:
+            preset, backbone_weights, labels, study_pooling, lr_scaling, mixed_precision, deterministic, force) -> None:
     """Train the CNN-LSTM on a prepared cache.
 
     Splits the cache by study (seeded), trains on windows of consecutive slices with CT
@@ -72,9 +75,9 @@ def command(data, out, test, epochs, batch_size, learning_rate, backbone, width,
     cache_px = Cache.open(data).preprocess.input_size_px
     if model_fields.setdefault("input_size_px", cache_px) != cache_px:
         raise ConfigError(f"--preset {preset} takes {model_fields['input_size_px']} px slices but {data} holds {cache_px} px; "
-                          f"prepare the cache with --input-size {model_fields['input_size_px']}")
+                          f"prepare the cache with --input-size-px {model_fields['input_size_px']}")
     model_config = ModelConfig(**model_fields)
-    report = train(data, out, config, model_config, sequence_config, test=test, resume=resume, log=click.echo)
+    report = train(data, out, config, model_config, sequence_config, test=test, resume=not force, log=click.echo)
     if report:
         target = report["targets"]
         aucs = ", ".join(f"{k} {v['auc']:.3f}" if v["auc"] is not None else f"{k} n/a" for k, v in target["labels"].items())

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge.errors import ConfigError
+from ich_edge.quiet import native_output_silenced
 from ich_edge.runtime.tflite_model import CLASSIFY, DEFAULT_ENCODE_BATCH, ENCODE, TFLiteStudyModel
 
 ACCELERATORS = ("cpu", "gpu")
@@ -48,14 +49,33 @@ class CompiledRuntimeStudyModel(TFLiteStudyModel):
         batch = DEFAULT_ENCODE_BATCH if accelerator == "cpu" else 1
         super().__init__(path, num_threads=num_threads, use_xnnpack=True, encode_batch=batch)
         self.accelerator = accelerator
-        self.compiled = CompiledStudyModel(self.path, accelerator, num_threads)
+        # LiteRT prints "INFO: [accelerator_registry.cc...]" lines when the model compiles and when
+        # its environment is made, on the first run: both happen quietly (--debug shows them).
+        with native_output_silenced():
+            self.compiled = CompiledStudyModel(self.path, accelerator, num_threads)
+        self._ran = False
 
     @property
     def fully_accelerated(self) -> bool:
         return self.compiled.fully_accelerated
 
+    def __del__(self) -> None:
+        # LiteRT prints "INFO: [accelerator_registry.cc:43] DestroyAccelerator ..." as the model goes.
+        compiled = self.__dict__.pop("compiled", None)
+        if compiled is not None:
+            with native_output_silenced():
+                del compiled
+
+    def _run(self, signature: str, inputs: np.ndarray) -> np.ndarray:
+        if self._ran:
+            return self.compiled.run_batch(signature, inputs)
+        with native_output_silenced():
+            outputs = self.compiled.run_batch(signature, inputs)
+        self._ran = True
+        return outputs
+
     def _encode_batch(self, batch: np.ndarray) -> np.ndarray:
-        return self.compiled.run_batch(ENCODE, batch)
+        return self._run(ENCODE, batch)
 
     def _classify_window(self, window: np.ndarray) -> np.ndarray:
-        return self.compiled.run_batch(CLASSIFY, window)
+        return self._run(CLASSIFY, window)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from ich_edge.errors import MissingDependencyError, ModelError
+from ich_edge.quiet import debug_enabled, native_output_silenced, quiet_environment
 
 if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
     raise ModelError(
@@ -19,15 +21,21 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         "import ich_edge.training modules first or set TF_USE_LEGACY_KERAS=1 in the environment"
     )
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_environment()  # TF_CPP_MIN_LOG_LEVEL before the import; `ich-edge --debug` keeps TF's lines
 
 try:
-    import tensorflow as tf
-    import tf_keras as keras
+    # TensorFlow's absl/CUDA/oneDNN start-up lines are written to fd 2 by C++ at import.
+    with native_output_silenced():
+        import tensorflow as tf
+        import tf_keras as keras
 except ImportError as err:  # pragma: no cover - depends on the install
     raise MissingDependencyError(
         f"training needs TensorFlow and tf_keras ({err.name} is missing): pip install 'ich-edge[train]'"
     ) from err
+
+if not debug_enabled():
+    # TF's own calibrator (int8 conversion) still uses tf.lite.Interpreter and warns about it.
+    warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated", category=UserWarning)
 
 __all__ = ["tf", "keras"]
 
@@ -35,7 +43,8 @@ __all__ = ["tf", "keras"]
 def quantization_api():
     """``tensorflow_model_optimization.quantization.keras``, imported on first use."""
     try:
-        import tensorflow_model_optimization as tfmot
+        with native_output_silenced():
+            import tensorflow_model_optimization as tfmot
     except ImportError as err:  # pragma: no cover - depends on the install
         raise MissingDependencyError(
             "quantization-aware training needs tensorflow-model-optimization: pip install 'ich-edge[train]'"

@@ -93,9 +93,8 @@ def _unrolled(layers, x):
     """
     kind = _kind(layers[0])
     cell = layers[0].cell
-    steps_in = tf.stack([tf.reverse(x, [0]) if layer.go_backwards else x for layer in layers])  # (D, T, F)
+    steps_in = [tf.reverse(x, [0]) if layer.go_backwards else x for layer in layers]  # D x (T, F)
     weights = [_weights(layer) for layer in layers]
-    kernel = tf.stack([w[0] for w in weights])  # (D, F, G*H)
     recurrent = tf.stack([w[1] for w in weights])  # (D, H, G*H)
     use_bias = bool(getattr(cell, "use_bias", True))
     num_steps = int(x.shape[0])
@@ -106,7 +105,11 @@ def _unrolled(layers, x):
     else:
         input_bias = tf.stack([w[2] for w in weights])[:, None, :] if use_bias else None
         recurrent_bias = None
-    projected = tf.matmul(steps_in, kernel)  # every step's input projection in one op
+    # Every step's input projection at once, one FULLY_CONNECTED per direction: a batched
+    # (D, T, F) @ (D, F, G*H) would be a BATCH_MATMUL, which XNNPACK does not take in integer
+    # files (the paper model's 28,800-feature projection then ran in builtin kernels: int8
+    # classify 2x slower than fp32).
+    projected = tf.concat([tf.matmul(inputs, w[0])[None] for inputs, w in zip(steps_in, weights)], axis=0)
     if input_bias is not None:
         projected = projected + input_bias
     per_step = tf.unstack(projected, axis=1)  # T x (D, G*H): one UNPACK for the whole window

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ich_edge import LABELS, __version__
 from ich_edge.cache import Cache
-from ich_edge.errors import ConfigError
+from ich_edge.errors import ConfigError, OutputExistsError
 from ich_edge.fileio import write_json_atomic
 from ich_edge.metrics import RSNA_WEIGHTS
 from ich_edge.sequence import SequenceConfig
@@ -243,7 +243,7 @@ def _first_difference(old, new, prefix: str = "") -> str:
 def load_state(run_dir: Path, run_config: dict, resume: bool) -> dict:
     """The previous state of RUN_DIR to continue from, or a fresh one.
 
-    Raises :class:`ConfigError` when RUN_DIR holds a run with another configuration.
+    Raises :class:`OutputExistsError` (exit 3) when RUN_DIR holds a run with another configuration.
     """
     fresh = {"epoch": 0, "history": [], "best_val_loss": None, "best_epoch": 0, "best": None, "last": None, "wait": 0, "train_seconds": 0.0, "stopped": None}
     state_path = run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE
@@ -252,9 +252,9 @@ def load_state(run_dir: Path, run_config: dict, resume: bool) -> dict:
     previous = run_lib.read_json(run_dir / run_lib.CONFIG_FILE, "RUN_DIR has checkpoints but no config.json")
     old_key, new_key = _resume_key(previous), _resume_key(run_config)
     if old_key != new_key:
-        raise ConfigError(
+        raise OutputExistsError(
             f"{run_dir} holds a run with another configuration ({_first_difference(old_key, new_key)}); "
-            "use a new --out, or --no-resume to start over there"
+            "use a new --out, or add --force to start over there"
         )
     state = run_lib.read_json(state_path, "checkpoint state")
     return {**fresh, **state}
@@ -326,7 +326,7 @@ def _checkpoint_path(name: str, write_dir: Path, run_dir: Path) -> str:
         prefix = folder / run_lib.CHECKPOINT_DIR / name
         if prefix.with_name(f"{name}.index").is_file():
             return str(prefix)
-    raise ConfigError(f"checkpoint {name} named in {run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE} is missing; use --no-resume")
+    raise ConfigError(f"checkpoint {name} named in {run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE} is missing; add --force to start over")
 
 
 def _load_test(test, preprocess, train_series) -> list:
@@ -473,7 +473,7 @@ def train(
     if len(set(epochs_seen)) > 1:
         raise ConfigError(
             f"the workers would resume from different epochs ({sorted(set(epochs_seen))}): RUN_DIR {run_dir} must be "
-            "one folder that every worker sees (a shared filesystem mounted at the same path), or pass --no-resume"
+            "one folder that every worker sees (a shared filesystem mounted at the same path), or add --force to start over"
         )
     chief = distribute.is_chief(strategy)
     if chief:

@@ -58,7 +58,7 @@ def test_description_fields(converted, tiny_data):
     assert description["signatures"]["classify"]["outputs"][0]["shape"] == [1, 4, 6]
     classify_ops = description["quantized_ops"]["classify"]
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in classify_ops  # unrolled, stateless
-    assert classify_ops["BATCH_MATMUL"]["integer"] == classify_ops["BATCH_MATMUL"]["count"] > 0
+    assert classify_ops["FULLY_CONNECTED"]["integer"] == classify_ops["FULLY_CONNECTED"]["count"] > 0
     assert "stateless" in description["sequence"]["state"]
 
 
@@ -66,25 +66,34 @@ def test_op_summaries(converted):
     for precision, path in converted.items():
         summary = op_summary(path)
         classify = summary["classify"]["ops"]
-        # unrolled over the 4-slice window, both directions as one batch: the input projection
-        # of every step in one BATCH_MATMUL, then one recurrent FULLY_CONNECTED per direction
-        # and later step (2 x 3), and the output Dense
-        assert classify["BATCH_MATMUL"]["count"] == 1, precision
-        assert classify["FULLY_CONNECTED"]["count"] == 7, precision
+        # unrolled over the 4-slice window: the input projection of every step in one
+        # FULLY_CONNECTED per direction (2; no BATCH_MATMUL, which XNNPACK refuses in integer
+        # files), then one recurrent FULLY_CONNECTED per direction and later step (2 x 3), and
+        # the output Dense
+        assert "BATCH_MATMUL" not in classify, precision
+        assert classify["FULLY_CONNECTED"]["count"] == 9, precision
         assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in classify and "WHILE" not in classify, precision
         assert "MUL" not in summary["encode"]["ops"], precision  # BatchNormalization folded
         assert summary["encode"]["ops"]["ADD"]["count"] == 4, precision  # the residual additions only
     int8 = op_summary(converted["int8"])
     for op, entry in int8["encode"]["ops"].items():
         assert entry["float"] == 0 and entry["hybrid"] == 0, ("encode", op)
-    for op in ("BATCH_MATMUL", "FULLY_CONNECTED", "LOGISTIC", "TANH", "MUL", "ADD"):
+    for op in ("FULLY_CONNECTED", "LOGISTIC", "TANH", "MUL", "ADD"):
         entry = int8["classify"]["ops"][op]
         assert entry["integer"] == entry["count"], op
     assert "int8" in int8["classify"]["ops"]["FULLY_CONNECTED"]["weight_dtypes"]
     assert "float32" not in int8["encode"]["weight_bytes"] and "float32" not in int8["classify"]["weight_bytes"]
     fp16 = op_summary(converted["fp16"])
     assert fp16["encode"]["ops"]["DEQUANTIZE"]["weight_dtypes"] == ["float16"]
-    assert op_summary(converted["fp32"])["classify"]["ops"]["FULLY_CONNECTED"]["float"] == 7
+    assert op_summary(converted["fp32"])["classify"]["ops"]["FULLY_CONNECTED"]["float"] == 9
+
+
+def test_int8_classify_matmuls_all_run_on_xnnpack(converted):
+    """Every matmul of the int8 ``classify`` is taken by XNNPACK (an integer BATCH_MATMUL would not be)."""
+    from ich_edge.runtime.coverage import xnnpack_coverage
+
+    left = xnnpack_coverage(Path(converted["int8"]).read_bytes())["classify"].not_delegated
+    assert "FULLY_CONNECTED" not in left and "BATCH_MATMUL" not in left, left
 
 
 def test_no_precision_keeps_state_between_invocations(converted):

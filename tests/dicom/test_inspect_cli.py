@@ -46,7 +46,7 @@ def test_inspect_path_reports_geometry_and_hu_range(series_dir):
 
 
 def test_cli_json(series_dir, capsys):
-    assert main(["inspect", str(series_dir), "--json"]) == 0
+    assert main(["inspect", "--dicom", str(series_dir), "--json"]) == 0
     captured = capsys.readouterr()
     reports = json.loads(captured.out)
     assert isinstance(reports, list) and len(reports) == 1
@@ -60,7 +60,7 @@ def test_cli_table_lists_series_then_problems(tmp_path, capsys):
     paths = write_series(tmp_path)
     paths[3].write_bytes(paths[3].read_bytes()[:-64])
     (tmp_path / "notes.txt").write_text("hello")
-    assert main(["inspect", str(tmp_path)]) == 0
+    assert main(["inspect", "--dicom", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     header, row = out.splitlines()[:2]
     columns = ["series_uid", "slices", "spacing_mm", "pixel_mm", "matrix", "hu_min", "hu_max", "sort", "problems"]
@@ -75,7 +75,7 @@ def test_cli_table_lists_series_then_problems(tmp_path, capsys):
 def test_json_sends_skipped_files_to_stderr(tmp_path, capsys):
     write_series(tmp_path)
     (tmp_path / "notes.txt").write_text("hello")
-    assert main(["inspect", "--json", str(tmp_path)]) == 0
+    assert main(["inspect", "--json", "--dicom", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert len(json.loads(captured.out)) == 1
     assert captured.err.startswith("ich-edge: skipped: notes.txt: not a DICOM file")
@@ -124,7 +124,7 @@ def _empty_folder(tmp_path):
     ],
 )
 def test_bad_input_gives_one_error_line_and_nonzero_exit(tmp_path, capsys, make, message):
-    code = main(["inspect", str(make(tmp_path))])
+    code = main(["inspect", "--dicom", str(make(tmp_path))])
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert code != 0
@@ -173,7 +173,7 @@ def test_pydicom_warnings_are_folded_and_values_masked(tmp_path, capsys):
         data = path.read_bytes()
         assert data.count(element + f"7{k + 1}".encode()) == 1
         path.write_bytes(data.replace(element + f"7{k + 1}".encode(), element + b"7A"))
-    assert main(["inspect", str(tmp_path)]) == 0
+    assert main(["inspect", "--dicom", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert captured.err == ""
     (note,) = [line for line in captured.out.splitlines() if "pydicom warned" in line]

@@ -29,8 +29,8 @@ def test_paper_model_runs_the_whole_pipeline(tmp_path):
                  "--out", str(tfl)]) == 0
     files = sorted(tfl.glob("cnn_lstm_*.tflite"))
     assert {f.stem for f in files} == {f"cnn_lstm_{p}" for p in ("fp32", "fp16", "dynamic", "int8", "qat-int8")}
-    floats = [a for f in files if "qat" not in f.name for a in ("--tflite", str(f))]
-    code = main(["parity", "--reference", str(run), *floats, "--data", str(cache), "--json", str(tmp_path / "parity.json"),
+    floats = [a for f in files if "qat" not in f.name for a in ("--model", str(f))]
+    code = main(["parity", "--reference", str(run), *floats, "--data", str(cache), "--out", str(tmp_path / "parity.json"),
                  "--bootstrap", "0"])
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["reference"]["original_model"] == str(h5.resolve())  # the user's file, not the rebuilt copy
@@ -40,11 +40,11 @@ def test_paper_model_runs_the_whole_pipeline(tmp_path):
     assert fp32["conversion"]["verdict"] in ("PASS", "INSUFFICIENT") and not fp32["conversion"]["failures"]
     assert max(e["max_abs_diff"] for e in fp32["conversion"]["slice"]["labels"].values()) <= 1e-4
     assert code in (0, 1, 4)  # reduced precisions of a 1-epoch model may fail their AUC gates; that is parity's job
-    assert main(["bench", *map(str, files), "--backend", "xnnpack", "--threads", "2", "--runs", "2", "--warmup", "1",
-                 "--json", str(tmp_path / "bench.json"), "--results-dir", str(tmp_path)]) == 0
+    assert main(["bench", *[a for f in files for a in ("--model", str(f))], "--backend", "xnnpack", "--threads", "2", "--runs", "2", "--warmup", "1",
+                 "--out", str(tmp_path / "bench.json"), "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
     assert {r["status"] for r in rows} == {"ok"} and len(rows) == 5
-    assert main(["predict", "--model", str(tfl / "cnn_lstm_qat-int8.tflite"), "--json", str(tmp_path / "synth" / "dicom")]) == 0
+    assert main(["predict", "--model", str(tfl / "cnn_lstm_qat-int8.tflite"), "--json", "--dicom", str(tmp_path / "synth" / "dicom")]) == 0
     assert main(["assets", "--model", str(tfl / "cnn_lstm_qat-int8.tflite"), "--out", str(tmp_path / "assets"), "--allow-failed-parity"]) == 0
     manifest = json.loads((tmp_path / "assets" / "manifest.json").read_text())
     assert manifest and (tmp_path / "assets" / "model.tflite").is_file()

@@ -148,8 +148,8 @@ def parity_reports(tiny_run, converted, tmp_path_factory):
     for name, files, codes in (("pass", [converted["fp32"]], (0,)), ("fail", [converted["bad_fp32"]], (1,)),
                                ("mixed", [converted["fp32"], converted["bad_fp16"]], (1,))):
         args = ["parity", "--reference", str(run_dir), "--converted-from", str(converted["bad_run"]),
-                "--data", str(cache_dir), "--json", str(root / f"{name}.json"), "--bootstrap", "100"]
-        code = main(args + [a for f in files for a in ("--tflite", str(f))])
+                "--data", str(cache_dir), "--out", str(root / f"{name}.json"), "--bootstrap", "100"]
+        code = main(args + [a for f in files for a in ("--model", str(f))])
         assert code in codes, f"parity {name} exited {code}"
         reports[name] = root / f"{name}.json"
     return reports

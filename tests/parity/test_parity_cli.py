@@ -19,7 +19,7 @@ def _parity(run_dir, cache_dir, *files, extra=(), converted_from=()):
     for folder in converted_from:
         args += ["--converted-from", str(folder)]
     for path in files:
-        args += ["--tflite", str(path)]
+        args += ["--model", str(path)]
     return main(args)
 
 

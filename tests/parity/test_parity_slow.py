@@ -25,7 +25,7 @@ def test_convert_then_parity_and_bench(tiny_run, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     files = [models / "cnn_lstm_fp32.tflite", models / "cnn_lstm_fp16.tflite"]
     out = tmp_path / "parity"
-    code = main(["parity", "--reference", str(run_dir), *[a for f in files for a in ("--tflite", str(f))],
+    code = main(["parity", "--reference", str(run_dir), *[a for f in files for a in ("--model", str(f))],
                  "--data", str(cache_dir), "--out", str(out), "--bootstrap", "200"])
     captured = capsys.readouterr()
     report = json.loads((out / "report.json").read_text())
@@ -42,8 +42,8 @@ def test_convert_then_parity_and_bench(tiny_run, tmp_path, capsys):
     assert len(fail_lines) == len(fp16["failures"]) and all("cnn_lstm_fp16.tflite (fp16)" in line for line in fail_lines)
 
     result_path = tmp_path / "bench.json"
-    code = main(["bench", *map(str, files), "--threads", "1", "--backend", "xnnpack,reference", "--runs", "3",
-                 "--warmup", "1", "--data", str(cache_dir), "--json", str(result_path), "--results-dir", str(tmp_path)])
+    code = main(["bench", *[a for f in files for a in ("--model", str(f))], "--threads", "1", "--backend", "xnnpack,reference", "--runs", "3",
+                 "--warmup", "1", "--data", str(cache_dir), "--out", str(result_path), "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
     result = json.loads(result_path.read_text())
     assert [r["status"] for r in result["rows"]] == ["ok"] * 4

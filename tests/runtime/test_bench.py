@@ -471,8 +471,8 @@ def test_cli_runs_with_tensorflow_blocked(stateless, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")]))
     out = tmp_path / "result.json"
     command = [
-        sys.executable, "-m", "ich_edge", "bench", str(stateless["fp32"]), "--threads", "1", "--backend", "xnnpack,gpu",
-        "--runs", "2", "--warmup", "0", "--study-slices", "5", "--json", str(out), "--results-dir", str(tmp_path / "results"),
+        sys.executable, "-m", "ich_edge", "bench", "--model", str(stateless["fp32"]), "--threads", "1", "--backend", "xnnpack,gpu",
+        "--runs", "2", "--warmup", "0", "--study-slices", "5", "--out", str(out), "--out", str(tmp_path / "results"),
     ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -488,7 +488,7 @@ def test_cli_runs_with_tensorflow_blocked(stateless, tmp_path):
 def test_cli_rejects_a_missing_model(tmp_path, capsys):
     from ich_edge.cli import main
 
-    code = main(["bench", str(tmp_path / "missing.tflite"), "--backend", "xnnpack"])
+    code = main(["bench", "--model", str(tmp_path / "missing.tflite"), "--backend", "xnnpack"])
     assert code == 3
     assert "does not exist" in capsys.readouterr().err
 
@@ -499,7 +499,7 @@ def test_cli_writes_nothing_unless_asked(models, tmp_path, monkeypatch, capsys):
     results = Path(bench.__file__).resolve().parents[3] / "benchmarks" / "results"
     before = sorted(results.iterdir()) if results.is_dir() else []
     monkeypatch.chdir(tmp_path)
-    code = main(["bench", str(models["fp32"]), "--backend", "xnnpack", "--threads", "1", "--runs", "2", "--warmup", "0",
+    code = main(["bench", "--model", str(models["fp32"]), "--backend", "xnnpack", "--threads", "1", "--runs", "2", "--warmup", "0",
                  "--study-slices", "4"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -520,8 +520,8 @@ def test_cli_exits_3_when_a_requested_row_failed_and_still_writes_the_json(model
 
     monkeypatch.setattr(bench, "run_configuration", reference_crashes)
     out = tmp_path / "r.json"
-    code = main(["bench", str(models["fp32"]), "--backend", "xnnpack,reference", "--threads", "1", "--runs", "2",
-                 "--warmup", "0", "--study-slices", "4", "--json", str(out)])
+    code = main(["bench", "--model", str(models["fp32"]), "--backend", "xnnpack,reference", "--threads", "1", "--runs", "2",
+                 "--warmup", "0", "--study-slices", "4", "--out", str(out)])
     captured = capsys.readouterr()
     assert code == 3
     assert captured.err.strip().splitlines()[-1] == (

@@ -97,8 +97,8 @@ def test_bad_model_files_are_one_line_and_exit_3(bad_model, verb, tmp_path, caps
     path, message = bad_model
     series = tmp_path / "no-series-needed"  # the model is checked before any input is read
     argv = {
-        "predict": ["predict", "--model", str(path), str(series), "--json"],
-        "bench": ["bench", str(path), "--backend", "xnnpack", "--runs", "2", "--json", str(tmp_path / "r.json")],
+        "predict": ["predict", "--model", str(path), "--dicom", str(series), "--json"],
+        "bench": ["bench", "--model", str(path), "--backend", "xnnpack", "--runs", "2", "--out", str(tmp_path / "r.json")],
     }[verb]
     code = main(argv)
     captured = capsys.readouterr()

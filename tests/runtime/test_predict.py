@@ -142,7 +142,7 @@ def test_cli_json_mixed_folder_reports_good_series_and_problems(model_path, tmp_
         file.unlink()
     (tmp_path / "tmp").rmdir()
 
-    code = main(["predict", "--model", str(model_path), str(tmp_path), "--json"])
+    code = main(["predict", "--model", str(model_path), "--dicom", str(tmp_path), "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     reports = json.loads(captured.out)
@@ -161,7 +161,7 @@ def test_cli_json_mixed_folder_reports_good_series_and_problems(model_path, tmp_
 
 def test_cli_human_output(model_path, positive_series, capsys):
     folder, _ = positive_series
-    assert main(["predict", "--model", str(model_path), str(folder), "--threads", "1"]) == 0
+    assert main(["predict", "--model", str(model_path), "--dicom", str(folder), "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "series 1/1  1.2.3.1  (7 slices" in out
     assert "POSITIVE  any" in out and "slices 3-5" in out
@@ -181,7 +181,7 @@ def test_cli_human_output(model_path, positive_series, capsys):
 def test_cli_bad_model_is_one_clear_line(tmp_path, positive_series, capsys, make, message):
     path = tmp_path / "model.tflite"
     make(path)
-    code = main(["predict", "--model", str(path), str(positive_series[0])])
+    code = main(["predict", "--model", str(path), "--dicom", str(positive_series[0])])
     err = capsys.readouterr().err
     assert code == 3 and message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -204,7 +204,7 @@ def test_cli_bad_input_path(model_path, tmp_path, capsys):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "a.dcm").write_bytes(b"nope")
     for target, message in ((tmp_path / "empty", "holds no files"), (tmp_path / "junk", "not a DICOM file")):
-        code = main(["predict", "--model", str(model_path), str(target)])
+        code = main(["predict", "--model", str(model_path), "--dicom", str(target)])
         err = capsys.readouterr().err
         assert code == 3 and message in err and "Traceback" not in err
 
@@ -230,7 +230,7 @@ def test_cli_png_montages(model_path, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     write_series(tmp_path / "in", [False, True, True, False], "1.2.3.6", "gg")
     write_series(tmp_path / "in", [False, False], "1.2.3.7", "hh")
-    assert main(["predict", "--model", str(model_path), str(tmp_path / "in"), "--png", str(tmp_path / "out")]) == 0
+    assert main(["predict", "--model", str(model_path), "--dicom", str(tmp_path / "in"), "--png", str(tmp_path / "out")]) == 0
     assert "wrote" in capsys.readouterr().out
     for k in (1, 2):
         png = tmp_path / "out" / f"series_{k}.png"

@@ -126,7 +126,7 @@ def test_cli_json_carries_verdict_coverage_and_one_stderr_line_per_series(model,
     write_head(folder / "a", range(HEAD_SLICES), series_uid="1.2.3.61")
     write_head(folder / "b", [*range(8), *range(24, HEAD_SLICES)], series_uid="1.2.3.62")
     write_head(folder / "c", range(8), series_uid="1.2.3.63")
-    assert main(["predict", "--model", str(model.path), str(folder), "--json"]) == 0
+    assert main(["predict", "--model", str(model.path), "--dicom", str(folder), "--json"]) == 0
     captured = capsys.readouterr()
     reports = {r["series_uid"]: r for r in json.loads(captured.out)}
     assert {uid: r["verdict"] for uid, r in reports.items()} == {
@@ -146,7 +146,7 @@ def test_cli_json_carries_verdict_coverage_and_one_stderr_line_per_series(model,
 
 def test_cli_text_shows_incomplete(model, tmp_path, capsys):
     folder = write_head(tmp_path / "one", [3])
-    assert main(["predict", "--model", str(model.path), str(folder)]) == 0
+    assert main(["predict", "--model", str(model.path), "--dicom", str(folder)]) == 0
     captured = capsys.readouterr()
     assert "\nINCOMPLETE  any " in captured.out and "NEGATIVE" not in captured.out
     assert captured.err.count("ich-edge: warning: series 1/1 1.2.3.50: INCOMPLETE; 2 problems") == 1
@@ -161,9 +161,9 @@ def test_duplicate_positions_and_mixed_studies_reach_the_json(model, tmp_path, c
             geometry=SliceGeometry(position_mm=(0.0, 0.0, z_mm)), instance_number=99,
         )
         write_dataset_atomic(ds, folder / f"{name}.dcm")
-    assert main(["inspect", str(folder), "--json"]) == 0
+    assert main(["inspect", "--dicom", str(folder), "--json"]) == 0
     (inspected,) = json.loads(capsys.readouterr().out)
-    assert main(["predict", "--model", str(model.path), str(folder), "--json"]) == 0
+    assert main(["predict", "--model", str(model.path), "--dicom", str(folder), "--json"]) == 0
     captured = capsys.readouterr()
     (report,) = json.loads(captured.out)
     assert any("same position as slice_05.dcm" in p for p in report["problems"])

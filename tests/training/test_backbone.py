@@ -64,4 +64,4 @@ def test_preset_must_match_the_cache_size(tiny_cache, tmp_path, capsys):
 
     code = main(["train", "--data", str(tiny_cache.root), "--out", str(tmp_path / "RUN"), "--preset", "mobile"])
     assert code == 2
-    assert "--input-size 256" in capsys.readouterr().err
+    assert "--input-size-px 256" in capsys.readouterr().err

@@ -90,8 +90,8 @@ def test_resume_continues_and_counts_epochs(first_run, tiny_cache, tmp_path, cap
     assert json.loads((out / "report.json").read_text())["run"]["epochs_run"] == 2
 
     code, stdout, stderr = _train(capsys, tiny_cache.root, out, "--epochs", "2", "--learning-rate", "0.01")
-    assert code == 2
-    assert stderr.count("\n") == 1 and "another configuration" in stderr and "--no-resume" in stderr
+    assert code == 3  # an existing output: exit 3, one line saying to add --force
+    assert stderr.count("\n") == 1 and "another configuration" in stderr and "add --force" in stderr
 
 
 @pytest.mark.parametrize(
