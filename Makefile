@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m ich_edge.demo --out $(DEMO_DIR)
+	$(BIN)/python scripts/demo.py --out $(DEMO_DIR)
 
 # Refresh android_demo_assets/, benchmarks/results/ and the README table from demo_out/.
 release-assets: $(STAMP)
-	$(BIN)/python -m ich_edge.demo --out $(DEMO_DIR) --release
+	$(BIN)/python scripts/demo.py --out $(DEMO_DIR) --release
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile

@@ -178,8 +178,8 @@ def main(argv=None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from ich_edge.runtime.bench_report import write_results
-    from ich_edge.runtime.sysinfo import machine_info
+    from ich_edge.runtime.bench.report import write_results
+    from ich_edge.runtime.bench.sysinfo import machine_info
 
     python = sys.executable
     env = dict(_env(args.source), ICH_EDGE_RSS_LABEL=args.label, ICH_EDGE_RSS_SOURCE=str(args.source or REPO))

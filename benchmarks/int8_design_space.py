@@ -44,11 +44,11 @@ DESIGNS = ("edge@0.5", "edge@1.0", "mobilenetv2@0.35", "edge-dense@0.5", "conv3x
 def _dense_inverted_residual(x, filters: int, strides: int, expansion: int, name: str):
     """The edge's inverted residual block with a dense 3x3 convolution instead of a depthwise one."""
     from ich_edge.training.keras import keras
-    from ich_edge.training.model import _conv_bn_relu
+    from ich_edge.training.model import conv_bn_relu
 
     in_channels = x.shape[-1]
-    y = _conv_bn_relu(x, in_channels * expansion, 1, 1, f"{name}_expand")
-    y = _conv_bn_relu(y, in_channels * expansion, 3, strides, f"{name}_dense")
+    y = conv_bn_relu(x, in_channels * expansion, 1, 1, f"{name}_expand")
+    y = conv_bn_relu(y, in_channels * expansion, 3, strides, f"{name}_dense")
     y = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_project")(y)
     y = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_project_bn")(y)
     if strides == 1 and in_channels == filters:
@@ -59,23 +59,23 @@ def _dense_inverted_residual(x, filters: int, strides: int, expansion: int, name
 def build_design(name: str):
     """Encoder ``image (B, 128, 128, 3) -> features (B, 64)`` of a design name."""
     from ich_edge.training.keras import keras
-    from ich_edge.training.model import EDGE_BLOCKS, ModelConfig, _channels, _conv_bn_relu, build_encoder
+    from ich_edge.training.model import EDGE_BLOCKS, ModelConfig, build_encoder, conv_bn_relu, scaled_channels
 
     if name in ("edge@0.5", "edge@1.0", "mobilenetv2@0.35"):
         backbone, width = name.split("@")
         return build_encoder(ModelConfig(backbone=backbone, width=float(width), input_size_px=SIZE_PX))
     image = keras.Input((SIZE_PX, SIZE_PX, 3), name="image")
     if name == "conv3x3":
-        x = _conv_bn_relu(image, 16, 3, 2, "stem")
+        x = conv_bn_relu(image, 16, 3, 2, "stem")
         for i, (filters, strides) in enumerate(CONV3X3_LAYERS):
-            x = _conv_bn_relu(x, filters, 3, strides, f"conv{i + 1}a")
-            x = _conv_bn_relu(x, filters, 3, 1, f"conv{i + 1}b")
-        x = _conv_bn_relu(x, 256, 1, 1, "top")
+            x = conv_bn_relu(x, filters, 3, strides, f"conv{i + 1}a")
+            x = conv_bn_relu(x, filters, 3, 1, f"conv{i + 1}b")
+        x = conv_bn_relu(x, 256, 1, 1, "top")
     else:  # edge-dense@0.5
-        x = _conv_bn_relu(image, _channels(16, 0.5), 3, 2, "stem")
+        x = conv_bn_relu(image, scaled_channels(16, 0.5), 3, 2, "stem")
         for i, (filters, strides, expansion) in enumerate(EDGE_BLOCKS):
-            x = _dense_inverted_residual(x, _channels(filters, 0.5), strides, expansion, f"block{i + 1}")
-        x = _conv_bn_relu(x, _channels(192, 0.5), 1, 1, "top")
+            x = _dense_inverted_residual(x, scaled_channels(filters, 0.5), strides, expansion, f"block{i + 1}")
+        x = conv_bn_relu(x, scaled_channels(192, 0.5), 1, 1, "top")
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     features = keras.layers.Dense(64, activation="relu", name="features")(x)
     return keras.Model(image, features, name=name.replace("@", "_"))
@@ -196,8 +196,8 @@ def main(argv=None) -> int:
     unknown = sorted(set(designs) - set(DESIGNS))
     if unknown:
         parser.error(f"unknown design(s) {unknown}; choose from {', '.join(DESIGNS)}")
-    from ich_edge.runtime.bench_report import write_results
-    from ich_edge.runtime.sysinfo import machine_info
+    from ich_edge.runtime.bench.report import write_results
+    from ich_edge.runtime.bench.sysinfo import machine_info
 
     load_start = os.getloadavg()
     rows = measure(designs, args.threads, args.rounds, args.runs, args.train_steps)

@@ -135,7 +135,7 @@ def measure_peaks(threads: int, runs: int) -> dict:
 
 
 def measure_model(path: Path, threads: int, runs: int, warmup: int, study_slices: int, peaks: dict) -> dict:
-    from ich_edge.runtime.bench import BenchConfig, run_configuration, study_macs
+    from ich_edge.runtime.bench.runner import BenchConfig, run_configuration, study_macs
     from ich_edge.runtime.description import read_description
 
     description = read_description(path)
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from ich_edge.runtime.bench_report import write_results
-    from ich_edge.runtime.sysinfo import machine_info
+    from ich_edge.runtime.bench.report import write_results
+    from ich_edge.runtime.bench.sysinfo import machine_info
 
     load_start = os.getloadavg()
     peaks = measure_peaks(args.threads, args.runs)

@@ -315,7 +315,7 @@ def summarize_peers(rounds: dict[str, list[dict]], onnx_error: str | None, other
 
 def result_document(args: argparse.Namespace, peers: list[dict], load_start) -> dict:
     """The result JSON (format ich-edge-peers/1)."""
-    from ich_edge.runtime.sysinfo import machine_info
+    from ich_edge.runtime.bench.sysinfo import machine_info
 
     onnx_ok = [p for p in peers if p["name"].startswith("onnxruntime ") and p["status"] == "ok"]
     return {
@@ -336,7 +336,7 @@ def result_document(args: argparse.Namespace, peers: list[dict], load_start) -> 
 def main(argv: list[str] | None = None) -> int:
     """Measure every peer, print the table, write the result JSON."""
     args = parse_args(argv)
-    from ich_edge.runtime.bench_report import write_results
+    from ich_edge.runtime.bench.report import write_results
     from ich_edge.training.qat import load_any_run
 
     run = load_any_run(args.reference)

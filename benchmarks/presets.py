@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    from ich_edge.runtime.bench_report import write_results
+    from ich_edge.runtime.bench.report import write_results
 
     work = args.work or Path(tempfile.mkdtemp(prefix="ich-edge-presets-"))
     synth = work / "synth"

@@ -90,8 +90,8 @@ def main(argv=None) -> int:
     parser.add_argument("--test-studies", type=int, default=100)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    from ich_edge.runtime.bench_report import write_results
-    from ich_edge.runtime.sysinfo import machine_info
+    from ich_edge.runtime.bench.report import write_results
+    from ich_edge.runtime.bench.sysinfo import machine_info
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     cache_train, cache_test = demo_caches(args.demo_out, args.train_studies, args.test_studies)

@@ -34,22 +34,24 @@ def fused_files(run, recipes, data, out: Path, log) -> dict[str, Path]:
     from converters.calibration import DEFAULT_CALIBRATION_WINDOWS, calibration_set, representative_dataset
     from ich_edge.cache import Cache
     from ich_edge.runtime.description import op_summary
-    from ich_edge.training import export
+    from converters import graph
+    from converters.convert import write_model
+    from converters.describe import describe_model
 
     series = Cache.open(data).load_all()
     calibration = calibration_set(run.encoder, series, run.sequence_config, DEFAULT_CALIBRATION_WINDOWS, 0)
     written = {}
     with tempfile.TemporaryDirectory() as scratch:
-        saved = export.save_deployable(run.encoder, run.head, run.sequence_config.window_slices,
-                                       Path(scratch) / "saved", stateless=False)
+        saved = graph.save_deployable(run.encoder, run.head, run.sequence_config.window_slices,
+                                      Path(scratch) / "saved", stateless=False)
         for recipe in recipes:
             dataset = representative_dataset(calibration) if recipe.needs_calibration else None
             options = ConvertOptions(io="float", representative_dataset=dataset)
-            data_bytes = export.unclip_lstm_cells(export.run_converter(saved, recipe, options))
+            data_bytes = graph.unclip_lstm_cells(graph.run_converter(saved, recipe, options))
             summary = op_summary(data_bytes)
-            description = export.describe_model(run, recipe, options, data_bytes, summary, None)
+            description = describe_model(run, recipe, options, data_bytes, summary, None)
             description["sequence"]["state"] = "FUSED, STATEFUL (benchmark only): reset variable tensors per window"
-            written[recipe.name] = export.write_model(out / recipe.file_name, data_bytes, description, force=True)
+            written[recipe.name] = write_model(out / recipe.file_name, data_bytes, description, force=True)
             log(f"fused {recipe.name}: {written[recipe.name].stat().st_size} bytes")
     return written
 
@@ -113,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from converters import select_recipes
-    from ich_edge.runtime.bench import BenchConfig, benchmark
-    from ich_edge.runtime.bench_report import format_table, write_results
-    from ich_edge.training.export import ConvertConfig, convert_runs
+    from ich_edge.runtime.bench.runner import BenchConfig, benchmark
+    from ich_edge.runtime.bench.report import format_table, write_results
+    from converters.convert import ConvertConfig, convert_runs
     from ich_edge.training.qat import is_quantized_run, load_any_run
 
     def log(line: str) -> None:

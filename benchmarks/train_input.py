@@ -108,8 +108,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", type=int, default=12, help="measured batches of 8 windows per pipeline")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    from ich_edge.runtime.bench_report import write_results
-    from ich_edge.runtime.sysinfo import machine_info
+    from ich_edge.runtime.bench.report import write_results
+    from ich_edge.runtime.bench.sysinfo import machine_info
 
     layer = data_lib.AugmentLayer()
     augment_on_cpu = tf.function(lambda window, params: layer([window, params], training=True))

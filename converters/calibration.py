@@ -5,7 +5,8 @@ run by the deployment rule (:func:`ich_edge.sequence.window_indices`), round-rob
 series so that a small N still spans many studies. ``encode`` is calibrated on every
 distinct slice of those windows (N x window_slices slices at most, about 1,500 by
 default), ``classify`` on the windows of features the Keras encoder gives for them, with
-blank-slice features on padding exactly as at inference.
+blank-slice features on padding exactly as at inference (:func:`ich_edge.sequence.feature_windows`,
+the one padding rule) and the one input scaling (:func:`ich_edge.transforms.pixels_to_unit`).
 
 The default of 64 windows comes from the demo model: with 16, the integer LSTM's ranges
 came from too few windows and qat-int8 lost 2 of 100 epidural study decisions against its
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ich_edge.errors import ConfigError
-from ich_edge.sequence import SequenceConfig, window_indices
+from ich_edge.sequence import SequenceConfig, feature_windows, window_indices
+from ich_edge.transforms import pixels_to_unit
 
 DEFAULT_CALIBRATION_WINDOWS = 64
 
@@ -80,11 +82,23 @@ def calibration_set(encoder, series_list, sequence: SequenceConfig, num_windows:
     if padded:  # the blank slice is an input the encoder really sees (padding)
         images = np.concatenate([images, np.zeros((1, *images.shape[1:]), np.uint8)])
     features = encode_slices(encoder, images)
-    blank_row = len(images) - 1
-    windows = np.stack(
-        [features[[position[(s, int(i))] if i >= 0 else blank_row for i in rows]] for s, rows in drawn]
-    ).astype(np.float32)
+    series_windows = {}
+    for s in sorted({s for s, _ in drawn}):
+        # the series' slice features, filled for the drawn slices (the only ones a drawn window reads)
+        table = np.zeros((series_list[s].num_slices, features.shape[1]), np.float32)
+        rows = [i for t, i in keys if t == s]
+        table[rows] = features[[position[(s, i)] for i in rows]]
+        series_windows[s] = (
+            window_indices(series_list[s].num_slices, sequence),
+            feature_windows(table, sequence, lambda: features[-1]),  # the one padding rule
+        )
+    windows = np.stack([_drawn_window(*series_windows[s], rows) for s, rows in drawn]).astype(np.float32)
     return CalibrationSet(images=images, windows=windows)
+
+
+def _drawn_window(indices: np.ndarray, windows: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The window of ``windows`` whose slice indices are ``rows`` (a row of ``indices``)."""
+    return windows[int(np.flatnonzero((indices == rows).all(axis=1))[0])]
 
 
 def representative_dataset(calibration: CalibrationSet, image_input: str = "image", features_input: str = "features"):
@@ -99,6 +113,6 @@ def representative_dataset(calibration: CalibrationSet, image_input: str = "imag
         for window in calibration.windows:
             yield "classify", {features_input: window[None].astype(np.float32)}
         for image in calibration.images:
-            yield "encode", {image_input: image[None].astype(np.float32) / np.float32(255.0)}
+            yield "encode", {image_input: pixels_to_unit(image[None])}
 
     return generate

@@ -1,6 +1,7 @@
 """dynamic: int8 weights, float activations (dynamic-range quantization, no calibration)."""
 
 from converters.recipe import Recipe, builtin_ops
+from ich_edge.training.parity_gates import CONVERSION_GATES
 
 
 def configure(converter, options) -> None:
@@ -16,5 +17,5 @@ RECIPE = Recipe(
     configure=configure,
     needs_calibration=False,
     needs_qat=False,
-    parity={"max_auc_drop": 0.005, "min_agreement": 0.99},
+    parity=CONVERSION_GATES["dynamic"],
 )

@@ -1,6 +1,7 @@
 """fp16: float16 weights (half the file), dequantized to float32 at load or by a GPU delegate."""
 
 from converters.recipe import Recipe, builtin_ops
+from ich_edge.training.parity_gates import CONVERSION_GATES
 
 
 def configure(converter, options) -> None:
@@ -17,5 +18,5 @@ RECIPE = Recipe(
     configure=configure,
     needs_calibration=False,
     needs_qat=False,
-    parity={"max_auc_drop": 0.005, "min_agreement": 0.99},
+    parity=CONVERSION_GATES["fp16"],
 )

@@ -1,6 +1,7 @@
 """fp32: the float model as it is; the reference every other precision is compared to."""
 
 from converters.recipe import Recipe, builtin_ops
+from ich_edge.training.parity_gates import CONVERSION_GATES
 
 
 def configure(converter, options) -> None:
@@ -13,5 +14,5 @@ RECIPE = Recipe(
     configure=configure,
     needs_calibration=False,
     needs_qat=False,
-    parity={"max_abs_diff": 1e-4},
+    parity=CONVERSION_GATES["fp32"],
 )

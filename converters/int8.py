@@ -6,6 +6,7 @@ weights, int16 cell state), so no float weights are left in the file.
 """
 
 from converters.recipe import Recipe, builtin_ops, integer_io
+from ich_edge.training.parity_gates import CONVERSION_GATES
 
 
 def configure(converter, options) -> None:
@@ -24,5 +25,5 @@ RECIPE = Recipe(
     needs_calibration=True,
     needs_qat=False,
     io_types=("float", "int8"),
-    parity={"max_auc_drop": 0.005, "min_agreement": 0.99},
+    parity=CONVERSION_GATES["int8"],
 )

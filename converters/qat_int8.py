@@ -9,6 +9,7 @@ the encoder keeps its trained ranges.
 
 from converters import int8
 from converters.recipe import Recipe
+from ich_edge.training.parity_gates import CONVERSION_GATES
 
 RECIPE = Recipe(
     name="qat-int8",
@@ -17,5 +18,5 @@ RECIPE = Recipe(
     needs_calibration=True,
     needs_qat=True,
     io_types=("float", "int8"),
-    parity={"max_auc_drop": 0.005, "min_agreement": 0.99},
+    parity=CONVERSION_GATES["qat-int8"],
 )

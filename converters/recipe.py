@@ -3,7 +3,7 @@
 A recipe's ``configure(converter, options)`` sets the options of a
 ``tf.lite.TFLiteConverter`` built from the deployable SavedModel (two signatures,
 ``encode`` and ``classify``); everything else (graph export, calibration data, checks,
-description, atomic writing) is shared in :mod:`ich_edge.training.export`.
+description, atomic writing) is shared in :mod:`converters.convert`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ class Recipe:
     io_types : I/O tensor types the recipe can produce (a subset of :data:`IO_TYPES`).
     parity : gates for ``ich-edge parity`` against the Keras model: ``max_abs_diff`` (largest
         |p_tflite - p_keras|) for fp32, ``max_auc_drop`` and ``min_agreement`` (study level,
-        every label) for reduced precisions.
+        every label) for reduced precisions; the row of
+        :data:`ich_edge.training.parity_gates.CONVERSION_GATES` (the training tier owns the
+        table, so that it never imports ``converters``).
     """
 
     name: str

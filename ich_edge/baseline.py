@@ -6,13 +6,13 @@ on both sides along its row and along its column) none of whose eight neighbours
 calcification (>= 150 HU) or fat/air (<= -20 HU), so that the scalp, the face and the
 partial-volume rim along the skull do not count. Slices with less brain than
 ``MIN_BRAIN_FRACTION`` of the image (vertex, skull base) score 0. Study score: the maximum
-over its slices.
+over its slices (:func:`ich_edge.sequence.study_probabilities`).
 
 A model has to beat this by a wide margin to show it learned the shape and place of bleeds
 rather than their density. It runs on what the trainer sees, the prepared cache (uint8
 ``(N, S, S, 3)`` from :class:`ich_edge.transforms.Preprocess`): HU are recovered from the
 channel whose window covers 0 to 100 HU with the finest step (the subdural window 80/200,
-whose range [-20, 180] HU holds blood unclipped), or on HU slices directly.
+whose range [-20, 180] HU holds blood unclipped).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ich_edge.errors import ConfigError
-from ich_edge.transforms import PreprocessConfig, Resize
+from ich_edge.transforms import PreprocessConfig
 
 BLOOD_HU = (50.0, 90.0)
 BRAIN_HU = (0.0, 100.0)
@@ -101,14 +101,3 @@ def baseline_slice_scores(images_uint8: np.ndarray, preprocess_config: Preproces
     return slice_scores_from_hu(cache_to_hu(images_uint8, preprocess_config))
 
 
-def baseline_study_score(images_uint8: np.ndarray, preprocess_config: PreprocessConfig) -> float:
-    """Baseline score of one study (its slices as prepared model inputs): the max over slices."""
-    return float(baseline_slice_scores(images_uint8, preprocess_config).max(initial=0.0))
-
-
-def baseline_slice_scores_hu(hu_slices, input_size_px: int | None = 128) -> np.ndarray:
-    """Baseline per slice from HU slices (any size), area-resized to ``input_size_px`` first
-    (None: at native resolution), so full-size DICOM can be scored like the cache."""
-    resize = Resize(input_size_px) if input_size_px else None
-    stack = np.stack([resize(np.asarray(h, np.float32)) if resize else np.asarray(h, np.float32) for h in hu_slices])
-    return slice_scores_from_hu(stack)

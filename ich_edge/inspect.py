@@ -8,11 +8,9 @@ texts (pydicom quotes what it cannot parse) are masked by :mod:`ich_edge.dicom.p
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from ich_edge.dicom import ScanResult, Series, find_series
+from ich_edge.dicom import ScanResult, Series
 from ich_edge.dicom.privacy import mask_all
 from ich_edge.errors import SeriesError
 
@@ -32,11 +30,6 @@ REPORT_KEYS = (
     "sort_method",
     "problems",
 )
-
-
-def inspect_path(path: str | os.PathLike) -> list[dict]:
-    """Reports of the CT series under ``path`` (a file or folder); see :func:`inspect_scan`."""
-    return inspect_scan(find_series(path))
 
 
 def inspect_scan(scan: ScanResult) -> list[dict]:

@@ -11,8 +11,8 @@ import pydicom
 import pytest
 
 from ich_edge import LABELS
-from ich_edge.assets import ASSET_NAMES, AssetsConfig, _notes, _training_sentence, write_assets
-from ich_edge.assets_sample import SampleConfig
+from ich_edge.assets.build import ASSET_NAMES, AssetsConfig, _notes, _training_sentence, write_assets
+from ich_edge.assets.sample import SampleConfig
 from ich_edge.cli import main
 from ich_edge.errors import ConfigError, GateFailedError, OutputExistsError
 from ich_edge.transforms import PreprocessConfig
@@ -282,7 +282,7 @@ def test_a_model_without_passing_parity_is_refused_unless_allowed(model_path, tm
 
 
 def test_failure_leaves_nothing_behind(model_path, tmp_path, monkeypatch):
-    import ich_edge.assets as assets_module
+    import ich_edge.assets.build as assets_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")

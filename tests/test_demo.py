@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ich_edge import demo
+import demo  # scripts/demo.py (tests/conftest.py puts scripts/ on the path)
 
 
 def test_steps_run_the_whole_pipeline_in_order(tmp_path):

@@ -18,21 +18,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ich_edge.assets import AssetsConfig, write_assets
-from ich_edge.assets_manifest import window_specs
-from ich_edge.assets_sample import SampleConfig
+from ich_edge.assets.build import AssetsConfig, write_assets
+from ich_edge.assets.manifest import window_specs
+from ich_edge.assets import reference_client as client
+from ich_edge.assets.sample import SampleConfig
 from ich_edge.sequence import SequenceConfig, window_starts
 from ich_edge.transforms import Preprocess, PreprocessConfig
 from tiny_app_model import tiny_model_bytes
 
 REPO = Path(__file__).resolve().parents[1]
-CLIENT = REPO / "benchmarks" / "reference_client.py"
+CLIENT = REPO / "ich_edge" / "assets" / "reference_client.py"
 COMMITTED = REPO / "android_demo_assets"
 SIZE_PX, WINDOW, STRIDE = 16, 4, 2
 BLOCKED = ("tensorflow", "tf_keras", "keras", "ich_edge")
 
-sys.path.insert(0, str(CLIENT.parent))
-import reference_client as client  # noqa: E402  (a script in benchmarks/, importable by design)
 
 _BLOCKED_RUN = textwrap.dedent(
     """
@@ -106,7 +105,7 @@ def test_client_passes_on_committed_demo_assets(tmp_path):
     assert status == {"code": 0, "loaded": []}, stdout
     assert report["passed"]
     manifest = json.loads((COMMITTED / "manifest.json").read_text())
-    # make demo ships the first of qat-int8, int8, fp16, fp32 that passed parity (ich_edge.demo.SHIP_PREFERENCE)
+    # make demo ships the first of qat-int8, int8, fp16, fp32 that passed parity (scripts/demo.py SHIP_PREFERENCE)
     assert manifest["precision"] in ("qat-int8", "int8", "fp16", "fp32") and manifest["size_bytes"] < 5 * 2**20
     assert manifest["parity"]["passed"] and not manifest["parity"]["allowed_failed_parity"]
     assert manifest["sample"]["ground_truth_study"]["any"] == 1  # a positive study (what the model says is checked above)
@@ -175,7 +174,7 @@ def _converter_fixtures():
 @pytest.mark.parametrize(("precision", "io"), [("int8", "int8"), ("fp32", "float")])
 def test_client_passes_on_assets_of_a_converted_model(tmp_path, precision, io):
     """The real file format: a tiny untrained CNN-LSTM through ``ich-edge convert``, then assets."""
-    from ich_edge.training.export import ConvertConfig, convert_runs
+    from converters.convert import ConvertConfig, convert_runs
 
     fixtures = _converter_fixtures()
     series = fixtures.write_cache(tmp_path / "cache")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ich_edge import LABELS
-from ich_edge.summary import summary_rows, summary_table
+from summary import summary_rows, summary_table  # scripts/summary.py
 
 
 def _study(auc: float) -> dict:

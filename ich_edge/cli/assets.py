@@ -42,7 +42,7 @@ def command(model_path: Path, out_dir: Path, sample_seed: int, force: bool, pari
     OUT receives model.tflite, labels.txt, manifest.json (signatures, quantization,
     preprocessing, sequence rule, thresholds), sample/ (a synthetic positive study as RLE
     DICOM, its exact input tensors and golden outputs), snippets/ (Kotlin and Swift) and a
-    README. Check a folder with `python benchmarks/reference_client.py OUT`.
+    README. Check a folder with `python ich_edge/assets/reference_client.py OUT`.
 
     The model ships only with a parity report in which this exact file passed both
     conversion and deployment parity (--parity); otherwise exit code 1, unless

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ich_edge.cli.conventions import Command, list_option
-from ich_edge.runtime.bench import BACKENDS, BenchConfig, parse_backends, parse_threads
+from ich_edge.runtime.bench.runner import BACKENDS, BenchConfig, parse_backends, parse_threads
 
 
 def _old_json_path(value: str) -> bool:
@@ -79,8 +79,8 @@ def command(
     option.
     """
     from ich_edge.errors import MeasurementError
-    from ich_edge.runtime.bench import benchmark, failed_rows
-    from ich_edge.runtime.bench_report import format_profile, format_table, write_results
+    from ich_edge.runtime.bench.runner import benchmark, failed_rows
+    from ich_edge.runtime.bench.report import format_profile, format_table, write_results
 
     from ich_edge.fileio import refuse_existing
 

@@ -39,7 +39,7 @@ def command(models, precisions, data, out, calibration_windows, io, seed, force)
     features -> probabilities), builtin ops only, an embedded description (labels,
     preprocessing, sequence rule, thresholds, quantization) and a sidecar JSON.
     """
-    from ich_edge.training.export import ConvertConfig, convert_runs
+    from converters.convert import ConvertConfig, convert_runs
 
     fields = {"precisions": precisions, "io": io, "force": force, "seed": seed}
     if calibration_windows is not None:

@@ -37,12 +37,12 @@ class CompiledRuntimeStudyModel(TFLiteStudyModel):
 
     Raises
     ------
-    ich_edge.runtime.bench_gpu.AcceleratorUnavailable
+    ich_edge.runtime.bench.gpu.AcceleratorUnavailable
         The accelerator cannot run the model here, with LiteRT's reason.
     """
 
     def __init__(self, path: str | Path, num_threads: int = 2, accelerator: str = "cpu") -> None:
-        from ich_edge.runtime.bench_gpu import CompiledStudyModel
+        from ich_edge.runtime.bench.gpu import CompiledStudyModel
 
         if accelerator not in ACCELERATORS:
             raise ConfigError(f"accelerator must be one of {ACCELERATORS}, got {accelerator!r}")

@@ -21,42 +21,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ich_edge.errors import MissingDependencyError, ModelError
-
-
-def _schema():
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-        from ai_edge_litert.tools import flatbuffer_utils
-    except ImportError as err:
-        raise MissingDependencyError(
-            f"reading the model graph needs ai-edge-litert ({err}); pip install ai-edge-litert"
-        ) from err
-    return schema, flatbuffer_utils
+from ich_edge.errors import ModelError
+from ich_edge.runtime import flatbuffer as fb
 
 
 def read_model(model_bytes: bytes):
-    """The flatbuffer object tree (``ModelT``) of a ``.tflite`` file's bytes."""
-    schema, fbu = _schema()
-    try:
-        return fbu.convert_bytearray_to_object(bytearray(model_bytes))
-    except Exception as err:  # the generated parser raises whatever struct/flatbuffers raise
-        raise ModelError(f"not a TFLite flatbuffer ({type(err).__name__}: {err})") from err
-
-
-def _name(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def signature_subgraphs(model) -> dict[str, int]:
-    """``{signature key: subgraph index}`` of a ``ModelT``."""
-    return {_name(sig.signatureKey): int(sig.subgraphIndex) for sig in (model.signatureDefs or [])}
+    """The flatbuffer object tree (``ModelT``) of a ``.tflite`` file's bytes (:func:`ich_edge.runtime.flatbuffer.unpack`)."""
+    return fb.unpack(model_bytes)
 
 
 def op_types(model, subgraph_index: int) -> list[str]:
     """Builtin op name of each operator of a subgraph, in order (e.g. ``CONV_2D``)."""
-    _, fbu = _schema()
-    return [fbu.opcode_to_name(model, op.opcodeIndex) for op in model.subgraphs[subgraph_index].operators or []]
+    names = fb.operator_names(model)
+    return [names[op.opcodeIndex] for op in fb.seq(model.subgraphs[subgraph_index].operators)]
 
 
 #: Ops that call other subgraphs; a signature using them cannot be cut out on its own.
@@ -69,19 +46,18 @@ def single_signature_model(model_bytes: bytes, signature_key: str) -> bytes:
     Buffers (weights) are kept as they are. Raises :class:`ModelError` when the signature
     calls other subgraphs (control flow), which this cut would break.
     """
-    _, fbu = _schema()
     model = read_model(model_bytes)
-    index = signature_subgraphs(model).get(signature_key)
+    index = fb.signature_subgraphs(model).get(signature_key)
     if index is None:
-        raise ModelError(f"the model has no signature {signature_key!r}; it has {sorted(signature_subgraphs(model))}")
+        raise ModelError(f"the model has no signature {signature_key!r}; it has {sorted(fb.signature_subgraphs(model))}")
     flow = CONTROL_FLOW_OPS.intersection(op_types(model, index))
     if flow:
         raise ModelError(f"signature {signature_key!r} uses {sorted(flow)}, which call other subgraphs")
-    sig = next(s for s in model.signatureDefs if _name(s.signatureKey) == signature_key)
+    sig = next(s for s in model.signatureDefs if fb.name(s.signatureKey) == signature_key)
     sig.subgraphIndex = 0
     model.subgraphs = [model.subgraphs[index]]
     model.signatureDefs = [sig]
-    return bytes(fbu.convert_object_to_bytearray(model))
+    return fb.pack(model)
 
 
 def delegated_op_indices(ops: list[dict]) -> set[int]:
@@ -141,7 +117,7 @@ def xnnpack_coverage(model_bytes: bytes, num_threads: int = 1) -> dict[str, Sign
 
     module = interpreter_module()
     coverage = {}
-    for key in signature_subgraphs(read_model(model_bytes)):
+    for key in fb.signature_subgraphs(read_model(model_bytes)):
         interpreter = module.Interpreter(
             model_content=single_signature_model(model_bytes, key), num_threads=num_threads
         )
@@ -165,7 +141,7 @@ def builtin_coverage(model_bytes: bytes) -> dict[str, SignatureCoverage]:
     """Coverage of the reference kernels: every node on the builtin kernels, none delegated."""
     model = read_model(model_bytes)
     out = {}
-    for key, index in signature_subgraphs(model).items():
+    for key, index in fb.signature_subgraphs(model).items():
         names = op_types(model, index)
         out[key] = SignatureCoverage(key, len(names), 0, 0, dict(sorted(Counter(names).items())))
     return out
@@ -239,7 +215,7 @@ def signature_macs(model_bytes: bytes) -> dict[str, dict]:
     """Per signature: ``macs`` at the stored (batch 1) shapes, MACs per op type, uncounted op types."""
     model = read_model(model_bytes)
     out = {}
-    for key, index in signature_subgraphs(model).items():
+    for key, index in fb.signature_subgraphs(model).items():
         by_type: Counter = Counter()
         uncounted: Counter = Counter()
         for op_index, name in enumerate(op_types(model, index)):

@@ -10,81 +10,32 @@ how they compute (integer, hybrid or float), for ``convert``, ``bench`` and the 
 Damaged and foreign files are refused by :func:`ich_edge.runtime.model_check.check_model_file`
 before the interpreter sees them.
 
-Only numpy, flatbuffers and ``ai_edge_litert.schema_py_generated`` are used.
+Only numpy, flatbuffers and ``ai_edge_litert.schema_py_generated`` are used, read through
+:mod:`ich_edge.runtime.flatbuffer`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import struct
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from ich_edge.errors import MissingDependencyError, ModelError
+from ich_edge.errors import ModelError
+from ich_edge.runtime import flatbuffer as fb
 
 DESCRIPTION_KEY = "ich_edge_description"
 FORMAT = "ich-edge-model/1"
 SIDECAR_SUFFIX = ".json"
 #: Buffers are 16-byte aligned in converter output; keep them so after re-packing.
 _BUFFER_ALIGNMENT = 16
-_FILE_IDENTIFIER = b"TFL3"
 _INTEGER_TYPES = ("int8", "uint8", "int16")
-
-
-def _schema():
-    """The generated TFLite flatbuffer schema module (ships with ai-edge-litert)."""
-    try:
-        return importlib.import_module("ai_edge_litert.schema_py_generated")
-    except ImportError as err:
-        raise MissingDependencyError(
-            "reading model descriptions needs ai-edge-litert (pip install ai-edge-litert)"
-        ) from err
 
 
 def sidecar_path(model_path: str | Path) -> Path:
     """``<model>.tflite.json``: the description next to the model, for people and scripts."""
     return Path(f"{model_path}{SIDECAR_SUFFIX}")
-
-
-def _read_bytes(model: str | Path | bytes) -> tuple[bytes, str]:
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return bytes(model), "<model bytes>"
-    path = Path(model)
-    try:
-        return path.read_bytes(), str(path)
-    except OSError as err:
-        raise ModelError(f"cannot read model file {path}: {err.strerror or err}") from err
-
-
-_CONVERT_AGAIN = "pass a .tflite written by `ich-edge convert` (convert it again if it was damaged)"
-
-
-def _check_header(data: bytes, source: str) -> None:
-    if not data:
-        raise ModelError(f"{source} is empty (0 bytes); {_CONVERT_AGAIN}")
-    if len(data) < 8 or data[4:8] != _FILE_IDENTIFIER:
-        raise ModelError(f"{source} is not a TFLite flatbuffer (no TFL3 identifier); {_CONVERT_AGAIN}")
-    if struct.unpack_from("<I", data, 0)[0] + 4 > len(data):
-        raise ModelError(f"{source} is truncated or damaged (its root table lies past the end, {len(data)} bytes); {_CONVERT_AGAIN}")
-
-
-def _unpack(data: bytes, source: str):
-    schema = _schema()
-    _check_header(data, source)
-    try:
-        return schema.ModelT.InitFromPackedBuf(data, 0)
-    except Exception as err:  # flatbuffers raises plain errors (struct.error, ...) on damaged files
-        raise ModelError(
-            f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {_parse_failure(err)} while "
-            f"parsing it); {_CONVERT_AGAIN}"
-        ) from err
-
-
-def _parse_failure(err: Exception) -> str:
-    return "a read past its end" if isinstance(err, struct.error) else type(err).__name__
 
 
 def _aligned_buffer(schema, data):
@@ -143,7 +94,7 @@ def _short_name(raw) -> str:
     Keeps the first of the fused ops' names (joined by ``;``) and drops the ``quant_`` prefix
     of TFMOT wrapper layers, so a QAT file names its tensors like the float-trained one.
     """
-    first = _name(raw).split(";", 1)[0]
+    first = fb.name(raw).split(";", 1)[0]
     return "/".join(part.removeprefix("quant_") for part in first.split("/"))
 
 
@@ -192,13 +143,13 @@ def embed_description(tflite_bytes: bytes, description: dict, compact: bool = Tr
     """
     import flatbuffers
 
-    schema = _schema()
-    model = _unpack(bytes(tflite_bytes), "<model bytes>")
+    schema = fb.schema()
+    model = fb.unpack(bytes(tflite_bytes), "<model bytes>")
     if any(buffer.offset for buffer in model.buffers or []):
         raise ModelError("models over 2 GB (buffers stored outside the flatbuffer) are not supported")
     payload = np.frombuffer(json.dumps(description, sort_keys=True).encode("utf-8"), dtype=np.uint8)
     model.buffers = [_aligned_buffer(schema, b.data) for b in model.buffers]
-    model.metadata = [m for m in (model.metadata or []) if _name(m.name) != DESCRIPTION_KEY]
+    model.metadata = [m for m in (model.metadata or []) if fb.name(m.name) != DESCRIPTION_KEY]
     model.buffers.append(_aligned_buffer(schema, payload))
     entry = schema.MetadataT()
     entry.name = DESCRIPTION_KEY
@@ -214,12 +165,7 @@ def embed_description(tflite_bytes: bytes, description: dict, compact: bool = Tr
         builder = _SharingBuilder.create(size)
     else:
         builder = flatbuffers.Builder(size)
-    builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
-    return bytes(builder.Output())
-
-
-def _name(raw) -> str:
-    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+    return fb.pack(model, builder)
 
 
 def read_description(model: str | Path | bytes) -> dict:
@@ -231,24 +177,24 @@ def read_description(model: str | Path | bytes) -> dict:
         The file is not a TFLite model, or carries no ich-edge description (then it was not
         written by ``ich-edge convert``).
     """
-    data, source = _read_bytes(model)
-    schema = _schema()
-    _check_header(data, source)
+    data, source = fb.read_bytes(model)
+    schema = fb.schema()
+    fb.check_header(data, source)
     try:
         root = schema.Model.GetRootAs(data, 0)
         entries = [root.Metadata(i) for i in range(root.MetadataLength())]
-        raws = [root.Buffers(e.Buffer()).DataAsNumpy() for e in entries if _name(e.Name()) == DESCRIPTION_KEY]
+        raws = [root.Buffers(e.Buffer()).DataAsNumpy() for e in entries if fb.name(e.Name()) == DESCRIPTION_KEY]
     except Exception as err:  # reads past the end of a truncated or damaged file
         raise ModelError(
-            f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {_parse_failure(err)} while "
-            f"reading its metadata); {_CONVERT_AGAIN}"
+            f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {fb.parse_failure(err)} while "
+            f"reading its metadata); {fb.CONVERT_AGAIN}"
         ) from err
     if not raws:
         raise ModelError(f"{source} is not an ich-edge model (no {DESCRIPTION_KEY}); convert it with ich-edge convert")
-    return _parse_description(raws[0], source)
+    return parse_description(raws[0], source)
 
 
-def _parse_description(raw, source: str) -> dict:
+def parse_description(raw, source: str) -> dict:
     try:
         description = json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as err:
@@ -256,19 +202,6 @@ def _parse_description(raw, source: str) -> dict:
     if not isinstance(description, dict):
         raise ModelError(f"{source}: the ich-edge description is not a JSON object; convert the model again")
     return description
-
-
-def _tensor_type_names(schema) -> dict[int, str]:
-    return {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-
-
-def _op_names(schema) -> dict[int, str]:
-    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-
-
-def _seq(values) -> list:
-    """A flatbuffer vector of the object API, or [] where the file leaves it out (None)."""
-    return [] if values is None else values
 
 
 def _op_kind(op_name: str, activation_types: set[str], weight_types: set[str]) -> str:
@@ -296,31 +229,25 @@ def op_summary(model: str | Path | bytes) -> dict:
     """
     from ich_edge.runtime.model_check import check_model_file
 
-    data, source = _read_bytes(model)
+    data, source = fb.read_bytes(model)
     check_model_file(data, ich_edge=False)  # indices in range: the walk below trusts them
-    schema = _schema()
-    model_t = _unpack(data, source)
-    type_names, op_names = _tensor_type_names(schema), _op_names(schema)
-    codes = []
-    for code in _seq(model_t.operatorCodes):
-        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-        name = op_names.get(builtin, f"OP{builtin}")
-        if name == "CUSTOM":
-            name = f"CUSTOM:{_name(code.customCode)}"
-        codes.append(name)
+    schema = fb.schema()
+    model_t = fb.unpack(data, source)
+    type_names = fb.tensor_type_names(schema)
+    codes = fb.operator_names(model_t)
     names = {i: f"subgraph{i}" for i in range(len(model_t.subgraphs))}
-    for sig in _seq(model_t.signatureDefs):
-        names[sig.subgraphIndex] = _name(sig.signatureKey)
-    has_data = [b.data is not None and len(b.data) > 0 for b in _seq(model_t.buffers)]
+    for sig in fb.seq(model_t.signatureDefs):
+        names[sig.subgraphIndex] = fb.name(sig.signatureKey)
+    has_data = [b.data is not None and len(b.data) > 0 for b in fb.seq(model_t.buffers)]
     summary = {}
     for index, subgraph in enumerate(model_t.subgraphs):
-        tensors = _seq(subgraph.tensors)
+        tensors = fb.seq(subgraph.tensors)
         ops: dict[str, dict] = {}
         weight_bytes: Counter = Counter()
-        for operator in _seq(subgraph.operators):
+        for operator in fb.seq(subgraph.operators):
             op_name = codes[operator.opcodeIndex]
             activations, weights = set(), set()
-            for t in [int(i) for i in _seq(operator.inputs) if i >= 0]:
+            for t in [int(i) for i in fb.seq(operator.inputs) if i >= 0]:
                 tensor = tensors[t]
                 dtype = type_names.get(tensor.type, str(tensor.type))
                 (weights if has_data[tensor.buffer] else activations).add(dtype)

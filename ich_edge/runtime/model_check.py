@@ -17,18 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge.errors import ModelError
-from ich_edge.runtime.description import (
-    DESCRIPTION_KEY,
-    _name,
-    _op_names,
-    _parse_description,
-    _read_bytes,
-    _schema,
-    _tensor_type_names,
-    _unpack,
-)
+from ich_edge.runtime import flatbuffer as fb
+from ich_edge.runtime.description import DESCRIPTION_KEY, parse_description
 
-_CONVERT_AGAIN = "pass a .tflite written by `ich-edge convert` (convert it again if it was damaged)"
 
 
 #: Signature -> (input rank, output rank) of an ich-edge model (see ich_edge.runtime.tflite_model).
@@ -62,17 +53,17 @@ def check_model_file(model: str | Path | bytes, ich_edge: bool = True) -> dict:
     ModelError
         One message naming the file, what is wrong and what to do.
     """
-    data, source = _read_bytes(model)
-    schema = _schema()
-    model_t = _unpack(data, source)
+    data, source = fb.read_bytes(model)
+    schema = fb.schema()
+    model_t = fb.unpack(data, source)
     try:
         _check_tables(model_t, schema, len(data))
     except ModelError as err:
-        raise ModelError(f"{source} is a damaged TFLite file ({err}); {_CONVERT_AGAIN}") from None
-    raws = [model_t.buffers[m.buffer].data for m in model_t.metadata or [] if _name(m.name) == DESCRIPTION_KEY]
+        raise ModelError(f"{source} is a damaged TFLite file ({err}); {fb.CONVERT_AGAIN}") from None
+    raws = [model_t.buffers[m.buffer].data for m in model_t.metadata or [] if fb.name(m.name) == DESCRIPTION_KEY]
     if not ich_edge:
-        return _parse_description(raws[0], source) if raws else {}
-    signatures = {_name(sig.signatureKey): sig for sig in model_t.signatureDefs or []}
+        return parse_description(raws[0], source) if raws else {}
+    signatures = {fb.name(sig.signatureKey): sig for sig in model_t.signatureDefs or []}
     missing = sorted(set(ICH_EDGE_SIGNATURES) - set(signatures))
     if missing:
         found = ", ".join(sorted(signatures)) or "none"
@@ -95,7 +86,7 @@ def check_model_file(model: str | Path | bytes, ich_edge: bool = True) -> dict:
             shapes[key, role] = found[0]
     if not raws:
         raise ModelError(f"{source} is not an ich-edge model (no {DESCRIPTION_KEY}); convert it with ich-edge convert")
-    description = _parse_description(raws[0], source)
+    description = parse_description(raws[0], source)
     _check_description(description, source)
     _check_signature_shapes(shapes, len(description["labels"]), source)
     return description
@@ -145,8 +136,8 @@ def _check_tables(model_t, schema, file_bytes: int) -> None:
     buffers, codes, subgraphs = model_t.buffers or [], model_t.operatorCodes or [], model_t.subgraphs or []
     if not subgraphs:
         raise ModelError("no subgraphs")
-    type_names = _tensor_type_names(schema)
-    known_ops = set(_op_names(schema))
+    type_names = fb.tensor_type_names(schema)
+    known_ops = set(fb.builtin_op_names(schema))
     for code in codes:
         builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
         if builtin not in known_ops:
@@ -184,7 +175,7 @@ def _check_tables(model_t, schema, file_bytes: int) -> None:
         tensors = subgraphs[sig.subgraphIndex].tensors or []
         for entry in [*(sig.inputs or []), *(sig.outputs or [])]:
             _check_text(entry.name, "signature tensor name")
-            _in_range(entry.tensorIndex, len(tensors), f"signature {_name(sig.signatureKey)!r} tensor")
+            _in_range(entry.tensorIndex, len(tensors), f"signature {fb.name(sig.signatureKey)!r} tensor")
     for entry in model_t.metadata or []:
         _check_text(entry.name, "metadata name")
         _in_range(entry.buffer, len(buffers), "metadata buffer")

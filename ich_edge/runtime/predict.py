@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ich_edge import sequence
 from ich_edge.dicom import Series, find_series
 from ich_edge.dicom.privacy import mask_all
 from ich_edge.errors import ConfigError, IchEdgeError, ModelError, SeriesError
@@ -125,8 +126,8 @@ class SeriesPrediction:
 
     @property
     def study_probabilities(self) -> np.ndarray:
-        """Study-level probability per label: the max over slices."""
-        return self.slice_probabilities.max(axis=0)
+        """Study-level probability per label (the study rule, :func:`ich_edge.sequence.study_probabilities`)."""
+        return sequence.study_probabilities(self.slice_probabilities)
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,6 @@ HU_AIR = -1000.0
 # csf_kind codes (Tissue.csf_kind): which CSF space a pixel belongs to.
 CSF_NONE, CSF_SULCUS, CSF_EXTRA_AXIAL, CSF_SYLVIAN, CSF_SUPRASELLAR, CSF_INTERHEMISPHERIC = 0, 1, 2, 3, 4, 5
 CSF_AMBIENT, CSF_POSTERIOR_FOSSA = 6, 7
-CSF_KINDS = {
-    "sulcus": CSF_SULCUS,
-    "extra_axial": CSF_EXTRA_AXIAL,
-    "sylvian": CSF_SYLVIAN,
-    "suprasellar": CSF_SUPRASELLAR,
-    "interhemispheric": CSF_INTERHEMISPHERIC,
-    "ambient": CSF_AMBIENT,
-    "posterior_fossa": CSF_POSTERIOR_FOSSA,
-}
 
 # ventricle_id codes.
 VENT_RIGHT_LATERAL, VENT_LEFT_LATERAL, VENT_THIRD, VENT_FOURTH = 1, 2, 3, 4

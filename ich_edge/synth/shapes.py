@@ -27,18 +27,6 @@ def ellipsoid_q(pts: Points, center, semi_mm, yaw_deg: float = 0.0) -> np.ndarra
     return (dx / F32(semi_mm[0])) ** 2 + (dy / F32(semi_mm[1])) ** 2 + (dz / F32(semi_mm[2])) ** 2
 
 
-def ellipsoid_distance(pts: Points, center, semi_mm, yaw_deg: float = 0.0) -> np.ndarray:
-    """Approximate signed distance in mm to an ellipsoid (negative inside)."""
-    q = ellipsoid_q(pts, center, semi_mm, yaw_deg)
-    return (np.sqrt(q) - F32(1.0)) * F32(min(semi_mm))
-
-
-def smooth_step(x: np.ndarray, width: float) -> np.ndarray:
-    """0 below ``-width``, 1 above ``+width``, a cubic in between."""
-    t = np.clip(x / F32(2.0 * width) + F32(0.5), 0.0, 1.0)
-    return t * t * (F32(3.0) - F32(2.0) * t)
-
-
 def ramp(x: np.ndarray) -> np.ndarray:
     """A cheap sigmoid: 0 below -2, 1 above +2, smooth (cubic) in between."""
     t = np.clip(x * F32(0.25) + F32(0.5), 0.0, 1.0)

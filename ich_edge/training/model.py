@@ -104,11 +104,13 @@ class ModelConfig:
         return cls(**known)
 
 
-def _channels(base: int, width: float) -> int:
+def scaled_channels(base: int, width: float) -> int:
+    """``base`` channels at width multiplier ``width``, rounded to a multiple of 8 (at least 8)."""
     return max(8, int(round(base * width / 8.0)) * 8)
 
 
-def _conv_bn_relu(x, filters: int, kernel: int, strides: int, name: str):
+def conv_bn_relu(x, filters: int, kernel: int, strides: int, name: str):
+    """Conv2D (no bias) -> BatchNormalization -> ReLU6, the order the converter folds BN in."""
     x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     return keras.layers.ReLU(6.0, name=f"{name}_relu")(x)
@@ -117,7 +119,7 @@ def _conv_bn_relu(x, filters: int, kernel: int, strides: int, name: str):
 def _inverted_residual(x, filters: int, strides: int, expansion: int, name: str):
     """MobileNetV2 block: 1x1 expand -> 3x3 depthwise -> 1x1 linear projection (+ skip)."""
     in_channels = x.shape[-1]
-    y = _conv_bn_relu(x, in_channels * expansion, 1, 1, f"{name}_expand")
+    y = conv_bn_relu(x, in_channels * expansion, 1, 1, f"{name}_expand")
     y = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(y)
     y = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_dw_bn")(y)
     y = keras.layers.ReLU(6.0, name=f"{name}_dw_relu")(y)
@@ -133,10 +135,10 @@ EDGE_BLOCKS = ((16, 1, 1), (24, 2, 4), (24, 1, 4), (32, 2, 4), (32, 1, 4), (64, 
 
 
 def _edge_backbone(image, width: float):
-    x = _conv_bn_relu(image, _channels(16, width), 3, 2, "stem")
+    x = conv_bn_relu(image, scaled_channels(16, width), 3, 2, "stem")
     for i, (filters, strides, expansion) in enumerate(EDGE_BLOCKS):
-        x = _inverted_residual(x, _channels(filters, width), strides, expansion, f"block{i + 1}")
-    return _conv_bn_relu(x, _channels(192, width), 1, 1, "top")
+        x = _inverted_residual(x, scaled_channels(filters, width), strides, expansion, f"block{i + 1}")
+    return conv_bn_relu(x, scaled_channels(192, width), 1, 1, "top")
 
 
 def _input_scaling(image, scale: float, offset: float):

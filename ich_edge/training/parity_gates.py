@@ -7,9 +7,11 @@ agreement at the thresholds, lost and added positives, max |dp|):
 **Conversion parity**: does the file compute what the Keras model it was converted from
 computes? The reference is the float RUN_DIR for fp32/fp16/dynamic/int8 and the QAT_DIR for
 qat-int8, each at its own ``thresholds.json`` (the file carries the same thresholds). The
-gates come from the precision recipes in ``converters`` (fp32: max |dp| 1e-4; reduced
-precisions: study AUC drop <= 0.005 and decision agreement >= 99% per label). A failure here
-is a conversion defect.
+gates are :data:`CONVERSION_GATES`, one row per precision, which each recipe in ``converters``
+carries as its ``parity`` (fp32: max |dp| 1e-4; reduced precisions: study AUC drop <= 0.005
+and decision agreement >= 99% per label). A failure here is a conversion defect. The table
+lives here, not in ``converters``, because ``converters`` builds on the training tier and
+never the other way round.
 
 **Deployment parity**: does the file the app ships say what the model that was validated
 says? The reference is always the float model of RUN_DIR (its validation and test reports
@@ -103,16 +105,27 @@ class ParityGates:
 DEPLOYMENT_GATES = ParityGates(max_auc_drop=0.01, max_auc_drop_ci95=0.03, min_agreement=0.95, max_lost_detections=1)
 
 
+#: Conversion parity gates per precision (against the Keras model the file was converted
+#: from); the recipe of each precision in ``converters`` carries its row as ``parity``.
+CONVERSION_GATES: dict[str, dict[str, float]] = {
+    "fp32": {"max_abs_diff": 1e-4},
+    "fp16": {"max_auc_drop": 0.005, "min_agreement": 0.99},
+    "dynamic": {"max_auc_drop": 0.005, "min_agreement": 0.99},
+    "int8": {"max_auc_drop": 0.005, "min_agreement": 0.99},
+    "qat-int8": {"max_auc_drop": 0.005, "min_agreement": 0.99},
+}
+
+
 def gates_for(precision: str, overrides: dict | None = None) -> ParityGates:
-    """Conversion gates of ``precision`` from its converter recipe, with CLI ``overrides`` applied.
+    """Conversion gates of ``precision`` (:data:`CONVERSION_GATES`), with CLI ``overrides`` applied.
 
     ``overrides`` maps a gate name to a value (``None`` values are ignored): an fp32 recipe
     has a ``max_abs_diff`` gate, reduced precisions ``max_auc_drop`` and ``min_agreement``;
     an override only replaces a gate the recipe has.
     """
-    from converters import get_recipe
-
-    return recipe_gates(get_recipe(precision)).with_overrides(overrides)
+    if precision not in CONVERSION_GATES:
+        raise ConfigError(f"no conversion parity gates for precision {precision!r} (known: {', '.join(CONVERSION_GATES)})")
+    return ParityGates(**{k: CONVERSION_GATES[precision].get(k) for k in ParityGates.__dataclass_fields__}).with_overrides(overrides)
 
 
 def recipe_gates(recipe) -> ParityGates:

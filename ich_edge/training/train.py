@@ -228,11 +228,6 @@ def training_loss(positive_weight: float = 1.0, labels=LABELS):
     return rsna_weighted_bce_positive
 
 
-def model_config_for(cache_path: str | Path, **fields) -> ModelConfig:
-    """A :class:`ModelConfig` whose input size is the cache's (the cache fixes the input)."""
-    return ModelConfig(input_size_px=Cache.open(cache_path).preprocess.input_size_px, **fields)
-
-
 def _resume_key(run_config: dict) -> dict:
     train = {k: v for k, v in run_config["train"].items() if k not in RESUMABLE_FIELDS}
     keys = ("model", "sequence", "preprocess")

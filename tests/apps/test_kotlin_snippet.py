@@ -69,8 +69,8 @@ class Build:
 
 
 def _render_from_manifest(assets: Path, template: str, float_suffix: str) -> str:
-    from ich_edge.assets import render
-    from ich_edge.assets_manifest import snippet_values
+    from ich_edge.assets.build import render
+    from ich_edge.assets.manifest import snippet_values
 
     manifest = json.loads((assets / "manifest.json").read_text())
     return render(template, snippet_values(manifest, float_suffix))
@@ -87,8 +87,8 @@ def _repackaged(text: str, package: str) -> str:
 @pytest.fixture(scope="session")
 def fresh_assets(tmp_path_factory) -> Path:
     """``ich-edge assets`` for a tiny uint8-in, int8-features, uint8-probabilities model (window 4)."""
-    from ich_edge.assets import AssetsConfig, write_assets
-    from ich_edge.assets_sample import SampleConfig
+    from ich_edge.assets.build import AssetsConfig, write_assets
+    from ich_edge.assets.sample import SampleConfig
     from tiny_app_model import tiny_model_bytes
 
     model = tmp_path_factory.mktemp("tiny") / "cnn_lstm_qat-int8.tflite"
@@ -277,7 +277,7 @@ def test_committed_snippets_are_the_rendered_templates():
 
 def test_snippet_has_no_state_reset():
     """classify is stateless: no variable-tensor reset is left in the snippets or their templates."""
-    templates = REPO / "ich_edge" / "assets_templates"
+    templates = REPO / "ich_edge" / "assets" / "templates"
     for path in [*templates.glob("IchEdgeModel.*.in"), *(COMMITTED_ASSETS / "snippets").iterdir()]:
         text = path.read_text()
         assert "resetVariableTensors" not in text and "variable tensors" not in text, path

@@ -350,8 +350,8 @@ class SnippetChecker:
 def _render_fresh() -> str:
     import json
 
-    from ich_edge.assets import render
-    from ich_edge.assets_manifest import snippet_values
+    from ich_edge.assets.build import render
+    from ich_edge.assets.manifest import snippet_values
 
     manifest = json.loads((REPO / "android_demo_assets" / "manifest.json").read_text())
     return render("IchEdgeModel.swift.in", snippet_values(manifest))

@@ -8,6 +8,7 @@ import pytest
 from converters.calibration import calibration_set, draw_windows, representative_dataset
 from ich_edge.errors import ConfigError
 from ich_edge.sequence import SequenceConfig, window_indices
+from ich_edge.transforms import pixels_to_unit
 
 SEQUENCE = SequenceConfig(4, 2)
 
@@ -46,9 +47,21 @@ def test_calibration_set_encodes_each_slice_once_and_pads_with_the_blank_slice(t
     np.testing.assert_allclose(calibration.windows[short[0], -1], [0.0, 0.0, 0.0, 1.0])  # blank slice features
 
 
+def test_short_series_are_padded_by_the_one_padding_rule(tiny_data, monkeypatch):
+    import converters.calibration as calibration
+
+    _, series, _ = tiny_data
+    real, calls = calibration.feature_windows, []
+    monkeypatch.setattr(calibration, "feature_windows", lambda *args: calls.append(args[1]) or real(*args))
+    chosen = [s for s in series if s.num_slices < 4]
+    calibration.calibration_set(lambda batch: batch.mean(axis=(1, 2)), chosen, SEQUENCE, num_windows=1)
+    assert calls == [SEQUENCE]
+
+
 def test_representative_dataset_yields_classify_first():
     calibration_images = np.zeros((3, 8, 8, 3), np.uint8)
     calibration_images[1] = 255
+    calibration_images[2] = 3  # 3 / 255 and 3 * (1/255) differ in float32: the model input is the latter
     windows = np.ones((2, 4, 5), np.float32)
     from converters.calibration import CalibrationSet
 
@@ -57,3 +70,4 @@ def test_representative_dataset_yields_classify_first():
     assert samples[0][1]["features"].shape == (1, 4, 5)
     image = samples[3][1]["image"]
     assert image.shape == (1, 8, 8, 3) and image.dtype == np.float32 and image.max() == 1.0
+    np.testing.assert_array_equal(samples[4][1]["image"], pixels_to_unit(calibration_images[2:3]))

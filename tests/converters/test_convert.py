@@ -173,7 +173,8 @@ def test_existing_files_are_not_overwritten_without_force(converted, tiny_data, 
 
 
 def test_write_model_is_atomic_and_respects_force(converted, tmp_path, monkeypatch):
-    from ich_edge.training import export
+    from converters import convert as export
+    from ich_edge import fileio
 
     data = converted["fp32"].read_bytes()
     target = tmp_path / "cnn_lstm_fp32.tflite"
@@ -188,21 +189,21 @@ def test_write_model_is_atomic_and_respects_force(converted, tmp_path, monkeypat
 
     def failing_replace(src, dst):
         calls.append(dst)
-        if len(calls) == 2:  # the model is in place, the sidecar fails: a crash mid-write
+        if len(calls) == 2:  # the sidecar is in place, the model fails: a crash mid-write
             raise OSError("disk full")
         return real_replace(src, dst)
 
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    monkeypatch.setattr(os, "replace", failing_replace)  # fileio renames through os.replace
+    monkeypatch.setattr(fileio.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         export.write_model(fresh / "m.tflite", data, {"precision": "x"})
     assert list(fresh.iterdir()) == []  # no temp files, and no model without its sidecar
-    monkeypatch.setattr(os, "replace", real_replace)
+    monkeypatch.setattr(fileio.os, "replace", real_replace)
 
 
 def test_a_failed_conversion_leaves_nothing(tiny_data, tmp_path, monkeypatch):
-    from ich_edge.training import export
+    from converters import convert as export
 
     cache, _, run = tiny_data
 
@@ -218,7 +219,7 @@ def test_a_failed_conversion_leaves_nothing(tiny_data, tmp_path, monkeypatch):
 
 
 def test_graph_checks_name_the_problem():
-    from ich_edge.training.export import check_graph
+    from converters.graph import check_graph
     from ich_edge.training.keras import keras
 
     image = keras.Input((8, 8, 3))
@@ -258,7 +259,7 @@ def test_option_errors_come_before_any_work(tiny_data, tmp_path, capsys):
 
 
 def test_training_data_origin_is_read_from_the_prepare_report(tmp_path):
-    from ich_edge.training.export import _is_synthetic
+    from converters.describe import is_synthetic
 
     def cache_from(dicom_dir: Path) -> Path:
         cache = tmp_path / f"cache_{dicom_dir.parent.name}_{dicom_dir.name}"
@@ -269,12 +270,12 @@ def test_training_data_origin_is_read_from_the_prepare_report(tmp_path):
     synth = tmp_path / "synth_out"  # ich-edge synth --out synth_out: synth_config.json beside dicom/
     (synth / "dicom").mkdir(parents=True)
     (synth / "synth_config.json").write_text("{}")
-    assert _is_synthetic(cache_from(synth / "dicom")) is True
-    assert _is_synthetic(cache_from(synth)) is True
+    assert is_synthetic(cache_from(synth / "dicom")) is True
+    assert is_synthetic(cache_from(synth)) is True
     hospital = tmp_path / "hospital" / "dicom"
     hospital.mkdir(parents=True)
-    assert _is_synthetic(cache_from(hospital)) is False
-    assert _is_synthetic(tmp_path / "no_reports") is None
+    assert is_synthetic(cache_from(hospital)) is False
+    assert is_synthetic(tmp_path / "no_reports") is None
 
 
 def test_a_gru_head_converts_in_every_float_run_precision(tiny_data, make_run, tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from converters import ALL, RECIPES, ConvertOptions, get_recipe, select_recipes
 from ich_edge.errors import ConfigError
+from ich_edge.training.parity_gates import CONVERSION_GATES
 
 
 def test_table_lists_the_five_precisions_in_order():
@@ -19,6 +20,7 @@ def test_table_lists_the_five_precisions_in_order():
         assert recipe.parity, f"{name} has no parity gates"
         assert "float" in recipe.io_types
     assert RECIPES["fp32"].parity == {"max_abs_diff": 1e-4}
+    assert {name: r.parity for name, r in RECIPES.items()} == CONVERSION_GATES  # one row per precision, no more
     assert [r.name for r in RECIPES.values() if r.needs_calibration] == ["int8", "qat-int8"]
     assert [r.name for r in RECIPES.values() if r.needs_qat] == ["qat-int8"]
 

@@ -10,7 +10,12 @@ from dicom_helpers import SERIES_UID, STUDY_UID, write_series
 
 from ich_edge.cli import main
 from ich_edge.errors import SeriesError
-from ich_edge.inspect import REPORT_KEYS, format_table, inspect_path
+from ich_edge.dicom import find_series
+from ich_edge.inspect import REPORT_KEYS, format_table, inspect_scan
+
+def _inspect(path):
+    return inspect_scan(find_series(path))
+
 
 IDENTIFIERS = ("Phantom", "SYNTHETIC")  # what write.py puts in PatientName / PatientID
 
@@ -30,7 +35,7 @@ def _check_report_schema(report: dict) -> None:
 
 
 def test_inspect_path_reports_geometry_and_hu_range(series_dir):
-    (report,) = inspect_path(series_dir)
+    (report,) = _inspect(series_dir)
     _check_report_schema(report)
     assert report["series_uid"] == SERIES_UID and report["study_uid"] == STUDY_UID
     assert report["num_slices"] == 4 and (report["rows"], report["columns"]) == (32, 32)
@@ -46,7 +51,7 @@ def test_cli_json(series_dir, capsys):
     reports = json.loads(captured.out)
     assert isinstance(reports, list) and len(reports) == 1
     _check_report_schema(reports[0])
-    assert reports[0]["slice_ids"] == inspect_path(series_dir)[0]["slice_ids"]
+    assert reports[0]["slice_ids"] == _inspect(series_dir)[0]["slice_ids"]
     assert captured.err == ""
     assert not any(name in captured.out for name in IDENTIFIERS)
 
@@ -131,7 +136,7 @@ def test_bad_input_gives_one_error_line_and_nonzero_exit(tmp_path, capsys, make,
 def test_inspect_scan_raises_when_no_series_decodes(tmp_path):
     _write_truncated(tmp_path)
     with pytest.raises(SeriesError, match="no usable slice"):
-        inspect_path(tmp_path / "trunc")
+        _inspect(tmp_path / "trunc")
 
 
 def test_a_broken_series_next_to_a_good_one_is_reported_not_fatal(tmp_path):
@@ -141,7 +146,7 @@ def test_a_broken_series_next_to_a_good_one_is_reported_not_fatal(tmp_path):
         del ds.PixelData
 
     write_series(tmp_path, series_uid="1.5.2", edit=drop, num_slices=2)
-    good, bad = inspect_path(tmp_path)
+    good, bad = _inspect(tmp_path)
     assert good["hu_max"] == 1000.0
     assert bad["hu_min"] is None and bad["hu_max"] is None
     assert any("no usable slice" in p for p in bad["problems"])

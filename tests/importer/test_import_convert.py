@@ -14,7 +14,7 @@ def test_imported_paper_layout_converts_and_fp32_matches_the_original(tmp_path, 
     from ich_edge.cache import Cache
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
     from ich_edge.training.evaluate import predict_series
-    from ich_edge.training.export import ConvertConfig, convert_runs
+    from converters.convert import ConvertConfig, convert_runs
     from ich_edge.training.parity import load_reference
 
     cache = write_cache(tmp_path / "cache", studies=4)

@@ -42,7 +42,7 @@ def cache(tmp_path_factory):
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_label_subset_goes_import_qat_convert_parity_bench_assets_predict(tmp_path, cache, case, capsys):
     from ich_edge.cache import Cache
-    from ich_edge.runtime.bench import study_auc
+    from ich_edge.runtime.bench.runner import study_auc
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
     from ich_edge.training.evaluate import predict_series
     from ich_edge.training.parity import load_reference
@@ -118,7 +118,7 @@ def test_a_label_subset_goes_import_qat_convert_parity_bench_assets_predict(tmp_
 
     # assets: manifest, labels.txt and the golden sample list only the model's labels
     from ich_edge.assets import AssetsConfig, write_assets
-    from ich_edge.assets_sample import SampleConfig
+    from ich_edge.assets.sample import SampleConfig
 
     app = tmp_path / "app"
     result = write_assets(AssetsConfig(model_path=fp32, out_dir=app, sample=SampleConfig(matrix_px=64, min_slices=6,

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ich_edge import demo
-from ich_edge.assets import AssetsConfig, write_assets
-from ich_edge.assets_sample import SampleConfig
+import demo  # scripts/demo.py (tests/conftest.py puts scripts/ on the path)
+from ich_edge.assets.build import AssetsConfig, write_assets
+from ich_edge.assets.sample import SampleConfig
 from ich_edge.cli import main
 from ich_edge.errors import GateFailedError
 

@@ -20,8 +20,9 @@ import pytest
 
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError
-from ich_edge.runtime import bench, coverage
-from ich_edge.runtime.bench_report import OP_PROFILE_UNAVAILABLE, format_profile, format_table
+from ich_edge.runtime import coverage, flatbuffer
+from ich_edge.runtime.bench import runner as bench
+from ich_edge.runtime.bench.report import OP_PROFILE_UNAVAILABLE, format_profile, format_table
 
 SIZE_PX, FEATURES, UNITS, WINDOW = 16, 4, 3, 4
 
@@ -250,7 +251,7 @@ def test_macs_are_counted_from_shapes(models):
 def test_single_signature_model_keeps_one_subgraph(models):
     part = coverage.single_signature_model(models["fp32"].read_bytes(), "classify")
     tree = coverage.read_model(part)
-    assert coverage.signature_subgraphs(tree) == {"classify": 0}
+    assert flatbuffer.signature_subgraphs(tree) == {"classify": 0}
     assert coverage.op_types(tree, 0)[0] == "UNIDIRECTIONAL_SEQUENCE_LSTM"
     from ich_edge.errors import ModelError
 
@@ -409,7 +410,7 @@ def test_an_unavailable_backend_is_asked_once_over_rounds(models, monkeypatch):
 def test_gpu_encoder_model_runs_encode_on_a_compiled_model_and_classify_on_the_interpreter(stateless):
     """The gpu+cpu path (encode on a LiteRT CompiledModel, classify on XNNPACK), run on LiteRT's
     CPU accelerator so it is checked here: it must predict what the interpreter predicts."""
-    from ich_edge.runtime.bench_gpu import GpuEncoderStudyModel
+    from ich_edge.runtime.bench.gpu import GpuEncoderStudyModel
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
 
     images = np.random.default_rng(3).integers(0, 256, (9, SIZE_PX, SIZE_PX, 3), dtype=np.uint8)
@@ -443,7 +444,7 @@ def test_gpu_plus_cpu_without_a_gpu_says_the_encoder_cannot_run(stateless):
 
 
 def test_gpu_names_come_from_the_nvidia_driver(tmp_path):
-    from ich_edge.runtime.sysinfo import gpu_names
+    from ich_edge.runtime.bench.sysinfo import gpu_names
 
     card = tmp_path / "0000:01:00.0"
     card.mkdir()
@@ -495,7 +496,7 @@ def test_cli_rejects_a_missing_model(tmp_path, capsys):
 def test_cli_writes_nothing_unless_asked(models, tmp_path, monkeypatch, capsys):
     from ich_edge.cli import main
 
-    results = Path(bench.__file__).resolve().parents[2] / "benchmarks" / "results"
+    results = Path(bench.__file__).resolve().parents[3] / "benchmarks" / "results"
     before = sorted(results.iterdir()) if results.is_dir() else []
     monkeypatch.chdir(tmp_path)
     code = main(["bench", "--model", str(models["fp32"]), "--backend", "xnnpack", "--threads", "1", "--runs", "2", "--warmup", "0",

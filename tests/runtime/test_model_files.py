@@ -246,3 +246,20 @@ def test_damaged_models_that_pass_the_check_run_or_raise_model_error(tmp_path):
     print("\nmodel fuzz outcomes:", dict(sorted(FUZZ_COUNTS.items())))
     bad = {path: outcome for path, outcome in outcomes.items() if outcome not in ("ok", "ModelError")}
     assert not bad, bad
+
+
+@pytest.mark.parametrize("kind", ["empty", "zeroed", "truncated"])
+def test_every_flatbuffer_reader_gives_the_same_one_line_error(kind, real_bytes):
+    """description, model_check and coverage read through ich_edge.runtime.flatbuffer: one message."""
+    from ich_edge.runtime import coverage, flatbuffer
+
+    make, message = BAD_FILES[kind]
+    data = make(real_bytes)
+    messages = set()
+    for read in (flatbuffer.unpack, coverage.read_model, read_description, op_summary,
+                 lambda d: check_model_file(d, ich_edge=False)):
+        with pytest.raises(ModelError, match=message) as caught:
+            read(data)
+        messages.add(str(caught.value).splitlines()[0].split(";")[0])
+        assert "\n" not in str(caught.value)
+    assert len(messages) == 1, messages

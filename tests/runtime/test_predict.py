@@ -255,3 +255,15 @@ def test_png_without_matplotlib_names_the_install(model_path, positive_series, t
     with pytest.raises(MissingDependencyError, match="pip install matplotlib"):
         write_montage(result.series[0], result.points, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_study_probabilities_come_from_the_one_study_rule(monkeypatch):
+    from ich_edge import sequence
+
+    monkeypatch.setattr(sequence, "study_probabilities", lambda p: np.asarray(p).mean(axis=0))  # a spy rule
+    prediction = predict.SeriesPrediction(
+        index=1, series_uid="1.2", study_uid=None, slice_ids=["a", "b"],
+        slice_probabilities=np.array([[0.0, 1.0], [1.0, 1.0]], np.float32),
+        images=np.zeros((2, 4, 4, 3), np.uint8), timing_ms={},
+    )
+    np.testing.assert_allclose(prediction.study_probabilities, [0.5, 1.0])  # predict re-implements nothing

@@ -97,7 +97,8 @@ def _compile(CompiledModel, options, path: str):
 
 def _probe_signatures(model_path: str, options, CompiledModel) -> list[str]:
     """One reason per signature compiled alone on the GPU ("ok" where it compiles)."""
-    from ich_edge.runtime.coverage import read_model, signature_subgraphs, single_signature_model
+    from ich_edge.runtime.coverage import read_model, single_signature_model
+    from ich_edge.runtime.flatbuffer import signature_subgraphs
 
     found = []
     data = Path(model_path).read_bytes()

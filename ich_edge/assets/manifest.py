@@ -3,7 +3,7 @@
 Numbers come from the model (its embedded description and its tensors as the interpreter
 reports them); the rules are written out in words and formulas precise enough that an app
 developer reimplements the preprocessing from the manifest alone and gets the same uint8
-tensors bit for bit (``benchmarks/reference_client.py`` proves it on the sample study).
+tensors bit for bit (``ich_edge/assets/reference_client.py`` proves it on the sample study).
 The rules describe :mod:`ich_edge.transforms`, :mod:`ich_edge.dicom.pixels` and
 :mod:`ich_edge.sequence`, the code the trainer and ``ich-edge predict`` run.
 """

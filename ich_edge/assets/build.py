@@ -13,7 +13,7 @@ The folder written (``android_demo_assets/`` in the repository)::
     snippets/         Kotlin (Android) and Swift (iOS) code with the manifest's constants
 
 The manifest is complete enough to reimplement the preprocessing from it alone;
-``benchmarks/reference_client.py`` does exactly that with numpy, pydicom and ai-edge-litert
+``ich_edge/assets/reference_client.py`` does exactly that with numpy, pydicom and ai-edge-litert
 and checks the tensors and outputs against ``sample/``.
 
 Runtime tier: numpy, pydicom and ai-edge-litert only (no TensorFlow).
@@ -29,8 +29,8 @@ from importlib import resources
 from pathlib import Path
 
 from ich_edge import __version__
-from ich_edge.assets_manifest import build_manifest, sha256_of, snippet_values
-from ich_edge.assets_sample import SampleConfig, make_sample
+from ich_edge.assets.manifest import build_manifest, sha256_of, snippet_values
+from ich_edge.assets.sample import SampleConfig, make_sample
 from ich_edge.errors import ConfigError, GateFailedError, OutputExistsError
 from ich_edge.fileio import replace_dir
 
@@ -253,8 +253,8 @@ def _notes(manifest: dict, staging: Path) -> list[str]:
 
 
 def render(template_name: str, values: dict[str, str]) -> str:
-    """Fill ``{{NAME}}`` placeholders of a template in ``ich_edge/assets_templates``."""
-    text = resources.files("ich_edge").joinpath("assets_templates", template_name).read_text(encoding="utf-8")
+    """Fill ``{{NAME}}`` placeholders of a template in ``ich_edge/assets/templates``."""
+    text = resources.files("ich_edge.assets").joinpath("templates", template_name).read_text(encoding="utf-8")
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", str(value))
     if "{{" in text:

@@ -3,7 +3,7 @@
 Runtime tier: numpy and ai-edge-litert only, so it runs on the target device.
 
 Each (model, backend, threads) configuration is measured in a fresh Python process
-(``python -m ich_edge.runtime.bench_worker ...``) so that peak resident memory is that
+(``python -m ich_edge.runtime.bench.worker ...``) so that peak resident memory is that
 configuration's own and one backend's caches cannot speed up the next. In the worker:
 
 * ``init_ms``: opening the model (interpreter creation and signature runners);
@@ -54,7 +54,7 @@ import numpy as np
 
 from ich_edge.errors import ConfigError, IchEdgeError, ModelError
 from ich_edge.metrics import roc_auc
-from ich_edge.runtime.bench_worker import latency_stats
+from ich_edge.runtime.bench.worker import latency_stats
 from ich_edge.sequence import window_starts
 
 BACKENDS = ("xnnpack", "reference", "compiled", "gpu", "gpu+cpu")
@@ -141,7 +141,7 @@ class BenchConfig:
 
 def run_configuration(path: str | Path, backend: str, threads: int, config: BenchConfig) -> dict:
     """:func:`measure` one configuration in a fresh Python process; failures become a row status."""
-    from ich_edge.runtime.bench_gpu import cause_lines
+    from ich_edge.runtime.bench.gpu import cause_lines
 
     args = {
         "path": str(Path(path).resolve()),
@@ -154,7 +154,7 @@ def run_configuration(path: str | Path, backend: str, threads: int, config: Benc
     }
     with tempfile.TemporaryDirectory(prefix="ich-edge-bench-") as folder:
         out_path = Path(folder) / "result.json"
-        command = [sys.executable, "-m", "ich_edge.runtime.bench_worker", json.dumps(args), str(out_path)]
+        command = [sys.executable, "-m", "ich_edge.runtime.bench.worker", json.dumps(args), str(out_path)]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=config.timeout_s, cwd=folder)
         except subprocess.TimeoutExpired:
@@ -293,7 +293,7 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
     data : optional prepared cache; adds the study-level AUC of each model.
     progress : optional callable receiving one line of text per finished configuration.
     """
-    from ich_edge.runtime.sysinfo import machine_info
+    from ich_edge.runtime.bench.sysinfo import machine_info
 
     load_start = _load_average()
     from ich_edge.runtime.model_check import check_model_file

@@ -1,10 +1,11 @@
 """A reference client that plays the phone app, using nothing but the assets folder.
 
-    python benchmarks/reference_client.py android_demo_assets/ [--json OUT] [--threads N]
+    python ich_edge/assets/reference_client.py android_demo_assets/ [--json OUT] [--threads N]
 
 It reads only ``ASSETS/`` (manifest.json, labels.txt, model.tflite, sample/) and imports only
 numpy, pydicom and ai-edge-litert: no TensorFlow and no ich-edge code, so every rule it
-applies comes from ``manifest.json``, exactly as an app developer would have them. It
+applies comes from ``manifest.json``, exactly as an app developer would have them (run it
+by its path, as above, to keep even the package's ``__init__`` out). It
 
 1. checks the model's SHA-256 and labels.txt against the manifest;
 2. reads ``sample/dicom/``, sorts the slices bottom to top and preprocesses them from the

@@ -5,8 +5,8 @@ then one summary table. Every step writes under ``--out`` (default ``demo_out/``
 nothing else: the checkout stays as it was. Rerunnable: a step whose outputs exist is
 skipped, so an interrupted demo resumes where it stopped (delete a step's folder to redo it).
 
-Run as ``python -m ich_edge.demo [--out DIR] [--train-studies N] [--test-studies N]``.
-``python -m ich_edge.demo --release`` (``make release-assets``) is the deliberate second
+Run as ``python scripts/demo.py [--out DIR] [--train-studies N] [--test-studies N]`` (``make demo``).
+``python scripts/demo.py --release`` (``make release-assets``) is the deliberate second
 step that refreshes the committed copies from a finished demo: ``android_demo_assets/``,
 the bench JSON in ``benchmarks/results/`` and the README's results table; it prints what it
 changed.
@@ -221,7 +221,7 @@ def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | Non
     print()
     print("\n".join(f"  {s.name:<22} {s.status:<8} {s.seconds:7.0f} s" for s in steps))
     print()
-    from ich_edge.summary import summary_table
+    from summary import summary_table  # scripts/summary.py, beside this script
 
     shipped = _load_json(out / SHIPPED_FILE)
     table = summary_table([out / "parity" / "report.json"], out / "bench.json",
@@ -248,7 +248,7 @@ def release(out: Path, repo: Path | None = None) -> list[Path]:
 
     from ich_edge.errors import ConfigError
     from ich_edge.fileio import replace_dir
-    from ich_edge.runtime.bench import result_file_name
+    from ich_edge.runtime.bench.runner import result_file_name
 
     repo = repo or Path(__file__).resolve().parent.parent
     assets, bench, table = out / ASSETS_DIR, out / "bench.json", out / TABLE_FILE
@@ -268,7 +268,7 @@ def release(out: Path, repo: Path | None = None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ich_edge.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python scripts/demo.py", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for all demo outputs")
     parser.add_argument("--train-studies", type=int, default=300)
     parser.add_argument("--test-studies", type=int, default=100)

@@ -158,7 +158,7 @@ def write_result(result: dict, path: str | Path) -> Path:
 def write_results(result: dict, prefix: str, results_dir: str | Path | None, json_path: str | Path | None = None) -> list[Path]:
     """Write a result to ``results_dir/<prefix>_<UTC time>_<host>.json`` and to ``json_path``
     (each only when given); the paths written."""
-    from ich_edge.runtime.bench import result_file_name
+    from ich_edge.runtime.bench.runner import result_file_name
 
     targets = [Path(results_dir) / result_file_name(result, prefix)] if results_dir is not None else []
     targets += [Path(json_path)] if json_path is not None else []

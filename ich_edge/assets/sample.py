@@ -33,7 +33,7 @@ from ich_edge.errors import ConfigError, IchEdgeError
 from ich_edge.labels import label_columns, read_rsna_csv, read_study_csv
 from ich_edge.runtime.interpreter import runtime_name
 from ich_edge.runtime.tflite_model import to_input
-from ich_edge.sequence import window_starts
+from ich_edge.sequence import study_probabilities, window_starts
 from ich_edge.transforms import Preprocess, PreprocessConfig, pixels_to_unit
 
 #: Max abs difference allowed between a client's probabilities and expected.json (same
@@ -144,11 +144,11 @@ def kernel_spread(model, images: np.ndarray, expected: np.ndarray, thresholds: d
         "LiteRT CompiledModel (CPU accelerator)": CompiledRuntimeStudyModel(model.path, num_threads=1),
     }
     measured, flips = {}, []
-    study = expected.max(axis=0)
+    study = study_probabilities(expected)
     for name, other in others.items():
         got = other.predict_series(images)
         measured[name] = float(np.abs(got - expected).max())
-        got_study = got.max(axis=0)
+        got_study = study_probabilities(got)
         flips += [f"{label} ({name})" for i, label in enumerate(labels)
                   if label in thresholds and (got_study[i] >= thresholds[label]) != (study[i] >= thresholds[label])]
     spread = max(measured.values())
@@ -191,7 +191,7 @@ def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dic
     features = model.encode(images)
     np.save(sample_dir / "features.npy", features.astype(np.float32))
     probabilities = model.predict_series(images)
-    study = probabilities.max(axis=0)
+    study = study_probabilities(probabilities)
 
     thresholds = (model.description.get("thresholds") or {}).get("study") or {}
     on_device = kernel_spread(model, images, probabilities, thresholds, labels)

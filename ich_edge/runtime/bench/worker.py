@@ -1,9 +1,9 @@
 """One ``ich-edge bench`` configuration, measured in the process it runs in.
 
-``python -m ich_edge.runtime.bench_worker ARGS_JSON OUT_JSON`` is how
-:func:`ich_edge.runtime.bench.run_configuration` starts it: a fresh process per
+``python -m ich_edge.runtime.bench.worker ARGS_JSON OUT_JSON`` is how
+:func:`ich_edge.runtime.bench.runner.run_configuration` starts it: a fresh process per
 configuration, so peak memory is that configuration's own. Runtime tier (no TensorFlow).
-See :mod:`ich_edge.runtime.bench` for what each field means.
+See :mod:`ich_edge.runtime.bench.runner` for what each field means.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _timed(fn, runs: int, warmup: int) -> list[float]:
 
 
 def _open(path: str, backend: str, threads: int):
-    from ich_edge.runtime.bench_gpu import GpuEncoderStudyModel
+    from ich_edge.runtime.bench.gpu import GpuEncoderStudyModel
     from ich_edge.runtime.compiled import CompiledRuntimeStudyModel
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
 
@@ -103,8 +103,8 @@ def measure(path: str, backend: str, threads: int, runs: int, warmup: int, study
 
     Call it in a fresh process (as :func:`run_configuration` does) for a meaningful peak RSS.
     """
-    from ich_edge.runtime.bench_gpu import AcceleratorUnavailable
-    from ich_edge.runtime.sysinfo import current_rss_mb, peak_rss_mb
+    from ich_edge.runtime.bench.gpu import AcceleratorUnavailable
+    from ich_edge.runtime.bench.sysinfo import current_rss_mb, peak_rss_mb
 
     rss_before = current_rss_mb()
     start = time.perf_counter_ns()
@@ -160,6 +160,6 @@ def _worker_main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m ich_edge.runtime.bench_worker ARGS_JSON OUT_JSON (use `ich-edge bench`)")
+        sys.exit("usage: python -m ich_edge.runtime.bench.worker ARGS_JSON OUT_JSON (use `ich-edge bench`)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(_worker_main(sys.argv[1:]))

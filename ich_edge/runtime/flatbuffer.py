@@ -1,0 +1,119 @@
+"""The one reader of the ``.tflite`` flatbuffer: bytes in, the schema's object tree out.
+
+:mod:`ich_edge.runtime.description` (embedded description, op summary),
+:mod:`ich_edge.runtime.model_check` (damaged and foreign files) and
+:mod:`ich_edge.runtime.coverage` (signature cuts, MACs) all read files through here, so a
+truncated or foreign file gets the same one-line :class:`~ich_edge.errors.ModelError`
+whichever of them reads it first.
+
+Runtime tier: numpy, flatbuffers and ``ai_edge_litert.schema_py_generated`` only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import struct
+from pathlib import Path
+
+from ich_edge.errors import MissingDependencyError, ModelError
+
+FILE_IDENTIFIER = b"TFL3"
+CONVERT_AGAIN = "pass a .tflite written by `ich-edge convert` (convert it again if it was damaged)"
+
+
+def schema():
+    """The generated TFLite flatbuffer schema module (ships with ai-edge-litert)."""
+    try:
+        return importlib.import_module("ai_edge_litert.schema_py_generated")
+    except ImportError as err:
+        raise MissingDependencyError(
+            "reading .tflite files needs ai-edge-litert (pip install ai-edge-litert)"
+        ) from err
+
+
+def read_bytes(model: str | Path | bytes) -> tuple[bytes, str]:
+    """``(bytes, source name for messages)`` of a path or of bytes."""
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model), "<model bytes>"
+    path = Path(model)
+    try:
+        return path.read_bytes(), str(path)
+    except OSError as err:
+        raise ModelError(f"cannot read model file {path}: {err.strerror or err}") from err
+
+
+def check_header(data: bytes, source: str) -> None:
+    """Non-empty, the TFL3 identifier, and a root table inside the file; :class:`ModelError` if not."""
+    if not data:
+        raise ModelError(f"{source} is empty (0 bytes); {CONVERT_AGAIN}")
+    if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
+        raise ModelError(f"{source} is not a TFLite flatbuffer (no TFL3 identifier); {CONVERT_AGAIN}")
+    if struct.unpack_from("<I", data, 0)[0] + 4 > len(data):
+        raise ModelError(f"{source} is truncated or damaged (its root table lies past the end, {len(data)} bytes); {CONVERT_AGAIN}")
+
+
+def parse_failure(err: Exception) -> str:
+    """A few words for a parser exception (flatbuffers raises plain errors on damaged files)."""
+    return "a read past its end" if isinstance(err, struct.error) else type(err).__name__
+
+
+def unpack(data: bytes, source: str = "<model bytes>"):
+    """The object tree (``ModelT``) of a ``.tflite`` file's bytes; one-line :class:`ModelError` if damaged."""
+    tflite = schema()
+    data = bytes(data)
+    check_header(data, source)
+    try:
+        return tflite.ModelT.InitFromPackedBuf(data, 0)
+    except Exception as err:  # flatbuffers raises plain errors (struct.error, ...) on damaged files
+        raise ModelError(
+            f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {parse_failure(err)} while "
+            f"parsing it); {CONVERT_AGAIN}"
+        ) from err
+
+
+def pack(model_t, builder=None) -> bytes:
+    """The bytes of an object tree, with the TFL3 identifier (``builder``: a ``flatbuffers.Builder``)."""
+    if builder is None:
+        import flatbuffers
+
+        builder = flatbuffers.Builder(1024)
+    builder.Finish(model_t.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+def name(raw) -> str:
+    """A flatbuffer string (bytes) as ``str``."""
+    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+
+
+def seq(values) -> list:
+    """A flatbuffer vector of the object API, or [] where the file leaves it out (None)."""
+    return [] if values is None else values
+
+
+def tensor_type_names(tflite_schema=None) -> dict[int, str]:
+    """``{TensorType value: "float32", "int8", ...}``."""
+    tflite_schema = tflite_schema or schema()
+    return {v: k.lower() for k, v in vars(tflite_schema.TensorType).items() if not k.startswith("_")}
+
+
+def builtin_op_names(tflite_schema=None) -> dict[int, str]:
+    """``{BuiltinOperator value: "CONV_2D", ...}``."""
+    tflite_schema = tflite_schema or schema()
+    return {v: k for k, v in vars(tflite_schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def operator_names(model_t) -> list[str]:
+    """The name of each operator code of a model (``CONV_2D``; ``CUSTOM:<code>`` for custom ops)."""
+    op_names = builtin_op_names()
+    names = []
+    for code in seq(model_t.operatorCodes):
+        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        op_name = op_names.get(builtin, f"OP{builtin}")
+        names.append(f"CUSTOM:{name(code.customCode)}" if op_name == "CUSTOM" else op_name)
+    return names
+
+
+def signature_subgraphs(model_t) -> dict[str, int]:
+    """``{signature key: subgraph index}`` of a model."""
+    return {name(sig.signatureKey): int(sig.subgraphIndex) for sig in seq(model_t.signatureDefs)}
