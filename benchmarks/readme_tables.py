@@ -46,29 +46,17 @@ def stateless_block() -> list[str]:
     if path is None:
         return ["(no stateless_head result yet: run benchmarks/stateless_head.py)"]
     result = json.loads(path.read_text())
-    lines = [
-        f"`classify` stateless (unrolled) against the old fused LSTM, same run, XNNPACK, "
-        f"{result['config']['threads'][0]} threads, {result['config']['runs']} runs x {result['config']['rounds']} rounds "
-        f"(`benchmarks/results/{path.name}`):",
-        "",
-        "| precision | file KB stateless / fused | x | classify ms p50 stateless / fused | study ms p50 stateless / fused | CompiledModel loads (stateless / fused) |",
-        "|---|---|---|---|---|---|",
-    ]
-    ratios = [e["ratio_stateless_to_fused"]["size_bytes"] for e in result["stateless_vs_fused"]
-              if (e.get("ratio_stateless_to_fused") or {}).get("size_bytes")]
-    for entry in result["stateless_vs_fused"]:
-        s, f = entry.get("stateless", {}), entry.get("fused", {})
-        ratio = (entry.get("ratio_stateless_to_fused") or {}).get("size_bytes")
-        loads = f"{'yes' if s.get('compiled_model_loads') == 'yes' else 'no'} / {'yes' if f.get('compiled_model_loads') == 'yes' else 'no'}"
-        lines.append(
-            f"| {entry['precision']} | {s.get('size_bytes', 0) / 1024:.0f} / {f.get('size_bytes', 0) / 1024:.0f} | "
-            f"{ratio or 0:.2f} | {_ms(s.get('classify_ms_p50'))} / {_ms(f.get('classify_ms_p50'))} | "
-            f"{_ms(s.get('study_ms_p50'))} / {_ms(f.get('study_ms_p50'))} | {loads} |"
-        )
-    if ratios:
-        lines += ["", f"Each weight is stored once; the unrolled steps' operator tables make the files "
-                  f"{min(ratios):.2f}-{max(ratios):.2f}x the fused ones."]
-    return lines
+    entries = {e["precision"]: e for e in result["stateless_vs_fused"]}
+    ratios = [(e.get("ratio_stateless_to_fused") or {}).get("size_bytes") for e in entries.values()]
+    ratios = [r for r in ratios if r]
+    loads = all(e.get("stateless", {}).get("compiled_model_loads") == "yes" for e in entries.values())
+    fused_loads = any(e.get("fused", {}).get("compiled_model_loads") == "yes" for e in entries.values())
+    cells = [f"{p} {_ms(e.get('stateless', {}).get('classify_ms_p50'))} vs {_ms(e.get('fused', {}).get('classify_ms_p50'))}"
+             for p, e in entries.items()]
+    return [f"Against the old fused LSTM in one run (`benchmarks/results/{path.name}`): files "
+            f"{min(ratios):.2f}-{max(ratios):.2f}x larger (each weight is stored once; the unrolled steps add operator "
+            f"tables); CompiledModel loads {'every' if loads else 'not every'} stateless file and "
+            f"{'some' if fused_loads else 'no'} fused one; `classify` ms p50, stateless vs fused: {'; '.join(cells)}."]
 
 
 def apps_block() -> list[str]:
@@ -118,7 +106,7 @@ def paper_block() -> list[str]:
              f"{settings['studies']} synthetic studies; XNNPACK, 2 threads; `benchmarks/results/{path.name}`):", "",
              "| model | precision | size KB | conversion parity | deployment parity | study ms p50 | x fp32 |",
              "|---|---|---|---|---|---|---|"]
-    for name, model in result["models"].items():
+    for name, model in [(n, m) for n, m in result["models"].items() if n == "paper"]:
         fp32 = _p50(model["precisions"].get("fp32", {}).get("study_latency_ms"))
         for precision, entry in model["precisions"].items():
             p50 = _p50(entry.get("study_latency_ms"))
@@ -127,7 +115,19 @@ def paper_block() -> list[str]:
             ratio = f"{p50 / fp32:.2f}" if p50 and fp32 else "-"
             lines.append(f"| {name} | {precision} | {entry['size_bytes'] / 1024:.0f} | {verdicts[0]} | {verdicts[1]} | "
                          f"{_ms(p50)} | {ratio} |")
-    lines += ["", "Trained for minutes it learned little, so small shifts reorder its near-chance outputs (FAILs)."]
+    default = result["models"].get("default", {}).get("qat_int8_over_fp32_study_latency")
+    lines += ["", "Trained for minutes it learned little, so small shifts reorder its near-chance outputs (FAILs). "
+              + (f"ich-edge's default model in the same run: qat-int8 {default:.2f}x fp32." if default else "")]
+    stages = result["models"].get("paper", {}).get("precisions", {})
+    stage_ratio = {}
+    for stage in ("encode", "classify"):
+        q, f = ((stages.get(p) or {}).get("stage_latency_ms") or {} for p in ("qat-int8", "fp32"))
+        if _p50(q.get(stage)) and _p50(f.get(stage)):
+            stage_ratio[stage] = _p50(q[stage]) / _p50(f[stage])
+    if len(stage_ratio) == 2:
+        lines += [f"Per stage, qat-int8 x fp32: `encode` (the two convolutions) {stage_ratio['encode']:.2f}, "
+                  f"`classify` {stage_ratio['classify']:.2f}: the LSTM's input projection of the flattened feature map, "
+                  "run for every window a slice is in, dominates the study (goal 0.4x not met)."]
     return lines
 
 
@@ -136,13 +136,13 @@ def scale_block() -> list[str]:
     path = newest("train_input")
     if path is not None:
         rows = json.loads(path.read_text())["rows"]
-        lines += [f"CPU ms per 24-slice training window (`benchmarks/results/{path.name}`):", "",
-                  "| input pipeline | 128 px | 256 px |", "|---|---|---|"]
-        names = {"old": "old generator", "new_input": "new, input only (augmentation on the accelerator)",
-                 "new_with_augment_on_cpu": "new, augmentation on this CPU"}
-        for key, label in names.items():
-            cells = {r["size_px"]: r["cpu_ms_per_window"] for r in rows if r["pipeline"] == key}
-            lines.append(f"| {label} | {_ms(cells.get(128))} | {_ms(cells.get(256))} |")
+        names = {"old": "old generator", "new_input": "new pipeline, input only",
+                 "new_with_augment_on_cpu": "new pipeline with augmentation on this CPU"}
+        cells = [f"{label} {_ms(next((r['cpu_ms_per_window'] for r in rows if r['pipeline'] == key and r['size_px'] == 128), None))}"
+                 f" / {_ms(next((r['cpu_ms_per_window'] for r in rows if r['pipeline'] == key and r['size_px'] == 256), None))}"
+                 for key, label in names.items()]
+        lines += [f"CPU ms per 24-slice training window at 128 / 256 px (`benchmarks/results/{path.name}`): "
+                  + "; ".join(cells) + "."]
     path = newest("presets")
     if path is not None:
         bench = json.loads(path.read_text())["bench"]
@@ -167,8 +167,8 @@ def seeds_block() -> list[str]:
     result = json.loads(path.read_text())
     summary, rows = result["summary"], result["rows"]
     seeds = ", ".join(str(row["seed"]) for row in rows)
-    lines = [f"The demo's training with seeds {seeds} on the same data ({rows[0]['n_test_studies']} test studies; "
-             f"`benchmarks/results/{path.name}`), test study AUC:", "",
+    lines = [f"One run is one draw: the demo's training with seeds {seeds} on the same data ({rows[0]['n_test_studies']} "
+             f"test studies; `benchmarks/results/{path.name}`, by `benchmarks/seed_spread.py`), test study AUC:", "",
              "| label | mean | sd | min | max | baseline mean |", "|---|---|---|---|---|---|"]
     for label, s in summary["study_auc"].items():
         base = summary["baseline_study_auc"].get(label, {}).get("mean")
