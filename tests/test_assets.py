@@ -237,6 +237,8 @@ def test_readme_is_filled_from_the_manifest(assets, manifest):
     assert "{{" not in text and manifest["sha256"] in text
     assert "| 1 | subdural | 80 | 200 | -20 .. 180 |" in text
     assert f"Classify windows** of {WINDOW} consecutive slices" in text
+    assert f"--model cnn_lstm_{manifest['precision']}.tflite" in text  # regenerate the file that shipped
+    assert f"the model's {len(manifest['labels'])} labels in output order" in text
 
 
 def test_existing_folder_needs_force(model_path, tmp_path):

@@ -289,6 +289,7 @@ def readme_values(manifest: dict, values: dict[str, str]) -> dict[str, str]:
         **values,
         "WINDOWS_TABLE": windows,
         "THRESHOLDS_TABLE": thresholds,
+        "LABEL_COUNT": len(manifest["labels"]),
         "SAMPLE_SLICES": sample["num_slices"],
         "SAMPLE_MATRIX_PX": sample["matrix_px"],
         "SAMPLE_BYTES_MB": f"{sample['bytes'] / 1e6:.1f}",
