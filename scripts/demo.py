@@ -93,8 +93,9 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
         Step("parity", ["parity", "--reference", str(run), "--converted-from", str(qat), *tflite_args,
                         "--data", str(cache_test), "--out", str(parity), "--force"],
              lambda: _parity_format(parity / "report.json") == PARITY_FORMAT, allowed_exit_codes=(0, 1, 4)),
+        # 3 rounds: the files take turns, so a load change on the machine hits every file alike.
         Step("bench", ["bench", *tflite_args, "--threads", "2", "--backend", "xnnpack,reference,compiled,gpu,gpu+cpu",
-                       "--data", str(cache_test), "--out", str(bench_json), "--force"],
+                       "--rounds", "3", "--data", str(cache_test), "--out", str(bench_json), "--force"],
              lambda: bench_json.is_file()),
         Step("assets", ["assets"], lambda: (out / "assets.done").is_file(),
              make_args=lambda: _assets_args(out, parity / "report.json", out / ASSETS_DIR)),
