@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ich_edge.cli.conventions import Command, list_option
+from ich_edge.cli.conventions import Command, list_option, result_options
 from ich_edge.runtime.bench.runner import BACKENDS, BenchConfig, parse_backends, parse_threads
 
 
@@ -43,13 +43,12 @@ def _old_json_path(value: str) -> bool:
     "other load then hits every configuration alike.",
 )
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache: adds study-level AUC per model.")
-@click.option(
-    "--out", "outs", multiple=True, type=click.Path(path_type=Path),
-    help="Write the result JSON: PATH ending in .json is that file; otherwise a folder that receives "
+@result_options(
+    out_help="Write the result JSON: PATH ending in .json is that file; otherwise a folder that receives "
     "bench_<UTC time>_<host>.json. Repeatable. Nothing is written without --out.",
+    json_help="Print the result JSON on stdout instead of the table.",
+    force_help="Replace an existing --out .json file.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result JSON on stdout instead of the table.")
-@click.option("--force", is_flag=True, help="Replace an existing --out .json file.")
 @click.option("--profile", is_flag=True, help="Also print where the time goes (stages, delegated nodes, MACs, op kinds).")
 def command(
     files: tuple[Path, ...],

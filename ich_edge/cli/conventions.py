@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Iterable
 
 import click
@@ -59,6 +60,18 @@ def list_option(*decls: str, item: click.ParamType = click.STRING, choices: Iter
     if kwargs.get("default") is not None and not isinstance(kwargs["default"], (list, tuple)):
         kwargs["default"] = (kwargs["default"],)
     return click.option(*decls, type=CommaList(item, choices), multiple=True, callback=_flatten, **kwargs)
+
+
+def result_options(out_help: str, json_help: str, force_help: str) -> Callable:
+    """``--out`` (repeatable; a PATH ending in .json is that file), ``--json`` (stdout) and
+    ``--force``: the output options of a verb that writes a JSON result (parity, bench)."""
+
+    def decorate(command: Callable) -> Callable:
+        command = click.option("--force", is_flag=True, help=force_help)(command)
+        command = click.option("--json", "as_json", is_flag=True, help=json_help)(command)
+        return click.option("--out", "outs", multiple=True, type=click.Path(path_type=Path), help=out_help)(command)
+
+    return decorate
 
 
 def is_list_option(param: click.Parameter) -> bool:

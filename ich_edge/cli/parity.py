@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ich_edge.cli.conventions import Command, list_option
+from ich_edge.cli.conventions import Command, list_option, result_options
 from converters import RECIPES
 from ich_edge import LABELS
 from ich_edge.training.parity_gates import DEPLOYMENT_GATES, EvidenceRule
@@ -43,13 +43,12 @@ def _recipe_defaults(gate: str, percent: bool = False) -> str:
     help="A .tflite written by `ich-edge convert` to check; repeat for several.",
 )
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Prepared cache holding the held-out studies.")
-@click.option(
-    "--out", "outs", multiple=True, type=click.Path(path_type=Path),
-    help="A folder for report.json, report.md and roc_study.png; a PATH ending in .json gets the JSON report "
+@result_options(
+    out_help="A folder for report.json, report.md and roc_study.png; a PATH ending in .json gets the JSON report "
     "only. Repeatable (one folder at most).",
+    json_help="Print the JSON report on stdout (the summary goes to stderr).",
+    force_help="Replace an existing report (a non-empty --out folder or .json file).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout (the summary goes to stderr).")
-@click.option("--force", is_flag=True, help="Replace an existing report (a non-empty --out folder or .json file).")
 @click.option(
     "--studies", type=click.Choice(["validation", "all"]), default="validation", show_default=True,
     help="validation: the run's held-out studies (all of a cache that holds none of its training studies).",
