@@ -67,7 +67,7 @@ def main(argv=None) -> int:
             ich_edge("qat", "--model", str(run), "--data", str(cache), "--out", str(qat_dir), "--epochs", "1")
         if not all((models / f"cnn_lstm_{p}.tflite").exists() for p in PRECISIONS):
             ich_edge("convert", "--model", str(run), "--model", str(qat_dir), "--precision", "all", "--data", str(cache), "--calibration-windows", "8",
-                     "--out", str(models))
+                     "--out", str(models), "--force")
         files[preset] = {p: str(models / f"cnn_lstm_{p}.tflite") for p in PRECISIONS}
     bench_json = work / "bench.json"
     paths = [path for preset in PRESETS for path in files[preset].values()]

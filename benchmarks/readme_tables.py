@@ -53,6 +53,8 @@ def stateless_block() -> list[str]:
     fused_loads = any(e.get("fused", {}).get("compiled_model_loads") == "yes" for e in entries.values())
     cells = [f"{p} {_ms(e.get('stateless', {}).get('classify_ms_p50'))} vs {_ms(e.get('fused', {}).get('classify_ms_p50'))}"
              for p, e in entries.items()]
+    if not ratios:
+        return [f"(`benchmarks/results/{path.name}` holds no size ratios)"]
     return [f"Against the old fused LSTM in one run (`benchmarks/results/{path.name}`): files "
             f"{min(ratios):.2f}-{max(ratios):.2f}x larger (each weight is stored once; the unrolled steps add operator "
             f"tables); CompiledModel loads {'every' if loads else 'not every'} stateless file and "
@@ -171,6 +173,9 @@ def seeds_block() -> list[str]:
              f"test studies; `benchmarks/results/{path.name}`, by `benchmarks/seed_spread.py`), test study AUC:", "",
              "| label | mean | sd | min | max | baseline mean |", "|---|---|---|---|---|---|"]
     for label, s in summary["study_auc"].items():
+        if not s["n"]:
+            lines.append(f"| {label} | not evaluable | | | | |")
+            continue
         base = summary["baseline_study_auc"].get(label, {}).get("mean")
         lines.append(f"| {label} | {s['mean']:.3f} | {s['sd']:.3f} | {s['min']:.3f} | {s['max']:.3f} | "
                      f"{'-' if base is None else f'{base:.3f}'} |")

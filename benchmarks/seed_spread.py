@@ -48,7 +48,9 @@ def demo_caches(demo_out: Path, train_studies: int, test_studies: int) -> tuple[
 
 
 def spread(values: list[float]) -> dict:
-    """Mean, sample standard deviation (0 for one value), min and max of ``values``."""
+    """Mean, sample standard deviation (0 for one value), min and max of ``values`` (None when empty)."""
+    if not values:
+        return {"n": 0, "mean": None, "sd": None, "min": None, "max": None}
     return {"n": len(values), "mean": statistics.fmean(values),
             "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
             "min": min(values), "max": max(values)}
@@ -64,6 +66,7 @@ def seed_row(seed: int, report: dict) -> dict:
         "slice_rsna_log_loss": test["model"]["slice"]["rsna_log_loss"],
         "baseline_study_auc": test["baseline"]["study"]["auc"],
         "n_test_studies": test["n_studies"],
+        "n_train_cache_series": report["data"]["series"],
         "epochs_run": report["run"]["epochs_run"],
         "best_epoch": report["run"]["best_epoch"],
         "train_seconds": report["run"]["train_seconds"],
@@ -108,10 +111,13 @@ def main(argv=None) -> int:
     result = {"format": FORMAT, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "machine": machine_info(), "commit": commit, "seeds": seeds,
               "data": {"train": str(cache_train), "test": str(cache_test), "synth_seeds": {"train": 1, "test": 2},
-                       "train_studies": args.train_studies, "test_studies": args.test_studies},
+                       "train_cache_series": rows[0]["n_train_cache_series"], "test_studies": rows[0]["n_test_studies"]},
               "rows": rows, "summary": summary}
     print(f"{'label':<18} {'study AUC mean':>14} {'sd':>6} {'min':>6} {'max':>6}")
     for label, s in summary["study_auc"].items():
+        if s["n"] == 0:
+            print(f"{label:<18} {'not evaluable':>14}")
+            continue
         print(f"{label:<18} {s['mean']:>14.3f} {s['sd']:>6.3f} {s['min']:>6.3f} {s['max']:>6.3f}")
     for path in write_results(result, "seed_spread", args.results_dir):
         print(f"wrote {path}", file=sys.stderr)

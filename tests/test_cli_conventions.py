@@ -126,6 +126,13 @@ def test_old_spellings_are_rewritten_with_one_deprecation_line_each(verb, old, n
     assert len(err) == lines and all(line.startswith("ich-edge: deprecated:") and "use " in line for line in err)
 
 
+def test_old_json_path_without_json_suffix_is_refused_not_turned_into_a_folder():
+    """``bench --json out.txt`` wrote that file; ``--out out.txt`` would be a folder: one usage error instead."""
+    with pytest.raises(click.UsageError, match=r"--out out.txt.json"):
+        _command("bench").rewrite(["--model", "m.tflite", "--json", "out.txt"])
+    assert _command("bench").rewrite(["--model", "m.tflite", "--json"]) == ["--model", "m.tflite", "--json"]
+
+
 def _tiny_series(folder: Path) -> Path:
     folder.mkdir()
     for k in range(4):

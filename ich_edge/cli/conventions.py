@@ -138,15 +138,15 @@ class Command(click.Command):
                 break
             name, eq, value = token.partition("=")
             if name == "--json" and self.old_json_out:
-                if eq and self._old_json_value(value):
+                old_value = value if eq else (args[i + 1] if i + 1 < len(args) else "")
+                if old_value and self._old_json_value(old_value):
+                    if not old_value.endswith(".json"):
+                        # --out PATH without .json is a folder: the old file meaning cannot carry over
+                        raise click.UsageError(f"the deprecated `--json {old_value}` wrote that file; use "
+                                               f"--out {old_value}.json (a PATH without .json is a folder for --out)")
                     warn("--json PATH", "--out PATH (--json now prints the JSON on stdout)")
-                    out += ["--out", value]
-                    i += 1
-                    continue
-                if not eq and i + 1 < len(args) and self._old_json_value(args[i + 1]):
-                    warn("--json PATH", "--out PATH (--json now prints the JSON on stdout)")
-                    out += ["--out", args[i + 1]]
-                    i += 2
+                    out += ["--out", old_value]
+                    i += 1 if eq else 2
                     continue
             if name in self.renamed:
                 new = self.renamed[name]

@@ -29,8 +29,8 @@ import numpy as np
 
 from ich_edge import __version__
 from ich_edge.cache import Cache
-from ich_edge.errors import ConfigError, ModelError, OutputExistsError
-from ich_edge.fileio import write_atomic_bytes, write_json_atomic
+from ich_edge.errors import ConfigError, ModelError
+from ich_edge.fileio import refuse_existing, write_atomic_bytes, write_json_atomic
 from ich_edge.training import data as data_lib
 from ich_edge.training import distribute
 from ich_edge.training import report as report_lib
@@ -216,8 +216,7 @@ def _check_out(model_dir: Path, out: Path, force: bool) -> None:
         raise ConfigError("--out must be a new folder, not the float RUN_DIR (it would overwrite model.keras)")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a folder")
-    if (out / run_lib.MODEL_FILE).exists() and not force:
-        raise OutputExistsError(f"{out / run_lib.MODEL_FILE} exists; pass --force to overwrite it, or choose a new --out")
+    refuse_existing(out, force, "qat --out")
 
 
 def _split(model_dir: Path, float_run, data, seed: int, log) -> data_lib.Split:

@@ -243,6 +243,22 @@ def _first_difference(old, new, prefix: str = "") -> str:
     return f"{prefix.rstrip('.')}: {old!r} -> {new!r}"
 
 
+#: What a run folder holds before its first epoch ends: a rerun starts it again without --force.
+_STARTED_RUN = {run_lib.CONFIG_FILE, run_lib.SPLIT_FILE, run_lib.CHECKPOINT_DIR}
+
+
+def _refuse_foreign_output(run_dir: Path) -> None:
+    """Without ``--force``, ``--out`` must be new, empty or a run this command can continue."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputExistsError(f"--out {run_dir} is a file; pass a folder")
+    other = sorted(p.name for p in run_dir.iterdir() if p.name not in _STARTED_RUN) if run_dir.is_dir() else []
+    if other:
+        raise OutputExistsError(
+            f"{run_dir} exists and holds {', '.join(other[:3])}{', ...' if len(other) > 3 else ''} but no "
+            "`ich-edge train` run to continue; use a new --out, or add --force to replace it"
+        )
+
+
 def load_state(run_dir: Path, run_config: dict, resume: bool) -> dict:
     """The previous state of RUN_DIR to continue from, or a fresh one.
 
@@ -250,7 +266,10 @@ def load_state(run_dir: Path, run_config: dict, resume: bool) -> dict:
     """
     fresh = {"epoch": 0, "history": [], "best_val_loss": None, "best_epoch": 0, "best": None, "last": None, "wait": 0, "train_seconds": 0.0, "stopped": None}
     state_path = run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE
-    if not resume or not state_path.is_file():
+    if not resume:
+        return fresh
+    if not state_path.is_file():
+        _refuse_foreign_output(run_dir)
         return fresh
     previous = run_lib.read_json(run_dir / run_lib.CONFIG_FILE, "RUN_DIR has checkpoints but no config.json")
     old_key, new_key = _resume_key(previous), _resume_key(run_config)

@@ -125,6 +125,11 @@ def test_qat_refuses_a_qat_dir_and_its_own_run_folder(qat_dir, tiny_data, capsys
     assert main(["qat", "--model", str(run), "--data", str(cache), "--out", str(run)]) == 2
     assert "--out must be a new folder" in capsys.readouterr().err
     assert main(["qat", "--model", str(run), "--data", str(cache), "--out", str(qat_dir)]) == 3  # OutputExistsError: could not run
-    assert "model.keras exists; pass --force" in capsys.readouterr().err
+    assert "add --force" in capsys.readouterr().err
+    other = qat_dir.parent / "not_a_qat_dir"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert main(["qat", "--model", str(run), "--data", str(cache), "--out", str(other)]) == 3  # any non-empty folder
+    assert "add --force" in capsys.readouterr().err and (other / "notes.txt").read_text() == "mine"
     assert main(["convert", "--model", str(qat_dir), "--precision", "int8", "--data", str(cache), "--out", str(qat_dir.parent / "y")]) == 2
     assert "converts a float RUN_DIR" in capsys.readouterr().err

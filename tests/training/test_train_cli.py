@@ -136,3 +136,16 @@ def test_help_states_the_real_defaults():
             assert float(match.group(1)) == pytest.approx(float(defaults[param.name])), param.name
             checked += 1
     assert checked >= 11
+
+
+def test_train_refuses_a_folder_that_is_not_its_run(tiny_cache, tmp_path, capsys):
+    """An imported RUN_DIR, or any non-empty folder without a train run to continue, needs --force."""
+    out = tmp_path / "imported"
+    out.mkdir()
+    (out / "model.keras").write_text("somebody's model")
+    (out / "config.json").write_text("{}")
+    code = main(["train", "--data", str(tiny_cache.root), "--out", str(out), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 3 and err.count("\n") == 1 and "add --force" in err and "model.keras" in err
+    assert (out / "model.keras").read_text() == "somebody's model"
+
