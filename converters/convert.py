@@ -23,8 +23,8 @@ from converters.graph import check_graph, run_converter, save_deployable
 from converters.recipe import ConvertOptions, Recipe
 from converters.registry import select_recipes
 from ich_edge.cache import Cache
-from ich_edge.errors import ConfigError, OutputExistsError
-from ich_edge.fileio import atomic_output, write_json_atomic
+from ich_edge.errors import ConfigError
+from ich_edge.fileio import atomic_output, refuse_existing, write_json_atomic
 from ich_edge.runtime.description import embed_description, format_op_summary, op_summary, sidecar_path
 
 
@@ -68,8 +68,7 @@ def write_model(path: str | Path, tflite_bytes: bytes, description: dict, force:
     path = Path(path)
     sidecar = sidecar_path(path)
     for target in (path, sidecar):
-        if target.exists() and not force:
-            raise OutputExistsError(f"{target} exists; pass --force to overwrite it")
+        refuse_existing(target, force, "convert --out:")
     payload = embed_description(tflite_bytes, description)
     sidecar_existed = sidecar.exists()
     try:
@@ -138,8 +137,7 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
         raise ConfigError(f"--out {out} is a file; pass a folder")
     for recipe in recipes:
         for target in (out / recipe.file_name, sidecar_path(out / recipe.file_name)):
-            if target.exists() and not config.force:
-                raise OutputExistsError(f"{target} exists; pass --force to overwrite it")
+            refuse_existing(target, config.force, "convert --out:")
     ios = {}
     for recipe in recipes:
         if config.io in recipe.io_types:

@@ -31,8 +31,8 @@ from pathlib import Path
 from ich_edge import __version__
 from ich_edge.assets.manifest import build_manifest, sha256_of, snippet_values
 from ich_edge.assets.sample import SampleConfig, make_sample
-from ich_edge.errors import ConfigError, GateFailedError, OutputExistsError
-from ich_edge.fileio import replace_dir
+from ich_edge.errors import ConfigError, GateFailedError
+from ich_edge.fileio import refuse_existing, replace_dir
 
 RECOMMENDED_PRECISION = "qat-int8"
 MAX_MODEL_BYTES = 5 * 1024 * 1024
@@ -152,8 +152,7 @@ def _check_output(out_dir: Path, force: bool) -> None:
     entries = sorted(entry.name for entry in out_dir.iterdir())
     if not entries:
         return
-    if not force:
-        raise OutputExistsError(f"{out_dir} exists and is not empty; pass --force to replace it")
+    refuse_existing(out_dir, force, "assets --out")
     foreign = [name for name in entries if name not in ASSET_NAMES]
     if foreign:
         raise ConfigError(

@@ -168,7 +168,7 @@ def test_existing_files_are_not_overwritten_without_force(converted, tiny_data, 
     before = converted["fp32"].read_bytes()
     code = main(["convert", "--model", str(run), "--precision", "fp32", "--out", str(out)])
     assert code != 0
-    assert "cnn_lstm_fp32.tflite exists; pass --force to overwrite it" in capsys.readouterr().err
+    assert "cnn_lstm_fp32.tflite exists (file); add --force" in capsys.readouterr().err
     assert converted["fp32"].read_bytes() == before
 
 
@@ -179,7 +179,7 @@ def test_write_model_is_atomic_and_respects_force(converted, tmp_path, monkeypat
     data = converted["fp32"].read_bytes()
     target = tmp_path / "cnn_lstm_fp32.tflite"
     export.write_model(target, data, {"precision": "fp32"})
-    with pytest.raises(OutputExistsError, match="pass --force"):
+    with pytest.raises(OutputExistsError, match="add --force"):
         export.write_model(target, data, {"precision": "again"})
     export.write_model(target, data, {"precision": "forced"}, force=True)
     assert read_description(target) == {"precision": "forced"}

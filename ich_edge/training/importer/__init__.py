@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ich_edge import __version__
-from ich_edge.errors import ConfigError, LabelsError, OutputExistsError
+from ich_edge.errors import ConfigError, LabelsError
 from ich_edge.labels import check_label_names
-from ich_edge.fileio import replace_dir, write_json_atomic
+from ich_edge.fileio import refuse_existing, replace_dir, write_json_atomic
 from ich_edge.sequence import SequenceConfig
 from ich_edge.transforms import ModelInput, PreprocessConfig
 
@@ -82,8 +82,7 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a folder")
-    if out.exists() and any(out.iterdir()) and not config.force:
-        raise OutputExistsError(f"{out} exists and is not empty; pass --force to replace it, or choose a new --out")
+    refuse_existing(out, config.force, "import --out")
     model, info = load_keras_model(model_path, config.window_slices)
     shape = tuple(model.input_shape)
     if data is not None:
