@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))  # demo.py: the demo's data steps
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FORMAT = "ich-edge-seed-spread/1"
@@ -35,16 +36,13 @@ def ich_edge(*args: str) -> None:
 
 
 def demo_caches(demo_out: Path, train_studies: int, test_studies: int) -> tuple[Path, Path]:
-    """The demo's training and test caches, made as ``make demo`` makes them when missing."""
-    caches = []
-    for name, studies, seed in (("train", train_studies, 1), ("test", test_studies, 2)):
-        synth, cache = demo_out / f"synth_{name}", demo_out / f"cache_{name}"
-        if not (synth / "labels.csv").is_file():
-            ich_edge("synth", "--out", str(synth), "--studies", str(studies), "--seed", str(seed))
-        if not (cache / "problems" / "0-of-1.json").is_file():
-            ich_edge("prepare", "--dicom", str(synth / "dicom"), "--labels", str(synth / "labels.csv"), "--out", str(cache))
-        caches.append(cache)
-    return caches[0], caches[1]
+    """The demo's training and test caches: ``make demo``'s own data steps, run where not done yet."""
+    import demo  # scripts/demo.py
+
+    for step in demo.data_steps(demo_out, train_studies, test_studies):
+        if not step.done():
+            ich_edge(*step.args)
+    return demo_out / demo.CACHE_TRAIN, demo_out / demo.CACHE_TEST
 
 
 def spread(values: list[float]) -> dict:

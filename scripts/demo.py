@@ -55,19 +55,14 @@ class Step:
     status: str = field(default="pending")
 
 
-def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs: int | None) -> list[Step]:
+#: The demo's prepared caches under ``--out`` (training, held-out test).
+CACHE_TRAIN, CACHE_TEST = "cache_train", "cache_test"
+
+
+def data_steps(out: Path, train_studies: int, test_studies: int) -> list[Step]:
+    """The demo's data: synthetic training (seed 1) and test (seed 2) studies, a preview, both caches."""
     synth_train, synth_test = out / "synth_train", out / "synth_test"
-    cache_train, cache_test = out / "cache_train", out / "cache_test"
-    run, qat, tflite = out / "run", out / "qat", out / "tflite"
-    parity, bench_json = out / "parity", out / "bench.json"
-    models = [str(tflite / f"cnn_lstm_{p}.tflite") for p in PRECISIONS]
-    # Conversion parity: post-training variants against the float run, qat-int8 against the
-    # QAT model (fine-tuning changed the weights). Deployment parity: every file against the
-    # validated float run. One report for both, read by the ship decision and by `assets`.
-    tflite_args = [arg for m in models for arg in ("--model", m)]
-    # The default training config is the demo's: half-width edge backbone, ~25 s per epoch on 2 cores.
-    train_args = ["train", "--data", str(cache_train), "--test", str(cache_test), "--out", str(run)]
-    train_args += ["--epochs", str(epochs)] if epochs else []
+    cache_train, cache_test = out / CACHE_TRAIN, out / CACHE_TEST
     return [
         Step("synth (train, seed 1)", ["synth", "--out", str(synth_train), "--studies", str(train_studies), "--seed", "1"],
              lambda: (synth_train / "labels.csv").is_file()),
@@ -81,6 +76,23 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
         Step("prepare (test)", ["prepare", "--dicom", str(synth_test / "dicom"), "--labels",
                                 str(synth_test / "labels.csv"), "--out", str(cache_test)],
              lambda: (cache_test / "problems" / "0-of-1.json").is_file()),
+    ]
+
+
+def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs: int | None) -> list[Step]:
+    cache_train, cache_test = out / CACHE_TRAIN, out / CACHE_TEST
+    run, qat, tflite = out / "run", out / "qat", out / "tflite"
+    parity, bench_json = out / "parity", out / "bench.json"
+    models = [str(tflite / f"cnn_lstm_{p}.tflite") for p in PRECISIONS]
+    # Conversion parity: post-training variants against the float run, qat-int8 against the
+    # QAT model (fine-tuning changed the weights). Deployment parity: every file against the
+    # validated float run. One report for both, read by the ship decision and by `assets`.
+    tflite_args = [arg for m in models for arg in ("--model", m)]
+    # The default training config is the demo's: half-width edge backbone, ~25 s per epoch on 2 cores.
+    train_args = ["train", "--data", str(cache_train), "--test", str(cache_test), "--out", str(run)]
+    train_args += ["--epochs", str(epochs)] if epochs else []
+    return [
+        *data_steps(out, train_studies, test_studies),
         Step("train", train_args, lambda: (run / "report.json").is_file()),
         Step("qat", ["qat", "--model", str(run), "--data", str(cache_train), "--out", str(qat), "--epochs", "2"],
              lambda: (qat / "report.json").is_file()),
@@ -107,12 +119,7 @@ ASSETS_DIR, TABLE_FILE = "android_demo_assets", "results_table.txt"
 
 
 def _parity_format(path: Path) -> str | None:
-    import json
-
-    try:
-        return json.loads(Path(path).read_text()).get("format")
-    except (OSError, ValueError):
-        return None
+    return (_load_json(path) or {}).get("format")
 
 
 def choose_shipped_model(parity_report: Path, preference: tuple[str, ...] = SHIP_PREFERENCE) -> tuple[dict, list[str]]:

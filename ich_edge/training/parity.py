@@ -30,8 +30,7 @@ import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError
-from ich_edge.metrics import roc_auc, rsna_log_loss
-from ich_edge.metrics import rsna_weights as metric_weights
+from ich_edge.metrics import RSNA_LABEL_WEIGHTS, roc_auc, rsna_log_loss
 from ich_edge.training.parity_gates import (
     CONVERSION, DEPLOYMENT, DEPLOYMENT_GATES, EvidenceRule, ParityGates, assess_evidence, check_gates, combine,
     gates_for, recipe_gates,
@@ -122,11 +121,6 @@ def compare_level(level: Level, ref_thresholds: dict, var_thresholds: list[dict]
             }
         variants.append({"rsna_log_loss": _none(rsna_log_loss(y, scores, labels=labels)) if len(y) else None, "labels": entries})
     return {"reference": reference, "variants": variants}
-
-
-def rsna_weights(labels=LABELS) -> dict:
-    """The RSNA weights of ``labels`` used by the weighted log loss (over the present labels), for the report."""
-    return {label: float(w) for label, w in zip(labels, metric_weights(labels))}
 
 
 # --- running it -----------------------------------------------------------------------------
@@ -465,7 +459,7 @@ def _report(inputs: _Inputs, data, labels, results: dict, study_levels: dict, ev
         "evidence": evidence,
         "bootstrap": {"replicates": config.replicates, "level": CI_LEVEL, "unit": "study", "paired": True, "seed": config.seed},
         "labels": list(labels),
-        "rsna_weights": rsna_weights(labels),
+        "rsna_weights": {label: RSNA_LABEL_WEIGHTS[label] for label in labels},
         "config": config.to_dict(),
         "notes": inputs.notes,
         "reference_metrics": {"slice": results[0]["slice"]["reference"], "study": results[0]["study"]["reference"]},

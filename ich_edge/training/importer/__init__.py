@@ -76,7 +76,8 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     """
     from ich_edge.training import run as run_lib
     from ich_edge.training.importer.load import load_keras_model
-    from ich_edge.training.importer.split import model_labels, split_user_model
+    from ich_edge.labels import canonical_order
+    from ich_edge.training.importer.split import split_user_model
     from ich_edge.training.model import ModelConfig, build_cnn_lstm
 
     out = Path(out)
@@ -94,7 +95,7 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     model_input = ModelInput(config.input_scale, config.channels)
     window = config.window_slices if len(shape) == 5 or config.window_slices else DEFAULT_SLICE_WINDOW
     split = split_user_model(model, model_input, preprocess, window, config.labels, config.softmax_ok)
-    labels = list(model_labels(split.file_labels))
+    labels = list(canonical_order(split.file_labels))
     stride = split.window_slices if split.kind == "slice" else max(1, split.window_slices // 2)
     model_config = ModelConfig(backbone="imported", input_size_px=split.input_size_px, feature_dim=split.feature_dim,
                                rnn=split.rnn)

@@ -11,7 +11,7 @@ Two shapes are understood:
 The result is re-assembled in ich-edge's canonical layout (:func:`model.build_cnn_lstm`):
 ``encode_slices`` (TimeDistributed of ``slice_encoder``) then ``sequence_head``, whose output
 is always ``(B, T, K)``: the model's K labels (all six, or the subset ``--labels`` names) in
-ich-edge's label order (:func:`model_labels`). The encoder takes the standard
+ich-edge's label order (:func:`ich_edge.labels.canonical_order`). The encoder takes the standard
 ``(S, S, 3)`` [0, 1] input; a fixed 1x1 convolution ``input_adapter`` maps it to what the
 model was trained on (:class:`ich_edge.transforms.ModelInput`). A head that returns one
 vector per window ends in ``RepeatVector(T)`` so each slice of the window gets it.
@@ -153,11 +153,6 @@ def _final_activation(head_layers) -> tuple[str, object]:
                      "ich-edge import needs a classifier Dense(K) with a sigmoid")
 
 
-def model_labels(file_labels) -> tuple[str, ...]:
-    """The imported model's outputs: the file's labels in ich-edge's order (all six, or a subset)."""
-    return canonical_order(file_labels)
-
-
 def _map_labels(dense, activation: str, k: int, labels: tuple[str, ...] | None, softmax_ok: bool) -> tuple[str, ...]:
     """Check the output and permute ``dense``'s columns into ich-edge's label order (of the labels it has)."""
     file_labels = tuple(labels) if labels else LABELS
@@ -172,7 +167,7 @@ def _map_labels(dense, activation: str, k: int, labels: tuple[str, ...] | None, 
     if len(file_labels) != k:
         raise ConfigError(f"the model has {k} outputs but --labels names {len(file_labels)}: {', '.join(file_labels)}")
     try:
-        order = list(label_columns(model_labels(file_labels), file_labels))
+        order = list(label_columns(canonical_order(file_labels), file_labels))
     except LabelsError as err:
         raise ConfigError(f"--labels: {err}") from err
     kernel, *bias = dense.get_weights()
@@ -283,10 +278,10 @@ def run_original(model, kind: str, model_input: ModelInput, preprocess: Preproce
 
 
 def to_canonical(raw: np.ndarray, window_slices: int, file_labels) -> np.ndarray:
-    """Raw outputs of :func:`run_original` as ``(B, T, K)`` in the imported model's order (:func:`model_labels`)."""
+    """Raw outputs of :func:`run_original` as ``(B, T, K)`` in the imported model's order (:func:`ich_edge.labels.canonical_order`)."""
     if raw.ndim == 2:
         raw = np.repeat(raw[:, None, :], window_slices, axis=1)
-    return raw[..., label_columns(model_labels(file_labels), file_labels)]
+    return raw[..., label_columns(canonical_order(file_labels), file_labels)]
 
 
 def check_split(split: Split, raw: np.ndarray, unit: np.ndarray, tolerance: float = 1e-5) -> float:
