@@ -39,6 +39,8 @@ class ConvertConfig:
     io : "float" or "int8" I/O tensors for the integer recipes (see ``converters.recipe``).
     force : replace existing output files.
     seed : seed of the calibration draw.
+    keep_float : int8-mixed's float layers: ``("auto",)`` (search, :mod:`converters.mixed`) or layer names.
+    layer_report : write the per-layer quantization report beside every integer file.
     """
 
     precisions: tuple[str, ...] = ("all",)
@@ -46,9 +48,14 @@ class ConvertConfig:
     io: str = "float"
     force: bool = False
     seed: int = 0
+    keep_float: tuple[str, ...] = ("auto",)
+    layer_report: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precisions", tuple(self.precisions))
+        object.__setattr__(self, "keep_float", tuple(self.keep_float))
+        if "auto" in self.keep_float and len(self.keep_float) > 1:
+            raise ConfigError("--keep-float takes either auto or layer names, not both")
         if not self.precisions:
             raise ConfigError("name at least one --precision (or all)")
         if not 1 <= self.calibration_windows <= 100_000:
@@ -161,20 +168,94 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
             log(f"calibration: {calibration.num_windows} windows, {calibration.num_slices} slices ({time.monotonic() - t0:.1f} s)")
         with tempfile.TemporaryDirectory(prefix="ich_edge_export_") as scratch:
             saved = save_deployable(run.encoder, run.head, run.sequence_config.window_slices, Path(scratch) / "saved_model")
+            layered = _Layered(run, saved, calibration, data, float_dirs[0] if float_dirs else None, config, log)
             for recipe in group:
-                results.append(_convert_one(run, recipe, saved, calibration, ios[recipe.name], out, config.force, log))
+                results.append(_convert_one(run, recipe, saved, calibration, ios[recipe.name], out, config.force, log, layered))
     return results
 
 
-def _convert_one(run, recipe: Recipe, saved: Path, calibration, io: str, out: Path, force: bool, log) -> dict:
+class _Layered:
+    """One source run's calibrated graph (made once, on first use) and the per-layer work on it:
+    the layer report of an integer file and int8-mixed's selective quantization (:mod:`converters.mixed`)."""
+
+    def __init__(self, run, saved: Path, calibration, data, float_dir, config: ConvertConfig, log) -> None:
+        self.run, self.saved, self.calibration, self.data, self.config, self.log = run, saved, calibration, data, config, log
+        self.float_dir = float_dir  # the validated float RUN_DIR: the deployment reference of the search
+        self._calibrated = None
+
+    def calibrated(self) -> bytes:
+        from converters.layers import calibrate
+
+        if self._calibrated is None:
+            self._calibrated = calibrate(self.saved, ConvertOptions(representative_dataset=representative_dataset(self.calibration)))
+        return self._calibrated
+
+    def judge(self, recipe: Recipe, options: ConvertOptions):
+        """Parity on the run's validation studies (None without a float RUN_DIR or split)."""
+        from converters.mixed import Judge
+        from ich_edge.training.run import SPLIT_FILE
+
+        if self.float_dir is None or self.data is None or not (Path(self.run.path) / SPLIT_FILE).is_file():
+            return None
+        quantized = bool(self.run.config.get("quantized"))
+
+        def describe(payload: bytes) -> bytes:
+            summary = op_summary(payload)
+            return embed_description(payload, describe_model(self.run, recipe, options, payload, summary, self.calibration))
+
+        return Judge(Path(self.float_dir), Path(self.data), describe, converted_from=(Path(self.run.path),) if quantized else ())
+
+    def mixed(self, recipe: Recipe, options: ConvertOptions) -> tuple[bytes, dict]:
+        """int8-mixed's bytes and its layer report (with the search path, or the named layers)."""
+        from converters import layers, mixed
+
+        calibrated = self.calibrated()
+        groups = layers.LayerGroups.of(calibrated)
+        auto = self.config.keep_float == ("auto",)
+        judge = self.judge(recipe, options) if auto or self.config.layer_report else None
+        report = mixed.layer_report(calibrated, layers.quantize(calibrated, io=options.io), self.calibration, judge, log=self.log)
+        if auto:
+            if judge is None:
+                raise ConfigError("int8-mixed --keep-float auto judges on the run's validation studies: pass the float "
+                                  "RUN_DIR with split.json as --model and its training cache as --data, or name the layers")
+            kept, path = mixed.search(calibrated, report, judge, log=self.log)
+        else:
+            kept, path = groups.resolve(self.config.keep_float), []
+        payload = layers.quantize(calibrated, [n for g in kept for n in groups.nodes[g]], io=options.io)
+        report["kept_float"], report["search"] = kept, path
+        return payload, report
+
+    def report(self, recipe: Recipe, options: ConvertOptions, payload: bytes) -> dict:
+        from converters import mixed
+
+        return mixed.layer_report(self.calibrated(), payload, self.calibration, self.judge(recipe, options), log=self.log)
+
+
+def _convert_one(run, recipe: Recipe, saved: Path, calibration, io: str, out: Path, force: bool, log, layered: _Layered) -> dict:
+    from converters.mixed import REPORT_SUFFIX, worst_line
+    from converters.int8_mixed import NAME as MIXED
+
     t0 = time.monotonic()
     dataset = representative_dataset(calibration) if recipe.needs_calibration else None
     options = ConvertOptions(io=io, representative_dataset=dataset)
-    tflite_bytes = run_converter(saved, recipe, options)
+    layer_report = None
+    if recipe.name == MIXED:
+        recipe.check_options(options)
+        tflite_bytes, layer_report = layered.mixed(recipe, options)
+    else:
+        tflite_bytes = run_converter(saved, recipe, options)
     summary = op_summary(tflite_bytes)
     check_graph(summary, run.encoder)
+    if recipe.needs_calibration and layer_report is None and layered.config.layer_report:
+        layer_report = layered.report(recipe, options, tflite_bytes)
     description = describe_model(run, recipe, options, tflite_bytes, summary, calibration if dataset else None)
+    if recipe.name == MIXED:
+        description["kept_float"] = layer_report["kept_float"]
     path = write_model(out / recipe.file_name, tflite_bytes, description, force)
+    if layer_report is not None:
+        write_json_atomic(path.with_name(path.name + REPORT_SUFFIX), layer_report)
+        log(f"{recipe.name}: {worst_line(layer_report)}"
+            + (f"; kept in float: {', '.join(layer_report['kept_float']) or 'none'}" if recipe.name == MIXED else ""))
     seconds = time.monotonic() - t0
     size = path.stat().st_size
     log(f"wrote {path} ({size / 1024:.1f} KiB, {io} I/O, {seconds:.1f} s)")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import difflib
 
-from converters import dynamic, fp16, fp32, int8, qat_int8
+from converters import dynamic, fp16, fp32, int8, int8_mixed, qat_int8
 from converters.recipe import Recipe
 from ich_edge.errors import ConfigError
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in (fp32.RECIPE, fp16.RECIPE, dynamic.RECIPE, int8.RECIPE, qat_int8.RECIPE)}
+RECIPES: dict[str, Recipe] = {r.name: r for r in (fp32.RECIPE, fp16.RECIPE, dynamic.RECIPE, int8.RECIPE, int8_mixed.RECIPE, qat_int8.RECIPE)}
 ALL = "all"
 
 

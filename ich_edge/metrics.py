@@ -95,6 +95,32 @@ def threshold_at_specificity(y_true: np.ndarray, score: np.ndarray, specificity:
     return float(candidate)
 
 
+def threshold_for_agreement(reference: np.ndarray, score: np.ndarray) -> float:
+    """The threshold on ``score`` whose decisions agree best with the ``reference`` decisions.
+
+    ``reference`` holds another model's decisions (bool) on the same rows, e.g. the validated
+    float model's at its validated threshold. Among the thresholds with the most agreeing
+    rows, the one that misses the fewest reference positives wins (a missed bleed is the
+    expensive error), then the lowest; the threshold sits halfway between the two scores
+    that bound its decision set, so a small numeric shift of one score (quantization) does
+    not flip a decision. Returns 0.5 for empty input.
+    """
+    ref = np.asarray(reference, dtype=bool).ravel()
+    s = np.asarray(score, dtype=np.float64).ravel()
+    if s.size == 0:
+        return 0.5
+    cuts = np.unique(s)  # decision sets: score >= cuts[k], plus "nothing positive"
+    best, best_key = None, None
+    for k in range(cuts.size + 1):
+        decided = s >= cuts[k] if k < cuts.size else np.zeros_like(ref)
+        key = (int(np.count_nonzero(decided == ref)), -int(np.count_nonzero(ref & ~decided)), -k)
+        if best_key is None or key > best_key:
+            best, best_key = k, key
+    if best == cuts.size:
+        return float(np.nextafter(cuts[-1], np.inf) if cuts[-1] >= 1.0 else (cuts[-1] + 1.0) / 2.0)
+    return float(cuts[0] / 2.0 if best == 0 else (cuts[best - 1] + cuts[best]) / 2.0)
+
+
 def sensitivity_at_threshold(y_true: np.ndarray, score: np.ndarray, threshold: float) -> float:
     y = np.asarray(y_true, dtype=bool).ravel()
     if not y.any():

@@ -31,17 +31,23 @@ def _precision_help() -> str:
               help="I/O tensors of int8/qat-int8: float (quantize/dequantize inside the model) or int8 "
                    "(uint8 tensors: the image input takes raw window pixels, scale 1/255, zero point 0).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration draw.")
+@list_option("--keep-float", "keep_float", default=("auto",),
+             help="int8-mixed: auto (keep layers in float, worst first, until the file passes parity on the run's "
+                  "validation studies) or layer names from the per-layer report (e.g. bidirectional,stem_conv).")
+@click.option("--no-layer-report", is_flag=True, help="Skip the per-layer quantization report (<file>.layers.json).")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
-def command(models, precisions, data, out, calibration_windows, io, seed, force) -> None:
+def command(models, precisions, data, out, calibration_windows, io, seed, keep_float, no_layer_report, force) -> None:
     """Convert a trained model to TFLite, one file per precision.
 
     Each file has two signatures (encode: slices -> features, classify: a window of
     features -> probabilities), builtin ops only, an embedded description (labels,
-    preprocessing, sequence rule, thresholds, quantization) and a sidecar JSON.
+    preprocessing, sequence rule, thresholds, quantization) and a sidecar JSON. Integer
+    files also get <file>.layers.json: which layers cost accuracy, worst first.
     """
     from converters.convert import ConvertConfig, convert_runs
 
-    fields = {"precisions": precisions, "io": io, "force": force, "seed": seed}
+    fields = {"precisions": precisions, "io": io, "force": force, "seed": seed, "keep_float": tuple(keep_float),
+              "layer_report": not no_layer_report}
     if calibration_windows is not None:
         fields["calibration_windows"] = calibration_windows
     results = convert_runs(models, data, out, ConvertConfig(**fields), log=click.echo)

@@ -9,9 +9,18 @@ epochs from the float weights at a lower learning rate, on the same data pipelin
 tf.distribute strategy as training (several workers with ``TF_CONFIG``, each reading its
 share of the window plan; only the chief writes QAT_DIR). The head gets its int8 ranges at conversion (``qat-int8`` calibrates it).
 
-QAT_DIR has the RUN_DIR layout with ``"quantized": true``; thresholds are chosen again on
-the validation studies for the QAT model, and report.json/.md put the float model's
-validation numbers beside the QAT model's.
+**Aimed at the validated model.** What the deployment gate checks is that the phone's file
+decides as the validated float model decides. So the fine-tuning loss is the label loss plus
+``distill_weight`` x a distillation term: the binary cross-entropy of the QAT model's
+per-slice probabilities against the float model's (the *teacher*), computed inside the
+training step on the same augmented windows, RSNA label weights, every slice of the window.
+And the QAT model's thresholds are chosen on the validation studies to agree with the
+validated model's decisions there (``threshold_rule="agreement"``,
+:func:`ich_edge.metrics.threshold_for_agreement`); ``"specificity"`` chooses them as
+``ich-edge train`` does. report.json records both rules and what each gives.
+
+QAT_DIR has the RUN_DIR layout with ``"quantized": true``; report.json/.md put the float
+model's validation numbers beside the QAT model's.
 
 Loading: ``keras.models.load_model`` cannot read a TFMOT model back from ``.keras`` with
 tf_keras 2.21 / TFMOT 0.8 (QuantizeLayer is built twice and the wrappers list their kernel
@@ -35,12 +44,18 @@ from ich_edge.training import data as data_lib
 from ich_edge.training import distribute
 from ich_edge.training import report as report_lib
 from ich_edge.training import run as run_lib
-from ich_edge.training.keras import keras, quantization_api
+from ich_edge.training.keras import keras, quantization_api, tf
 from ich_edge.training.model import ModelConfig, build_cnn_lstm, build_head, build_model
-from ich_edge.training.train import TrainConfig, compile_for_training, distributed_datasets, make_reproducible, study_loss, training_loss
+from ich_edge.training.train import (TrainConfig, weighted_bce, compile_for_training, distributed_datasets,
+                                     make_reproducible, study_loss, training_loss)
 
 DEFAULT_EPOCHS = 3
 LR_FACTOR = 0.1
+#: Weight of the distillation term beside the label loss (weight 1). Teacher-dominant: the
+#: file must keep the validated model's decisions, not learn new ones from the labels;
+#: the label term keeps the fine-tuning anchored where the teacher is unsure. 0: labels only.
+DEFAULT_DISTILL_WEIGHT = 4.0
+THRESHOLD_RULES = ("agreement", "specificity")
 
 
 @dataclass(frozen=True)
@@ -53,12 +68,17 @@ class QatConfig:
     learning_rate : peak learning rate; None takes 1/10 of the float run's.
     batch_size : windows per step; None takes the float run's.
     seed : seed of the window order and augmentation.
+    distill_weight : weight of the distillation term (teacher: the float model), 0 for labels only.
+    threshold_rule : "agreement" (agree with the float model's validation decisions) or
+        "specificity" (as ``ich-edge train``).
     """
 
     epochs: int = DEFAULT_EPOCHS
     learning_rate: float | None = None
     batch_size: int | None = None
     seed: int = 0
+    distill_weight: float = DEFAULT_DISTILL_WEIGHT
+    threshold_rule: str = THRESHOLD_RULES[0]
 
     def __post_init__(self) -> None:
         if not 1 <= self.epochs <= 1000:
@@ -67,6 +87,10 @@ class QatConfig:
             raise ConfigError(f"learning_rate must be in (0, 1], got {self.learning_rate}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 <= self.distill_weight <= 1000.0:
+            raise ConfigError(f"distill_weight must be in 0..1000, got {self.distill_weight}")
+        if self.threshold_rule not in THRESHOLD_RULES:
+            raise ConfigError(f"threshold_rule must be one of {', '.join(THRESHOLD_RULES)}, got {self.threshold_rule!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,9 +155,10 @@ def load_any_run(run_dir: str | Path) -> run_lib.Run:
 class _KeepBest(keras.callbacks.Callback):
     """Keep the weights of the epoch with the lowest validation loss, and a history."""
 
-    def __init__(self, log) -> None:
+    def __init__(self, log, student) -> None:
         super().__init__()
         self.best_loss, self.best_weights, self.best_epoch, self.history, self.log = None, None, 0, [], log
+        self.student = student  # the QAT model (the training model also holds the frozen teacher)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.monotonic()
@@ -145,7 +170,7 @@ class _KeepBest(keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, "loss": float(logs["loss"]), "val_loss": val_loss, "seconds": seconds})
         best = self.best_loss is None or val_loss < self.best_loss
         if best:
-            self.best_loss, self.best_weights, self.best_epoch = val_loss, self.model.get_weights(), epoch + 1
+            self.best_loss, self.best_weights, self.best_epoch = val_loss, self.student.get_weights(), epoch + 1
         self.log(f"qat epoch {epoch + 1}: loss {logs['loss']:.4f}, val_loss {val_loss:.4f}, {seconds:.1f} s" + (" (best)" if best else ""))
 
 
@@ -254,10 +279,11 @@ def _inputs(strategy, float_run, train_series, val_series, train_config: TrainCo
     return _QatInputs(train_ds, val_ds, steps, val_steps, fit_window, label_mode)
 
 
-def _qat_models(strategy, float_run, train_config: TrainConfig, inputs: _QatInputs, log):
+def _qat_models(strategy, float_run, train_config: TrainConfig, inputs: _QatInputs, log, distill_weight: float = 0.0):
     """``(model, train_model, float_layers)``: the QAT CNN-LSTM (encoder fake-quantized, the float
     run's weights copied; mirrored under ``strategy``) and its compiled training model.
-    ``float_layers`` lists an imported encoder's layers left in float (None for a trained run)."""
+    ``float_layers`` lists an imported encoder's layers left in float (None for a trained run).
+    With ``distill_weight`` the training model also runs the frozen float model (the teacher)."""
     window, fit_window = float_run.sequence_config.window_slices, inputs.fit_window
     imported = bool(float_run.config.get("import"))
     if imported and fit_window != window:
@@ -281,9 +307,63 @@ def _qat_models(strategy, float_run, train_config: TrainConfig, inputs: _QatInpu
         fit_model = model if fit_window == window else build_cnn_lstm(qat_encoder, head, fit_window)
         labels = float_run.labels
         loss = training_loss(1.0, labels) if inputs.label_mode == "slice" else study_loss(1.0, labels=labels)
+        if distill_weight > 0:
+            fit_model = with_teacher(fit_model, teacher_model(float_run, fit_window))
+            loss = distillation_loss(loss, labels, distill_weight)
         train_model, _, _ = compile_for_training(fit_model, train_config, inputs.steps, fit_window,
                                                  float_run.model_config.input_size_px, inputs.label_mode, loss=loss)
     return model, train_model, float_layers
+
+
+class _Frozen(keras.layers.Layer):
+    """A model called in inference mode with no gradient: the teacher inside the training model."""
+
+    def __init__(self, model, **kwargs) -> None:
+        super().__init__(trainable=False, **kwargs)
+        self.frozen = model
+
+    def call(self, inputs):
+        return tf.stop_gradient(self.frozen(inputs, training=False))
+
+
+def teacher_model(float_run, window: int):
+    """A copy of the validated float CNN-LSTM for ``window`` slices, frozen (built in the caller's scope)."""
+    encoder = keras.models.clone_model(float_run.encoder)
+    encoder.set_weights(float_run.encoder.get_weights())
+    head = keras.models.clone_model(float_run.head)
+    head.set_weights(float_run.head.get_weights())
+    teacher = build_cnn_lstm(encoder, head, window)
+    teacher.trainable = False
+    return teacher
+
+
+def with_teacher(student, teacher):
+    """``images -> concat(student(images), teacher(images))`` on the last axis: one forward pass on
+    the same (augmented) windows gives the loss both the QAT model's and the teacher's probabilities."""
+    images = keras.Input(student.input_shape[1:], name="images")
+    both = keras.layers.Concatenate(axis=-1, name="student_teacher")([student(images), _Frozen(teacher, name="teacher")(images)])
+    return keras.Model(images, both, name="qat_with_teacher")
+
+
+def distillation_loss(label_loss, labels, weight: float):
+    """``label_loss(y, student) + weight * BCE(teacher, student)``: ``y_pred`` is (B, T, 2K), the
+    student's K probabilities then the teacher's; the distillation term is the RSNA-weighted
+    cross-entropy against the teacher's per-slice probabilities, averaged over real slices
+    (study labels mark padding slices with -1)."""
+    k = len(labels)
+
+    def loss_with_teacher(y_true, y_pred):
+        student, teacher = y_pred[..., :k], y_pred[..., k:]
+        base = label_loss(y_true, student)
+        soft = weighted_bce(teacher, student, 1.0, labels)  # (B, T)
+        valid = tf.cast(tf.reduce_all(tf.cast(y_true, tf.float32) >= 0.0, axis=-1), soft.dtype)
+        if len(base.shape) == 1:  # study loss: one value per window
+            soft = tf.reduce_sum(soft * valid, axis=1) / tf.maximum(tf.reduce_sum(valid, axis=1), 1.0)
+        else:
+            soft = soft * valid
+        return base + weight * soft
+
+    return loss_with_teacher
 
 
 def qat_run_config(float_run, model_dir: Path, train_config: TrainConfig, config: QatConfig, float_layers) -> dict:
@@ -298,6 +378,8 @@ def qat_run_config(float_run, model_dir: Path, train_config: TrainConfig, config
             "learning_rate": train_config.learning_rate,
             "source_run": str(model_dir.resolve()),
             "scheme": "tfmot default 8-bit on the slice encoder; float head (quantized at conversion)",
+            "loss": (f"label loss + {config.distill_weight:g} x RSNA-weighted BCE against the float model's per-slice "
+                     "probabilities (same augmented windows)") if config.distill_weight > 0 else "label loss only",
             "load_with": "ich_edge.training.qat.load_qat_run",
             **({"float_layers": float_layers} if float_layers is not None else {}),
         },
@@ -324,6 +406,69 @@ def _write_qat_dir(out: Path, model, model_dir: Path, run_config: dict, split: d
     if drift > 1e-5:
         raise ModelError(f"the saved QAT model reloads with different outputs (max diff {drift:.2e}); please report this")
     return qat_run
+
+
+class ThresholdChoice:
+    """The QAT model's thresholds on the validation studies, by ``rule``; both rules are recorded in ``record``.
+
+    "agreement": per label, :func:`ich_edge.metrics.threshold_for_agreement` against the
+    validated float model's decisions (its scores ``float_levels`` at its thresholds
+    ``float_thresholds``); "specificity": as ``ich-edge train`` chooses. ``record`` gets,
+    per rule, the thresholds and their study-level decision agreement with the float model,
+    missed float positives and sensitivity on the validation truth.
+    """
+
+    def __init__(self, float_levels: dict, float_thresholds: dict | None, rule: str, record: dict) -> None:
+        self.float_levels, self.float_thresholds, self.rule, self.record = float_levels, float_thresholds, rule, record
+
+    def __call__(self, section: dict, levels: dict) -> dict:
+        from ich_edge.metrics import threshold_for_agreement
+
+        labels = list(section["model"]["study"]["auc"])
+        by_rule = {"specificity": report_lib.validation_thresholds(section["model"])}
+        if self.float_thresholds is None:  # an imported run without thresholds: nothing to agree with
+            self.rule = "specificity"
+        else:
+            by_rule["agreement"] = {
+                level: {label: threshold_for_agreement(self._float_decisions(level, k, label), levels[f"{level}_scores"][:, k])
+                        for k, label in enumerate(labels)}
+                for level in ("slice", "study")
+            }
+        for name, thresholds in by_rule.items():
+            self.record[name] = {"thresholds": thresholds["study"], **self._what_it_gives(levels, thresholds["study"], labels)}
+        self.record["used"] = self.rule
+        return by_rule[self.rule]
+
+    def _float_decisions(self, level: str, column: int, label: str) -> np.ndarray:
+        return self.float_levels[f"{level}_scores"][:, column] >= self.float_thresholds[level][label]
+
+    def _what_it_gives(self, levels: dict, study_thresholds: dict, labels: list) -> dict:
+        out = {"agreement": {}, "missed_float_positives": {}, "sensitivity": {}}
+        for k, label in enumerate(labels):
+            decided = levels["study_scores"][:, k] >= study_thresholds[label]
+            truth = levels["study_true"][:, k].astype(bool)
+            out["sensitivity"][label] = float(decided[truth].mean()) if truth.any() else None
+            if self.float_thresholds is not None:
+                reference = self._float_decisions("study", k, label)
+                out["agreement"][label] = float((decided == reference).mean())
+                out["missed_float_positives"][label] = int(np.count_nonzero(reference & ~decided))
+        return out
+
+
+def threshold_rules_markdown(rules: dict) -> str:
+    """The report's table of both threshold rules: decision agreement with the float model, misses, sensitivity."""
+    fmt = report_lib.fmt
+    lines = [f"## Thresholds: rule used `{rules.get('used')}`", "",
+             "Study level on the validation studies, against the validated float model's decisions at its thresholds.", "",
+             "| rule | label | threshold | agreement | float positives missed | sensitivity |", "|---|---|---|---|---|---|"]
+    for name in THRESHOLD_RULES:
+        if name not in rules:
+            continue
+        r = rules[name]
+        for label, t in r["thresholds"].items():
+            lines.append(f"| {name} | {label} | {fmt(t, 4)} | {fmt(r['agreement'].get(label))} "
+                         f"| {r['missed_float_positives'].get(label, 'n/a')} | {fmt(r['sensitivity'].get(label))} |")
+    return "\n".join(lines + ["", ""])
 
 
 def qat(
@@ -367,8 +512,8 @@ def qat(
         raise ConfigError(f"batch_size {train_config.batch_size} must be divisible by the {replicas} devices/workers")
     make_reproducible(train_config)
     inputs = _inputs(strategy, float_run, train_series, val_series, train_config)
-    model, train_model, float_layers = _qat_models(strategy, float_run, train_config, inputs, log)
-    keep = _KeepBest(log)
+    model, train_model, float_layers = _qat_models(strategy, float_run, train_config, inputs, log, config.distill_weight)
+    keep = _KeepBest(log, model)
     train_model.fit(inputs.train, epochs=train_config.epochs, steps_per_epoch=inputs.steps, validation_data=inputs.val,
                     validation_steps=inputs.val_steps, callbacks=[keep], verbose=0)
     model.set_weights(keep.best_weights)
@@ -377,7 +522,9 @@ def qat(
     run_config = qat_run_config(float_run, model_dir, train_config, config, float_layers)
     qat_run = _write_qat_dir(out, model, model_dir, run_config, split, keep.history)
     log("evaluating the float model on the validation studies, beside the QAT model")
-    float_section, _, _ = report_lib.evaluate_set(float_run, val_series, train_config)
+    float_section, float_levels, _ = report_lib.evaluate_set(float_run, val_series, train_config)
+    rules: dict = {}
+    choose = ThresholdChoice(float_levels, float_run.thresholds, config.threshold_rule, rules)
     # A QAT model is a new model: its own validation and thresholds (thresholds.json in QAT_DIR),
     # chosen as `ich-edge train` chooses them; qat-int8 carries them and decides at them.
     total = sum(h["seconds"] for h in keep.history)
@@ -388,8 +535,10 @@ def qat(
     }
     report = report_lib.finish_run(
         qat_run, val_series, train_config, summary, log, history=keep.history, model_name="QAT model", targets=False,
-        extra={"quantized": True, "qat": run_config["qat"], "float_validation": float_section},
-        preface=lambda r: _comparison_markdown(r["float_validation"], r["validation"], len(keep.history)),
+        extra={"quantized": True, "qat": run_config["qat"], "float_validation": float_section, "threshold_rules": rules},
+        preface=lambda r: _comparison_markdown(r["float_validation"], r["validation"], len(keep.history))
+        + threshold_rules_markdown(r["threshold_rules"]),
+        choose_thresholds=choose,
     )
     log(f"wrote {out / run_lib.MODEL_FILE}, thresholds.json, report.json/.md in {time.monotonic() - t0:.0f} s")
     return report

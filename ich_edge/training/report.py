@@ -260,18 +260,19 @@ def evaluate_set(run, series_list, config, thresholds=None, baseline_thresholds=
     return section, levels, base_levels
 
 
-def validate_and_choose_thresholds(run, val_series, config) -> tuple[dict, dict, dict | None, dict]:
+def validate_and_choose_thresholds(run, val_series, config, choose=None) -> tuple[dict, dict, dict | None, dict]:
     """The validation step of ``ich-edge train`` and ``ich-edge qat``: evaluate, choose thresholds, write them.
 
     Evaluates ``run`` on its validation studies, chooses each label's slice and study
     threshold at ``config.specificity`` on them, and writes ``thresholds.json`` into
-    ``run.path``. A QAT model is a new model, so ``ich-edge qat`` calls this for it too.
-    Returns ``(section, levels, baseline_levels, thresholds)``.
+    ``run.path``. A QAT model is a new model, so ``ich-edge qat`` calls this for it too;
+    ``choose(section, levels)`` replaces the specificity rule when given (qat's rule of
+    agreeing with the validated model). Returns ``(section, levels, baseline_levels, thresholds)``.
     """
     from ich_edge.training.run import write_thresholds
 
     section, levels, base_levels = evaluate_set(run, val_series, config)
-    thresholds = validation_thresholds(section["model"])
+    thresholds = validation_thresholds(section["model"]) if choose is None else choose(section, levels)
     write_thresholds(Path(run.path), config.specificity, thresholds["slice"], thresholds["study"])
     return section, levels, base_levels, thresholds
 
@@ -295,7 +296,8 @@ def _roc_plots(run_dir: Path, sets: list, model_name: str) -> list[str]:
 
 
 def finish_run(run, val_series, config, summary: dict, log, test_series=None, history=None, loss_weight: float = 1.0,
-               extra: dict | None = None, model_name: str = "", targets: bool = True, preface=None) -> dict:
+               extra: dict | None = None, model_name: str = "", targets: bool = True, preface=None,
+               choose_thresholds=None) -> dict:
     """The last step of ``ich-edge train`` and ``ich-edge qat``: thresholds, report and plots of a saved model.
 
     Validates ``run`` (a :class:`ich_edge.training.run.Run` holding the weights saved as
@@ -304,12 +306,13 @@ def finish_run(run, val_series, config, summary: dict, log, test_series=None, hi
     draws ``loss.png`` from ``history`` (positives x ``loss_weight``) and ``roc_<set>.png``
     (titles name ``model_name`` when given); writes report.json/.md with ``summary`` as its
     ``run`` section, ``extra`` sections merged in, the study AUC targets when ``targets``,
-    and ``preface(report)`` (a markdown string) before the report's markdown.
+    and ``preface(report)`` (a markdown string) before the report's markdown;
+    ``choose_thresholds`` as in :func:`validate_and_choose_thresholds`.
     Returns the report (NaN as None).
     """
     run_dir = Path(run.path)
     log("evaluating on the validation studies (encode once, windows, stitch)")
-    val, val_levels, val_base_levels, thresholds = validate_and_choose_thresholds(run, val_series, config)
+    val, val_levels, val_base_levels, thresholds = validate_and_choose_thresholds(run, val_series, config, choose_thresholds)
     report = {
         "run": summary,
         "labels": list(run.labels),

@@ -223,10 +223,8 @@ def stateless_head_fn(head, window_slices: int):
             kind = _kind(layer)
             if kind in _IDENTITY_AT_INFERENCE:
                 continue
-            if kind in _RECURRENT or kind == "Bidirectional":
-                x = _recurrent(layer, x)
-            else:
-                x = layer(x[None], training=False)[0]
+            with tf.name_scope(layer.name):  # tensor names say which layer an op belongs to (converters.layers)
+                x = _recurrent(layer, x) if kind in _RECURRENT or kind == "Bidirectional" else layer(x[None], training=False)[0]
         if len(x.shape) == 1:  # one vector per window: every slice gets it
             x = tf.tile(x[None], [window_slices, 1])
         return x[None]

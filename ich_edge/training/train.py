@@ -178,10 +178,10 @@ def rsna_weighted_bce(y_true, y_pred):
     ``(B, T, 6)`` -> ``(B, T)``; the mean over positions equals
     :func:`ich_edge.metrics.rsna_log_loss` on the same slices.
     """
-    return _weighted_bce(y_true, y_pred, 1.0)
+    return weighted_bce(y_true, y_pred, 1.0)
 
 
-def _weighted_bce(y, p, positive_weight: float, labels=LABELS):
+def weighted_bce(y, p, positive_weight: float, labels=LABELS):
     """Binary cross-entropy per label, positives scaled, summed with the RSNA weights of ``labels`` (last axis)."""
     eps = 1e-7
     p = tf.clip_by_value(p, eps, 1.0 - eps)
@@ -211,7 +211,7 @@ def study_loss(positive_weight: float = 1.0, pooling: str = "max", labels=LABELS
         else:
             study_p = 1.0 - tf.exp(tf.reduce_sum(tf.math.log1p(-tf.clip_by_value(masked, 0.0, 1.0 - 1e-6)), axis=1))
         study_y = tf.reduce_max(y_true, axis=1)
-        return _weighted_bce(study_y, study_p, positive_weight, labels)
+        return weighted_bce(study_y, study_p, positive_weight, labels)
 
     return rsna_weighted_bce_study
 
@@ -223,7 +223,7 @@ def training_loss(positive_weight: float = 1.0, labels=LABELS):
         return rsna_weighted_bce
 
     def rsna_weighted_bce_positive(y_true, y_pred):
-        return _weighted_bce(y_true, y_pred, positive_weight, labels)
+        return weighted_bce(y_true, y_pred, positive_weight, labels)
 
     return rsna_weighted_bce_positive
 

@@ -56,7 +56,10 @@ def test_report_puts_float_and_qat_side_by_side(qat_dir):
     report = json.loads((qat_dir / "report.json").read_text())
     assert report["validation"]["model"]["study"]["n"] == report["float_validation"]["model"]["study"]["n"] == 4
     thresholds = json.loads((qat_dir / "thresholds.json").read_text())
-    assert thresholds["study"] == report["validation"]["model"]["study"]["threshold_at_specificity"]  # re-chosen for QAT
+    rules = report["threshold_rules"]
+    assert rules["used"] == "agreement" and set(rules) == {"used", "agreement", "specificity"}
+    assert thresholds["study"] == rules["agreement"]["thresholds"]  # re-chosen for QAT, to agree with the float model
+    assert rules["specificity"]["thresholds"] == report["validation"]["model"]["study"]["threshold_at_specificity"]
     markdown = (qat_dir / "report.md").read_text()
     assert "| label | float study AUC | QAT study AUC |" in markdown
     assert "# ich-edge training report" in markdown

@@ -1,0 +1,134 @@
+"""The per-layer quantization report and ``int8-mixed``: float only where int8 breaks parity.
+
+For an integer file, :func:`layer_report` says which layers cost accuracy, in two measures:
+
+* **tensor error** (:func:`converters.layers.tensor_errors`): RMSE / quantization step of
+  every op output against the float calibrated graph on calibration samples;
+* **decision impact** (needs the run's validation studies in the cache): for each layer
+  group, the file with *only that group* in float is judged against the validated float
+  model on the validation studies (the two parity questions, :func:`ich_edge.training.parity.run_parity`
+  with ``studies="validation"``); ``restored`` is how many study decisions (over all labels)
+  that group alone gives back.
+
+The report ranks groups by decision impact, then by added tensor error; ``convert`` writes
+it beside the file (``<file>.layers.json``) and prints the worst layers in one line.
+
+``int8-mixed`` (:func:`search`) starts from the all-integer file and keeps groups in float,
+worst first, one at a time, until the file passes both parity questions on the validation
+studies (no gate FAILs; a label with too few validation positives cannot fail there), or no
+candidate is left; it records the path it took. The test set stays untouched by the search:
+``ich-edge parity`` on held-out studies gives the verdict afterwards. ``--keep-float
+LAYER,...`` names the groups instead.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from converters import layers as layers_lib
+
+REPORT_SUFFIX = ".layers.json"
+#: Groups the decision-impact ranking tries: those that add the most tensor error (one file each).
+MAX_RANKED_GROUPS = 16
+
+
+@dataclass
+class Judge:
+    """Judges candidate files on the validation studies of the training cache against the float run.
+
+    ``describe(tflite_bytes) -> bytes`` embeds the description a file needs (labels,
+    thresholds, sequence) so that parity reads it like any converted file.
+    """
+
+    run_dir: Path
+    data: Path
+    describe: object
+    converted_from: tuple = ()
+    threads: int = 2
+    files_judged: int = field(default=0)
+
+    def __call__(self, candidates: list[bytes]) -> list[dict]:
+        """Per candidate: ``fails`` (a gate of either question FAILed), ``failures`` (their lines) and
+        ``disagreements`` (study decisions, over all labels, that differ from the validated model's)."""
+        from ich_edge.training.parity import ParityConfig, run_parity
+
+        self.files_judged += len(candidates)
+        with tempfile.TemporaryDirectory(prefix="ich_edge_mixed_") as scratch:
+            paths = []
+            for k, payload in enumerate(candidates):
+                path = Path(scratch) / f"candidate_{k}.tflite"
+                path.write_bytes(self.describe(payload))
+                paths.append(path)
+            report, _ = run_parity(self.run_dir, paths, self.data,
+                                   ParityConfig(replicates=0, studies="validation", threads=self.threads),
+                                   converted_from=self.converted_from)
+        return [{"fails": any(entry[q]["verdict"] == "FAIL" for q in ("conversion", "deployment")),
+                 "failures": entry["failures"],
+                 "disagreements": sum(v["lost_positives"] + v["new_positives"]
+                                      for v in entry["deployment"]["study"]["labels"].values())}
+                for entry in report["models"]]
+
+
+def layer_report(calibrated: bytes, quantized: bytes, calibration, judge: Judge | None = None,
+                 kept_float=(), log=print) -> dict:
+    """The per-layer report of ``quantized`` (see the module docstring); ``kept_float`` groups are skipped
+    in the decision ranking (they are float already)."""
+    groups = layers_lib.LayerGroups.of(calibrated)
+    errors = layers_lib.group_errors(layers_lib.tensor_errors(calibrated, quantized, calibration))
+    ranked = [g for g in sorted(errors, key=lambda g: -errors[g]["added"]) if g not in kept_float][:MAX_RANKED_GROUPS]
+    impact, base = {}, None
+    if judge is not None and ranked:
+        log(f"layer report: judging {len(ranked)} files, each with one layer in float, on the validation studies")
+        kept = [n for g in kept_float for n in groups.nodes[g]]
+        files = [quantized] + [layers_lib.quantize(calibrated, kept + groups.nodes[g]) for g in ranked]
+        verdicts = judge(files)
+        base = verdicts[0]
+        impact = {g: {"restored": base["disagreements"] - v["disagreements"], "fails_alone": v["fails"]}
+                  for g, v in zip(ranked, verdicts[1:])}
+    order = sorted(errors, key=lambda g: (-impact.get(g, {}).get("restored", 0), -errors[g]["added"]))
+    rows = [{"group": g, "ops": groups.ops.get(g, []), **errors[g], **impact.get(g, {})} for g in order]
+    return {
+        "format": "ich-edge-layers/1",
+        "measure": "rmse_per_scale: RMSE of the op output against the float calibrated graph, in quantization steps "
+                   "(accumulated along the graph); added: what the layer adds to the error before it; restored: study "
+                   "decisions (all labels, validation studies) that keeping only this layer in float gives back",
+        "validation": None if base is None else {"disagreements_all_int8": base["disagreements"], "fails": base["fails"],
+                                                  "failures": base["failures"]},
+        "kept_float": list(kept_float),
+        "layers": rows,
+        "worst": [r["group"] for r in rows[:3]],
+    }
+
+
+def worst_line(report: dict) -> str:
+    """One line naming the worst layers of a layer report."""
+    parts = []
+    for row in report["layers"][:3]:
+        restored = f", restores {row['restored']} decisions" if "restored" in row else ""
+        parts.append(f"{row['group']} ({row['rmse_per_scale']:.1f} steps{restored})")
+    return "worst layers: " + "; ".join(parts)
+
+
+def search(calibrated: bytes, report: dict, judge: Judge, log=print) -> tuple[list[str], list[dict]]:
+    """Keep float groups, worst first (the report's order), until the validation file has no FAIL.
+
+    Returns ``(kept groups, path)``: each step's kept groups, disagreements and failures.
+    """
+    groups = layers_lib.LayerGroups.of(calibrated)
+    kept: list[str] = []
+    path = []
+    candidates = [row["group"] for row in report["layers"] if row["group"] not in report.get("kept_float", [])]
+    for step in range(len(candidates) + 1):
+        if step:
+            kept.append(candidates[step - 1])
+        payload = layers_lib.quantize(calibrated, [n for g in kept for n in groups.nodes[g]])
+        (verdict,) = judge([payload])
+        path.append({"kept_float": list(kept), "disagreements": verdict["disagreements"], "passes": not verdict["fails"],
+                     "failures": verdict["failures"][:3]})
+        log(f"int8-mixed: float {', '.join(kept) or 'none'}: {verdict['disagreements']} decisions differ on validation, "
+            + ("no gate fails" if not verdict["fails"] else f"{len(verdict['failures'])} gate(s) fail"))
+        if not verdict["fails"]:
+            return kept, path
+    return kept, path

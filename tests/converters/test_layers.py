@@ -1,0 +1,90 @@
+"""The per-layer quantization report blames the layer that breaks; int8-mixed keeps named layers in float."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ich_edge.cli import main
+from ich_edge.runtime import flatbuffer as fb
+from ich_edge.runtime.description import op_summary
+
+INJECTED = "encode/block4_expand_conv"
+
+
+@pytest.fixture(scope="module")
+def calibrated(tiny_data, tmp_path_factory):
+    """``(calibrated graph bytes, calibration set)`` of the tiny run."""
+    from converters.calibration import calibration_set, representative_dataset
+    from converters.graph import save_deployable
+    from converters.layers import calibrate
+    from converters.recipe import ConvertOptions
+    from ich_edge.training.run import load_run
+
+    _, series, run_dir = tiny_data
+    run = load_run(run_dir)
+    saved = save_deployable(run.encoder, run.head, run.sequence_config.window_slices, tmp_path_factory.mktemp("saved") / "m")
+    calibration = calibration_set(run.encoder, series, run.sequence_config, 8, 0)
+    return calibrate(saved, ConvertOptions(representative_dataset=representative_dataset(calibration))), calibration
+
+
+def narrow_range(calibrated: bytes, group: str, factor: float) -> bytes:
+    """The calibrated graph with the recorded range of ``group``'s output shrunk ``factor`` times (clipping)."""
+    import flatbuffers
+
+    from converters.layers import LayerGroups
+
+    nodes = set(LayerGroups.of(calibrated).nodes[group])
+    model = fb.unpack(calibrated)
+    hit = 0
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            if tensor.name.decode() in nodes and tensor.quantization is not None and tensor.quantization.max is not None:
+                tensor.quantization.min = np.asarray(tensor.quantization.min, np.float32) / factor
+                tensor.quantization.max = np.asarray(tensor.quantization.max, np.float32) / factor
+                hit += 1
+    assert hit, f"no calibrated range found for {group}"
+    return fb.pack(model, flatbuffers.Builder(len(calibrated) + 4096))
+
+
+def test_layer_groups_name_the_encoder_and_head_layers(calibrated):
+    from converters.layers import LayerGroups
+
+    groups = LayerGroups.of(calibrated[0])
+    assert INJECTED in groups.nodes and "encode/stem_conv" in groups.nodes
+    assert "classify/bilstm" in groups.nodes, list(groups.nodes)  # the head's name scope (stateless.py)
+    assert groups.resolve(["bilstm", "encode/stem_conv"]) == ["classify/bilstm", "encode/stem_conv"]
+
+
+def test_report_blames_a_layer_whose_range_was_forced_wrong(calibrated):
+    from converters.layers import quantize
+    from converters.mixed import layer_report
+
+    graph, calibration = calibrated
+    clean = layer_report(graph, quantize(graph), calibration)
+    assert clean["layers"][0]["group"] != INJECTED
+    broken = narrow_range(graph, INJECTED, 20.0)
+    report = layer_report(broken, quantize(broken), calibration)
+    encode_rows = [row for row in report["layers"] if row["group"].startswith("encode/")]
+    assert encode_rows[0]["group"] == INJECTED, [(r["group"], round(r["added"], 2)) for r in encode_rows[:4]]
+    assert encode_rows[0]["added"] > 5 * clean_added(clean, INJECTED)
+
+
+def clean_added(report: dict, group: str) -> float:
+    return max(next(row["added"] for row in report["layers"] if row["group"] == group), 0.05)
+
+
+def test_int8_mixed_keeps_the_named_layer_in_float(tiny_data, tmp_path):
+    cache, _, run = tiny_data
+    out = tmp_path / "models"
+    code = main(["convert", "--model", str(run), "--precision", "int8-mixed", "--keep-float", "stem_conv",
+                 "--data", str(cache), "--out", str(out), "--no-layer-report"])
+    assert code == 0
+    payload = (out / "cnn_lstm_int8-mixed.tflite").read_bytes()
+    convs = op_summary(payload)["encode"]["ops"]["CONV_2D"]
+    assert convs["float"] == 1 and convs["integer"] == convs["count"] - 1, convs  # the stem only
+    assert json.loads((out / "cnn_lstm_int8-mixed.tflite.json").read_text())["kept_float"] == ["encode/stem_conv"]
+    report = json.loads((out / "cnn_lstm_int8-mixed.tflite.layers.json").read_text())
+    assert report["kept_float"] == ["encode/stem_conv"] and report["search"] == []
