@@ -12,6 +12,7 @@ training tier never imports ``converters``.
 
 from __future__ import annotations
 
+import copy
 import tempfile
 import time
 from dataclasses import dataclass
@@ -182,6 +183,7 @@ class _Layered:
         self.run, self.saved, self.calibration, self.data, self.config, self.log = run, saved, calibration, data, config, log
         self.float_dir = float_dir  # the validated float RUN_DIR: the deployment reference of the search
         self._calibrated = None
+        self._reports: dict = {}
 
     def calibrated(self) -> bytes:
         from converters.layers import calibrate
@@ -213,7 +215,8 @@ class _Layered:
         groups = layers.LayerGroups.of(calibrated)
         auto = self.config.keep_float == ("auto",)
         judge = self.judge(recipe, options) if auto or self.config.layer_report else None
-        report = mixed.layer_report(calibrated, layers.quantize(calibrated, io=options.io), self.calibration, judge, log=self.log)
+        start = layers.quantize(calibrated, io=options.io)
+        report = self.report(recipe, options, start) if judge is not None else mixed.layer_report(calibrated, start, self.calibration)
         if auto:
             if judge is None:
                 raise ConfigError("int8-mixed --keep-float auto judges on the run's validation studies: pass the float "
@@ -226,9 +229,16 @@ class _Layered:
         return payload, report
 
     def report(self, recipe: Recipe, options: ConvertOptions, payload: bytes) -> dict:
+        """The layer report of an integer file (made once per distinct file: int8 and int8-mixed's start are one)."""
+        import hashlib
+
         from converters import mixed
 
-        return mixed.layer_report(self.calibrated(), payload, self.calibration, self.judge(recipe, options), log=self.log)
+        key = hashlib.sha256(payload).hexdigest()
+        if key not in self._reports:
+            self._reports[key] = mixed.layer_report(self.calibrated(), payload, self.calibration, self.judge(recipe, options),
+                                                    log=self.log)
+        return copy.deepcopy(self._reports[key])
 
 
 def _convert_one(run, recipe: Recipe, saved: Path, calibration, io: str, out: Path, force: bool, log, layered: _Layered) -> dict:

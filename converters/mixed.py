@@ -8,7 +8,8 @@ For an integer file, :func:`layer_report` says which layers cost accuracy, in tw
   group, the file with *only that group* in float is judged against the validated float
   model on the validation studies (the two parity questions, :func:`ich_edge.training.parity.run_parity`
   with ``studies="validation"``); ``restored`` is how many study decisions (over all labels)
-  that group alone gives back.
+  that group alone gives back. Measured only when the all-integer file fails a gate there
+  (one file per group: minutes on the demo model).
 
 The report ranks groups by decision impact, then by added tensor error; ``convert`` writes
 it beside the file (``<file>.layers.json``) and prints the worst layers in one line.
@@ -79,21 +80,22 @@ def layer_report(calibrated: bytes, quantized: bytes, calibration, judge: Judge 
     errors = layers_lib.group_errors(layers_lib.tensor_errors(calibrated, quantized, calibration))
     ranked = [g for g in sorted(errors, key=lambda g: -errors[g]["added"]) if g not in kept_float][:MAX_RANKED_GROUPS]
     impact, base = {}, None
-    if judge is not None and ranked:
-        log(f"layer report: judging {len(ranked)} files, each with one layer in float, on the validation studies")
+    if judge is not None:
+        (base,) = judge([quantized])
+    if base is not None and base["fails"] and ranked:  # only a failing file needs to know which layers to keep
+        log(f"layer report: judging {len(ranked)} files, each with one more layer in float, on the validation studies")
         kept = [n for g in kept_float for n in groups.nodes[g]]
-        files = [quantized] + [layers_lib.quantize(calibrated, kept + groups.nodes[g]) for g in ranked]
-        verdicts = judge(files)
-        base = verdicts[0]
-        impact = {g: {"restored": base["disagreements"] - v["disagreements"], "fails_alone": v["fails"]}
-                  for g, v in zip(ranked, verdicts[1:])}
+        verdicts = judge([layers_lib.quantize(calibrated, kept + groups.nodes[g]) for g in ranked])
+        impact = {g: {"restored": base["disagreements"] - v["disagreements"], "passes_alone": not v["fails"]}
+                  for g, v in zip(ranked, verdicts)}
     order = sorted(errors, key=lambda g: (-impact.get(g, {}).get("restored", 0), -errors[g]["added"]))
     rows = [{"group": g, "ops": groups.ops.get(g, []), **errors[g], **impact.get(g, {})} for g in order]
     return {
         "format": "ich-edge-layers/1",
         "measure": "rmse_per_scale: RMSE of the op output against the float calibrated graph, in quantization steps "
-                   "(accumulated along the graph); added: what the layer adds to the error before it; restored: study "
-                   "decisions (all labels, validation studies) that keeping only this layer in float gives back",
+                   "(accumulated along the graph); added: what the layer adds to the error before it; restored (measured "
+                   "when the all-integer file fails a gate on the validation studies): study decisions, all labels, that "
+                   "keeping this layer in float gives back",
         "validation": None if base is None else {"disagreements_all_int8": base["disagreements"], "fails": base["fails"],
                                                   "failures": base["failures"]},
         "kept_float": list(kept_float),
@@ -123,8 +125,11 @@ def search(calibrated: bytes, report: dict, judge: Judge, log=print) -> tuple[li
     for step in range(len(candidates) + 1):
         if step:
             kept.append(candidates[step - 1])
-        payload = layers_lib.quantize(calibrated, [n for g in kept for n in groups.nodes[g]])
-        (verdict,) = judge([payload])
+        if step == 0 and report.get("validation") is not None:  # the all-integer file, judged by the report
+            verdict = {"fails": report["validation"]["fails"], "failures": report["validation"]["failures"],
+                       "disagreements": report["validation"]["disagreements_all_int8"]}
+        else:
+            (verdict,) = judge([layers_lib.quantize(calibrated, [n for g in kept for n in groups.nodes[g]])])
         path.append({"kept_float": list(kept), "disagreements": verdict["disagreements"], "passes": not verdict["fails"],
                      "failures": verdict["failures"][:3]})
         log(f"int8-mixed: float {', '.join(kept) or 'none'}: {verdict['disagreements']} decisions differ on validation, "

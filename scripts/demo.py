@@ -14,8 +14,9 @@ changed.
 **What ships.** One ``ich-edge parity`` run answers conversion parity (each file against the
 Keras model it was converted from) and deployment parity (each file against the validated
 float model) for every precision. The demo ships the first file in :data:`SHIP_PREFERENCE`
-(qat-int8, the phone precision, then int8, fp16, fp32) whose verdict is PASS on both
-questions, and says so when that is not qat-int8, naming what qat-int8 failed: a smaller
+(qat-int8, the phone precision, then int8-mixed, int8, fp16, fp32: ``ich_edge.precisions``)
+whose verdict is PASS on both questions, and says so when that is not qat-int8, naming what
+each file before it failed: a smaller
 model that says something else than the validated one is no use to a triage team, a larger
 one that says the same is. ``dynamic`` is never shipped (the slowest file on CPU). When no
 file passes, the demo stops with exit code 1 (4 when the test set was too small to judge)
@@ -34,9 +35,8 @@ from typing import Callable
 
 from ich_edge.cli import main as cli_main
 
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "qat-int8")
-#: The precisions the demo may ship, in order of preference (phones first).
-SHIP_PREFERENCE = ("qat-int8", "int8", "fp16", "fp32")
+from ich_edge.precisions import BY_NAME, NAMES as PRECISIONS, SHIP_ORDER as SHIP_PREFERENCE
+
 SHIP_PRECISION = SHIP_PREFERENCE[0]
 SHIPPED_FILE = "shipped.json"
 
@@ -83,7 +83,7 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
     cache_train, cache_test = out / CACHE_TRAIN, out / CACHE_TEST
     run, qat, tflite = out / "run", out / "qat", out / "tflite"
     parity, bench_json = out / "parity", out / "bench.json"
-    models = [str(tflite / f"cnn_lstm_{p}.tflite") for p in PRECISIONS]
+    models = [str(tflite / BY_NAME[p].file_name) for p in PRECISIONS]
     # Conversion parity: post-training variants against the float run, qat-int8 against the
     # QAT model (fine-tuning changed the weights). Deployment parity: every file against the
     # validated float run. One report for both, read by the ship decision and by `assets`.

@@ -33,8 +33,8 @@ from ich_edge.assets.manifest import build_manifest, sha256_of, snippet_values
 from ich_edge.assets.sample import SampleConfig, make_sample
 from ich_edge.errors import ConfigError, GateFailedError
 from ich_edge.fileio import refuse_existing, replace_dir
+from ich_edge.precisions import RECOMMENDED as RECOMMENDED_PRECISION
 
-RECOMMENDED_PRECISION = "qat-int8"
 MAX_MODEL_BYTES = 5 * 1024 * 1024
 #: Budget of the sample study's DICOM files (the tensors next to them come on top).
 MAX_SAMPLE_BYTES = 4 * 1024 * 1024
@@ -237,7 +237,7 @@ def _notes(manifest: dict, staging: Path) -> list[str]:
     if manifest["precision"] != RECOMMENDED_PRECISION:
         notes.append(
             f"the model's precision is {manifest['precision']}; phones should get {RECOMMENDED_PRECISION} "
-            "(ich-edge convert --precision qat-int8)"
+            f"(ich-edge convert --precision {RECOMMENDED_PRECISION}; int8-mixed where it fails parity)"
         )
     size = (staging / "model.tflite").stat().st_size
     if size > MAX_MODEL_BYTES:

@@ -12,8 +12,8 @@ from ich_edge.errors import ConfigError
 from ich_edge.training.parity_gates import CONVERSION_GATES
 
 
-def test_table_lists_the_five_precisions_in_order():
-    assert list(RECIPES) == ["fp32", "fp16", "dynamic", "int8", "qat-int8"]
+def test_table_lists_the_six_precisions_in_order():
+    assert list(RECIPES) == ["fp32", "fp16", "dynamic", "int8", "int8-mixed", "qat-int8"]
     for name, recipe in RECIPES.items():
         assert recipe.name == name
         assert recipe.file_name == f"cnn_lstm_{name}.tflite"
@@ -21,7 +21,7 @@ def test_table_lists_the_five_precisions_in_order():
         assert "float" in recipe.io_types
     assert RECIPES["fp32"].parity == {"max_abs_diff": 1e-4}
     assert {name: r.parity for name, r in RECIPES.items()} == CONVERSION_GATES  # one row per precision, no more
-    assert [r.name for r in RECIPES.values() if r.needs_calibration] == ["int8", "qat-int8"]
+    assert [r.name for r in RECIPES.values() if r.needs_calibration] == ["int8", "int8-mixed", "qat-int8"]
     assert [r.name for r in RECIPES.values() if r.needs_qat] == ["qat-int8"]
 
 
@@ -34,12 +34,12 @@ def test_unknown_precision_gets_a_did_you_mean(typo, suggestion):
 
 
 def test_unknown_precision_without_a_close_name_lists_the_choices():
-    with pytest.raises(ConfigError, match=r"unknown precision 'tensorrt' \(choose from fp32, fp16, dynamic, int8, qat-int8, all\)"):
+    with pytest.raises(ConfigError, match=r"unknown precision 'tensorrt' \(choose from fp32, fp16, dynamic, int8, int8-mixed, qat-int8, all\)"):
         get_recipe("tensorrt")
 
 
 def test_all_expands_to_what_the_folders_allow():
-    assert [r.name for r in select_recipes([ALL], True, False)] == ["fp32", "fp16", "dynamic", "int8"]
+    assert [r.name for r in select_recipes([ALL], True, False)] == ["fp32", "fp16", "dynamic", "int8", "int8-mixed"]
     assert [r.name for r in select_recipes([ALL], False, True)] == ["qat-int8"]
     assert [r.name for r in select_recipes([ALL], True, True)] == list(RECIPES)
     assert [r.name for r in select_recipes(["int8", "fp32", "int8"], True, False)] == ["int8", "fp32"]
@@ -72,3 +72,16 @@ def test_the_table_imports_without_tensorflow():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "qat-int8" in done.stdout
+
+
+def test_the_precision_table_and_the_recipes_agree():
+    """ich_edge.precisions (TensorFlow-free, read by demo, bench, assets) lists exactly the recipes, with their facts."""
+    from converters.registry import RECIPES
+    from ich_edge.precisions import SHIP_ORDER, TABLE
+
+    assert [p.name for p in TABLE] == list(RECIPES)
+    for row in TABLE:
+        recipe = RECIPES[row.name]
+        assert (row.needs_qat, row.needs_calibration, row.file_name) == (recipe.needs_qat, recipe.needs_calibration, recipe.file_name)
+    assert set(SHIP_ORDER) <= set(RECIPES) and "dynamic" not in SHIP_ORDER
+    assert SHIP_ORDER[:3] == ("qat-int8", "int8-mixed", "int8")  # integer first, the mixed file before plain PTQ
