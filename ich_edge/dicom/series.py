@@ -23,8 +23,16 @@ from typing import Callable
 
 import numpy as np
 
+from ich_edge.dicom.plausibility import hu_counts, hu_problem
 from ich_edge.dicom.reader import SliceInfo, read_hu, read_slice_info
-from ich_edge.errors import DicomError, NoSeriesError, NotCTError, SeriesError
+from ich_edge.errors import (
+    DicomError,
+    ImplausiblePixelsError,
+    NoSeriesError,
+    NotCTError,
+    SeriesError,
+    UnreadableSeriesError,
+)
 
 #: Two slices closer than this along the normal are at the same position.
 DUPLICATE_TOLERANCE_MM = 0.01
@@ -33,6 +41,9 @@ GAP_FACTOR = 1.5
 _AXIAL_NORMAL = (0.0, 0.0, 1.0)
 #: Files per task when headers are read by several processes.
 _SCAN_CHUNK_FILES = 256
+#: Most pixels one series may decode to (Rows x Columns x slices, checked before decoding):
+#: 2048 slices of 512 x 512, 2 GiB of float32 HU; a thin-slice head CT is 200-400 slices.
+MAX_SERIES_PIXELS = 2048 * 512 * 512
 
 
 @dataclass(frozen=True)
@@ -86,16 +97,34 @@ class Series:
 
         Raises
         ------
+        UnreadableSeriesError
+            If a slice's pixel module is mis-declared
+            (:class:`~ich_edge.errors.ImplausiblePixelsError`) or the series' HU are not
+            those of a head (:mod:`ich_edge.dicom.plausibility`): the pixels cannot be
+            trusted, so no result may be drawn from them.
         SeriesError
-            If no slice can be decoded. Slices that fail are dropped and listed in
-            ``problems``.
+            If the series is larger than :data:`MAX_SERIES_PIXELS`, or no slice can be
+            decoded. Slices that fail otherwise (truncated, undecodable) are dropped and
+            listed in ``problems``.
         """
+        pixels = self.num_slices * self.rows * self.columns
+        if pixels > MAX_SERIES_PIXELS:
+            raise SeriesError(
+                f"series {self.series_uid}: {self.num_slices} slices of {self.rows} x {self.columns} pixels, more than "
+                f"{MAX_SERIES_PIXELS // (512 * 512)} slices of 512 x 512; refused before decoding (split the series)"
+            )
         images: np.ndarray | None = None
         kept: list[int] = []
         problems: list[str] = []
+        implausible: dict[str, list[str]] = {}
+        counts = np.zeros(4, dtype=np.int64)
         for index, info in enumerate(self.slices):
             try:
                 hu = read_hu(info.path, label=info.path.name)
+            except ImplausiblePixelsError as err:
+                reason = str(err).removeprefix(f"{info.path.name}: ")
+                implausible.setdefault(reason, []).append(info.path.name)
+                continue
             except DicomError as err:
                 problems.append(f"{err}; slice dropped")
                 continue
@@ -105,11 +134,17 @@ class Series:
                     f"{self.rows}x{self.columns}; slice dropped"
                 )
                 continue
+            counts += hu_counts(hu)
             image = hu if transform is None else np.asarray(transform(hu))
             if images is None:
                 images = np.empty((len(self.slices), *image.shape), dtype=image.dtype)
             images[len(kept)] = image
             kept.append(index)
+        reasons = [_slices_text(names, reason) for reason, names in implausible.items()]
+        if not implausible and (hu_reason := hu_problem(counts)) is not None:
+            reasons.append(hu_reason)
+        if reasons:
+            raise UnreadableSeriesError(f"series {self.series_uid}: UNREADABLE: {' | '.join(reasons)}", tuple(reasons))
         if images is None:
             raise SeriesError(f"series {self.series_uid}: no usable slice ({problems[0]})")
         return LoadedSeries(
@@ -117,6 +152,12 @@ class Series:
             slice_ids=[self.slices[i].sop_instance_uid for i in kept],
             problems=problems,
         )
+
+
+def _slices_text(names: list[str], reason: str) -> str:
+    """``"3 slices (a.dcm, b.dcm, ...): <reason>"`` for a reason shared by several slices."""
+    shown = ", ".join(names[:2]) + (", ..." if len(names) > 2 else "")
+    return f"{len(names)} slice{'s' if len(names) != 1 else ''} ({shown}): {reason}"
 
 
 @dataclass(frozen=True)
