@@ -124,6 +124,20 @@ def _quiet_invalid_uids():
             logger.removeFilter(_DROP_INVALID_UID)
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (a newline in a file name becomes ``\\n``),
+    so that every problem and error line stays one line."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def display_name(path: str | os.PathLike) -> str:
+    """The file name of ``path`` as messages show it (:func:`printable`)."""
+    return printable(Path(path).name)
+
+
 def _named(err: IchEdgeError, label: str | None) -> IchEdgeError:
     """The same kind of error with ``label: `` in front of its message."""
     if not label:
@@ -136,7 +150,7 @@ def _label(source: Source) -> str | None:
     if isinstance(source, Dataset):
         return None
     name = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", None)
-    return Path(name).name if isinstance(name, (str, os.PathLike)) else None
+    return display_name(name) if isinstance(name, (str, os.PathLike)) else None
 
 
 #: Largest file read: a 4096 x 4096 32-bit slice is 64 MiB, a CT slice about 0.5 MiB.
@@ -315,7 +329,7 @@ def read_slice_info(path: str | os.PathLike, *, label: str | None = None) -> Sli
         With a message that starts with ``label`` (default: the file name).
     """
     path = Path(path)
-    label = label or path.name
+    label = label or display_name(path)
     try:
         ds = _read(path, headers_only=True)
         with _quiet_invalid_uids():
@@ -334,7 +348,7 @@ def _text(ds: Dataset, keyword: str) -> str | None:
         return None
     if isinstance(value, bytes):
         value = value.decode("ascii", errors="replace")
-    text = str(value).strip().strip("\x00").strip()
+    text = printable(str(value).strip().strip("\x00").strip())
     return text or None
 
 
@@ -362,7 +376,7 @@ def _slice_info(ds: Dataset, path: Path, module: PixelModule) -> SliceInfo:
     center, width = _number(ds, "WindowCenter"), _number(ds, "WindowWidth")
     return SliceInfo(
         path=path,
-        sop_instance_uid=_text(ds, "SOPInstanceUID") or path.stem,
+        sop_instance_uid=_text(ds, "SOPInstanceUID") or printable(path.stem),
         series_uid=_text(ds, "SeriesInstanceUID"),
         study_uid=_text(ds, "StudyInstanceUID"),
         modality=modality.upper() if modality else None,
