@@ -232,7 +232,7 @@ def predict_path(model, path: str | Path) -> PathPrediction:
     problems = mask_all(scan.problems)
     patients = {series.patient_uid for series in scan.series if series.patient_uid}
     if len(patients) > 1:
-        problems.append(f"{path}: the series found belong to {len(patients)} patients; each verdict is about its own series only")
+        problems.append(f"the series found belong to {len(patients)} patients; each verdict is about its own series only")
     predictions: list[SeriesPrediction] = []
     for series in scan.series:
         index = len(predictions) + 1
