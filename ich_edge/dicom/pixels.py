@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
+from ich_edge.dicom.codestream import check_codestream_size
 from ich_edge.errors import ImplausiblePixelsError, NoPixelDataError, PixelDataError
 from ich_edge.transforms import ToHounsfield
 
@@ -310,7 +311,7 @@ def decode_stored(ds: Dataset, module: PixelModule) -> np.ndarray:
         dtype = np.dtype(f"{order}u{module.bits_allocated // 8}")
         stored = np.frombuffer(data, dtype=dtype, count=module.rows * module.columns)
         return stored.reshape(module.rows, module.columns)
-    check_codestream_size(ds, module)
+    check_codestream_size(ds, module.rows, module.columns)
     try:
         stored = ds.pixel_array
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
@@ -328,91 +329,6 @@ def decode_stored(ds: Dataset, module: PixelModule) -> np.ndarray:
             f"expected ({module.rows}, {module.columns}) integers"
         )
     return stored
-
-
-#: Transfer syntaxes whose frames start with a JPEG (or JPEG-LS) frame header (SOF).
-_JPEG_SYNTAXES = frozenset(
-    {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
-     "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
-)
-#: Transfer syntaxes whose frames hold a JPEG 2000 / HTJ2K codestream (SIZ marker).
-_J2K_SYNTAXES = frozenset(
-    {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
-     "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
-)
-#: JPEG start-of-frame markers (every SOFn but DHT C4, JPG C8, DAC CC), and JPEG-LS SOF55.
-_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xF7}
-
-
-def check_codestream_size(ds: Dataset, module: PixelModule) -> None:
-    """Refuse compressed pixel data whose codestream declares another size than the header.
-
-    A decoder allocates what the stream's own frame header asks for, not (0028,0010) Rows x
-    (0028,0011) Columns: a few-KB JPEG declaring 65535 x 65535 would take gigabytes. The
-    JPEG/JPEG-LS SOF and JPEG 2000 SIZ markers of the first frame are read (no decoding) and
-    must equal the header's matrix, itself at most :data:`MAX_MATRIX_PX`. RLE output is sized
-    by the header alone.
-
-    Raises
-    ------
-    PixelDataError
-        If the sizes differ or a JPEG/JPEG 2000 frame has no readable size.
-    """
-    meta = getattr(ds, "file_meta", None)
-    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-    if syntax not in _JPEG_SYNTAXES and syntax not in _J2K_SYNTAXES:
-        return
-    frame = _first_fragment(ds.PixelData)
-    size = _jpeg_size(frame) if syntax in _JPEG_SYNTAXES else _j2k_size(frame)
-    if size != (module.rows, module.columns):
-        declared = "no readable frame size" if size is None else f"{size[0]} x {size[1]} pixels"
-        raise PixelDataError(
-            f"the compressed frame declares {declared}, (0028,0010) Rows x (0028,0011) Columns say "
-            f"{module.rows} x {module.columns}; refused before decoding (a corrupt or hostile file)"
-        )
-
-
-def _first_fragment(pixel_data: bytes, max_bytes: int = 1 << 16) -> bytes:
-    """The start of the first fragment of encapsulated (7FE0,0010) Pixel Data (PS3.5 A.4)."""
-    # Item tag (FFFE,E000) + 4-byte length: the Basic Offset Table, then the first fragment.
-    offset = 8 + int.from_bytes(pixel_data[4:8], "little")
-    length = int.from_bytes(pixel_data[offset + 4 : offset + 8], "little")
-    return bytes(pixel_data[offset + 8 : offset + 8 + min(length, max_bytes)])
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(rows, columns) from the SOF segment of a JPEG/JPEG-LS stream, None if not found."""
-    if data[:2] != b"\xff\xd8":
-        return None
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # segments without a length
-            pos += 2
-            continue
-        if marker in _SOF_MARKERS:
-            if pos + 9 > len(data):
-                return None
-            return int.from_bytes(data[pos + 5 : pos + 7], "big"), int.from_bytes(data[pos + 7 : pos + 9], "big")
-        if marker == 0xDA:  # start of scan before any frame header
-            return None
-        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-    return None
-
-
-def _j2k_size(data: bytes) -> tuple[int, int] | None:
-    """(rows, columns) from the SIZ marker of a JPEG 2000 codestream (bare or in a JP2 box)."""
-    start = data.find(b"\xff\x4f\xff\x51")
-    if start < 0 or start + 24 > len(data):
-        return None
-    # SOC, SIZ, Lsiz(2), Rsiz(2), Xsiz, Ysiz, XOsiz, YOsiz (4 bytes each, big-endian).
-    xsiz, ysiz, xosiz, yosiz = (int.from_bytes(data[start + 8 + 4 * k : start + 12 + 4 * k], "big") for k in range(4))
-    return ysiz - yosiz, xsiz - xosiz
 
 
 def error_text(err: Exception, max_chars: int = 300) -> str:
