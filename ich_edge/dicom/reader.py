@@ -174,8 +174,8 @@ def check_regular_file(path: str | os.PathLike) -> None:
     """
     info = os.stat(path)
     if not stat.S_ISREG(info.st_mode):
-        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(
-            info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "a special file"
+        kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+        kind = next((name for test, name in kinds if test(info.st_mode)), "a special file")
         raise DicomError(f"not a regular file ({kind}, or a link to one); not read")
     if info.st_size > MAX_FILE_BYTES:
         raise DicomError(
