@@ -76,6 +76,17 @@ class PixelDataError(DicomError):
     )
 
 
+class ImplausiblePixelsError(PixelDataError):
+    """The pixel module is mis-declared: the stored values cannot be trusted to mean HU.
+
+    A missing or malformed (0028,1052) Rescale Intercept or (0028,1053) Rescale Slope, pixel
+    data longer than Rows x Columns x Bits Allocated / 8, HU outside what a head holds. The
+    series is UNREADABLE: ``predict`` gives no NEGATIVE/POSITIVE for it, ``prepare`` skips it.
+    """
+
+    default_message = "the pixel module is mis-declared; the stored values cannot be turned into HU"
+
+
 class NotCTError(DicomError):
     default_message = "the series is not CT (Modality is not 'CT'); ich-edge reads head CT only"
 
@@ -84,6 +95,20 @@ class SeriesError(IchEdgeError):
     """A series is inconsistent (mixed matrix sizes, duplicate positions, no usable slice)."""
 
     default_message = "the series is inconsistent"
+
+
+class UnreadableSeriesError(SeriesError):
+    """A series whose pixels cannot be trusted (mis-declared pixel module, HU no head holds).
+
+    ``reasons`` lists why. ``predict`` gives such a series the verdict UNREADABLE (neither
+    NEGATIVE nor POSITIVE), ``prepare`` skips it, ``inspect`` lists the reasons.
+    """
+
+    default_message = "the series is UNREADABLE: its pixels cannot be trusted to be HU"
+
+    def __init__(self, message: str | None = None, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reasons = tuple(reasons) or (str(self),)
 
 
 class NoSeriesError(IchEdgeError):

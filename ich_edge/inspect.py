@@ -12,7 +12,8 @@ import numpy as np
 
 from ich_edge.dicom import ScanResult, Series
 from ich_edge.dicom.privacy import mask_all
-from ich_edge.errors import SeriesError
+from ich_edge.errors import SeriesError, UnreadableSeriesError
+from ich_edge.series_filter import JUDGED
 
 #: Keys of each series report, in output order.
 REPORT_KEYS = (
@@ -36,20 +37,30 @@ def inspect_scan(scan: ScanResult) -> list[dict]:
     """One report per series of ``scan``, with keys :data:`REPORT_KEYS`.
 
     Reads every slice once for ``hu_min``/``hu_max`` (HU after padding is set to air);
-    slices that fail to decode are dropped and listed in the series' ``problems``.
+    slices that fail to decode are dropped and listed in the series' ``problems``. What makes
+    ``predict`` call a series UNREADABLE (the series rules of
+    :data:`ich_edge.series_filter.JUDGED`, a mis-declared pixel module, implausible HU) is
+    listed in its ``problems`` as ``UNREADABLE: <why>`` (HU range None when the pixels are
+    not trusted).
 
     Raises
     ------
     SeriesError
-        If no series has a single decodable slice.
+        If no series has a single decodable slice (UNREADABLE series are reported, not raised).
     """
     reports, errors = [], []
     for series in scan.series:
         try:
             reports.append(series_report(series))
+        except UnreadableSeriesError as err:
+            unreadable = [f"UNREADABLE: {reason}" for reason in err.reasons]
+            reports.append(_report(series, None, None, mask_all([*series.problems, *unreadable])))
         except SeriesError as err:
             errors.append(err)
             reports.append(_report(series, None, None, mask_all([*series.problems, str(err)])))
+        reason = JUDGED.reason_to_skip(series)
+        if reason is not None:
+            reports[-1]["problems"].append(f"UNREADABLE: {reason} (prepare and predict leave such series out)")
     if errors and len(errors) == len(scan.series):
         raise errors[0]
     return reports

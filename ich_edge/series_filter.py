@@ -1,9 +1,14 @@
-"""Which CT series ``prepare`` keeps: localizers, fragments and reformats are left out.
+"""Which CT series ``prepare`` keeps and ``predict`` judges: localizers, fragments, reformats
+and series mixing patients are left out.
 
 RSNA's training set holds axial head series only, but a hospital export or another data set
 also holds scouts ((0008,0008) Image Type ``...\\LOCALIZER``, one to three images), short
 fragments and sagittal/coronal reformats. Training on them would teach the model images it
-never sees at the edge, so prepare leaves them out and the problems file says why.
+never sees at the edge, so prepare leaves them out and the problems file says why. For the
+same reason ``predict`` does not judge them (:data:`JUDGED`: the same rules, except that a
+short series is left to predict's coverage rule, which calls it INCOMPLETE), and ``inspect``
+flags them. A series whose slices carry more than one (0010,0020) Patient ID is two
+patients' images under one series: left out everywhere.
 Runtime tier: the standard library and :mod:`ich_edge.dicom`.
 """
 
@@ -50,6 +55,9 @@ class SeriesFilter:
             return f"localizer ((0008,0008) Image Type {words})"
         if series.num_slices < self.min_slices:
             return f"{series.num_slices} slice(s), fewer than {self.min_slices}: a localizer or fragment, not a head scan"
+        patients = {info.patient_uid for info in series.slices if info.patient_uid}
+        if len(patients) > 1:
+            return f"its slices carry {len(patients)} different (0010,0020) Patient IDs: images of several patients in one series"
         normal = slice_normal(series.slices, [])
         tilt = math.degrees(math.acos(min(1.0, abs(float(normal[2])))))
         if tilt > self.max_tilt_deg:
@@ -58,3 +66,9 @@ class SeriesFilter:
         if self.max_slice_thickness_mm is not None and thickness is not None and thickness > self.max_slice_thickness_mm:
             return f"(0018,0050) Slice Thickness {thickness:g} mm, more than {self.max_slice_thickness_mm:g} mm"
         return None
+
+
+#: The rules ``predict`` and ``inspect`` apply before a verdict: prepare's defaults, except that
+#: a short series (a single .dcm file included) is judged and called INCOMPLETE by predict's
+#: coverage rule (:mod:`ich_edge.runtime.completeness`) instead of being left out.
+JUDGED = SeriesFilter(min_slices=1)

@@ -135,9 +135,11 @@ def test_old_json_path_without_json_suffix_is_refused_not_turned_into_a_folder()
 
 def _tiny_series(folder: Path) -> Path:
     folder.mkdir()
+    hu = np.full((32, 32), 40.0)
+    hu[:4] = -1000.0  # air above the head: HU a head CT can hold (ich_edge.dicom.plausibility)
     for k in range(4):
         ds = build_ct_dataset(
-            np.full((32, 32), 40.0), sop_instance_uid=f"ID_00000000{k}", series_uid="1.2.826.0.1.3680043.8.498.77",
+            hu, sop_instance_uid=f"ID_00000000{k}", series_uid="1.2.826.0.1.3680043.8.498.77",
             study_uid="1.2.826.0.1.3680043.8.498.7", geometry=SliceGeometry(position_mm=(0.0, 0.0, 5.0 * k)),
             instance_number=4 - k,
         )

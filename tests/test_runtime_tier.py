@@ -179,6 +179,7 @@ def _tiny_series(folder: Path) -> Path:
     folder.mkdir()
     for k in range(4):
         hu = np.full((32, 32), 40.0)
+        hu[:4] = -1000.0  # air above the head: HU a head CT can hold (ich_edge.dicom.plausibility)
         ds = build_ct_dataset(
             hu,
             sop_instance_uid=f"ID_00000000{k}",

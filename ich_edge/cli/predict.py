@@ -13,6 +13,7 @@ import click
 
 from ich_edge.cli.conventions import Command
 from ich_edge.dicom.privacy import warning_notes
+from ich_edge.errors import UnreadableSeriesError
 from ich_edge.fileio import refuse_existing
 from ich_edge.runtime.predict import RUNTIMES, load_model, model_settings, predict_path
 from ich_edge.runtime.predict_report import format_text, series_problem_lines, to_json
@@ -59,11 +60,15 @@ def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, f
     A series that shows too little of the head for a negative (under 100 mm along the slice
     axis, fewer slices than one model window, missing slices, unknown positions) is
     INCOMPLETE instead of NEGATIVE; a POSITIVE keeps its verdict and carries the warning.
+    A series the model must not judge is UNREADABLE, with the reason, and the model is not
+    run on it: a localizer, a non-axial reformat, several patients in one series, a missing
+    or malformed Rescale Intercept/Slope, pixel data longer than declared, HU no head holds.
     Each series with problems gets one line on stderr.
 
-    Exit code 0 when at least one series was predicted, even if other files or series were
-    skipped (they are listed as problems); 3 when nothing could be predicted, the model
-    file cannot be used or a --png file exists (add --force); 2 for a bad option.
+    Exit code 0 when at least one series got a verdict other than UNREADABLE, even if other
+    files or series were skipped or UNREADABLE (they are listed as problems); 3 when nothing
+    could be judged (every series UNREADABLE: the report is printed, then the error line),
+    the model file cannot be used or a --png file exists (add --force); 2 for a bad option.
     """
     model = load_model(model_path, num_threads=threads, runtime=runtime)
     if png_out is not None:
@@ -96,6 +101,8 @@ def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, f
         for out in paths:
             refuse_existing(out, force, "predict --png")
         for prediction, out in zip(result.series, paths):
+            if prediction.unreadable:
+                continue
             write_montage(
                 prediction,
                 points,
@@ -105,4 +112,9 @@ def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, f
                 num_series=len(result.series),
             )
             click.echo(f"wrote {out}", err=as_json)
+    if all(prediction.unreadable for prediction in result.series):
+        raise UnreadableSeriesError(
+            f"{path}: no series could be judged, every one is UNREADABLE (the reasons are above); "
+            "fix the export or pass the axial head series"
+        )
 

@@ -5,14 +5,22 @@ Plain functions over ``(ndarray, Dataset)``, in the manner of pydicom's
 
 1. Decode. Uncompressed (native) data is read with ``np.frombuffer`` on
    ``(7FE0,0010) Pixel Data``, which is several times faster than
-   ``Dataset.pixel_array``; compressed transfer syntaxes (JPEG, JPEG-LS, JPEG 2000, RLE)
-   go through ``pixel_array`` and so through the pylibjpeg plugins.
+   ``Dataset.pixel_array``; its length must be Rows x Columns x Bits Allocated / 8 (one pad
+   byte allowed): shorter is a truncated file, longer a mis-declared Bits Allocated or matrix
+   (:class:`~ich_edge.errors.ImplausiblePixelsError`). Compressed transfer syntaxes (JPEG,
+   JPEG-LS, JPEG 2000, RLE) go through ``pixel_array`` and so through the pylibjpeg plugins,
+   but only after the size the codestream itself declares (JPEG SOF, JPEG 2000 SIZ) is found
+   equal to Rows x Columns, which are at most :data:`MAX_MATRIX_PX`: no decoder is handed a
+   stream that asks for more memory than the header allows.
 2. Keep the ``(0028,0101) Bits Stored`` low bits and drop stray high bits (some scanners
    write 12-bit data with garbage above bit 11), then sign-extend when
    ``(0028,0103) Pixel Representation`` is 1.
 3. Modality LUT: ``HU = stored * (0028,1053) Rescale Slope + (0028,1052) Rescale Intercept``
-   through :class:`ich_edge.transforms.ToHounsfield`; a missing slope is 1 and a missing
-   intercept 0.
+   through :class:`ich_edge.transforms.ToHounsfield`. Both are Type 1 in the CT Image module
+   (PS3.3 C.8.2.1): on a CT slice a missing or malformed value, or a slope that is not a
+   finite number > 0, raises :class:`~ich_edge.errors.ImplausiblePixelsError` instead of
+   assuming 1 and 0 (an intercept assumed 0 makes every HU 1024 too high, and a bleed-positive
+   study a clean NEGATIVE). Other modalities keep the old defaults (they are never predicted).
 4. Padding becomes air, :data:`AIR_HU` (-1024 HU): stored values equal to
    ``(0028,0120) Pixel Padding Value`` (or inside the range it forms with
    ``(0028,0121) Pixel Padding Range Limit``), and every value below -1024 HU. Nothing in a
@@ -37,7 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
-from ich_edge.errors import NoPixelDataError, PixelDataError
+from ich_edge.dicom.codestream import check_codestream_size
+from ich_edge.errors import ImplausiblePixelsError, NoPixelDataError, PixelDataError
 from ich_edge.transforms import ToHounsfield
 
 #: HU given to padding and to everything below air.
@@ -97,13 +106,16 @@ class PixelModule:
     bits_stored: int
     signed: bool
     photometric: str
-    slope: float
-    intercept: float
+    slope: float | None
+    intercept: float | None
     padding_range: tuple[int, int] | None
 
     @classmethod
-    def from_dataset(cls, ds: Dataset) -> "PixelModule":
+    def from_dataset(cls, ds: Dataset, *, rescale: bool = True) -> "PixelModule":
         """Read the pixel module of ``ds``.
+
+        ``rescale=False`` (header scans, which need no HU) leaves ``slope`` and ``intercept``
+        None instead of checking them; they are checked when the pixels are read.
 
         Reads (0028,0002) Samples per Pixel, (0028,0004) Photometric Interpretation,
         (0028,0008) Number of Frames, (0028,0010) Rows, (0028,0011) Columns,
@@ -115,6 +127,9 @@ class PixelModule:
         ------
         PixelDataError
             If the slice is not a single-frame grayscale image with 8, 16 or 32 bits.
+        ImplausiblePixelsError
+            If ``rescale`` and the rescale of a CT slice is missing or unusable
+            (:func:`rescale_of`).
         """
         if "Rows" not in ds and "Columns" not in ds:
             raise NoPixelDataError(
@@ -149,17 +164,12 @@ class PixelModule:
         if not 1 <= bits_stored <= bits_allocated:
             bits_stored = bits_allocated
         signed = first_number(ds.get("PixelRepresentation", 0)) == 1
-        slope = first_number(ds.get("RescaleSlope", 1.0))
-        intercept = first_number(ds.get("RescaleIntercept", 0.0))
-        slope = 1.0 if slope is None else slope
-        intercept = 0.0 if intercept is None else intercept
-        if slope == 0.0:
-            raise PixelDataError("(0028,1053) Rescale Slope is 0, so every pixel would have the same HU")
         if "RescaleSlope" not in ds and "ModalityLUTSequence" in ds:
             raise PixelDataError(
                 "the slice maps stored values to HU through a (0028,3000) Modality LUT Sequence, "
                 "which ich-edge does not support; convert it to Rescale Slope/Intercept"
             )
+        slope, intercept = rescale_of(ds) if rescale else (None, None)
         return cls(
             rows=int(rows),
             columns=int(columns),
@@ -167,8 +177,8 @@ class PixelModule:
             bits_stored=int(bits_stored),
             signed=signed,
             photometric=photometric,
-            slope=float(slope),
-            intercept=float(intercept),
+            slope=slope,
+            intercept=intercept,
             padding_range=_padding_range(ds, int(bits_stored), signed),
         )
 
@@ -176,6 +186,61 @@ class PixelModule:
     def num_pixel_bytes(self) -> int:
         """Bytes of uncompressed pixel data: Rows x Columns x Bits Allocated / 8."""
         return self.rows * self.columns * self.bits_allocated // 8
+
+
+_RESCALE_TAGS = (("RescaleSlope", "(0028,1053) Rescale Slope"), ("RescaleIntercept", "(0028,1052) Rescale Intercept"))
+
+
+def rescale_of(ds: Dataset) -> tuple[float, float]:
+    """``(slope, intercept)`` of ``HU = stored * slope + intercept``, checked.
+
+    Reads (0028,1053) Rescale Slope and (0028,1052) Rescale Intercept. Both are Type 1 in the
+    CT Image module, so a CT slice (``(0008,0060) Modality`` CT or missing) must carry each
+    as exactly one finite number, and the slope must be > 0 (a zero slope makes every pixel
+    one HU; a negative one turns bone into air). Other modalities keep DICOM's identity
+    defaults (slope 1, intercept 0) where a value is missing or malformed.
+
+    Raises
+    ------
+    ImplausiblePixelsError
+        On a CT slice whose rescale is missing, malformed, non-finite, or has slope <= 0.
+    """
+    modality = str(ds.get("Modality", "") or "CT").strip().upper()
+    values = []
+    for keyword, tag in _RESCALE_TAGS:
+        try:
+            raw = ds.get(keyword)
+        except Exception:  # pydicom failed to convert a malformed DS: present, not a number
+            raw = "?"
+        numbers = _raw_numbers(raw)
+        if modality != "CT":
+            values.append(numbers[0] if numbers else (1.0 if keyword == "RescaleSlope" else 0.0))
+            continue
+        if raw is None or raw == "":
+            raise ImplausiblePixelsError(
+                f"{tag} is missing; it is required (Type 1) on CT slices and without it the HU are "
+                "unknown: fix the export (PACS/anonymiser) so that it keeps the tag"
+            )
+        if numbers is None or len(numbers) != 1:
+            raise ImplausiblePixelsError(
+                f"{tag} is not one finite number; the HU are unknown: fix the export that wrote it"
+            )
+        values.append(numbers[0])
+    slope, intercept = values
+    if not slope > 0.0:
+        raise ImplausiblePixelsError(
+            f"(0028,1053) Rescale Slope is {slope:g}; it must be > 0 (0 gives every pixel one HU, "
+            "a negative slope turns bone into air): fix the export that wrote it"
+        )
+    return float(slope), float(intercept)
+
+
+def _raw_numbers(value) -> list[float] | None:
+    """:func:`numbers_of` that also reads a value pydicom kept as text because it is malformed."""
+    try:
+        return numbers_of(value)
+    except Exception:  # a DS pydicom could not convert: as good as malformed
+        return None
 
 
 def _padding_range(ds: Dataset, bits_stored: int, signed: bool) -> tuple[int, int] | None:
@@ -236,13 +301,22 @@ def decode_stored(ds: Dataset, module: PixelModule) -> np.ndarray:
                 f"({module.rows} x {module.columns} x {module.bits_allocated // 8}); "
                 "the file is incomplete or corrupt, copy it again from the source"
             )
+        if len(data) > module.num_pixel_bytes + 1:  # one pad byte makes an odd length even
+            raise ImplausiblePixelsError(
+                f"(7FE0,0010) Pixel Data holds {len(data)} bytes where Rows x Columns x Bits Allocated / 8 "
+                f"= {module.rows} x {module.columns} x {module.bits_allocated // 8} = {module.num_pixel_bytes}: "
+                "(0028,0100) Bits Allocated or the matrix is mis-declared; fix the export that wrote it"
+            )
         order = ">" if _is_big_endian(ds) else "<"
         dtype = np.dtype(f"{order}u{module.bits_allocated // 8}")
         stored = np.frombuffer(data, dtype=dtype, count=module.rows * module.columns)
         return stored.reshape(module.rows, module.columns)
+    check_codestream_size(ds, module.rows, module.columns)
     try:
         stored = ds.pixel_array
-    except Exception as err:  # decoders raise RuntimeError, ValueError, NotImplementedError, ...
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as err:  # RuntimeError, ValueError, ... and the Rust RLE decoder's PanicException
         syntax = ds.file_meta.TransferSyntaxUID
         raise PixelDataError(
             f"cannot decode {syntax.name} pixel data ({err.__class__.__name__}: {error_text(err)}); "

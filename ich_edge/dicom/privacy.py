@@ -56,8 +56,10 @@ class _MaskRecords(logging.Filter):
     """Masks quoted values in log records (pydicom logs what it warns)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask_quoted(record.getMessage())
+        # One masked line: no traceback (pydicom logs decoder failures with exc_info).
+        record.msg = " ".join(mask_quoted(record.getMessage()).split("\n"))
         record.args = ()
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True
 
 

@@ -12,7 +12,9 @@ import contextlib
 import hashlib
 import logging
 import os
+import stat
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -122,6 +124,20 @@ def _quiet_invalid_uids():
             logger.removeFilter(_DROP_INVALID_UID)
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (a newline in a file name becomes ``\\n``),
+    so that every problem and error line stays one line."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def display_name(path: str | os.PathLike) -> str:
+    """The file name of ``path`` as messages show it (:func:`printable`)."""
+    return printable(Path(path).name)
+
+
 def _named(err: IchEdgeError, label: str | None) -> IchEdgeError:
     """The same kind of error with ``label: `` in front of its message."""
     if not label:
@@ -134,7 +150,73 @@ def _label(source: Source) -> str | None:
     if isinstance(source, Dataset):
         return None
     name = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", None)
-    return Path(name).name if isinstance(name, (str, os.PathLike)) else None
+    return display_name(name) if isinstance(name, (str, os.PathLike)) else None
+
+
+#: Largest file read: a 4096 x 4096 32-bit slice is 64 MiB, a CT slice about 0.5 MiB.
+MAX_FILE_BYTES = 128 * 2**20
+#: Largest size a deflated data set (Deflated Explicit VR Little Endian) may inflate to.
+MAX_INFLATED_BYTES = MAX_FILE_BYTES
+_DEFLATED_UID = b"1.2.840.10008.1.2.1.99"
+_PREAMBLE_BYTES = 132  # 128-byte preamble + "DICM"
+
+
+def check_regular_file(path: str | os.PathLike) -> None:
+    """Refuse what is not a regular file of at most :data:`MAX_FILE_BYTES` (links followed).
+
+    A FIFO, a device (``/dev/zero``) or a socket, or a link to one, would block or never end
+    when read.
+
+    Raises
+    ------
+    DicomError
+        If ``path`` is not a regular file or is too large for a CT slice.
+    """
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+        kind = next((name for test, name in kinds if test(info.st_mode)), "a special file")
+        raise DicomError(f"not a regular file ({kind}, or a link to one); not read")
+    if info.st_size > MAX_FILE_BYTES:
+        raise DicomError(
+            f"{info.st_size / 2**20:.0f} MiB, more than a CT slice can take ({MAX_FILE_BYTES // 2**20} MiB); not read"
+        )
+
+
+def check_inflated_size(fp: BinaryIO) -> None:
+    """Refuse a deflated data set that inflates beyond :data:`MAX_INFLATED_BYTES`.
+
+    pydicom inflates a Deflated Explicit VR Little Endian data set whole, in memory, even to
+    read headers: a 2 MB file can ask for gigabytes. The stream is inflated here in bounded
+    chunks (and thrown away) first; ``fp`` is left where it was.
+
+    Raises
+    ------
+    PixelDataError
+        If the data set inflates beyond the bound.
+    """
+    start = fp.tell()
+    try:
+        head = fp.read(_PREAMBLE_BYTES + 12)
+        if len(head) < _PREAMBLE_BYTES + 12 or head[128:132] != b"DICM" or head[132:134] != b"\x02\x00":
+            return
+        meta_bytes = min(int.from_bytes(head[-4:], "little"), 1 << 16)  # (0002,0000) group length
+        if _DEFLATED_UID not in fp.read(meta_bytes):
+            return
+        inflater, total = zlib.decompressobj(-zlib.MAX_WBITS), 0
+        while chunk := fp.read(1 << 16):
+            while chunk:
+                total += len(inflater.decompress(chunk, 1 << 20))
+                if total > MAX_INFLATED_BYTES:
+                    raise PixelDataError(
+                        f"the deflated data set inflates beyond {MAX_INFLATED_BYTES // 2**20} MiB, more than a CT "
+                        "slice can hold; refused (a corrupt or hostile file)"
+                    )
+                chunk = inflater.unconsumed_tail
+    except zlib.error:
+        return  # pydicom reports the corrupt stream
+    finally:
+        fp.seek(start)
 
 
 def _dcmread(source, *, headers_only: bool) -> Dataset:
@@ -163,6 +245,14 @@ def _read(source, *, headers_only: bool) -> Dataset:
     if isinstance(source, Dataset):
         return source
     try:
+        if isinstance(source, (str, os.PathLike)):
+            check_regular_file(source)
+            with open(source, "rb") as fp:
+                check_inflated_size(fp)
+                with _quiet_invalid_uids():
+                    return _dcmread(fp, headers_only=headers_only)
+        if hasattr(source, "seek"):
+            check_inflated_size(source)
         with _quiet_invalid_uids():
             return _dcmread(source, headers_only=headers_only)
     except IchEdgeError:
@@ -239,11 +329,11 @@ def read_slice_info(path: str | os.PathLike, *, label: str | None = None) -> Sli
         With a message that starts with ``label`` (default: the file name).
     """
     path = Path(path)
-    label = label or path.name
+    label = label or display_name(path)
     try:
         ds = _read(path, headers_only=True)
         with _quiet_invalid_uids():
-            return _slice_info(ds, path, PixelModule.from_dataset(ds))
+            return _slice_info(ds, path, PixelModule.from_dataset(ds, rescale=False))
     except IchEdgeError as err:
         raise _named(err, label) from err
     except OSError as err:
@@ -258,7 +348,7 @@ def _text(ds: Dataset, keyword: str) -> str | None:
         return None
     if isinstance(value, bytes):
         value = value.decode("ascii", errors="replace")
-    text = str(value).strip().strip("\x00").strip()
+    text = printable(str(value).strip().strip("\x00").strip())
     return text or None
 
 
@@ -286,7 +376,7 @@ def _slice_info(ds: Dataset, path: Path, module: PixelModule) -> SliceInfo:
     center, width = _number(ds, "WindowCenter"), _number(ds, "WindowWidth")
     return SliceInfo(
         path=path,
-        sop_instance_uid=_text(ds, "SOPInstanceUID") or path.stem,
+        sop_instance_uid=_text(ds, "SOPInstanceUID") or printable(path.stem),
         series_uid=_text(ds, "SeriesInstanceUID"),
         study_uid=_text(ds, "StudyInstanceUID"),
         modality=modality.upper() if modality else None,

@@ -23,8 +23,16 @@ from typing import Callable
 
 import numpy as np
 
-from ich_edge.dicom.reader import SliceInfo, read_hu, read_slice_info
-from ich_edge.errors import DicomError, NoSeriesError, NotCTError, SeriesError
+from ich_edge.dicom.plausibility import hu_counts, hu_problem
+from ich_edge.dicom.reader import SliceInfo, display_name, printable, read_hu, read_slice_info
+from ich_edge.errors import (
+    DicomError,
+    ImplausiblePixelsError,
+    NoSeriesError,
+    NotCTError,
+    SeriesError,
+    UnreadableSeriesError,
+)
 
 #: Two slices closer than this along the normal are at the same position.
 DUPLICATE_TOLERANCE_MM = 0.01
@@ -33,6 +41,9 @@ GAP_FACTOR = 1.5
 _AXIAL_NORMAL = (0.0, 0.0, 1.0)
 #: Files per task when headers are read by several processes.
 _SCAN_CHUNK_FILES = 256
+#: Most pixels one series may decode to (Rows x Columns x slices, checked before decoding):
+#: 2048 slices of 512 x 512, 2 GiB of float32 HU; a thin-slice head CT is 200-400 slices.
+MAX_SERIES_PIXELS = 2048 * 512 * 512
 
 
 @dataclass(frozen=True)
@@ -86,30 +97,54 @@ class Series:
 
         Raises
         ------
+        UnreadableSeriesError
+            If a slice's pixel module is mis-declared
+            (:class:`~ich_edge.errors.ImplausiblePixelsError`) or the series' HU are not
+            those of a head (:mod:`ich_edge.dicom.plausibility`): the pixels cannot be
+            trusted, so no result may be drawn from them.
         SeriesError
-            If no slice can be decoded. Slices that fail are dropped and listed in
-            ``problems``.
+            If the series is larger than :data:`MAX_SERIES_PIXELS`, or no slice can be
+            decoded. Slices that fail otherwise (truncated, undecodable) are dropped and
+            listed in ``problems``.
         """
+        pixels = self.num_slices * self.rows * self.columns
+        if pixels > MAX_SERIES_PIXELS:
+            raise SeriesError(
+                f"series {self.series_uid}: {self.num_slices} slices of {self.rows} x {self.columns} pixels, more than "
+                f"{MAX_SERIES_PIXELS // (512 * 512)} slices of 512 x 512; refused before decoding (split the series)"
+            )
         images: np.ndarray | None = None
         kept: list[int] = []
         problems: list[str] = []
+        implausible: dict[str, list[str]] = {}
+        counts = np.zeros(4, dtype=np.int64)
         for index, info in enumerate(self.slices):
             try:
-                hu = read_hu(info.path, label=info.path.name)
+                hu = read_hu(info.path, label=display_name(info.path))
+            except ImplausiblePixelsError as err:
+                reason = str(err).removeprefix(f"{display_name(info.path)}: ")
+                implausible.setdefault(reason, []).append(display_name(info.path))
+                continue
             except DicomError as err:
                 problems.append(f"{err}; slice dropped")
                 continue
             if hu.shape != (self.rows, self.columns):
                 problems.append(
-                    f"{info.path.name}: pixels are {hu.shape[0]}x{hu.shape[1]}, the header said "
+                    f"{display_name(info.path)}: pixels are {hu.shape[0]}x{hu.shape[1]}, the header said "
                     f"{self.rows}x{self.columns}; slice dropped"
                 )
                 continue
+            counts += hu_counts(hu)
             image = hu if transform is None else np.asarray(transform(hu))
             if images is None:
                 images = np.empty((len(self.slices), *image.shape), dtype=image.dtype)
             images[len(kept)] = image
             kept.append(index)
+        reasons = [_slices_text(names, reason) for reason, names in implausible.items()]
+        if not implausible and (hu_reason := hu_problem(counts)) is not None:
+            reasons.append(hu_reason)
+        if reasons:
+            raise UnreadableSeriesError(f"series {self.series_uid}: UNREADABLE: {' | '.join(reasons)}", tuple(reasons))
         if images is None:
             raise SeriesError(f"series {self.series_uid}: no usable slice ({problems[0]})")
         return LoadedSeries(
@@ -117,6 +152,12 @@ class Series:
             slice_ids=[self.slices[i].sop_instance_uid for i in kept],
             problems=problems,
         )
+
+
+def _slices_text(names: list[str], reason: str) -> str:
+    """``"3 slices (a.dcm, b.dcm, ...): <reason>"`` for a reason shared by several slices."""
+    shown = ", ".join(names[:2]) + (", ..." if len(names) > 2 else "")
+    return f"{len(names)} slice{'s' if len(names) != 1 else ''} ({shown}): {reason}"
 
 
 @dataclass(frozen=True)
@@ -147,8 +188,10 @@ def list_files(path: str | os.PathLike) -> list[Path]:
     root = Path(path)
     if root.is_file():
         return [root]
+    if root.exists() and not root.is_dir():
+        raise NoSeriesError(f"{printable(str(path))}: not a regular file (a FIFO, device or socket); pass a .dcm file or a folder of them")
     if not root.is_dir():
-        raise NoSeriesError(f"{path}: no such file or folder; pass a .dcm file or a folder of them")
+        raise NoSeriesError(f"{printable(str(path))}: no such file or folder; pass a .dcm file or a folder of them")
     files = _list_files(root)
     if not files:
         raise NoSeriesError(f"{path}: the folder holds no files; pass a .dcm file or a folder of them")
@@ -254,9 +297,9 @@ def _list_files(root: Path) -> list[Path]:
 
 def _relative(path: Path, base: Path) -> str:
     try:
-        return str(path.relative_to(base))
+        return printable(str(path.relative_to(base)))
     except ValueError:
-        return path.name
+        return display_name(path)
 
 
 def _group(infos: list[SliceInfo], base: Path, problems: list[str]) -> dict[str, list[SliceInfo]]:
@@ -288,7 +331,7 @@ def _build_series(key: str, infos: list[SliceInfo], scan_problems: list[str], no
         return None
     others = [info for info in infos if info.modality not in ("CT", None)]
     for info in others:
-        problems.append(f"{info.path.name}: modality {info.modality} inside a CT series; skipped")
+        problems.append(f"{display_name(info.path)}: modality {info.modality} inside a CT series; skipped")
     infos = [info for info in infos if info.modality in ("CT", None)]
     missing_modality = sum(info.modality is None for info in infos)
     if missing_modality:
@@ -329,7 +372,7 @@ def _drop_repeated_uids(infos: list[SliceInfo], problems: list[str]) -> list[Sli
         first = seen.setdefault(info.sop_instance_uid, info)
         if first is not info:
             problems.append(
-                f"{info.path.name}: same SOP Instance UID {info.sop_instance_uid} as {first.path.name}; "
+                f"{display_name(info.path)}: same SOP Instance UID {info.sop_instance_uid} as {display_name(first.path)}; "
                 "kept the first"
             )
     return list(seen.values())
@@ -341,7 +384,7 @@ def _majority_shape(infos: list[SliceInfo], problems: list[str]) -> tuple[list[S
     for info in infos:
         if (info.rows, info.columns) != shape:
             problems.append(
-                f"{info.path.name}: {info.rows}x{info.columns} pixels, the series is "
+                f"{display_name(info.path)}: {info.rows}x{info.columns} pixels, the series is "
                 f"{shape[0]}x{shape[1]}; slice skipped"
             )
     return [info for info in infos if (info.rows, info.columns) == shape], shape
@@ -407,7 +450,7 @@ def _drop_duplicate_positions(
         height = _height_mm(info, normal)
         if height - heights[-1] < DUPLICATE_TOLERANCE_MM:
             problems.append(
-                f"{info.path.name}: same position as {kept[-1].path.name} ({height:.2f} mm along "
+                f"{display_name(info.path)}: same position as {display_name(kept[-1].path)} ({height:.2f} mm along "
                 "the slice normal); kept the first"
             )
             continue
@@ -419,7 +462,7 @@ def _drop_duplicate_positions(
     spacing_mm = float(np.median(steps))
     for index in np.flatnonzero(steps > GAP_FACTOR * spacing_mm):
         problems.append(
-            f"gap of {steps[index]:.2f} mm between {kept[index].path.name} and {kept[index + 1].path.name} "
+            f"gap of {steps[index]:.2f} mm between {display_name(kept[index].path)} and {display_name(kept[index + 1].path)} "
             f"(median spacing {spacing_mm:.2f} mm): slices missing?"
         )
     return kept, spacing_mm

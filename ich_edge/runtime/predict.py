@@ -32,6 +32,13 @@ decoding, and its coverage, measured on the slices the model actually saw. Cover
   reports gaps with) times the median spacing: slices are missing;
 * slice positions are missing, so coverage cannot be measured.
 
+Before any of this, a series the model must not judge is UNREADABLE, and the model is not
+run on it: a series that ``prepare`` would leave out (:data:`ich_edge.series_filter.JUDGED`:
+localizers, non-axial reformats, slices of several patients in one series), and a series
+whose pixels cannot be trusted to be HU (:class:`~ich_edge.errors.UnreadableSeriesError` from
+:meth:`ich_edge.dicom.Series.load`: a missing or malformed Rescale Intercept/Slope, pixel
+data longer than the header declares, HU that no head holds). Its reasons are its problems.
+
 Verdicts: a series with a positive label is POSITIVE, with the coverage warning appended to
 its triage line when coverage is incomplete (a bleed that was seen stays seen). A series
 with no positive label is NEGATIVE only when coverage is complete, otherwise INCOMPLETE:
@@ -52,16 +59,17 @@ import numpy as np
 from ich_edge import sequence
 from ich_edge.dicom import Series, find_series
 from ich_edge.dicom.privacy import mask_all
-from ich_edge.errors import ConfigError, IchEdgeError, ModelError, SeriesError
+from ich_edge.errors import ConfigError, IchEdgeError, ModelError, SeriesError, UnreadableSeriesError
 from ich_edge.runtime.completeness import Coverage, series_coverage
+from ich_edge.series_filter import JUDGED
 from ich_edge.transforms import Preprocess, PreprocessConfig
 
 #: Probability threshold used only when a model carries no thresholds (said in the output).
 FALLBACK_THRESHOLD = 0.5
 #: Label that says whether any hemorrhage is present; the other labels are subtypes.
 ANY_LABEL = "any"
-#: The three verdicts of a triage line.
-POSITIVE, NEGATIVE, INCOMPLETE = "POSITIVE", "NEGATIVE", "INCOMPLETE"
+#: The verdicts of a triage line (UNREADABLE: not judged; see the module docstring).
+POSITIVE, NEGATIVE, INCOMPLETE, UNREADABLE = "POSITIVE", "NEGATIVE", "INCOMPLETE", "UNREADABLE"
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,10 @@ class SeriesPrediction:
     timing_ms : ``read`` (decode to HU), ``preprocess``, ``inference`` in milliseconds.
     problems : the series' problems (gaps, duplicates, mixed studies, slices dropped, sort
         fallbacks, and the coverage reasons), quoted header values masked.
-    coverage : what the predicted slices cover (None only for predictions made by hand).
+    coverage : what the predicted slices cover (None only for predictions made by hand and
+        for UNREADABLE series).
+    unreadable : why the series was not judged (verdict UNREADABLE; no probabilities, no
+        images); empty for a judged series.
     """
 
     index: int
@@ -119,6 +130,7 @@ class SeriesPrediction:
     timing_ms: dict[str, float]
     problems: list[str] = field(default_factory=list)
     coverage: Coverage | None = None
+    unreadable: tuple[str, ...] = ()
 
     @property
     def num_slices(self) -> int:
@@ -218,10 +230,19 @@ def predict_path(model, path: str | Path) -> PathPrediction:
     scan = find_series(path)
     scan_ms = (time.perf_counter() - start) * 1000.0
     problems = mask_all(scan.problems)
+    patients = {series.patient_uid for series in scan.series if series.patient_uid}
+    if len(patients) > 1:
+        problems.append(f"the series found belong to {len(patients)} patients; each verdict is about its own series only")
     predictions: list[SeriesPrediction] = []
     for series in scan.series:
+        index = len(predictions) + 1
         try:
-            predictions.append(_predict_series(model, series, preprocess, len(predictions) + 1, points))
+            reason = JUDGED.reason_to_skip(series)
+            if reason is not None:
+                raise UnreadableSeriesError(reasons=(f"{reason} (prepare and predict leave such series out)",))
+            predictions.append(_predict_series(model, series, preprocess, index, points))
+        except UnreadableSeriesError as err:
+            predictions.append(unreadable_prediction(series, index, err.reasons, len(points.labels)))
         except SeriesError as err:
             problems.extend(mask_all([f"{err}; series skipped"]))
     if not predictions:
@@ -269,6 +290,22 @@ def _predict_series(model, series: Series, preprocess: Preprocess, index: int, p
     )
 
 
+def unreadable_prediction(series: Series, index: int, reasons, num_labels: int) -> SeriesPrediction:
+    """The UNREADABLE entry of ``series``: no probabilities, its reasons as its problems."""
+    reasons = tuple(mask_all(reasons))
+    return SeriesPrediction(
+        index=index,
+        series_uid=series.series_uid,
+        study_uid=series.study_uid,
+        slice_ids=list(series.slice_ids),
+        slice_probabilities=np.zeros((0, num_labels), np.float32),
+        images=np.zeros((0,), np.uint8),
+        timing_ms={"read": 0.0, "preprocess": 0.0, "inference": 0.0},
+        problems=[*reasons, *mask_all(series.problems)],
+        unreadable=reasons,
+    )
+
+
 def run_model(model, images: np.ndarray) -> np.ndarray:
     """``model.predict_series(images)`` as float32; the interpreter's failures become ModelError.
 
@@ -295,8 +332,9 @@ class Triage:
     ``top_label`` is the most probable positive subtype (or ``any`` when no subtype reaches
     its threshold); ``slice_runs`` are 1-based inclusive (first, last) slice positions,
     bottom to top, where ``top_label``'s slice probability reaches its slice threshold.
-    ``verdict`` is POSITIVE, NEGATIVE or INCOMPLETE (no positive label, but coverage too
-    incomplete for a negative; see the module docstring); ``coverage_reasons`` say why.
+    ``verdict`` is POSITIVE, NEGATIVE, INCOMPLETE (no positive label, but coverage too
+    incomplete for a negative; see the module docstring) or UNREADABLE (not judged);
+    ``coverage_reasons`` say why (for UNREADABLE: the reasons it was not judged).
     """
 
     verdict: str
@@ -317,6 +355,8 @@ def positive_labels(prediction: SeriesPrediction, points: OperatingPoints) -> di
 
 def triage(prediction: SeriesPrediction, points: OperatingPoints) -> Triage:
     """Verdict, positive subtypes (most probable first) and where the top label is seen."""
+    if prediction.unreadable:
+        return Triage(UNREADABLE, prediction.unreadable, False, float("nan"), [], ANY_LABEL, float("nan"), [])
     study = prediction.study_probabilities
     positive = positive_labels(prediction, points)
     index = {label: i for i, label in enumerate(points.labels)}
@@ -368,12 +408,15 @@ def format_runs(runs: list[tuple[int, int]]) -> str:
 def triage_line(prediction: SeriesPrediction, points: OperatingPoints, with_coverage: bool = True) -> str:
     """E.g. ``POSITIVE  any 0.97 | subdural 0.93, intraparenchymal 0.61  slices 14-19``.
 
+    ``UNREADABLE  not judged | <why>`` for a series the model was not run on;
     ``INCOMPLETE  any 0.03 | highest subtype subdural 0.02 | not a negative: <why>`` when no
     label is positive but coverage is incomplete; a POSITIVE line then ends with
     ``| coverage incomplete: <why>``. ``with_coverage=False`` leaves the why out (for a
     caller that shows the reasons elsewhere).
     """
     verdict = triage(prediction, points)
+    if verdict.verdict == UNREADABLE:
+        return f"UNREADABLE  not judged | {' | '.join(prediction.unreadable)}"
     why = "; ".join(verdict.coverage_reasons) if with_coverage else ""
     any_name = ANY_LABEL if ANY_LABEL in points.labels else "max"  # a model without "any": its highest label
     if not verdict.positive:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ich_edge.runtime.predict import PathPrediction, positive_labels, triage, triage_line
+from ich_edge.runtime.predict import UNREADABLE, PathPrediction, positive_labels, triage, triage_line
 
 
 def _round(value: float) -> float:
@@ -19,6 +19,9 @@ def to_json(result: PathPrediction) -> list[dict]:
     labels = result.points.labels
     objects = []
     for prediction in result.series:
+        if prediction.unreadable:
+            objects.append(_unreadable_json(prediction, result))
+            continue
         study = prediction.study_probabilities
         objects.append(
             {
@@ -49,9 +52,31 @@ def to_json(result: PathPrediction) -> list[dict]:
                 "timing_ms": {key: round(value, 3) for key, value in prediction.timing_ms.items()},
                 "problems": list(prediction.problems),
                 "coverage": prediction.coverage.to_dict() if prediction.coverage is not None else None,
+                "unreadable": [],
             }
         )
     return objects
+
+
+def _unreadable_json(prediction, result: PathPrediction) -> dict:
+    """The object of an UNREADABLE series: the same keys, no probabilities (``unreadable`` says why)."""
+    return {
+        "index": prediction.index,
+        "series_uid": prediction.series_uid,
+        "study_uid": prediction.study_uid,
+        "num_slices": prediction.num_slices,
+        "verdict": UNREADABLE,
+        "triage": triage_line(prediction, result.points),
+        "study": None,
+        "positive": None,
+        "thresholds": None,
+        "slices": [],
+        "model": {"path": result.model_path, "sha256": result.sha256, "precision": result.precision},
+        "timing_ms": None,
+        "problems": list(prediction.problems),
+        "coverage": None,
+        "unreadable": list(prediction.unreadable),
+    }
 
 
 def format_text(result: PathPrediction) -> str:
@@ -61,13 +86,16 @@ def format_text(result: PathPrediction) -> str:
     lines = []
     total = len(result.series)
     for prediction in result.series:
-        study = prediction.study_probabilities
-        positive = positive_labels(prediction, result.points)
         lines.append(
             f"series {prediction.index}/{total}  {prediction.series_uid}  ({prediction.num_slices} slices, "
             f"bottom to top)"
         )
         lines.append(triage_line(prediction, result.points))
+        if prediction.unreadable:
+            lines += [f"  problem: {problem}" for problem in prediction.problems] + [""]
+            continue
+        study = prediction.study_probabilities
+        positive = positive_labels(prediction, result.points)
         lines.append(f"  {'label':<{width}}  study p  threshold")
         for i, label in enumerate(labels):
             mark = "  *" if positive[label] else ""
