@@ -7,7 +7,14 @@ the split, the window order, the augmentation draws and the initial weights); it
 report is read back. The result gives, per label, the test study AUC and slice AUC of every
 seed and their mean, sample standard deviation, min and max.
 
-    python benchmarks/seed_spread.py [--demo-out demo_out] [--seeds 0,1,2] [--work DIR]
+    python benchmarks/seed_spread.py [--demo-out demo_out] [--seeds 0,1,2] [--work DIR] [--ship]
+
+``--ship`` runs each seed's whole demo (``scripts/demo.py --seed S`` on the same data: train,
+qat, convert every precision, parity, bench, assets; seed 0 is ``make demo`` itself, in
+DEMO_OUT) and records, per seed, both parity verdicts of every precision, the precision the
+demo shipped, whether that is an integer file, and its size and study latency over fp16's
+from the same bench run: the issue's goal is an integer file that passes both questions, at
+most 0.75x fp16's latency and 0.8x its size, on every seed (``pass_count``).
 
 Writes ``benchmarks/results/seed_spread_<UTC time>_<host>.json`` and prints the table. A
 seed whose run folder already has a report is not trained again (rerunnable).
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -71,6 +79,48 @@ def seed_row(seed: int, report: dict) -> dict:
     }
 
 
+def seed_demo_out(demo_out: Path, work: Path, seed: int) -> Path:
+    """The demo folder of ``seed``: DEMO_OUT for 0, else WORK/seed_S with the demo's data linked in."""
+    import demo  # scripts/demo.py
+
+    if seed == 0:
+        return demo_out
+    out = work / f"seed_{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("synth_train", "synth_test", "synth_preview.png", demo.CACHE_TRAIN, demo.CACHE_TEST):
+        link = out / name
+        if not link.exists():
+            link.symlink_to(Path(os.path.relpath(demo_out / name, out)))
+    return out
+
+
+def ship_row(seed: int, out: Path, code: int) -> dict:
+    """What one seed's demo shipped, with both parity verdicts of every file and the bench ratios over fp16."""
+    import demo  # scripts/demo.py
+    from ich_edge.precisions import BY_NAME
+
+    parity = json.loads((out / "parity" / "report.json").read_text()) if (out / "parity" / "report.json").is_file() else {}
+    bench = json.loads((out / "bench.json").read_text()) if (out / "bench.json").is_file() else {}
+    shipped = json.loads((out / demo.SHIPPED_FILE).read_text()) if (out / demo.SHIPPED_FILE).is_file() else None
+    verdicts = {m["precision"]: {"conversion": m["conversion"]["verdict"], "deployment": m["deployment"]["verdict"],
+                                 "failures": m["failures"][:4]} for m in parity.get("models", [])}
+    latency = {}
+    for row in bench.get("rows", []):
+        if row.get("backend") == "xnnpack" and (row.get("study_latency_ms") or {}).get("p50"):
+            latency.setdefault(row.get("variant"), row["study_latency_ms"]["p50"])
+    sizes = {p: (out / "tflite" / BY_NAME[p].file_name).stat().st_size for p in verdicts
+             if (out / "tflite" / BY_NAME[p].file_name).is_file()}
+    precision = (shipped or {}).get("precision")
+    ratio = lambda table: table[precision] / table["fp16"] if precision in table and table.get("fp16") else None  # noqa: E731
+    integer = bool(precision and BY_NAME[precision].integer)
+    row = {"seed": seed, "demo_exit_code": code, "shipped": precision, "why": (shipped or {}).get("why"),
+           "integer_shipped": integer, "latency_over_fp16": ratio(latency), "size_over_fp16": ratio(sizes),
+           "verdicts": verdicts, "study_latency_ms_p50": latency, "size_bytes": sizes}
+    row["meets_goal"] = bool(integer and row["latency_over_fp16"] is not None and row["latency_over_fp16"] <= 0.75
+                             and row["size_over_fp16"] is not None and row["size_over_fp16"] <= 0.8)
+    return row
+
+
 def summarize(rows: list[dict]) -> dict:
     """Per label: the spread of the test study AUC and slice AUC over the seeds in ``rows``."""
     labels = list(rows[0]["study_auc"])
@@ -90,6 +140,7 @@ def main(argv=None) -> int:
     parser.add_argument("--train-studies", type=int, default=300)
     parser.add_argument("--test-studies", type=int, default=100)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--ship", action="store_true", help="run each seed's whole demo and record what it ships")
     args = parser.parse_args(argv)
     from ich_edge.runtime.bench.report import write_results
     from ich_edge.runtime.bench.sysinfo import machine_info
@@ -97,11 +148,19 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     cache_train, cache_test = demo_caches(args.demo_out, args.train_studies, args.test_studies)
     work = args.work or args.demo_out / "seeds"
-    rows = []
+    rows, ship_rows = [], []
     for seed in seeds:
-        run = work / f"seed_{seed}"
-        if not (run / "report.json").is_file():
-            ich_edge("train", "--data", str(cache_train), "--test", str(cache_test), "--out", str(run), "--seed", str(seed))
+        if args.ship:
+            import demo  # scripts/demo.py
+
+            out = seed_demo_out(args.demo_out, work, seed)
+            code = demo.run_demo(out, args.train_studies, args.test_studies, seed=seed)
+            run = out / "run"
+            ship_rows.append(ship_row(seed, out, code))
+        else:
+            run = work / f"seed_{seed}"
+            if not (run / "report.json").is_file():
+                ich_edge("train", "--data", str(cache_train), "--test", str(cache_test), "--out", str(run), "--seed", str(seed))
         rows.append(seed_row(seed, json.loads((run / "report.json").read_text())))
     summary = summarize(rows)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -111,6 +170,13 @@ def main(argv=None) -> int:
               "data": {"train": str(cache_train), "test": str(cache_test), "synth_seeds": {"train": 1, "test": 2},
                        "train_cache_series": rows[0]["n_train_cache_series"], "test_studies": rows[0]["n_test_studies"]},
               "rows": rows, "summary": summary}
+    if args.ship:
+        result["ship"] = {"rows": ship_rows, "pass_count": sum(r["meets_goal"] for r in ship_rows), "seeds": len(ship_rows),
+                          "goal": "an integer file (qat-int8 or int8-mixed) passes both parity questions and ships, "
+                                  "study latency <= 0.75x fp16 and size <= 0.8x fp16 (XNNPACK, the demo's bench run)"}
+        for r in ship_rows:
+            print(f"seed {r['seed']}: shipped {r['shipped']} (integer: {r['integer_shipped']}), latency x fp16 "
+                  f"{r['latency_over_fp16']}, size x fp16 {r['size_over_fp16']}, goal met: {r['meets_goal']}")
     print(f"{'label':<18} {'study AUC mean':>14} {'sd':>6} {'min':>6} {'max':>6}")
     for label, s in summary["study_auc"].items():
         if s["n"] == 0:

@@ -79,7 +79,7 @@ def data_steps(out: Path, train_studies: int, test_studies: int) -> list[Step]:
     ]
 
 
-def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs: int | None) -> list[Step]:
+def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs: int | None, seed: int = 0) -> list[Step]:
     cache_train, cache_test = out / CACHE_TRAIN, out / CACHE_TEST
     run, qat, tflite = out / "run", out / "qat", out / "tflite"
     parity, bench_json = out / "parity", out / "bench.json"
@@ -91,10 +91,13 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
     # The default training config is the demo's: half-width edge backbone, ~25 s per epoch on 2 cores.
     train_args = ["train", "--data", str(cache_train), "--test", str(cache_test), "--out", str(run)]
     train_args += ["--epochs", str(epochs)] if epochs else []
+    train_args += ["--seed", str(seed)] if seed else []
     return [
         *data_steps(out, train_studies, test_studies),
         Step("train", train_args, lambda: (run / "report.json").is_file()),
-        Step("qat", ["qat", "--model", str(run), "--data", str(cache_train), "--out", str(qat), "--epochs", "2"],
+        # QAT aimed at the validated model: distillation on its per-slice probabilities, thresholds that agree with it.
+        Step("qat", ["qat", "--model", str(run), "--data", str(cache_train), "--out", str(qat), "--epochs", "2",
+                     *(["--seed", str(seed)] if seed else [])],
              lambda: (qat / "report.json").is_file()),
         # Float I/O: XNNPACK does not take the uint8 -> int8 QUANTIZE that --io int8 puts at the
         # image input, and the demo model's study ran 18% slower with it (converters/README.md).
@@ -196,11 +199,11 @@ def update_readme(readme: Path, table: str) -> None:
     readme.write_text(f"{head}{start}\n```\n{table}\n```\n{end}{tail}")
 
 
-def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | None = None) -> int:
-    """Run (or resume) the demo pipeline; returns the process exit code."""
+def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | None = None, seed: int = 0) -> int:
+    """Run (or resume) the demo pipeline (training and QAT seeded with ``seed``); returns the process exit code."""
     repo = Path(__file__).resolve().parent.parent
     out.mkdir(parents=True, exist_ok=True)
-    steps = _steps(out, repo, train_studies, test_studies, epochs)
+    steps = _steps(out, repo, train_studies, test_studies, epochs, seed)
     for index, step in enumerate(steps, start=1):
         header = f"[{index}/{len(steps)}] {step.name}"
         if step.done():
@@ -281,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-studies", type=int, default=300)
     parser.add_argument("--test-studies", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: ich-edge train's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of train and qat (benchmarks/seed_spread.py)")
     parser.add_argument("--release", action="store_true",
                         help="copy a finished demo's assets, bench JSON and table into the checkout (make release-assets)")
     args = parser.parse_args(argv)
@@ -294,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             return err.exit_code
         print("\n".join(f"updated {path}" for path in changed))
         return 0
-    return run_demo(args.out, args.train_studies, args.test_studies, args.epochs)
+    return run_demo(args.out, args.train_studies, args.test_studies, args.epochs, args.seed)
 
 
 if __name__ == "__main__":  # pragma: no cover
