@@ -197,12 +197,13 @@ def _accuracy(assets: Path, result: dict) -> dict:
     }
 
 
-def measure(assets: Path, runs: int, runtime: str, workdir: Path, threads: int | None = None, isolation: bool = True) -> dict:
+def measure(assets: Path, runs: int, runtime: str, workdir: Path, threads: int | None = None, isolation: bool = True,
+            worker: bool = True) -> dict:
     """Open the golden sample ``runs`` + 1 times in one page; statistics over all but the first."""
     extra = ["--enable-unsafe-webgpu"] if runtime == "webgpu" else []
+    query = (f"&threads={threads}" if threads else "") + ("" if worker else "&worker=0")
     report = drive(assets, [{"name": "golden", "files": sample_files(assets), "repeat": runs + 1}], workdir,
-                   runtime=runtime, extra_args=extra, isolation=isolation,
-                   query=f"&threads={threads}" if threads else "")
+                   runtime=runtime, extra_args=extra, isolation=isolation, query=query)
     model = report["model"]
     row = {"requested_runtime": runtime, "requested_threads": threads, "model_load_ms": model.get("load_ms"),
            "model_status": model.get("status"), "isolated": model.get("isolated"), "threads": model.get("threads"),
@@ -288,6 +289,7 @@ def _ratios(rows: list[dict], natives: list[dict]) -> list[dict]:
             continue
         ratios.append({
             "threads": row["threads"],
+            "decoding": row["decoding"],
             "model_stage_browser_over_native": round(row["stages_ms"]["model"]["median"] / twin["model_ms"]["median"], 2),
             "study_browser_over_native_predict": round(row["per_study_ms"]["median"] / twin["predict_ms"]["median"], 2),
         })
@@ -300,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7, help="timed runs per runtime (after one warm-up run)")
     parser.add_argument("--runtime", choices=("wasm", "webgpu", "both"), default="both")
     parser.add_argument("--threads", default="", help="wasm CPU threads to run, e.g. 1,2 (default: the page's choice, every core)")
+    parser.add_argument("--no-worker", action="store_true", help="also run each wasm row with decoding on the page's thread (?worker=0)")
     parser.add_argument("--no-isolation-headers", action="store_true",
                         help="serve without COOP/COEP: the page must isolate itself through its service worker")
     parser.add_argument("--no-native", action="store_true", help="skip the native side")
@@ -313,11 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     chromium = subprocess.run([chromium_path(), "--version"], capture_output=True, text=True).stdout.strip()
     rows = []
     load_start = os.getloadavg()
-    plan = [("wasm", t) for t in thread_counts] if args.runtime in ("wasm", "both") else []
-    plan += [("webgpu", None)] if args.runtime in ("webgpu", "both") else []
+    workers = (True, False) if args.no_worker else (True,)
+    plan = [("wasm", t, w) for t in thread_counts for w in workers] if args.runtime in ("wasm", "both") else []
+    plan += [("webgpu", None, True)] if args.runtime in ("webgpu", "both") else []
     with tempfile.TemporaryDirectory(prefix="ich-edge-latency-") as tmp:
-        for index, (runtime, threads) in enumerate(plan):
-            row = measure(args.assets, args.runs, runtime, Path(tmp) / str(index), threads, not args.no_isolation_headers)
+        for index, (runtime, threads, worker) in enumerate(plan):
+            row = measure(args.assets, args.runs, runtime, Path(tmp) / str(index), threads, not args.no_isolation_headers, worker)
             rows.append(row)
             if "error" in row:
                 print(f"{runtime}: {row['error']}")
@@ -339,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"model stage {n['model_ms']['median']:.1f} ms")
     ratios = _ratios(rows, natives)
     for ratio in ratios:
-        print(f"{ratio['threads']} thread(s): browser model stage {ratio['model_stage_browser_over_native']:.2f}x native, "
+        print(f"{ratio['threads']} thread(s), decoding in {ratio['decoding']}: browser model stage {ratio['model_stage_browser_over_native']:.2f}x native, "
               f"browser study {ratio['study_browser_over_native_predict']:.2f}x native predict")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     result = {

@@ -2,7 +2,8 @@
 // LiteRT.js, show the triage. Everything runs in this browser; nothing is uploaded.
 //
 // URL parameters: ?assets=URL (the app-assets folder, default ../android_demo_assets/),
-// ?runtime=auto|wasm|webgpu, ?threads=N (CPU threads, default every core). window.ichEdge
+// ?runtime=auto|wasm|webgpu, ?threads=N (CPU threads, default every core), ?worker=0 (decode
+// on this thread, for comparisons). window.ichEdge
 // exposes the last result (uint8 images, probabilities, timings) for tests and benchmarks.
 //
 // Threads: the page makes itself cross-origin isolated (src/isolation.js, sw.js) so LiteRT.js
@@ -495,7 +496,7 @@ async function loadSample() {
 
 async function main() {
   if (await ensureIsolation()) return; // reloading under sw.js, which makes the page cross-origin isolated
-  state.preparer = new SeriesPreparer();
+  state.preparer = new SeriesPreparer(params.get('worker') !== '0');
   wire();
   const choice = ['auto', 'wasm', 'webgpu'].includes(params.get('runtime')) ? params.get('runtime') : 'auto';
   $('accelerator').value = choice;

@@ -86,10 +86,12 @@ function revive(data) {
  * One series at a time (the page analyses one at a time).
  */
 export class SeriesPreparer {
-  constructor() {
+  /** @param {boolean} useWorker false: run on the page's thread (?worker=0, for comparisons) */
+  constructor(useWorker = true) {
     this.worker = null;
-    this.workerProblem = null;
+    this.workerProblem = useWorker ? null : 'turned off (?worker=0)';
     this.runs = 0; // messages carry their run's id: a run the page gave up on is ignored
+    if (!useWorker) return;
     try {
       this.worker = new Worker(new URL('./prepare_worker.js', import.meta.url), { type: 'module' });
       this.worker.addEventListener('error', (event) => {
