@@ -1,7 +1,7 @@
 """Per-study time of the browser demo (web_demo/) in headless Chromium, next to the native bench.
 
     python benchmarks/browser_latency.py [--assets android_demo_assets] [--runs 7]
-        [--runtime wasm|webgpu|both] [--out benchmarks/results/]
+        [--runtime wasm|webgpu|both] [--threads 1,2] [--out benchmarks/results/]
 
 Serves the page and the assets folder from 127.0.0.1, opens the golden sample's DICOM files
 through the page's file input ``--runs`` times in one page (the first run also warms the
@@ -12,7 +12,16 @@ parsing, decoding and preprocessing, encode per slice, classify, stitching) and 
 stage, plus the one-time model load (fetch, SHA-256, LiteRT.js wasm, compile).
 
 Each row also records the largest difference of the page's probabilities from
-``sample/expected.json`` (ai-edge-litert on the desktop CPU) and whether the decisions agree.
+``sample/expected.json`` (ai-edge-litert on the desktop CPU) and whether the decisions agree,
+whether the page was cross-origin isolated, the LiteRT.js build it loaded and the CPU threads
+the model ran on (wasm rows run once per ``--threads`` value, ``?threads=N``).
+
+The server sends COOP/COEP headers (``--no-isolation-headers``: it does not, and the page
+isolates itself through its service worker, as on a plain static host). In the same run, the
+native side on the same files and thread counts (``native``): ``predict``'s path end to end
+(``find_series``, read, preprocess, model: ``ich_edge.runtime.predict.predict_path``) and the
+model stage alone (``predict_series`` on the sample's uint8 images, XNNPACK), with the ratios
+browser / native.
 
 WebGPU runs with ``--enable-unsafe-webgpu``: headless Chromium on a machine without a GPU
 then offers SwiftShader, Vulkan emulated on the CPU, so that row checks the WebGPU path and
@@ -63,7 +72,12 @@ def sample_files(assets: Path) -> list[str]:
     return sorted(str(path) for path in folder.iterdir() if not path.name.startswith("."))
 
 
+#: What makes a page cross-origin isolated (so LiteRT.js may load its threaded wasm build).
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
+    isolation = True  # send ISOLATION_HEADERS
     extensions_map = {
         **http.server.SimpleHTTPRequestHandler.extensions_map,
         ".wasm": "application/wasm",
@@ -72,17 +86,26 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         ".json": "application/json",
     }
 
+    def end_headers(self):
+        if self.isolation:
+            for name, value in ISOLATION_HEADERS.items():
+                self.send_header(name, value)
+        super().end_headers()
+
     def log_message(self, format, *args):  # noqa: A002  (the base class's name)
         pass
 
 
 @contextlib.contextmanager
-def serve(assets: Path):
-    """Serve web_demo/ and ``assets`` (as /android_demo_assets/) on 127.0.0.1; yields the page URL."""
+def serve(assets: Path, isolation: bool = True):
+    """Serve web_demo/ and ``assets`` (as /android_demo_assets/) on 127.0.0.1; yields the page URL.
+
+    ``isolation``: send the COOP/COEP headers (else the page's service worker adds them).
+    """
     with tempfile.TemporaryDirectory(prefix="ich-edge-web-") as root:
         os.symlink(WEB, Path(root) / "web_demo")
         os.symlink(Path(assets).resolve(), Path(root) / "android_demo_assets")
-        handler = functools.partial(_Handler, directory=root)
+        handler = functools.partial(type("Handler", (_Handler,), {"isolation": isolation}), directory=root)
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -105,16 +128,19 @@ def drive(
     extra_args: list[str] | None = None,
     offline_files: list[str] | None = None,
     timeout_s: float = 300,
+    isolation: bool = True,
+    query: str = "",
 ) -> dict:
     """Run ``steps`` (see web_demo/tools/drive.mjs) in one headless Chromium page; return its report.
 
     With ``offline_files``, the page is then reloaded with the network cut and must load the
     model from its service worker's copy and triage these files (``report["offline"]``).
+    ``isolation``: the server sends COOP/COEP; ``query``: more URL parameters (``&threads=2``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    with serve(assets) as url:
+    with serve(assets, isolation) as url:
         plan = {
-            "url": f"{url}?runtime={runtime}",
+            "url": f"{url}?runtime={runtime}{query}",
             "chromium": chromium_path(),
             "viewport": list(viewport),
             "device_scale_factor": device_scale_factor,
@@ -171,13 +197,17 @@ def _accuracy(assets: Path, result: dict) -> dict:
     }
 
 
-def measure(assets: Path, runs: int, runtime: str, workdir: Path) -> dict:
+def measure(assets: Path, runs: int, runtime: str, workdir: Path, threads: int | None = None, isolation: bool = True,
+            worker: bool = True) -> dict:
     """Open the golden sample ``runs`` + 1 times in one page; statistics over all but the first."""
     extra = ["--enable-unsafe-webgpu"] if runtime == "webgpu" else []
+    query = (f"&threads={threads}" if threads else "") + ("" if worker else "&worker=0")
     report = drive(assets, [{"name": "golden", "files": sample_files(assets), "repeat": runs + 1}], workdir,
-                   runtime=runtime, extra_args=extra)
+                   runtime=runtime, extra_args=extra, isolation=isolation, query=query)
     model = report["model"]
-    row = {"requested_runtime": runtime, "model_load_ms": model.get("load_ms"), "model_status": model.get("status")}
+    row = {"requested_runtime": runtime, "requested_threads": threads, "model_load_ms": model.get("load_ms"),
+           "model_status": model.get("status"), "isolated": model.get("isolated"), "threads": model.get("threads"),
+           "litertjs_build": model.get("build"), "decoding": model.get("decoding")}
     if not model.get("ready"):
         row["error"] = model.get("error")
         return row
@@ -207,51 +237,137 @@ def measure(assets: Path, runs: int, runtime: str, workdir: Path) -> dict:
     return row
 
 
+def native(assets: Path, runs: int, threads: int) -> dict:
+    """The native side on the same sample: predict's whole path and the model stage alone (XNNPACK).
+
+    Medians over ``runs`` after one warm-up: ``predict_ms`` (``predict_path``: find_series, read,
+    preprocess, model, as ``ich-edge predict`` runs it without printing), its stages, and
+    ``model_ms`` (``predict_series`` on ``sample/images_uint8.npy``: encode + classify + stitch).
+    """
+    import time
+
+    import numpy as np
+
+    from ich_edge.runtime.predict import load_model, predict_path
+
+    manifest = json.loads((assets / "manifest.json").read_text(encoding="utf-8"))
+    model = load_model(assets / manifest["model"], num_threads=threads)
+    images = np.load(assets / manifest["sample"]["images_uint8"])
+    dicom = assets / manifest["sample"]["dicom_dir"]
+    totals, stages, model_ms = [], {"scan": [], "read": [], "preprocess": [], "inference": []}, []
+    for index in range(runs + 1):
+        start = time.perf_counter()
+        prediction = predict_path(model, dicom)
+        total = (time.perf_counter() - start) * 1e3
+        start = time.perf_counter()
+        model.predict_series(images)
+        alone = (time.perf_counter() - start) * 1e3
+        if index == 0:
+            continue  # warm-up
+        totals.append(total)
+        model_ms.append(alone)
+        (series,) = prediction.series
+        stages["scan"].append(prediction.scan_ms)
+        for key in ("read", "preprocess", "inference"):
+            stages[key].append(series.timing_ms[key])
+    return {
+        "threads": threads,
+        "backend": "xnnpack (ai-edge-litert Interpreter)",
+        "predict_ms": _stats(totals),
+        "predict_stages_ms": {key: _stats(values) for key, values in stages.items()},
+        "model_ms": _stats(model_ms),
+    }
+
+
+def _ratios(rows: list[dict], natives: list[dict]) -> list[dict]:
+    """browser / native per wasm row with the same thread count: model stage and whole study."""
+    by_threads = {n["threads"]: n for n in natives}
+    ratios = []
+    for row in rows:
+        twin = by_threads.get(row.get("threads"))
+        if "error" in row or row.get("runtime") != "wasm" or twin is None:
+            continue
+        ratios.append({
+            "threads": row["threads"],
+            "decoding": row["decoding"],
+            "model_stage_browser_over_native": round(row["stages_ms"]["model"]["median"] / twin["model_ms"]["median"], 2),
+            "study_browser_over_native_predict": round(row["per_study_ms"]["median"] / twin["predict_ms"]["median"], 2),
+        })
+    return ratios
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assets", type=Path, default=DEFAULT_ASSETS)
     parser.add_argument("--runs", type=int, default=7, help="timed runs per runtime (after one warm-up run)")
     parser.add_argument("--runtime", choices=("wasm", "webgpu", "both"), default="both")
+    parser.add_argument("--threads", default="", help="wasm CPU threads to run, e.g. 1,2 (default: the page's choice, every core)")
+    parser.add_argument("--no-worker", action="store_true", help="also run each wasm row with decoding on the page's thread (?worker=0)")
+    parser.add_argument("--no-isolation-headers", action="store_true",
+                        help="serve without COOP/COEP: the page must isolate itself through its service worker")
+    parser.add_argument("--no-native", action="store_true", help="skip the native side")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--machine", default="vm", help="tag in the result file name (as the other benchmarks: vm, h100)")
     args = parser.parse_args(argv)
+    thread_counts = [int(t) for t in args.threads.split(",") if t.strip()] or [None]
     build()
     versions = json.loads((WEB / "vendor" / "build.json").read_text(encoding="utf-8"))["versions"]
     manifest = json.loads((args.assets / "manifest.json").read_text(encoding="utf-8"))
     chromium = subprocess.run([chromium_path(), "--version"], capture_output=True, text=True).stdout.strip()
     rows = []
     load_start = os.getloadavg()
+    workers = (True, False) if args.no_worker else (True,)
+    plan = [("wasm", t, w) for t in thread_counts for w in workers] if args.runtime in ("wasm", "both") else []
+    plan += [("webgpu", None, True)] if args.runtime in ("webgpu", "both") else []
     with tempfile.TemporaryDirectory(prefix="ich-edge-latency-") as tmp:
-        for runtime in (("wasm", "webgpu") if args.runtime == "both" else (args.runtime,)):
-            row = measure(args.assets, args.runs, runtime, Path(tmp) / runtime)
+        for index, (runtime, threads, worker) in enumerate(plan):
+            row = measure(args.assets, args.runs, runtime, Path(tmp) / str(index), threads, not args.no_isolation_headers, worker)
             rows.append(row)
             if "error" in row:
                 print(f"{runtime}: {row['error']}")
             else:
-                s = row["per_study_ms"]
-                print(f"{runtime}: {s['median']:.1f} ms per study of {row['num_slices']} slices "
-                      f"(min {s['min']:.1f}, max {s['max']:.1f}, n={s['n']}); model load {row['model_load_ms']:.0f} ms; "
+                s, st = row["per_study_ms"], row["stages_ms"]
+                print(f"{runtime} ({row['threads']} thread(s), build {row['litertjs_build']}, isolated {row['isolated']}, "
+                      f"decoding in {row['decoding']}): {s['median']:.1f} ms per study of {row['num_slices']} slices "
+                      f"(read {st['read']['median']:.1f}, preprocess {st['preprocess']['median']:.1f}, "
+                      f"model {st['model']['median']:.1f}; n={s['n']}); model load {row['model_load_ms']:.0f} ms; "
                       f"max |diff| vs expected.json {row['max_abs_diff_vs_expected']['slice']:.2e}, "
                       f"decisions agree: {row['decisions_agree']}")
+    natives = []
+    if not args.no_native:
+        counts = sorted({row["threads"] for row in rows if row.get("threads")} | {t for t in thread_counts if t})
+        for threads in counts:
+            natives.append(native(args.assets, args.runs, threads))
+            n = natives[-1]
+            print(f"native xnnpack {threads} thread(s): predict {n['predict_ms']['median']:.1f} ms per study, "
+                  f"model stage {n['model_ms']['median']:.1f} ms")
+    ratios = _ratios(rows, natives)
+    for ratio in ratios:
+        print(f"{ratio['threads']} thread(s), decoding in {ratio['decoding']}: browser model stage {ratio['model_stage_browser_over_native']:.2f}x native, "
+              f"browser study {ratio['study_browser_over_native_predict']:.2f}x native predict")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     result = {
         "benchmark": "browser_latency",
         "what": "per-study time in the browser demo: golden sample files handed to the page -> triage shown "
-                "(read+parse, decode+preprocess, encode per slice, classify windows, stitch); model load separate",
+                "(read+parse, decode+preprocess in a Web Worker beside the model, encode per slice, classify windows, "
+                "stitch); model load separate. native: predict_path on the same files, and the model stage alone",
         "created_utc": stamp,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "browser": chromium,
         "headless_flags": "--headless --no-sandbox --disable-gpu; WebGPU row adds --enable-unsafe-webgpu",
+        "server_isolation_headers": not args.no_isolation_headers,
         "litertjs": versions,
         "model": {"sha256": manifest["sha256"], "precision": manifest["precision"], "size_bytes": manifest["size_bytes"]},
         "load_average_start_end": [list(load_start), list(os.getloadavg())],
         "note": "times are wall-clock on a shared 2-core machine; a load average far above 2 inflates them",
         "runs": rows,
+        "native": natives,
+        "ratios": ratios,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"browser_latency_{stamp}_{args.machine}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+    print(f"wrote {path.relative_to(REPO) if path.resolve().is_relative_to(REPO) else path}")
     return 0 if any("error" not in row for row in rows) else 1
 
 

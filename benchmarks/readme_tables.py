@@ -83,7 +83,9 @@ def apps_block() -> list[str]:
         study = run.get("per_study_ms") or {}
         diff = (run.get("max_abs_diff_vs_expected") or {}).get("slice")
         adapter = f" ({run['webgpu_adapter']}: a CPU emulation, no GPU here)" if run.get("webgpu_adapter") else ""
-        lines.append(f"| headless Chromium | {run['runtime']}{adapter} | {_ms(study.get('median'))} "
+        if run.get("runtime") == "wasm" and run.get("threads"):  # files from before threads have neither
+            adapter = f", {run['threads']} thread{'s' if run['threads'] > 1 else ''}, decoding in {run.get('decoding')}"
+        lines.append(f"| headless Chromium | {run.get('runtime', run.get('requested_runtime'))}{adapter} | {_ms(study.get('median'))} "
                      f"({_ms(study.get('min'))}-{_ms(study.get('max'))}) | {'-' if diff is None else format(diff, '.2g')} |")
     bench = newest("bench")
     if bench is not None:

@@ -72,7 +72,7 @@ class PixelDataError(DicomError):
 
     default_message = (
         "pixel data cannot be decoded; for compressed files install the pylibjpeg "
-        "plugins (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg)"
+        "plugins (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle)"
     )
 
 

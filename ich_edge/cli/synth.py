@@ -21,7 +21,7 @@ from ich_edge.synth.config import SynthConfig, default_workers, parse_slice_rang
 @click.option(
     "--positive-fraction", type=float, default=0.5, show_default=True, help="Share of studies with a bleed."
 )
-@click.option("--workers", type=int, default=default_workers, show_default="min(2, CPUs)", help="Processes.")
+@click.option("--workers", type=int, default=default_workers, show_default="every usable core", help="Processes (the files do not depend on it).")
 @click.option(
     "--preview",
     type=click.Path(dir_okay=False, path_type=Path),

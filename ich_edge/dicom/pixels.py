@@ -7,11 +7,14 @@ Plain functions over ``(ndarray, Dataset)``, in the manner of pydicom's
    ``(7FE0,0010) Pixel Data``, which is several times faster than
    ``Dataset.pixel_array``; its length must be Rows x Columns x Bits Allocated / 8 (one pad
    byte allowed): shorter is a truncated file, longer a mis-declared Bits Allocated or matrix
-   (:class:`~ich_edge.errors.ImplausiblePixelsError`). Compressed transfer syntaxes (JPEG,
-   JPEG-LS, JPEG 2000, RLE) go through ``pixel_array`` and so through the pylibjpeg plugins,
-   but only after the size the codestream itself declares (JPEG SOF, JPEG 2000 SIZ) is found
-   equal to Rows x Columns, which are at most :data:`MAX_MATRIX_PX`: no decoder is handed a
-   stream that asks for more memory than the header allows.
+   (:class:`~ich_edge.errors.ImplausiblePixelsError`). RLE Lossless (the golden sample's
+   syntax) goes straight to pylibjpeg-rle's frame decoder (:data:`DIRECT_DECODERS`: 5-7x
+   faster than pydicom's numpy RLE decoder, output sized by the header alone); the other
+   compressed transfer syntaxes (JPEG, JPEG-LS, JPEG 2000) go through ``pixel_array`` and so
+   through the pylibjpeg plugins, but only after the size the codestream itself declares
+   (JPEG SOF, JPEG 2000 SIZ) is found equal to Rows x Columns, which are at most
+   :data:`MAX_MATRIX_PX`: no decoder is handed a stream that asks for more memory than the
+   header allows.
 2. Keep the ``(0028,0101) Bits Stored`` low bits and drop stray high bits (some scanners
    write 12-bit data with garbage above bit 11), then sign-extend when
    ``(0028,0103) Pixel Representation`` is 1.
@@ -269,6 +272,28 @@ def is_native(ds: Dataset) -> bool:
     return syntax is None or not syntax.is_compressed
 
 
+def _decode_rle(ds: Dataset, module: PixelModule) -> np.ndarray | None:
+    """RLE Lossless through pylibjpeg-rle, as unsigned little-endian stored values; None
+    when pylibjpeg-rle is not installed (then ``pixel_array`` decodes, more slowly)."""
+    try:
+        from rle import decode_pixel_data
+    except ImportError:
+        return None
+    from pydicom.encaps import generate_frames
+
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    data = decode_pixel_data(
+        frame, version=2, rows=module.rows, columns=module.columns, bits_allocated=module.bits_allocated
+    )
+    stored = np.frombuffer(data, dtype=f"<u{module.bits_allocated // 8}", count=module.rows * module.columns)
+    return stored.reshape(module.rows, module.columns)
+
+
+#: Transfer syntaxes decoded without ``Dataset.pixel_array``: UID -> decoder returning the
+#: stored values, or None to fall back to ``pixel_array``.
+DIRECT_DECODERS = {"1.2.840.10008.1.2.5": _decode_rle}  # RLE Lossless
+
+
 def _is_big_endian(ds: Dataset) -> bool:
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
@@ -281,8 +306,9 @@ def _is_big_endian(ds: Dataset) -> bool:
 def decode_stored(ds: Dataset, module: PixelModule) -> np.ndarray:
     """Raw stored values ``(rows, cols)`` of the slice, before masking.
 
-    Reads (7FE0,0010) Pixel Data; native data through ``np.frombuffer``, compressed data
-    through ``ds.pixel_array`` (pylibjpeg plugins).
+    Reads (7FE0,0010) Pixel Data; native data through ``np.frombuffer``, RLE Lossless
+    through pylibjpeg-rle (:data:`DIRECT_DECODERS`), other compressed data through
+    ``ds.pixel_array`` (pylibjpeg plugins).
 
     Raises
     ------
@@ -312,15 +338,18 @@ def decode_stored(ds: Dataset, module: PixelModule) -> np.ndarray:
         stored = np.frombuffer(data, dtype=dtype, count=module.rows * module.columns)
         return stored.reshape(module.rows, module.columns)
     check_codestream_size(ds, module.rows, module.columns)
+    syntax = ds.file_meta.TransferSyntaxUID
+    direct = DIRECT_DECODERS.get(str(syntax))
     try:
-        stored = ds.pixel_array
+        stored = direct(ds, module) if direct is not None else None
+        if stored is None:
+            stored = ds.pixel_array
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as err:  # RuntimeError, ValueError, ... and the Rust RLE decoder's PanicException
-        syntax = ds.file_meta.TransferSyntaxUID
         raise PixelDataError(
             f"cannot decode {syntax.name} pixel data ({err.__class__.__name__}: {error_text(err)}); "
-            "check that pylibjpeg, pylibjpeg-libjpeg and pylibjpeg-openjpeg are installed, "
+            "check that pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg and pylibjpeg-rle are installed, "
             "or decompress the file with dcmtk's dcmdjpeg"
         ) from err
     if stored.shape != (module.rows, module.columns) or stored.dtype.kind not in "iu":

@@ -227,12 +227,14 @@ def op_summary(model: str | Path | bytes) -> dict:
         activations, ``hybrid`` ops have int8 weights and float activations (dynamic-range
         quantization), ``conversion`` counts QUANTIZE/DEQUANTIZE.
     """
-    from ich_edge.runtime.model_check import check_model_file
+    from ich_edge.runtime.model_check import check_model
 
-    data, source = fb.read_bytes(model)
-    check_model_file(data, ich_edge=False)  # indices in range: the walk below trusts them
+    return summarize_ops(check_model(model, ich_edge=False).tree)  # indices in range: the walk trusts them
+
+
+def summarize_ops(model_t) -> dict:
+    """:func:`op_summary` of an object tree that passed :func:`~ich_edge.runtime.model_check.check_model`."""
     schema = fb.schema()
-    model_t = fb.unpack(data, source)
     type_names = fb.tensor_type_names(schema)
     codes = fb.operator_names(model_t)
     names = {i: f"subgraph{i}" for i in range(len(model_t.subgraphs))}

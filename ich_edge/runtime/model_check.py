@@ -12,7 +12,9 @@ a model (predict, bench, parity, assets) gets it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +33,26 @@ _ITEM_BYTES = {
 }
 
 
+@dataclass(frozen=True)
+class CheckedModel:
+    """A ``.tflite`` that passed :func:`check_model`: its description and its object tree.
+
+    The tree (the schema's ``ModelT``) is what the check parsed; callers that need more
+    than the description (the op summary, variable tensors) read it instead of parsing the
+    file again, which costs as much as the check itself.
+    """
+
+    description: dict
+    tree: Any
+
+
 def check_model_file(model: str | Path | bytes, ich_edge: bool = True) -> dict:
-    """Validate a ``.tflite`` before LiteRT opens it; return its description.
+    """The description of a ``.tflite`` that passed :func:`check_model` (see there)."""
+    return check_model(model, ich_edge).description
+
+
+def check_model(model: str | Path | bytes, ich_edge: bool = True) -> CheckedModel:
+    """Validate a ``.tflite`` before LiteRT opens it; return its description and object tree.
 
     Checks, in order: the file is readable and non-empty; the TFL3 identifier; the whole
     flatbuffer parses (every read stays inside the file, so truncation is caught); every
@@ -45,8 +65,9 @@ def check_model_file(model: str | Path | bytes, ich_edge: bool = True) -> dict:
 
     Returns
     -------
-    dict
-        The embedded description (``{}`` when ``ich_edge`` is False and there is none).
+    CheckedModel
+        The embedded description (``{}`` when ``ich_edge`` is False and there is none) and
+        the parsed object tree.
 
     Raises
     ------
@@ -62,7 +83,7 @@ def check_model_file(model: str | Path | bytes, ich_edge: bool = True) -> dict:
         raise ModelError(f"{source} is a damaged TFLite file ({err}); {fb.CONVERT_AGAIN}") from None
     raws = [model_t.buffers[m.buffer].data for m in model_t.metadata or [] if fb.name(m.name) == DESCRIPTION_KEY]
     if not ich_edge:
-        return parse_description(raws[0], source) if raws else {}
+        return CheckedModel(parse_description(raws[0], source) if raws else {}, model_t)
     signatures = {fb.name(sig.signatureKey): sig for sig in model_t.signatureDefs or []}
     missing = sorted(set(ICH_EDGE_SIGNATURES) - set(signatures))
     if missing:
@@ -89,7 +110,7 @@ def check_model_file(model: str | Path | bytes, ich_edge: bool = True) -> dict:
     description = parse_description(raws[0], source)
     _check_description(description, source)
     _check_signature_shapes(shapes, len(description["labels"]), source)
-    return description
+    return CheckedModel(description, model_t)
 
 
 def _check_signature_shapes(shapes: dict, num_labels: int, source: str) -> None:

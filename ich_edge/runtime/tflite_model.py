@@ -20,7 +20,7 @@ import numpy as np
 
 from ich_edge.errors import ConfigError, ModelError
 from ich_edge.runtime.interpreter import make_interpreter
-from ich_edge.runtime.model_check import check_model_file
+from ich_edge.runtime.model_check import check_model
 from ich_edge.sequence import SequenceConfig, feature_windows, stitch, study_probabilities
 from ich_edge.transforms import pixels_to_unit
 
@@ -69,11 +69,14 @@ def from_output(values: np.ndarray, detail: dict) -> np.ndarray:
     return ((values.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)).astype(np.float32)
 
 
-def _refuse_stateful(path: Path) -> None:
-    """:class:`ModelError` if any signature keeps state between invocations (variable tensors)."""
-    from ich_edge.runtime.description import op_summary
+def _refuse_stateful(path: Path, tree) -> None:
+    """:class:`ModelError` if any signature keeps state between invocations (variable tensors).
 
-    stateful = {sig: info["variable_tensors"] for sig, info in op_summary(path).items() if info["variable_tensors"]}
+    ``tree``: the object tree :func:`~ich_edge.runtime.model_check.check_model` parsed.
+    """
+    from ich_edge.runtime.description import summarize_ops
+
+    stateful = {sig: info["variable_tensors"] for sig, info in summarize_ops(tree).items() if info["variable_tensors"]}
     if stateful:
         raise ModelError(
             f"{path} keeps state between invocations in variable tensors {stateful} (a fused LSTM from an "
@@ -104,10 +107,12 @@ class TFLiteStudyModel:
         timing_only: bool = False,
     ) -> None:
         self.path = Path(path)
-        # Validated in Python first: LiteRT's C++ loader can crash on a damaged file.
-        self.description = check_model_file(self.path)
+        # Validated in Python first: LiteRT's C++ loader can crash on a damaged file. The file
+        # is parsed once here (in Python that costs more than LiteRT's own load).
+        checked = check_model(self.path)
+        self.description = checked.description
         if not timing_only:
-            _refuse_stateful(self.path)
+            _refuse_stateful(self.path, checked.tree)
         if encode_batch < 1:
             raise ConfigError(f"encode_batch must be >= 1, got {encode_batch}")
         self.encode_batch = int(encode_batch)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 
 from ich_edge.errors import ConfigError
@@ -11,7 +10,10 @@ GENERATOR_VERSION = 1  # bump when the same seed would give different studies
 
 
 def default_workers() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
+    """Every usable core (the same rule as ``ich-edge prepare``'s workers)."""
+    from ich_edge.prepare import default_workers as every_core
+
+    return every_core()
 
 
 def parse_slice_range(text: str) -> tuple[int, int]:
@@ -65,4 +67,6 @@ class SynthConfig:
             raise ConfigError(f"workers must be an integer >= 1, got {self.workers!r}")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "generator_version": GENERATOR_VERSION}
+        """What the output depends on (``workers`` left out: a set is the same whatever it was)."""
+        options = {key: value for key, value in asdict(self).items() if key != "workers"}
+        return {**options, "generator_version": GENERATOR_VERSION}

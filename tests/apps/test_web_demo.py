@@ -15,7 +15,10 @@ page's own file input:
   ich-edge's own loader (``find_series`` + ``Preprocess``), and JPEG 2000 must be named.
 
 The folder picker and drag and drop must give the same triage; reloaded with the network
-cut, the page must come back from its service worker's copy and still triage the sample. A
+cut, the page must come back from its service worker's copy and still triage the sample. The
+page must be cross-origin isolated and run LiteRT.js's threaded build on every core, with the
+files decoded in a Web Worker, both from the test server's COOP/COEP headers and, on a server
+that sends none (a plain static host), through its service worker. A
 screenshot (desktop and phone width) is written under the test's tmp dir and checked to show
 the result. Needs Chromium, Node.js and web_demo's npm packages; without them the
 tests are skipped with the install command (failed under CI=true).
@@ -331,6 +334,32 @@ def test_phone_width_has_no_horizontal_scroll(session):
     layout = session["phone"]["layout"]
     _step(session, "golden", "phone")
     assert layout["scroll_width"] <= layout["inner_width"], f"the page is {layout['scroll_width']} px wide on a {layout['inner_width']} px screen"
+
+
+def _threaded(model: dict) -> None:
+    assert model["isolated"], f"the page is not cross-origin isolated: {model}"
+    assert model["build"] == "threads", f"LiteRT.js loaded its {model['build']} build, not the threaded one"
+    assert model["threads"] == min(model["hardware_concurrency"], 8), model
+    assert model["decoding"] == "a Web Worker", model
+    assert f"{model['threads']} thread" in model["status"], f"the page does not say its threads: {model['status']}"
+
+
+def test_page_runs_threads_and_decodes_in_a_worker(session):
+    _threaded(session["desktop"]["model"])
+    assert "a Web Worker" in session["desktop"]["steps"]["golden_again"]["result"]["result_text"]
+
+
+def test_plain_static_host_is_isolated_by_the_service_worker(session, tmp_path):
+    """No COOP/COEP from the server: sw.js adds them and the page reloads once under it."""
+    golden = browser.sample_files(ASSETS)
+    report = browser.drive(ASSETS, [{"name": "golden", "files": golden}], tmp_path, runtime="wasm", isolation=False)
+    model = report["model"]
+    assert model["ready"], model
+    assert model["controlled_by_service_worker"], model
+    _threaded(model)
+    run = report["steps"]["golden"]["runs"][0]
+    assert run["error"] is None, run
+    assert report["steps"]["golden"]["result"]["study"] == _step(session, "golden")["result"]["study"]
 
 
 def test_js_unit_tests_pass():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pydicom
 import pytest
@@ -198,3 +200,52 @@ def test_unusable_pixel_formats_are_rejected(name, message):
 def test_zero_rescale_slope_is_an_error():
     with pytest.raises(PixelDataError, match="Rescale Slope is 0"):
         read_hu(_dataset(np.zeros((2, 2), np.int16), RescaleSlope=0))
+
+
+def _rle_twin(ds: Dataset) -> Dataset:
+    """``ds`` RLE Lossless compressed (pydicom's own encoder), as read back from bytes."""
+    import io
+
+    from pydicom.uid import RLELossless
+
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.10.99"
+    twin = pydicom.dcmread(io.BytesIO(_to_bytes(ds)))
+    twin.compress(RLELossless, encoding_plugin="pydicom")
+    return pydicom.dcmread(io.BytesIO(_to_bytes(twin)))
+
+
+def _to_bytes(ds: Dataset) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_rle_is_decoded_by_pylibjpeg_rle_without_pixel_array(tmp_path, monkeypatch):
+    """RLE Lossless goes straight to pylibjpeg-rle (5x faster than pydicom's numpy decoder),
+    not through Dataset.pixel_array; 12 bits stored, signed, with stray high bits."""
+    rng = np.random.default_rng(0)
+    stored = rng.integers(-2048, 2048, size=(16, 12), dtype=np.int16)
+    stray = stored.view(np.uint16) | np.uint16(0x5000)  # garbage above bit 11, as some scanners write
+    plain = _dataset(stray.view(np.int16), PixelRepresentation=1, BitsStored=12, HighBit=11, RescaleIntercept=0)
+    rle = _rle_twin(plain)
+    expected = read_hu(plain)
+    monkeypatch.setattr(Dataset, "pixel_array", property(lambda self: pytest.fail("pixel_array was used")))
+    np.testing.assert_array_equal(read_hu(rle), expected)
+    np.testing.assert_array_equal(expected, np.maximum(stored.astype(np.float32), AIR_HU))
+
+
+def test_rle_without_pylibjpeg_rle_falls_back_to_pixel_array(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rle", None)  # import rle raises ImportError
+    np.testing.assert_array_equal(
+        read_hu(get_testdata_file("MR_small_RLE.dcm")), read_hu(get_testdata_file("MR_small.dcm"))
+    )
+
+
+def test_truncated_rle_frame_is_a_pixel_data_error():
+    ds = _rle_twin(_dataset(np.arange(64, dtype=np.int16).reshape(8, 8), PixelRepresentation=1))
+    items = list(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = pydicom.encaps.encapsulate([items[0][:20]])
+    with pytest.raises(PixelDataError, match="cannot decode RLE Lossless.*pylibjpeg-rle"):
+        read_hu(ds)

@@ -79,6 +79,7 @@ def test_same_seed_same_files_any_worker_count(tmp_path, small_set, small_config
     assert _digest(again / "dicom") == _digest(out / "dicom")
     assert (again / "labels.csv").read_bytes() == (out / "labels.csv").read_bytes()
     assert (again / "studies.csv").read_bytes() == (out / "studies.csv").read_bytes()
+    assert (again / "synth_config.json").read_bytes() == (out / "synth_config.json").read_bytes()
 
 
 def test_different_seed_different_studies(tmp_path, small_set):

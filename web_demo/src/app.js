@@ -2,12 +2,19 @@
 // LiteRT.js, show the triage. Everything runs in this browser; nothing is uploaded.
 //
 // URL parameters: ?assets=URL (the app-assets folder, default ../android_demo_assets/),
-// ?runtime=auto|wasm|webgpu. window.ichEdge exposes the last result (uint8 images,
-// probabilities, timings) for tests and benchmarks.
+// ?runtime=auto|wasm|webgpu, ?threads=N (CPU threads, default every core), ?worker=0 (decode
+// on this thread, for comparisons). window.ichEdge
+// exposes the last result (uint8 images, probabilities, timings) for tests and benchmarks.
+//
+// Threads: the page makes itself cross-origin isolated (src/isolation.js, sw.js) so LiteRT.js
+// can run its threaded wasm build; files are read, decoded and preprocessed in a Web Worker
+// (src/prepare.js) while this thread runs the model, slice by slice.
 
-import { DicomError, parseSlice, pickSeries, sortSlices, storedToHu, storedValues } from './dicom.js';
+import { DicomError } from './dicom.js';
+import { ensureIsolation, isolationProblem } from './isolation.js';
 import { IchEdgeModel, sha256Hex, webGpuAdapter } from './model.js';
-import { preprocessSlice, toModelInput } from './preprocess.js';
+import { SeriesPreparer } from './prepare.js';
+import { toModelInput } from './preprocess.js';
 import { classifyStudy, studyProbabilities } from './sequence.js';
 
 const params = new URLSearchParams(location.search);
@@ -20,7 +27,8 @@ const state = {
   modelBytes: null,
   model: null,
   modelPromise: null,
-  runtime: null, // {accelerator, note}
+  runtime: null, // {accelerator, label, note, adapter, threads, build}
+  preparer: null, // SeriesPreparer: decoding and preprocessing in a Web Worker
   busy: false,
   selected: 0,
   result: null,
@@ -128,11 +136,14 @@ async function compileModel(choice) {
     accelerator = 'wasm';
     state.model = await IchEdgeModel.load({ wasmDir: WASM_DIR, modelBytes: state.modelBytes, manifest: state.manifest, accelerator });
   }
-  let label = 'CPU (wasm, XNNPack)';
+  const { threads, build } = state.model;
+  let label = `CPU (wasm, XNNPack, ${threads} thread${threads === 1 ? '' : 's'}`;
+  if (build !== 'threads') label += `: ${isolationProblem() || 'this browser has no threaded wasm (relaxed SIMD)'}`;
+  label += ')';
   if (accelerator === 'webgpu') {
     label = `WebGPU${adapter ? ` (${adapter})` : ''}${state.model.fullyAccelerated ? '' : ', some ops on the CPU'}`;
   }
-  state.runtime = { accelerator, label, note, adapter: accelerator === 'webgpu' ? adapter : null };
+  state.runtime = { accelerator, label, note, adapter: accelerator === 'webgpu' ? adapter : null, threads, build };
 }
 
 function explainModelError(err) {
@@ -163,6 +174,10 @@ function startModel(choice) {
     keepOfflineCopy();
     hook.runtime = state.runtime.accelerator;
     hook.adapter = state.runtime.adapter;
+    hook.threads = state.runtime.threads;
+    hook.build = state.runtime.build;
+    hook.isolated = Boolean(globalThis.crossOriginIsolated);
+    hook.decoding = state.preparer.where;
   })().catch((err) => {
     hook.modelError = explainModelError(err);
     $('model-status').textContent = 'the model did not load';
@@ -260,62 +275,35 @@ async function analyze(items) {
   const files = [...items].map((item) => ({ file: item.file || item, name: nameOf(item) }))
     .filter(({ name }) => !name.split('/').pop().startsWith('.'));
   if (!files.length) throw new DicomError('No file was given: choose the files of one CT series, or its folder.');
-  const problems = [];
-  const parsed = [];
-  for (const { file, name } of files) {
-    try {
-      parsed.push(parseSlice(name, await file.arrayBuffer()));
-    } catch (err) {
-      if (!(err instanceof DicomError)) throw err;
-      problems.push(`${err.message}; skipped`);
-    }
-  }
-  if (!parsed.length) {
-    const first = problems[0].replace(/; skipped$/, '');
-    throw new DicomError(
-      files.length === 1
-        ? `Cannot read this file as a CT slice. ${first}.`
-        : `None of the ${files.length} files is a usable CT slice (first problem: ${first}).`,
-    );
-  }
-  const series = pickSeries(parsed);
-  const order = sortSlices(series.slices);
-  problems.push(...series.problems, ...order.problems);
+  // Read, decode and preprocess in the worker; this thread encodes each slice as it arrives.
+  const stream = state.preparer.run(files, rules);
+  const { value: series } = await stream.next();
   const tRead = performance.now();
-
+  const problems = [...series.problems];
   const size = rules.input_size_px;
   const imageBytes = size * size * 3;
-  const slices = order.slices;
-  const images = new Uint8Array(slices.length * imageBytes);
+  const images = new Uint8Array(series.slices.length * imageBytes);
   const features = [];
   const kept = [];
   let preprocessMs = 0;
   let modelMs = 0;
-  let lastBreath = performance.now();
-  for (let i = 0; i < slices.length; i++) {
-    const slice = slices[i];
-    const a = performance.now();
-    let image;
-    try {
-      const hu = storedToHu(storedValues(slice), slice.module, rules.air_hu);
-      image = preprocessSlice(hu, slice.module.rows, slice.module.columns, rules);
-    } catch (err) {
-      if (!(err instanceof DicomError)) throw err;
-      problems.push(`${err.message}; slice dropped`);
+  let lastProgress = performance.now();
+  for await (const message of stream) {
+    if (message.type === 'problem') {
+      problems.push(message.problem);
       continue;
     }
-    images.set(image, kept.length * imageBytes);
+    images.set(message.image, kept.length * imageBytes);
+    preprocessMs += message.ms;
     const b = performance.now();
-    features.push(await model.encode(toModelInput(image, rules.unit_per_pixel)));
+    features.push(await model.encode(toModelInput(message.image, rules.unit_per_pixel)));
     const c = performance.now();
-    preprocessMs += b - a;
     modelMs += c - b;
-    kept.push(slice);
-    slice.bytes = null; // the file's bytes are not needed any more
-    if (c - lastBreath > 80) {
-      progress((i + 1) / slices.length, `slice ${i + 1} of ${slices.length}`);
+    kept.push(series.slices[message.index]);
+    if (c - lastProgress > 80) {
+      progress((message.index + 1) / series.slices.length, `slice ${message.index + 1} of ${series.slices.length}`);
       await breathe();
-      lastBreath = performance.now();
+      lastProgress = performance.now();
     }
   }
   if (!kept.length) throw new DicomError(`No slice of the series could be decoded (${problems[problems.length - 1]}).`);
@@ -337,8 +325,8 @@ async function analyze(items) {
     seriesUid: series.seriesUid,
     seriesDescription: kept[0].seriesDescription,
     transferSyntax: kept[0].transferSyntax,
-    matrix: `${kept[0].module.rows} x ${kept[0].module.columns}`,
-    sortMethod: order.method,
+    matrix: `${kept[0].rows} x ${kept[0].columns}`,
+    sortMethod: series.sortMethod,
     numFiles: files.length,
     imageSize: size,
     images: images.subarray(0, kept.length * imageBytes),
@@ -349,6 +337,9 @@ async function analyze(items) {
     windowStarts: starts,
     problems,
     runtime: state.runtime.accelerator,
+    threads: state.runtime.threads,
+    decoding: state.preparer.where,
+    // preprocess runs in the worker while the model runs here: total < read + preprocess + model
     timing: {
       read_ms: tRead - t0,
       preprocess_ms: preprocessMs,
@@ -393,7 +384,7 @@ function render(result) {
     ['series', result.seriesDescription ? `${result.seriesDescription}` : result.seriesUid],
     ['runtime', state.runtime.label],
     ['time', `${ms(t.total_ms)} for the study`],
-    ['', `read ${ms(t.read_ms)}, preprocess ${ms(t.preprocess_ms)}, model ${ms(t.model_ms)} (${(t.total_ms / result.numSlices).toFixed(1)} ms per slice)`],
+    ['', `read ${ms(t.read_ms)}, preprocess ${ms(t.preprocess_ms)} (in ${result.decoding}, beside the model), model ${ms(t.model_ms)} (${(t.total_ms / result.numSlices).toFixed(1)} ms per slice)`],
     ['windows', `${result.windowStarts.length} of ${state.manifest.sequence.window_slices} slices, starting at ${result.windowStarts.join(', ')}`],
   ];
   $('facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
@@ -504,6 +495,8 @@ async function loadSample() {
 }
 
 async function main() {
+  if (await ensureIsolation()) return; // reloading under sw.js, which makes the page cross-origin isolated
+  state.preparer = new SeriesPreparer(params.get('worker') !== '0');
   wire();
   const choice = ['auto', 'wasm', 'webgpu'].includes(params.get('runtime')) ? params.get('runtime') : 'auto';
   $('accelerator').value = choice;

@@ -1,22 +1,46 @@
 // The model of the app contract, run with LiteRT.js: `encode` (one slice -> features) and
 // `classify` (features of one window -> probabilities), driven by manifest.json only.
 
-import { loadLiteRt, loadAndCompile, Tensor, isWebGPUSupported, supportsFeature } from '@litertjs/core';
+import { loadLiteRt, unloadLiteRt, loadAndCompile, Tensor, isWebGPUSupported, supportsFeature } from '@litertjs/core';
 
-let liteRtPromise = null;
+let runtime = null; // {flavor, promise}: the LiteRT.js wasm build loaded (one per page at a time)
 
-/** Load the LiteRT.js wasm runtime once (JSPI build when the browser has it: WebGPU needs it
- *  to run ops the GPU lacks on the CPU). */
-function loadRuntime(wasmDir) {
-  if (!liteRtPromise) {
-    liteRtPromise = (async () => {
-      const jspi = await supportsFeature('jspi').catch(() => false);
-      hookRuntimeErrors();
-      await loadLiteRt(wasmDir, { jspi });
-      return { jspi };
-    })();
+/** Which LiteRT.js wasm build suits an accelerator: 'threads' for the CPU where the page is
+ *  cross-origin isolated (SharedArrayBuffer) and the browser has relaxed SIMD, else 'jspi'
+ *  where the browser has JSPI (WebGPU needs it to run ops the GPU lacks on the CPU), else
+ *  the plain build. */
+async function flavorFor(accelerator) {
+  const has = (feature) => supportsFeature(feature).catch(() => false);
+  if (accelerator === 'wasm' && globalThis.crossOriginIsolated && (await has('relaxedSimd')) && (await has('threads'))) {
+    return 'threads';
   }
-  return liteRtPromise;
+  return (await has('jspi')) ? 'jspi' : 'plain';
+}
+
+/** Load the LiteRT.js wasm build for ``accelerator`` (reloading it if another one is loaded). */
+async function loadRuntime(wasmDir, accelerator) {
+  const flavor = await flavorFor(accelerator);
+  if (runtime && runtime.flavor !== flavor) {
+    await runtime.promise.catch(() => {});
+    unloadLiteRt();
+    runtime = null;
+  }
+  if (!runtime) {
+    hookRuntimeErrors();
+    const promise = loadLiteRt(wasmDir, { threads: flavor === 'threads', jspi: flavor === 'jspi' });
+    runtime = { flavor, promise };
+    promise.catch(() => { runtime = null; });
+  }
+  await runtime.promise;
+  return flavor;
+}
+
+/** CPU threads for the model: ?threads=N, else every core (at most 8), 1 without the threaded build. */
+export function threadsWanted(flavor) {
+  if (flavor !== 'threads') return 1;
+  const asked = Number.parseInt(new URLSearchParams(globalThis.location ? location.search : '').get('threads'), 10);
+  const cores = navigator.hardwareConcurrency || 1;
+  return Math.max(1, Math.min(Number.isFinite(asked) ? asked : cores, cores, 8));
 }
 
 /** The WebGPU adapter's description ("" when it gives none), or null without WebGPU. */
@@ -52,7 +76,10 @@ function checkFloat32(spec, where) {
  *  from buffer"; the reason goes to the console). Hooked before the wasm module binds
  *  console.error, so it sees the runtime's lines. */
 const runtimeErrors = [];
+let hooked = false;
 function hookRuntimeErrors() {
+  if (hooked) return;
+  hooked = true;
   const original = console.error;
   console.error = (...args) => {
     const text = args.map(String).join(' ');
@@ -107,28 +134,33 @@ export class IchEdgeModel {
    * @param {string} options.wasmDir folder of the LiteRT.js wasm files
    * @param {Uint8Array} options.modelBytes model.tflite
    * @param {object} options.manifest manifest.json
-   * @param {'wasm'|'webgpu'} options.accelerator
+   * @param {'wasm'|'webgpu'} options.accelerator ('wasm': on the threaded build where the page
+   *     is cross-origin isolated, ?threads=N or every core)
    */
   static async load({ wasmDir, modelBytes, manifest, accelerator }) {
-    await loadRuntime(wasmDir);
+    const flavor = await loadRuntime(wasmDir, accelerator);
+    const threads = accelerator === 'wasm' ? threadsWanted(flavor) : 1;
     const encodeSpec = manifest.signatures.encode;
     const classifySpec = manifest.signatures.classify;
     checkFloat32(encodeSpec.inputs[0], 'the encode input');
     checkFloat32(encodeSpec.outputs[0], 'the encode output');
     checkFloat32(classifySpec.inputs[0], 'the classify input');
     checkFloat32(classifySpec.outputs[0], 'the classify output');
-    const compiled = await withRuntimeErrors(() => loadAndCompile(modelBytes, { accelerator }));
+    const options = accelerator === 'wasm' ? { accelerator, cpuOptions: { numThreads: threads } } : { accelerator };
+    const compiled = await withRuntimeErrors(() => loadAndCompile(modelBytes, options));
     const names = Object.keys(compiled.signatures);
     for (const needed of ['encode', 'classify']) {
       if (!names.includes(needed)) throw new Error(`model.tflite has no '${needed}' signature (it has ${names.join(', ')})`);
     }
-    return new IchEdgeModel(compiled, manifest, accelerator);
+    return new IchEdgeModel(compiled, manifest, accelerator, { flavor, threads });
   }
 
-  constructor(compiled, manifest, accelerator) {
+  constructor(compiled, manifest, accelerator, { flavor, threads }) {
     this.compiled = compiled;
     this.manifest = manifest;
     this.accelerator = accelerator;
+    this.build = flavor; // the LiteRT.js wasm build: 'threads', 'jspi' or 'plain'
+    this.threads = threads; // CPU threads the model runs on
     this.fullyAccelerated = compiled.isFullyAccelerated;
     const size = manifest.preprocessing.input_size_px;
     this.imageShape = [1, size, size, 3];
@@ -140,11 +172,13 @@ export class IchEdgeModel {
   async run(signature, data, shape) {
     const spec = this.manifest.signatures[signature];
     const runner = this.compiled.signatures[signature];
+    this.dynamic ??= {};
+    this.dynamic[signature] ??= hasDynamicDims(runner); // asked once: it reads the signature's details
     const input = new Tensor(data, shape);
     try {
       let out;
       let outputs;
-      if (hasDynamicDims(runner)) {
+      if (this.dynamic[signature]) {
         outputs = await runDynamic(runner, input);
         out = outputs[0];
       } else {

@@ -6,7 +6,12 @@ Each (model, backend, threads) configuration is measured in a fresh Python proce
 (``python -m ich_edge.runtime.bench.worker ...``) so that peak resident memory is that
 configuration's own and one backend's caches cannot speed up the next. In the worker:
 
-* ``init_ms``: opening the model (interpreter creation and signature runners);
+* ``import_ms``: importing LiteRT's Python modules for the backend, once per process
+  (``ai_edge_litert.compiled_model`` imports ``ml_dtypes``, most of a second of CPU with
+  numpy 2.4, which an app pays once, not per model);
+* ``init_ms``: opening the model after those imports (the Python check of the file,
+  interpreter creation and signature runners, and for CompiledModel backends its
+  environment and compilation);
 * ``first_inference_ms``: the first whole study, which includes delegate preparation
   (XNNPACK packs weights on first use);
 * after ``warmup`` untimed runs, ``runs`` timed runs of one slice through ``encode``
@@ -141,7 +146,7 @@ class BenchConfig:
 
 def run_configuration(path: str | Path, backend: str, threads: int, config: BenchConfig) -> dict:
     """:func:`measure` one configuration in a fresh Python process; failures become a row status."""
-    from ich_edge.runtime.bench.gpu import cause_lines
+    from ich_edge.runtime.compiled import cause_lines
 
     args = {
         "path": str(Path(path).resolve()),
@@ -250,6 +255,7 @@ def merge_rounds(results: list[dict]) -> dict:
         pooled = {key: [x for r in ok for x in r["samples_ms"][key]] for key in ok[0]["samples_ms"]}
         merged.update({
             "init_ms": float(np.median([r["init_ms"] for r in ok])),
+            "import_ms": float(np.median([r.get("import_ms", 0.0) for r in ok])),
             "first_inference_ms": float(np.median([r["first_inference_ms"] for r in ok])),
             "slice_latency_ms": latency_stats(pooled["slice"]),
             "study_latency_ms": latency_stats(pooled["study"]),

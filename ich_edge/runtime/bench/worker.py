@@ -98,17 +98,34 @@ def _coverage(path: str, backend: str, threads: int, model) -> dict:
     }
 
 
+#: Backends that run on LiteRT's CompiledModel API (importing it costs more than opening a model).
+COMPILED_BACKENDS = ("compiled", "gpu", "gpu+cpu")
+
+
+def _import_runtime(backend: str) -> None:
+    """Import LiteRT's Python modules for ``backend`` (once per process; timed as ``import_ms``)."""
+    from ich_edge.runtime.compiled import import_litert
+    from ich_edge.runtime.interpreter import interpreter_module
+
+    interpreter_module()
+    if backend in COMPILED_BACKENDS:
+        import_litert()
+
+
 def measure(path: str, backend: str, threads: int, runs: int, warmup: int, study_slices: int, seed: int) -> dict:
     """Measure one configuration in this process (see the module docstring for the fields).
 
     Call it in a fresh process (as :func:`run_configuration` does) for a meaningful peak RSS.
     """
-    from ich_edge.runtime.bench.gpu import AcceleratorUnavailable
+    from ich_edge.runtime.compiled import AcceleratorUnavailable
     from ich_edge.runtime.bench.sysinfo import current_rss_mb, peak_rss_mb
 
-    rss_before = current_rss_mb()
     start = time.perf_counter_ns()
     try:
+        _import_runtime(backend)
+        import_ms = (time.perf_counter_ns() - start) / 1e6
+        rss_before = current_rss_mb()
+        start = time.perf_counter_ns()
         model = _open(path, backend, threads)
     except AcceleratorUnavailable as err:
         return {"status": "unavailable", "reason": str(err)}
@@ -133,6 +150,7 @@ def measure(path: str, backend: str, threads: int, runs: int, warmup: int, study
     peak = peak_rss_mb()
     return {
         "status": "ok",
+        "import_ms": import_ms,
         "init_ms": init_ms,
         "first_inference_ms": first_ms,
         "slice_latency_ms": latency_stats(slice_ms),

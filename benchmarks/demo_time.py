@@ -1,0 +1,175 @@
+"""How long ``make demo`` takes, step by step, and what parallel synth buys; a result file each.
+
+Two measurements:
+
+``demo``: runs ``scripts/demo.py --out DIR`` (what ``make demo`` runs; DIR must not hold a
+finished demo, or its steps are reused and not timed) and records each step's seconds from
+the demo's own "[i/n] step: ok in N s" lines, the total wall time, the load average at start
+and end and the usable cores. Goal: at most 15 minutes on an idle 2-core machine.
+
+    python benchmarks/demo_time.py demo --out /tmp/demo_fresh
+
+``synth``: ``ich-edge synth`` of ``--studies`` studies serially (``--workers 1``) and over every
+usable core, alternating (``--rounds``), each into a fresh folder; checks that both write the
+same bytes (every DICOM file, labels.csv, studies.csv, synth_config.json) and reports the
+median wall times and their ratio.
+
+    python benchmarks/demo_time.py synth --studies 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+GOAL_S = 15 * 60
+STEP_LINE = re.compile(r"^\[(\d+)/(\d+)\] (.+?): (ok|exit \d+) in (\d+) s$")
+REUSED_LINE = re.compile(r"^\[(\d+)/(\d+)\] (.+?): done before, reusing its outputs$")
+
+
+def _env() -> dict:
+    return dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def _envelope(benchmark: str) -> dict:
+    from ich_edge.runtime.bench.sysinfo import machine_info
+
+    return {
+        "benchmark": benchmark,
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine_info(),
+    }
+
+
+def parse_steps(lines: list[str]) -> list[dict]:
+    """The demo's steps from its output: name, status and seconds (reused steps: 0 s)."""
+    steps = []
+    for line in lines:
+        line = line.strip()
+        if match := STEP_LINE.match(line):
+            steps.append({"step": match[3], "status": match[4], "seconds": int(match[5])})
+        elif match := REUSED_LINE.match(line):
+            steps.append({"step": match[3], "status": "reused", "seconds": 0})
+    return steps
+
+
+def time_demo(out: Path, extra: list[str]) -> dict:
+    """Run scripts/demo.py into ``out``; the result document."""
+    command = [sys.executable, str(REPO / "scripts" / "demo.py"), "--out", str(out), *extra]
+    load_start = os.getloadavg()
+    start = time.perf_counter()
+    lines = []
+    with subprocess.Popen(command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+    wall_s = time.perf_counter() - start
+    steps = parse_steps(lines)
+    return {
+        **_envelope("demo_time"),
+        "command": "scripts/demo.py --out DIR " + " ".join(extra),
+        "exit_code": proc.returncode,
+        "wall_s": round(wall_s, 1),
+        "steps": steps,
+        "reused_steps": [s["step"] for s in steps if s["status"] == "reused"],
+        "load_average_start_end": [list(load_start), list(os.getloadavg())],
+        "goal_s": GOAL_S,
+        "goal_met": proc.returncode == 0 and wall_s <= GOAL_S and not any(s["status"] == "reused" for s in steps),
+    }
+
+
+def folder_digest(folder: Path) -> str:
+    """SHA-256 over every file's relative path and bytes, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _synth_once(out: Path, studies: int, seed: int, matrix_px: int, workers: int) -> float:
+    command = [sys.executable, "-m", "ich_edge", "synth", "--out", str(out), "--studies", str(studies),
+               "--seed", str(seed), "--matrix-px", str(matrix_px), "--workers", str(workers), "--force"]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=REPO, env=_env(), check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def time_synth(studies: int, seed: int, matrix_px: int, rounds: int) -> dict:
+    """Serial against parallel synth, alternating; the result document."""
+    from ich_edge.prepare import default_workers
+
+    cores = default_workers()
+    modes = {"serial": 1, "parallel": cores}
+    seconds = {mode: [] for mode in modes}
+    digests = {}
+    load_start = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="ich-edge-synth-time-") as tmp:
+        for index in range(rounds):
+            for mode in modes if index % 2 == 0 else list(modes)[::-1]:
+                out = Path(tmp) / mode
+                shutil.rmtree(out, ignore_errors=True)
+                seconds[mode].append(_synth_once(out, studies, seed, matrix_px, modes[mode]))
+                digests.setdefault(mode, folder_digest(out))
+    serial, parallel = (statistics.median(seconds[m]) for m in modes)
+    return {
+        **_envelope("synth_parallel"),
+        "studies": studies,
+        "seed": seed,
+        "matrix_px": matrix_px,
+        "rounds": rounds,
+        "workers": modes,
+        "wall_s": {mode: [round(s, 2) for s in values] for mode, values in seconds.items()},
+        "median_s": {"serial": round(serial, 2), "parallel": round(parallel, 2)},
+        "ratio_serial_over_parallel": round(serial / parallel, 2),
+        "byte_identical": digests["serial"] == digests["parallel"],
+        "load_average_start_end": [list(load_start), list(os.getloadavg())],
+        "note": "wall time of the whole `ich-edge synth` process, start-up included",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ich_edge.runtime.bench.report import write_results
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    demo = sub.add_parser("demo", help="time scripts/demo.py step by step")
+    demo.add_argument("--out", type=Path, required=True, help="a fresh folder for the demo's outputs")
+    demo.add_argument("demo_args", nargs="*", help="more arguments for scripts/demo.py (after --)")
+    synth = sub.add_parser("synth", help="serial against parallel synth")
+    synth.add_argument("--studies", type=int, default=40)
+    synth.add_argument("--seed", type=int, default=1)
+    synth.add_argument("--matrix-px", type=int, default=512)
+    synth.add_argument("--rounds", type=int, default=2)
+    for each in (demo, synth):
+        each.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.what == "demo":
+        result = time_demo(args.out, args.demo_args)
+        prefix = "demo_time"
+        print(f"make demo: {result['wall_s']:.0f} s (goal {GOAL_S} s), exit {result['exit_code']}")
+    else:
+        result = time_synth(args.studies, args.seed, args.matrix_px, args.rounds)
+        prefix = "synth_parallel"
+        print(f"synth {args.studies} studies at {args.matrix_px} px: serial {result['median_s']['serial']:.1f} s, "
+              f"{result['workers']['parallel']} workers {result['median_s']['parallel']:.1f} s, "
+              f"ratio {result['ratio_serial_over_parallel']:.2f}x, byte-identical {result['byte_identical']}")
+    for path in write_results(result, prefix, args.results_dir):
+        print(f"wrote {path.relative_to(REPO) if path.resolve().is_relative_to(REPO) else path}")
+    return 0 if result.get("exit_code", 0) == 0 and result.get("byte_identical", True) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

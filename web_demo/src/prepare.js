@@ -1,0 +1,146 @@
+// Reading, decoding and preprocessing a series off the page's thread.
+//
+// prepareSeries() is the one pipeline: read and parse every file, keep one series, sort it,
+// then decode and preprocess slice after slice. It yields messages:
+//   {type: 'series', seriesUid, sortMethod, numFiles, slices: [{name, sopInstanceUid,
+//    seriesDescription, transferSyntax, rows, columns}], problems}
+//   {type: 'slice', index, image (uint8 size*size*3), ms}   one per usable slice, in order
+//   {type: 'problem', index, problem}                        a slice that was dropped
+// A DicomError that ends the analysis is thrown (in the worker: posted as an error message).
+//
+// src/prepare_worker.js runs it in a Web Worker, so the page's thread only runs the model
+// (slice i is encoded while the worker decodes slice i + 1); where a worker cannot start, the
+// page runs the same generator itself (SeriesPreparer below).
+
+import { DicomError, parseSlice, pickSeries, sortSlices, storedToHu, storedValues } from './dicom.js';
+import { preprocessSlice } from './preprocess.js';
+
+/** Parse every file; one series, sorted. Throws DicomError when no file is a usable slice. */
+async function readSeries(files) {
+  const problems = [];
+  const parsed = [];
+  for (const { file, name } of files) {
+    try {
+      parsed.push(parseSlice(name, await file.arrayBuffer()));
+    } catch (err) {
+      if (!(err instanceof DicomError)) throw err;
+      problems.push(`${err.message}; skipped`);
+    }
+  }
+  if (!parsed.length) {
+    const first = problems[0].replace(/; skipped$/, '');
+    throw new DicomError(
+      files.length === 1
+        ? `Cannot read this file as a CT slice. ${first}.`
+        : `None of the ${files.length} files is a usable CT slice (first problem: ${first}).`,
+    );
+  }
+  const series = pickSeries(parsed);
+  const order = sortSlices(series.slices);
+  problems.push(...series.problems, ...order.problems);
+  return { series, order, problems };
+}
+
+/** The pipeline (see the top of this file): files [{file, name}], the manifest's preprocessing. */
+export async function* prepareSeries(files, rules) {
+  const { series, order, problems } = await readSeries(files);
+  const slices = order.slices;
+  yield {
+    type: 'series',
+    seriesUid: series.seriesUid,
+    sortMethod: order.method,
+    numFiles: files.length,
+    problems,
+    slices: slices.map((s) => ({
+      name: s.name,
+      sopInstanceUid: s.sopInstanceUid,
+      seriesDescription: s.seriesDescription,
+      transferSyntax: s.transferSyntax,
+      rows: s.module.rows,
+      columns: s.module.columns,
+    })),
+  };
+  for (let index = 0; index < slices.length; index++) {
+    const slice = slices[index];
+    const start = performance.now();
+    try {
+      const hu = storedToHu(storedValues(slice), slice.module, rules.air_hu);
+      const image = preprocessSlice(hu, slice.module.rows, slice.module.columns, rules);
+      slice.bytes = null; // the file's bytes are not needed any more
+      yield { type: 'slice', index, image, ms: performance.now() - start };
+    } catch (err) {
+      if (!(err instanceof DicomError)) throw err;
+      yield { type: 'problem', index, problem: `${err.message}; slice dropped` };
+    }
+  }
+}
+
+/** An error that crossed from the worker: a DicomError again where it was one. */
+function revive(data) {
+  const Kind = data.dicom ? DicomError : Error;
+  return new Kind(data.message);
+}
+
+/**
+ * Runs prepareSeries() in src/prepare_worker.js, or on this thread where no worker starts.
+ * One series at a time (the page analyses one at a time).
+ */
+export class SeriesPreparer {
+  /** @param {boolean} useWorker false: run on the page's thread (?worker=0, for comparisons) */
+  constructor(useWorker = true) {
+    this.worker = null;
+    this.workerProblem = useWorker ? null : 'turned off (?worker=0)';
+    this.runs = 0; // messages carry their run's id: a run the page gave up on is ignored
+    if (!useWorker) return;
+    try {
+      this.worker = new Worker(new URL('./prepare_worker.js', import.meta.url), { type: 'module' });
+      this.worker.addEventListener('error', (event) => {
+        this.workerProblem = event.message || 'the worker failed to start';
+      });
+    } catch (err) {
+      this.workerProblem = String(err && err.message ? err.message : err);
+    }
+  }
+
+  /** Where decoding runs, for the page: "a Web Worker" or "the page's thread". */
+  get where() {
+    return this.worker && !this.workerProblem ? 'a Web Worker' : "the page's thread";
+  }
+
+  /** The pipeline's messages, as an async iterator. */
+  run(files, rules) {
+    if (!this.worker || this.workerProblem) return prepareSeries(files, rules);
+    return this._fromWorker(files, rules);
+  }
+
+  async *_fromWorker(files, rules) {
+    const id = ++this.runs;
+    const queue = [];
+    let wake = null;
+    const onMessage = (event) => {
+      if (event.data.id !== id) return;
+      queue.push(event.data);
+      if (wake) wake();
+    };
+    const onError = (event) => {
+      queue.push({ type: 'error', dicom: false, message: `the decoding worker failed: ${event.message || 'unknown error'}` });
+      if (wake) wake();
+    };
+    this.worker.addEventListener('message', onMessage);
+    this.worker.addEventListener('error', onError);
+    try {
+      this.worker.postMessage({ id, files, rules });
+      for (;;) {
+        if (!queue.length) await new Promise((resolve) => { wake = resolve; });
+        wake = null;
+        const message = queue.shift();
+        if (message.type === 'done') return;
+        if (message.type === 'error') throw revive(message);
+        yield message;
+      }
+    } finally {
+      this.worker.removeEventListener('message', onMessage);
+      this.worker.removeEventListener('error', onError);
+    }
+  }
+}
