@@ -137,6 +137,7 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
     if len(float_dirs) > 1 or len(qat_dirs) > 1:
         raise ConfigError("pass at most one float RUN_DIR and one QAT_DIR as --model")
     recipes = select_recipes(config.precisions, bool(float_dirs), bool(qat_dirs))
+    recipes = _searchable(recipes, config, float_dirs, log)
     if data is None and any(r.needs_calibration for r in recipes):
         names = ", ".join(r.name for r in recipes if r.needs_calibration)
         raise ConfigError(f"{names} need calibration data: pass --data CACHE (the cache the run was trained on)")
@@ -173,6 +174,21 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
             for recipe in group:
                 results.append(_convert_one(run, recipe, saved, calibration, ios[recipe.name], out, config.force, log, layered))
     return results
+
+
+def _searchable(recipes: list, config: ConvertConfig, float_dirs: list, log) -> list:
+    """``all`` leaves out int8-mixed's automatic search where it cannot judge (no float run with a
+    split.json, e.g. an imported model), with a note; a named ``int8-mixed`` is refused later instead."""
+    from converters.int8_mixed import NAME as MIXED
+    from ich_edge.training.run import SPLIT_FILE
+
+    named = MIXED in config.precisions
+    judgeable = bool(float_dirs) and (Path(float_dirs[0]) / SPLIT_FILE).is_file()
+    if named or judgeable or config.keep_float != ("auto",) or MIXED not in [r.name for r in recipes]:
+        return recipes
+    log(f"note: {MIXED} is left out: its float-layer search judges on the run's validation studies, and "
+        f"{float_dirs[0] if float_dirs else 'no float RUN_DIR'} has no split.json; name the layers with --keep-float")
+    return [r for r in recipes if r.name != MIXED]
 
 
 class _Layered:
@@ -221,7 +237,7 @@ class _Layered:
             if judge is None:
                 raise ConfigError("int8-mixed --keep-float auto judges on the run's validation studies: pass the float "
                                   "RUN_DIR with split.json as --model and its training cache as --data, or name the layers")
-            kept, path = mixed.search(calibrated, report, judge, log=self.log)
+            kept, path = mixed.search(calibrated, report, judge, io=options.io, log=self.log)
         else:
             kept, path = groups.resolve(self.config.keep_float), []
         payload = layers.quantize(calibrated, [n for g in kept for n in groups.nodes[g]], io=options.io)
@@ -237,7 +253,7 @@ class _Layered:
         key = hashlib.sha256(payload).hexdigest()
         if key not in self._reports:
             self._reports[key] = mixed.layer_report(self.calibrated(), payload, self.calibration, self.judge(recipe, options),
-                                                    log=self.log)
+                                                    io=options.io, log=self.log)
         return copy.deepcopy(self._reports[key])
 
 

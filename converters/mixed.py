@@ -73,7 +73,7 @@ class Judge:
 
 
 def layer_report(calibrated: bytes, quantized: bytes, calibration, judge: Judge | None = None,
-                 kept_float=(), log=print) -> dict:
+                 kept_float=(), io: str = "float", log=print) -> dict:
     """The per-layer report of ``quantized`` (see the module docstring); ``kept_float`` groups are skipped
     in the decision ranking (they are float already)."""
     groups = layers_lib.LayerGroups.of(calibrated)
@@ -85,7 +85,7 @@ def layer_report(calibrated: bytes, quantized: bytes, calibration, judge: Judge 
     if base is not None and base["fails"] and ranked:  # only a failing file needs to know which layers to keep
         log(f"layer report: judging {len(ranked)} files, each with one more layer in float, on the validation studies")
         kept = [n for g in kept_float for n in groups.nodes[g]]
-        verdicts = judge([layers_lib.quantize(calibrated, kept + groups.nodes[g]) for g in ranked])
+        verdicts = judge([layers_lib.quantize(calibrated, kept + groups.nodes[g], io=io) for g in ranked])
         impact = {g: {"restored": base["disagreements"] - v["disagreements"], "passes_alone": not v["fails"]}
                   for g, v in zip(ranked, verdicts)}
     order = sorted(errors, key=lambda g: (-impact.get(g, {}).get("restored", 0), -errors[g]["added"]))
@@ -113,27 +113,30 @@ def worst_line(report: dict) -> str:
     return "worst layers: " + "; ".join(parts)
 
 
-def search(calibrated: bytes, report: dict, judge: Judge, log=print) -> tuple[list[str], list[dict]]:
+def search(calibrated: bytes, report: dict, judge: Judge, io: str = "float", batch: int = 4,
+           log=print) -> tuple[list[str], list[dict]]:
     """Keep float groups, worst first (the report's order), until the validation file has no FAIL.
 
-    Returns ``(kept groups, path)``: each step's kept groups, disagreements and failures.
+    The cumulative files are judged ``batch`` at a time (one parity run scores the Keras
+    reference once for all of them); the path stops at the first that passes. Returns
+    ``(kept groups, path)``: each step's kept groups, disagreements and failures.
     """
     groups = layers_lib.LayerGroups.of(calibrated)
-    kept: list[str] = []
-    path = []
     candidates = [row["group"] for row in report["layers"] if row["group"] not in report.get("kept_float", [])]
-    for step in range(len(candidates) + 1):
-        if step:
-            kept.append(candidates[step - 1])
-        if step == 0 and report.get("validation") is not None:  # the all-integer file, judged by the report
-            verdict = {"fails": report["validation"]["fails"], "failures": report["validation"]["failures"],
-                       "disagreements": report["validation"]["disagreements_all_int8"]}
-        else:
-            (verdict,) = judge([layers_lib.quantize(calibrated, [n for g in kept for n in groups.nodes[g]])])
-        path.append({"kept_float": list(kept), "disagreements": verdict["disagreements"], "passes": not verdict["fails"],
-                     "failures": verdict["failures"][:3]})
-        log(f"int8-mixed: float {', '.join(kept) or 'none'}: {verdict['disagreements']} decisions differ on validation, "
-            + ("no gate fails" if not verdict["fails"] else f"{len(verdict['failures'])} gate(s) fail"))
-        if not verdict["fails"]:
-            return kept, path
-    return kept, path
+    path = []
+    if report.get("validation") is not None:  # the all-integer file, judged by the report
+        path.append({"kept_float": [], "disagreements": report["validation"]["disagreements_all_int8"],
+                     "passes": not report["validation"]["fails"], "failures": report["validation"]["failures"][:3]})
+    steps = [candidates[:k] for k in range(len(path), len(candidates) + 1)]
+    while steps and not (path and path[-1]["passes"]):
+        chunk, steps = steps[:batch], steps[batch:]
+        verdicts = judge([layers_lib.quantize(calibrated, [n for g in kept for n in groups.nodes[g]], io=io) for kept in chunk])
+        for kept, verdict in zip(chunk, verdicts):
+            path.append({"kept_float": list(kept), "disagreements": verdict["disagreements"], "passes": not verdict["fails"],
+                         "failures": verdict["failures"][:3]})
+            if not verdict["fails"]:
+                break
+    for step in path:
+        log(f"int8-mixed: float {', '.join(step['kept_float']) or 'none'}: {step['disagreements']} decisions differ on "
+            "validation, " + ("no gate fails" if step["passes"] else f"{len(step['failures'])} gate(s) fail"))
+    return (list(path[-1]["kept_float"]) if path else []), path

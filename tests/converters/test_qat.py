@@ -35,7 +35,8 @@ def qat_tflite(qat_dir, tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("qat_tflite")
     code = main(["convert", "--model", str(qat_dir), "--precision", "all", "--data", str(cache), "--out", str(out), "--io", "int8"])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["cnn_lstm_qat-int8.tflite", "cnn_lstm_qat-int8.tflite.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["cnn_lstm_qat-int8.tflite", "cnn_lstm_qat-int8.tflite.json",
+                                                     "cnn_lstm_qat-int8.tflite.layers.json"]  # the per-layer report
     return out / "cnn_lstm_qat-int8.tflite"
 
 
