@@ -137,7 +137,10 @@ def _all_tensors(model_bytes: bytes, calibration, limit: int) -> dict:
             runner(**{input_name: sample})
             for t in produced:
                 tensor = subgraph.tensors[t]
-                value = interpreter.get_tensor(t, index).astype(np.float32)
+                try:
+                    value = interpreter.get_tensor(t, index).astype(np.float32)
+                except ValueError:  # a tensor the runtime never filled (e.g. an unused SPLIT output)
+                    continue
                 q = tensor.quantization
                 if q is not None and q.scale is not None and len(q.scale) == 1 and tensor.type != 0:
                     value = (value - float(q.zeroPoint[0])) * float(q.scale[0])
