@@ -131,10 +131,10 @@ def _all_tensors(model_bytes: bytes, calibration, limit: int) -> dict:
     for index, subgraph in enumerate(model.subgraphs):
         signature = subgraph.name.decode()
         runner = interpreter.get_signature_runner(signature)
-        (input_name,) = runner.get_input_details()
+        ((input_name, details),) = runner.get_input_details().items()
         produced = [t for op in subgraph.operators for t in op.outputs]
         for sample in samples.get(signature, []):
-            runner(**{input_name: sample})
+            runner(**{input_name: _as_input(sample, details)})
             for t in produced:
                 tensor = subgraph.tensors[t]
                 try:
@@ -146,6 +146,16 @@ def _all_tensors(model_bytes: bytes, calibration, limit: int) -> dict:
                     value = (value - float(q.zeroPoint[0])) * float(q.scale[0])
                 out.setdefault((signature, tensor.name.decode()), []).append(value.ravel())
     return {key: np.concatenate(values) for key, values in out.items()}
+
+
+def _as_input(sample: np.ndarray, details: dict) -> np.ndarray:
+    """``sample`` quantized by the input tensor's own scale and zero point when the file has integer I/O."""
+    dtype = np.dtype(details["dtype"])
+    if dtype.kind == "f":
+        return sample.astype(dtype)
+    scale, zero = details["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(sample / scale + zero), info.min, info.max).astype(dtype)
 
 
 def tensor_errors(calibrated: bytes, quantized: bytes, calibration, limit: int = 32) -> list[dict]:
