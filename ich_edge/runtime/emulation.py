@@ -28,12 +28,25 @@ from pathlib import Path
 from ich_edge.errors import ConfigError, IchEdgeError, MissingDependencyError
 
 ARM_DIR_ENV = "ICH_EDGE_ARM_DIR"
+#: Set in an emulated run (e.g. ``qemu-aarch64 10.0.2 -cpu cortex-a76``): ``ich-edge bench`` marks
+#: its timings as not meaningful (run it through ``.arm/`` by hand: ``ICH_EDGE_EMULATED=qemu ...``).
+EMULATED_ENV = "ICH_EDGE_EMULATED"
+#: Set in an emulated run: the emulator's argv (JSON) that starts this Python again (qemu-user
+#: does not follow exec of another aarch64 program); see :func:`python_command`.
+EMULATOR_ENV = "ICH_EDGE_EMULATOR"
 PROVISION_COMMAND = "bash .ci/provision-arm.sh"
 PLATFORMS = ("host", "aarch64")
 #: The checkout (the folder holding ich_edge/): its .arm/, and PYTHONPATH of worker runs.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 #: Host variables that would leak into another Python (and, emulated, into the guest's loader).
 _DROPPED_ENV = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "LD_PRELOAD", "LD_LIBRARY_PATH", "VIRTUAL_ENV")
+
+
+def python_command() -> list[str]:
+    """The argv that starts this Python again (bench's worker processes): under emulation the
+    emulator comes first, since the guest cannot exec an aarch64 program by itself."""
+    prefix = json.loads(os.environ.get(EMULATOR_ENV) or "[]")
+    return [*prefix, sys.executable]
 
 
 def arm_dir() -> Path:
@@ -100,7 +113,9 @@ def provisioned_runtimes(folder: Path | None = None) -> list[Runtime]:
         packages = str(folder / entry["path"])
         if entry["arch"] == "aarch64":
             runtimes.append(Runtime("aarch64", entry["litert"], True, (*qemu, str(folder / entry["python"])), (packages,),
-                                    detail=f"emulated: qemu {qemu_version}, -cpu {info['cpu']}"))
+                                    detail=f"emulated: qemu {qemu_version}, -cpu {info['cpu']}",
+                                    env={EMULATED_ENV: f"qemu-aarch64 {qemu_version} -cpu {info['cpu']}",
+                                         EMULATOR_ENV: json.dumps(qemu)}))
         elif entry["arch"] == platform.machine() and entry.get("python_version") == platform.python_version():
             runtimes.append(Runtime(entry["arch"], entry["litert"], False, (sys.executable,), (packages,),
                                     detail="pip --target folder"))
