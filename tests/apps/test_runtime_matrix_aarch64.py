@@ -58,3 +58,25 @@ def test_assets_measure_the_on_device_bounds_on_aarch64_and_every_litert_version
     assert set(on_device["measured_features_max_abs_difference"]) >= {r.name for r in runtimes}
     assert on_device["not_measured"] == []
     assert "Not measured" not in (out / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_predict_and_bench_run_on_emulated_aarch64(tmp_path):
+    from ich_edge.runtime.emulation import select_runtime
+
+    require(any(r.arch == "aarch64" for r in provisioned_runtimes()), "emulated aarch64 LiteRT", PROVISION_COMMAND)
+    runtime = select_runtime("aarch64")
+    model = ASSETS / "model.tflite"
+    done = runtime.run(["-m", "ich_edge", "predict", "--model", model, "--dicom", ASSETS / "sample" / "dicom", "--json"],
+                       1800, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = json.loads(done.stdout)[0]["study"]
+    expected = json.loads((ASSETS / "sample" / "expected.json").read_text())["study"]
+    assert max(abs(study[k] - expected[k]) for k in expected) <= 1e-5
+    done = runtime.run(["-m", "ich_edge", "bench", "--model", model, "--threads", "1", "--backend", "xnnpack", "--runs", "2",
+                        "--warmup", "1", "--study-slices", "4", "--out", tmp_path / "bench.json"], 1800, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("EMULATED CPU (qemu-aarch64")
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["machine"]["machine"] == "aarch64" and result["machine"]["emulated"].startswith("qemu-aarch64")
+    assert [row["status"] for row in result["rows"]] == ["ok"]
