@@ -16,6 +16,7 @@ probabilities against the golden sample, and whether the study decisions agree.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -64,10 +65,12 @@ def measure(models: Path, work: Path) -> list[dict]:
             print(f"{precision}: no {path.name}, skipped", flush=True)
             continue
         assets = work / f"assets_{precision}"
-        # The matrix is the measurement here: the assets' own spread gate must not stop it.
-        write_assets(AssetsConfig(path, assets, force=True, allow_failed_parity=True, sample=SampleConfig(other_runtimes=False)))
+        # The matrix is the measurement here: the assets' spread gate is recorded, not applied.
+        write_assets(AssetsConfig(path, assets, force=True, allow_failed_parity=True, sample=SampleConfig(refuse_decision_flips=False)))
+        refused = json.loads((assets / "manifest.json").read_text())["sample"]["tolerance"]["on_device"].get("could_flip_a_decision")
         for row in runtime_matrix(assets, runtimes):
-            rows.append({"precision": precision, "file": path.name, **{k: v for k, v in row.items() if k != "name"}})
+            rows.append({"precision": precision, "file": path.name, "assets_would_refuse": refused,
+                         **{k: v for k, v in row.items() if k != "name"}})
             diff = row.get("max_abs_diff") or {}
             print(f"{precision:9} {row['arch']:8} {row['litert']:6} {row['status']:3} features {diff.get('features', float('nan')):.2e} "
                   f"slice {diff.get('slice', float('nan')):.2e} study {diff.get('study', float('nan')):.2e} "

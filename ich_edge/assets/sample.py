@@ -54,6 +54,8 @@ class SampleConfig:
     other_runtimes : also measure the on-device bounds on the runtimes of
         ``.ci/provision-arm.sh`` (emulated aarch64, other LiteRT versions) where provisioned
         (``ich-edge assets`` does; off here so library callers and tests stay quick).
+    refuse_decision_flips : refuse a model whose spread could flip a sample decision (off only
+        for measurements such as benchmarks/runtime_matrix.py; the bounds then say so).
     """
 
     matrix_px: int = 256
@@ -61,6 +63,7 @@ class SampleConfig:
     max_slices: int = 32
     max_seed_tries: int = 16
     other_runtimes: bool = False
+    refuse_decision_flips: bool = True
 
     def __post_init__(self) -> None:
         if self.matrix_px < 32:
@@ -166,7 +169,7 @@ def _other_kernels(model, sample_dir: Path, images: np.ndarray, other_runtimes: 
 
 
 def kernel_spread(model, sample_dir: Path, images: np.ndarray, expected: np.ndarray, features: np.ndarray,
-                  thresholds: dict, labels: list[str], other_runtimes: bool = True) -> dict:
+                  thresholds: dict, labels: list[str], other_runtimes: bool = True, refuse: bool = True) -> dict:
     """How far other kernels move this model's outputs on the sample: the on-device bounds.
 
     The largest slice probability (and feature) difference against ``expected`` (this
@@ -193,16 +196,20 @@ def kernel_spread(model, sample_dir: Path, images: np.ndarray, expected: np.ndar
     bound = _bound(spread)
     near = [f"{label} {study[i]:.6f} vs threshold {thresholds[label]:.6f}" for i, label in enumerate(labels)
             if label in thresholds and spread > 0 and abs(float(study[i]) - thresholds[label]) <= spread]
+    problem = None
     if flips or near:
         worst = max(measured, key=measured.get)
-        raise GateFailedError(
+        problem = (
             f"{model.path.name} ({model.precision}) is refused for apps: the kernels apps run move its golden-sample "
             f"probabilities by up to {measured[worst]:.2e} ({worst}; features {max(measured_features.values()):.2e}), "
             "which could flip a study decision: "
             + "; ".join([*(f"flipped {f}" for f in flips), *(f"within the spread: {n}" for n in near)])
             + ". Ship another precision, or another --sample-seed whose study probabilities are not this close to a threshold"
         )
+    if problem and refuse:
+        raise GateFailedError(problem)
     return {
+        "could_flip_a_decision": problem,
         "measured_max_abs_difference": measured,
         "measured_features_max_abs_difference": measured_features,
         "not_measured": missing,
@@ -247,7 +254,8 @@ def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dic
     study = study_probabilities(probabilities)
 
     thresholds = (model.description.get("thresholds") or {}).get("study") or {}
-    on_device = kernel_spread(model, sample_dir, images, probabilities, features, thresholds, labels, config.other_runtimes)
+    on_device = kernel_spread(model, sample_dir, images, probabilities, features, thresholds, labels, config.other_runtimes,
+                              config.refuse_decision_flips)
     expected = {
         "model_sha256": model.sha256,
         "precision": model.precision,
