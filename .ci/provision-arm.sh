@@ -22,7 +22,7 @@ SUITE=bookworm                      # the aarch64 Python: Debian's python3.11
 CPU=cortex-a76                      # Raspberry Pi 5, and the big cores of many phones
 LITERT_AARCH64="1.4.0 2.3.0"        # oldest the app snippets target (LiteRT 1.4.0 Java API), current
 LITERT_X86="1.4.0"                  # the current one on x86_64 is the project's own venv
-WHEELS="numpy pydicom click"        # the runtime tier (pylibjpeg: see README "aarch64")
+WHEELS="numpy pydicom click"        # the runtime tier for RLE/uncompressed DICOM (pylibjpeg* have aarch64 wheels too, unneeded here)
 STAMP="$SUITE $CPU aarch64:$LITERT_AARCH64 x86_64:$LITERT_X86 $WHEELS v1"
 
 if [ "$(uname -m)" != "x86_64" ]; then
