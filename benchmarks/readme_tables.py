@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -194,13 +195,17 @@ def runtimes_block() -> list[str]:
     lines = [f"The golden sample on the kernels apps run ({result['models']}; `benchmarks/results/{path.name}`, by "
              f"`benchmarks/runtime_matrix.py`; aarch64 {emulator}): the reference client's max |diff| against the "
              "sample (x86_64 with the project's LiteRT, XNNPACK), features / slice probabilities, and whether the "
-             "study decisions agree:", "",
-             "| precision | arch | ai-edge-litert | features | slice p | decisions |", "|---|---|---|---|---|---|"]
+             "study decisions agree; `assets`: whether `ich-edge assets` ships the file or refuses it (its spread on this "
+             "machine's kernel sets, the builtin reference kernels included, could flip a sample decision):", "",
+             "| precision | arch | ai-edge-litert | features | slice p | decisions | assets |", "|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         diff = row.get("max_abs_diff") or {}
         cells = (f"{diff['features']:.1e} | {diff['slice']:.1e} | {'agree' if row['decisions_agree'] else 'DIFFER'}"
                  if row["status"] == "ok" else f"{row['status']} | | ")
-        lines.append(f"| {row['precision']} | {row['arch']} | {row['litert']} | {cells} |")
+        refused = row.get("assets_would_refuse")
+        spread = re.search(r"by up to ([0-9.e+-]+)", refused or "")
+        verdict = "ships" if not refused else f"refused (spread {spread.group(1) if spread else '?'})"
+        lines.append(f"| {row['precision']} | {row['arch']} | {row['litert']} | {cells} | {verdict} |")
     return lines
 
 

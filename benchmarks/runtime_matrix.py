@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     from ich_edge.runtime.emulation import all_runtimes
 
     models = build_models(args.build) if args.build else args.models
-    source = "a small model trained by --build (24 synthetic studies, 2 epochs)" if args.build else "make demo's tflite/"
+    source = ("a small model trained as --build does it (24 synthetic studies, 2 epochs, width 0.25), not the demo's"
+              if args.build else "make demo's tflite/" if args.models == REPO / "demo_out" / "tflite" else "the files in --models")
     with tempfile.TemporaryDirectory(prefix="ich_edge_runtime_matrix_") as work:
         rows = measure(models, Path(work))
     result = {
