@@ -9,6 +9,8 @@ each block names its file. Blocks (between ``<!-- NAME:start -->`` and ``<!-- NA
   native XNNPACK study time of the same file from the newest ``bench_*.json``;
 * ``paper``: ``paper_model_*.json`` (``benchmarks/paper_model.py``);
 * ``scale``: ``train_input_*.json``, ``cache_rss_*.json`` and ``presets_*.json``;
+* ``runtimes``: ``runtime_matrix_*.json`` (``benchmarks/runtime_matrix.py``): the golden sample
+  per precision on x86_64 and emulated aarch64 with each ai-edge-litert version provisioned;
 * ``seeds``: ``seed_spread_*.json`` (``benchmarks/seed_spread.py``): the demo's training with
   several seeds, test study AUC per label as mean, sd, min and max.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -184,7 +187,31 @@ def seeds_block() -> list[str]:
     return lines
 
 
-BLOCKS = {"seeds": seeds_block, "stateless": stateless_block, "apps": apps_block, "paper": paper_block, "scale": scale_block}
+def runtimes_block() -> list[str]:
+    """The golden sample per precision x architecture x ai-edge-litert version (``runtime_matrix_*.json``)."""
+    path = newest("runtime_matrix")
+    if path is None:
+        return ["(no runtime_matrix result yet: run benchmarks/runtime_matrix.py after .ci/provision-arm.sh)"]
+    result = json.loads(path.read_text())
+    emulator = next((r["detail"] for r in result["runtimes"] if r["emulated"]), "")
+    lines = [f"The golden sample on the kernels apps run ({result['models']}; `benchmarks/results/{path.name}`, by "
+             f"`benchmarks/runtime_matrix.py`; aarch64 {emulator}): the reference client's max |diff| against the "
+             "sample (x86_64 with the project's LiteRT, XNNPACK), features / slice probabilities, and whether the "
+             "study decisions agree; `assets`: whether `ich-edge assets` ships the file or refuses it (its spread on this "
+             "machine's kernel sets, the builtin reference kernels included, could flip a sample decision):", "",
+             "| precision | arch | ai-edge-litert | features | slice p | decisions | assets |", "|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        diff = row.get("max_abs_diff") or {}
+        cells = (f"{diff['features']:.1e} | {diff['slice']:.1e} | {'agree' if row['decisions_agree'] else 'DIFFER'}"
+                 if row["status"] == "ok" else f"{row['status']} | | ")
+        refused = row.get("assets_would_refuse")
+        spread = re.search(r"by up to ([0-9.e+-]+)", refused or "")
+        verdict = "ships" if not refused else f"refused (spread {spread.group(1) if spread else '?'})"
+        lines.append(f"| {row['precision']} | {row['arch']} | {row['litert']} | {cells} | {verdict} |")
+    return lines
+
+
+BLOCKS = {"runtimes": runtimes_block, "seeds": seeds_block, "stateless": stateless_block, "apps": apps_block, "paper": paper_block, "scale": scale_block}
 
 
 def render(text: str) -> str:

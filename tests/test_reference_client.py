@@ -179,6 +179,12 @@ def test_client_passes_on_assets_of_a_converted_model(tmp_path, precision, io):
     fixtures = _converter_fixtures()
     series = fixtures.write_cache(tmp_path / "cache")
     run = fixtures.write_run(tmp_path / "run", series)
+    # Untrained, the model answers 0.5 everywhere: at thresholds of 0.5 any kernel spread could flip
+    # a decision and assets refuses the file (tests/test_assets_kernel_spread.py); decide at 0.4.
+    from ich_edge import LABELS
+    from ich_edge.training import run as run_lib
+
+    run_lib.write_thresholds(run, 0.9, dict.fromkeys(LABELS, 0.4), dict.fromkeys(LABELS, 0.4))
     (result,) = convert_runs([run], tmp_path / "cache", tmp_path / "tflite",
                              ConvertConfig(precisions=(precision,), calibration_windows=8, io=io), log=lambda line: None)
     out = tmp_path / "assets"

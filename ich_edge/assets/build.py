@@ -298,6 +298,8 @@ def readme_values(manifest: dict, values: dict[str, str]) -> dict[str, str]:
         "THRESHOLDS_NOTE": _thresholds_note(manifest["thresholds"]),
         "TOLERANCE_ABS": f"{sample['tolerance']['probabilities_abs']:g}",
         "DEVICE_TOLERANCE_ABS": f"{sample['tolerance']['on_device']['probabilities_abs']:g}",
+        "DEVICE_FEATURES_ABS": f"{sample['tolerance']['on_device'].get('features_abs', 1e-4):g}",
+        "DEVICE_NOT_MEASURED": "".join(f"Not measured: {line}." for line in sample["tolerance"]["on_device"].get("not_measured", [])),
         "DEVICE_SPREAD": "; ".join(f"{name} {value:.2g}" for name, value in
                                    sample["tolerance"]["on_device"]["measured_max_abs_difference"].items()),
         "RUNTIME": manifest["runtime"]["tested_with"],

@@ -15,7 +15,8 @@ by its path, as above, to keep even the package's ``__init__`` out). It
 4. runs the ``encode`` signature slice by slice (batch 1, as the app) and ``classify`` on
    the windows of the manifest's sequence rule with LiteRT signature runners, stitches,
    and checks features (``sample/features.npy``) and probabilities (``sample/expected.json``)
-   within the tolerances stated below.
+   within the tolerances stated below, or the larger on-device bounds of expected.json
+   (``tolerance.on_device``: measured over CPU architectures and LiteRT versions).
 
 Exit code 0 when every check passes, 1 otherwise. Importable: :func:`run_client`.
 """
@@ -256,12 +257,13 @@ def run_client(assets: str | Path, num_threads: int = 2) -> dict:
 
     golden_features = np.load(assets / sample["features"])
     out_spec = manifest["signatures"]["encode"]["outputs"][0]
-    features_tol = max(FEATURES_ABS, 1.01 * out_spec["quantization"]["scale"])
+    expected = json.loads((assets / sample["expected"]).read_text(encoding="utf-8"))
+    on_device = expected["tolerance"].get("on_device") or {}  # measured over architectures and LiteRT versions
+    features_tol = max(FEATURES_ABS, 1.01 * out_spec["quantization"]["scale"], on_device.get("features_abs", 0.0))
     features_diff = float(np.abs(features - golden_features).max())
     check("encode features", features_diff <= features_tol, f"max abs diff {features_diff:.2e} (tolerance {features_tol:.2e})")
 
-    expected = json.loads((assets / sample["expected"]).read_text(encoding="utf-8"))
-    tolerance = float(expected["tolerance"]["probabilities_abs"])
+    tolerance = max(float(expected["tolerance"]["probabilities_abs"]), float(on_device.get("probabilities_abs", 0.0)))
     check("slice order", [s["id"] for s in expected["slices"]] == slice_ids, f"{len(slice_ids)} slices bottom to top")
     golden = np.array([[s["probabilities"][label] for label in labels] for s in expected["slices"]], np.float32)
     slice_diff = float(np.abs(probabilities - golden).max())

@@ -20,6 +20,7 @@ import json
 import shutil
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from pydicom.uid import RLELossless
 
 from ich_edge.dicom import find_series
 from ich_edge.dicom.write import write_dataset_atomic
-from ich_edge.errors import ConfigError, IchEdgeError
+from ich_edge.errors import ConfigError, GateFailedError, IchEdgeError
 from ich_edge.labels import label_columns, read_rsna_csv, read_study_csv
 from ich_edge.runtime.interpreter import runtime_name
 from ich_edge.runtime.tflite_model import to_input
@@ -50,12 +51,19 @@ class SampleConfig:
     matrix_px : DICOM matrix of the sample (256 keeps it under ~2.5 MB with RLE).
     min_slices, max_slices : slice count range passed to ``ich-edge synth --slices``.
     max_seed_tries : seeds tried, from the requested one, to find a positive study.
+    other_runtimes : also measure the on-device bounds on the runtimes of
+        ``.ci/provision-arm.sh`` (emulated aarch64, other LiteRT versions) where provisioned
+        (``ich-edge assets`` does; off here so library callers and tests stay quick).
+    refuse_decision_flips : refuse a model whose spread could flip a sample decision (off only
+        for measurements such as benchmarks/runtime_matrix.py; the bounds then say so).
     """
 
     matrix_px: int = 256
     min_slices: int = 28
     max_slices: int = 32
     max_seed_tries: int = 16
+    other_runtimes: bool = False
+    refuse_decision_flips: bool = True
 
     def __post_init__(self) -> None:
         if self.matrix_px < 32:
@@ -118,46 +126,98 @@ def _copy_rle(source: Path, target: Path) -> None:
         write_dataset_atomic(ds, target / path.name)
 
 
-def _bound(spread: float) -> float:
-    """Twice the measured spread, rounded up to two significant digits; never below the desktop bound."""
+def _bound(spread: float, floor: float = PROBABILITY_TOLERANCE) -> float:
+    """Twice the measured spread, rounded up to two significant digits; never below ``floor``."""
     if spread <= 0:
-        return PROBABILITY_TOLERANCE
+        return floor
     bound = 2.0 * spread
     scale = 10.0 ** (np.floor(np.log10(bound)) - 1)
-    return float(max(PROBABILITY_TOLERANCE, np.ceil(bound / scale) * scale))
+    return float(max(floor, np.ceil(bound / scale) * scale))
 
 
-def kernel_spread(model, images: np.ndarray, expected: np.ndarray, thresholds: dict, labels: list[str]) -> dict:
-    """How far other CPU kernels move this model's probabilities on the sample: the on-device bound.
+def _other_kernels(model, sample_dir: Path, images: np.ndarray, other_runtimes: bool) -> tuple[dict, list[str]]:
+    """``{name: (probabilities, features)}`` of the sample on every other kernel set here, and what was not measured.
 
-    The same file runs on the builtin reference kernels (what an app gets without XNNPACK,
-    e.g. TensorFlowLiteSwift's default) and on LiteRT's CompiledModel; the largest slice
-    probability difference against ``expected`` (XNNPACK) over both, doubled and rounded
-    up, is the acceptance bound a port on another device should meet, together with
-    identical study decisions at the thresholds.
+    This machine: the builtin reference kernels (what an app gets without XNNPACK, e.g.
+    TensorFlowLiteSwift's default) and LiteRT's CompiledModel; with ``other_runtimes``,
+    every runtime ``.ci/provision-arm.sh`` installed (emulated aarch64 with the LiteRT
+    versions apps ship, x86_64 with another version), each a subprocess.
     """
     from ich_edge.runtime.compiled import CompiledRuntimeStudyModel
+    from ich_edge.runtime.emulation import PROVISION_COMMAND, predict_files, provisioned_runtimes
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
 
-    others = {
+    outputs = {}
+    for name, other in {
         "builtin reference kernels (no XNNPACK)": TFLiteStudyModel(model.path, num_threads=1, use_xnnpack=False),
         "LiteRT CompiledModel (CPU accelerator)": CompiledRuntimeStudyModel(model.path, num_threads=1),
-    }
-    measured, flips = {}, []
+    }.items():
+        outputs[name] = (other.predict_series(images), other.encode(images))
+    runtimes = provisioned_runtimes() if other_runtimes else []
+
+    def run(runtime):
+        probabilities, features, _ = predict_files(runtime, model.path, [sample_dir / "images_uint8.npy"], threads=1,
+                                                   features=True)
+        return runtime.name, (probabilities[0], features[0])
+
+    with ThreadPoolExecutor(max_workers=max(1, len(runtimes))) as pool:  # subprocesses: run them side by side
+        outputs.update(pool.map(run, runtimes))
+    missing = [] if any(r.arch == "aarch64" for r in runtimes) else [
+        "aarch64 kernels and other ai-edge-litert versions: "
+        + ("not asked for" if not other_runtimes else f"not provisioned on this machine (`{PROVISION_COMMAND}`)")]
+    return outputs, missing
+
+
+def kernel_spread(model, sample_dir: Path, images: np.ndarray, expected: np.ndarray, features: np.ndarray,
+                  thresholds: dict, labels: list[str], other_runtimes: bool = True, refuse: bool = True) -> dict:
+    """How far other kernels move this model's outputs on the sample: the on-device bounds.
+
+    The largest slice probability (and feature) difference against ``expected`` (this
+    Python's LiteRT, XNNPACK) over every kernel set of :func:`_other_kernels` (other
+    architectures and LiteRT versions where provisioned), doubled and rounded up, is the
+    acceptance bound a port on another device should meet, with identical study decisions.
+
+    Raises
+    ------
+    GateFailedError
+        When that spread could flip a golden-sample decision: a study decision differed on
+        another kernel set, or a study probability lies within the spread of its threshold.
+    """
+    from ich_edge.assets.reference_client import FEATURES_ABS
+
+    outputs, missing = _other_kernels(model, sample_dir, images, other_runtimes)
+    measured = {name: float(np.abs(p - expected).max()) for name, (p, _) in outputs.items()}
+    measured_features = {name: float(np.abs(f - features).max()) for name, (_, f) in outputs.items()}
     study = study_probabilities(expected)
-    for name, other in others.items():
-        got = other.predict_series(images)
-        measured[name] = float(np.abs(got - expected).max())
-        got_study = study_probabilities(got)
-        flips += [f"{label} ({name})" for i, label in enumerate(labels)
-                  if label in thresholds and (got_study[i] >= thresholds[label]) != (study[i] >= thresholds[label])]
+    flips = [f"{label} ({name}: {float(study_probabilities(p)[i]):.6f})" for name, (p, _) in outputs.items()
+             for i, label in enumerate(labels)
+             if label in thresholds and (study_probabilities(p)[i] >= thresholds[label]) != (study[i] >= thresholds[label])]
     spread = max(measured.values())
+    bound = _bound(spread)
+    near = [f"{label} {study[i]:.6f} vs threshold {thresholds[label]:.6f}" for i, label in enumerate(labels)
+            if label in thresholds and spread > 0 and abs(float(study[i]) - thresholds[label]) <= spread]
+    problem = None
+    if flips or near:
+        worst = max(measured, key=measured.get)
+        problem = (
+            f"{model.path.name} ({model.precision}) is refused for apps: the kernels apps run move its golden-sample "
+            f"probabilities by up to {measured[worst]:.2e} ({worst}; features {max(measured_features.values()):.2e}), "
+            "which could flip a study decision: "
+            + "; ".join([*(f"flipped {f}" for f in flips), *(f"within the spread: {n}" for n in near)])
+            + ". Ship another precision, or another --sample-seed whose study probabilities are not this close to a threshold"
+        )
+    if problem and refuse:
+        raise GateFailedError(problem)
     return {
+        "could_flip_a_decision": problem,
         "measured_max_abs_difference": measured,
-        "probabilities_abs": _bound(spread),
-        "rule": "a port on another device passes when every slice probability is within probabilities_abs of "
-        "expected.json and every study decision (probability >= threshold) is the same, except where the expected "
-        "study probability lies within probabilities_abs of its threshold (there other kernels may round either way)",
+        "measured_features_max_abs_difference": measured_features,
+        "not_measured": missing,
+        "probabilities_abs": bound,
+        "features_abs": _bound(max(measured_features.values()), FEATURES_ABS),
+        "rule": "a port on another device passes when every slice probability is within probabilities_abs and every "
+        "encode feature within features_abs of the sample, and every study decision (probability >= threshold) is the "
+        "same; no expected study probability lies within the measured spread of its threshold (assets refuses such a file)",
         "study_decisions_that_differed_in_the_measurement": flips,
     }
 
@@ -194,7 +254,8 @@ def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dic
     study = study_probabilities(probabilities)
 
     thresholds = (model.description.get("thresholds") or {}).get("study") or {}
-    on_device = kernel_spread(model, images, probabilities, thresholds, labels)
+    on_device = kernel_spread(model, sample_dir, images, probabilities, features, thresholds, labels, config.other_runtimes,
+                              config.refuse_decision_flips)
     expected = {
         "model_sha256": model.sha256,
         "precision": model.precision,

@@ -8,6 +8,7 @@ import click
 
 from ich_edge.cli.conventions import Command
 from ich_edge.assets import AssetsConfig, write_assets
+from ich_edge.assets.sample import SampleConfig
 
 
 @click.command(name="assets", cls=Command)
@@ -48,8 +49,11 @@ def command(model_path: Path, out_dir: Path, sample_seed: int, force: bool, pari
     conversion and deployment parity (--parity); otherwise exit code 1, unless
     --allow-failed-parity.
     """
+    # The on-device bounds over every runtime provisioned here (emulated aarch64, other LiteRT versions).
+    sample_config = SampleConfig(other_runtimes=True)
     result = write_assets(AssetsConfig(model_path=model_path, out_dir=out_dir, sample_seed=sample_seed, force=force,
-                                       parity_report=parity_report, allow_failed_parity=allow_failed_parity))
+                                       parity_report=parity_report, allow_failed_parity=allow_failed_parity,
+                                       sample=sample_config))
     manifest = result.manifest
     sample = manifest["sample"]
     click.echo(f"wrote {result.out_dir}/")

@@ -74,6 +74,9 @@ def _recipe_defaults(gate: str, percent: bool = False) -> str:
               help="Held-out studies a verdict needs (fewer: INSUFFICIENT, exit 4).")
 @click.option("--min-positive-studies", type=int, default=EvidenceRule.min_positive_studies, show_default=True,
               help="Positive (and negative) studies a gated label needs.")
+@click.option("--platform", type=click.Choice(["host", "aarch64"]), default="host", show_default=True,
+              help="Where the files run: this machine, or LiteRT's aarch64 kernels emulated with qemu-user "
+              "(install with `bash .ci/provision-arm.sh`; seconds per study, the newest provisioned LiteRT).")
 @list_option("--gated-labels", default=LABELS, show_default=True,
              help="Labels whose gates decide the verdict (the others are reported only); comma-separated and/or repeated.")
 def command(
@@ -98,6 +101,7 @@ def command(
     min_studies: int,
     min_positive_studies: int,
     gated_labels: tuple[str, ...],
+    platform: str,
 ) -> None:
     """Check that TFLite models say what the Keras models say, on held-out studies.
 
@@ -135,6 +139,7 @@ def command(
         min_agreement=min_agreement,
         deployment={k: v for k, v in deployment.items() if v is not None},
         evidence=evidence,
+        platform=platform,
     )
     folders = [p for p in outs if p.suffix != ".json"]
     json_files = [p for p in outs if p.suffix == ".json"]

@@ -140,6 +140,8 @@ class ParityConfig:
         leaves the deployment interval gate not evaluable: verdict INSUFFICIENT).
     seed : seed of the bootstrap.
     threads : TFLite interpreter threads.
+    platform : where the files run: "host" (this process) or "aarch64" (LiteRT's aarch64 kernels,
+        emulated, from ``.ci/provision-arm.sh``: the deployment question on the kernels phones run).
     studies : "validation" (the run's held-out studies; all of a cache that holds none of
         its training studies) or "all" (every study in the cache).
     max_abs_diff, max_auc_drop, min_agreement : conversion gate overrides (None keeps the recipe's).
@@ -157,8 +159,13 @@ class ParityConfig:
     min_agreement: float | None = None
     deployment: dict = field(default_factory=dict)
     evidence: EvidenceRule = EvidenceRule()
+    platform: str = "host"
 
     def __post_init__(self) -> None:
+        from ich_edge.runtime.emulation import PLATFORMS
+
+        if self.platform not in PLATFORMS:
+            raise ConfigError(f"--platform must be one of {', '.join(PLATFORMS)}, got {self.platform!r}")
         if self.replicates < 0:
             raise ConfigError(f"--bootstrap must be >= 0, got {self.replicates}")
         if self.threads < 1:
@@ -382,8 +389,32 @@ def _score_files(inputs: _Inputs, tflite_paths, config: ParityConfig, say) -> No
         for run in {0, inputs.source_of[-1]}:
             _check_same_inputs(path, model.description, inputs.runs[run], inputs.preprocess)
         say(f"{Path(path).name} ({model.precision}), converted from {inputs.runs[inputs.source_of[-1]].path}")
-        inputs.variants.append([model.predict_series(s.images) for s in inputs.series])
+        if config.platform == "host":
+            inputs.variants.append([model.predict_series(s.images) for s in inputs.series])
+        else:
+            inputs.variants.append(platform_predictions(path, inputs, config, say))
         inputs.models.append(model)
+
+
+def platform_predictions(path, inputs: _Inputs, config: ParityConfig, say) -> list:
+    """The per-study slice probabilities of ``path`` from the runtime tier's predict path on
+    ``config.platform`` (a subprocess: the emulated aarch64 LiteRT of ``.ci/provision-arm.sh``);
+    the runtime and its seconds per study go into the report's notes."""
+    import tempfile
+
+    from ich_edge.runtime.emulation import predict_files, select_runtime
+
+    runtime = select_runtime(config.platform)
+    with tempfile.TemporaryDirectory(prefix="ich_edge_parity_") as work:
+        files = []
+        for k, s in enumerate(inputs.series):
+            files.append(Path(work) / f"{k}.npy")
+            np.save(files[-1], np.asarray(s.images))
+        say(f"{Path(path).name}: {len(files)} studies on {runtime.name}")
+        scores, _, seconds = predict_files(runtime, path, files, threads=config.threads)
+    inputs.notes.append(f"platform {config.platform}: {Path(path).name} scored on {runtime.name}, "
+                        f"{seconds / max(1, len(files)):.1f} s per study ({len(files)} studies, start-up included)")
+    return scores
 
 
 def _compare_runs(inputs: _Inputs, labels, config: ParityConfig, say) -> tuple[dict, dict]:

@@ -33,7 +33,9 @@ def format_table(result: dict) -> str:
     machine, config = result["machine"], result["config"]
     versions = machine["versions"]
     runtime = f"ai-edge-litert {versions.get('ai-edge-litert')}" if versions.get("ai-edge-litert") else "tflite-runtime"
+    emulated = machine.get("emulated")
     lines = [
+        *([f"EMULATED CPU ({emulated}): these timings are not meaningful; only the outputs are"] if emulated else []),
         f"ich-edge bench: {machine['cpu_model']} ({machine['usable_cores']} cores usable), "
         + "".join(f"{name}, " for name in machine.get("gpus") or ())  # older result files have no "gpus"
         + f"{runtime}, "

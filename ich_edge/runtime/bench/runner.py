@@ -49,7 +49,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -147,6 +146,7 @@ class BenchConfig:
 def run_configuration(path: str | Path, backend: str, threads: int, config: BenchConfig) -> dict:
     """:func:`measure` one configuration in a fresh Python process; failures become a row status."""
     from ich_edge.runtime.compiled import cause_lines
+    from ich_edge.runtime.emulation import python_command
 
     args = {
         "path": str(Path(path).resolve()),
@@ -159,7 +159,7 @@ def run_configuration(path: str | Path, backend: str, threads: int, config: Benc
     }
     with tempfile.TemporaryDirectory(prefix="ich-edge-bench-") as folder:
         out_path = Path(folder) / "result.json"
-        command = [sys.executable, "-m", "ich_edge.runtime.bench.worker", json.dumps(args), str(out_path)]
+        command = [*python_command(), "-m", "ich_edge.runtime.bench.worker", json.dumps(args), str(out_path)]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=config.timeout_s, cwd=folder)
         except subprocess.TimeoutExpired:

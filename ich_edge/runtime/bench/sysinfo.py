@@ -124,6 +124,8 @@ def machine_info() -> dict:
         "memory_total_gb": memory_total_gb(),
         "os": platform.platform(),
         "machine": platform.machine(),
+        # An emulated CPU (qemu-user, set by ich_edge.runtime.emulation): timings are not meaningful.
+        "emulated": os.environ.get("ICH_EDGE_EMULATED") or None,
         "versions": package_versions(),
     }
 
