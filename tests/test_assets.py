@@ -248,7 +248,7 @@ def test_existing_folder_needs_force(model_path, tmp_path):
     with pytest.raises(OutputExistsError, match="--force"):
         write_assets(AssetsConfig(model_path=model_path, out_dir=out))
     (out / "my_notes.txt").write_text("keep me")
-    with pytest.raises(ConfigError, match="my_notes.txt"):
+    with pytest.raises(OutputExistsError, match="my_notes.txt"):
         write_assets(AssetsConfig(model_path=model_path, out_dir=out, force=True))
     assert (out / "my_notes.txt").read_text() == "keep me"
 

@@ -131,7 +131,7 @@ def write_assets(config: AssetsConfig) -> AssetsResult:
             (staging / "snippets" / name).write_text(text, encoding="utf-8")
         values = snippet_values(manifest)
         (staging / "README.md").write_text(render("README.md.in", readme_values(manifest, values)), encoding="utf-8")
-        replace_dir(staging, out_dir)
+        replace_dir(staging, out_dir, verb="assets", written=ASSET_NAMES)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -152,13 +152,8 @@ def _check_output(out_dir: Path, force: bool) -> None:
     entries = sorted(entry.name for entry in out_dir.iterdir())
     if not entries:
         return
-    refuse_existing(out_dir, force, "assets --out")
-    foreign = [name for name in entries if name not in ASSET_NAMES]
-    if foreign:
-        raise ConfigError(
-            f"--force would delete {out_dir}, which holds files `ich-edge assets` does not write "
-            f"({', '.join(foreign[:5])}); pick another --out or remove the folder yourself"
-        )
+    # --force replaces only an assets folder (marked, or holding only what assets writes)
+    refuse_existing(out_dir, force, "assets --out", written=ASSET_NAMES)
 
 
 def _write_json(path: Path, data: dict) -> None:
