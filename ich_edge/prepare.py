@@ -255,6 +255,10 @@ class _Outcome:
     error: str | None = None
 
 
+class CacheWriteError(CacheError):
+    """The cache cannot be written (a full disk, a read-only folder): the run stops, no series is blamed."""
+
+
 @lru_cache(maxsize=4)
 def _preprocess_for(config: PreprocessConfig) -> Preprocess:
     return Preprocess(config)
@@ -300,7 +304,12 @@ def prepare_series(
         study_labels=np.asarray(study_labels_row, np.int8),
         slice_ids=tuple(loaded.slice_ids),
     )
-    return cache.write(item), item.num_slices, list(loaded.problems)
+    try:
+        path = cache.write(item)
+    except OSError as err:  # the output, not this series: stop the run (a problem would blame the input)
+        raise CacheWriteError(f"cannot write the cache {cache.root} ({err.strerror or err}); free some space or "
+                              "choose a writable --out, then run the same command again to resume") from err
+    return path, item.num_slices, list(loaded.problems)
 
 
 def _run_task(task: _Task) -> _Outcome:
@@ -308,6 +317,8 @@ def _run_task(task: _Task) -> _Outcome:
     try:
         cache = Cache(task.cache_dir, task.preprocess)
         _, num_slices, problems = prepare_series(task.series, cache, task.slice_labels, task.study_labels)
+    except CacheWriteError:
+        raise
     except IchEdgeError as err:
         return _Outcome(uid, 0, (), error=str(err))
     except Exception as err:  # noqa: BLE001 - one odd series must not stop a 20k-series run
@@ -474,7 +485,22 @@ def prepare(
     )
     report = {"dicom_dir": str(dicom_dir), "labels_csv": None if labels.path is None else str(labels.path), **summary.to_dict()}
     write_json_atomic(summary.problems_path, report)
+    _refuse_empty(summary, cache)
     return summary
+
+
+def _refuse_empty(summary: PrepareSummary, cache: Cache) -> None:
+    """Step 5: a run whose every series was skipped, leaving the cache empty, is an error (exit 3).
+
+    ``inspect`` and ``predict`` end with exit 3 on such input; so does prepare, instead of
+    leaving an empty cache that train would refuse later.
+    """
+    own = summary.prepared_series + summary.cached_series + summary.skipped_series
+    if own and not summary.prepared_series and not summary.cached_series and len(cache) == 0:
+        first = summary.problems[0] if summary.problems else None
+        why = f" (first: {first.item}: {first.reason})" if first else ""
+        raise CacheError(f"prepared no series: all {summary.skipped_series} series were skipped{why}; "
+                         f"every reason is in {summary.problems_path}")
 
 
 def _check_arguments(shard, workers, preprocess, series_filter) -> tuple[tuple[int, int], int]:

@@ -226,7 +226,7 @@ def scan_with_manifest(
         try:
             write_atomic_bytes(path, lambda handle: handle.write(payload))
         except OSError as err:
-            raise CacheError(f"cannot write {path} ({err}); check that the cache folder is writable and has free space") from err
+            raise CacheError(f"cannot write {path} ({err.strerror or err}); check that the cache folder is writable and has free space") from err
         return ManifestScan(headers, len(files), path)
     finally:
         lock.unlink(missing_ok=True)
