@@ -169,19 +169,21 @@ def write_files_atomic(payloads) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def replace_dir(staging: str | Path, target: str | Path, verb: str | None = None, written=None) -> None:
+def replace_dir(staging: str | Path, target: str | Path, verb: str | None = None, written=None, mark: bool = True) -> None:
     """Move the finished folder ``staging`` to ``target`` (same filesystem).
 
     An existing ``target`` is set aside first and deleted only once ``staging`` is in place;
     if the move fails it is put back, so ``target`` is always the old or the new folder.
     With ``verb``, ``staging`` is marked as that verb's output (:func:`mark_output`) and a
     non-empty ``target`` that verb did not write is refused, never deleted
-    (:func:`refuse_foreign_folder` with ``written``).
+    (:func:`refuse_foreign_folder` with ``written``). ``mark=False`` leaves the marker out
+    of a folder that ships as it is (assets); its fixed ``written`` names then identify it.
     """
     staging, target = Path(staging), Path(target)
     if verb is not None:
         refuse_foreign_folder(target, verb, written=written)
-        mark_output(staging, verb)
+        if mark:
+            mark_output(staging, verb)
     previous = None
     if target.exists():
         previous = target.with_name(f".{target.name}.old-{os.getpid()}")
