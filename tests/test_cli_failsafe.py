@@ -68,3 +68,24 @@ def test_an_error_line_never_spans_lines(monkeypatch, capsys):
     assert main(["raise-it"]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "op not supported" in err, err
+
+
+def _full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("verb", ["synth", "synth --preview"])
+def test_real_verbs_on_a_full_disk_are_one_line_and_exit_3(verb, tmp_path, monkeypatch, capsys):
+    """Every write goes through ich_edge.fileio's rename; a full disk there is exit 3, not a traceback (70)."""
+    import ich_edge.fileio as fileio
+
+    args = ["synth", "--out", str(tmp_path / "synth"), "--studies", "1", "--matrix-px", "32", "--slices", "4-4", "--workers", "1"]
+    if verb == "synth --preview":
+        assert main(args) == 0
+        args = ["synth", "--out", str(tmp_path / "synth"), "--preview", str(tmp_path / "preview.png")]
+    capsys.readouterr()
+    monkeypatch.setattr(fileio.os, "replace", _full_disk)
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.startswith("ich-edge")]
+    assert lines == [lines[-1]] and "No space left on device" in lines[-1] and "Traceback" not in err, err

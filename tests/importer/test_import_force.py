@@ -5,7 +5,6 @@ from __future__ import annotations
 from import_helpers import paper_like
 
 from ich_edge.cli import main
-from ich_edge.fileio import OUTPUT_MARKER
 
 
 def test_import_force_never_deletes_unrelated_files(tmp_path, capsys):
@@ -19,7 +18,7 @@ def test_import_force_never_deletes_unrelated_files(tmp_path, capsys):
     assert (mine / "thesis.tex").read_text() == "two years of work"
     run = tmp_path / "run"
     assert main(["import", "--model", str(tmp_path / "paper.h5"), "--out", str(run)]) == 0
-    assert (run / OUTPUT_MARKER).is_file()
+    assert (run / ".ich-edge-output.json").is_file()  # fileio.OUTPUT_MARKER
     assert main(["import", "--model", str(tmp_path / "paper.h5"), "--out", str(run), "--force"]) == 0  # its own output
     (run / "notes.txt").write_text("added by hand")  # a file import did not write, in import's own folder
     assert main(["import", "--model", str(tmp_path / "paper.h5"), "--out", str(run), "--force"]) == 3
