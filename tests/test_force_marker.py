@@ -91,3 +91,23 @@ def test_parity_and_train_outputs_carry_the_marker(tmp_path):
     except Exception:  # the markdown/plots need a full report; the marker is written first
         pass
     assert output_owner(tmp_path / "parity") == "parity"
+
+
+def test_train_force_starts_over_only_in_a_train_run(tmp_path):
+    from ich_edge.training.train import _refuse_other_output
+
+    mine = _user_folder(tmp_path / "mine")
+    with pytest.raises(OutputExistsError, match="did not write"):
+        _refuse_other_output(mine)
+    old_run = tmp_path / "old_run"
+    old_run.mkdir()
+    (old_run / "config.json").write_text("{}")  # a RUN_DIR from before markers
+    _refuse_other_output(old_run)
+    mark_output(old_run, "import")
+    with pytest.raises(OutputExistsError, match="written by `ich-edge import`, not train"):
+        _refuse_other_output(old_run)
+    run = tmp_path / "run"
+    run.mkdir()
+    mark_output(run, "train")
+    _refuse_other_output(run)
+    _refuse_other_output(tmp_path / "new")
