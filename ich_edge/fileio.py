@@ -6,6 +6,12 @@ writer never leaves a half-written file under the final name. Files that belong 
 (a model and its sidecar) are committed with :func:`write_files_atomic`; a folder written
 in a staging folder is put in place with :func:`replace_dir`. No other module renames
 output files (``tests/test_fileio.py`` checks).
+
+``--force`` replaces only what a verb wrote: a verb that writes a folder leaves the marker
+:data:`OUTPUT_MARKER` in it (:func:`mark_output`, naming the verb), and :func:`refuse_existing`
+lets ``--force`` replace a non-empty folder only when that marker names the same verb and
+the folder holds nothing the verb does not write; a folder of the user's own files is never
+deleted.
 """
 
 from __future__ import annotations
@@ -20,6 +26,58 @@ from typing import Callable, Iterator
 
 from ich_edge.errors import OutputExistsError
 
+#: The file that says which verb wrote a folder (JSON ``{"verb": ..., "written_by": ...}``).
+OUTPUT_MARKER = ".ich-edge-output.json"
+
+
+def mark_output(folder: str | Path, verb: str) -> None:
+    """Record in ``folder`` that ``ich-edge <verb>`` wrote it (what ``--force`` may replace later)."""
+    from ich_edge import __version__
+
+    if output_owner(folder) != verb:
+        write_json_atomic(Path(folder) / OUTPUT_MARKER, {"verb": verb, "written_by": f"ich-edge {__version__}"})
+
+
+def output_owner(folder: str | Path) -> str | None:
+    """The verb named by ``folder``'s :data:`OUTPUT_MARKER`, or None (no marker, or unreadable)."""
+    try:
+        verb = json.loads((Path(folder) / OUTPUT_MARKER).read_text(encoding="utf-8")).get("verb")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return verb if isinstance(verb, str) else None
+
+
+def _foreign_entries(folder: Path, written) -> list[str]:
+    """Top-level names in ``folder`` that are neither in ``written`` nor temporaries of them."""
+    known = set(written) | {OUTPUT_MARKER}
+    return sorted(p.name for p in folder.iterdir() if p.name not in known and not any(p.name.startswith(f".{k}.") for k in known))
+
+
+def refuse_foreign_folder(folder: str | Path, verb: str, what: str = "", written=None) -> None:
+    """Refuse to replace the non-empty ``folder`` unless ``ich-edge <verb>`` wrote it.
+
+    It must carry :data:`OUTPUT_MARKER` naming ``verb`` (a folder without a marker is
+    accepted only when ``written`` is given and every entry is one of those names: an output
+    of this verb from before markers). With ``written``, an entry the verb does not write
+    (the user's own file) is refused too. Raises :class:`OutputExistsError` (exit 3).
+    """
+    folder = Path(folder)
+    if not output_exists(folder) or not folder.is_dir():
+        return
+    label = what or f"{verb} --out"
+    owner = output_owner(folder)
+    foreign = _foreign_entries(folder, written) if written is not None else []
+    if owner is not None and owner != verb:
+        raise OutputExistsError(f"{label} {folder} was written by `ich-edge {owner}`, not {verb}; choose another path")
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise OutputExistsError(f"{label} {folder} holds {shown}, which {verb} did not write; move them away or choose another path")
+    if owner is None and written is None:
+        raise OutputExistsError(
+            f"{label} {folder} is a folder ich-edge {verb} did not write (no {OUTPUT_MARKER}); --force replaces only "
+            "a verb's own output: move your files away or choose another path"
+        )
+
 
 def output_exists(path: str | Path) -> bool:
     """True when ``path`` is a file, or a folder holding anything: an output a verb must not overwrite."""
@@ -29,15 +87,23 @@ def output_exists(path: str | Path) -> bool:
     return path.exists()
 
 
-def refuse_existing(path: str | Path, force: bool, what: str = "") -> None:
+def refuse_existing(path: str | Path, force: bool, what: str = "", written=None) -> None:
     """The one ``--force`` rule of every verb: an existing output is replaced only with ``force``.
 
     Raises :class:`~ich_edge.errors.OutputExistsError` (exit 3) when ``path`` exists (a file,
-    or a non-empty folder) and ``force`` is False; its one line says to add ``--force``.
+    or a non-empty folder) and ``force`` is False; its one line says to add ``--force``. With
+    ``force``, a non-empty folder is replaced only when the verb named first in ``what``
+    (``"import --out"``: import) wrote it (:func:`refuse_foreign_folder`; ``written``: the
+    top-level names that verb writes).
     """
-    if not force and output_exists(path):
+    if not output_exists(path):
+        return
+    if not force:
         kind = "folder" if Path(path).is_dir() else "file"
         raise OutputExistsError(f"{what or 'the output'} {path} exists ({kind}); add --force to replace it, or choose another path")
+    if Path(path).is_dir():
+        verb = (what or "ich-edge").split()[0].rstrip(":")
+        refuse_foreign_folder(path, verb, what, written)
 
 
 @contextmanager
@@ -103,13 +169,21 @@ def write_files_atomic(payloads) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def replace_dir(staging: str | Path, target: str | Path) -> None:
+def replace_dir(staging: str | Path, target: str | Path, verb: str | None = None, written=None, mark: bool = True) -> None:
     """Move the finished folder ``staging`` to ``target`` (same filesystem).
 
     An existing ``target`` is set aside first and deleted only once ``staging`` is in place;
     if the move fails it is put back, so ``target`` is always the old or the new folder.
+    With ``verb``, ``staging`` is marked as that verb's output (:func:`mark_output`) and a
+    non-empty ``target`` that verb did not write is refused, never deleted
+    (:func:`refuse_foreign_folder` with ``written``). ``mark=False`` leaves the marker out
+    of a folder that ships as it is (assets); its fixed ``written`` names then identify it.
     """
     staging, target = Path(staging), Path(target)
+    if verb is not None:
+        refuse_foreign_folder(target, verb, written=written)
+        if mark:
+            mark_output(staging, verb)
     previous = None
     if target.exists():
         previous = target.with_name(f".{target.name}.old-{os.getpid()}")

@@ -19,9 +19,10 @@ Which series
     problems file.
 
 Patients
-    (0010,0020) Patient ID is read as a pseudonym (:func:`ich_edge.dicom.patient_pseudonym`)
-    and stored as ``patient_uid``, for the patient-level split; without it the study uid
-    stands for the patient (a problem says so).
+    (0010,0020) Patient ID is stored only as a keyed pseudonym ``patient_uid`` (HMAC-SHA256
+    with the cache's random key ``CACHE/patient.key``, see :mod:`ich_edge.dicom.privacy`),
+    for the patient-level split; without it the study uid stands for the patient (a problem
+    says so).
 
 Resuming and sharding
     A series already in the cache is skipped, and :meth:`Cache.write` is atomic, so a killed
@@ -58,8 +59,9 @@ import numpy as np
 from ich_edge import LABELS
 from ich_edge.cache import PREPROCESS_FILE, PROBLEMS_DIR, Cache, CachedSeries
 from ich_edge.dicom import Series, group_series
-from ich_edge.errors import CacheError, ConfigError, IchEdgeError, LabelsError, NoSeriesError, OutputExistsError
-from ich_edge.fileio import output_exists, write_json_atomic
+from ich_edge.dicom.privacy import KEY_FILE
+from ich_edge.errors import CacheError, ConfigError, IchEdgeError, LabelsError, NoSeriesError
+from ich_edge.fileio import mark_output, output_exists, output_owner, refuse_existing, refuse_foreign_folder, write_json_atomic
 from ich_edge.labels import is_rsna_csv, read_rsna_csv, read_study_csv, study_labels
 from ich_edge.scan_manifest import scan_with_manifest
 from ich_edge.series_filter import SeriesFilter
@@ -253,6 +255,10 @@ class _Outcome:
     error: str | None = None
 
 
+class CacheWriteError(CacheError):
+    """The cache cannot be written (a full disk, a read-only folder): the run stops, no series is blamed."""
+
+
 @lru_cache(maxsize=4)
 def _preprocess_for(config: PreprocessConfig) -> Preprocess:
     return Preprocess(config)
@@ -298,7 +304,12 @@ def prepare_series(
         study_labels=np.asarray(study_labels_row, np.int8),
         slice_ids=tuple(loaded.slice_ids),
     )
-    return cache.write(item), item.num_slices, list(loaded.problems)
+    try:
+        path = cache.write(item)
+    except OSError as err:  # the output, not this series: stop the run (a problem would blame the input)
+        raise CacheWriteError(f"cannot write the cache {cache.root} ({err.strerror or err}); free some space or "
+                              "choose a writable --out, then run the same command again to resume") from err
+    return path, item.num_slices, list(loaded.problems)
 
 
 def _run_task(task: _Task) -> _Outcome:
@@ -306,6 +317,8 @@ def _run_task(task: _Task) -> _Outcome:
     try:
         cache = Cache(task.cache_dir, task.preprocess)
         _, num_slices, problems = prepare_series(task.series, cache, task.slice_labels, task.study_labels)
+    except CacheWriteError:
+        raise
     except IchEdgeError as err:
         return _Outcome(uid, 0, (), error=str(err))
     except Exception as err:  # noqa: BLE001 - one odd series must not stop a 20k-series run
@@ -324,15 +337,39 @@ def _split_problem(text: str) -> Problem:
     return Problem(item, reason.strip()) if sep and item else Problem("scan", str(text))
 
 
-def scan(dicom_dir: str | Path, out: str | Path, workers: int = 1, scan_progress: ProgressCallback | None = None, log=None):
+def cache_entries() -> tuple[str, ...]:
+    """The top-level names prepare writes in a cache folder (all that ``--force`` may delete)."""
+    from ich_edge.cache import FORMAT_FILE, SERIES_DIR
+    from ich_edge.scan_manifest import LOCK_FILE, MANIFEST_FILE
+
+    return (PREPROCESS_FILE, FORMAT_FILE, SERIES_DIR, PROBLEMS_DIR, MANIFEST_FILE, LOCK_FILE, KEY_FILE)
+
+
+def claim_cache_folder(out: str | Path) -> None:
+    """Refuse a non-empty ``out`` that is not a cache (the user's files); mark ``out`` as prepare's.
+
+    A folder is a cache when prepare's marker names it so, or (caches from before markers)
+    when it has ``preprocess.json`` or holds only names a cache holds.
+    """
+    out = Path(out)
+    if output_exists(out) and output_owner(out) != "prepare" and not (out / PREPROCESS_FILE).is_file():
+        refuse_foreign_folder(out, "prepare", "prepare --out", written=cache_entries())
+    out.mkdir(parents=True, exist_ok=True)
+    mark_output(out, "prepare")
+
+
+def scan(dicom_dir: str | Path, out: str | Path, workers: int = 1, scan_progress: ProgressCallback | None = None, log=None,
+         patient_key_file: str | Path | None = None):
     """The CT series under ``dicom_dir``, from the header manifest in ``out`` (made if needed).
 
     Returns ``(ScanResult, headers_read)``; ``ich-edge prepare --scan-only`` stops here.
+    A non-empty ``out`` that is not a cache is refused (:func:`claim_cache_folder`).
     """
     dicom_dir = Path(dicom_dir)
     if not dicom_dir.exists():
         raise NoSeriesError(f"{dicom_dir} does not exist; pass the folder holding the .dcm files with --dicom")
-    found = scan_with_manifest(dicom_dir, out, workers=workers, progress=scan_progress, wait=log)
+    claim_cache_folder(out)
+    found = scan_with_manifest(dicom_dir, out, workers=workers, progress=scan_progress, wait=log, key_file=patient_key_file)
     result = group_series(found.headers, dicom_dir)
     if not result.series:
         first = f" ({result.problems[0]})" if result.problems else ""
@@ -378,6 +415,7 @@ def prepare(
     series_filter: SeriesFilter = SeriesFilter(),
     scan_progress: ProgressCallback | None = None,
     log=None,
+    patient_key_file: str | Path | None = None,
 ) -> PrepareSummary:
     """Decode every CT series under ``dicom_dir`` (of this shard) into the cache ``out``.
 
@@ -404,6 +442,10 @@ def prepare(
         ``progress(done, total)`` while headers are read (not called when the manifest is reused).
     log : callable, optional
         Called with a line when this run waits for another shard's header scan.
+    patient_key_file : path, optional
+        The key of the patient pseudonyms (e.g. the training cache's ``patient.key``, so that a
+        test cache agrees with it on patients); default: the cache's own, made once
+        (:func:`ich_edge.dicom.privacy.patient_key`).
 
     Returns
     -------
@@ -423,7 +465,7 @@ def prepare(
     labels = _Labels(labels_csv)
     if (Path(out) / PREPROCESS_FILE).exists():
         _open_cache(out, preprocess)  # other preprocessing is refused before the scan
-    found, headers_read = scan(dicom_dir, out, workers, scan_progress, log)
+    found, headers_read = scan(dicom_dir, out, workers, scan_progress, log, patient_key_file)
     cache = _open_cache(out, preprocess)
     plan = _plan(found, cache, shard, series_filter, labels, preprocess)
     done = _run_plan(plan, workers, progress)
@@ -443,7 +485,22 @@ def prepare(
     )
     report = {"dicom_dir": str(dicom_dir), "labels_csv": None if labels.path is None else str(labels.path), **summary.to_dict()}
     write_json_atomic(summary.problems_path, report)
+    _refuse_empty(summary, cache)
     return summary
+
+
+def _refuse_empty(summary: PrepareSummary, cache: Cache) -> None:
+    """Step 5: a run whose every series was skipped, leaving the cache empty, is an error (exit 3).
+
+    ``inspect`` and ``predict`` end with exit 3 on such input; so does prepare, instead of
+    leaving an empty cache that train would refuse later.
+    """
+    own = summary.prepared_series + summary.cached_series + summary.skipped_series
+    if own and not summary.prepared_series and not summary.cached_series and len(cache) == 0:
+        first = summary.problems[0] if summary.problems else None
+        why = f" (first: {first.item}: {first.reason})" if first else ""
+        raise CacheError(f"prepared no series: all {summary.skipped_series} series were skipped{why}; "
+                         f"every reason is in {summary.problems_path}")
 
 
 def _check_arguments(shard, workers, preprocess, series_filter) -> tuple[tuple[int, int], int]:
@@ -538,15 +595,16 @@ def _run_plan(plan: _Plan, workers: int, progress: ProgressCallback | None) -> _
 def start_over(out: str | Path, shard: tuple[int, int] = (0, 1)) -> None:
     """``prepare --force``: empty the cache in ``out`` so that it is prepared again from scratch.
 
-    Refused for one shard of several (the other shards' jobs share the folder) and for a
-    non-empty folder that is not a cache (nothing but a cache is deleted).
+    Refused for one shard of several (the other shards' jobs share the folder), for a
+    non-empty folder that prepare did not write and for a cache holding anything prepare
+    does not write (:func:`ich_edge.fileio.refuse_existing`): nothing but a cache is deleted.
     """
     out = Path(out)
     if not output_exists(out):
         return
     if _check_shard(shard)[1] > 1:
         raise ConfigError("--force empties the whole cache: run it once without --shard, then start the shards")
-    if not (out / PREPROCESS_FILE).is_file():
-        raise OutputExistsError(f"--force would delete {out}, which is not a prepared cache (no {PREPROCESS_FILE}); "
-                                "delete it yourself or choose another --out")
+    if output_owner(out) is None and (out / PREPROCESS_FILE).is_file():
+        mark_output(out, "prepare")  # a cache from before markers
+    refuse_existing(out, True, "prepare --out", written=cache_entries())
     shutil.rmtree(out)

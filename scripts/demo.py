@@ -74,7 +74,8 @@ def data_steps(out: Path, train_studies: int, test_studies: int) -> list[Step]:
                                  str(synth_train / "labels.csv"), "--out", str(cache_train)],
              lambda: (cache_train / "problems" / "0-of-1.json").is_file()),
         Step("prepare (test)", ["prepare", "--dicom", str(synth_test / "dicom"), "--labels",
-                                str(synth_test / "labels.csv"), "--out", str(cache_test)],
+                                str(synth_test / "labels.csv"), "--out", str(cache_test),
+                                "--patient-key", str(cache_train / "patient.key")],  # patients comparable across them
              lambda: (cache_test / "problems" / "0-of-1.json").is_file()),
     ]
 

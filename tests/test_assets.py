@@ -29,7 +29,7 @@ def model_path(tmp_path_factory) -> Path:
     return path
 
 
-def write_parity_report(folder: Path, model: Path, verdict: str = "PASS") -> Path:
+def write_parity_report(folder: Path, model: Path, verdict: str = "PASS", evidence: dict | None = None) -> Path:
     """A parity report.json with one entry for ``model`` (its sha256) and ``verdict`` on both questions.
 
     The report's contents are the parity tests' business (tests/parity builds real ones from
@@ -42,7 +42,9 @@ def write_parity_report(folder: Path, model: Path, verdict: str = "PASS") -> Pat
     entry = {"file": model.name, "precision": "qat-int8", "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
              "verdict": verdict, "failures": question["failures"], "not_evaluable": [],
              "conversion": {**question, "verdict": "PASS"}, "deployment": question}
-    (folder / "report.json").write_text(json.dumps({"format": "ich-edge-parity/2", "verdict": verdict, "models": [entry]}))
+    evidence = {"min_studies": 20, "min_positive_studies": 5, "gated_labels": list(LABELS), "studies": 40, **(evidence or {})}
+    report = {"format": "ich-edge-parity/2", "verdict": verdict, "models": [entry], "labels": list(LABELS), "evidence": evidence}
+    (folder / "report.json").write_text(json.dumps(report))
     return folder
 
 
@@ -248,7 +250,7 @@ def test_existing_folder_needs_force(model_path, tmp_path):
     with pytest.raises(OutputExistsError, match="--force"):
         write_assets(AssetsConfig(model_path=model_path, out_dir=out))
     (out / "my_notes.txt").write_text("keep me")
-    with pytest.raises(ConfigError, match="my_notes.txt"):
+    with pytest.raises(OutputExistsError, match="my_notes.txt"):
         write_assets(AssetsConfig(model_path=model_path, out_dir=out, force=True))
     assert (out / "my_notes.txt").read_text() == "keep me"
 

@@ -226,7 +226,7 @@ def test_synth_and_prepare_refuse_existing_outputs_without_force(tmp_path, capsy
     (other / "keep.txt").write_text("mine")
     capsys.readouterr()
     assert main(["prepare", "--dicom", str(synth / "dicom"), "--out", str(other), "--force"]) == 3
-    assert (other / "keep.txt").is_file() and "not a prepared cache" in capsys.readouterr().err
+    assert (other / "keep.txt").is_file() and "which prepare did not write" in capsys.readouterr().err
 
 
 def _run_cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:

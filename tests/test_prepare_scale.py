@@ -15,7 +15,8 @@ import pytest
 from ich_edge.cache import Cache
 from ich_edge.dicom import patient_pseudonym, read_slice_info
 from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_atomic
-from ich_edge.errors import ConfigError
+from ich_edge.dicom.privacy import KEY_FILE, keyed_pseudonym, patient_key
+from ich_edge.errors import CacheError, ConfigError
 from ich_edge.prepare import SeriesFilter, default_workers, prepare
 from ich_edge.scan_manifest import LOCK_FILE, MANIFEST_FILE
 from ich_edge.synth import SynthConfig, write_synth_set
@@ -72,12 +73,48 @@ def test_patient_id_is_stored_as_a_pseudonym_never_as_itself(repeat_scans, tmp_p
     prepare(out / "dicom", tmp_path / "cache", labels_csv=out / "labels.csv", preprocess=CONFIG, workers=1)
     cached = Cache.open(tmp_path / "cache").series()
     by_study = {s.study_uid: s.patient_uid for s in cached}
-    expected = {r.study_uid: patient_pseudonym(f"SYNTH-3-{r.index // 2:06d}") for r in records}
+    key = patient_key(tmp_path / "cache")
+    expected = {r.study_uid: keyed_pseudonym(key, patient_pseudonym(f"SYNTH-3-{r.index // 2:06d}")) for r in records}
     assert by_study == expected and len(set(by_study.values())) == 2
+    public = {patient_pseudonym(f"SYNTH-3-{r.index // 2:06d}").encode() for r in records}  # the public-salt hash
     for path in (tmp_path / "cache").rglob("*"):
         if path.is_file():
             data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
             assert b"SYNTH-" not in data, f"{path} holds a raw Patient ID"
+            assert not any(digest in data for digest in public), f"{path} holds the public-salt hash of a Patient ID"
+
+
+def test_the_pseudonym_is_keyed_per_cache_and_agreed_by_its_shards(repeat_scans, tmp_path):
+    """Two caches of the same patients: other pseudonyms; shards (and resumed runs) of one cache: the same."""
+    out, _ = repeat_scans
+    pseudonyms = {}
+    for name in ("a", "b"):
+        for shard in ((0, 2), (1, 2)):
+            prepare(out / "dicom", tmp_path / name, preprocess=CONFIG, workers=1, shard=shard)
+        pseudonyms[name] = {s.study_uid: s.patient_uid for s in Cache.open(tmp_path / name).series()}
+    a, b = pseudonyms["a"], pseudonyms["b"]
+    assert sorted(a) == sorted(b) and len(a) == 4
+    assert len(set(a.values())) == 2 and not set(a.values()) & set(b.values())  # same patients, unlinkable
+    key_path = tmp_path / "a" / KEY_FILE
+    assert key_path.stat().st_mode & 0o777 == 0o600 and len(bytes.fromhex(key_path.read_text())) == 32
+    # one patient, two studies, each study in either shard: the shards agree because they share the key
+    by_patient = {}
+    for study, patient in a.items():
+        by_patient.setdefault(patient, []).append(study)
+    assert sorted(len(v) for v in by_patient.values()) == [2, 2]
+    # a user-given key (another cache's) makes two caches agree, e.g. a test cache with its training cache
+    prepare(out / "dicom", tmp_path / "c", preprocess=CONFIG, workers=1, patient_key_file=key_path)
+    assert {s.study_uid: s.patient_uid for s in Cache.open(tmp_path / "c").series()} == a
+    with pytest.raises(CacheError, match="keyed with its own"):
+        prepare(out / "dicom", tmp_path / "b", preprocess=CONFIG, workers=1, patient_key_file=key_path)
+
+
+def test_a_cache_prepared_with_public_salt_pseudonyms_is_not_extended(repeat_scans, tmp_path):
+    out, _ = repeat_scans
+    prepare(out / "dicom", tmp_path / "old", preprocess=CONFIG, workers=1, shard=(0, 2))
+    (tmp_path / "old" / KEY_FILE).unlink()  # as a cache of the old ich-edge has none
+    with pytest.raises(CacheError, match="before patient pseudonyms were keyed"):
+        prepare(out / "dicom", tmp_path / "old", preprocess=CONFIG, workers=1, shard=(1, 2))
 
 
 def test_synthetic_sets_of_other_seeds_hold_other_patients(tmp_path):

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ich_edge import __version__
+from ich_edge import LABELS, __version__
 from ich_edge.assets.manifest import build_manifest, sha256_of, snippet_values
 from ich_edge.assets.sample import SampleConfig, make_sample
-from ich_edge.errors import ConfigError, GateFailedError
+from ich_edge.errors import ConfigError, GateFailedError, InsufficientEvidenceError
+from ich_edge.evidence import below_defaults, default_minimums
 from ich_edge.fileio import refuse_existing, replace_dir
 from ich_edge.precisions import RECOMMENDED as RECOMMENDED_PRECISION
 
@@ -59,6 +60,9 @@ class AssetsConfig:
     parity_report : the ``ich-edge parity`` report.json (or the --out folder holding it)
         with a PASS verdict (conversion and deployment) for this exact file.
     allow_failed_parity : ship without one; the manifest and README then say so.
+    allow_weak_evidence : ship a PASS judged on less evidence than the defaults (fewer
+        studies, fewer positives, labels not gated: :mod:`ich_edge.evidence`); the manifest and
+        README then state the minimums used.
     """
 
     model_path: Path
@@ -69,6 +73,7 @@ class AssetsConfig:
     num_threads: int = 2
     parity_report: Path | None = None
     allow_failed_parity: bool = False
+    allow_weak_evidence: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_path", Path(self.model_path))
@@ -112,7 +117,7 @@ def write_assets(config: AssetsConfig) -> AssetsResult:
     out_dir = config.out_dir
     _check_output(out_dir, config.force)
     model = TFLiteStudyModel(config.model_path, num_threads=config.num_threads)
-    parity = parity_status(config.model_path, config.parity_report, config.allow_failed_parity)
+    parity = parity_status(config.model_path, config.parity_report, config.allow_failed_parity, config.allow_weak_evidence)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     try:
@@ -131,7 +136,7 @@ def write_assets(config: AssetsConfig) -> AssetsResult:
             (staging / "snippets" / name).write_text(text, encoding="utf-8")
         values = snippet_values(manifest)
         (staging / "README.md").write_text(render("README.md.in", readme_values(manifest, values)), encoding="utf-8")
-        replace_dir(staging, out_dir)
+        replace_dir(staging, out_dir, verb="assets", written=ASSET_NAMES, mark=False)  # ships as it is: its names mark it
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -152,13 +157,8 @@ def _check_output(out_dir: Path, force: bool) -> None:
     entries = sorted(entry.name for entry in out_dir.iterdir())
     if not entries:
         return
-    refuse_existing(out_dir, force, "assets --out")
-    foreign = [name for name in entries if name not in ASSET_NAMES]
-    if foreign:
-        raise ConfigError(
-            f"--force would delete {out_dir}, which holds files `ich-edge assets` does not write "
-            f"({', '.join(foreign[:5])}); pick another --out or remove the folder yourself"
-        )
+    # --force replaces only an assets folder (marked, or holding only what assets writes)
+    refuse_existing(out_dir, force, "assets --out", written=ASSET_NAMES)
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -170,16 +170,20 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
-def parity_status(model_path: Path, parity_report: Path | None, allow_failed_parity: bool) -> dict:
+def parity_status(model_path: Path, parity_report: Path | None, allow_failed_parity: bool,
+                  allow_weak_evidence: bool = False) -> dict:
     """The manifest's ``parity`` section for ``model_path``; raises when the model may not ship.
 
     The model ships when ``parity_report`` (an ``ich-edge parity`` report.json, or the folder
     holding it) has an entry with this file's sha256 whose verdict is PASS on both questions
     (conversion and deployment parity). Otherwise :class:`GateFailedError` (exit code 1),
-    unless ``allow_failed_parity``: then the section records why it did not pass.
+    unless ``allow_failed_parity``: then the section records why it did not pass. A PASS
+    judged on less evidence than the defaults (:func:`ich_edge.evidence.below_defaults`) is
+    :class:`InsufficientEvidenceError` (exit code 4) unless ``allow_weak_evidence``; the
+    section's ``evidence`` records the minimums used either way.
     """
     digest = sha256_of(model_path)
-    path, entry, problem = None, None, None
+    path, entry, problem, report = None, None, None, None
     if parity_report is None:
         problem = "no parity report was given (--parity)"
     else:
@@ -204,9 +208,11 @@ def parity_status(model_path: Path, parity_report: Path | None, allow_failed_par
             f"--model {model_path} --data TEST_CACHE --out PARITY_DIR` and pass --parity PARITY_DIR; "
             "or pass --allow-failed-parity to ship it anyway (manifest.json and README.md will say so)"
         )
+    evidence = _evidence_status(report, model_path, path, problem is None, allow_weak_evidence)
     return {
         "passed": problem is None,
         "allowed_failed_parity": problem is not None,
+        "evidence": evidence,
         "problem": problem,
         "report": None if path is None else str(path),
         "sha256": digest,
@@ -217,6 +223,40 @@ def parity_status(model_path: Path, parity_report: Path | None, allow_failed_par
     }
 
 
+def _evidence_status(report: dict | None, model_path: Path, path: Path | None, passed: bool, allow_weak: bool) -> dict | None:
+    """The minimums the verdict was judged with, and how they fall below the defaults (refused unless ``allow_weak``)."""
+    if report is None:
+        return None
+    labels = report.get("labels") or list(LABELS)
+    evidence = report.get("evidence") if isinstance(report.get("evidence"), dict) else {}
+    short = below_defaults(evidence, labels)
+    if passed and short and not allow_weak:
+        raise InsufficientEvidenceError(
+            f"{model_path} is not shipped: its parity PASS in {path} was judged on less evidence than the defaults "
+            f"({'; '.join(short)}). Run `ich-edge parity` again on a larger held-out cache with the default minimums, "
+            "or pass --allow-weak-evidence to ship it anyway (manifest.json and README.md will state the minimums)"
+        )
+    return {
+        "min_studies": evidence.get("min_studies"),
+        "min_positive_studies": evidence.get("min_positive_studies"),
+        "gated_labels": evidence.get("gated_labels"),
+        "studies": evidence.get("studies"),
+        "defaults": default_minimums(labels),
+        "below_defaults": short,
+        "allowed_weak_evidence": bool(short),
+    }
+
+
+def _evidence_sentence(parity: dict) -> str:
+    evidence = parity.get("evidence") or {}
+    if not evidence.get("below_defaults"):
+        return ""
+    return (f" **Judged on weaker evidence than the defaults (--allow-weak-evidence)**: {'; '.join(evidence['below_defaults'])} "
+            f"(minimums used: {evidence.get('min_studies')} studies, {evidence.get('min_positive_studies')} positive studies "
+            f"per gated label, gated labels {', '.join(evidence.get('gated_labels') or []) or 'none'}; "
+            f"{evidence.get('studies')} held-out studies).")
+
+
 def _parity_sentence(parity: dict | None) -> str:
     if not parity:
         return "not recorded."
@@ -224,7 +264,7 @@ def _parity_sentence(parity: dict | None) -> str:
         return (
             f"this file passed `ich-edge parity` (sha256 in `{Path(parity['report']).name}`): conversion parity "
             "against the Keras model it was converted from and deployment parity against the validated float "
-            "model, on held-out studies."
+            "model, on held-out studies." + _evidence_sentence(parity)
         )
     return f"**shipped WITHOUT a passing parity report (--allow-failed-parity)**: {parity['problem']}."
 
@@ -234,6 +274,9 @@ def _notes(manifest: dict, staging: Path) -> list[str]:
     parity = manifest.get("parity")
     if parity and not parity["passed"]:
         notes.append(f"shipped without a passing parity report (--allow-failed-parity): {parity['problem']}")
+    if parity and parity["passed"] and (parity.get("evidence") or {}).get("below_defaults"):
+        notes.append("shipped a parity PASS judged on weaker evidence than the defaults (--allow-weak-evidence): "
+                     + "; ".join(parity["evidence"]["below_defaults"]))
     if manifest["precision"] != RECOMMENDED_PRECISION:
         notes.append(
             f"the model's precision is {manifest['precision']}; phones should get {RECOMMENDED_PRECISION} "

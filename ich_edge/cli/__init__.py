@@ -3,7 +3,9 @@
 Each verb lives in its own module ``ich_edge.cli.<verb>`` exposing a Click command named
 ``command``; modules are imported only when their verb runs, so runtime verbs (inspect,
 predict, bench) never import TensorFlow. Errors derived from :class:`IchEdgeError` become
-one line on stderr and the exit code of their class; ``--debug`` shows the traceback instead.
+one line on stderr and the exit code of their class; ``--debug`` shows the traceback too,
+and keeps the exit code. A full disk or a read-only output (``ENOSPC``, ``EROFS``,
+``EACCES``...) is one line and exit 3 in every verb, whichever library hit it.
 Without ``--debug`` the native libraries' start-up lines (TensorFlow's absl/CUDA lines,
 LiteRT's INFO lines) are held back (:mod:`ich_edge.quiet`). The option conventions every
 verb follows (``--json``, ``--out``, ``--force``, ``--model``, ``--dicom``, list options,
@@ -30,6 +32,7 @@ code  meaning
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
 import sys
@@ -59,6 +62,35 @@ COMMANDS = {
     "predict": ("ich_edge.cli.predict", "Run a TFLite model on DICOM series (no TensorFlow)."),
     "assets": ("ich_edge.cli.assets", "Write the Android/iOS demo app assets for a model."),
 }
+
+
+#: errno of an output that cannot be written: a full disk or quota, a read-only or forbidden path.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: an error line never spans lines (LiteRT messages, file names with newlines)."""
+    return " | ".join(part.strip() for part in str(text).splitlines() if part.strip()) or str(text).strip()
+
+
+def environment_error(err: BaseException) -> str | None:
+    """The one line for a full disk or a read-only/forbidden path anywhere in ``err``'s chain, else None.
+
+    These are the environment, not a bug: every verb ends with this line and exit 3 instead
+    of a traceback (exit 70), whatever library raised them.
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _NO_SPACE | _READ_ONLY:
+            where = f" {err.filename}" if err.filename else ""
+            remedy = ("free some space or write to another disk (--out)" if err.errno in _NO_SPACE
+                      else "choose a folder you may write to (--out), or fix its permissions")
+            verb = "write" if err.errno in _NO_SPACE else "write to or read"
+            return f"cannot {verb}{where}: {err.strerror or errno.errorcode.get(err.errno, err.errno)}; {remedy}"
+        err = err.__cause__ or err.__context__
+    return None
 
 
 class LazyGroup(click.Group):
@@ -108,9 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             # Without standalone mode Click returns ctx.exit()'s code instead of exiting.
             returned = cli.main(args=args, prog_name="ich-edge", standalone_mode=False)
     except IchEdgeError as err:
-        if debug:
-            raise
-        click.echo(f"ich-edge: error: {error_line(err)}", err=True)
+        _traceback_if(debug)
+        click.echo(f"ich-edge: error: {one_line(error_line(err))}", err=True)
         return err.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("ich-edge: aborted", err=True)
@@ -126,17 +157,28 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except click.exceptions.Exit as err:
         return err.exit_code
-    except Exception:
-        if debug:
-            raise
+    except Exception as err:
+        line = environment_error(err)
+        if line is not None:
+            _traceback_if(debug)
+            click.echo(f"ich-edge: error: {one_line(line)}", err=True)
+            return EXIT_CANNOT_RUN
         # A bug, not a user error: keep the traceback for the report, but never exit 1,
-        # which says "a gate failed".
+        # which says "a gate failed" (with --debug too: it keeps the exit code).
         import traceback
 
         traceback.print_exc()
         click.echo("ich-edge: internal error (a bug in ich-edge); please report the traceback above", err=True)
         return EXIT_INTERNAL_ERROR
     return returned if isinstance(returned, int) else EXIT_OK
+
+
+def _traceback_if(debug: bool) -> None:
+    """With ``--debug``, the traceback of the error being handled (the exit code stays the class's)."""
+    if debug:
+        import traceback
+
+        traceback.print_exc()
 
 
 def console() -> None:

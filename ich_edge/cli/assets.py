@@ -36,8 +36,13 @@ from ich_edge.assets.sample import SampleConfig
     "--allow-failed-parity", is_flag=True,
     help="Ship a model without a passing parity report; manifest.json and README.md say so.",
 )
+@click.option(
+    "--allow-weak-evidence", is_flag=True,
+    help="Ship a parity PASS judged on less evidence than the defaults (--min-studies, --min-positive-studies or "
+         "--gated-labels lowered); manifest.json and README.md state the minimums used.",
+)
 def command(model_path: Path, out_dir: Path, sample_seed: int, force: bool, parity_report: Path | None,
-            allow_failed_parity: bool) -> None:
+            allow_failed_parity: bool, allow_weak_evidence: bool) -> None:
     """Write the Android/iOS demo app assets for a model.
 
     OUT receives model.tflite, labels.txt, manifest.json (signatures, quantization,
@@ -47,13 +52,15 @@ def command(model_path: Path, out_dir: Path, sample_seed: int, force: bool, pari
 
     The model ships only with a parity report in which this exact file passed both
     conversion and deployment parity (--parity); otherwise exit code 1, unless
-    --allow-failed-parity.
+    --allow-failed-parity. A PASS judged on less evidence than parity's defaults (20
+    studies, 5 positive studies per label, every label gated) is refused with exit code 4,
+    unless --allow-weak-evidence.
     """
     # The on-device bounds over every runtime provisioned here (emulated aarch64, other LiteRT versions).
     sample_config = SampleConfig(other_runtimes=True)
     result = write_assets(AssetsConfig(model_path=model_path, out_dir=out_dir, sample_seed=sample_seed, force=force,
                                        parity_report=parity_report, allow_failed_parity=allow_failed_parity,
-                                       sample=sample_config))
+                                       sample=sample_config, allow_weak_evidence=allow_weak_evidence))
     manifest = result.manifest
     sample = manifest["sample"]
     click.echo(f"wrote {result.out_dir}/")

@@ -13,7 +13,7 @@ from ich_edge.cli.conventions import Command, list_option
 
 
 @click.command("import", cls=Command)
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True, path_type=str),
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=str),
               help="The Keras model: tf_keras/Keras 2 .h5, Keras 3 or tf_keras .keras, or a tf_keras SavedModel folder.")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="RUN_DIR to write (qat, convert, parity read it).")
 @click.option("--window-slices", type=int, default=None,

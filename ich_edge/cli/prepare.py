@@ -52,17 +52,22 @@ class StderrCounter:
 @click.option("--shard", "shard_text", default="0/1", show_default=True, help="Prepare only shard i of n (0-based), e.g. 2/8; jobs may share one --out.")
 @click.option("--scan-only", is_flag=True, help="Only read the headers into OUT/manifest.json.gz (run once before starting shards).")
 @click.option("--min-slices", type=int, default=SeriesFilter.min_slices, show_default=True, help="Leave out series with fewer slices (localizers, fragments).")
+@click.option("--patient-key", "patient_key_file", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Key file of the patient pseudonyms (e.g. TRAIN_CACHE/patient.key, so a test cache agrees with it on "
+                   "patients) [default: OUT/patient.key, made once at random].")
 @click.option("--force", is_flag=True, help="Start over: empty an existing cache in --out first (not with --shard i/n, n > 1).")
 def command(dicom_dir: str, labels_csv: str | None, out: str, input_size_px: int, workers: int | None, shard_text: str,
-            scan_only: bool, min_slices: int, force: bool) -> None:
+            scan_only: bool, min_slices: int, patient_key_file: str | None, force: bool) -> None:
     """Decode each CT series once (windowed uint8 at the input size) into the cache OUT.
 
     The headers are read once into OUT/manifest.json.gz and shared by every shard. A
     series already in the cache is skipped, so running the command again resumes a killed
     run. Localizers, series of fewer than --min-slices slices and non-axial series are left
     out. Skipped series and unreadable files are listed in OUT/problems/<i>-of-<n>.json.
-    A cache made with other preprocessing, or a folder that is not a cache, is refused
-    (exit 3) unless --force, which empties it and starts over.
+    A cache made with other preprocessing is refused (exit 3) unless --force, which empties
+    it and starts over; a non-empty folder that is not a cache is refused even with --force.
+    Patient IDs are stored only as pseudonyms keyed with OUT/patient.key (random, made once;
+    keep it private) or --patient-key.
     """
     shard = parse_shard(shard_text)
     config = PreprocessConfig(input_size_px=input_size_px)
@@ -78,11 +83,12 @@ def command(dicom_dir: str, labels_csv: str | None, out: str, input_size_px: int
     if force:
         start_over(out, shard)
     if scan_only:
-        found, headers_read = scan(dicom_dir, out, max(1, workers), headers, log)
+        found, headers_read = scan(dicom_dir, out, max(1, workers), headers, log, patient_key_file)
         slices = sum(s.num_slices for s in found.series)
         click.echo(f"scanned {found.num_files} files ({headers_read} headers read): {len(found.series)} CT series, "
                    f"{slices} slices; {len(found.problems)} file(s)/series left out; manifest in {out}")
         return
     summary = prepare(dicom_dir, out, labels_csv=labels_csv, preprocess=config, workers=workers, shard=shard,
-                      progress=StderrCounter(), series_filter=series_filter, scan_progress=headers, log=log)
+                      progress=StderrCounter(), series_filter=series_filter, scan_progress=headers, log=log,
+                      patient_key_file=patient_key_file)
     click.echo(summary.line())

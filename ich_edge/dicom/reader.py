@@ -80,16 +80,17 @@ class SliceInfo:
     image_type: tuple[str, ...] | None = None
 
 
-#: Mixed into every patient pseudonym; changing it unlinks caches prepared before.
+#: Mixed into the in-memory patient digest (public: the digest is never stored as it is).
 PATIENT_SALT = "ich-edge patient pseudonym v1"
 
 
 def patient_pseudonym(patient_id: str) -> str:
-    """A stable pseudonym of a (0010,0020) Patient ID: ``P`` + 16 hex of sha256(salt + ID).
+    """The in-memory digest of a (0010,0020) Patient ID: ``P`` + 16 hex of sha256(salt + ID).
 
-    The same ID gives the same pseudonym in every cache (so a test cache can be checked
-    against a training cache), and the ID is not stored. It is a pseudonym, not
-    anonymisation: someone holding a list of candidate IDs can hash them and compare.
+    It tells the slices of one patient from another's while headers are grouped, and the ID
+    itself is not kept. Its salt is public, so it is never written anywhere: a cache stores
+    the keyed pseudonym :func:`ich_edge.dicom.privacy.keyed_pseudonym` of it instead (the
+    header scan of ``prepare`` keys it, :mod:`ich_edge.scan_manifest`).
     """
     digest = hashlib.sha256(f"{PATIENT_SALT}\0{patient_id.strip()}".encode("utf-8")).hexdigest()
     return f"P{digest[:16]}"

@@ -4,7 +4,9 @@ LiteRT's C++ interpreter does not verify a flatbuffer before it uses it, so a da
 can end the process instead of raising. :func:`check_model_file` reads the file in Python
 first: header, a complete parse (every read stays inside the file, so truncation is
 caught), every index that points into another table, constant sizes, the ``encode`` and
-``classify`` signatures and the description. Whatever is wrong becomes one
+``classify`` signatures and the description, whose values are checked like any input
+(:func:`description_problem`: finite thresholds in [0, 1], finite windows, an input size and
+window equal to the tensors'). Whatever is wrong becomes one
 :class:`~ich_edge.errors.ModelError` naming the file and what to do.
 :class:`~ich_edge.runtime.tflite_model.TFLiteStudyModel` calls it, so every verb that opens
 a model (predict, bench, parity, assets) gets it.
@@ -12,6 +14,7 @@ a model (predict, bench, parity, assets) gets it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,11 @@ from ich_edge.runtime.description import DESCRIPTION_KEY, parse_description
 
 #: Signature -> (input rank, output rank) of an ich-edge model (see ich_edge.runtime.tflite_model).
 ICH_EDGE_SIGNATURES = {"encode": (4, 2), "classify": (3, 3)}
+#: Largest model input side and window a description may ask for: a head CT is 512 x 512 and
+#: 20-60 slices; a description asking for more (60,000 px drove predict to 23 GB) is damaged.
+MAX_INPUT_SIZE_PX, MAX_WINDOW_SLICES = 1024, 1024
+#: Window centers and widths beyond this many HU cannot be CT windows.
+MAX_WINDOW_HU = 100_000.0
 #: Bytes per element of fixed-size tensor types (others are not size-checked).
 _ITEM_BYTES = {
     "float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2, "complex64": 8,
@@ -60,8 +68,8 @@ def check_model(model: str | Path | bytes, ich_edge: bool = True) -> CheckedMode
     subgraph tensors, signatures, metadata); constant tensors hold exactly their shape's
     bytes; operator codes are builtins this schema knows or named custom ops. With
     ``ich_edge`` (the default) also: the ``encode`` and ``classify`` signatures with one
-    input and one output of the right rank each, and a description with labels and a
-    valid sequence rule.
+    input and one output of the right rank each, and a description with labels, a valid
+    sequence rule and values fit to run (:func:`description_problem`).
 
     Returns
     -------
@@ -110,6 +118,9 @@ def check_model(model: str | Path | bytes, ich_edge: bool = True) -> CheckedMode
     description = parse_description(raws[0], source)
     _check_description(description, source)
     _check_signature_shapes(shapes, len(description["labels"]), source)
+    problem = description_problem(description, shapes["encode", "input"][1], shapes["classify", "input"][1])
+    if problem:
+        raise ModelError(f"{source}: its ich-edge description is not usable ({problem}); convert the model again with `ich-edge convert`")
     return CheckedModel(description, model_t)
 
 
@@ -143,6 +154,93 @@ def _check_description(description: dict, source: str) -> None:
         raise ModelError(
             f"{source}: the embedded ich-edge description lacks a valid sequence rule ({err}); convert the model again"
         ) from err
+
+
+def _finite(value) -> bool:
+    """A JSON number (not a bool, not a string) that is finite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def description_problem(description: dict, input_size_px: int, window_slices: int) -> str | None:
+    """What makes a description unfit to run (None when it is fit): its values are input too.
+
+    The description decides the verdict as much as the weights do, so every value in it is
+    checked like a header value: labels unique strings; the preprocessing's three windows
+    finite with width > 0 (low < high), its ``input_size_px`` equal to the ``encode`` input
+    tensor's side (``input_size_px``) and at most :data:`MAX_INPUT_SIZE_PX`; the sequence's
+    ``window_slices`` equal to the ``classify`` input's (``window_slices``), its stride in
+    1..window; every threshold a finite number in [0, 1]. A NaN threshold would make every
+    study NEGATIVE, a NaN window every study POSITIVE.
+    """
+    labels = description["labels"]
+    if len(set(labels)) != len(labels):
+        return f"labels {labels} repeat a name"
+    for check in (_preprocessing_problem, _sequence_problem, _thresholds_problem):
+        problem = check(description, input_size_px, window_slices)
+        if problem:
+            return problem
+    return None
+
+
+def _preprocessing_problem(description: dict, input_size_px: int, window_slices: int) -> str | None:
+    pre = description.get("preprocessing")
+    if not isinstance(pre, dict):
+        return "no preprocessing object"
+    size = pre.get("input_size_px")
+    if not _whole(size) or not 8 <= size <= MAX_INPUT_SIZE_PX:
+        return f"preprocessing input_size_px {size!r} is not a whole number in 8..{MAX_INPUT_SIZE_PX}"
+    if size != input_size_px:
+        return f"preprocessing input_size_px {size} differs from the encode input tensor's {input_size_px} px"
+    windows = pre.get("windows_hu")
+    if not isinstance(windows, list) or len(windows) != 3:
+        return "preprocessing windows_hu is not three (center_hu, width_hu) pairs"
+    for index, window in enumerate(windows):
+        if not isinstance(window, list) or len(window) != 2 or not all(_finite(v) for v in window):
+            return f"preprocessing window {index} {window!r} is not two finite numbers (center_hu, width_hu)"
+        center_hu, width_hu = window
+        if not 0 < width_hu <= MAX_WINDOW_HU or abs(center_hu) > MAX_WINDOW_HU:
+            return f"preprocessing window {index} (center {center_hu} HU, width {width_hu} HU) needs 0 < width (low < high), both within {MAX_WINDOW_HU:.0f} HU"
+    names = pre.get("window_names", ["brain", "subdural", "bone"])
+    if not isinstance(names, list) or len(names) != 3 or not all(isinstance(n, str) for n in names):
+        return f"preprocessing window_names {names!r} is not three names"
+    if pre.get("resize_method", "area") != "area":
+        return f"preprocessing resize_method {pre.get('resize_method')!r} is not 'area'"
+    return None
+
+
+def _sequence_problem(description: dict, input_size_px: int, window_slices: int) -> str | None:
+    sequence = description.get("sequence")
+    window, stride = sequence.get("window_slices"), sequence.get("stride_slices")
+    if not _whole(window) or not _whole(stride) or not 2 <= window <= MAX_WINDOW_SLICES or not 1 <= stride <= window:
+        return f"sequence window_slices {window!r} / stride_slices {stride!r} are not whole numbers with 1 <= stride <= window <= {MAX_WINDOW_SLICES}"
+    if window != window_slices:
+        return f"sequence window_slices {window} differs from the classify input tensor's {window_slices} slices"
+    return None
+
+
+def _thresholds_problem(description: dict, input_size_px: int, window_slices: int) -> str | None:
+    thresholds = description.get("thresholds")
+    if thresholds is None:
+        return None  # predict then uses its stated default and says so
+    if not isinstance(thresholds, dict):
+        return f"thresholds {thresholds!r} is not an object"
+    specificity = thresholds.get("specificity")
+    if specificity is not None and not (_finite(specificity) and 0 <= specificity <= 1):
+        return f"thresholds specificity {specificity!r} is not a number in [0, 1]"
+    for level in ("slice", "study"):
+        table = thresholds.get(level)
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            return f"{level} thresholds {table!r} is not an object of label: threshold"
+        for label, value in table.items():
+            if not (_finite(value) and 0 <= value <= 1):
+                return f"{level} threshold of {label!r} is {value!r}, not a finite number in [0, 1]"
+    return None
 
 
 def _in_range(index, size: int, what: str, allow_none: bool = False) -> None:

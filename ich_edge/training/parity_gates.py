@@ -55,6 +55,7 @@ import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError
+from ich_edge.evidence import DEFAULT_MIN_POSITIVE_STUDIES, DEFAULT_MIN_STUDIES, below_defaults, default_minimums
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT"
 CONVERSION, DEPLOYMENT = "conversion", "deployment"
@@ -156,8 +157,8 @@ class EvidenceRule:
     gated_labels : labels whose gates decide the verdict; the others are reported only.
     """
 
-    min_studies: int = 20
-    min_positive_studies: int = 5
+    min_studies: int = DEFAULT_MIN_STUDIES
+    min_positive_studies: int = DEFAULT_MIN_POSITIVE_STUDIES
     gated_labels: tuple[str, ...] = tuple(LABELS)
 
     def __post_init__(self) -> None:
@@ -208,9 +209,12 @@ def assess_evidence(rule: EvidenceRule, study_true: np.ndarray, labels=LABELS) -
                          "evaluable": reason is None, "reason": reason}
         if gated and reason is not None and enough_studies:
             reasons.append(f"{label}: {reason}")
+    recorded = {**asdict(rule), "gated_labels": list(gated_labels)}
     return {
-        **asdict(rule),
-        "gated_labels": list(gated_labels),
+        **recorded,
+        # the minimums used travel with the verdict; assets refuses a report below the defaults
+        "defaults": default_minimums(labels),
+        "below_defaults": below_defaults({**recorded, "gated_labels": list(rule.gated_labels)}, labels),
         "studies": n,
         "enough_studies": enough_studies,
         "labels": per_label,

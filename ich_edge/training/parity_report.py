@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge import LABELS
-from ich_edge.fileio import write_atomic_bytes, write_json_atomic
+from ich_edge.fileio import mark_output, write_atomic_bytes, write_json_atomic
 from ich_edge.metrics import log_loss_note
 from ich_edge.errors import MissingDependencyError
 
@@ -222,6 +222,7 @@ def write_outputs(report: dict, curves: dict, out_dir: Path | None, json_path: P
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        mark_output(out_dir, "parity")
         write_json_atomic(out_dir / REPORT_JSON, report)
         text = format_markdown(report).encode("utf-8")
         write_atomic_bytes(out_dir / REPORT_MD, lambda handle: handle.write(text))

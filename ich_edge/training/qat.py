@@ -39,7 +39,7 @@ import numpy as np
 from ich_edge import __version__
 from ich_edge.cache import Cache
 from ich_edge.errors import ConfigError, ModelError
-from ich_edge.fileio import refuse_existing, write_atomic_bytes, write_json_atomic
+from ich_edge.fileio import mark_output, refuse_existing, write_atomic_bytes, write_json_atomic
 from ich_edge.training import data as data_lib
 from ich_edge.training import distribute
 from ich_edge.training import report as report_lib
@@ -390,6 +390,7 @@ def _write_qat_dir(out: Path, model, model_dir: Path, run_config: dict, split: d
     """Write model.keras (and an imported run's float model), config.json, split.json, history.json;
     reload the QAT_DIR and check it gives the same outputs. Returns the reloaded :class:`Run`."""
     out.mkdir(parents=True, exist_ok=True)
+    mark_output(out, "qat")
     run_lib.save_model(model, out / run_lib.MODEL_FILE)
     if run_config.get("import"):
         from ich_edge.training.importer.quantize import FLOAT_MODEL_FILE

@@ -36,8 +36,9 @@ import numpy as np
 
 from ich_edge import LABELS, __version__
 from ich_edge.cache import Cache
+from ich_edge.dicom.privacy import KEY_FILE, same_patient_key
 from ich_edge.errors import ConfigError, OutputExistsError
-from ich_edge.fileio import write_json_atomic
+from ich_edge.fileio import mark_output, output_owner, refuse_foreign_folder, write_json_atomic
 from ich_edge.metrics import rsna_weights
 from ich_edge.sequence import SequenceConfig
 from ich_edge.training import data as data_lib
@@ -259,6 +260,13 @@ def _refuse_foreign_output(run_dir: Path) -> None:
         )
 
 
+def _refuse_other_output(run_dir: Path) -> None:
+    """``--force`` starts over only in a train RUN_DIR (marked, or with its config.json from before markers)."""
+    if output_owner(run_dir) is None and (run_dir / run_lib.CONFIG_FILE).is_file():
+        return
+    refuse_foreign_folder(run_dir, "train", "train --out")
+
+
 def load_state(run_dir: Path, run_config: dict, resume: bool) -> dict:
     """The previous state of RUN_DIR to continue from, or a fresh one.
 
@@ -351,10 +359,13 @@ def _checkpoint_path(name: str, write_dir: Path, run_dir: Path) -> str:
     raise ConfigError(f"checkpoint {name} named in {run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE} is missing; add --force to start over")
 
 
-def _load_test(test, preprocess, train_series) -> list:
+def _load_test(test, preprocess, train_series, train_cache=None, log=None) -> list:
     cache = Cache.open(test)
     if cache.preprocess != preprocess:
         raise ConfigError(f"the test cache {test} was prepared with other preprocessing than the training cache; prepare both the same way")
+    if train_cache is not None and log is not None and same_patient_key(train_cache, test) is False:
+        log(f"note: the test cache {test} keys its patient pseudonyms otherwise than the training cache: only shared "
+            f"studies can be found, not shared patients; prepare it with --patient-key {Path(train_cache) / KEY_FILE}")
     series = cache.series()
     overlap = data_lib.overlapping_studies(series, train_series)
     if overlap:
@@ -451,14 +462,14 @@ def _model_config(cache: Cache, data, model_config: ModelConfig | None) -> Model
     return model_config
 
 
-def _sets(cache: Cache, config: TrainConfig, test) -> _Sets:
+def _sets(cache: Cache, config: TrainConfig, test, log=None) -> _Sets:
     """Split the cache by patient; choose the label source; load the test cache (no overlap allowed)."""
     series = cache.series()
     split = data_lib.split_studies(series, config.val_fraction, config.seed)
     train_series = data_lib.select_studies(series, split.train_studies)
     val_series = data_lib.select_studies(series, split.val_studies)
     label_mode = data_lib.label_source(train_series, config.labels)
-    test_series = _load_test(test, cache.preprocess, series) if test else None
+    test_series = _load_test(test, cache.preprocess, series, cache.root, log) if test else None
     return _Sets(series, split, train_series, val_series, test_series, label_mode)
 
 
@@ -507,8 +518,10 @@ def _begin(run_dir: Path, run_config: dict, split: data_lib.Split, resume: bool,
     chief = distribute.is_chief(strategy)
     if chief:
         if not resume:
+            _refuse_other_output(run_dir)
             shutil.rmtree(run_dir / run_lib.CHECKPOINT_DIR, ignore_errors=True)
         run_dir.mkdir(parents=True, exist_ok=True)
+        mark_output(run_dir, "train")
         write_json_atomic(run_dir / run_lib.CONFIG_FILE, run_config)
         write_json_atomic(run_dir / run_lib.SPLIT_FILE, split.to_dict())
     return state, chief
@@ -637,7 +650,7 @@ def train(
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"batch_size {config.batch_size} must be divisible by the "
                           f"{strategy.num_replicas_in_sync} devices/workers")
-    sets = _sets(cache, config, test)
+    sets = _sets(cache, config, test, log)
     run_dir = Path(out)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file; pass a folder for the run")

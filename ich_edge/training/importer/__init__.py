@@ -83,7 +83,9 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a folder")
-    refuse_existing(out, config.force, "import --out")
+    # --force replaces only an import's RUN_DIR holding nothing but what import writes
+    written = (run_lib.MODEL_FILE, run_lib.CONFIG_FILE, run_lib.THRESHOLDS_FILE)
+    refuse_existing(out, config.force, "import --out", written=written)
     model, info = load_keras_model(model_path, config.window_slices)
     shape = tuple(model.input_shape)
     if data is not None:
@@ -130,7 +132,7 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
         flat = {label: DEFAULT_THRESHOLD for label in labels}
         write_json_atomic(staged / run_lib.THRESHOLDS_FILE, {"specificity": None, "slice": flat, "study": dict(flat)})
         run_lib.load_run(staged)  # the RUN_DIR loads as a trained one does
-        replace_dir(staged, out)  # an existing (forced) RUN_DIR is set aside, then deleted
+        replace_dir(staged, out, verb="import", written=written)  # an existing (forced) import is set aside, then deleted
     log(f"imported {info['path']} ({info['format']}, {split.kind} model, {split.rnn} head, labels {', '.join(labels)}) into {out}: "
         f"{split.input_size_px} px, window {split.window_slices}, {split.feature_dim} features per slice; "
         f"max |split - original| {split.check_max_abs_diff:.1e}")
