@@ -108,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             # Without standalone mode Click returns ctx.exit()'s code instead of exiting.
             returned = cli.main(args=args, prog_name="ich-edge", standalone_mode=False)
     except IchEdgeError as err:
-        if debug:
-            raise
+        if debug:  # the traceback, but the class's exit code (never 1, which says "a gate failed")
+            import traceback
+
+            traceback.print_exc()
+            return err.exit_code
         click.echo(f"ich-edge: error: {error_line(err)}", err=True)
         return err.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
