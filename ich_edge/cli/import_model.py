@@ -13,7 +13,7 @@ from ich_edge.cli.conventions import Command, list_option
 
 
 @click.command("import", cls=Command)
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True, path_type=str),
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=str),
               help="The Keras model: tf_keras/Keras 2 .h5, Keras 3 or tf_keras .keras, or a tf_keras SavedModel folder.")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="RUN_DIR to write (qat, convert, parity read it).")
 @click.option("--window-slices", type=int, default=None,
@@ -24,7 +24,7 @@ from ich_edge.cli.conventions import Command, list_option
 @click.option("--channels", type=click.Choice(["brain,subdural,bone", "brain"]), default="brain,subdural,bone",
               show_default=True, help="The model's input channels, in order (windows of the cache).")
 @list_option("--labels", default=None,
-             help=f"The model's output classes in order, comma-separated and/or repeated: all six or a subset (default: {','.join(LABELS)}).")
+             help=f"The model's output classes in order, comma-separated and/or repeated: all six or a subset (default: {','.join(LABELS)}); 'background' names a softmax's no-bleed class, whose column is dropped.")
 @click.option("--softmax-ok", is_flag=True, help="Accept a softmax output as per-label scores (needs --labels).")
 @click.option("--data", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Prepared cache the model will be used with: its preprocessing is recorded and the input size checked.")

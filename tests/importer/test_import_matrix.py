@@ -82,7 +82,7 @@ OK_MATRIX = [(c, "tf_keras") for c in OK if c != "bidirectional_gru_stack"] + [
 FAST_OK = [("td_dense_head", "tf_keras"), ("bn_after_activation", "tf_keras"), ("softmax_background", "tf_keras")]
 
 REFUSED = {
-    "masking": ("x = L.Masking(0.0)(inp)\nx = L.LSTM(8, return_sequences=True)(convs(x))\n"
+    "masking": ("x = L.Masking(0.0)(convs(inp))\nx = L.LSTM(8, return_sequences=True)(x)\n"
                 "model = keras.Model(inp, L.Dense(6, activation='sigmoid')(x))", r"\(Masking\).*WITHOUT a mask"),
     "convlstm2d": ("x = L.ConvLSTM2D(4, 3, return_sequences=True)(inp)\nx = TD(L.Flatten())(x)\n"
                    "model = keras.Model(inp, L.Dense(6, activation='sigmoid')(x))", r"\(ConvLSTM2D\)"),
@@ -244,3 +244,51 @@ def test_what_cannot_be_exported_is_refused_in_one_line(tmp_path, case, framewor
 def test_keras3_files_that_cannot_be_exported_are_refused_in_one_line(tmp_path, case, framework, capsys):
     code, pattern = REFUSED[case]
     check_refused(tmp_path, code, framework, pattern, capsys)
+
+
+def test_a_lambda_in_an_h5_is_refused_before_its_code_can_run(tmp_path, capsys):
+    """Issue 21: tf_keras ran a Lambda's stored bytecode while loading the .h5, before import refused it."""
+    marker = tmp_path / "lambda_ran.txt"
+    code = (f"x = L.Lambda(lambda t: (open({str(marker)!r}, 'w').write('ran'), t)[1], name='scale_by_code')(convs(inp))\n"
+            "x = L.LSTM(8, return_sequences=True)(x)\nmodel = keras.Model(inp, L.Dense(6, activation='sigmoid')(x))")
+    path = save_model(code, "tf_keras", tmp_path)
+    marker.unlink()  # building the model here ran it; only the import must not
+    capsys.readouterr()
+    assert _import(path, tmp_path / "run") == 3
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "'scale_by_code' (Lambda)" in err[0] and "none of it was executed" in err[0], err
+    assert not marker.exists(), "the Lambda's code ran during import"
+    assert not (tmp_path / "run").exists()
+    assert main(["--debug", "import", "--model", str(path), "--out", str(tmp_path / "run")]) == 3  # not 1
+    assert not marker.exists()
+
+
+def test_a_serving_savedmodel_is_refused_in_one_line(tmp_path, capsys):
+    import tensorflow as tf
+
+    model = _build_tf_keras(OK["td_dense_head"][0])
+    tf.saved_model.save(model, str(tmp_path / "served"))
+    capsys.readouterr()
+    assert _import(tmp_path / "served", tmp_path / "run") == 3
+    captured = capsys.readouterr()
+    err = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(err) == 1 and "exported for serving" in err[0] and "model.save" in err[0], err
+    assert "WARNING" not in captured.err and "WARNING" not in captured.out
+
+
+@pytest.mark.slow
+def test_keras3_export_folder_and_custom_layer_are_refused_in_one_line(tmp_path, capsys):
+    body = "keras.utils.set_random_seed(0)\n" + PRELUDE + OK["td_dense_head"][0]
+    script = ("import os\nos.environ.pop('TF_USE_LEGACY_KERAS', None)\nimport keras, numpy as np\n"
+              + textwrap.dedent(body) + f"\nmodel.export({str(tmp_path / 'exported')!r})\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, capture_output=True)
+    capsys.readouterr()
+    assert _import(tmp_path / "exported", tmp_path / "run") == 3
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "exported for serving" in err[0], err
+    custom = ("@keras.saving.register_keras_serializable(package='user')\nclass Scale(keras.layers.Layer):\n"
+              "    def call(self, x):\n        return x * 2.0\n"
+              "x = L.LSTM(8, return_sequences=True)(Scale(name='scale')(convs(inp)))\n"
+              "model = keras.Model(inp, L.Dense(6, activation='sigmoid')(x))")
+    check_refused(tmp_path, custom, "keras3", r"'scale' \(Scale\) is not a standard Keras layer", capsys)

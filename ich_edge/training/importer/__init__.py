@@ -83,8 +83,7 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     """
     from ich_edge.training import run as run_lib
     from ich_edge.training.importer.load import load_keras_model
-    from ich_edge.labels import canonical_order
-    from ich_edge.training.importer.split import split_user_model
+    from ich_edge.training.importer.split import output_labels, split_user_model
     from ich_edge.training.model import ModelConfig, build_cnn_lstm
 
     out = Path(out)
@@ -114,7 +113,7 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     finally:
         if original is not None:
             original.close()
-    labels = list(canonical_order(split.file_labels))
+    labels = list(output_labels(split.file_labels))
     stride = split.window_slices if split.kind == "slice" else max(1, split.window_slices // 2)
     model_config = ModelConfig(backbone="imported", input_size_px=split.input_size_px, feature_dim=split.feature_dim,
                                rnn=split.rnn)

@@ -38,7 +38,7 @@ def _why_refused(class_name: str, record: dict) -> str | None:
         return ("is a Lambda layer, whose Python code is stored in the file; ich-edge import never runs code from a "
                 "model file (none of it was executed): replace the Lambda with standard Keras layers and save again")
     if class_name in ATTENTION:
-        return f"is a {class_name} layer: attention is not supported; {SUPPORTED_HINT}"
+        return f"is an attention layer: attention is not supported; {SUPPORTED_HINT}"
     if class_name in ACROSS_SLICES:
         return (f"is a {class_name}, which mixes neighbouring slices inside the network: not supported; "
                 f"{SUPPORTED_HINT}")
@@ -64,25 +64,38 @@ def _refuse(path: Path, name: str, class_name: str, why: str) -> None:
     raise ModelError(f"{path}: layer {name!r} ({class_name}) {why}")
 
 
-def check_layer_records(record: dict, path: Path) -> None:
-    """Walk a serialized model (``{"class_name", "config"}``) and refuse its first unsafe or unsupported layer."""
+def _walk(record: dict, found: list) -> None:
     if not isinstance(record, dict):
         return
     class_name = str(record.get("class_name", "?"))
     config = record.get("config") if isinstance(record.get("config"), dict) else {}
-    name = str(config.get("name") or record.get("name") or "?")
     why = _why_refused(class_name, record)
     if why:
-        _refuse(path, name, class_name, why)
+        found.append((str(config.get("name") or record.get("name") or "?"), class_name, why))
     if class_name in MODEL_CLASSES:
         for inner in config.get("layers") or []:
-            check_layer_records(inner, path)
+            _walk(inner, found)
     for key in ("layer", "backward_layer", "cell"):
         inner = config.get(key)
         if isinstance(inner, dict) and "class_name" in inner:
-            check_layer_records(inner, path)
+            _walk(inner, found)
     for inner in config.get("cells") or []:
-        check_layer_records(inner, path)
+        _walk(inner, found)
+
+
+def _refuse_first(path: Path, found: list) -> None:
+    """Refuse the most telling of the refused layers: code in the file, then a named kind, then the rest."""
+    if not found:
+        return
+    rank = lambda item: 0 if item[1] == "Lambda" else 2 if "not a standard Keras layer" in item[2] else 1  # noqa: E731
+    _refuse(path, *min(found, key=rank))
+
+
+def check_layer_records(record: dict, path: Path) -> None:
+    """Walk a serialized model (``{"class_name", "config"}``) and refuse its unsafe or unsupported layer, if any."""
+    found = []
+    _walk(record, found)
+    _refuse_first(path, found)
 
 
 def _h5_config(path: Path) -> dict:
@@ -127,7 +140,9 @@ def check_model_file(path: Path, fmt: str) -> None:
         with zipfile.ZipFile(path) as archive:
             check_layer_records(json.loads(archive.read("config.json")), path)
     elif fmt == "savedmodel":
+        found = []
         for record in _saved_model_records(path):
             why = _why_refused(str(record.get("class_name", "?")), {})
             if why:
-                _refuse(path, str(record.get("name", "?")), str(record.get("class_name")), why)
+                found.append((str(record.get("name", "?")), str(record.get("class_name")), why))
+        _refuse_first(path, found)

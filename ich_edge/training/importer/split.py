@@ -26,7 +26,7 @@ import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError, LabelsError, ModelError
-from ich_edge.labels import canonical_order, label_columns
+from ich_edge.labels import canonical_order
 from ich_edge.training.importer import BACKGROUND
 from ich_edge.training.keras import keras
 from ich_edge.training.model import ENCODER_NAME, HEAD_NAME
@@ -184,7 +184,7 @@ def _map_labels(dense, activation: str, k: int, labels: tuple[str, ...] | None, 
     if len(file_labels) != k:
         raise ConfigError(f"the model has {k} outputs but --labels names {len(file_labels)}: {', '.join(file_labels)}")
     try:
-        order = list(label_columns(canonical_order(file_labels), file_labels))
+        order = list(output_columns(file_labels))
     except LabelsError as err:
         raise ConfigError(f"--labels: {err}") from err
     if background:
@@ -192,6 +192,16 @@ def _map_labels(dense, activation: str, k: int, labels: tuple[str, ...] | None, 
     kernel, *bias = dense.get_weights()
     dense.set_weights([kernel[:, order]] + [b[order] for b in bias])
     return file_labels, None
+
+
+def output_labels(file_labels) -> tuple[str, ...]:
+    """The imported model's labels: the file's, less a declared background class, in ich-edge's order."""
+    return canonical_order([label for label in file_labels if label != BACKGROUND])
+
+
+def output_columns(file_labels) -> np.ndarray:
+    """Columns of the file's outputs that give :func:`output_labels`, in that order."""
+    return np.array([list(file_labels).index(label) for label in output_labels(file_labels)], dtype=np.intp)
 
 
 def _select_layer(y, select, k: int):
@@ -369,7 +379,7 @@ def to_canonical(raw: np.ndarray, window_slices: int, file_labels) -> np.ndarray
     """Raw outputs of :func:`run_original` as ``(B, T, K)`` in the imported model's order (:func:`ich_edge.labels.canonical_order`)."""
     if raw.ndim == 2:
         raw = np.repeat(raw[:, None, :], window_slices, axis=1)
-    return raw[..., label_columns(canonical_order(file_labels), file_labels)]
+    return raw[..., output_columns(file_labels)]
 
 
 def check_split(split: Split, raw: np.ndarray, unit: np.ndarray, cases=(), locate=None, tolerance: float | None = None) -> float:
