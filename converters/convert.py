@@ -23,6 +23,7 @@ from converters.describe import describe_model, read_optional_json
 from converters.graph import check_graph, run_converter, save_deployable
 from converters.recipe import ConvertOptions, Recipe
 from converters.registry import select_recipes
+from converters.verify import verify_fp32
 from ich_edge.cache import Cache
 from ich_edge.errors import ConfigError
 from ich_edge.fileio import atomic_output, refuse_existing, write_json_atomic
@@ -272,6 +273,8 @@ def _convert_one(run, recipe: Recipe, saved: Path, calibration, io: str, out: Pa
         tflite_bytes = run_converter(saved, recipe, options)
     summary = op_summary(tflite_bytes)
     check_graph(summary, run.encoder)
+    if recipe.name == "fp32":  # verify before writing: padded, all-air and extreme windows against Keras
+        log(f"fp32 verification: max |file - Keras| {verify_fp32(tflite_bytes, run):.1e} on padded, all-air and extreme windows")
     if recipe.needs_calibration and layer_report is None and layered.config.layer_report:
         layer_report = layered.report(recipe, options, tflite_bytes)
     description = describe_model(run, recipe, options, tflite_bytes, summary, calibration if dataset else None)

@@ -24,7 +24,7 @@ from ich_edge.cli.conventions import Command, list_option
 @click.option("--channels", type=click.Choice(["brain,subdural,bone", "brain"]), default="brain,subdural,bone",
               show_default=True, help="The model's input channels, in order (windows of the cache).")
 @list_option("--labels", default=None,
-             help=f"The model's output classes in order, comma-separated and/or repeated: all six or a subset (default: {','.join(LABELS)}).")
+             help=f"The model's output classes in order, comma-separated and/or repeated: all six or a subset (default: {','.join(LABELS)}); 'background' names a softmax's no-bleed class, whose column is dropped.")
 @click.option("--softmax-ok", is_flag=True, help="Accept a softmax output as per-label scores (needs --labels).")
 @click.option("--data", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Prepared cache the model will be used with: its preprocessing is recorded and the input size checked.")

@@ -35,7 +35,7 @@ from ich_edge.training.keras import keras
 
 MODEL_VERSION = "cnn-lstm-1"
 BACKBONES = ("edge", "mobilenetv2", "imported")
-RNNS = ("lstm", "gru", "none")
+RNNS = ("lstm", "gru", "simple_rnn", "mixed", "none")
 ENCODER_NAME, HEAD_NAME, FULL_NAME = "slice_encoder", "sequence_head", "cnn_lstm"
 SCALING_NAME = "input_scaling"
 
@@ -63,8 +63,8 @@ class ModelConfig:
     width : channel multiplier of the backbone (default 0.5: as accurate as 1.0 on the
         synthetic demo set for half the training time on CPU).
     feature_dim : features per slice entering the recurrent head.
-    rnn : "lstm" or "gru"; ``rnn_units`` per direction ("none": an imported head without
-        LSTM/GRU).
+    rnn : "lstm" or "gru"; ``rnn_units`` per direction (an imported head may also be
+        "simple_rnn", "mixed" (stacked layers of different kinds) or "none").
     dropout : dropout rate before the recurrent head and before the classifier.
     """
 
@@ -84,8 +84,8 @@ class ModelConfig:
         if self.backbone == "imported":  # a model built elsewhere (`ich-edge import`): any size the cache allows
             if not 8 <= self.input_size_px <= 1024:
                 raise ConfigError(f"input_size_px must be in 8..1024, got {self.input_size_px}")
-        elif self.rnn == "none":
-            raise ConfigError("rnn 'none' is only for imported models (backbone 'imported')")
+        elif self.rnn not in ("lstm", "gru"):
+            raise ConfigError(f"rnn {self.rnn!r} is only for imported models (backbone 'imported'); use lstm or gru")
         elif not 32 <= self.input_size_px <= 512 or self.input_size_px % 32:
             raise ConfigError(f"input_size_px must be a multiple of 32 in 32..512, got {self.input_size_px}")
         if not 0.1 <= self.width <= 4.0:

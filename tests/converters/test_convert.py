@@ -322,3 +322,48 @@ def test_predict_runs_on_the_compiled_runtime(converted, tiny_data, tmp_path, ca
     np.testing.assert_allclose(model.predict_series(series[4].images), reference.predict_series(series[4].images), atol=1e-5)
     with pytest.raises(Exception, match="runtime must be one of"):
         load_model(converted["fp32"], runtime="gpu-please")
+
+
+def test_an_fp32_file_that_differs_from_keras_is_not_written_and_the_part_is_named(tiny_data):
+    """convert's verification runs padded, all-air and extreme windows; a wrong head is named, not warned about."""
+    from converters.graph import run_converter, save_deployable
+    from converters.recipe import ConvertOptions
+    from converters.registry import select_recipes
+    from converters.verify import verify_fp32
+    from ich_edge.training.run import load_run
+
+    _, _, run_dir = tiny_data
+    run = load_run(run_dir)
+    fp32 = [r for r in select_recipes(("fp32",), True, False) if r.name == "fp32"][0]
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        saved = save_deployable(run.encoder, run.head, run.sequence_config.window_slices, Path(scratch) / "sm")
+        tflite_bytes = run_converter(saved, fp32, ConvertOptions())
+    assert verify_fp32(tflite_bytes, run) <= 1e-5
+    dense = [l for l in run.head.layers if l.__class__.__name__ in ("Dense", "TimeDistributed")][-1]
+    weights = dense.get_weights()
+    dense.set_weights([w + 0.01 for w in weights])
+    with pytest.raises(ConversionError, match=r"first disagreement: classify"):
+        verify_fp32(tflite_bytes, run)
+
+
+def test_bn_after_an_activation_is_accepted_as_one_multiply_add():
+    """Conv(relu) -> BN cannot fold: the check allows its MUL and ADD, and only those."""
+    from converters.graph import check_graph, unfoldable_batch_norms
+    from ich_edge.training.keras import keras
+
+    image = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(image)
+    x = keras.layers.BatchNormalization()(x)  # after the activation: kept as x * a + b
+    x = keras.layers.Conv2D(4, 3)(x)
+    x = keras.layers.BatchNormalization()(x)  # after a linear conv: folded
+    encoder = keras.Model(image, keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x)))
+    assert unfoldable_batch_norms(encoder) == 1
+
+    def summary(encode_ops):
+        return {"encode": {"ops": encode_ops, "variable_tensors": 0}, "classify": {"ops": {}, "variable_tensors": 0}}
+
+    check_graph(summary({"MUL": {"count": 1}, "ADD": {"count": 1}}), encoder)
+    with pytest.raises(ConversionError, match="BatchNormalization was not folded"):
+        check_graph(summary({"MUL": {"count": 2}, "ADD": {"count": 2}}), encoder)

@@ -171,7 +171,7 @@ def test_bad_inputs_give_one_clear_error_and_write_nothing(tmp_path):
     conv3d = keras.Sequential([keras.Input((WINDOW, SIZE_PX, SIZE_PX, 3)), keras.layers.Conv3D(4, 3, name="c3d"),
                                keras.layers.Reshape((2, -1)), keras.layers.Dense(6, activation="sigmoid")])
     conv3d.save(tmp_path / "c3d.h5")
-    with pytest.raises(ModelError, match="'c3d' is a Conv3D"):
+    with pytest.raises(ModelError, match=r"'c3d' \(Conv3D\) is a Conv3D"):
         import_model(tmp_path / "c3d.h5", tmp_path / "run", log=lambda line: None)
     flat = keras.Sequential([keras.Input((10, 12)), keras.layers.Dense(6, activation="sigmoid")])
     flat.save(tmp_path / "rank3.h5")

@@ -29,6 +29,8 @@ from ich_edge.sequence import SequenceConfig
 from ich_edge.transforms import ModelInput, PreprocessConfig
 
 DEFAULT_THRESHOLD = 0.5
+#: ``--labels`` name of a softmax's background (no-bleed) class, e.g. ``background,any``: its column is dropped.
+BACKGROUND = "background"
 #: Window of a per-slice model (no recurrent part) when --window-slices is not given.
 DEFAULT_SLICE_WINDOW = 8
 CHANNEL_SETS = {"brain,subdural,bone": ("brain", "subdural", "bone"), "brain": ("brain",)}
@@ -43,7 +45,8 @@ class ImportConfig:
     window_slices : window length when the model's is None (and for a per-slice model).
     input_scale, channels : what the model was trained on (:class:`ModelInput`).
     labels : the model's output classes in order (default: ich-edge's six); a subset of the
-        six is imported as a model with those labels only (in ich-edge's order).
+        six is imported as a model with those labels only (in ich-edge's order); ``background``
+        names a softmax's no-bleed class, whose column is dropped after the softmax.
     softmax_ok : accept a softmax output (with ``labels``).
     force : replace a non-empty ``out``.
     """
@@ -61,10 +64,14 @@ class ImportConfig:
         if self.softmax_ok and not self.labels:
             raise ConfigError("--softmax-ok needs --labels naming the softmax classes in order")
         if self.labels is not None:
+            labels = tuple(self.labels)
+            if labels.count(BACKGROUND) > 1 or labels == (BACKGROUND,):
+                raise ConfigError(f"--labels may name {BACKGROUND!r} once, beside at least one label")
             try:
-                object.__setattr__(self, "labels", check_label_names(self.labels, "--labels"))
+                check_label_names([l for l in labels if l != BACKGROUND], "--labels")
             except LabelsError as err:
-                raise ConfigError(str(err)) from err
+                raise ConfigError(f"{err} (or {BACKGROUND!r} for a softmax's no-bleed class)") from err
+            object.__setattr__(self, "labels", labels)
         ModelInput(self.input_scale, self.channels)  # validates
 
 
@@ -76,8 +83,7 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     """
     from ich_edge.training import run as run_lib
     from ich_edge.training.importer.load import load_keras_model
-    from ich_edge.labels import canonical_order
-    from ich_edge.training.importer.split import split_user_model
+    from ich_edge.training.importer.split import output_labels, split_user_model
     from ich_edge.training.model import ModelConfig, build_cnn_lstm
 
     out = Path(out)
@@ -88,16 +94,28 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     refuse_existing(out, config.force, "import --out", written=written)
     model, info = load_keras_model(model_path, config.window_slices)
     shape = tuple(model.input_shape)
+    cache_series = ()
     if data is not None:
         from ich_edge.cache import Cache
 
-        preprocess = Cache.open(data).preprocess
+        cache = Cache.open(data)
+        preprocess, cache_series = cache.preprocess, cache.series()
     else:
         preprocess = PreprocessConfig(input_size_px=int(shape[-2]) if len(shape) in (4, 5) and shape[-2] else 128)
     model_input = ModelInput(config.input_scale, config.channels)
     window = config.window_slices if len(shape) == 5 or config.window_slices else DEFAULT_SLICE_WINDOW
-    split = split_user_model(model, model_input, preprocess, window, config.labels, config.softmax_ok)
-    labels = list(canonical_order(split.file_labels))
+    original = None
+    if info["format"] == "keras3":  # the verification's reference is Keras 3 itself, not the rebuild
+        from ich_edge.training.importer.reference import Keras3Worker
+
+        original = Keras3Worker(Path(model_path))
+    try:
+        split = split_user_model(model, model_input, preprocess, window, config.labels, config.softmax_ok, original,
+                                 cache_series)
+    finally:
+        if original is not None:
+            original.close()
+    labels = list(output_labels(split.file_labels))
     stride = split.window_slices if split.kind == "slice" else max(1, split.window_slices // 2)
     model_config = ModelConfig(backbone="imported", input_size_px=split.input_size_px, feature_dim=split.feature_dim,
                                rnn=split.rnn)
@@ -119,6 +137,12 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
             "encoder_layers": [l.name for l in split.encoder.layers[1:]],
             "head_layers": [l.name for l in split.head.layers[1:]],
             "split_max_abs_diff": split.check_max_abs_diff,
+            "verification": {"windows": list(split.verification), "max_abs_diff": split.check_max_abs_diff,
+                             "reference": "Keras 3 (child process)" if original is not None else "the loaded file"},
+            "head": {"rnn": split.rnn, "recurrent_layers": split.recurrent_layers,
+                     "bidirectional": split.bidirectional, "mask": False,
+                     "output": "per-window (repeated to every slice)" if split.per_window_output else "per-slice",
+                     "background_dropped": BACKGROUND in split.file_labels},
             "thresholds": f"{DEFAULT_THRESHOLD} for every label (not validated; `ich-edge qat` chooses them on data)",
         },
     }
@@ -133,7 +157,9 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
         write_json_atomic(staged / run_lib.THRESHOLDS_FILE, {"specificity": None, "slice": flat, "study": dict(flat)})
         run_lib.load_run(staged)  # the RUN_DIR loads as a trained one does
         replace_dir(staged, out, verb="import", written=written)  # an existing (forced) import is set aside, then deleted
-    log(f"imported {info['path']} ({info['format']}, {split.kind} model, {split.rnn} head, labels {', '.join(labels)}) into {out}: "
+    depth = f"{split.recurrent_layers}-layer " if split.recurrent_layers > 1 else ""
+    log(f"imported {info['path']} ({info['format']}, {split.kind} model, {depth}{split.rnn} head, labels {', '.join(labels)}) into {out}: "
         f"{split.input_size_px} px, window {split.window_slices}, {split.feature_dim} features per slice; "
-        f"max |split - original| {split.check_max_abs_diff:.1e}")
+        f"max |imported - original| {split.check_max_abs_diff:.1e} on {len(split.verification)} verification windows "
+        "(padded, all-air, input extremes, random)")
     return run_config

@@ -110,9 +110,11 @@ def load_keras_model(path: str | Path, window_slices: int | None = None) -> tupl
     ``window_slices`` sizes the Keras 3 probe input when the window length is None.
     """
     from ich_edge.training.importer.rebuild import rebuild
+    from ich_edge.training.importer.safety import check_model_file
 
     path = Path(path)
     fmt = detect_format(path)
+    check_model_file(path, fmt)  # before anything is deserialized: no code from the file runs
     info = {"path": str(path.resolve()), "format": fmt, "sha256": sha256_of(path)}
     if fmt != "keras3":
         return _tf_keras_load(path), info

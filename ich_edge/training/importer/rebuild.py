@@ -22,6 +22,8 @@ SUPPORTED = (
     "Softmax", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten",
     "Dropout", "SpatialDropout2D", "Dense", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed",
     "Reshape", "Add", "Concatenate", "Rescaling", "ZeroPadding2D",
+    # the identity at inference (left out of the split)
+    "SpatialDropout1D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
 )
 WRAPPERS = ("TimeDistributed", "Bidirectional")
 BASE_ARGS = {"name", "trainable"}

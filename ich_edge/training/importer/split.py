@@ -26,7 +26,8 @@ import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError, LabelsError, ModelError
-from ich_edge.labels import canonical_order, label_columns
+from ich_edge.labels import canonical_order
+from ich_edge.training.importer import BACKGROUND
 from ich_edge.training.keras import keras
 from ich_edge.training.model import ENCODER_NAME, HEAD_NAME
 from ich_edge.transforms import ModelInput, PreprocessConfig
@@ -34,7 +35,11 @@ from ich_edge.transforms import ModelInput, PreprocessConfig
 ACROSS_SLICES = ("Conv3D", "ConvLSTM2D", "ConvLSTM1D", "ConvLSTM3D", "MaxPooling3D", "AveragePooling3D", "Conv3DTranspose")
 VECTOR_LAYERS = ("Dense", "Dropout", "Activation", "Softmax", "ReLU", "LeakyReLU", "ELU", "PReLU", "BatchNormalization")
 ELEMENTWISE = ("Dropout", "Activation", "RepeatVector")
-ADAPTER_NAME, REPEAT_NAME = "input_adapter", "repeat_to_slices"
+#: Layers that are the identity at inference: left out of the split wherever they stand.
+INFERENCE_NOOPS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+                   "GaussianDropout", "AlphaDropout", "ActivityRegularization")
+RECURRENT = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "simple_rnn"}
+ADAPTER_NAME, REPEAT_NAME, SELECT_NAME = "input_adapter", "repeat_to_slices", "drop_background"
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ class Split:
     activation: str
     file_labels: tuple[str, ...]
     check_max_abs_diff: float = 0.0
+    recurrent_layers: int = 0
+    bidirectional: bool = False
+    verification: tuple = ()
 
 
 def _all_layers(model):
@@ -73,7 +81,7 @@ def _chain(model) -> list:
     """The model's layers as a chain (each one feeds the next); ModelError if it branches."""
     layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
     if isinstance(model, keras.Sequential):
-        return layers
+        return [l for l in layers if type(l).__name__ not in INFERENCE_NOOPS]
     previous = model.inputs[0]
     for layer in layers:
         if len(layer._inbound_nodes) != 1 or layer.input is not previous:
@@ -82,7 +90,7 @@ def _chain(model) -> list:
                 "layers form a chain (branches are fine inside one TimeDistributed sub-model)"
             )
         previous = layer.output
-    return layers
+    return [l for l in layers if type(l).__name__ not in INFERENCE_NOOPS]  # identity at inference
 
 
 def _check_layers(model) -> None:
@@ -137,6 +145,8 @@ def _final_activation(head_layers) -> tuple[str, object]:
     """``(activation name, the Dense layer that makes the outputs)``."""
     activation = None
     for layer in reversed(head_layers):
+        if type(layer).__name__ == "TimeDistributed":  # TimeDistributed(Dense) after return_sequences=True
+            layer = layer.layer
         kind = type(layer).__name__
         if kind == "Dense":
             name = keras.activations.serialize(layer.activation)
@@ -153,40 +163,71 @@ def _final_activation(head_layers) -> tuple[str, object]:
                      "ich-edge import needs a classifier Dense(K) with a sigmoid")
 
 
-def _map_labels(dense, activation: str, k: int, labels: tuple[str, ...] | None, softmax_ok: bool) -> tuple[str, ...]:
-    """Check the output and permute ``dense``'s columns into ich-edge's label order (of the labels it has)."""
+def _map_labels(dense, activation: str, k: int, labels: tuple[str, ...] | None, softmax_ok: bool):
+    """Check the output and put ``dense``'s columns into ich-edge's label order (of the labels it has).
+
+    Returns ``(file_labels, select)``: ``select`` is None when the columns were permuted in
+    place (exact), else the file columns to keep in order (a declared background class:
+    its column is dropped AFTER the activation, by :func:`_select_layer`).
+    """
     file_labels = tuple(labels) if labels else LABELS
-    if activation == "softmax" and not (labels and softmax_ok):
+    background = BACKGROUND in file_labels
+    if activation == "softmax" and not background and not (labels and softmax_ok):
         raise ConfigError(
             f"the model ends in a softmax over {k} classes, but hemorrhage subtypes are not exclusive (a study can "
-            "have several, and 'any' overlaps all): retrain with sigmoid outputs, or pass --labels naming each class "
-            "and --softmax-ok to accept softmax scores as per-label probabilities"
+            "have several, and 'any' overlaps all): retrain with sigmoid outputs; for a softmax whose first class "
+            "is 'no bleed' pass --labels background,any (the background column is dropped); else pass --labels "
+            "naming each class and --softmax-ok to accept softmax scores as per-label probabilities"
         )
     if activation not in ("sigmoid", "softmax"):
         raise ConfigError(f"the model's output activation is {activation!r}, not sigmoid; add a sigmoid to the last Dense")
     if len(file_labels) != k:
         raise ConfigError(f"the model has {k} outputs but --labels names {len(file_labels)}: {', '.join(file_labels)}")
     try:
-        order = list(label_columns(canonical_order(file_labels), file_labels))
+        order = list(output_columns(file_labels))
     except LabelsError as err:
         raise ConfigError(f"--labels: {err}") from err
+    if background:
+        return file_labels, order
     kernel, *bias = dense.get_weights()
     dense.set_weights([kernel[:, order]] + [b[order] for b in bias])
-    return file_labels
+    return file_labels, None
 
 
-def _rnn_kind(head_layers) -> str:
-    kinds = {type(getattr(l, "forward_layer", l)).__name__ for l in head_layers}
-    return "lstm" if "LSTM" in kinds else "gru" if "GRU" in kinds else "none"
+def output_labels(file_labels) -> tuple[str, ...]:
+    """The imported model's labels: the file's, less a declared background class, in ich-edge's order."""
+    return canonical_order([label for label in file_labels if label != BACKGROUND])
 
 
-def split_user_model(model, model_input: ModelInput, preprocess: PreprocessConfig, window_slices: int | None,
-                     labels: tuple[str, ...] | None = None, softmax_ok: bool = False) -> Split:
-    """The canonical (encoder, head) of a user's model; see the module doc for the shapes."""
+def output_columns(file_labels) -> np.ndarray:
+    """Columns of the file's outputs that give :func:`output_labels`, in that order."""
+    return np.array([list(file_labels).index(label) for label in output_labels(file_labels)], dtype=np.intp)
+
+
+def _select_layer(y, select, k: int):
+    """A fixed 0/1 Dense that keeps the columns ``select`` of ``y`` (exact in float: one 1 per column)."""
+    layer = keras.layers.Dense(len(select), use_bias=False, name=SELECT_NAME, trainable=False)
+    out = layer(y)
+    matrix = np.zeros((k, len(select)), np.float32)
+    matrix[select, np.arange(len(select))] = 1.0
+    layer.set_weights([matrix])
+    return out
+
+
+def _recurrent_summary(head_layers) -> tuple[str, int, bool]:
+    """``(rnn kind, number of stacked recurrent layers, any Bidirectional)`` of the head."""
+    cells = [type(getattr(l, "forward_layer", l)).__name__ for l in head_layers]
+    found = [RECURRENT[c] for c in cells if c in RECURRENT]
+    kinds = sorted(set(found))
+    rnn = kinds[0] if len(kinds) == 1 else ("mixed" if kinds else "none")
+    return rnn, len(found), any(type(l).__name__ == "Bidirectional" for l in head_layers)
+
+
+def _shape(model, model_input: ModelInput, preprocess: PreprocessConfig, window_slices: int | None):
+    """``(kind, T, S)`` of the model's input, checked against the cache and the options."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelError(f"the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; import takes one of each")
     shape = tuple(model.input_shape)
-    _check_layers(model)
     if len(shape) == 5:
         kind, (_, t, h, w, c) = "window", shape
     elif len(shape) == 4:
@@ -213,7 +254,11 @@ def split_user_model(model, model_input: ModelInput, preprocess: PreprocessConfi
     t = t or window_slices
     if t is None:
         raise ConfigError("the model's window length is None: pass --window-slices N (the length it was trained on)")
-    layers = _chain(model)
+    return kind, int(t), int(h)
+
+
+def _parts(layers: list, kind: str) -> tuple[object, list, list]:
+    """``(encoder body, encoder layers of the chain, head layers)`` of the model's chain."""
     if kind == "window":
         n = 0
         while n < len(layers) and type(layers[n]).__name__ == "TimeDistributed":
@@ -224,16 +269,30 @@ def split_user_model(model, model_input: ModelInput, preprocess: PreprocessConfi
                 "import needs the per-slice CNN wrapped in TimeDistributed"
             )
         inner = [l.layer for l in layers[:n]]
-        body = inner[0] if n == 1 and hasattr(inner[0], "layers") else inner
-        head_layers = layers[n:]
-    else:
-        n = len(layers)
-        while n > 0 and type(layers[n - 1]).__name__ in VECTOR_LAYERS and len(layers[n - 1].input_shape) == 2:
-            n -= 1
-        body, head_layers = layers[:n], layers[n:]
-        if not head_layers:
-            raise ModelError("the per-slice model does not end in Dense layers on a feature vector; add Flatten/pooling and a Dense")
-    image = keras.Input((h, w, 3), name="image")
+        return (inner[0] if n == 1 and hasattr(inner[0], "layers") else inner), layers[:n], layers[n:]
+    n = len(layers)
+    while n > 0 and type(layers[n - 1]).__name__ in VECTOR_LAYERS and len(layers[n - 1].input_shape) == 2:
+        n -= 1
+    if n == len(layers):
+        raise ModelError("the per-slice model does not end in Dense layers on a feature vector; add Flatten/pooling and a Dense")
+    return layers[:n], layers[:n], layers[n:]
+
+
+def split_user_model(model, model_input: ModelInput, preprocess: PreprocessConfig, window_slices: int | None,
+                     labels: tuple[str, ...] | None = None, softmax_ok: bool = False, original=None,
+                     cache_series=()) -> Split:
+    """The canonical (encoder, head) of a user's model, verified; see the module doc for the shapes.
+
+    ``original`` runs the user's file when ``model`` is a rebuild of it (a Keras 3 file);
+    ``cache_series`` adds real windows to the verification (:mod:`verify`).
+    """
+    from ich_edge.training.importer.verify import verification_windows
+
+    kind, t, h = _shape(model, model_input, preprocess, window_slices)
+    _check_layers(model)
+    layers = _chain(model)
+    body, encoder_layers, head_layers = _parts(layers, kind)
+    image = keras.Input((h, h, 3), name="image")
     features = _replay(_adapter(image, model_input, preprocess), body)
     if len(features.shape) != 2:
         raise ModelError(
@@ -241,28 +300,65 @@ def split_user_model(model, model_input: ModelInput, preprocess: PreprocessConfi
             "pooling inside TimeDistributed"
         )
     encoder = keras.Model(image, features, name=ENCODER_NAME)
-    unit = probe_window(h, t)
+    unit, cases = verification_windows(h, t, cache_series)
     raw = run_original(model, kind, model_input, preprocess, unit)  # before the labels are reordered in place
+    reference = raw if original is None else run_original(original, kind, model_input, preprocess, unit)
     activation, dense = _final_activation(head_layers)
-    file_labels = _map_labels(dense, activation, int(model.output_shape[-1]), labels, softmax_ok)
+    file_labels, select = _map_labels(dense, activation, int(model.output_shape[-1]), labels, softmax_ok)
     head_in = keras.Input((t, int(features.shape[-1])), name="features")
     y = head_in
     for layer in head_layers:
         y = layer(y)
+    if select is not None:
+        y = _select_layer(y, select, int(model.output_shape[-1]))
     per_window = len(y.shape) == 2
     if per_window:
         y = keras.layers.RepeatVector(t, name=REPEAT_NAME)(y)
     if len(y.shape) != 3:
         raise ModelError(f"the head ends in shape {tuple(y.shape)}; expected (batch, slices, labels) or (batch, labels)")
     head = keras.Model(head_in, y, name=HEAD_NAME)
-    split = Split(encoder, head, kind, int(t), int(h), int(features.shape[-1]), _rnn_kind(head_layers), per_window,
-                  activation, file_labels)
-    return replace(split, check_max_abs_diff=check_split(split, raw, unit))
+    rnn, depth, bidirectional = _recurrent_summary(head_layers)
+    split = Split(encoder, head, kind, t, h, int(features.shape[-1]), rnn, per_window, activation, file_labels,
+                  recurrent_layers=depth, bidirectional=bidirectional, verification=tuple(cases))
+    if original is not None:
+        check_rebuild(raw, reference, cases)
+    located = lambda: _locate(model, kind, encoder_layers, head_layers, split, model_input, preprocess, unit)  # noqa: E731
+    return replace(split, check_max_abs_diff=check_split(split, reference, unit, cases, located))
 
 
-def probe_window(size_px: int, window_slices: int) -> np.ndarray:
-    """A fixed random batch of standard windows ``(2, T, S, S, 3)`` in [0, 1]."""
-    return np.random.default_rng(0).uniform(0, 1, (2, window_slices, size_px, size_px, 3)).astype(np.float32)
+def check_rebuild(rebuilt: np.ndarray, original: np.ndarray, cases) -> None:
+    """The tf_keras rebuild of a Keras 3 file equals Keras 3's own run on every verification window."""
+    from ich_edge.training.importer.verify import TOLERANCE, worst
+
+    diff = float(np.abs(rebuilt - original).max())
+    if not diff <= TOLERANCE:
+        raise ModelError(
+            f"the tf_keras rebuild of the Keras 3 file differs from Keras 3 by {diff:.2e} (> {TOLERANCE:g}) on the "
+            f"'{worst(rebuilt - original, list(cases))}' window; save the model with tf_keras as .h5 instead"
+        )
+
+
+def _locate(model, kind, encoder_layers, head_layers, split: Split, model_input, preprocess, unit) -> str:
+    """The first layer where the canonical model and the user's model disagree on ``unit``."""
+    from ich_edge.training.importer.verify import first_disagreement
+
+    x = model_input(unit, preprocess)
+    b, t = x.shape[:2]
+    if kind == "slice":
+        x = x.reshape(b * t, *x.shape[2:])
+    try:
+        probe = keras.Model(model.inputs[0], [encoder_layers[-1].output] + [l.output for l in head_layers])
+        outputs = [np.asarray(o) for o in probe(x, training=False)]
+    except (ValueError, AttributeError, RuntimeError) as err:
+        return f"(cannot read the original's layer outputs: {str(err).splitlines()[0] if str(err) else err})"
+    features = np.asarray(split.encoder(unit.reshape(b * t, *unit.shape[2:]), training=False))
+    pairs = [(f"the slice encoder (up to layer {encoder_layers[-1].name!r})",
+              features.reshape(b, t, -1) if kind == "window" else features, outputs[0])]
+    y = features.reshape(b, t, -1)
+    for layer, expected in zip(head_layers, outputs[1:]):
+        y = np.asarray(layer(y, training=False))
+        pairs.append((f"layer {layer.name!r}", y if kind == "window" else y.reshape(expected.shape), expected))
+    return first_disagreement(pairs)
 
 
 def run_original(model, kind: str, model_input: ModelInput, preprocess: PreprocessConfig, unit: np.ndarray) -> np.ndarray:
@@ -270,26 +366,41 @@ def run_original(model, kind: str, model_input: ModelInput, preprocess: Preproce
 
     Returns its raw outputs, ``(B, T, K)`` or ``(B, K)``, columns in the file's label order.
     """
+    from ich_edge.training.importer.verify import in_batches
+
     x = model_input(unit, preprocess)
     b, t = x.shape[:2]
     if kind == "slice":
-        return np.asarray(model(x.reshape(b * t, *x.shape[2:])), np.float32).reshape(b, t, -1)
-    return np.asarray(model(x), np.float32)
+        return in_batches(model, x.reshape(b * t, *x.shape[2:])).reshape(b, t, -1)
+    return in_batches(model, x)
 
 
 def to_canonical(raw: np.ndarray, window_slices: int, file_labels) -> np.ndarray:
     """Raw outputs of :func:`run_original` as ``(B, T, K)`` in the imported model's order (:func:`ich_edge.labels.canonical_order`)."""
     if raw.ndim == 2:
         raw = np.repeat(raw[:, None, :], window_slices, axis=1)
-    return raw[..., label_columns(canonical_order(file_labels), file_labels)]
+    return raw[..., output_columns(file_labels)]
 
 
-def check_split(split: Split, raw: np.ndarray, unit: np.ndarray, tolerance: float = 1e-5) -> float:
-    """Largest |canonical - original| on the probe ``unit`` whose original outputs are ``raw``."""
+def check_split(split: Split, raw: np.ndarray, unit: np.ndarray, cases=(), locate=None, tolerance: float | None = None) -> float:
+    """Largest |canonical - original| on the verification windows ``unit`` whose original outputs are ``raw``.
+
+    Past ``tolerance`` (:data:`verify.TOLERANCE`) a :class:`ModelError` names the window and,
+    through ``locate()``, the first layer where the two disagree: nothing is written.
+    """
+    from ich_edge.training.importer.verify import TOLERANCE, in_batches, worst
     from ich_edge.training.model import build_cnn_lstm
 
-    canonical = np.asarray(build_cnn_lstm(split.encoder, split.head, split.window_slices)(unit, training=False))
-    diff = float(np.abs(canonical - to_canonical(raw, split.window_slices, split.file_labels)).max())
-    if not diff <= tolerance:
-        raise ModelError(f"the split model differs from the original by {diff:.2e}; please report this with the model")
-    return diff
+    tolerance = TOLERANCE if tolerance is None else tolerance
+    whole = build_cnn_lstm(split.encoder, split.head, split.window_slices)
+    canonical = in_batches(lambda w: whole(w, training=False), unit)
+    diff = canonical - to_canonical(raw, split.window_slices, split.file_labels)
+    largest = float(np.abs(diff).max())
+    if not largest <= tolerance:
+        where = locate() if locate else "unknown"
+        window = worst(diff, list(cases)) if len(cases) == len(unit) else "a verification"
+        raise ModelError(
+            f"the imported model would differ from yours by {largest:.2e} (> {tolerance:g}) on the '{window}' window; "
+            f"first disagreement: {where}; nothing was written (please report this with the model)"
+        )
+    return largest
