@@ -80,7 +80,9 @@ def apps_block() -> list[str]:
         return lines
     result = json.loads(path.read_text())
     sha = result["model"]["sha256"]
-    lines += ["", f"Per-study time of the golden sample (32 slices), `benchmarks/results/{path.name}`:", "",
+    load = (result.get("load_average_start_end") or [[None]])[0][0]
+    busy = f" (measured at load {load:.1f} on {result.get('machine', {}).get('cpus', '?')} cores: compare ratios only)" if load and load > 2 else ""
+    lines += ["", f"Per-study time of the golden sample (32 slices), `benchmarks/results/{path.name}`{busy}:", "",
               "| where | runtime | per study ms, median (min-max) | max abs diff vs expected.json |", "|---|---|---|---|"]
     for run in result["runs"]:
         study = run.get("per_study_ms") or {}
@@ -194,20 +196,23 @@ def runtimes_block() -> list[str]:
         return ["(no runtime_matrix result yet: run benchmarks/runtime_matrix.py after .ci/provision-arm.sh)"]
     result = json.loads(path.read_text())
     emulator = next((r["detail"] for r in result["runtimes"] if r["emulated"]), "")
-    lines = [f"The golden sample on the kernels apps run ({result['models']}; `benchmarks/results/{path.name}`, by "
-             f"`benchmarks/runtime_matrix.py`; aarch64 {emulator}): the reference client's max |diff| against the "
-             "sample (x86_64 with the project's LiteRT, XNNPACK), features / slice probabilities, and whether the "
-             "study decisions agree; `assets`: whether `ich-edge assets` ships the file or refuses it (its spread on this "
-             "machine's kernel sets, the builtin reference kernels included, could flip a sample decision):", "",
-             "| precision | arch | ai-edge-litert | features | slice p | decisions | assets |", "|---|---|---|---|---|---|---|"]
-    for row in result["rows"]:
-        diff = row.get("max_abs_diff") or {}
-        cells = (f"{diff['features']:.1e} | {diff['slice']:.1e} | {'agree' if row['decisions_agree'] else 'DIFFER'}"
-                 if row["status"] == "ok" else f"{row['status']} | | ")
-        refused = row.get("assets_would_refuse")
+    runtimes = sorted({f"{r['arch']}/{r['litert']}" for r in result["rows"]})
+    lines = [f"The golden sample on {len(runtimes)} kernel sets ({', '.join(runtimes)}; aarch64 {emulator}; "
+             f"{result['models']}; `benchmarks/results/{path.name}`, by `benchmarks/runtime_matrix.py`): the largest "
+             "|diff| against the sample over them (features / slice probabilities), whether every runtime's study "
+             "decisions agree, and whether `ich-edge assets` ships the file (refused: its measured spread could flip "
+             "a sample decision):", "",
+             "| precision | features | slice p | decisions | assets |", "|---|---|---|---|---|"]
+    for precision in dict.fromkeys(row["precision"] for row in result["rows"]):
+        rows = [r for r in result["rows"] if r["precision"] == precision]
+        ok = [r for r in rows if r["status"] == "ok"]
+        worst = {k: max((r.get("max_abs_diff") or {}).get(k, 0.0) for r in ok) if ok else None for k in ("features", "slice")}
+        agree = "agree" if ok and all(r["decisions_agree"] for r in ok) else "DIFFER"
+        refused = next((r.get("assets_would_refuse") for r in rows if r.get("assets_would_refuse")), None)
         spread = re.search(r"by up to ([0-9.e+-]+)", refused or "")
         verdict = "ships" if not refused else f"refused (spread {spread.group(1) if spread else '?'})"
-        lines.append(f"| {row['precision']} | {row['arch']} | {row['litert']} | {cells} | {verdict} |")
+        cells = " | ".join("-" if v is None else f"{v:.1e}" for v in worst.values())
+        lines.append(f"| {precision} | {cells} | {agree} ({len(ok)}/{len(rows)} ran) | {verdict} |")
     return lines
 
 

@@ -16,7 +16,7 @@ def test_write_results_makes_absolute_paths_relative(tmp_path, monkeypatch):
               "work": str(tmp_path / "scratch" / "m.tflite"), "rows": [{"path": "/elsewhere/run/model.tflite"}], "n": 3}
     (path,) = write_results(result, "demo", tmp_path / "results")
     written = json.loads(path.read_text())
-    assert written["work"] == "scratch/m.tflite" and written["rows"][0]["path"] == "<outside>/model.tflite"
+    assert written["work"] == "scratch/m.tflite" and written["rows"][0]["path"] == "<outside>/elsewhere/run/model.tflite"
     assert written["n"] == 3 and result["work"].startswith("/")  # the caller's own dict is untouched
 
 

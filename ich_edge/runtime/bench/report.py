@@ -159,7 +159,7 @@ def write_result(result: dict, path: str | Path) -> Path:
 
 def relative_paths(value, root: str | Path | None = None):
     """``value`` with every absolute path string made relative to ``root`` (the current folder by
-    default), or cut to ``<outside>/<name>`` when it lies elsewhere: a result file names no folder
+    default), or cut to ``<outside>/`` and its last three parts when it lies elsewhere: a result file names no folder
     of the machine it ran on."""
     if isinstance(value, dict):
         return {k: relative_paths(v, root) for k, v in value.items()}
@@ -172,7 +172,7 @@ def relative_paths(value, root: str | Path | None = None):
         absolute = os.path.abspath(value)
         if absolute == base or absolute.startswith(base + os.sep):
             return os.path.relpath(absolute, base)
-        return f"<outside>/{os.path.basename(absolute)}"
+        return "<outside>/" + "/".join(absolute.split(os.sep)[-3:])  # the last folders still tell runs apart
     return value
 
 
