@@ -34,7 +34,7 @@ OLD_SPELLINGS = {"--tflite", "--json-file", "--json-out", "--results-dir", "--in
 MANY_MODELS = {"bench", "convert", "parity"}
 ONE_MODEL = {"predict", "assets", "qat", "import"}
 #: List-valued options (comma-separated and/or repeated).
-LIST_OPTIONS = {("bench", "--threads"), ("bench", "--backend"), ("convert", "--precision"),
+LIST_OPTIONS = {("bench", "--threads"), ("bench", "--backend"), ("convert", "--precision"), ("convert", "--keep-float"),
                 ("parity", "--gated-labels"), ("import", "--labels")}
 DICOM_INPUT = {"inspect", "predict", "prepare"}
 #: Lines the native libraries print at start-up; none may reach the user without --debug.

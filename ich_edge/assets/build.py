@@ -280,7 +280,7 @@ def _notes(manifest: dict, staging: Path) -> list[str]:
     if manifest["precision"] != RECOMMENDED_PRECISION:
         notes.append(
             f"the model's precision is {manifest['precision']}; phones should get {RECOMMENDED_PRECISION} "
-            f"(ich-edge convert --precision {RECOMMENDED_PRECISION}; int8-mixed where it fails parity)"
+            f"(ich-edge convert --precision {RECOMMENDED_PRECISION}, or int8-mixed: float only where int8 costs decisions)"
         )
     size = (staging / "model.tflite").stat().st_size
     if size > MAX_MODEL_BYTES:

@@ -132,12 +132,7 @@ class TFLiteStudyModel:
         self._window_name, self._window = _only(self._classify.get_input_details(), "classify input", self.path)
         self._probs_name, self._probs = _only(self._classify.get_output_details(), "classify output", self.path)
         self.sequence = SequenceConfig.from_dict(self.description["sequence"])
-        self.input_size_px = int(self._image["shape_signature"][1])
-        if self.window_slices != self.sequence.window_slices:
-            raise ModelError(
-                f"{self.path}: classify takes {self.window_slices} slices but the description says "
-                f"{self.sequence.window_slices}; convert the model again"
-            )
+        self.input_size_px = int(self._image["shape_signature"][1])  # window and size: checked by model_check
         self._blank_features: np.ndarray | None = None
 
     @property

@@ -144,6 +144,9 @@ def _tiny_model_bytes(precision: str, seed: int = 0) -> bytes:
         "precision": precision,
         "sequence": {"window_slices": WINDOW, "stride_slices": WINDOW // 2},
         "thresholds": {level: {label: 0.5 for label in LABELS} for level in ("slice", "study")},
+        # what every verb now checks before it runs a file (ich_edge.runtime.model_check.description_problem)
+        "preprocessing": {"windows_hu": [[40.0, 80.0], [80.0, 200.0], [600.0, 2800.0]],
+                          "window_names": ["brain", "subdural", "bone"], "input_size_px": SIZE_PX, "resize_method": "area"},
     }
     return embed_description(bytes(builder.Output()), description)
 

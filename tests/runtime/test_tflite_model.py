@@ -176,7 +176,7 @@ def test_models_without_both_signatures_or_a_matching_window(tmp_path):
     path = tmp_path / "window_mismatch.tflite"
     description = tiny.default_description(SIZE, WINDOW + 2, STRIDE, "int8", None)
     path.write_bytes(tiny.tiny_model_bytes(SIZE, WINDOW, STRIDE, description=description))
-    with pytest.raises(ModelError, match="classify takes 4 slices but the description says 6"):
+    with pytest.raises(ModelError, match="sequence window_slices 6 differs from the classify input tensor's 4 slices"):
         TFLiteStudyModel(path)
 
 
