@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -111,14 +112,20 @@ def slice_height_mm(ds) -> float:
 
 def read_series(folder: Path) -> tuple[list[str], list]:
     """SOP Instance UIDs and data sets of the one series in ``folder``, bottom to top."""
-    with warnings.catch_warnings():  # RSNA-style "ID_<hex>" instance UIDs are not valid UIDs
-        warnings.filterwarnings("ignore", message="Invalid value for VR UI")
-        datasets = [pydicom.dcmread(path) for path in sorted(folder.glob("*.dcm"))]
-        series = {str(ds.SeriesInstanceUID) for ds in datasets}
-        if len(series) != 1:
-            raise ValueError(f"{folder}: expected one series, found {len(series)}")
-        datasets.sort(key=slice_height_mm)
-        return [str(ds.SOPInstanceUID) for ds in datasets], datasets
+    logger = logging.getLogger("pydicom")  # pydicom both warns and logs the same line
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():  # RSNA-style "ID_<hex>" instance UIDs are not valid UIDs
+            warnings.filterwarnings("ignore", message="Invalid value for VR UI")
+            datasets = [pydicom.dcmread(path) for path in sorted(folder.glob("*.dcm"))]
+            series = {str(ds.SeriesInstanceUID) for ds in datasets}
+            if len(series) != 1:
+                raise ValueError(f"{folder}: expected one series, found {len(series)}")
+            datasets.sort(key=slice_height_mm)
+            return [str(ds.SOPInstanceUID) for ds in datasets], datasets
+    finally:
+        logger.setLevel(level)
 
 
 def preprocess(datasets: list, rules: dict) -> np.ndarray:
