@@ -25,7 +25,7 @@ LAYER,...`` names the groups instead.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from converters import layers as layers_lib
@@ -48,14 +48,12 @@ class Judge:
     describe: object
     converted_from: tuple = ()
     threads: int = 2
-    files_judged: int = field(default=0)
 
     def __call__(self, candidates: list[bytes]) -> list[dict]:
         """Per candidate: ``fails`` (a gate of either question FAILed), ``failures`` (their lines) and
         ``disagreements`` (study decisions, over all labels, that differ from the validated model's)."""
         from ich_edge.training.parity import ParityConfig, run_parity
 
-        self.files_judged += len(candidates)
         with tempfile.TemporaryDirectory(prefix="ich_edge_mixed_") as scratch:
             paths = []
             for k, payload in enumerate(candidates):
@@ -73,19 +71,17 @@ class Judge:
 
 
 def layer_report(calibrated: bytes, quantized: bytes, calibration, judge: Judge | None = None,
-                 kept_float=(), io: str = "float", log=print) -> dict:
-    """The per-layer report of ``quantized`` (see the module docstring); ``kept_float`` groups are skipped
-    in the decision ranking (they are float already)."""
+                 io: str = "float", log=print) -> dict:
+    """The per-layer report of ``quantized`` (see the module docstring)."""
     groups = layers_lib.LayerGroups.of(calibrated)
     errors = layers_lib.group_errors(layers_lib.tensor_errors(calibrated, quantized, calibration))
-    ranked = [g for g in sorted(errors, key=lambda g: -errors[g]["added"]) if g not in kept_float][:MAX_RANKED_GROUPS]
+    ranked = sorted(errors, key=lambda g: -errors[g]["added"])[:MAX_RANKED_GROUPS]
     impact, base = {}, None
     if judge is not None:
         (base,) = judge([quantized])
     if base is not None and base["fails"] and ranked:  # only a failing file needs to know which layers to keep
         log(f"layer report: judging {len(ranked)} files, each with one more layer in float, on the validation studies")
-        kept = [n for g in kept_float for n in groups.nodes[g]]
-        verdicts = judge([layers_lib.quantize(calibrated, kept + groups.nodes[g], io=io) for g in ranked])
+        verdicts = judge([layers_lib.quantize(calibrated, groups.nodes[g], io=io) for g in ranked])
         impact = {g: {"restored": base["disagreements"] - v["disagreements"], "passes_alone": not v["fails"]}
                   for g, v in zip(ranked, verdicts)}
     order = sorted(errors, key=lambda g: (-impact.get(g, {}).get("restored", 0), -errors[g]["added"]))
@@ -98,7 +94,7 @@ def layer_report(calibrated: bytes, quantized: bytes, calibration, judge: Judge 
                    "keeping this layer in float gives back",
         "validation": None if base is None else {"disagreements_all_int8": base["disagreements"], "fails": base["fails"],
                                                   "failures": base["failures"]},
-        "kept_float": list(kept_float),
+        "kept_float": [],
         "layers": rows,
         "worst": [r["group"] for r in rows[:3]],
     }
@@ -122,7 +118,7 @@ def search(calibrated: bytes, report: dict, judge: Judge, io: str = "float", bat
     ``(kept groups, path)``: each step's kept groups, disagreements and failures.
     """
     groups = layers_lib.LayerGroups.of(calibrated)
-    candidates = [row["group"] for row in report["layers"] if row["group"] not in report.get("kept_float", [])]
+    candidates = [row["group"] for row in report["layers"]]
     path = []
     if report.get("validation") is not None:  # the all-integer file, judged by the report
         path.append({"kept_float": [], "disagreements": report["validation"]["disagreements_all_int8"],

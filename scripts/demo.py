@@ -37,7 +37,6 @@ from ich_edge.cli import main as cli_main
 
 from ich_edge.precisions import BY_NAME, NAMES as PRECISIONS, SHIP_ORDER as SHIP_PREFERENCE
 
-SHIP_PRECISION = SHIP_PREFERENCE[0]
 SHIPPED_FILE = "shipped.json"
 
 
