@@ -41,7 +41,8 @@ class ConvertConfig:
     io : "float" or "int8" I/O tensors for the integer recipes (see ``converters.recipe``).
     force : replace existing output files.
     seed : seed of the calibration draw.
-    keep_float : int8-mixed's float layers: ``("auto",)`` (search, :mod:`converters.mixed`) or layer names.
+    keep_float : float layers of int8-mixed and qat-int8: ``("auto",)`` (search, :mod:`converters.mixed`),
+        ``("none",)`` (all integer) or layer names.
     layer_report : write the per-layer quantization report beside every integer file.
     """
 
@@ -56,8 +57,9 @@ class ConvertConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "precisions", tuple(self.precisions))
         object.__setattr__(self, "keep_float", tuple(self.keep_float))
-        if "auto" in self.keep_float and len(self.keep_float) > 1:
-            raise ConfigError("--keep-float takes either auto or layer names, not both")
+        for word in ("auto", "none"):
+            if word in self.keep_float and len(self.keep_float) > 1:
+                raise ConfigError(f"--keep-float takes either {word} or layer names, not both")
         if not self.precisions:
             raise ConfigError("name at least one --precision (or all)")
         if not 1 <= self.calibration_windows <= 100_000:
@@ -187,7 +189,7 @@ def _searchable(recipes: list, config: ConvertConfig, float_dirs: list, log) -> 
     judgeable = bool(float_dirs) and (Path(float_dirs[0]) / SPLIT_FILE).is_file()
     if named or judgeable or config.keep_float != ("auto",) or MIXED not in [r.name for r in recipes]:
         return recipes
-    log(f"note: {MIXED} is left out: its float-layer search judges on the run's validation studies, and "
+    log(f"note: {MIXED} is left out: its float-layer search judges on the run's training cache (split.json), and "
         f"{float_dirs[0] if float_dirs else 'no float RUN_DIR'} has no split.json; name the layers with --keep-float")
     return [r for r in recipes if r.name != MIXED]
 
@@ -225,7 +227,8 @@ class _Layered:
         return Judge(Path(self.float_dir), Path(self.data), describe, converted_from=(Path(self.run.path),) if quantized else ())
 
     def mixed(self, recipe: Recipe, options: ConvertOptions) -> tuple[bytes, dict]:
-        """int8-mixed's bytes and its layer report (with the search path, or the named layers)."""
+        """The bytes of a recipe that keeps float where int8 breaks parity (int8-mixed, qat-int8) and
+        its layer report (with the search path, or the named layers)."""
         from converters import layers, mixed
 
         calibrated = self.calibrated()
@@ -234,11 +237,17 @@ class _Layered:
         judge = self.judge(recipe, options) if auto or self.config.layer_report else None
         start = layers.quantize(calibrated, io=options.io)
         report = self.report(recipe, options, start) if judge is not None else mixed.layer_report(calibrated, start, self.calibration)
-        if auto:
+        if auto and judge is None and recipe.needs_qat:
+            self.log(f"note: {recipe.name} is all integer: the float search judges against the validated float RUN_DIR "
+                     "and its split.json; pass it as another --model (and its training cache as --data)")
+            kept, path = [], []
+        elif auto:
             if judge is None:
-                raise ConfigError("int8-mixed --keep-float auto judges on the run's validation studies: pass the float "
+                raise ConfigError(f"{recipe.name} --keep-float auto judges on the run's training cache: pass the float "
                                   "RUN_DIR with split.json as --model and its training cache as --data, or name the layers")
-            kept, path = mixed.search(calibrated, report, judge, io=options.io, log=self.log)
+            kept, path = mixed.search(calibrated, report, judge, io=options.io, log=self.log, label=recipe.name)
+        elif self.config.keep_float == ("none",):
+            kept, path = [], []
         else:
             kept, path = groups.resolve(self.config.keep_float), []
         payload = layers.quantize(calibrated, [n for g in kept for n in groups.nodes[g]], io=options.io)
@@ -260,15 +269,19 @@ class _Layered:
 
 def _convert_one(run, recipe: Recipe, saved: Path, calibration, io: str, out: Path, force: bool, log, layered: _Layered) -> dict:
     from converters.mixed import REPORT_SUFFIX, worst_line
-    from converters.int8_mixed import NAME as MIXED
 
     t0 = time.monotonic()
     dataset = representative_dataset(calibration) if recipe.needs_calibration else None
     options = ConvertOptions(io=io, representative_dataset=dataset)
     layer_report = None
-    if recipe.name == MIXED:
+    if recipe.keeps_float:
         recipe.check_options(options)
         tflite_bytes, layer_report = layered.mixed(recipe, options)
+    elif recipe.needs_calibration:  # int8: the one calibrated graph, quantized (int8-mixed's start: one layer report)
+        from converters.layers import quantize
+
+        recipe.check_options(options)
+        tflite_bytes = quantize(layered.calibrated(), io=io)
     else:
         tflite_bytes = run_converter(saved, recipe, options)
     summary = op_summary(tflite_bytes)
@@ -278,13 +291,13 @@ def _convert_one(run, recipe: Recipe, saved: Path, calibration, io: str, out: Pa
     if recipe.needs_calibration and layer_report is None and layered.config.layer_report:
         layer_report = layered.report(recipe, options, tflite_bytes)
     description = describe_model(run, recipe, options, tflite_bytes, summary, calibration if dataset else None)
-    if recipe.name == MIXED:
+    if recipe.keeps_float:
         description["kept_float"] = layer_report["kept_float"]
     path = write_model(out / recipe.file_name, tflite_bytes, description, force)
     if layer_report is not None:
         write_json_atomic(path.with_name(path.name + REPORT_SUFFIX), layer_report)
         log(f"{recipe.name}: {worst_line(layer_report)}"
-            + (f"; kept in float: {', '.join(layer_report['kept_float']) or 'none'}" if recipe.name == MIXED else ""))
+            + (f"; kept in float: {', '.join(layer_report['kept_float']) or 'none'}" if recipe.keeps_float else ""))
     seconds = time.monotonic() - t0
     size = path.stat().st_size
     log(f"wrote {path} ({size / 1024:.1f} KiB, {io} I/O, {seconds:.1f} s)")

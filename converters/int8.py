@@ -1,8 +1,10 @@
 """int8: full-integer post-training quantization, calibrated on slices and windows of the cache.
 
-Both signatures are quantized, the recurrent head included: with calibration data the
-converter turns the fused UNIDIRECTIONAL_SEQUENCE_LSTM into its integer kernel (int8
-weights, int16 cell state), so no float weights are left in the file.
+Both signatures are quantized, the recurrent head included (unrolled and stateless: int8
+FULLY_CONNECTED and elementwise ops), so no float weights are left in the file. ``convert``
+quantizes the one calibrated graph of the run (:func:`converters.layers.quantize`), the
+graph int8-mixed starts from, so both share one per-layer report; ``configure`` is the
+same conversion as one converter call.
 """
 
 from converters.recipe import Recipe, builtin_ops, integer_io

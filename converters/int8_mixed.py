@@ -22,4 +22,5 @@ RECIPE = Recipe(
     needs_qat=False,
     io_types=("float", "int8"),
     parity=CONVERSION_GATES[NAME],
+    keeps_float=True,
 )

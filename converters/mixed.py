@@ -4,20 +4,26 @@ For an integer file, :func:`layer_report` says which layers cost accuracy, in tw
 
 * **tensor error** (:func:`converters.layers.tensor_errors`): RMSE / quantization step of
   every op output against the float calibrated graph on calibration samples;
-* **decision impact** (needs the run's validation studies in the cache): for each layer
-  group, the file with *only that group* in float is judged against the validated float
-  model on the validation studies (the two parity questions, :func:`ich_edge.training.parity.run_parity`
-  with ``studies="validation"``); ``restored`` is how many study decisions (over all labels)
-  that group alone gives back. Measured only when the all-integer file fails a gate there
-  (one file per group: minutes on the demo model).
+* **decision impact** (needs the run's training cache): for each layer group, the file
+  with *only that group* in float is judged against the validated float model on every
+  study of the training cache, training and validation (the two parity questions,
+  :func:`ich_edge.training.parity.run_parity` with ``studies="all"``); ``restored`` is how
+  many study decisions (over all labels) that group alone gives back. Measured only when
+  the all-integer file fails a gate there (one file per group: minutes on the demo model).
+
+Why the training studies too: the questions compare a file with the Keras models, which
+needs no held-out data, and the demo's 60 validation studies made the search chase noise:
+one changed decision there is 98.3% agreement, under the 99% conversion gate, so the
+search had to reach zero flips and kept 24 of 36 groups float (docs/experiments.md).
 
 The report ranks groups by decision impact, then by added tensor error; ``convert`` writes
 it beside the file (``<file>.layers.json``) and prints the worst layers in one line.
 
-``int8-mixed`` (:func:`search`) starts from the all-integer file and keeps groups in float,
-worst first, one at a time, until the file passes both parity questions on the validation
-studies (no gate FAILs; a label with too few validation positives cannot fail there), or no
-candidate is left; it records the path it took. The test set stays untouched by the search:
+``int8-mixed`` and ``qat-int8`` (:func:`search`) start from the all-integer file and keep
+groups in float, worst first, one at a time, until the file passes both parity questions on
+the training cache (no gate FAILs), or no candidate is left; it records the path it took.
+When even the all-float file of the source fails there (a QAT model that decides otherwise
+than the validated one), no float set can help: the search stops and keeps none. The test set stays untouched by the search:
 ``ich-edge parity`` on held-out studies gives the verdict afterwards. ``--keep-float
 LAYER,...`` names the groups instead.
 """
@@ -25,7 +31,7 @@ LAYER,...`` names the groups instead.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from converters import layers as layers_lib
@@ -37,7 +43,7 @@ MAX_RANKED_GROUPS = 16
 
 @dataclass
 class Judge:
-    """Judges candidate files on the validation studies of the training cache against the float run.
+    """Judges candidate files on every study of the training cache against the float run (and a QAT source).
 
     ``describe(tflite_bytes) -> bytes`` embeds the description a file needs (labels,
     thresholds, sequence) so that parity reads it like any converted file.
@@ -48,6 +54,8 @@ class Judge:
     describe: object
     converted_from: tuple = ()
     threads: int = 2
+    #: The Keras models' scores, kept between calls (every call judges the same studies).
+    memo: dict = field(default_factory=dict)
 
     def __call__(self, candidates: list[bytes]) -> list[dict]:
         """Per candidate: ``fails`` (a gate of either question FAILed), ``failures`` (their lines) and
@@ -61,8 +69,8 @@ class Judge:
                 path.write_bytes(self.describe(payload))
                 paths.append(path)
             report, _ = run_parity(self.run_dir, paths, self.data,
-                                   ParityConfig(replicates=0, studies="validation", threads=self.threads),
-                                   converted_from=self.converted_from)
+                                   ParityConfig(replicates=0, studies="all", threads=self.threads),
+                                   converted_from=self.converted_from, reference_scores=self.memo)
         return [{"fails": any(entry[q]["verdict"] == "FAIL" for q in ("conversion", "deployment")),
                  "failures": entry["failures"],
                  "disagreements": sum(v["lost_positives"] + v["new_positives"]
@@ -80,7 +88,7 @@ def layer_report(calibrated: bytes, quantized: bytes, calibration, judge: Judge 
     if judge is not None:
         (base,) = judge([quantized])
     if base is not None and base["fails"] and ranked:  # only a failing file needs to know which layers to keep
-        log(f"layer report: judging {len(ranked)} files, each with one more layer in float, on the validation studies")
+        log(f"layer report: judging {len(ranked)} files, each with one more layer in float, on the training cache")
         verdicts = judge([layers_lib.quantize(calibrated, groups.nodes[g], io=io) for g in ranked])
         impact = {g: {"restored": base["disagreements"] - v["disagreements"], "passes_alone": not v["fails"]}
                   for g, v in zip(ranked, verdicts)}
@@ -90,9 +98,10 @@ def layer_report(calibrated: bytes, quantized: bytes, calibration, judge: Judge 
         "format": "ich-edge-layers/1",
         "measure": "rmse_per_scale: RMSE of the op output against the float calibrated graph, in quantization steps "
                    "(accumulated along the graph); added: what the layer adds to the error before it; restored (measured "
-                   "when the all-integer file fails a gate on the validation studies): study decisions, all labels, that "
+                   "when the all-integer file fails a gate on the training cache's studies): study decisions, all labels, that "
                    "keeping this layer in float gives back",
-        "validation": None if base is None else {"disagreements_all_int8": base["disagreements"], "fails": base["fails"],
+        "judged_on": None if base is None else "every study of the training cache (training and validation)",
+        "judged": None if base is None else {"disagreements_all_int8": base["disagreements"], "fails": base["fails"],
                                                   "failures": base["failures"]},
         "kept_float": [],
         "layers": rows,
@@ -110,29 +119,45 @@ def worst_line(report: dict) -> str:
 
 
 def search(calibrated: bytes, report: dict, judge: Judge, io: str = "float", batch: int = 4,
-           log=print) -> tuple[list[str], list[dict]]:
-    """Keep float groups, worst first (the report's order), until the validation file has no FAIL.
+           log=print, label: str = "int8-mixed") -> tuple[list[str], list[dict]]:
+    """Keep float groups, worst first (the report's order), until the file has no FAIL on the training cache.
 
     The cumulative files are judged ``batch`` at a time (one parity run scores the Keras
-    reference once for all of them); the path stops at the first that passes. Returns
+    models once for all of them); the path stops at the first that passes. The first batch
+    also judges the file with every group float: when that fails too, the source model
+    itself fails the deployment question and the search keeps none. Returns
     ``(kept groups, path)``: each step's kept groups, disagreements and failures.
     """
     groups = layers_lib.LayerGroups.of(calibrated)
     candidates = [row["group"] for row in report["layers"]]
     path = []
-    if report.get("validation") is not None:  # the all-integer file, judged by the report
-        path.append({"kept_float": [], "disagreements": report["validation"]["disagreements_all_int8"],
-                     "passes": not report["validation"]["fails"], "failures": report["validation"]["failures"][:3]})
+    if report.get("judged") is not None:  # the all-integer file, judged by the report
+        path.append({"kept_float": [], "disagreements": report["judged"]["disagreements_all_int8"],
+                     "passes": not report["judged"]["fails"], "failures": report["judged"]["failures"][:3]})
     steps = [candidates[:k] for k in range(len(path), len(candidates) + 1)]
+
+    def files(chunk):
+        return [layers_lib.quantize(calibrated, [n for g in kept for n in groups.nodes[g]], io=io) for kept in chunk]
+
+    bound_checked = False
     while steps and not (path and path[-1]["passes"]):
         chunk, steps = steps[:batch], steps[batch:]
-        verdicts = judge([layers_lib.quantize(calibrated, [n for g in kept for n in groups.nodes[g]], io=io) for kept in chunk])
+        bound = [] if bound_checked or not steps else [candidates]
+        *verdicts, = judge(files(chunk + bound))
+        if bound:
+            bound_checked, everything = True, verdicts.pop()
+            if everything["fails"]:
+                log(f"{label}: even with every layer float the file fails on the training cache "
+                    f"({'; '.join(everything['failures'][:2])}): no float set helps, keeping none")
+                path.append({"kept_float": list(candidates), "disagreements": everything["disagreements"], "passes": False,
+                             "failures": everything["failures"][:3], "bound": True})
+                return [], path
         for kept, verdict in zip(chunk, verdicts):
             path.append({"kept_float": list(kept), "disagreements": verdict["disagreements"], "passes": not verdict["fails"],
                          "failures": verdict["failures"][:3]})
             if not verdict["fails"]:
                 break
     for step in path:
-        log(f"int8-mixed: float {', '.join(step['kept_float']) or 'none'}: {step['disagreements']} decisions differ on "
-            "validation, " + ("no gate fails" if step["passes"] else f"{len(step['failures'])} gate(s) fail"))
+        log(f"{label}: float {', '.join(step['kept_float']) or 'none'}: {step['disagreements']} decisions differ on "
+            "the training cache, " + ("no gate fails" if step["passes"] else f"{len(step['failures'])} gate(s) fail"))
     return (list(path[-1]["kept_float"]) if path else []), path

@@ -55,6 +55,9 @@ class Recipe:
         every label) for reduced precisions; the row of
         :data:`ich_edge.training.parity_gates.CONVERSION_GATES` (the training tier owns the
         table, so that it never imports ``converters``).
+    keeps_float : an integer recipe that keeps float only the layer groups where int8 breaks
+        parity (``--keep-float auto``: searched on the training cache, :mod:`converters.mixed`;
+        ``--keep-float LAYER,...``: named; ``--keep-float none``: all integer).
     """
 
     name: str
@@ -64,6 +67,7 @@ class Recipe:
     needs_qat: bool
     io_types: tuple[str, ...] = ("float",)
     parity: dict = field(default_factory=dict)
+    keeps_float: bool = False
 
     def __post_init__(self) -> None:
         if not set(self.io_types) <= set(IO_TYPES):

@@ -109,13 +109,16 @@ def threshold_for_agreement(reference: np.ndarray, score: np.ndarray) -> float:
     s = np.asarray(score, dtype=np.float64).ravel()
     if s.size == 0:
         return 0.5
-    cuts = np.unique(s)  # decision sets: score >= cuts[k], plus "nothing positive"
-    best, best_key = None, None
-    for k in range(cuts.size + 1):
-        decided = s >= cuts[k] if k < cuts.size else np.zeros_like(ref)
-        key = (int(np.count_nonzero(decided == ref)), -int(np.count_nonzero(ref & ~decided)), -k)
-        if best_key is None or key > best_key:
-            best, best_key = k, key
+    # decision sets: score >= cuts[k] for k < K, plus "nothing positive" (k = K); counted in one pass
+    cuts, inverse = np.unique(s, return_inverse=True)
+    positives_at = np.bincount(inverse, weights=ref, minlength=cuts.size)
+    negatives_at = np.bincount(inverse, weights=~ref, minlength=cuts.size)
+    pos_above = np.concatenate([np.cumsum(positives_at[::-1])[::-1], [0.0]])  # reference positives decided positive
+    neg_below = np.concatenate([[0.0], np.cumsum(negatives_at)])  # reference negatives decided negative
+    agree = pos_above + neg_below
+    missed = ref.sum() - pos_above
+    k = np.arange(cuts.size + 1)
+    best = int(np.lexsort((k, missed, -agree))[0])  # most agreement, then fewest misses, then the lowest cut
     if best == cuts.size:
         return float(np.nextafter(cuts[-1], np.inf) if cuts[-1] >= 1.0 else (cuts[-1] + 1.0) / 2.0)
     return float(cuts[0] / 2.0 if best == 0 else (cuts[best - 1] + cuts[best]) / 2.0)

@@ -32,8 +32,8 @@ def _precision_help() -> str:
                    "(uint8 tensors: the image input takes raw window pixels, scale 1/255, zero point 0).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration draw.")
 @list_option("--keep-float", "keep_float", default=("auto",),
-             help="int8-mixed: auto (keep layers in float, worst first, until the file passes parity on the run's "
-                  "validation studies) or layer names from the per-layer report (e.g. bidirectional,stem_conv).")
+             help="int8-mixed and qat-int8: auto (keep layers in float, worst first, until the file passes parity on the "
+                  "training cache's studies), none (all integer) or layer names from the per-layer report (e.g. bilstm,stem_conv).")
 @click.option("--no-layer-report", is_flag=True, help="Skip the per-layer quantization report (<file>.layers.json).")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 def command(models, precisions, data, out, calibration_windows, io, seed, keep_float, no_layer_report, force) -> None:

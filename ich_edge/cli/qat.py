@@ -16,9 +16,9 @@ from ich_edge.cli.conventions import Command
 @click.option("--batch-size", type=int, default=None, help="Windows per step (default: the run's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the window order and augmentation.")
 @click.option("--distill-weight", type=float, default=None,
-              help="Weight of the distillation term (the float model as teacher) beside the label loss; 0: labels only (default 4).")
+              help="Weight of the distillation term (the float model as teacher) beside the label loss; 0: labels only (default 20).")
 @click.option("--threshold-rule", type=click.Choice(["agreement", "specificity"]), default="agreement", show_default=True,
-              help="QAT thresholds: agree with the float model's validation decisions, or as train (fixed specificity).")
+              help="QAT thresholds: agree with the float model's decisions (training and validation studies), or as train (fixed specificity).")
 @click.option("--force", is_flag=True, help="Overwrite the model of an existing QAT_DIR.")
 def command(model, data, out, epochs, learning_rate, batch_size, seed, distill_weight, threshold_rule, force) -> None:
     """Fine-tune a trained CNN-LSTM with fake quantization (slice encoder), for qat-int8.

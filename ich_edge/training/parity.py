@@ -23,7 +23,7 @@ slice and study level:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -346,6 +346,8 @@ class _Inputs:
     selection: str
     notes: list
     preprocess: object
+    #: The Keras runs' scores by run folder, kept by a caller that judges many files on the same studies.
+    reference_scores: dict = field(default_factory=dict)
     models: list = field(default_factory=list)
     variants: list = field(default_factory=list)
     source_of: list = field(default_factory=list)
@@ -426,7 +428,11 @@ def _compare_runs(inputs: _Inputs, labels, config: ParityConfig, say) -> tuple[d
     for r in sorted({0, *inputs.source_of}):
         run = inputs.runs[r]
         say(f"Keras {run.path}")
-        ref_scores = [predict_series(run.encoder, run.head, s.images, run.sequence_config) for s in inputs.series]
+        key = (str(run.path), inputs.selection, tuple(s.series_uid for s in inputs.series))
+        if key not in inputs.reference_scores:
+            inputs.reference_scores[key] = [predict_series(run.encoder, run.head, s.images, run.sequence_config)
+                                            for s in inputs.series]
+        ref_scores = inputs.reference_scores[key]
         members = list(range(len(inputs.models))) if r == 0 else [k for k, s in enumerate(inputs.source_of) if s == r]
         slices, studies = _levels(inputs.series, ref_scores, [inputs.variants[k] for k in members], labels)
         thresholds = [inputs.models[k].description["thresholds"] for k in members]
@@ -500,12 +506,14 @@ def _report(inputs: _Inputs, data, labels, results: dict, study_levels: dict, ev
     }
 
 
-def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress=None, converted_from=()) -> tuple[dict, dict]:
+def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress=None, converted_from=(),
+               reference_scores: dict | None = None) -> tuple[dict, dict]:
     """Answer conversion and deployment parity for every ``.tflite`` on the held-out studies of ``data``.
 
     ``reference_dir`` is the validated float RUN_DIR (deployment reference, and conversion
     reference of files converted from it); ``converted_from`` lists the other Keras folders
-    files were converted from (a QAT_DIR). Returns ``(report, curves)``: the JSON-ready
+    files were converted from (a QAT_DIR). ``reference_scores``: a dict the caller keeps
+    between calls on the same studies, so the Keras models score them once. Returns ``(report, curves)``: the JSON-ready
     report (``report["verdict"]``: PASS, FAIL or INSUFFICIENT; each model's two questions
     with their own verdict, failures and not-evaluable gates) and the study-level truth
     and scores for the ROC figure.
@@ -516,6 +524,8 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
     """
     say = progress or (lambda line: None)
     inputs = _load_inputs(reference_dir, converted_from, data, config, say)
+    if reference_scores is not None:
+        inputs = replace(inputs, reference_scores=reference_scores)
     _score_files(inputs, tflite_paths, config, say)
     labels = check_same_labels(inputs.runs, inputs.models)
     results, study_levels = _compare_runs(inputs, labels, config, say)

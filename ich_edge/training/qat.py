@@ -14,10 +14,12 @@ decides as the validated float model decides. So the fine-tuning loss is the lab
 ``distill_weight`` x a distillation term: the binary cross-entropy of the QAT model's
 per-slice probabilities against the float model's (the *teacher*), computed inside the
 training step on the same augmented windows, RSNA label weights, every slice of the window.
-And the QAT model's thresholds are chosen on the validation studies to agree with the
-validated model's decisions there (``threshold_rule="agreement"``,
-:func:`ich_edge.metrics.threshold_for_agreement`); ``"specificity"`` chooses them as
-``ich-edge train`` does. report.json records both rules and what each gives.
+And the QAT model's thresholds are chosen to agree with the validated model's decisions
+(``threshold_rule="agreement"``, :func:`ich_edge.metrics.threshold_for_agreement`) on the
+training *and* validation studies: agreement needs no labels, and the 20% validation split
+alone leaves gaps around a threshold where a shifted score flips on new studies;
+``"specificity"`` chooses them on the validation studies as ``ich-edge train`` does.
+report.json records both rules and what each gives on the validation studies.
 
 QAT_DIR has the RUN_DIR layout with ``"quantized": true``; report.json/.md put the float
 model's validation numbers beside the QAT model's.
@@ -52,9 +54,13 @@ from ich_edge.training.train import (TrainConfig, weighted_bce, compile_for_trai
 DEFAULT_EPOCHS = 3
 LR_FACTOR = 0.1
 #: Weight of the distillation term beside the label loss (weight 1). Teacher-dominant: the
-#: file must keep the validated model's decisions, not learn new ones from the labels;
-#: the label term keeps the fine-tuning anchored where the teacher is unsure. 0: labels only.
-DEFAULT_DISTILL_WEIGHT = 4.0
+#: file must keep the validated model's decisions, not learn new ones from the labels. Per
+#: slice the loss is lowest where the probability is the weighted mean of the label and the
+#: teacher's probability, so the label pulls a slice at most w_label / (w_label + 20) of the
+#: way from the teacher (1/21; 3/23 on a positive slice with the default positive weight 3):
+#: weight 4 let the demo's QAT model move study scores by up to 0.39 (docs/experiments.md).
+#: 0: labels only.
+DEFAULT_DISTILL_WEIGHT = 20.0
 THRESHOLD_RULES = ("agreement", "specificity")
 
 
@@ -414,13 +420,17 @@ class ThresholdChoice:
 
     "agreement": per label, :func:`ich_edge.metrics.threshold_for_agreement` against the
     validated float model's decisions (its scores ``float_levels`` at its thresholds
-    ``float_thresholds``); "specificity": as ``ich-edge train`` chooses. ``record`` gets,
-    per rule, the thresholds and their study-level decision agreement with the float model,
-    missed float positives and sensitivity on the validation truth.
+    ``float_thresholds``) on the validation studies plus the ``pool`` pair of
+    ``(float levels, QAT levels)`` on the training studies; "specificity": as ``ich-edge
+    train`` chooses. ``record`` gets, per rule, the thresholds and their study-level decision
+    agreement with the float model, missed float positives and sensitivity on the validation
+    truth, and how many studies the agreement rule was fitted on.
     """
 
-    def __init__(self, float_levels: dict, float_thresholds: dict | None, rule: str, record: dict) -> None:
+    def __init__(self, float_levels: dict, float_thresholds: dict | None, rule: str, record: dict,
+                 pool: tuple[dict, dict] | None = None) -> None:
         self.float_levels, self.float_thresholds, self.rule, self.record = float_levels, float_thresholds, rule, record
+        self.pool = pool
 
     def __call__(self, section: dict, levels: dict) -> dict:
         from ich_edge.metrics import threshold_for_agreement
@@ -430,18 +440,26 @@ class ThresholdChoice:
         if self.float_thresholds is None:  # an imported run without thresholds: nothing to agree with
             self.rule = "specificity"
         else:
+            pairs = [(self.float_levels, levels)] + ([self.pool] if self.pool is not None else [])
             by_rule["agreement"] = {
-                level: {label: threshold_for_agreement(self._float_decisions(level, k, label), levels[f"{level}_scores"][:, k])
-                        for k, label in enumerate(labels)}
+                level: {label: threshold_for_agreement(
+                    np.concatenate([self._float_decisions(level, k, label, f) for f, _ in pairs]),
+                    np.concatenate([q[f"{level}_scores"][:, k] for _, q in pairs]))
+                    for k, label in enumerate(labels)}
                 for level in ("slice", "study")
             }
         for name, thresholds in by_rule.items():
             self.record[name] = {"thresholds": thresholds["study"], **self._what_it_gives(levels, thresholds["study"], labels)}
+        if "agreement" in self.record:
+            pooled = len(levels["study_scores"]) + (len(self.pool[1]["study_scores"]) if self.pool is not None else 0)
+            self.record["agreement"]["fitted_on_studies"] = pooled
+            self.record["agreement"]["fitted_on"] = "training and validation studies" if self.pool else "validation studies"
         self.record["used"] = self.rule
         return by_rule[self.rule]
 
-    def _float_decisions(self, level: str, column: int, label: str) -> np.ndarray:
-        return self.float_levels[f"{level}_scores"][:, column] >= self.float_thresholds[level][label]
+    def _float_decisions(self, level: str, column: int, label: str, float_levels: dict | None = None) -> np.ndarray:
+        float_levels = self.float_levels if float_levels is None else float_levels
+        return float_levels[f"{level}_scores"][:, column] >= self.float_thresholds[level][label]
 
     def _what_it_gives(self, levels: dict, study_thresholds: dict, labels: list) -> dict:
         out = {"agreement": {}, "missed_float_positives": {}, "sensitivity": {}}
@@ -460,7 +478,9 @@ def threshold_rules_markdown(rules: dict) -> str:
     """The report's table of both threshold rules: decision agreement with the float model, misses, sensitivity."""
     fmt = report_lib.fmt
     lines = [f"## Thresholds: rule used `{rules.get('used')}`", "",
-             "Study level on the validation studies, against the validated float model's decisions at its thresholds.", "",
+             "Study level on the validation studies, against the validated float model's decisions at its thresholds"
+             + (f" (the agreement rule was fitted on {rules['agreement']['fitted_on_studies']} "
+                f"{rules['agreement']['fitted_on']})." if "fitted_on" in rules.get("agreement", {}) else "."), "",
              "| rule | label | threshold | agreement | float positives missed | sensitivity |", "|---|---|---|---|---|---|"]
     for name in THRESHOLD_RULES:
         if name not in rules:
@@ -524,8 +544,12 @@ def qat(
     qat_run = _write_qat_dir(out, model, model_dir, run_config, split, keep.history)
     log("evaluating the float model on the validation studies, beside the QAT model")
     float_section, float_levels, _ = report_lib.evaluate_set(float_run, val_series, train_config)
+    pool = None
+    if config.threshold_rule == "agreement" and float_run.thresholds is not None:
+        log(f"scoring the float and the QAT model on the {len(train_series)} training series (threshold agreement)")
+        pool = tuple(report_lib.evaluate_set(r, train_series, train_config)[1] for r in (float_run, qat_run))
     rules: dict = {}
-    choose = ThresholdChoice(float_levels, float_run.thresholds, config.threshold_rule, rules)
+    choose = ThresholdChoice(float_levels, float_run.thresholds, config.threshold_rule, rules, pool)
     # A QAT model is a new model: its own validation and thresholds (thresholds.json in QAT_DIR),
     # chosen as `ich-edge train` chooses them; qat-int8 carries them and decides at them.
     total = sum(h["seconds"] for h in keep.history)

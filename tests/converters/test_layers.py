@@ -95,3 +95,36 @@ def test_int8_mixed_keeps_the_named_layers_in_float_on_xnnpack(tiny_data, tmp_pa
     assert json.loads((out / "cnn_lstm_int8-mixed.tflite.json").read_text())["kept_float"] == ["encode/stem_conv", "classify/bilstm"]
     report = json.loads((out / "cnn_lstm_int8-mixed.tflite.layers.json").read_text())
     assert report["kept_float"] == ["encode/stem_conv", "classify/bilstm"] and report["search"] == []
+
+
+def _head_float(payload: bytes) -> bool:
+    return op_summary(payload)["classify"]["ops"]["FULLY_CONNECTED"]["float"] >= 8
+
+
+def test_search_stops_at_the_first_file_that_passes_and_gives_up_when_float_cannot_help(calibrated):
+    """The search's control flow on real candidate files; the judge reads each file's ops (the recurrent
+    layer float or not) instead of running parity, so the test is about the path, not about parity."""
+    from converters.layers import quantize
+    from converters.mixed import layer_report, search
+
+    graph, calibration = calibrated
+    report = layer_report(graph, quantize(graph), calibration)
+    order = [row["group"] for row in report["layers"]]
+    report["layers"].insert(0, report["layers"].pop(order.index("classify/bilstm")))  # as if the report blamed it
+    report["judged"] = {"disagreements_all_int8": 5, "fails": True, "failures": ["all integer fails"]}
+    calls = []
+
+    def judge(files):
+        calls.append(len(files))
+        return [{"fails": not _head_float(f), "failures": [] if _head_float(f) else ["x"], "disagreements": 0 if _head_float(f) else 5}
+                for f in files]
+
+    kept, path = search(graph, report, judge, log=lambda line: None)
+    assert kept == ["classify/bilstm"] and path[-1]["passes"] and len(path) == 2
+    assert calls == [4 + 1]  # the first batch and the every-layer-float bound
+
+    def never(files):
+        return [{"fails": True, "failures": ["the source model itself fails"], "disagreements": 9} for _ in files]
+
+    kept, path = search(graph, report, never, log=lambda line: None)
+    assert kept == [] and path[-1].get("bound") and not path[-1]["passes"]

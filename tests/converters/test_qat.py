@@ -61,6 +61,9 @@ def test_report_puts_float_and_qat_side_by_side(qat_dir):
     assert rules["used"] == "agreement" and set(rules) == {"used", "agreement", "specificity"}
     assert thresholds["study"] == rules["agreement"]["thresholds"]  # re-chosen for QAT, to agree with the float model
     assert rules["specificity"]["thresholds"] == report["validation"]["model"]["study"]["threshold_at_specificity"]
+    split = json.loads((qat_dir / "split.json").read_text())  # agreement needs no labels: fitted on train + validation
+    assert rules["agreement"]["fitted_on"] == "training and validation studies"
+    assert rules["agreement"]["fitted_on_studies"] == len(split["train_studies"]) + len(split["val_studies"])
     markdown = (qat_dir / "report.md").read_text()
     assert "| label | float study AUC | QAT study AUC |" in markdown
     assert "# ich-edge training report" in markdown
@@ -137,3 +140,18 @@ def test_qat_refuses_a_qat_dir_and_its_own_run_folder(qat_dir, tiny_data, capsys
     assert "add --force" in capsys.readouterr().err and (other / "notes.txt").read_text() == "mine"
     assert main(["convert", "--model", str(qat_dir), "--precision", "int8", "--data", str(cache), "--out", str(qat_dir.parent / "y")]) == 2
     assert "converts a float RUN_DIR" in capsys.readouterr().err
+
+
+def test_qat_int8_keeps_named_layers_float_with_the_float_run_beside(qat_dir, tiny_data, tmp_path):
+    """qat-int8 keeps float only where int8 breaks parity: here the named head, as int8-mixed does."""
+    cache, _, run = tiny_data
+    out = tmp_path / "models"
+    assert main(["convert", "--model", str(run), "--model", str(qat_dir), "--precision", "qat-int8", "--keep-float", "bilstm",
+                 "--data", str(cache), "--out", str(out), "--no-layer-report"]) == 0
+    path = out / "cnn_lstm_qat-int8.tflite"
+    assert read_description(path)["kept_float"] == ["classify/bilstm"]
+    summary = op_summary(path)
+    assert summary["classify"]["ops"]["FULLY_CONNECTED"]["float"] >= 8  # the recurrent layer's matmuls
+    convs = summary["encode"]["ops"]["CONV_2D"]
+    assert convs["integer"] == convs["count"]  # the encoder keeps its trained int8 ranges
+    assert summary["classify"]["variable_tensors"] == 0
