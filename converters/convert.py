@@ -160,6 +160,7 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
             ios[recipe.name] = "float"
             log(f"note: {recipe.name} has float activations; it keeps float I/O (--io {config.io} applies to int8, qat-int8)")
     results = []
+    scores: dict = {}  # the Keras models' scores on the judged studies: shared by every search of this call
     for source in float_dirs + qat_dirs:
         group = [r for r in recipes if r.needs_qat == quantized[source]]
         if not group:
@@ -173,7 +174,7 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
             log(f"calibration: {calibration.num_windows} windows, {calibration.num_slices} slices ({time.monotonic() - t0:.1f} s)")
         with tempfile.TemporaryDirectory(prefix="ich_edge_export_") as scratch:
             saved = save_deployable(run.encoder, run.head, run.sequence_config.window_slices, Path(scratch) / "saved_model")
-            layered = _Layered(run, saved, calibration, data, float_dirs[0] if float_dirs else None, config, log)
+            layered = _Layered(run, saved, calibration, data, float_dirs[0] if float_dirs else None, config, log, scores)
             for recipe in group:
                 results.append(_convert_one(run, recipe, saved, calibration, ios[recipe.name], out, config.force, log, layered))
     return results
@@ -198,9 +199,11 @@ class _Layered:
     """One source run's calibrated graph (made once, on first use) and the per-layer work on it:
     the layer report of an integer file and int8-mixed's selective quantization (:mod:`converters.mixed`)."""
 
-    def __init__(self, run, saved: Path, calibration, data, float_dir, config: ConvertConfig, log) -> None:
+    def __init__(self, run, saved: Path, calibration, data, float_dir, config: ConvertConfig, log,
+                 scores: dict | None = None) -> None:
         self.run, self.saved, self.calibration, self.data, self.config, self.log = run, saved, calibration, data, config, log
         self.float_dir = float_dir  # the validated float RUN_DIR: the deployment reference of the search
+        self.scores = {} if scores is None else scores  # Keras scores kept between judge calls (run_parity)
         self._calibrated = None
         self._reports: dict = {}
 
@@ -224,7 +227,8 @@ class _Layered:
             summary = op_summary(payload)
             return embed_description(payload, describe_model(self.run, recipe, options, payload, summary, self.calibration))
 
-        return Judge(Path(self.float_dir), Path(self.data), describe, converted_from=(Path(self.run.path),) if quantized else ())
+        return Judge(Path(self.float_dir), Path(self.data), describe, converted_from=(Path(self.run.path),) if quantized else (),
+                     memo=self.scores)
 
     def mixed(self, recipe: Recipe, options: ConvertOptions) -> tuple[bytes, dict]:
         """The bytes of a recipe that keeps float where int8 breaks parity (int8-mixed, qat-int8) and

@@ -38,7 +38,7 @@ from converters import layers as layers_lib
 
 REPORT_SUFFIX = ".layers.json"
 #: Groups the decision-impact ranking tries: those that add the most tensor error (one file each).
-MAX_RANKED_GROUPS = 16
+MAX_RANKED_GROUPS = 8
 
 
 @dataclass

@@ -21,7 +21,9 @@ model that says something else than the validated one is no use to a triage team
 one that says the same is. ``dynamic`` is never shipped (the slowest file on CPU). When no
 file passes, the demo stops with exit code 1 (4 when the test set was too small to judge)
 and the reasons, and writes no assets. ``ich-edge assets`` checks the same report again
-(by sha256) before it writes anything.
+(by sha256) before it writes anything, and refuses a file whose outputs on the kernels apps
+run could flip a golden-sample decision: the demo then ships the next file that passed
+(the refusal is recorded in ``assets_refused.json`` and in the reasons).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from ich_edge.cli import main as cli_main
 from ich_edge.precisions import BY_NAME, NAMES as PRECISIONS, SHIP_ORDER as SHIP_PREFERENCE
 
 SHIPPED_FILE = "shipped.json"
+#: Files (by sha256) that ``ich-edge assets`` refused for apps in this demo folder, with the reason.
+REFUSED_FILE = "assets_refused.json"
 
 
 @dataclass
@@ -125,11 +129,12 @@ def _parity_format(path: Path) -> str | None:
     return (_load_json(path) or {}).get("format")
 
 
-def choose_shipped_model(parity_report: Path, preference: tuple[str, ...] = SHIP_PREFERENCE) -> tuple[dict, list[str]]:
+def choose_shipped_model(parity_report: Path, preference: tuple[str, ...] = SHIP_PREFERENCE,
+                         refused: dict | None = None) -> tuple[dict, list[str]]:
     """The parity report's entry of the file to ship, and the lines that explain the choice.
 
     The first precision of ``preference`` whose file passed both conversion and deployment
-    parity. Raises :class:`GateFailedError` (exit 1) when none passed, or
+    parity and is not in ``refused`` (sha256 of a file -> why ``assets`` refused it). Raises :class:`GateFailedError` (exit 1) when none passed, or
     :class:`InsufficientEvidenceError` (exit 4) when none failed a gate but the test set
     was too small to judge; the message lists each candidate's reasons.
     """
@@ -146,6 +151,10 @@ def choose_shipped_model(parity_report: Path, preference: tuple[str, ...] = SHIP
     for precision in preference:
         entry = by_precision.get(precision)
         if entry is None:
+            continue
+        if entry.get("verdict") == "PASS" and entry.get("sha256") in (refused or {}):
+            verdicts.append("FAIL")
+            lines.append(f"not shipping {precision}: it passed parity, but {refused[entry['sha256']]}")
             continue
         if entry.get("verdict") == "PASS":
             if precision != preference[0]:
@@ -170,13 +179,37 @@ def _first_reasons(entry: dict) -> list[str]:
 def _assets_args(out: Path, parity_report: Path, assets_dir: Path) -> list[str]:
     from ich_edge.fileio import write_json_atomic
 
-    entry, lines = choose_shipped_model(parity_report)
+    entry, lines = choose_shipped_model(parity_report, refused=_load_json(out / REFUSED_FILE) or {})
     for line in lines:
         print(f"  {line}", flush=True)
     write_json_atomic(out / SHIPPED_FILE, {"file": entry["path"], "precision": entry["precision"],
                                            "sha256": entry["sha256"], "parity_report": str(parity_report),
                                            "why": lines or [f"{entry['precision']} passed parity"]})
     return ["assets", "--model", entry["path"], "--parity", str(parity_report), "--out", str(assets_dir), "--force"]
+
+
+def _run_assets(out: Path, step: Step) -> int:
+    """Run ``assets`` on the chosen file. When it refuses the file for apps (exit 1: the kernels apps
+    run could flip a golden-sample decision; its message is printed), record that in
+    ``assets_refused.json`` and run it on the next file that passed parity; returns the last exit code."""
+    from ich_edge.errors import IchEdgeError
+    from ich_edge.fileio import write_json_atomic
+
+    code = cli_main(step.args)
+    while code == 1 and step.make_args is not None:
+        refused = _load_json(out / REFUSED_FILE) or {}
+        refused[(_load_json(out / SHIPPED_FILE) or {}).get("sha256", "?")] = (
+            "`ich-edge assets` refused it for apps (the kernels apps run could flip a golden-sample decision)")
+        write_json_atomic(out / REFUSED_FILE, refused)
+        (out / SHIPPED_FILE).unlink(missing_ok=True)
+        try:
+            step.args = step.make_args()
+        except IchEdgeError as err:
+            print(f"demo stopped at 'assets': {err}", file=sys.stderr)
+            return err.exit_code
+        print(f"assets: ich-edge {' '.join(step.args)}", flush=True)
+        code = cli_main(step.args)
+    return code
 
 
 def _load_json(path: Path) -> dict | None:
@@ -220,7 +253,7 @@ def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | Non
                 return err.exit_code
         print(f"{header}: ich-edge {' '.join(step.args)}", flush=True)
         start = time.perf_counter()
-        code = cli_main(step.args)
+        code = _run_assets(out, step) if step.name == "assets" else cli_main(step.args)
         step.seconds = time.perf_counter() - start
         if code not in step.allowed_exit_codes:
             print(f"demo stopped: step '{step.name}' failed with exit code {code}; fix it and rerun make demo", file=sys.stderr)

@@ -71,3 +71,31 @@ def test_the_demo_stops_before_assets_when_the_shipped_model_fails(parity_report
     assert code == 1 and calls == []
     assert "demo stopped before 'assets': no model passed parity" in err and "subdural" in err
     assert not assets_dir.exists() and not (tmp_path / "assets.done").exists()
+
+
+
+def test_the_demo_ships_the_next_passing_file_when_assets_refuses_one(tmp_path, monkeypatch, capsys):
+    """assets exit 1 (refused for apps) on the first choice: the demo records the file's sha256 and runs assets on
+    the next file that passed parity; when that is refused too, nothing is left and the demo stops with exit 1."""
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"models": [
+        {"precision": p, "verdict": "PASS", "path": f"{p}.tflite", "file": f"{p}.tflite", "sha256": p * 16}
+        for p in ("qat-int8", "fp16")]}))
+    step = demo.Step("assets", [], lambda: False, make_args=lambda: demo._assets_args(tmp_path, report, tmp_path / "a"))
+    monkeypatch.setattr(demo, "_steps", lambda *args: [step])
+    import summary  # scripts/summary.py: the table after the steps (no parity or bench here)
+
+    monkeypatch.setattr(summary, "summary_table", lambda *a, **k: "")
+    calls = []
+    monkeypatch.setattr(demo, "cli_main", lambda args: calls.append(args[args.index("--model") + 1]) or (1 if len(calls) == 1 else 0))
+    assert demo.run_demo(tmp_path, train_studies=1, test_studies=1) == 0
+    assert calls == ["qat-int8.tflite", "fp16.tflite"]
+    shipped = json.loads((tmp_path / demo.SHIPPED_FILE).read_text())
+    assert shipped["precision"] == "fp16" and "refused it for apps" in shipped["why"][0]
+    assert list(json.loads((tmp_path / demo.REFUSED_FILE).read_text())) == ["qat-int8" * 16]
+
+    calls.clear()
+    (tmp_path / demo.REFUSED_FILE).unlink()
+    monkeypatch.setattr(demo, "cli_main", lambda args: calls.append(args) or 1)  # every file refused
+    assert demo.run_demo(tmp_path, train_studies=1, test_studies=1) == 1
+    assert len(calls) == 2 and "no model passed parity" in capsys.readouterr().err
