@@ -254,7 +254,7 @@ def summarize_ops(model_t) -> dict:
         summary[names[index]] = {
             "ops": dict(sorted(ops.items())),
             "weight_bytes": dict(sorted(weight_bytes.items())),
-            # State that survives an invocation (e.g. the fused LSTM's): CompiledModel, GPU
+            # State that survives an invocation (the fused LSTM of files from older ich-edge): CompiledModel, GPU
             # accelerators and LiteRT.js refuse it, so ich-edge convert writes none.
             "variable_tensors": sum(1 for tensor in tensors if tensor.isVariable),
         }
