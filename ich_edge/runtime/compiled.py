@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ich_edge.errors import ConfigError
 from ich_edge.quiet import native_output_silenced
 from ich_edge.runtime.litert_compiled import (  # noqa: F401 - re-exported for predict, bench and the tests
