@@ -2,9 +2,9 @@
 
 A file is written under a temporary name in its destination folder, made readable
 (0644: ``mkstemp`` alone gives 0600), then renamed into place, so a killed or failing
-writer never leaves a half-written file under the final name. Files that belong together
-(a model and its sidecar) are committed with :func:`write_files_atomic`; a folder written
-in a staging folder is put in place with :func:`replace_dir`. No other module renames
+writer never leaves a half-written file under the final name (``convert`` writes a model's
+sidecar inside the model's :func:`atomic_output`, so the model appears last); a folder
+written in a staging folder is put in place with :func:`replace_dir`. No other module renames
 output files (``tests/test_fileio.py`` checks).
 
 ``--force`` replaces only what a verb wrote: a verb that writes a folder leaves the marker
@@ -136,37 +136,6 @@ def write_json_atomic(path: str | Path, data) -> None:
     """Write ``data`` as indented JSON to ``path`` atomically."""
     payload = (json.dumps(data, indent=2) + "\n").encode("utf-8")
     write_atomic_bytes(path, lambda handle: handle.write(payload))
-
-
-def write_files_atomic(payloads) -> None:
-    """Write several files that belong together: ``payloads`` is ``[(path, bytes), ...]``.
-
-    Every file is written under a temporary name first; only then are they renamed into
-    place, one after the other. On failure, the files this call created are removed (a file
-    that existed before keeps its old or its new content, never a partial one).
-    """
-    payloads = [(Path(path), bytes(payload)) for path, payload in payloads]
-    existed = {path: path.exists() for path, _ in payloads}
-    temps, done = [], []
-    try:
-        for path, payload in payloads:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            temps.append(Path(tmp))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are shipped and shared
-        for (path, _), tmp in zip(payloads, temps):
-            os.replace(tmp, path)
-            done.append(path)
-    except BaseException:
-        for path in done:
-            if not existed[path]:
-                path.unlink(missing_ok=True)
-        raise
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
 
 
 def replace_dir(staging: str | Path, target: str | Path, verb: str | None = None, written=None, mark: bool = True) -> None:

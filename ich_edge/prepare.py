@@ -158,10 +158,6 @@ class PrepareSummary:
         """Series of this shard not prepared plus files/series the scan left out."""
         return self.skipped_series + self.skipped_inputs
 
-    @property
-    def slices_per_s(self) -> float:
-        return self.prepared_slices / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
     def line(self) -> str:
         """The one-line summary printed by the CLI."""
         text = (

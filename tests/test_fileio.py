@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ich_edge.fileio import atomic_output, replace_dir, write_files_atomic
+from ich_edge.fileio import atomic_output, replace_dir
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ich_edge"
 #: Modules allowed to rename files into place, with the reason.
@@ -42,7 +42,7 @@ def test_no_module_but_fileio_renames_output_files():
             continue
         for line, call in _renames(ast.parse(path.read_text(encoding="utf-8"))):
             offenders.append(f"ich_edge/{relative}:{line} {call}")
-    assert not offenders, "use ich_edge.fileio (atomic_output, write_files_atomic, replace_dir): " + "; ".join(offenders)
+    assert not offenders, "use ich_edge.fileio (atomic_output, replace_dir): " + "; ".join(offenders)
 
 
 def test_the_check_finds_each_kind_of_rename():
@@ -62,27 +62,6 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError("writer failed")
     assert list(tmp_path.iterdir()) == []
-
-
-def test_write_files_atomic_writes_all_or_removes_the_new_ones(tmp_path, monkeypatch):
-    a, b = tmp_path / "m.tflite", tmp_path / "m.json"
-    write_files_atomic([(a, b"model"), (b, b"{}")])
-    assert a.read_bytes() == b"model" and b.read_bytes() == b"{}" and oct(a.stat().st_mode & 0o777) == "0o644"
-    c, d = tmp_path / "n.tflite", tmp_path / "n.json"
-    real = os.replace
-    calls = []
-
-    def second_fails(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:
-            raise OSError("disk full")
-        real(src, dst)
-
-    monkeypatch.setattr(os, "replace", second_fails)
-    with pytest.raises(OSError, match="disk full"):
-        write_files_atomic([(c, b"model"), (d, b"{}")])
-    monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.tflite"]  # n.tflite removed, no temporaries
 
 
 def test_replace_dir_swaps_a_folder_and_keeps_the_old_one_on_failure(tmp_path, monkeypatch):

@@ -98,3 +98,22 @@ def test_benchmarks_and_scripts_use_public_names_only():
                     if names:
                         private.setdefault(str(path.relative_to(REPO)), []).extend(f"{node.module}.{n}" for n in names)
     assert private == {}
+
+
+def _imports_module(path: str, module: str) -> list[str]:
+    return sorted(n for n in imported_modules(REPO / path) if n == module or n.startswith(module + "."))
+
+
+def test_the_model_gate_never_imports_the_description_module():
+    """One direction: description (op summary) builds on model_check, which reads the embedded
+    description through flatbuffer; an import back would be the old circle."""
+    assert _imports_module("ich_edge/runtime/model_check.py", "ich_edge.runtime.description") == []
+    assert _imports_module("ich_edge/runtime/flatbuffer.py", "ich_edge.runtime") == []
+
+
+def test_the_shared_compiled_model_sits_below_predict_and_bench():
+    """bench's GPU backends and predict's compiled runtime share ich_edge.runtime.litert_compiled,
+    which imports neither of them; bench/gpu.py does not reach up into runtime/compiled.py."""
+    assert _imports_module("ich_edge/runtime/bench/gpu.py", "ich_edge.runtime.compiled") == []
+    for above in ("ich_edge.runtime.compiled", "ich_edge.runtime.bench", "ich_edge.runtime.predict"):
+        assert _imports_module("ich_edge/runtime/litert_compiled.py", above) == []

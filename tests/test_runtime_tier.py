@@ -47,6 +47,8 @@ RUNTIME_MODULES = (
     "ich_edge.runtime.description",
     "ich_edge.runtime.tflite_model",
     "ich_edge.runtime.compiled",
+    "ich_edge.runtime.litert_compiled",
+    "ich_edge.runtime.model_file",
     "ich_edge.cache",
     "ich_edge.fileio",
     "ich_edge.prepare",

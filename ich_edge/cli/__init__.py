@@ -44,8 +44,9 @@ from ich_edge.dicom.privacy import error_line, masked_messages
 from ich_edge.errors import IchEdgeError
 from ich_edge.quiet import debug_mode, silence_teardown
 
-#: Exit codes of the contract above (ich_edge.errors gives each error class its own).
-EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE, EXIT_CANNOT_RUN, EXIT_INSUFFICIENT = 0, 1, 2, 3, 4
+#: Exit codes of the contract above that main() returns itself; 1 (a gate failed) and 4
+#: (insufficient evidence) come from the error classes (ich_edge.errors gives each its own).
+EXIT_OK, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 2, 3
 EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 70, 130
 
 #: verb -> (module, one-line help). Order is the pipeline order shown by --help.

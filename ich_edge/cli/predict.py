@@ -15,7 +15,7 @@ from ich_edge.cli.conventions import Command
 from ich_edge.dicom.privacy import warning_notes
 from ich_edge.errors import UnreadableSeriesError
 from ich_edge.fileio import refuse_existing
-from ich_edge.runtime.predict import RUNTIMES, load_model, model_settings, predict_path
+from ich_edge.runtime.predict import RUNTIMES, load_model, predict_path
 from ich_edge.runtime.predict_report import format_text, series_problem_lines, to_json
 
 
@@ -70,7 +70,7 @@ def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, f
     could be judged (every series UNREADABLE: the report is printed, then the error line),
     the model file cannot be used or a --png file exists (add --force); 2 for a bad option.
     """
-    model = load_model(model_path, num_threads=threads, runtime=runtime)
+    model = load_model(model_path, num_threads=threads, runtime=runtime)  # the one read of the file
     if png_out is not None:
         from ich_edge.runtime.montage import require_matplotlib
 
@@ -96,7 +96,7 @@ def command(model_path: Path, path: Path, as_json: bool, png_out: Path | None, f
     if png_out is not None:
         from ich_edge.runtime.montage import png_paths, write_montage
 
-        preprocess, points = model_settings(model.description, model.path)
+        preprocess, points = model.settings.preprocessing, model.settings.points
         paths = png_paths(png_out, len(result.series))
         for out in paths:
             refuse_existing(out, force, "predict --png")

@@ -10,7 +10,8 @@ besides "how fast":
   ``allocate_tensors`` every ``DELEGATE`` node stands for a partition, whose members are
   found by walking back from its outputs to its inputs (:func:`delegated_op_indices`).
 * **multiply-accumulates**: counted from the tensor shapes of conv, depthwise conv, fully
-  connected, batch matmul and fused LSTM ops (:func:`signature_macs`); element-wise ops
+  connected and batch matmul ops, and the fused LSTM ops of older stateful files
+  (:func:`signature_macs`; ``convert`` writes the head unrolled now); element-wise ops
   are not counted (they are memory-bound, not MAC-bound).
 """
 

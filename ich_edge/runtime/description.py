@@ -24,8 +24,9 @@ import numpy as np
 
 from ich_edge.errors import ModelError
 from ich_edge.runtime import flatbuffer as fb
+from ich_edge.runtime.flatbuffer import DESCRIPTION_KEY, parse_description  # noqa: F401 - re-exported
+from ich_edge.runtime.model_check import check_model
 
-DESCRIPTION_KEY = "ich_edge_description"
 FORMAT = "ich-edge-model/1"
 SIDECAR_SUFFIX = ".json"
 #: Buffers are 16-byte aligned in converter output; keep them so after re-packing.
@@ -194,16 +195,6 @@ def read_description(model: str | Path | bytes) -> dict:
     return parse_description(raws[0], source)
 
 
-def parse_description(raw, source: str) -> dict:
-    try:
-        description = json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as err:
-        raise ModelError(f"{source}: the ich-edge description is damaged; convert the model again") from err
-    if not isinstance(description, dict):
-        raise ModelError(f"{source}: the ich-edge description is not a JSON object; convert the model again")
-    return description
-
-
 def _op_kind(op_name: str, activation_types: set[str], weight_types: set[str]) -> str:
     """``integer`` (int8/int16 activations), ``hybrid`` (int8 weights, float math) or ``float``."""
     if op_name in ("QUANTIZE", "DEQUANTIZE"):
@@ -227,8 +218,6 @@ def op_summary(model: str | Path | bytes) -> dict:
         activations, ``hybrid`` ops have int8 weights and float activations (dynamic-range
         quantization), ``conversion`` counts QUANTIZE/DEQUANTIZE.
     """
-    from ich_edge.runtime.model_check import check_model
-
     return summarize_ops(check_model(model, ich_edge=False).tree)  # indices in range: the walk trusts them
 
 
@@ -265,7 +254,7 @@ def summarize_ops(model_t) -> dict:
         summary[names[index]] = {
             "ops": dict(sorted(ops.items())),
             "weight_bytes": dict(sorted(weight_bytes.items())),
-            # State that survives an invocation (e.g. the fused LSTM's): CompiledModel, GPU
+            # State that survives an invocation (the fused LSTM of files from older ich-edge): CompiledModel, GPU
             # accelerators and LiteRT.js refuse it, so ich-edge convert writes none.
             "variable_tensors": sum(1 for tensor in tensors if tensor.isVariable),
         }

@@ -12,12 +12,17 @@ Runtime tier: numpy, flatbuffers and ``ai_edge_litert.schema_py_generated`` only
 from __future__ import annotations
 
 import importlib
+import json
 import struct
 from pathlib import Path
+
+import numpy as np
 
 from ich_edge.errors import MissingDependencyError, ModelError
 
 FILE_IDENTIFIER = b"TFL3"
+#: The ``metadata`` name under which ``ich-edge convert`` stores the description (JSON).
+DESCRIPTION_KEY = "ich_edge_description"
 CONVERT_AGAIN = "pass a .tflite written by `ich-edge convert` (convert it again if it was damaged)"
 
 
@@ -69,6 +74,22 @@ def unpack(data: bytes, source: str = "<model bytes>"):
             f"{source} is a truncated or damaged TFLite file ({len(data)} bytes; {parse_failure(err)} while "
             f"parsing it); {CONVERT_AGAIN}"
         ) from err
+
+
+def description_bytes(model_t) -> list:
+    """The raw buffers of every :data:`DESCRIPTION_KEY` metadata entry of an object tree (usually one)."""
+    return [model_t.buffers[m.buffer].data for m in seq(model_t.metadata) if name(m.name) == DESCRIPTION_KEY]
+
+
+def parse_description(raw, source: str) -> dict:
+    """The description dict of its raw metadata bytes; :class:`ModelError` if it is not a JSON object."""
+    try:
+        description = json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as err:
+        raise ModelError(f"{source}: the ich-edge description is damaged; convert the model again") from err
+    if not isinstance(description, dict):
+        raise ModelError(f"{source}: the ich-edge description is not a JSON object; convert the model again")
+    return description
 
 
 def pack(model_t, builder=None) -> bytes:

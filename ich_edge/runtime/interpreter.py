@@ -7,6 +7,7 @@ for older ARM boards that still run numpy < 2 and cannot install LiteRT.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from ich_edge.errors import MissingDependencyError
 from ich_edge.quiet import native_output_silenced
@@ -44,8 +45,11 @@ def runtime_name() -> str:
     return module.__name__
 
 
-def make_interpreter(model_path: str, num_threads: int = 2, use_xnnpack: bool = True, **kwargs):
-    """An ``Interpreter`` for ``model_path``, its tensors allocated.
+def make_interpreter(model: str | Path | bytes, num_threads: int = 2, use_xnnpack: bool = True, **kwargs):
+    """An ``Interpreter`` for ``model`` (a path, or the file's bytes), its tensors allocated.
+
+    Bytes are handed to LiteRT as ``model_content`` (the interpreter keeps a reference), so
+    a file read once in Python is not read again by LiteRT.
 
     ``use_xnnpack=False`` selects the builtin reference kernels without default delegates
     (``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``), the baseline for benchmarks.
@@ -56,7 +60,11 @@ def make_interpreter(model_path: str, num_threads: int = 2, use_xnnpack: bool = 
     module = interpreter_module()
     if not use_xnnpack:
         kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        kwargs["model_content"] = bytes(model)
+    else:
+        kwargs["model_path"] = str(model)
     with native_output_silenced():
-        interpreter = module.Interpreter(model_path=str(model_path), num_threads=num_threads, **kwargs)
+        interpreter = module.Interpreter(num_threads=num_threads, **kwargs)
         interpreter.allocate_tensors()
     return interpreter

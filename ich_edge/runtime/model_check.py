@@ -8,8 +8,9 @@ caught), every index that points into another table, constant sizes, the ``encod
 (:func:`description_problem`: finite thresholds in [0, 1], finite windows, an input size and
 window equal to the tensors'). Whatever is wrong becomes one
 :class:`~ich_edge.errors.ModelError` naming the file and what to do.
-:class:`~ich_edge.runtime.tflite_model.TFLiteStudyModel` calls it, so every verb that opens
-a model (predict, bench, parity, assets) gets it.
+:meth:`ich_edge.runtime.model_file.ModelFile.open` calls it (and
+:class:`~ich_edge.runtime.tflite_model.TFLiteStudyModel` opens a ModelFile), so every verb
+that opens a model (predict, bench, parity, assets) gets it, once per file.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ import numpy as np
 
 from ich_edge.errors import ModelError
 from ich_edge.runtime import flatbuffer as fb
-from ich_edge.runtime.description import DESCRIPTION_KEY, parse_description
+from ich_edge.runtime.flatbuffer import DESCRIPTION_KEY, parse_description
 
-
-
-#: Signature -> (input rank, output rank) of an ich-edge model (see ich_edge.runtime.tflite_model).
-ICH_EDGE_SIGNATURES = {"encode": (4, 2), "classify": (3, 3)}
+#: The two signatures of an ich-edge model (see ich_edge.runtime.tflite_model).
+ENCODE, CLASSIFY = "encode", "classify"
+#: Signature -> (input rank, output rank) of an ich-edge model.
+ICH_EDGE_SIGNATURES = {ENCODE: (4, 2), CLASSIFY: (3, 3)}
 #: Largest model input side and window a description may ask for: a head CT is 512 x 512 and
 #: 20-60 slices; a description asking for more (60,000 px drove predict to 23 GB) is damaged.
 MAX_INPUT_SIZE_PX, MAX_WINDOW_SLICES = 1024, 1024
@@ -59,7 +60,7 @@ def check_model_file(model: str | Path | bytes, ich_edge: bool = True) -> dict:
     return check_model(model, ich_edge).description
 
 
-def check_model(model: str | Path | bytes, ich_edge: bool = True) -> CheckedModel:
+def check_model(model: str | Path | bytes, ich_edge: bool = True, source: str | None = None) -> CheckedModel:
     """Validate a ``.tflite`` before LiteRT opens it; return its description and object tree.
 
     Checks, in order: the file is readable and non-empty; the TFL3 identifier; the whole
@@ -69,7 +70,8 @@ def check_model(model: str | Path | bytes, ich_edge: bool = True) -> CheckedMode
     bytes; operator codes are builtins this schema knows or named custom ops. With
     ``ich_edge`` (the default) also: the ``encode`` and ``classify`` signatures with one
     input and one output of the right rank each, and a description with labels, a valid
-    sequence rule and values fit to run (:func:`description_problem`).
+    sequence rule and values fit to run (:func:`description_problem`). ``source`` names the
+    file in messages when ``model`` is its bytes (default: the path, or ``<model bytes>``).
 
     Returns
     -------
@@ -82,14 +84,15 @@ def check_model(model: str | Path | bytes, ich_edge: bool = True) -> CheckedMode
     ModelError
         One message naming the file, what is wrong and what to do.
     """
-    data, source = fb.read_bytes(model)
+    data, read_from = fb.read_bytes(model)
+    source = source or read_from
     schema = fb.schema()
     model_t = fb.unpack(data, source)
     try:
         _check_tables(model_t, schema, len(data))
     except ModelError as err:
         raise ModelError(f"{source} is a damaged TFLite file ({err}); {fb.CONVERT_AGAIN}") from None
-    raws = [model_t.buffers[m.buffer].data for m in model_t.metadata or [] if fb.name(m.name) == DESCRIPTION_KEY]
+    raws = fb.description_bytes(model_t)
     if not ich_edge:
         return CheckedModel(parse_description(raws[0], source) if raws else {}, model_t)
     signatures = {fb.name(sig.signatureKey): sig for sig in model_t.signatureDefs or []}

@@ -61,45 +61,14 @@ from ich_edge.dicom import Series, find_series
 from ich_edge.dicom.privacy import mask_all
 from ich_edge.errors import ConfigError, IchEdgeError, ModelError, SeriesError, UnreadableSeriesError
 from ich_edge.runtime.completeness import Coverage, series_coverage
+from ich_edge.runtime.model_file import FALLBACK_THRESHOLD, ModelFile, ModelSettings, OperatingPoints  # noqa: F401
 from ich_edge.series_filter import JUDGED
 from ich_edge.transforms import Preprocess, PreprocessConfig
 
-#: Probability threshold used only when a model carries no thresholds (said in the output).
-FALLBACK_THRESHOLD = 0.5
 #: Label that says whether any hemorrhage is present; the other labels are subtypes.
 ANY_LABEL = "any"
 #: The verdicts of a triage line (UNREADABLE: not judged; see the module docstring).
 POSITIVE, NEGATIVE, INCOMPLETE, UNREADABLE = "POSITIVE", "NEGATIVE", "INCOMPLETE", "UNREADABLE"
-
-
-@dataclass(frozen=True)
-class OperatingPoints:
-    """Thresholds at which a probability counts as positive, per label.
-
-    Attributes
-    ----------
-    labels : output labels, in the model's output order.
-    slice_thresholds, study_thresholds : label -> threshold (positive when p >= threshold).
-    source : where the thresholds come from, for reports.
-    """
-
-    labels: tuple[str, ...]
-    slice_thresholds: dict[str, float]
-    study_thresholds: dict[str, float]
-    source: str
-
-    @classmethod
-    def from_description(cls, description: dict) -> "OperatingPoints":
-        """Thresholds from a model description's ``thresholds`` ({"slice": ..., "study": ...})."""
-        labels = tuple(description["labels"])
-        stored = description.get("thresholds") or {}
-        levels = {}
-        for level in ("slice", "study"):
-            table = stored.get(level) or {}
-            levels[level] = {label: float(table.get(label, FALLBACK_THRESHOLD)) for label in labels}
-        complete = all(label in (stored.get(level) or {}) for level in ("slice", "study") for label in labels)
-        source = "model description" if complete else f"default {FALLBACK_THRESHOLD} where the model has none"
-        return cls(labels, levels["slice"], levels["study"], source)
 
 
 @dataclass(frozen=True)
@@ -159,9 +128,11 @@ class PathPrediction:
 RUNTIMES = ("interpreter", "compiled")
 
 
-def load_model(path: str | Path, num_threads: int = 2, runtime: str = "interpreter"):
-    """Open ``path`` as a :class:`~ich_edge.runtime.tflite_model.TFLiteStudyModel`.
+def load_model(path: str | Path | ModelFile, num_threads: int = 2, runtime: str = "interpreter"):
+    """Open a model as a :class:`~ich_edge.runtime.tflite_model.TFLiteStudyModel`.
 
+    ``path`` is a ``.tflite`` path (read and checked once, by
+    :meth:`~ich_edge.runtime.model_file.ModelFile.open`) or a ModelFile already open.
     ``runtime="compiled"`` runs both signatures on LiteRT's CompiledModel
     (:class:`~ich_edge.runtime.compiled.CompiledRuntimeStudyModel`).
 
@@ -173,45 +144,32 @@ def load_model(path: str | Path, num_threads: int = 2, runtime: str = "interpret
     """
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
 
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file; pass a .tflite written by `ich-edge convert`")
     if int(num_threads) < 1:
         raise ConfigError(f"--threads must be >= 1, got {num_threads}")
     if runtime not in RUNTIMES:
         raise ConfigError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    model_file = path if isinstance(path, ModelFile) else ModelFile.open(path)
     try:
         if runtime == "compiled":
             from ich_edge.runtime.compiled import CompiledRuntimeStudyModel
 
-            model = CompiledRuntimeStudyModel(path, num_threads=int(num_threads), accelerator="cpu")
-        else:
-            model = TFLiteStudyModel(path, num_threads=int(num_threads))
+            return CompiledRuntimeStudyModel(model_file, num_threads=int(num_threads), accelerator="cpu")
+        return TFLiteStudyModel(model_file, num_threads=int(num_threads))
     except IchEdgeError:
         raise
-    except (KeyError, TypeError) as err:
-        raise ModelError(
-            f"{path}: the embedded ich-edge description lacks {err}; re-convert the model with `ich-edge convert`"
-        ) from err
     except (ValueError, RuntimeError, OSError) as err:
-        raise ModelError(f"{path}: cannot be loaded as a TFLite model ({err}); pass a .tflite file") from err
-    model_settings(model.description, path)
-    return model
+        raise ModelError(
+            f"{model_file.source}: cannot be loaded as a TFLite model ({err}); pass a .tflite written by `ich-edge convert`"
+        ) from err
 
 
 def model_settings(description: dict, path: str | Path = "model") -> tuple[PreprocessConfig, OperatingPoints]:
-    """The preprocessing and thresholds a description prescribes; ModelError if incomplete."""
-    try:
-        preprocess = PreprocessConfig.from_dict(description["preprocessing"])
-        points = OperatingPoints.from_description(description)
-        description["sequence"]["window_slices"]
-    except (KeyError, TypeError, ConfigError) as err:
-        raise ModelError(
-            f"{path}: the embedded ich-edge description lacks {err}; re-convert the model with `ich-edge convert`"
-        ) from err
-    if not points.labels:
-        raise ModelError(f"{path}: the embedded description lists no labels; re-convert it with `ich-edge convert`")
-    return preprocess, points
+    """The preprocessing and thresholds a description prescribes; ModelError if incomplete.
+
+    A model opened by :func:`load_model` has them parsed already: ``model.settings``.
+    """
+    settings = ModelSettings.from_description(description, str(path))
+    return settings.preprocessing, settings.points
 
 
 def predict_path(model, path: str | Path) -> PathPrediction:
@@ -224,8 +182,9 @@ def predict_path(model, path: str | Path) -> PathPrediction:
     SeriesError
         If series were found but none could be read.
     """
-    preprocess_config, points = model_settings(model.description, model.path)
-    preprocess = Preprocess(preprocess_config)
+    settings = _settings(model)
+    points = settings.points
+    preprocess = Preprocess(settings.preprocessing)
     start = time.perf_counter()
     scan = find_series(path)
     scan_ms = (time.perf_counter() - start) * 1000.0
@@ -240,7 +199,7 @@ def predict_path(model, path: str | Path) -> PathPrediction:
             reason = JUDGED.reason_to_skip(series)
             if reason is not None:
                 raise UnreadableSeriesError(reasons=(f"{reason} (prepare and predict leave such series out)",))
-            predictions.append(_predict_series(model, series, preprocess, index, points))
+            predictions.append(_predict_series(model, series, preprocess, index, settings))
         except UnreadableSeriesError as err:
             predictions.append(unreadable_prediction(series, index, err.reasons, len(points.labels)))
         except SeriesError as err:
@@ -258,7 +217,14 @@ def predict_path(model, path: str | Path) -> PathPrediction:
     )
 
 
-def _predict_series(model, series: Series, preprocess: Preprocess, index: int, points: OperatingPoints):
+def _settings(model) -> ModelSettings:
+    """The typed description of a model from :func:`load_model` (parsed once, when it was opened)."""
+    settings = getattr(model, "settings", None)
+    return settings if isinstance(settings, ModelSettings) else ModelSettings.from_description(model.description, str(model.path))
+
+
+def _predict_series(model, series: Series, preprocess: Preprocess, index: int, settings: ModelSettings):
+    points = settings.points
     start = time.perf_counter()
     loaded = series.load()
     read_done = time.perf_counter()
@@ -271,8 +237,7 @@ def _predict_series(model, series: Series, preprocess: Preprocess, index: int, p
             f"{model.path}: predicted shape {probabilities.shape}, expected ({len(images)}, {len(points.labels)}) "
             "from the labels in its description; re-convert the model"
         )
-    window = int(model.description["sequence"]["window_slices"])
-    coverage = series_coverage(series, list(loaded.slice_ids), window)
+    coverage = series_coverage(series, list(loaded.slice_ids), settings.sequence.window_slices)
     return SeriesPrediction(
         index=index,
         series_uid=series.series_uid,

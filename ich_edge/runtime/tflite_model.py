@@ -12,19 +12,17 @@ same uint8 window images. Runtime tier: numpy and the LiteRT interpreter only.
 
 from __future__ import annotations
 
-import hashlib
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from ich_edge.errors import ConfigError, ModelError
 from ich_edge.runtime.interpreter import make_interpreter
-from ich_edge.runtime.model_check import check_model
-from ich_edge.sequence import SequenceConfig, feature_windows, stitch, study_probabilities
+from ich_edge.runtime.model_check import CLASSIFY, ENCODE
+from ich_edge.runtime.model_file import ModelFile
+from ich_edge.sequence import feature_windows, stitch, study_probabilities
 from ich_edge.transforms import pixels_to_unit
 
-ENCODE, CLASSIFY = "encode", "classify"
 #: Slices per ``encode`` call: bounds activation memory for long studies at 256+ px.
 DEFAULT_ENCODE_BATCH = 16
 
@@ -69,18 +67,13 @@ def from_output(values: np.ndarray, detail: dict) -> np.ndarray:
     return ((values.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)).astype(np.float32)
 
 
-def _refuse_stateful(path: Path, tree) -> None:
-    """:class:`ModelError` if any signature keeps state between invocations (variable tensors).
-
-    ``tree``: the object tree :func:`~ich_edge.runtime.model_check.check_model` parsed.
-    """
-    from ich_edge.runtime.description import summarize_ops
-
-    stateful = {sig: info["variable_tensors"] for sig, info in summarize_ops(tree).items() if info["variable_tensors"]}
+def _refuse_stateful(model_file: ModelFile) -> None:
+    """:class:`ModelError` if any signature keeps state between invocations (variable tensors)."""
+    stateful = model_file.stateful_signatures()
     if stateful:
         raise ModelError(
-            f"{path} keeps state between invocations in variable tensors {stateful} (a fused LSTM from an "
-            "older ich-edge): convert the run again with `ich-edge convert` for a stateless classify"
+            f"{model_file.source} keeps state between invocations in variable tensors {stateful} (a fused LSTM "
+            "from an older ich-edge): convert the run again with `ich-edge convert` for a stateless classify"
         )
 
 
@@ -89,7 +82,8 @@ class TFLiteStudyModel:
 
     Parameters
     ----------
-    path : the ``.tflite`` written by ``ich-edge convert``.
+    model : a :class:`~ich_edge.runtime.model_file.ModelFile`, or the path of a ``.tflite``
+        written by ``ich-edge convert`` (then opened here: read and checked once).
     num_threads : interpreter threads.
     use_xnnpack : False selects the reference kernels (no default delegate).
     encode_batch : slices per ``encode`` invocation.
@@ -100,24 +94,25 @@ class TFLiteStudyModel:
 
     def __init__(
         self,
-        path: str | Path,
+        model: ModelFile | str | Path,
         num_threads: int = 2,
         use_xnnpack: bool = True,
         encode_batch: int = DEFAULT_ENCODE_BATCH,
         timing_only: bool = False,
     ) -> None:
-        self.path = Path(path)
-        # Validated in Python first: LiteRT's C++ loader can crash on a damaged file. The file
-        # is parsed once here (in Python that costs more than LiteRT's own load).
-        checked = check_model(self.path)
-        self.description = checked.description
+        # Validated in Python first (ModelFile.open): LiteRT's C++ loader can crash on a
+        # damaged file. The interpreter is built from the bytes read there, not from the path.
+        self.file = model if isinstance(model, ModelFile) else ModelFile.open(model)
+        self.settings = self.file.require_settings()
+        self.path = self.file.path if self.file.path is not None else Path(self.file.source)
+        self.description = self.file.description
         if not timing_only:
-            _refuse_stateful(self.path, checked.tree)
+            _refuse_stateful(self.file)
         if encode_batch < 1:
             raise ConfigError(f"encode_batch must be >= 1, got {encode_batch}")
         self.encode_batch = int(encode_batch)
         try:
-            self.interpreter = make_interpreter(self.path, num_threads=num_threads, use_xnnpack=use_xnnpack)
+            self.interpreter = make_interpreter(self.file.data, num_threads=num_threads, use_xnnpack=use_xnnpack)
             signatures = self.interpreter.get_signature_list()
         except (RuntimeError, ValueError) as err:
             raise ModelError(f"{self.path} cannot be loaded by the TFLite interpreter: {err}") from err
@@ -131,26 +126,24 @@ class TFLiteStudyModel:
         self._raw_pixels = takes_raw_pixels(self._image)
         self._window_name, self._window = _only(self._classify.get_input_details(), "classify input", self.path)
         self._probs_name, self._probs = _only(self._classify.get_output_details(), "classify output", self.path)
-        self.sequence = SequenceConfig.from_dict(self.description["sequence"])
+        self.sequence = self.settings.sequence
         self.input_size_px = int(self._image["shape_signature"][1])  # window and size: checked by model_check
         self._blank_features: np.ndarray | None = None
 
     @property
     def precision(self) -> str:
-        return str(self.description.get("precision", "unknown"))
+        """The conversion recipe the description names (``unknown`` if none)."""
+        return self.settings.precision
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(self.description.get("labels", ()))
+        """Output labels, in the model's output order."""
+        return self.settings.labels
 
-    @cached_property
+    @property
     def sha256(self) -> str:
-        """SHA-256 of the model file, hex."""
-        digest = hashlib.sha256()
-        with self.path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+        """SHA-256 of the model file, hex (of the bytes read once by :class:`ModelFile`)."""
+        return self.file.sha256
 
     @property
     def window_slices(self) -> int:

@@ -1,7 +1,8 @@
 """The one module that chooses Keras: tf_keras (Keras 2) on TensorFlow 2.21.
 
-tensorflow-model-optimization 0.8 refuses Keras 3, and only tf_keras' LSTM converts to the
-fused TFLite UNIDIRECTIONAL_SEQUENCE_LSTM. ``TF_USE_LEGACY_KERAS=1`` must be set before
+tensorflow-model-optimization 0.8 refuses Keras 3. (The recurrent head is not converted as
+tf_keras' fused, stateful TFLite LSTM any more: ``convert`` rebuilds it unrolled and
+stateless, :mod:`ich_edge.training.stateless`.) ``TF_USE_LEGACY_KERAS=1`` must be set before
 TensorFlow is first imported so that ``tf.keras`` (used inside TFMOT) is tf_keras too; this
 module does that, so every model-building module imports ``tf`` and ``keras`` from here.
 """

@@ -244,8 +244,8 @@ def test_implausible_hu_make_the_series_unreadable(tmp_path, hu_edit, match):
 
 
 def _jpeg_slice(folder: Path, declared: tuple[int, int] | None) -> Path:
-    """A 32x32 8-bit JPEG Baseline slice; ``declared`` patches its SOF frame size."""
-    from PIL import Image
+    """A 32x32 8-bit JPEG Baseline slice; ``declared`` patches its SOF frame size (needs Pillow to encode it)."""
+    Image = pytest.importorskip("PIL.Image", reason="writing the JPEG test slice needs Pillow (pip install pillow)")
 
     def edit(ds, k):
         stored = np.clip(ds.pixel_array.astype(np.int32) // 16, 0, 255).astype(np.uint8)

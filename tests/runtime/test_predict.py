@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
+import hashlib
 import importlib.util
+import io
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -157,6 +161,35 @@ def test_cli_json_mixed_folder_reports_good_series_and_problems(model_path, tmp_
     assert set(first["timing_ms"]) == {"read", "preprocess", "inference"}
     assert "notes.dcm" in captured.err and "1.2.3.5" not in captured.out
     assert "ID_ee0000000.dcm" in captured.err
+
+
+@pytest.mark.parametrize("runtime", ["interpreter", "compiled"])
+def test_predict_reads_the_model_file_once(model_path, positive_series, tmp_path, monkeypatch, capsys, runtime):
+    """`ich-edge predict` reads the .tflite once (ModelFile.open): checks, hash, description and
+    the LiteRT runtime all use those bytes. Every Python open of the file is counted, and the file
+    is moved away after the first one, so a second read by LiteRT's native loader fails too."""
+    path = tmp_path / model_path.name
+    path.write_bytes(model_path.read_bytes())
+    target, opened = os.path.abspath(path), []
+    real_open = io.open
+
+    def counting_open(file, *args, **kwargs):
+        handle = real_open(file, *args, **kwargs)
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(file) == target:
+            opened.append(args[0] if args else kwargs.get("mode", "r"))
+            if len(opened) == 1:
+                os.rename(target, tmp_path / "moved_away.tflite")  # the open handle still reads it
+        return handle
+
+    monkeypatch.setattr(io, "open", counting_open)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    folder, _ = positive_series
+    code = main(["predict", "--model", str(path), "--dicom", str(folder), "--json", "--runtime", runtime])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert opened == ["rb"]
+    (report,) = json.loads(captured.out)
+    assert report["model"]["sha256"] == hashlib.sha256(model_path.read_bytes()).hexdigest()
 
 
 def test_cli_human_output(model_path, positive_series, capsys):

@@ -2,30 +2,29 @@
 
 Runtime tier. Two ways to use the GPU, each reported as what it is:
 
-* ``gpu`` -- :class:`~ich_edge.runtime.compiled.CompiledStudyModel`: the whole model through
+* ``gpu`` -- :class:`~ich_edge.runtime.litert_compiled.CompiledStudyModel`: the whole model through
   ``ai_edge_litert.compiled_model.CompiledModel`` with ``HardwareAccelerator.GPU`` alone (no
   CPU fallback), so a number measured there is a GPU number or there is no number.
-* ``gpu+cpu`` -- :class:`GpuEncoderStudyModel`: what an app does with an ich-edge model,
-  because LiteRT's GPU accelerator cannot compile the fused LSTM of ``classify`` (its state
-  lives in variable tensors: "Variable tensors not yet supported"). ``encode`` runs on the
-  GPU, one slice per call, and ``classify`` on the CPU (XNNPACK).
+* ``gpu+cpu`` -- :class:`GpuEncoderStudyModel`: ``encode`` on the GPU, one slice per call,
+  and ``classify`` on the CPU (XNNPACK), as an app does that keeps the small recurrent head
+  on the CPU.
 
 When the accelerator cannot be created or cannot take the model,
-:class:`~ich_edge.runtime.compiled.AcceleratorUnavailable` carries LiteRT's own error lines
+:class:`~ich_edge.runtime.litert_compiled.AcceleratorUnavailable` carries LiteRT's own error lines
 (it logs the cause to stderr and raises a bare location trace, so stderr is captured around
 the call). The model is then probed one signature at a time, so the reason says whether the
 machine has no usable GPU, or the GPU works but a signature cannot be compiled. Both live in
-:mod:`ich_edge.runtime.compiled`, which ``predict --runtime compiled`` uses too.
+:mod:`ich_edge.runtime.litert_compiled`, which ``predict --runtime compiled`` uses too.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ich_edge.runtime.compiled import CompiledStudyModel
+from ich_edge.runtime.litert_compiled import CompiledStudyModel
+from ich_edge.runtime.model_file import ModelFile
 from ich_edge.runtime.tflite_model import ENCODE, TFLiteStudyModel
 
 
@@ -40,15 +39,12 @@ class GpuEncoderStudyModel(TFLiteStudyModel):
     machines without a GPU.
     """
 
-    def __init__(self, path: str | Path, num_threads: int = 2, accelerator: str = "gpu") -> None:
-        super().__init__(path, num_threads=num_threads, use_xnnpack=True, encode_batch=1)
+    def __init__(self, model: ModelFile | str | Path, num_threads: int = 2, accelerator: str = "gpu") -> None:
+        super().__init__(model, num_threads=num_threads, use_xnnpack=True, encode_batch=1)
         from ich_edge.runtime.coverage import single_signature_model
 
-        # The compiled model reads its file; the folder lives as long as this object.
-        self._folder = tempfile.TemporaryDirectory(prefix="ich-edge-encode-")
-        encoder_path = Path(self._folder.name) / f"{ENCODE}.tflite"
-        encoder_path.write_bytes(single_signature_model(self.path.read_bytes(), ENCODE))
-        self.accelerated = CompiledStudyModel(encoder_path, accelerator, num_threads)
+        # The encoder alone, cut from the bytes ModelFile read (the file is not read again).
+        self.accelerated = CompiledStudyModel(single_signature_model(self.file.data, ENCODE), accelerator, num_threads)
 
     def _encode_batch(self, batch: np.ndarray) -> np.ndarray:
         return self.accelerated.run_batch(ENCODE, batch)

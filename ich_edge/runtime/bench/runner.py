@@ -35,8 +35,9 @@ the GPU accelerator alone, both signatures) and ``gpu+cpu`` (``encode`` on the G
 accelerator, ``classify`` on XNNPACK). Where a GPU backend cannot run, the row is
 ``unavailable`` with LiteRT's reason.
 
-Every model file passes :func:`ich_edge.runtime.model_check.check_model_file` before any
-measurement, so a damaged or foreign file is one :class:`~ich_edge.errors.ModelError`.
+Every model file is opened once (:meth:`ich_edge.runtime.model_file.ModelFile.open`: read,
+checked, hashed) before any measurement, so a damaged or foreign file is one
+:class:`~ich_edge.errors.ModelError`; its description, hash and MACs come from that one read.
 A row that was requested and could be run but failed to measure (a worker that crashed or
 timed out, a failed round) is listed by :func:`failed_rows`; ``ich-edge bench`` then exits 3.
 An ``unavailable`` row (hardware or accelerator absent) is not a failure.
@@ -45,7 +46,6 @@ An ``unavailable`` row (hardware or accelerator absent) is not a failure.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import subprocess
@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ich_edge.errors import ConfigError, IchEdgeError, ModelError
+from ich_edge.errors import ConfigError, ModelError
 from ich_edge.metrics import roc_auc
 from ich_edge.runtime.bench.worker import latency_stats
 from ich_edge.sequence import window_starts
@@ -145,7 +145,7 @@ class BenchConfig:
 
 def run_configuration(path: str | Path, backend: str, threads: int, config: BenchConfig) -> dict:
     """:func:`measure` one configuration in a fresh Python process; failures become a row status."""
-    from ich_edge.runtime.compiled import cause_lines
+    from ich_edge.runtime.litert_compiled import cause_lines
     from ich_edge.runtime.emulation import python_command
 
     args = {
@@ -173,23 +173,16 @@ def run_configuration(path: str | Path, backend: str, threads: int, config: Benc
 # --- the parent: models x backends x threads ------------------------------------------------
 
 
-def _variant(path: Path) -> tuple[str, dict | None]:
-    from ich_edge.runtime.description import read_description
+def study_macs(model: str | Path | bytes, description: dict | None, study_slices: int) -> dict:
+    """Multiply-accumulates of one ``study_slices`` study: encode x slices + classify x windows.
 
-    try:
-        description = read_description(path)
-    except IchEdgeError:
-        stem = path.stem
-        return (stem.split("cnn_lstm_", 1)[1] if stem.startswith("cnn_lstm_") else stem), None
-    return str(description.get("precision", path.stem)), description
-
-
-def study_macs(path: Path, description: dict | None, study_slices: int) -> dict:
-    """Multiply-accumulates of one ``study_slices`` study: encode x slices + classify x windows."""
+    ``model``: the file's bytes (as :class:`~ich_edge.runtime.model_file.ModelFile` read
+    them) or its path.
+    """
     from ich_edge.runtime.coverage import signature_macs
     from ich_edge.sequence import SequenceConfig
 
-    per_signature = signature_macs(path.read_bytes())
+    per_signature = signature_macs(model if isinstance(model, bytes) else Path(model).read_bytes())
     out = {"per_signature": per_signature}
     if description and "sequence" in description and {"encode", "classify"} <= set(per_signature):
         sequence = SequenceConfig.from_dict(description["sequence"])
@@ -198,11 +191,14 @@ def study_macs(path: Path, description: dict | None, study_slices: int) -> dict:
     return out
 
 
-def study_auc(path: Path, series_list, threads: int) -> dict:
-    """Study-level ROC AUC of a model on cached series (``any`` and each label; mean over labels)."""
+def study_auc(model_file, series_list, threads: int) -> dict:
+    """Study-level ROC AUC of a model on cached series (``any`` and each label; mean over labels).
+
+    ``model_file``: a :class:`~ich_edge.runtime.model_file.ModelFile` or a ``.tflite`` path.
+    """
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
 
-    model = TFLiteStudyModel(path, num_threads=threads)
+    model = TFLiteStudyModel(model_file, num_threads=threads)
     scores: dict[str, np.ndarray] = {}
     truth: dict[str, np.ndarray] = {}
     for series in series_list:
@@ -302,29 +298,30 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
     from ich_edge.runtime.bench.sysinfo import machine_info
 
     load_start = _load_average()
-    from ich_edge.runtime.model_check import check_model_file
+    from ich_edge.runtime.model_file import ModelFile
 
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.is_file():
             raise ModelError(f"{path} does not exist; pass .tflite files written by `ich-edge convert`")
-        check_model_file(path)  # a damaged or foreign file stops here, before minutes of measuring
+    # One read per file; a damaged or foreign file stops here, before minutes of measuring.
+    files = [ModelFile.open(path) for path in paths]
     series_list = None
     if data is not None:
         from ich_edge.cache import Cache
 
         series_list = Cache.open(data).series()
     models, grid = [], []
-    for path in paths:
-        variant, description = _variant(path)
+    for path, model_file in zip(paths, files):
+        variant = str(model_file.description.get("precision", path.stem))
         models.append({
             "file": path.name,
             "path": str(path),
             "variant": variant,
-            "size_mb": path.stat().st_size / 1e6,
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),  # joins parity reports by content
-            "macs": study_macs(path, description, config.study_slices) if description else None,
-            "_description": description,
+            "size_mb": model_file.size_bytes / 1e6,
+            "sha256": model_file.sha256,  # joins parity reports by content
+            "macs": study_macs(model_file.data, model_file.description, config.study_slices),
+            "_file": model_file,
         })
         for backend in config.backends:
             for threads in config.threads if backend != "gpu" else (None,):
@@ -342,10 +339,10 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
                 )
     rows = [{**cell, "path": str(cell["path"]), **merge_rounds(found)} for cell, found in zip(grid, results)]
     for entry in models:
-        description = entry.pop("_description")
-        if series_list is not None and description is not None:
+        model_file = entry.pop("_file")
+        if series_list is not None:
             # After the timings, so accuracy work never overlaps a timed run.
-            entry["study_auc"] = study_auc(Path(entry["path"]), series_list, max(config.threads))
+            entry["study_auc"] = study_auc(model_file, series_list, max(config.threads))
     _speedups(rows)
     return {
         "format": RESULT_FORMAT,

@@ -54,24 +54,28 @@ def _timed(fn, runs: int, warmup: int) -> list[float]:
 
 
 def _open(path: str, backend: str, threads: int):
+    """The study model of ``backend``, built from one read of ``path`` (:class:`ModelFile`)."""
     from ich_edge.runtime.bench.gpu import GpuEncoderStudyModel
     from ich_edge.runtime.compiled import CompiledRuntimeStudyModel
+    from ich_edge.runtime.model_file import ModelFile
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
 
+    model_file = ModelFile.open(path)
     if backend == "gpu":
-        return CompiledRuntimeStudyModel(path, num_threads=threads, accelerator="gpu")
+        return CompiledRuntimeStudyModel(model_file, num_threads=threads, accelerator="gpu")
     if backend == "compiled":
-        return CompiledRuntimeStudyModel(path, num_threads=threads, accelerator="cpu")
+        return CompiledRuntimeStudyModel(model_file, num_threads=threads, accelerator="cpu")
     if backend == "gpu+cpu":
-        return GpuEncoderStudyModel(path, num_threads=threads)
+        return GpuEncoderStudyModel(model_file, num_threads=threads)
     # timing_only: bench may time a stateful file (benchmarks/stateless_head.py times the old fused form)
-    return TFLiteStudyModel(path, num_threads=threads, use_xnnpack=backend == "xnnpack", timing_only=True)
+    return TFLiteStudyModel(model_file, num_threads=threads, use_xnnpack=backend == "xnnpack", timing_only=True)
 
 
-def _coverage(path: str, backend: str, threads: int, model) -> dict:
+def _coverage(backend: str, threads: int, model) -> dict:
+    """Which nodes ``backend`` took, from the bytes the model was built from."""
     from ich_edge.runtime import coverage
 
-    data = Path(path).read_bytes()
+    data = model.file.data
     try:
         if backend == "xnnpack":
             per_signature = coverage.xnnpack_coverage(data, num_threads=threads)
@@ -104,7 +108,7 @@ COMPILED_BACKENDS = ("compiled", "gpu", "gpu+cpu")
 
 def _import_runtime(backend: str) -> None:
     """Import LiteRT's Python modules for ``backend`` (once per process; timed as ``import_ms``)."""
-    from ich_edge.runtime.compiled import import_litert
+    from ich_edge.runtime.litert_compiled import import_litert
     from ich_edge.runtime.interpreter import interpreter_module
 
     interpreter_module()
@@ -117,7 +121,7 @@ def measure(path: str, backend: str, threads: int, runs: int, warmup: int, study
 
     Call it in a fresh process (as :func:`run_configuration` does) for a meaningful peak RSS.
     """
-    from ich_edge.runtime.compiled import AcceleratorUnavailable
+    from ich_edge.runtime.litert_compiled import AcceleratorUnavailable
     from ich_edge.runtime.bench.sysinfo import current_rss_mb, peak_rss_mb
 
     start = time.perf_counter_ns()
@@ -161,7 +165,7 @@ def measure(path: str, backend: str, threads: int, runs: int, warmup: int, study
         "samples_ms": {"slice": slice_ms, "study": study_ms, "encode": encode_ms, "classify": classify_ms},
         "rss_before_model_mb": rss_before,
         "peak_rss_mb": peak,
-        "nodes": _coverage(path, backend, threads, model),
+        "nodes": _coverage(backend, threads, model),
         "tensorflow_imported": "tensorflow" in sys.modules,
     }
 

@@ -25,7 +25,6 @@ SUPPORTED = (
     # the identity at inference (left out of the split)
     "SpatialDropout1D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
 )
-WRAPPERS = ("TimeDistributed", "Bidirectional")
 BASE_ARGS = {"name", "trainable"}
 
 
