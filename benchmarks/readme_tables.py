@@ -30,9 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def newest(prefix: str) -> Path | None:
-    """The newest ``<prefix>_<UTC time>_<host>.json`` (names sort by time)."""
+def newest(prefix: str, keep=lambda result: True) -> Path | None:
+    """The newest ``<prefix>_<UTC time>_<host>.json`` (names sort by time) whose result ``keep`` accepts."""
     found = sorted(RESULTS.glob(f"{prefix}_2*.json"), key=lambda p: p.name.split("_")[-2])
+    found = [p for p in found if keep(json.loads(p.read_text()))]
     return found[-1] if found else None
 
 
@@ -170,7 +171,7 @@ def scale_block() -> list[str]:
 
 
 def seeds_block() -> list[str]:
-    path = newest("seed_spread")
+    path = newest("seed_spread", keep=lambda result: len(result.get("seeds", [])) > 1)  # one seed is no spread
     if path is None:
         return ["(no seed_spread result yet: run benchmarks/seed_spread.py)"]
     result = json.loads(path.read_text())

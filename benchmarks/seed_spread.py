@@ -118,7 +118,25 @@ def ship_row(seed: int, out: Path, code: int) -> dict:
            "verdicts": verdicts, "study_latency_ms_p50": latency, "size_bytes": sizes}
     row["meets_goal"] = bool(integer and row["latency_over_fp16"] is not None and row["latency_over_fp16"] <= 0.75
                              and row["size_over_fp16"] is not None and row["size_over_fp16"] <= 0.8)
+    row["passes_and_ships_integer"] = integer  # the shipped file passed both parity questions (the demo ships no other)
+    row["layer_reports"] = layer_summaries(out / "tflite")
+    qat_report = out / "qat" / "report.json"
+    row["qat_threshold_rules"] = json.loads(qat_report.read_text()).get("threshold_rules") if qat_report.is_file() else None
     return row
+
+
+def layer_summaries(tflite: Path) -> dict:
+    """Per integer file of a demo: its worst layers, the groups it keeps float and the search path (``<file>.layers.json``)."""
+    out = {}
+    for path in sorted(tflite.glob("*.layers.json")):
+        report = json.loads(path.read_text())
+        out[path.name.removesuffix(".layers.json")] = {
+            "worst": [{k: row.get(k) for k in ("group", "rmse_per_scale", "restored")} for row in report["layers"][:3]],
+            "judged": report.get("judged"), "kept_float": report.get("kept_float"),
+            "search": [{"kept_float": len(step["kept_float"]), "last": (step["kept_float"] or [None])[-1],
+                        "disagreements": step["disagreements"], "passes": step["passes"]} for step in report.get("search", [])],
+        }
+    return out
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -58,7 +58,7 @@ def test_the_demo_writes_only_its_folder_and_release_copies_into_the_checkout(tm
     for step in steps:
         for arg in step.args[1:]:
             assert not arg.startswith(str(repo)), (step.name, arg)
-    monkeypatch.setattr(demo, "choose_shipped_model", lambda report: ({"path": "m.tflite", "precision": "fp32",
+    monkeypatch.setattr(demo, "choose_shipped_model", lambda report, **kwargs: ({"path": "m.tflite", "precision": "fp32",
                                                                        "sha256": "0" * 64}, []))
     out.mkdir()
     assets_args = next(s for s in steps if s.name == "assets").make_args()
