@@ -24,7 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "qat-int8")
+sys.path.insert(0, str(REPO))  # the ich_edge of this checkout
+from ich_edge.precisions import NAMES as PRECISIONS  # noqa: E402  every precision of the table, where its file exists
 
 
 def build_models(work: Path) -> Path:
@@ -32,7 +33,7 @@ def build_models(work: Path) -> Path:
     from ich_edge.cli import main
 
     tflite = work / "tflite"
-    if all((tflite / f"cnn_lstm_{p}.tflite").is_file() for p in PRECISIONS):
+    if (tflite / "cnn_lstm_fp32.tflite").is_file():
         return tflite
     steps = [
         ["synth", "--out", str(work / "synth"), "--studies", "24", "--seed", "1", "--matrix-px", "128", "--slices", "20-28"],
@@ -55,12 +56,13 @@ def measure(models: Path, work: Path) -> list[dict]:
     from ich_edge.assets.build import AssetsConfig, write_assets
     from ich_edge.assets.sample import SampleConfig
     from ich_edge.assets.runtime_matrix import runtime_matrix
+    from ich_edge.precisions import BY_NAME
     from ich_edge.runtime.emulation import all_runtimes
 
     runtimes = all_runtimes()
     rows = []
     for precision in PRECISIONS:
-        path = models / f"cnn_lstm_{precision}.tflite"
+        path = models / BY_NAME[precision].file_name
         if not path.is_file():
             print(f"{precision}: no {path.name}, skipped", flush=True)
             continue

@@ -192,7 +192,6 @@ def _run_assets(out: Path, step: Step) -> int:
     """Run ``assets`` on the chosen file. When it refuses the file for apps (exit 1: the kernels apps
     run could flip a golden-sample decision; its message is printed), record that in
     ``assets_refused.json`` and run it on the next file that passed parity; returns the last exit code."""
-    from ich_edge.errors import IchEdgeError
     from ich_edge.fileio import write_json_atomic
 
     code = cli_main(step.args)
@@ -202,14 +201,24 @@ def _run_assets(out: Path, step: Step) -> int:
             "`ich-edge assets` refused it for apps (the kernels apps run could flip a golden-sample decision)")
         write_json_atomic(out / REFUSED_FILE, refused)
         (out / SHIPPED_FILE).unlink(missing_ok=True)
-        try:
-            step.args = step.make_args()
-        except IchEdgeError as err:
-            print(f"demo stopped at 'assets': {err}", file=sys.stderr)
-            return err.exit_code
+        stopped = _make_args(step, "at 'assets'")
+        if stopped is not None:
+            return stopped
         print(f"assets: ich-edge {' '.join(step.args)}", flush=True)
         code = cli_main(step.args)
     return code
+
+
+def _make_args(step: Step, where: str) -> int | None:
+    """Compute ``step.args`` just before it runs; when that stops the demo, print why and return the exit code."""
+    from ich_edge.errors import IchEdgeError
+
+    try:
+        step.args = step.make_args()
+    except IchEdgeError as err:
+        print(f"demo stopped {where}: {err}", file=sys.stderr)
+        return err.exit_code
+    return None
 
 
 def _load_json(path: Path) -> dict | None:
@@ -244,13 +253,9 @@ def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | Non
             print(f"{header}: done before, reusing its outputs", flush=True)
             continue
         if step.make_args is not None:
-            from ich_edge.errors import IchEdgeError
-
-            try:
-                step.args = step.make_args()
-            except IchEdgeError as err:
-                print(f"demo stopped before '{step.name}': {err}", file=sys.stderr)
-                return err.exit_code
+            stopped = _make_args(step, f"before '{step.name}'")
+            if stopped is not None:
+                return stopped
         print(f"{header}: ich-edge {' '.join(step.args)}", flush=True)
         start = time.perf_counter()
         code = _run_assets(out, step) if step.name == "assets" else cli_main(step.args)

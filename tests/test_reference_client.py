@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+
 from ich_edge.assets.build import AssetsConfig, write_assets
 from ich_edge.assets.manifest import window_specs
 from ich_edge.assets import reference_client as client
 from ich_edge.assets.sample import SampleConfig
+from ich_edge.precisions import SHIP_ORDER
 from ich_edge.sequence import SequenceConfig, window_starts
 from ich_edge.transforms import Preprocess, PreprocessConfig
 from tiny_app_model import tiny_model_bytes
@@ -105,8 +107,8 @@ def test_client_passes_on_committed_demo_assets(tmp_path):
     assert status == {"code": 0, "loaded": []}, stdout
     assert report["passed"]
     manifest = json.loads((COMMITTED / "manifest.json").read_text())
-    # make demo ships the first of qat-int8, int8, fp16, fp32 that passed parity (scripts/demo.py SHIP_PREFERENCE)
-    assert manifest["precision"] in ("qat-int8", "int8", "fp16", "fp32") and manifest["size_bytes"] < 5 * 2**20
+    # make demo ships the first precision of the ship order that passed parity (ich_edge.precisions.SHIP_ORDER)
+    assert manifest["precision"] in SHIP_ORDER and manifest["size_bytes"] < 5 * 2**20
     assert manifest["parity"]["passed"] and not manifest["parity"]["allowed_failed_parity"]
     assert manifest["sample"]["ground_truth_study"]["any"] == 1  # a positive study (what the model says is checked above)
 
