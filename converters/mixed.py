@@ -143,7 +143,7 @@ def search(calibrated: bytes, report: dict, judge: Judge, io: str = "float", bat
     while steps and not (path and path[-1]["passes"]):
         chunk, steps = steps[:batch], steps[batch:]
         bound = [] if bound_checked or not steps else [candidates]
-        *verdicts, = judge(files(chunk + bound))
+        verdicts = list(judge(files(chunk + bound)))
         if bound:
             bound_checked, everything = True, verdicts.pop()
             if everything["fails"]:
