@@ -44,6 +44,8 @@ class ConvertConfig:
     keep_float : float layers of int8-mixed and qat-int8: ``("auto",)`` (search, :mod:`converters.mixed`),
         ``("none",)`` (all integer) or layer names.
     layer_report : write the per-layer quantization report beside every integer file.
+    float_weights : storage of the float layers' weights in int8-mixed and qat-int8: ``int8`` (per channel,
+        dequantized when the runtime prepares the graph; :mod:`converters.weight_storage`) or ``float32``.
     """
 
     precisions: tuple[str, ...] = ("all",)
@@ -53,6 +55,7 @@ class ConvertConfig:
     seed: int = 0
     keep_float: tuple[str, ...] = ("auto",)
     layer_report: bool = True
+    float_weights: str = "int8"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precisions", tuple(self.precisions))
@@ -65,6 +68,10 @@ class ConvertConfig:
         if not 1 <= self.calibration_windows <= 100_000:
             raise ConfigError(f"calibration_windows must be in 1..100000, got {self.calibration_windows}")
         ConvertOptions(io=self.io)  # validates io
+        from converters.layers import FLOAT_WEIGHTS
+
+        if self.float_weights not in FLOAT_WEIGHTS:
+            raise ConfigError(f"--float-weights must be one of {', '.join(FLOAT_WEIGHTS)}, got {self.float_weights!r}")
 
 
 def write_model(path: str | Path, tflite_bytes: bytes, description: dict, force: bool = False) -> Path:
@@ -240,6 +247,7 @@ class _Layered:
         auto = self.config.keep_float == ("auto",)
         judge = self.judge(recipe, options) if auto or self.config.layer_report else None
         start = layers.quantize(calibrated, io=options.io)
+        weights = self.config.float_weights
         report = self.report(recipe, options, start) if judge is not None else mixed.layer_report(calibrated, start, self.calibration)
         if auto and judge is None and recipe.needs_qat:
             self.log(f"note: {recipe.name} is all integer: the float search judges against the validated float RUN_DIR "
@@ -249,13 +257,14 @@ class _Layered:
             if judge is None:
                 raise ConfigError(f"{recipe.name} --keep-float auto judges on the run's training cache: pass the float "
                                   "RUN_DIR with split.json as --model and its training cache as --data, or name the layers")
-            kept, path = mixed.search(calibrated, report, judge, io=options.io, log=self.log, label=recipe.name)
+            kept, path = mixed.search(calibrated, report, judge, io=options.io, log=self.log, label=recipe.name,
+                                      float_weights=weights)
         elif self.config.keep_float == ("none",):
             kept, path = [], []
         else:
             kept, path = groups.resolve(self.config.keep_float), []
-        payload = layers.quantize(calibrated, [n for g in kept for n in groups.nodes[g]], io=options.io)
-        report["kept_float"], report["search"] = kept, path
+        payload = layers.quantize(calibrated, [n for g in kept for n in groups.nodes[g]], io=options.io, float_weights=weights)
+        report["kept_float"], report["search"], report["float_weights"] = kept, path, weights
         return payload, report
 
     def report(self, recipe: Recipe, options: ConvertOptions, payload: bytes) -> dict:
@@ -267,7 +276,7 @@ class _Layered:
         key = hashlib.sha256(payload).hexdigest()
         if key not in self._reports:
             self._reports[key] = mixed.layer_report(self.calibrated(), payload, self.calibration, self.judge(recipe, options),
-                                                    io=options.io, log=self.log)
+                                                    io=options.io, log=self.log, float_weights=self.config.float_weights)
         return copy.deepcopy(self._reports[key])
 
 
@@ -297,6 +306,7 @@ def _convert_one(run, recipe: Recipe, saved: Path, calibration, io: str, out: Pa
     description = describe_model(run, recipe, options, tflite_bytes, summary, calibration if dataset else None)
     if recipe.keeps_float:
         description["kept_float"] = layer_report["kept_float"]
+        description["float_weights"] = layer_report["float_weights"] if layer_report["kept_float"] else None
     path = write_model(out / recipe.file_name, tflite_bytes, description, force)
     if layer_report is not None:
         write_json_atomic(path.with_name(path.name + REPORT_SUFFIX), layer_report)

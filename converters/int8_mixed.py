@@ -1,11 +1,12 @@
 """int8-mixed: full integer except the layers whose int8 form breaks parity, which stay float.
 
 Calibrated like ``int8`` on the cache's windows; then :mod:`converters.mixed` ranks the
-layers by what quantizing them costs (tensor error, study decisions on the validation
+layers by what quantizing them costs (tensor error, study decisions on the training cache's
 studies) and keeps float the fewest groups, worst first, that let the file pass both parity
-questions on the validation studies (``--keep-float auto``, the default), or the groups
-named by ``--keep-float LAYER,...``. Builtin ops only: float layers run on the float
-kernels, with a DEQUANTIZE/QUANTIZE pair at each border.
+questions there (``--keep-float auto``, the default), or the groups named by
+``--keep-float LAYER,...``. Builtin ops only: float layers run on the float kernels, with a
+DEQUANTIZE/QUANTIZE pair at each border, and store their weights as int8
+(:mod:`converters.weight_storage`).
 """
 
 from converters import int8
@@ -16,7 +17,7 @@ NAME = "int8-mixed"
 
 RECIPE = Recipe(
     name=NAME,
-    summary="int8 with the layers that break parity kept in float (search on the validation studies)",
+    summary="int8 with the layers that break parity kept in float (search on the training cache's studies)",
     configure=int8.configure,  # the calibration; convert quantizes selectively (converters.mixed)
     needs_calibration=True,
     needs_qat=False,

@@ -98,21 +98,36 @@ def calibrate(saved_model_dir, options) -> bytes:
     return run_converter(saved_model_dir, recipe, options)
 
 
-def quantize(calibrated: bytes, float_nodes=(), io: str = "float") -> bytes:
-    """Quantize a calibrated graph to int8, leaving the ops that output ``float_nodes`` in float."""
+#: How the weights of float layers are stored: int8 per channel (:mod:`converters.weight_storage`) or float32.
+FLOAT_WEIGHTS = ("int8", "float32")
+
+
+def quantize(calibrated: bytes, float_nodes=(), io: str = "float", float_weights: str = "int8") -> bytes:
+    """Quantize a calibrated graph to int8, leaving the ops that output ``float_nodes`` in float.
+
+    ``float_weights="int8"`` stores the weights of those float ops as int8 per channel, dequantized
+    when the runtime prepares the graph (:mod:`converters.weight_storage`); ``"float32"`` keeps them.
+    """
     from tensorflow.lite.python.convert import mlir_quantize
 
-    from ich_edge.errors import ConversionError
+    from ich_edge.errors import ConfigError, ConversionError
     from ich_edge.quiet import native_output_silenced
     from ich_edge.training.keras import tf
 
     io_type = tf.uint8 if io == "int8" else tf.float32
+    if float_weights not in FLOAT_WEIGHTS:
+        raise ConfigError(f"float weights must be one of {', '.join(FLOAT_WEIGHTS)}, got {float_weights!r}")
     try:
         with native_output_silenced():
-            return bytes(mlir_quantize(calibrated, denylisted_nodes=list(float_nodes), input_data_type=io_type,
-                                       output_data_type=io_type))
+            payload = bytes(mlir_quantize(calibrated, denylisted_nodes=list(float_nodes), input_data_type=io_type,
+                                          output_data_type=io_type))
     except Exception as err:  # the quantizer raises RuntimeError or ConverterError
         raise ConversionError(f"selective quantization failed: {str(err).strip().splitlines()[0]}") from err
+    if float_weights == "int8" and float_nodes:
+        from converters.weight_storage import store_float_weights_int8
+
+        payload, _ = store_float_weights_int8(payload)
+    return payload
 
 
 def _all_tensors(model_bytes: bytes, calibration, limit: int) -> dict:

@@ -79,7 +79,7 @@ class Judge:
 
 
 def layer_report(calibrated: bytes, quantized: bytes, calibration, judge: Judge | None = None,
-                 io: str = "float", log=print) -> dict:
+                 io: str = "float", log=print, float_weights: str = "int8") -> dict:
     """The per-layer report of ``quantized`` (see the module docstring)."""
     groups = layers_lib.LayerGroups.of(calibrated)
     errors = layers_lib.group_errors(layers_lib.tensor_errors(calibrated, quantized, calibration))
@@ -89,7 +89,7 @@ def layer_report(calibrated: bytes, quantized: bytes, calibration, judge: Judge 
         (base,) = judge([quantized])
     if base is not None and base["fails"] and ranked:  # only a failing file needs to know which layers to keep
         log(f"layer report: judging {len(ranked)} files, each with one more layer in float, on the training cache")
-        verdicts = judge([layers_lib.quantize(calibrated, groups.nodes[g], io=io) for g in ranked])
+        verdicts = judge([layers_lib.quantize(calibrated, groups.nodes[g], io=io, float_weights=float_weights) for g in ranked])
         impact = {g: {"restored": base["disagreements"] - v["disagreements"], "passes_alone": not v["fails"]}
                   for g, v in zip(ranked, verdicts)}
     order = sorted(errors, key=lambda g: (-impact.get(g, {}).get("restored", 0), -errors[g]["added"]))
@@ -119,7 +119,7 @@ def worst_line(report: dict) -> str:
 
 
 def search(calibrated: bytes, report: dict, judge: Judge, io: str = "float", batch: int = 4,
-           log=print, label: str = "int8-mixed") -> tuple[list[str], list[dict]]:
+           log=print, label: str = "int8-mixed", float_weights: str = "int8") -> tuple[list[str], list[dict]]:
     """Keep float groups, worst first (the report's order), until the file has no FAIL on the training cache.
 
     The cumulative files are judged ``batch`` at a time (one parity run scores the Keras
@@ -137,7 +137,8 @@ def search(calibrated: bytes, report: dict, judge: Judge, io: str = "float", bat
     steps = [candidates[:k] for k in range(len(path), len(candidates) + 1)]
 
     def files(chunk):
-        return [layers_lib.quantize(calibrated, [n for g in kept for n in groups.nodes[g]], io=io) for kept in chunk]
+        return [layers_lib.quantize(calibrated, [n for g in kept for n in groups.nodes[g]], io=io, float_weights=float_weights)
+                for kept in chunk]
 
     bound_checked = False
     while steps and not (path and path[-1]["passes"]):

@@ -10,6 +10,7 @@ import click
 
 from ich_edge.cli.conventions import Command, list_option
 from converters import ALL, IO_TYPES, RECIPES
+from converters.layers import FLOAT_WEIGHTS
 
 
 def _precision_help() -> str:
@@ -34,9 +35,13 @@ def _precision_help() -> str:
 @list_option("--keep-float", "keep_float", default=("auto",),
              help="int8-mixed and qat-int8: auto (keep layers in float, worst first, until the file passes parity on the "
                   "training cache's studies), none (all integer) or layer names from the per-layer report (e.g. bilstm,stem_conv).")
+@click.option("--float-weights", type=click.Choice(FLOAT_WEIGHTS), default=FLOAT_WEIGHTS[0], show_default=True,
+              help="int8-mixed and qat-int8: how the float layers' weights are stored: int8 per channel (dequantized "
+                   "once when the runtime loads the file; float arithmetic) or float32.")
 @click.option("--no-layer-report", is_flag=True, help="Skip the per-layer quantization report (<file>.layers.json).")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
-def command(models, precisions, data, out, calibration_windows, io, seed, keep_float, no_layer_report, force) -> None:
+def command(models, precisions, data, out, calibration_windows, io, seed, keep_float, float_weights, no_layer_report,
+            force) -> None:
     """Convert a trained model to TFLite, one file per precision.
 
     Each file has two signatures (encode: slices -> features, classify: a window of
@@ -47,7 +52,7 @@ def command(models, precisions, data, out, calibration_windows, io, seed, keep_f
     from converters.convert import ConvertConfig, convert_runs
 
     fields = {"precisions": precisions, "io": io, "force": force, "seed": seed, "keep_float": tuple(keep_float),
-              "layer_report": not no_layer_report}
+              "layer_report": not no_layer_report, "float_weights": float_weights}
     if calibration_windows is not None:
         fields["calibration_windows"] = calibration_windows
     results = convert_runs(models, data, out, ConvertConfig(**fields), log=click.echo)
