@@ -105,6 +105,7 @@ FLOAT_WEIGHTS = ("int8", "float32")
 def quantize(calibrated: bytes, float_nodes=(), io: str = "float", float_weights: str = "int8") -> bytes:
     """Quantize a calibrated graph to int8, leaving the ops that output ``float_nodes`` in float.
 
+    Data-movement ops between float ops run in float (:mod:`converters.float_borders`).
     ``float_weights="int8"`` stores the weights of those float ops as int8 per channel, dequantized
     when the runtime prepares the graph (:mod:`converters.weight_storage`); ``"float32"`` keeps them.
     """
@@ -123,6 +124,10 @@ def quantize(calibrated: bytes, float_nodes=(), io: str = "float", float_weights
                                           output_data_type=io_type))
     except Exception as err:  # the quantizer raises RuntimeError or ConverterError
         raise ConversionError(f"selective quantization failed: {str(err).strip().splitlines()[0]}") from err
+    if float_nodes:
+        from converters.float_borders import drop_round_trips
+
+        payload, _ = drop_round_trips(payload)
     if float_weights == "int8" and float_nodes:
         from converters.weight_storage import store_float_weights_int8
 

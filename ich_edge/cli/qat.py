@@ -12,7 +12,7 @@ from ich_edge.cli.conventions import Command
 @click.option("--data", required=True, type=click.Path(file_okay=False, path_type=str), help="The cache the run was trained on.")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="QAT_DIR to write (RUN_DIR layout, quantized: true).")
 @click.option("--epochs", type=int, default=None, help="Fine-tuning epochs (default 3).")
-@click.option("--learning-rate", type=float, default=None, help="Peak learning rate (default 1/10 of the run's).")
+@click.option("--learning-rate", type=float, default=None, help="Peak learning rate (default 1/100 of the run's).")
 @click.option("--batch-size", type=int, default=None, help="Windows per step (default: the run's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the window order and augmentation.")
 @click.option("--distill-weight", type=float, default=None,

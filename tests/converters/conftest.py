@@ -88,3 +88,19 @@ def tiny_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("converters")
     series = write_cache(root / "cache")
     return root / "cache", series, write_run(root / "run", series)
+
+
+@pytest.fixture(scope="session")
+def calibrated(tiny_data, tmp_path_factory):
+    """``(calibrated graph bytes, calibration set)`` of the tiny run."""
+    from converters.calibration import calibration_set, representative_dataset
+    from converters.graph import save_deployable
+    from converters.layers import calibrate
+    from converters.recipe import ConvertOptions
+    from ich_edge.training.run import load_run
+
+    _, series, run_dir = tiny_data
+    run = load_run(run_dir)
+    saved = save_deployable(run.encoder, run.head, run.sequence_config.window_slices, tmp_path_factory.mktemp("saved") / "m")
+    calibration = calibration_set(run.encoder, series, run.sequence_config, 8, 0)
+    return calibrate(saved, ConvertOptions(representative_dataset=representative_dataset(calibration))), calibration

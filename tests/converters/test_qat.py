@@ -48,7 +48,7 @@ def test_qat_dir_has_the_run_layout(qat_dir, tiny_data):
     float_config = json.loads((run / "config.json").read_text())
     assert config["quantized"] is True and float_config["quantized"] is False
     assert config["qat"]["epochs"] == 1
-    assert config["qat"]["learning_rate"] == pytest.approx(float_config["train"]["learning_rate"] / 10)
+    assert config["qat"]["learning_rate"] == pytest.approx(float_config["train"]["learning_rate"] / 100)
     assert config["model"] == float_config["model"] and config["sequence"] == float_config["sequence"]
     assert json.loads((qat_dir / "split.json").read_text()) == json.loads((run / "split.json").read_text())
 
