@@ -96,7 +96,7 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     shape = tuple(model.input_shape)
     cache_series = ()
     if data is not None:
-        from ich_edge.cache import Cache
+        from ich_edge.ingest.cache import Cache
 
         cache = Cache.open(data)
         preprocess, cache_series = cache.preprocess, cache.series()

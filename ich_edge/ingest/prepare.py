@@ -3,13 +3,13 @@
 Each CT series found under a folder (one series folder or the flat RSNA layout) is read
 once, turned into the model input by :class:`~ich_edge.transforms.Preprocess` (windowed
 uint8 at ``input_size_px``) and stored with its labels and slice ids as one file of the
-cache (see :mod:`ich_edge.cache`). The work is spread over processes: the parent reads
+cache (see :mod:`ich_edge.ingest.cache`). The work is spread over processes: the parent reads
 headers only and hands each worker one series (its list of files and header facts, never
 pixel arrays); the worker decodes, preprocesses and writes the cache file itself.
 
 Header scan
     The headers are read once and kept in ``CACHE/manifest.json.gz``
-    (:mod:`ich_edge.scan_manifest`); other shards, and later runs over the same files, read
+    (:mod:`ich_edge.ingest.scan_manifest`); other shards, and later runs over the same files, read
     the manifest instead of every header again.
 
 Which series
@@ -57,14 +57,14 @@ from typing import Callable
 import numpy as np
 
 from ich_edge import LABELS
-from ich_edge.cache import PREPROCESS_FILE, PROBLEMS_DIR, Cache, CachedSeries
+from ich_edge.ingest.cache import PREPROCESS_FILE, PROBLEMS_DIR, Cache, CachedSeries
 from ich_edge.dicom import Series, group_series
 from ich_edge.dicom.privacy import KEY_FILE
 from ich_edge.errors import CacheError, ConfigError, IchEdgeError, LabelsError, NoSeriesError
 from ich_edge.fileio import mark_output, output_exists, output_owner, refuse_existing, refuse_foreign_folder, write_json_atomic
 from ich_edge.labels import is_rsna_csv, read_rsna_csv, read_study_csv, study_labels
-from ich_edge.scan_manifest import scan_with_manifest
-from ich_edge.series_filter import SeriesFilter
+from ich_edge.ingest.scan_manifest import scan_with_manifest
+from ich_edge.ingest.series_filter import SeriesFilter
 from ich_edge.transforms import Preprocess, PreprocessConfig
 
 #: ``progress(done, total)``: called in the parent after each series of this run.
@@ -335,8 +335,8 @@ def _split_problem(text: str) -> Problem:
 
 def cache_entries() -> tuple[str, ...]:
     """The top-level names prepare writes in a cache folder (all that ``--force`` may delete)."""
-    from ich_edge.cache import FORMAT_FILE, SERIES_DIR
-    from ich_edge.scan_manifest import LOCK_FILE, MANIFEST_FILE
+    from ich_edge.ingest.cache import FORMAT_FILE, SERIES_DIR
+    from ich_edge.ingest.scan_manifest import LOCK_FILE, MANIFEST_FILE
 
     return (PREPROCESS_FILE, FORMAT_FILE, SERIES_DIR, PROBLEMS_DIR, MANIFEST_FILE, LOCK_FILE, KEY_FILE)
 
