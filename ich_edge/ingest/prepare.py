@@ -465,24 +465,31 @@ def prepare(
     cache = _open_cache(out, preprocess)
     plan = _plan(found, cache, shard, series_filter, labels, preprocess)
     done = _run_plan(plan, workers, progress)
-    summary = PrepareSummary(
+    summary = _summarise(cache, shard, plan, done, skipped_inputs=len(found.problems), headers_read=headers_read,
+                         elapsed_s=time.perf_counter() - started)
+    report = {"dicom_dir": str(dicom_dir), "labels_csv": None if labels.path is None else str(labels.path), **summary.to_dict()}
+    write_json_atomic(summary.problems_path, report)
+    _refuse_empty(summary, cache)
+    return summary
+
+
+def _summarise(cache: Cache, shard: tuple[int, int], plan: "_Plan", done: "_Done", *, skipped_inputs: int,
+               headers_read: int, elapsed_s: float) -> PrepareSummary:
+    """The counts of the plan and of the decoded series, problems in order without repeats."""
+    return PrepareSummary(
         cache_dir=cache.root,
         shard=shard,
         prepared_series=done.prepared,
         prepared_slices=done.slices,
         cached_series=plan.cached,
         skipped_series=plan.skipped + done.skipped,
-        skipped_inputs=len(found.problems),
+        skipped_inputs=skipped_inputs,
         other_shard_series=plan.other,
         headers_read=headers_read,
         problems=tuple(dict.fromkeys([*plan.problems, *done.problems])),
         problems_path=problems_file(cache.root, shard),
-        elapsed_s=time.perf_counter() - started,
+        elapsed_s=elapsed_s,
     )
-    report = {"dicom_dir": str(dicom_dir), "labels_csv": None if labels.path is None else str(labels.path), **summary.to_dict()}
-    write_json_atomic(summary.problems_path, report)
-    _refuse_empty(summary, cache)
-    return summary
 
 
 def _refuse_empty(summary: PrepareSummary, cache: Cache) -> None:
