@@ -10,69 +10,31 @@ convert, parity, bench, predict and assets take it like a trained one:
 * ``thresholds.json``: 0.5 for every label (no validation data is known at import;
   ``ich-edge qat`` chooses validated thresholds on a cache).
 
-Modules: :mod:`load` (formats), :mod:`keras3_side` and :mod:`rebuild` (Keras 3 files),
-:mod:`split` (encoder/head), :mod:`reference` (the original file as parity reference),
-:mod:`quantize` (QAT of an imported encoder).
+Modules: :mod:`config` (the options, :class:`ImportConfig`), :mod:`load` (formats),
+:mod:`keras3_side` and :mod:`rebuild` (Keras 3 files), :mod:`split` (encoder/head),
+:mod:`reference` (the original file as parity reference), :mod:`quantize` (QAT of an
+imported encoder).
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from ich_edge import __version__
-from ich_edge.errors import ConfigError, LabelsError
-from ich_edge.labels import check_label_names
+from ich_edge.errors import ConfigError
 from ich_edge.fileio import refuse_existing, replace_dir, write_json_atomic
 from ich_edge.sequence import SequenceConfig
+from ich_edge.training.importer.config import (
+    BACKGROUND,
+    CHANNEL_SETS,
+    DEFAULT_SLICE_WINDOW,
+    DEFAULT_THRESHOLD,
+    ImportConfig,
+)
 from ich_edge.transforms import ModelInput, PreprocessConfig
 
-DEFAULT_THRESHOLD = 0.5
-#: ``--labels`` name of a softmax's background (no-bleed) class, e.g. ``background,any``: its column is dropped.
-BACKGROUND = "background"
-#: Window of a per-slice model (no recurrent part) when --window-slices is not given.
-DEFAULT_SLICE_WINDOW = 8
-CHANNEL_SETS = {"brain,subdural,bone": ("brain", "subdural", "bone"), "brain": ("brain",)}
-
-
-@dataclass(frozen=True)
-class ImportConfig:
-    """What ``ich-edge import`` does (see its ``--help``).
-
-    Attributes
-    ----------
-    window_slices : window length when the model's is None (and for a per-slice model).
-    input_scale, channels : what the model was trained on (:class:`ModelInput`).
-    labels : the model's output classes in order (default: ich-edge's six); a subset of the
-        six is imported as a model with those labels only (in ich-edge's order); ``background``
-        names a softmax's no-bleed class, whose column is dropped after the softmax.
-    softmax_ok : accept a softmax output (with ``labels``).
-    force : replace a non-empty ``out``.
-    """
-
-    window_slices: int | None = None
-    input_scale: str = "unit"
-    channels: tuple[str, ...] = ("brain", "subdural", "bone")
-    labels: tuple[str, ...] | None = None
-    softmax_ok: bool = False
-    force: bool = False
-
-    def __post_init__(self) -> None:
-        if self.window_slices is not None and not 2 <= self.window_slices <= 512:
-            raise ConfigError(f"--window-slices must be in 2..512, got {self.window_slices}")
-        if self.softmax_ok and not self.labels:
-            raise ConfigError("--softmax-ok needs --labels naming the softmax classes in order")
-        if self.labels is not None:
-            labels = tuple(self.labels)
-            if labels.count(BACKGROUND) > 1 or labels == (BACKGROUND,):
-                raise ConfigError(f"--labels may name {BACKGROUND!r} once, beside at least one label")
-            try:
-                check_label_names([l for l in labels if l != BACKGROUND], "--labels")
-            except LabelsError as err:
-                raise ConfigError(f"{err} (or {BACKGROUND!r} for a softmax's no-bleed class)") from err
-            object.__setattr__(self, "labels", labels)
-        ModelInput(self.input_scale, self.channels)  # validates
+__all__ = ["BACKGROUND", "CHANNEL_SETS", "DEFAULT_SLICE_WINDOW", "DEFAULT_THRESHOLD", "ImportConfig", "import_model"]
 
 
 def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=None, log=print) -> dict:
