@@ -35,7 +35,7 @@ GOAL_MB = 150.0
 #: The input pipeline alone (no model): the cache's series, the split, N training batches pulled.
 PIPELINE = """
 import sys, time
-from ich_edge.cache import Cache
+from ich_edge.ingest.cache import Cache
 from ich_edge.training import data
 cache = Cache.open(sys.argv[1])
 series = (cache.series if hasattr(cache, "series") else cache.load_all)()  # load_all: a checkout before format 2
@@ -51,7 +51,7 @@ print("pipeline: steps/epoch", steps)
 #: What holding the whole index costs at RSNA scale: Cache.series() over many metadata files.
 INDEX = """
 import sys, resource
-from ich_edge.cache import Cache
+from ich_edge.ingest.cache import Cache
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 series = Cache.open(sys.argv[1]).series()
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -63,7 +63,7 @@ def write_fake_index(root: Path, num_series: int, slices: int, size_px: int) -> 
     """A format-2 cache of ``num_series`` metadata files (RSNA-like ids; images never read) for INDEX."""
     import numpy as np
 
-    from ich_edge.cache import Cache, CachedSeries
+    from ich_edge.ingest.cache import Cache, CachedSeries
     from ich_edge.transforms import PreprocessConfig
 
     if (root / "series").is_dir() and len(list((root / "series").glob("*.json"))) == num_series:

@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
-from ich_edge.cache import Cache  # noqa: E402
+from ich_edge.ingest.cache import Cache  # noqa: E402
 from ich_edge.metrics import RSNA_WEIGHTS, roc_auc  # noqa: E402
 from ich_edge.sequence import SequenceConfig, epoch_window_starts, stitch, study_probabilities, window_indices  # noqa: E402
 

@@ -109,7 +109,7 @@ def _synth_once(out: Path, studies: int, seed: int, matrix_px: int, workers: int
 
 def time_synth(studies: int, seed: int, matrix_px: int, rounds: int) -> dict:
     """Serial against parallel synth, alternating; the result document."""
-    from ich_edge.prepare import default_workers
+    from ich_edge.ingest.prepare import default_workers
 
     cores = default_workers()
     modes = {"serial": 1, "parallel": cores}

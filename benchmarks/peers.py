@@ -143,7 +143,7 @@ def study_images(run, data: Path | None, slices: int, seed: int) -> np.ndarray:
     size = run.preprocess_config.input_size_px
     if data is None:
         return np.random.default_rng(seed).integers(0, 256, (slices, size, size, 3), dtype=np.uint8)
-    from ich_edge.cache import Cache
+    from ich_edge.ingest.cache import Cache
 
     series = max(Cache.open(data).series(), key=lambda s: s.num_slices)
     index = np.arange(slices) % series.num_slices

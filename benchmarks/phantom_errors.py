@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
 from ich_edge import LABELS  # noqa: E402
-from ich_edge.cache import Cache  # noqa: E402
+from ich_edge.ingest.cache import Cache  # noqa: E402
 from ich_edge.errors import IchEdgeError  # noqa: E402
 from ich_edge.sequence import study_probabilities  # noqa: E402
 from ich_edge.synth.config import SynthConfig  # noqa: E402

@@ -32,7 +32,7 @@ def fused_files(run, recipes, data, out: Path, log) -> dict[str, Path]:
     """The old form: the Keras head as it is (fused LSTM, cells unclipped), in each recipe."""
     from converters import ConvertOptions
     from converters.calibration import DEFAULT_CALIBRATION_WINDOWS, calibration_set, representative_dataset
-    from ich_edge.cache import Cache
+    from ich_edge.ingest.cache import Cache
     from ich_edge.runtime.description import op_summary
     from converters import graph
     from converters.convert import write_model

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
-from ich_edge.cache import CachedSeries  # noqa: E402
+from ich_edge.ingest.cache import CachedSeries  # noqa: E402
 from ich_edge.sequence import epoch_window_starts  # noqa: E402
 from ich_edge.training import data as data_lib  # noqa: E402
 from ich_edge.training.keras import tf  # noqa: E402

@@ -24,7 +24,7 @@ from converters.graph import check_graph, run_converter, save_deployable
 from converters.recipe import ConvertOptions, Recipe
 from converters.registry import select_recipes
 from converters.verify import verify_fp32
-from ich_edge.cache import Cache
+from ich_edge.ingest.cache import Cache
 from ich_edge.errors import ConfigError
 from ich_edge.fileio import atomic_output, refuse_existing, write_json_atomic
 from ich_edge.runtime.description import embed_description, format_op_summary, op_summary, sidecar_path

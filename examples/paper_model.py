@@ -58,7 +58,7 @@ def make_data(work: Path, studies: int, size_px: int, seed: int = 0) -> Path:
 def train_paper_model(cache: Path, out_h5: Path, epochs: int = 4, batch_size: int = 8, seed: int = 0,
                       size_px: int = PAPER_SIZE_PX, window_slices: int = PAPER_WINDOW) -> dict:
     """Train the paper model on every study of ``cache`` and save it as ``out_h5`` (tf_keras HDF5)."""
-    from ich_edge.cache import Cache
+    from ich_edge.ingest.cache import Cache
     from ich_edge.training import data as data_lib
     from ich_edge.training.keras import keras
     from ich_edge.training.train import rsna_weighted_bce

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from ich_edge.cache import Cache, CachedSeries
+from ich_edge.ingest.cache import Cache, CachedSeries
 from ich_edge.errors import CacheError
 from ich_edge.transforms import PreprocessConfig
 

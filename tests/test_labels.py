@@ -78,7 +78,7 @@ def test_label_columns_select_the_cache_columns_by_name():
 def test_a_cached_series_with_a_subset_of_labels_keeps_its_images():
     import numpy as np
 
-    from ich_edge.cache import CachedSeries
+    from ich_edge.ingest.cache import CachedSeries
 
     labels = np.arange(12, dtype=np.int8).reshape(2, 6) % 2
     series = CachedSeries("s", "t", np.zeros((2, 4, 4, 3), np.uint8), labels, labels.max(axis=0), ("a", "b"))

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from ich_edge import LABELS
-from ich_edge.cache import Cache
+from ich_edge.ingest.cache import Cache
 from ich_edge.cli import main
 from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_atomic
 from ich_edge.errors import CacheError, ConfigError, LabelsError, NoSeriesError
 from ich_edge.labels import write_rsna_csv
-from ich_edge.prepare import SeriesFilter, parse_shard, prepare, shard_of
+from ich_edge.ingest.prepare import SeriesFilter, parse_shard, prepare, shard_of
 from ich_edge.transforms import Preprocess, PreprocessConfig
 from pydicom.encaps import encapsulate
 from pydicom.uid import RLELossless

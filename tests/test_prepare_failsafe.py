@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from ich_edge.cache import Cache
+from ich_edge.ingest.cache import Cache
 from ich_edge.cli import main
 from ich_edge.errors import CacheError
-from ich_edge.prepare import prepare
-from ich_edge.scan_manifest import LOCK_FILE, MANIFEST_FILE
+from ich_edge.ingest.prepare import prepare
+from ich_edge.ingest.scan_manifest import LOCK_FILE, MANIFEST_FILE
 from ich_edge.synth import SynthConfig, write_synth_set
 from ich_edge.transforms import PreprocessConfig
 
@@ -53,7 +53,7 @@ def test_the_lock_of_a_killed_prepare_is_taken_over_at_once(synth, tmp_path, mon
     def no_sleep(seconds):
         raise AssertionError(f"waited for a dead holder's lock ({waits})")
 
-    monkeypatch.setattr("ich_edge.scan_manifest.time.sleep", no_sleep)
+    monkeypatch.setattr("ich_edge.ingest.scan_manifest.time.sleep", no_sleep)
     summary = prepare(synth / "dicom", cache, preprocess=CONFIG, workers=1, log=waits.append)
     assert summary.prepared_series == 2 and summary.headers_read > 0 and not waits
     assert (cache / MANIFEST_FILE).is_file() and not lock.exists()
@@ -70,7 +70,7 @@ def test_a_live_holders_lock_is_respected(synth, tmp_path, monkeypatch):
     def sleep(seconds):
         raise Waited
 
-    monkeypatch.setattr("ich_edge.scan_manifest.time.sleep", sleep)
+    monkeypatch.setattr("ich_edge.ingest.scan_manifest.time.sleep", sleep)
     with pytest.raises(Waited):
         prepare(synth / "dicom", cache, preprocess=CONFIG, workers=1)
 
@@ -97,7 +97,7 @@ def test_a_full_disk_while_writing_the_manifest_is_one_line(synth, tmp_path, mon
     def full(path, write):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr("ich_edge.scan_manifest.write_atomic_bytes", full)
+    monkeypatch.setattr("ich_edge.ingest.scan_manifest.write_atomic_bytes", full)
     args = ["prepare", "--dicom", str(synth / "dicom"), "--out", str(tmp_path / "cache"), "--workers", "1", "--input-size-px", "16"]
     assert main(args) == 3
     err = capsys.readouterr().err

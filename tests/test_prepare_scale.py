@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ich_edge.cache import Cache
+from ich_edge.ingest.cache import Cache
 from ich_edge.dicom import patient_pseudonym, read_slice_info
 from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_atomic
 from ich_edge.dicom.privacy import KEY_FILE, keyed_pseudonym, patient_key
 from ich_edge.errors import CacheError, ConfigError
-from ich_edge.prepare import SeriesFilter, default_workers, prepare
-from ich_edge.scan_manifest import LOCK_FILE, MANIFEST_FILE
+from ich_edge.ingest.prepare import SeriesFilter, default_workers, prepare
+from ich_edge.ingest.scan_manifest import LOCK_FILE, MANIFEST_FILE
 from ich_edge.synth import SynthConfig, write_synth_set
 from ich_edge.transforms import PreprocessConfig
 
@@ -175,7 +175,7 @@ def test_a_shard_waits_for_the_one_holding_the_lock(repeat_scans, tmp_path, monk
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / LOCK_FILE).write_text("another shard\n")  # a live holder ...
-    monkeypatch.setattr("ich_edge.scan_manifest._POLL_S", 0.05)
+    monkeypatch.setattr("ich_edge.ingest.scan_manifest._POLL_S", 0.05)
     waits = []
     result = {}
 
@@ -201,7 +201,7 @@ def test_a_stale_lock_is_taken_over(repeat_scans, tmp_path, monkeypatch):
     lock.write_text("a shard that died\n")
     old = time.time() - 3600
     os.utime(lock, (old, old))
-    monkeypatch.setattr("ich_edge.scan_manifest._POLL_S", 0.01)
+    monkeypatch.setattr("ich_edge.ingest.scan_manifest._POLL_S", 0.01)
     summary = prepare(out / "dicom", cache, preprocess=CONFIG, workers=1)
     assert summary.prepared_series == SYNTH.studies and summary.headers_read > 0 and not lock.exists()
 

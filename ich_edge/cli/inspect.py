@@ -14,7 +14,7 @@ import click
 from ich_edge.cli.conventions import Command
 from ich_edge.dicom import find_series
 from ich_edge.dicom.privacy import mask_all, warning_notes
-from ich_edge.inspect import format_table, inspect_scan
+from ich_edge.ingest.inspect import format_table, inspect_scan
 
 
 @click.command(name="inspect", cls=Command, positional="--dicom")

@@ -115,12 +115,7 @@ def command(
     PASS; 1 a gate failed (one FAIL line per label and gate); 3 could not run; 4
     INSUFFICIENT (too few held-out studies, or positive studies of a gated label, to judge).
     """
-    import json
-
-    from ich_edge.errors import ConfigError, GateFailedError, InsufficientEvidenceError
-    from ich_edge.fileio import refuse_existing
-    from ich_edge.training.parity import EvidenceRule, ParityConfig, run_parity
-    from ich_edge.training.parity_report import format_summary, write_outputs
+    from ich_edge.training.parity import ParityConfig, run_parity
 
     deployment = {
         "max_auc_drop": deployment_max_auc_drop,
@@ -128,19 +123,24 @@ def command(
         "min_agreement": deployment_min_agreement,
         "max_lost_detections": deployment_max_lost_detections,
     }
-    evidence = EvidenceRule(min_studies, min_positive_studies, tuple(dict.fromkeys(gated_labels)))
     config = ParityConfig(
-        replicates=replicates,
-        seed=seed,
-        threads=threads,
-        studies=studies,
-        max_abs_diff=max_abs_diff,
-        max_auc_drop=max_auc_drop,
-        min_agreement=min_agreement,
+        replicates=replicates, seed=seed, threads=threads, studies=studies, platform=platform,
+        max_abs_diff=max_abs_diff, max_auc_drop=max_auc_drop, min_agreement=min_agreement,
         deployment={k: v for k, v in deployment.items() if v is not None},
-        evidence=evidence,
-        platform=platform,
+        evidence=EvidenceRule(min_studies, min_positive_studies, tuple(dict.fromkeys(gated_labels))),
     )
+    folders, json_files = _report_targets(outs, force)
+    report, curves = run_parity(reference_dir, tflite_paths, data, config,
+                                progress=lambda line: click.echo(line, err=True), converted_from=converted_from)
+    _echo_and_write(report, curves, folders, json_files, as_json)
+    _raise_unless_pass(report, min_studies, min_positive_studies)
+
+
+def _report_targets(outs: tuple[Path, ...], force: bool) -> tuple[list[Path], list[Path]]:
+    """``--out`` split into (report folders, .json files), each refused before the work if it exists."""
+    from ich_edge.errors import ConfigError
+    from ich_edge.fileio import refuse_existing
+
     folders = [p for p in outs if p.suffix != ".json"]
     json_files = [p for p in outs if p.suffix == ".json"]
     if len(folders) > 1:
@@ -149,8 +149,15 @@ def command(
         refuse_existing(path, force, "parity --out")  # before the work, not after it
     if not outs:
         click.echo("note: no --out given; the report is printed only", err=True)
-    report, curves = run_parity(reference_dir, tflite_paths, data, config,
-                                progress=lambda line: click.echo(line, err=True), converted_from=converted_from)
+    return folders, json_files
+
+
+def _echo_and_write(report: dict, curves, folders: list[Path], json_files: list[Path], as_json: bool) -> None:
+    """Print the report (JSON on stdout with --json, else the summary) and its notes; write every --out."""
+    import json
+
+    from ich_edge.training.parity_report import format_summary, write_outputs
+
     if as_json:
         click.echo(json.dumps(report, indent=2))
     click.echo(format_summary(report), err=as_json)
@@ -163,6 +170,12 @@ def command(
     for model in report["models"]:
         for line in model["not_evaluable"]:
             click.echo(f"NOT EVALUABLE {line}", err=True)
+
+
+def _raise_unless_pass(report: dict, min_studies: int, min_positive_studies: int) -> None:
+    """One FAIL line per failed gate, then the verdict's error (exit 1 FAIL, 4 INSUFFICIENT)."""
+    from ich_edge.errors import GateFailedError, InsufficientEvidenceError
+
     failures = [line for model in report["models"] for line in model["failures"]]
     for line in failures:
         click.echo(f"FAIL {line}", err=True)

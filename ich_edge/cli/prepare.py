@@ -8,7 +8,7 @@ import time
 import click
 
 from ich_edge.cli.conventions import Command
-from ich_edge.prepare import SeriesFilter, default_workers, parse_shard, prepare, scan, start_over
+from ich_edge.ingest.prepare import SeriesFilter, default_workers, parse_shard, prepare, scan, start_over
 from ich_edge.transforms import DEFAULT_INPUT_SIZE_PX, PreprocessConfig
 
 

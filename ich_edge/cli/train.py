@@ -55,7 +55,7 @@ def command(data, out, test, epochs, batch_size, learning_rate, backbone, width,
     RUN_DIR/model.keras, thresholds.json (90% specificity on validation), report.json/.md
     and ROC/loss plots. Multi-worker: run the same command on each machine with TF_CONFIG.
     """
-    from ich_edge.cache import Cache
+    from ich_edge.ingest.cache import Cache
     from ich_edge.sequence import SequenceConfig
     from ich_edge.errors import ConfigError
     from ich_edge.training.model import PRESETS, ModelConfig

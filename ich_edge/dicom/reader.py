@@ -90,7 +90,7 @@ def patient_pseudonym(patient_id: str) -> str:
     It tells the slices of one patient from another's while headers are grouped, and the ID
     itself is not kept. Its salt is public, so it is never written anywhere: a cache stores
     the keyed pseudonym :func:`ich_edge.dicom.privacy.keyed_pseudonym` of it instead (the
-    header scan of ``prepare`` keys it, :mod:`ich_edge.scan_manifest`).
+    header scan of ``prepare`` keys it, :mod:`ich_edge.ingest.scan_manifest`).
     """
     digest = hashlib.sha256(f"{PATIENT_SALT}\0{patient_id.strip()}".encode("utf-8")).hexdigest()
     return f"P{digest[:16]}"

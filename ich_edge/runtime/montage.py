@@ -14,6 +14,7 @@ imported only here, inside :func:`write_montage`, with the non-interactive Agg c
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -72,81 +73,87 @@ def suspicious_slices(prediction: SeriesPrediction, points: OperatingPoints, max
     return sorted(int(i) for i in top)
 
 
-def write_montage(
-    prediction: SeriesPrediction,
-    points: OperatingPoints,
-    out_png: str | Path,
-    *,
-    window_names=("brain", "subdural", "bone"),
-    model_name: str = "",
-    num_series: int = 1,
-) -> Path:
-    """Draw the montage of ``prediction`` and write it atomically to ``out_png``.
+@dataclass(frozen=True)
+class _Layout:
+    """The montage's sizes in inches and the coverage warning's wrapped lines."""
 
-    Raises
-    ------
-    MissingDependencyError
-        If matplotlib is not installed.
-    """
-    Figure, FigureCanvasAgg, Rectangle = require_matplotlib()
-    out_png = Path(out_png)
-    labels = list(points.labels)
-    channel = brain_channel(window_names)
-    tiles = suspicious_slices(prediction, points)
-    num_tiles = max(len(tiles), 4)
-    num_slices = prediction.num_slices
+    tile_in: float
+    left_in: float
+    right_in: float
+    width_in: float
+    title_in: float
+    caption_in: float
+    gap_in: float
+    strip_in: float
+    bottom_in: float
+    warning: tuple[str, ...]
 
-    # Sizes in inches: title band, a row of square tiles with a 3-line caption, the strip.
+    @property
+    def height_in(self) -> float:
+        return self.title_in + self.caption_in + self.tile_in + self.gap_in + self.strip_in + self.bottom_in
+
+
+def _layout(prediction: SeriesPrediction, num_tiles: int, num_labels: int) -> _Layout:
+    """Title band, a row of square tiles with a 3-line caption, the strip; a wider figure for more tiles."""
     tile_in, left_in, right_in = 1.8, 1.4, 0.9
     width_in = max(12.0, left_in + right_in + tile_in * num_tiles * 1.04)
     # What the model could not see, in red under the title, wrapped to the figure's width.
     reasons = prediction.coverage.reasons if prediction.coverage is not None else ()
     warning = textwrap.wrap(f"Coverage incomplete: {'; '.join(reasons)}.", width=int(width_in * 15)) if reasons else []
-    title_in, caption_in, gap_in, strip_in, bottom_in = 0.9 + 0.22 * len(warning), 0.6, 0.55, 0.32 * len(labels) + 0.35, 0.55
-    height_in = title_in + caption_in + tile_in + gap_in + strip_in + bottom_in
-    figure = Figure(figsize=(width_in, height_in), dpi=110)
-    FigureCanvasAgg(figure)
-    grid = figure.add_gridspec(
-        2, num_tiles, height_ratios=[tile_in, strip_in], hspace=gap_in / ((tile_in + strip_in) / 2),
-        wspace=0.04, left=left_in / width_in, right=1 - right_in / width_in,
-        top=1 - (title_in + caption_in) / height_in, bottom=bottom_in / height_in,
+    return _Layout(
+        tile_in=tile_in, left_in=left_in, right_in=right_in, width_in=width_in,
+        title_in=0.9 + 0.22 * len(warning), caption_in=0.6, gap_in=0.55, strip_in=0.32 * num_labels + 0.35,
+        bottom_in=0.55, warning=tuple(warning),
     )
+
+
+def _draw_header(figure, layout: _Layout, prediction: SeriesPrediction, points: OperatingPoints,
+                 model_name: str, num_series: int) -> None:
+    """The bold triage line, the coverage warning (if any) and the grey line saying what is shown."""
+    height_in = layout.height_in
     figure.text(
         0.01, 1 - 0.3 / height_in,
-        f"Series {prediction.index}/{num_series}  ({num_slices} slices)   "
+        f"Series {prediction.index}/{num_series}  ({prediction.num_slices} slices)   "
         f"{triage_line(prediction, points, with_coverage=False)}",
         fontsize=12, fontweight="bold", ha="left", va="center",
     )
-    for row, line in enumerate(warning):
+    for row, line in enumerate(layout.warning):
         figure.text(0.01, 1 - (0.6 + 0.22 * row) / height_in, line, fontsize=9.5, color="firebrick", ha="left", va="center")
     figure.text(
-        0.01, 1 - (0.62 + 0.22 * len(warning)) / height_in,
+        0.01, 1 - (0.62 + 0.22 * len(layout.warning)) / height_in,
         f"Top: the most suspicious slices by 'any' probability, brain window as the model sees it "
         f"({prediction.images.shape[1]} px input). Model: {model_name}. A triage aid, not a diagnosis.",
         fontsize=9, color="0.3", ha="left", va="center",
     )
+
+
+def _draw_tile(axes, prediction: SeriesPrediction, points: OperatingPoints, index: int, channel: int) -> None:
+    """One slice in the brain window, captioned with its number, ``any`` and the top subtype; red when flagged."""
+    labels = list(points.labels)
     any_column = labels.index(ANY_LABEL) if ANY_LABEL in labels else None
     subtype_columns = [i for i, label in enumerate(labels) if label != ANY_LABEL]
-    for slot, index in enumerate(tiles):
-        axes = figure.add_subplot(grid[0, slot])
-        axes.imshow(prediction.images[index, :, :, channel], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        axes.set_xticks([])
-        axes.set_yticks([])
-        p = prediction.slice_probabilities[index]
-        caption = [f"slice {index + 1}/{num_slices}"]
-        flagged = False
-        if any_column is not None:
-            caption.append(f"any {p[any_column]:.2f}")
-            flagged = p[any_column] >= points.slice_thresholds[ANY_LABEL]
-        if subtype_columns:
-            best = max(subtype_columns, key=lambda i: p[i])
-            caption.append(f"{SHORT_NAMES.get(labels[best], labels[best])} {p[best]:.2f}")
-        axes.set_title("\n".join(caption), fontsize=9, color="firebrick" if flagged else "black")
-        for spine in axes.spines.values():
-            spine.set_edgecolor("firebrick" if flagged else "0.6")
-            spine.set_linewidth(2.5 if flagged else 1.0)
+    axes.imshow(prediction.images[index, :, :, channel], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    p = prediction.slice_probabilities[index]
+    caption = [f"slice {index + 1}/{prediction.num_slices}"]
+    flagged = False
+    if any_column is not None:
+        caption.append(f"any {p[any_column]:.2f}")
+        flagged = p[any_column] >= points.slice_thresholds[ANY_LABEL]
+    if subtype_columns:
+        best = max(subtype_columns, key=lambda i: p[i])
+        caption.append(f"{SHORT_NAMES.get(labels[best], labels[best])} {p[best]:.2f}")
+    axes.set_title("\n".join(caption), fontsize=9, color="firebrick" if flagged else "black")
+    for spine in axes.spines.values():
+        spine.set_edgecolor("firebrick" if flagged else "0.6")
+        spine.set_linewidth(2.5 if flagged else 1.0)
 
-    strip = figure.add_subplot(grid[1, :])
+
+def _draw_strip(figure, strip, prediction: SeriesPrediction, points: OperatingPoints, tiles: list[int], Rectangle) -> None:
+    """Probability per label (rows) and slice (columns); cells at or above the slice threshold boxed."""
+    labels = list(points.labels)
+    num_slices = prediction.num_slices
     table = prediction.slice_probabilities.T
     image = strip.imshow(table, aspect="auto", cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest",
                          extent=(0.5, num_slices + 0.5, len(labels) - 0.5, -0.5))
@@ -169,6 +176,43 @@ def write_montage(
     )
     colorbar = figure.colorbar(image, ax=strip, fraction=0.03, pad=0.01)
     colorbar.set_label("probability", fontsize=8)
+
+
+def write_montage(
+    prediction: SeriesPrediction,
+    points: OperatingPoints,
+    out_png: str | Path,
+    *,
+    window_names=("brain", "subdural", "bone"),
+    model_name: str = "",
+    num_series: int = 1,
+) -> Path:
+    """Draw the montage of ``prediction`` and write it atomically to ``out_png``.
+
+    Raises
+    ------
+    MissingDependencyError
+        If matplotlib is not installed.
+    """
+    Figure, FigureCanvasAgg, Rectangle = require_matplotlib()
+    out_png = Path(out_png)
+    channel = brain_channel(window_names)
+    tiles = suspicious_slices(prediction, points)
+    num_tiles = max(len(tiles), 4)
+    layout = _layout(prediction, num_tiles, len(points.labels))
+    width_in, height_in = layout.width_in, layout.height_in
+    figure = Figure(figsize=(width_in, height_in), dpi=110)
+    FigureCanvasAgg(figure)
+    grid = figure.add_gridspec(
+        2, num_tiles, height_ratios=[layout.tile_in, layout.strip_in],
+        hspace=layout.gap_in / ((layout.tile_in + layout.strip_in) / 2),
+        wspace=0.04, left=layout.left_in / width_in, right=1 - layout.right_in / width_in,
+        top=1 - (layout.title_in + layout.caption_in) / height_in, bottom=layout.bottom_in / height_in,
+    )
+    _draw_header(figure, layout, prediction, points, model_name, num_series)
+    for slot, index in enumerate(tiles):
+        _draw_tile(figure.add_subplot(grid[0, slot]), prediction, points, index, channel)
+    _draw_strip(figure, figure.add_subplot(grid[1, :]), prediction, points, tiles, Rectangle)
 
     with atomic_output(out_png) as tmp:
         figure.savefig(tmp, format="png")

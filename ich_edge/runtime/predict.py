@@ -33,7 +33,7 @@ decoding, and its coverage, measured on the slices the model actually saw. Cover
 * slice positions are missing, so coverage cannot be measured.
 
 Before any of this, a series the model must not judge is UNREADABLE, and the model is not
-run on it: a series that ``prepare`` would leave out (:data:`ich_edge.series_filter.JUDGED`:
+run on it: a series that ``prepare`` would leave out (:data:`ich_edge.ingest.series_filter.JUDGED`:
 localizers, non-axial reformats, slices of several patients in one series), and a series
 whose pixels cannot be trusted to be HU (:class:`~ich_edge.errors.UnreadableSeriesError` from
 :meth:`ich_edge.dicom.Series.load`: a missing or malformed Rescale Intercept/Slope, pixel
@@ -62,7 +62,7 @@ from ich_edge.dicom.privacy import mask_all
 from ich_edge.errors import ConfigError, IchEdgeError, ModelError, SeriesError, UnreadableSeriesError
 from ich_edge.runtime.completeness import Coverage, series_coverage
 from ich_edge.runtime.model_file import FALLBACK_THRESHOLD, ModelFile, ModelSettings, OperatingPoints  # noqa: F401
-from ich_edge.series_filter import JUDGED
+from ich_edge.ingest.series_filter import JUDGED
 from ich_edge.transforms import Preprocess, PreprocessConfig
 
 #: Label that says whether any hemorrhage is present; the other labels are subtypes.

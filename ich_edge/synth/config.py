@@ -11,7 +11,7 @@ GENERATOR_VERSION = 1  # bump when the same seed would give different studies
 
 def default_workers() -> int:
     """Every usable core (the same rule as ``ich-edge prepare``'s workers)."""
-    from ich_edge.prepare import default_workers as every_core
+    from ich_edge.ingest.prepare import default_workers as every_core
 
     return every_core()
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ich_edge import LABELS
-from ich_edge.cache import CachedSeries
+from ich_edge.ingest.cache import CachedSeries
 from ich_edge.errors import ConfigError
 from ich_edge.sequence import SequenceConfig, epoch_window_starts, window_indices
 from ich_edge.transforms import UNIT_PER_PIXEL

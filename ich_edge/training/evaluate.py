@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ich_edge import LABELS
-from ich_edge.cache import CachedSeries
+from ich_edge.ingest.cache import CachedSeries
 from ich_edge.metrics import (
     bootstrap_auc_ci,
     per_label_auc,

@@ -355,7 +355,7 @@ class _Inputs:
 
 def _load_inputs(reference_dir, converted_from, data, config: ParityConfig, say) -> _Inputs:
     """Check the folders, the cache and the split (before TensorFlow loads anything), then load the Keras runs."""
-    from ich_edge.cache import Cache
+    from ich_edge.ingest.cache import Cache
     from ich_edge.errors import ModelError
     from ich_edge.training.run import CONFIG_FILE, read_json
     from ich_edge.transforms import PreprocessConfig

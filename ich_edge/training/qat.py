@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge import __version__
-from ich_edge.cache import Cache
+from ich_edge.ingest.cache import Cache
 from ich_edge.errors import ConfigError, ModelError
 from ich_edge.fileio import mark_output, refuse_existing, write_atomic_bytes, write_json_atomic
 from ich_edge.training import data as data_lib

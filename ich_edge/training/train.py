@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge import LABELS, __version__
-from ich_edge.cache import Cache
+from ich_edge.ingest.cache import Cache
 from ich_edge.dicom.privacy import KEY_FILE, same_patient_key
 from ich_edge.errors import ConfigError, OutputExistsError
 from ich_edge.fileio import mark_output, output_owner, refuse_foreign_folder, write_json_atomic

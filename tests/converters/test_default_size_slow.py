@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ich_edge import LABELS
-from ich_edge.cache import Cache, CachedSeries
+from ich_edge.ingest.cache import Cache, CachedSeries
 from ich_edge.fileio import write_json_atomic
 from ich_edge.cli import main
 from ich_edge.runtime.description import DESCRIPTION_KEY, op_summary

@@ -11,7 +11,7 @@ from dicom_helpers import SERIES_UID, STUDY_UID, write_series
 from ich_edge.cli import main
 from ich_edge.errors import SeriesError
 from ich_edge.dicom import find_series
-from ich_edge.inspect import REPORT_KEYS, format_table, inspect_scan
+from ich_edge.ingest.inspect import REPORT_KEYS, format_table, inspect_scan
 
 def _inspect(path):
     return inspect_scan(find_series(path))

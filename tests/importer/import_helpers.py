@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge import LABELS
-from ich_edge.cache import Cache, CachedSeries
+from ich_edge.ingest.cache import Cache, CachedSeries
 from ich_edge.transforms import PreprocessConfig
 
 SIZE_PX, WINDOW = 32, 4

@@ -11,7 +11,7 @@ from ich_edge.training.importer import ImportConfig, import_model
 
 @pytest.mark.parametrize("return_sequences", [True, False], ids=["per-slice-head", "per-window-head"])
 def test_imported_paper_layout_converts_and_fp32_matches_the_original(tmp_path, return_sequences):
-    from ich_edge.cache import Cache
+    from ich_edge.ingest.cache import Cache
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
     from ich_edge.training.evaluate import predict_series
     from converters.convert import ConvertConfig, convert_runs

@@ -41,7 +41,7 @@ def cache(tmp_path_factory):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_label_subset_goes_import_qat_convert_parity_bench_assets_predict(tmp_path, cache, case, capsys):
-    from ich_edge.cache import Cache
+    from ich_edge.ingest.cache import Cache
     from ich_edge.runtime.bench.runner import study_auc
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
     from ich_edge.training.evaluate import predict_series

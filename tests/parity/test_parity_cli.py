@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ich_edge import LABELS
-from ich_edge.cache import Cache
+from ich_edge.ingest.cache import Cache
 from ich_edge.cli import main
 from ich_edge.errors import ConfigError, ModelError
 from ich_edge.training import parity

@@ -353,7 +353,7 @@ def test_two_models_of_one_precision_keep_their_own_size_and_fp32(models, tmp_pa
 
 
 def test_study_auc_from_a_cache(models, stateless, tmp_path):
-    from ich_edge.cache import Cache, CachedSeries
+    from ich_edge.ingest.cache import Cache, CachedSeries
     from ich_edge.errors import ModelError
     from ich_edge.transforms import PreprocessConfig
 

@@ -9,7 +9,7 @@ def test_defaults_are_valid_and_recorded():
     data = config.to_dict()
     assert data["matrix_px"] == 512 and data["slices_min"] == 20 and data["slices_max"] == 60
     assert data["generator_version"] >= 1
-    from ich_edge.prepare import default_workers
+    from ich_edge.ingest.prepare import default_workers
 
     assert config.workers == default_workers()  # every usable core, as prepare
     assert "workers" not in data  # the files do not depend on it, so the record does not either

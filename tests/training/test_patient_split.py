@@ -75,7 +75,7 @@ def test_overlap_is_found_by_patient_not_only_by_study():
 
 def test_train_refuses_a_test_cache_holding_a_training_patient(tmp_path):
     from ich_edge.training.train import _load_test
-    from ich_edge.cache import Cache
+    from ich_edge.ingest.cache import Cache
 
     train_cache = write_cache(tmp_path / "train", num_studies=4)
     train_series = train_cache.series()

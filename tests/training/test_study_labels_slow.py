@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from training_helpers import make_series
-from ich_edge.cache import Cache
+from ich_edge.ingest.cache import Cache
 from ich_edge.transforms import PreprocessConfig
 
 TINY = ["--width", "0.25", "--feature-dim", "8", "--rnn-units", "4", "--window-slices", "8", "--stride-slices", "4",

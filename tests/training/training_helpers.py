@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ich_edge.cache import Cache, CachedSeries
+from ich_edge.ingest.cache import Cache, CachedSeries
 from ich_edge.transforms import PreprocessConfig
 
 SIZE_PX = 32

@@ -308,7 +308,7 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
     files = [ModelFile.open(path) for path in paths]
     series_list = None
     if data is not None:
-        from ich_edge.cache import Cache
+        from ich_edge.ingest.cache import Cache
 
         series_list = Cache.open(data).series()
     models, grid = [], []

@@ -10,69 +10,31 @@ convert, parity, bench, predict and assets take it like a trained one:
 * ``thresholds.json``: 0.5 for every label (no validation data is known at import;
   ``ich-edge qat`` chooses validated thresholds on a cache).
 
-Modules: :mod:`load` (formats), :mod:`keras3_side` and :mod:`rebuild` (Keras 3 files),
-:mod:`split` (encoder/head), :mod:`reference` (the original file as parity reference),
-:mod:`quantize` (QAT of an imported encoder).
+Modules: :mod:`config` (the options, :class:`ImportConfig`), :mod:`load` (formats),
+:mod:`keras3_side` and :mod:`rebuild` (Keras 3 files), :mod:`split` (encoder/head),
+:mod:`reference` (the original file as parity reference), :mod:`quantize` (QAT of an
+imported encoder).
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from ich_edge import __version__
-from ich_edge.errors import ConfigError, LabelsError
-from ich_edge.labels import check_label_names
+from ich_edge.errors import ConfigError
 from ich_edge.fileio import refuse_existing, replace_dir, write_json_atomic
 from ich_edge.sequence import SequenceConfig
+from ich_edge.training.importer.config import (
+    BACKGROUND,
+    CHANNEL_SETS,
+    DEFAULT_SLICE_WINDOW,
+    DEFAULT_THRESHOLD,
+    ImportConfig,
+)
 from ich_edge.transforms import ModelInput, PreprocessConfig
 
-DEFAULT_THRESHOLD = 0.5
-#: ``--labels`` name of a softmax's background (no-bleed) class, e.g. ``background,any``: its column is dropped.
-BACKGROUND = "background"
-#: Window of a per-slice model (no recurrent part) when --window-slices is not given.
-DEFAULT_SLICE_WINDOW = 8
-CHANNEL_SETS = {"brain,subdural,bone": ("brain", "subdural", "bone"), "brain": ("brain",)}
-
-
-@dataclass(frozen=True)
-class ImportConfig:
-    """What ``ich-edge import`` does (see its ``--help``).
-
-    Attributes
-    ----------
-    window_slices : window length when the model's is None (and for a per-slice model).
-    input_scale, channels : what the model was trained on (:class:`ModelInput`).
-    labels : the model's output classes in order (default: ich-edge's six); a subset of the
-        six is imported as a model with those labels only (in ich-edge's order); ``background``
-        names a softmax's no-bleed class, whose column is dropped after the softmax.
-    softmax_ok : accept a softmax output (with ``labels``).
-    force : replace a non-empty ``out``.
-    """
-
-    window_slices: int | None = None
-    input_scale: str = "unit"
-    channels: tuple[str, ...] = ("brain", "subdural", "bone")
-    labels: tuple[str, ...] | None = None
-    softmax_ok: bool = False
-    force: bool = False
-
-    def __post_init__(self) -> None:
-        if self.window_slices is not None and not 2 <= self.window_slices <= 512:
-            raise ConfigError(f"--window-slices must be in 2..512, got {self.window_slices}")
-        if self.softmax_ok and not self.labels:
-            raise ConfigError("--softmax-ok needs --labels naming the softmax classes in order")
-        if self.labels is not None:
-            labels = tuple(self.labels)
-            if labels.count(BACKGROUND) > 1 or labels == (BACKGROUND,):
-                raise ConfigError(f"--labels may name {BACKGROUND!r} once, beside at least one label")
-            try:
-                check_label_names([l for l in labels if l != BACKGROUND], "--labels")
-            except LabelsError as err:
-                raise ConfigError(f"{err} (or {BACKGROUND!r} for a softmax's no-bleed class)") from err
-            object.__setattr__(self, "labels", labels)
-        ModelInput(self.input_scale, self.channels)  # validates
+__all__ = ["BACKGROUND", "CHANNEL_SETS", "DEFAULT_SLICE_WINDOW", "DEFAULT_THRESHOLD", "ImportConfig", "import_model"]
 
 
 def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=None, log=print) -> dict:
@@ -83,8 +45,8 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     """
     from ich_edge.training import run as run_lib
     from ich_edge.training.importer.load import load_keras_model
-    from ich_edge.training.importer.split import output_labels, split_user_model
-    from ich_edge.training.model import ModelConfig, build_cnn_lstm
+    from ich_edge.training.importer.split import output_labels
+    from ich_edge.training.model import build_cnn_lstm
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -94,32 +56,59 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
     refuse_existing(out, config.force, "import --out", written=written)
     model, info = load_keras_model(model_path, config.window_slices)
     shape = tuple(model.input_shape)
-    cache_series = ()
-    if data is not None:
-        from ich_edge.cache import Cache
-
-        cache = Cache.open(data)
-        preprocess, cache_series = cache.preprocess, cache.series()
-    else:
-        preprocess = PreprocessConfig(input_size_px=int(shape[-2]) if len(shape) in (4, 5) and shape[-2] else 128)
+    preprocess, cache_series = _preprocess_of(data, shape)
     model_input = ModelInput(config.input_scale, config.channels)
     window = config.window_slices if len(shape) == 5 or config.window_slices else DEFAULT_SLICE_WINDOW
+    split = _split(model, model_path, info, model_input, preprocess, window, config, cache_series)
+    labels = list(output_labels(split.file_labels))
+    run_config = _run_config(info, split, labels, preprocess, model_input, data)
+    whole = build_cnn_lstm(split.encoder, split.head, split.window_slices)
+    _write_run(out, whole, run_config, labels, written)
+    depth = f"{split.recurrent_layers}-layer " if split.recurrent_layers > 1 else ""
+    log(f"imported {info['path']} ({info['format']}, {split.kind} model, {depth}{split.rnn} head, labels {', '.join(labels)}) into {out}: "
+        f"{split.input_size_px} px, window {split.window_slices}, {split.feature_dim} features per slice; "
+        f"max |imported - original| {split.check_max_abs_diff:.1e} on {len(split.verification)} verification windows "
+        "(padded, all-air, input extremes, random)")
+    return run_config
+
+
+def _preprocess_of(data, shape: tuple) -> tuple[PreprocessConfig, tuple]:
+    """The cache's preprocessing and series when ``data`` is given, else the model's input size at defaults."""
+    if data is None:
+        return PreprocessConfig(input_size_px=int(shape[-2]) if len(shape) in (4, 5) and shape[-2] else 128), ()
+    from ich_edge.ingest.cache import Cache
+
+    cache = Cache.open(data)
+    return cache.preprocess, cache.series()
+
+
+def _split(model, model_path, info: dict, model_input: ModelInput, preprocess: PreprocessConfig, window: int,
+           config: ImportConfig, cache_series):
+    """The user's model split into encoder and head, checked against the original (Keras 3 itself for a Keras 3 file)."""
+    from ich_edge.training.importer.split import split_user_model
+
     original = None
     if info["format"] == "keras3":  # the verification's reference is Keras 3 itself, not the rebuild
         from ich_edge.training.importer.reference import Keras3Worker
 
         original = Keras3Worker(Path(model_path))
     try:
-        split = split_user_model(model, model_input, preprocess, window, config.labels, config.softmax_ok, original,
-                                 cache_series)
+        return split_user_model(model, model_input, preprocess, window, config.labels, config.softmax_ok, original,
+                                cache_series)
     finally:
         if original is not None:
             original.close()
-    labels = list(output_labels(split.file_labels))
+
+
+def _run_config(info: dict, split, labels: list[str], preprocess: PreprocessConfig, model_input: ModelInput,
+                data) -> dict:
+    """The RUN_DIR's config.json: the sections ``ich-edge train`` writes plus an ``import`` section."""
+    from ich_edge.training.model import ModelConfig
+
     stride = split.window_slices if split.kind == "slice" else max(1, split.window_slices // 2)
     model_config = ModelConfig(backbone="imported", input_size_px=split.input_size_px, feature_dim=split.feature_dim,
                                rnn=split.rnn)
-    run_config = {
+    return {
         "ich_edge_version": __version__,
         "quantized": False,
         "labels": labels,
@@ -138,7 +127,7 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
             "head_layers": [l.name for l in split.head.layers[1:]],
             "split_max_abs_diff": split.check_max_abs_diff,
             "verification": {"windows": list(split.verification), "max_abs_diff": split.check_max_abs_diff,
-                             "reference": "Keras 3 (child process)" if original is not None else "the loaded file"},
+                             "reference": "Keras 3 (child process)" if info["format"] == "keras3" else "the loaded file"},
             "head": {"rnn": split.rnn, "recurrent_layers": split.recurrent_layers,
                      "bidirectional": split.bidirectional, "mask": False,
                      "output": "per-window (repeated to every slice)" if split.per_window_output else "per-slice",
@@ -146,7 +135,12 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
             "thresholds": f"{DEFAULT_THRESHOLD} for every label (not validated; `ich-edge qat` chooses them on data)",
         },
     }
-    whole = build_cnn_lstm(split.encoder, split.head, split.window_slices)
+
+
+def _write_run(out: Path, whole, run_config: dict, labels: list[str], written: tuple[str, ...]) -> None:
+    """Stage model, config and flat thresholds beside ``out``, check the staged RUN_DIR loads, then swap it in."""
+    from ich_edge.training import run as run_lib
+
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as scratch:
         staged = Path(scratch) / "run"
@@ -157,9 +151,3 @@ def import_model(model_path, out, config: ImportConfig = ImportConfig(), data=No
         write_json_atomic(staged / run_lib.THRESHOLDS_FILE, {"specificity": None, "slice": flat, "study": dict(flat)})
         run_lib.load_run(staged)  # the RUN_DIR loads as a trained one does
         replace_dir(staged, out, verb="import", written=written)  # an existing (forced) import is set aside, then deleted
-    depth = f"{split.recurrent_layers}-layer " if split.recurrent_layers > 1 else ""
-    log(f"imported {info['path']} ({info['format']}, {split.kind} model, {depth}{split.rnn} head, labels {', '.join(labels)}) into {out}: "
-        f"{split.input_size_px} px, window {split.window_slices}, {split.feature_dim} features per slice; "
-        f"max |imported - original| {split.check_max_abs_diff:.1e} on {len(split.verification)} verification windows "
-        "(padded, all-air, input extremes, random)")
-    return run_config

@@ -27,7 +27,7 @@ import numpy as np
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError, LabelsError, ModelError
 from ich_edge.labels import canonical_order
-from ich_edge.training.importer import BACKGROUND
+from ich_edge.training.importer.config import BACKGROUND
 from ich_edge.training.keras import keras
 from ich_edge.training.model import ENCODER_NAME, HEAD_NAME
 from ich_edge.transforms import ModelInput, PreprocessConfig

@@ -13,7 +13,7 @@ import numpy as np
 from ich_edge.dicom import ScanResult, Series
 from ich_edge.dicom.privacy import mask_all
 from ich_edge.errors import SeriesError, UnreadableSeriesError
-from ich_edge.series_filter import JUDGED
+from ich_edge.ingest.series_filter import JUDGED
 
 #: Keys of each series report, in output order.
 REPORT_KEYS = (
@@ -39,7 +39,7 @@ def inspect_scan(scan: ScanResult) -> list[dict]:
     Reads every slice once for ``hu_min``/``hu_max`` (HU after padding is set to air);
     slices that fail to decode are dropped and listed in the series' ``problems``. What makes
     ``predict`` call a series UNREADABLE (the series rules of
-    :data:`ich_edge.series_filter.JUDGED`, a mis-declared pixel module, implausible HU) is
+    :data:`ich_edge.ingest.series_filter.JUDGED`, a mis-declared pixel module, implausible HU) is
     listed in its ``problems`` as ``UNREADABLE: <why>`` (HU range None when the pixels are
     not trusted).
 

@@ -3,13 +3,13 @@
 Each CT series found under a folder (one series folder or the flat RSNA layout) is read
 once, turned into the model input by :class:`~ich_edge.transforms.Preprocess` (windowed
 uint8 at ``input_size_px``) and stored with its labels and slice ids as one file of the
-cache (see :mod:`ich_edge.cache`). The work is spread over processes: the parent reads
+cache (see :mod:`ich_edge.ingest.cache`). The work is spread over processes: the parent reads
 headers only and hands each worker one series (its list of files and header facts, never
 pixel arrays); the worker decodes, preprocesses and writes the cache file itself.
 
 Header scan
     The headers are read once and kept in ``CACHE/manifest.json.gz``
-    (:mod:`ich_edge.scan_manifest`); other shards, and later runs over the same files, read
+    (:mod:`ich_edge.ingest.scan_manifest`); other shards, and later runs over the same files, read
     the manifest instead of every header again.
 
 Which series
@@ -57,14 +57,14 @@ from typing import Callable
 import numpy as np
 
 from ich_edge import LABELS
-from ich_edge.cache import PREPROCESS_FILE, PROBLEMS_DIR, Cache, CachedSeries
+from ich_edge.ingest.cache import PREPROCESS_FILE, PROBLEMS_DIR, Cache, CachedSeries
 from ich_edge.dicom import Series, group_series
 from ich_edge.dicom.privacy import KEY_FILE
 from ich_edge.errors import CacheError, ConfigError, IchEdgeError, LabelsError, NoSeriesError
 from ich_edge.fileio import mark_output, output_exists, output_owner, refuse_existing, refuse_foreign_folder, write_json_atomic
 from ich_edge.labels import is_rsna_csv, read_rsna_csv, read_study_csv, study_labels
-from ich_edge.scan_manifest import scan_with_manifest
-from ich_edge.series_filter import SeriesFilter
+from ich_edge.ingest.scan_manifest import scan_with_manifest
+from ich_edge.ingest.series_filter import SeriesFilter
 from ich_edge.transforms import Preprocess, PreprocessConfig
 
 #: ``progress(done, total)``: called in the parent after each series of this run.
@@ -335,8 +335,8 @@ def _split_problem(text: str) -> Problem:
 
 def cache_entries() -> tuple[str, ...]:
     """The top-level names prepare writes in a cache folder (all that ``--force`` may delete)."""
-    from ich_edge.cache import FORMAT_FILE, SERIES_DIR
-    from ich_edge.scan_manifest import LOCK_FILE, MANIFEST_FILE
+    from ich_edge.ingest.cache import FORMAT_FILE, SERIES_DIR
+    from ich_edge.ingest.scan_manifest import LOCK_FILE, MANIFEST_FILE
 
     return (PREPROCESS_FILE, FORMAT_FILE, SERIES_DIR, PROBLEMS_DIR, MANIFEST_FILE, LOCK_FILE, KEY_FILE)
 
@@ -465,24 +465,31 @@ def prepare(
     cache = _open_cache(out, preprocess)
     plan = _plan(found, cache, shard, series_filter, labels, preprocess)
     done = _run_plan(plan, workers, progress)
-    summary = PrepareSummary(
+    summary = _summarise(cache, shard, plan, done, skipped_inputs=len(found.problems), headers_read=headers_read,
+                         elapsed_s=time.perf_counter() - started)
+    report = {"dicom_dir": str(dicom_dir), "labels_csv": None if labels.path is None else str(labels.path), **summary.to_dict()}
+    write_json_atomic(summary.problems_path, report)
+    _refuse_empty(summary, cache)
+    return summary
+
+
+def _summarise(cache: Cache, shard: tuple[int, int], plan: "_Plan", done: "_Done", *, skipped_inputs: int,
+               headers_read: int, elapsed_s: float) -> PrepareSummary:
+    """The counts of the plan and of the decoded series, problems in order without repeats."""
+    return PrepareSummary(
         cache_dir=cache.root,
         shard=shard,
         prepared_series=done.prepared,
         prepared_slices=done.slices,
         cached_series=plan.cached,
         skipped_series=plan.skipped + done.skipped,
-        skipped_inputs=len(found.problems),
+        skipped_inputs=skipped_inputs,
         other_shard_series=plan.other,
         headers_read=headers_read,
         problems=tuple(dict.fromkeys([*plan.problems, *done.problems])),
         problems_path=problems_file(cache.root, shard),
-        elapsed_s=time.perf_counter() - started,
+        elapsed_s=elapsed_s,
     )
-    report = {"dicom_dir": str(dicom_dir), "labels_csv": None if labels.path is None else str(labels.path), **summary.to_dict()}
-    write_json_atomic(summary.problems_path, report)
-    _refuse_empty(summary, cache)
-    return summary
 
 
 def _refuse_empty(summary: PrepareSummary, cache: Cache) -> None:
