@@ -35,6 +35,9 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
+from ich_edge.precisions import FP32, INT8  # noqa: E402
+
 STUDY_SLICES, ENCODE_BATCH, SIZE_PX = 32, 16, 128
 #: ``conv3x3``: (channels, stride of the first of its two 3x3 conv -> BN -> ReLU6) per stage.
 CONV3X3_LAYERS = ((24, 2), (32, 2), (64, 2), (64, 1), (128, 2))
@@ -103,7 +106,7 @@ def convert(encoder, int8: bool, calibration_slices: int = 16) -> bytes:
             ("serving_default", {"image": rng.random((1, SIZE_PX, SIZE_PX, 3), dtype=np.float32)})
             for _ in range(calibration_slices)
         ))
-    get_recipe("int8" if int8 else "fp32").configure(converter, options)
+    get_recipe(INT8 if int8 else FP32).configure(converter, options)
     return converter.convert()
 
 
@@ -147,12 +150,12 @@ def measure(designs, threads: int, rounds: int, runs: int, train_steps: int) -> 
     for name in designs:
         encoder = build_design(name)
         fp32, int8 = convert(encoder, False), convert(encoder, True)
-        runners[name] = {"fp32": make_runner(fp32, threads), "int8": make_runner(int8, threads)}
+        runners[name] = {FP32: make_runner(fp32, threads), INT8: make_runner(int8, threads)}
         rows.append({
             "design": name, "params": int(encoder.count_params()), "macs_per_slice": slice_macs(fp32),
             "fp32_bytes": len(fp32), "int8_bytes": len(int8), "size_ratio": len(int8) / len(fp32),
             "train_step_ms": train_step_ms(encoder, train_steps) if train_steps else None,
-            "samples_ms": {"fp32": [], "int8": []},
+            "samples_ms": {FP32: [], INT8: []},
         })
     for _ in range(rounds):  # interleaved: load on the machine hits every design alike
         for row in rows:
@@ -165,7 +168,7 @@ def measure(designs, threads: int, rounds: int, runs: int, train_steps: int) -> 
                     row["samples_ms"][precision].append((time.perf_counter() - start) * 1e3)
     for row in rows:
         row["study_encode_ms_p50"] = {k: float(np.median(v)) for k, v in row["samples_ms"].items()}
-        row["latency_ratio"] = row["study_encode_ms_p50"]["int8"] / row["study_encode_ms_p50"]["fp32"]
+        row["latency_ratio"] = row["study_encode_ms_p50"][INT8] / row["study_encode_ms_p50"][FP32]
         del row["samples_ms"]
     return rows
 

@@ -32,12 +32,15 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
+from ich_edge.precisions import INT8, QAT_INT8  # noqa: E402
+
 #: (name, kind, shape): GEMM (M, K, N) and conv (H, W, C_in, C_out, kernel), batch 1.
 PROBES = (
     ("gemm 256x1024x1024", "gemm", (256, 1024, 1024)),
     ("conv3x3 56x56x128->128", "conv", (56, 56, 128, 128, 3)),
 )
-INT8_PRECISIONS = ("int8", "qat-int8")
+INT8_PRECISIONS = (INT8, QAT_INT8)
 
 
 def probe_macs(kind: str, shape: tuple) -> int:

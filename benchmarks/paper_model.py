@@ -28,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
+sys.path.insert(0, str(ROOT))  # the ich_edge of this checkout
+from ich_edge.precisions import FP32, QAT_INT8  # noqa: E402
 
 
 def _cli(args: list[str], allowed: tuple[int, ...] = (0,)) -> int:
@@ -133,10 +135,10 @@ def main() -> None:
                 "stage_latency_ms": row.get("stage_latency_ms"),
             }
         p = entry["precisions"]
-        if "fp32" in p and "qat-int8" in p:
+        if FP32 in p and QAT_INT8 in p:
             for stat in ("study", "slice"):
                 key = f"{stat}_latency_ms"
-                entry[f"qat_int8_over_fp32_{stat}_latency"] = p["qat-int8"][key]["p50"] / p["fp32"][key]["p50"]
+                entry[f"qat_int8_over_fp32_{stat}_latency"] = p[QAT_INT8][key]["p50"] / p[FP32][key]["p50"]
         result["models"][name] = entry
     result["seconds"] = time.monotonic() - t0
     args.results_dir.mkdir(parents=True, exist_ok=True)

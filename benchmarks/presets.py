@@ -25,13 +25,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
+from ich_edge.precisions import DYNAMIC, FP16, FP32, INT8, QAT_INT8  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PRESETS = {"demo": 128, "mobile": 256}
 #: Global batch of the brief training: MobileNetV2 at 256 px on 8 x 24 slices was killed for memory on a 2-core VM.
 BATCH = {"demo": "8", "mobile": "1"}
 LABELS_CSV = "labels.csv"
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "qat-int8")
+PRECISIONS = (FP32, FP16, DYNAMIC, INT8, QAT_INT8)
 
 
 def ich_edge(*args: str) -> None:
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
     latency = {row["path"]: (row.get("study_latency_ms") or {}).get("p50") for row in bench["rows"]}
     table = []
     for preset in PRESETS:
-        fp32 = latency.get(files[preset]["fp32"])
+        fp32 = latency.get(files[preset][FP32])
         for precision, path in files[preset].items():
             ms = latency.get(path)
             size_mb = Path(path).stat().st_size / 1e6

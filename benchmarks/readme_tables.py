@@ -28,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))  # the ich_edge of this checkout
+from ich_edge.precisions import DYNAMIC, FP16, FP32, INT8, QAT_INT8  # noqa: E402
 
 
 def newest(prefix: str, keep=lambda result: True) -> Path | None:
@@ -117,7 +119,7 @@ def paper_block() -> list[str]:
              "| model | precision | size KB | conversion parity | deployment parity | study ms p50 | x fp32 |",
              "|---|---|---|---|---|---|---|"]
     for name, model in [(n, m) for n, m in result["models"].items() if n == "paper"]:
-        fp32 = _p50(model["precisions"].get("fp32", {}).get("study_latency_ms"))
+        fp32 = _p50(model["precisions"].get(FP32, {}).get("study_latency_ms"))
         for precision, entry in model["precisions"].items():
             p50 = _p50(entry.get("study_latency_ms"))
             parity = entry.get("parity") or {}
@@ -131,7 +133,7 @@ def paper_block() -> list[str]:
     stages = result["models"].get("paper", {}).get("precisions", {})
     stage_ratio = {}
     for stage in ("encode", "classify"):
-        q, f = ((stages.get(p) or {}).get("stage_latency_ms") or {} for p in ("qat-int8", "fp32"))
+        q, f = ((stages.get(p) or {}).get("stage_latency_ms") or {} for p in (QAT_INT8, FP32))
         if _p50(q.get(stage)) and _p50(f.get(stage)):
             stage_ratio[stage] = _p50(q[stage]) / _p50(f[stage])
     if len(stage_ratio) == 2:
@@ -164,8 +166,8 @@ def scale_block() -> list[str]:
                 preset = "mobile" if "/mobile" in row["path"] else "demo"
                 table.setdefault(preset, {})[row["variant"]] = _p50(row.get("study_latency_ms"))
         for preset, cells in table.items():
-            ratio = cells.get("qat-int8") / cells["fp32"] if cells.get("qat-int8") and cells.get("fp32") else None
-            lines.append(f"| {preset} | " + " | ".join(_ms(cells.get(p)) for p in ("fp32", "fp16", "dynamic", "int8", "qat-int8"))
+            ratio = cells.get(QAT_INT8) / cells[FP32] if cells.get(QAT_INT8) and cells.get(FP32) else None
+            lines.append(f"| {preset} | " + " | ".join(_ms(cells.get(p)) for p in (FP32, FP16, DYNAMIC, INT8, QAT_INT8))
                          + f" | {_ms(ratio)} |")
     return lines
 

@@ -97,7 +97,7 @@ def seed_demo_out(demo_out: Path, work: Path, seed: int) -> Path:
 def ship_row(seed: int, out: Path, code: int) -> dict:
     """What one seed's demo shipped, with both parity verdicts of every file and the bench ratios over fp16."""
     import demo  # scripts/demo.py
-    from ich_edge.precisions import BY_NAME
+    from ich_edge.precisions import BY_NAME, FP16
 
     parity = json.loads((out / "parity" / "report.json").read_text()) if (out / "parity" / "report.json").is_file() else {}
     bench = json.loads((out / "bench.json").read_text()) if (out / "bench.json").is_file() else {}
@@ -111,7 +111,7 @@ def ship_row(seed: int, out: Path, code: int) -> dict:
     sizes = {p: (out / "tflite" / BY_NAME[p].file_name).stat().st_size for p in verdicts
              if (out / "tflite" / BY_NAME[p].file_name).is_file()}
     precision = (shipped or {}).get("precision")
-    ratio = lambda table: table[precision] / table["fp16"] if precision in table and table.get("fp16") else None  # noqa: E731
+    ratio = lambda table: table[precision] / table[FP16] if precision in table and table.get(FP16) else None  # noqa: E731
     integer = bool(precision and BY_NAME[precision].integer)
     row = {"seed": seed, "demo_exit_code": code, "shipped": precision, "why": (shipped or {}).get("why"),
            "integer_shipped": integer, "latency_over_fp16": ratio(latency), "size_over_fp16": ratio(sizes),

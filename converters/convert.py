@@ -27,6 +27,7 @@ from converters.verify import verify_fp32
 from ich_edge.ingest.cache import Cache
 from ich_edge.errors import ConfigError
 from ich_edge.fileio import atomic_output, refuse_existing, write_json_atomic
+from ich_edge.precisions import FP32
 from ich_edge.runtime.description import embed_description, format_op_summary, op_summary, sidecar_path
 
 
@@ -299,7 +300,7 @@ def _convert_one(run, recipe: Recipe, saved: Path, calibration, io: str, out: Pa
         tflite_bytes = run_converter(saved, recipe, options)
     summary = op_summary(tflite_bytes)
     check_graph(summary, run.encoder)
-    if recipe.name == "fp32":  # verify before writing: padded, all-air and extreme windows against Keras
+    if recipe.name == FP32:  # verify before writing: padded, all-air and extreme windows against Keras
         log(f"fp32 verification: max |file - Keras| {verify_fp32(tflite_bytes, run):.1e} on padded, all-air and extreme windows")
     if recipe.needs_calibration and layer_report is None and layered.config.layer_report:
         layer_report = layered.report(recipe, options, tflite_bytes)

@@ -1,6 +1,7 @@
 """dynamic: int8 weights, float activations (dynamic-range quantization, no calibration)."""
 
 from converters.recipe import Recipe, builtin_ops
+from ich_edge.precisions import DYNAMIC
 from ich_edge.training.parity_gates import CONVERSION_GATES
 
 
@@ -12,10 +13,10 @@ def configure(converter, options) -> None:
 
 
 RECIPE = Recipe(
-    name="dynamic",
+    name=DYNAMIC,
     summary="int8 weights, float activations (dynamic range)",
     configure=configure,
     needs_calibration=False,
     needs_qat=False,
-    parity=CONVERSION_GATES["dynamic"],
+    parity=CONVERSION_GATES[DYNAMIC],
 )

@@ -1,6 +1,7 @@
 """fp16: float16 weights (half the file), dequantized to float32 at load or by a GPU delegate."""
 
 from converters.recipe import Recipe, builtin_ops
+from ich_edge.precisions import FP16
 from ich_edge.training.parity_gates import CONVERSION_GATES
 
 
@@ -13,10 +14,10 @@ def configure(converter, options) -> None:
 
 
 RECIPE = Recipe(
-    name="fp16",
+    name=FP16,
     summary="float16 weights, float32 activations",
     configure=configure,
     needs_calibration=False,
     needs_qat=False,
-    parity=CONVERSION_GATES["fp16"],
+    parity=CONVERSION_GATES[FP16],
 )

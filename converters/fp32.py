@@ -1,6 +1,7 @@
 """fp32: the float model as it is; the reference every other precision is compared to."""
 
 from converters.recipe import Recipe, builtin_ops
+from ich_edge.precisions import FP32
 from ich_edge.training.parity_gates import CONVERSION_GATES
 
 
@@ -9,10 +10,10 @@ def configure(converter, options) -> None:
 
 
 RECIPE = Recipe(
-    name="fp32",
+    name=FP32,
     summary="float32 weights and activations (reference)",
     configure=configure,
     needs_calibration=False,
     needs_qat=False,
-    parity=CONVERSION_GATES["fp32"],
+    parity=CONVERSION_GATES[FP32],
 )

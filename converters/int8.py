@@ -8,6 +8,7 @@ same conversion as one converter call.
 """
 
 from converters.recipe import Recipe, builtin_ops, integer_io
+from ich_edge.precisions import INT8
 from ich_edge.training.parity_gates import CONVERSION_GATES
 
 
@@ -21,11 +22,11 @@ def configure(converter, options) -> None:
 
 
 RECIPE = Recipe(
-    name="int8",
+    name=INT8,
     summary="full integer (int8 weights and activations), post-training calibration",
     configure=configure,
     needs_calibration=True,
     needs_qat=False,
     io_types=("float", "int8"),
-    parity=CONVERSION_GATES["int8"],
+    parity=CONVERSION_GATES[INT8],
 )

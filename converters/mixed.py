@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from converters import layers as layers_lib
+from ich_edge.precisions import INT8_MIXED
 
 REPORT_SUFFIX = ".layers.json"
 #: Groups the decision-impact ranking tries: those that add the most tensor error (one file each).
@@ -119,7 +120,7 @@ def worst_line(report: dict) -> str:
 
 
 def search(calibrated: bytes, report: dict, judge: Judge, io: str = "float", batch: int = 4,
-           log=print, label: str = "int8-mixed", float_weights: str = "int8") -> tuple[list[str], list[dict]]:
+           log=print, label: str = INT8_MIXED, float_weights: str = "int8") -> tuple[list[str], list[dict]]:
     """Keep float groups, worst first (the report's order), until the file has no FAIL on the training cache.
 
     The cumulative files are judged ``batch`` at a time (one parity run scores the Keras

@@ -12,15 +12,16 @@ RUN_DIR is given to judge against. ``--keep-float none`` gives the all-integer f
 
 from converters import int8
 from converters.recipe import Recipe
+from ich_edge.precisions import QAT_INT8
 from ich_edge.training.parity_gates import CONVERSION_GATES
 
 RECIPE = Recipe(
-    name="qat-int8",
+    name=QAT_INT8,
     summary="integer from the QAT model (trained encoder ranges, calibrated head; float only where int8 breaks parity)",
     configure=int8.configure,
     needs_calibration=True,
     needs_qat=True,
     io_types=("float", "int8"),
-    parity=CONVERSION_GATES["qat-int8"],
+    parity=CONVERSION_GATES[QAT_INT8],
     keeps_float=True,
 )

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from ich_edge import LABELS, SHORT_NAMES
+from ich_edge.precisions import FP32
 
 
 def _load(path) -> dict | None:
@@ -60,7 +61,7 @@ def summary_rows(parities: list[dict], bench: dict | None, backend: str = "xnnpa
             if "latency_ms" in entry and entry.get("threads", 0) >= row["threads"]:
                 continue
             entry.update(size_mb=model.get("size_mb"), threads=row["threads"], latency_ms=row["study_latency_ms"]["p50"])
-        base = next((r["latency_ms"] for r in rows.values() if r["precision"] == "fp32" and r.get("latency_ms")), None)
+        base = next((r["latency_ms"] for r in rows.values() if r["precision"] == FP32 and r.get("latency_ms")), None)
         for entry in rows.values():
             if base and entry.get("latency_ms"):
                 entry["speedup"] = base / entry["latency_ms"]

@@ -11,6 +11,7 @@ import click
 from ich_edge.cli.conventions import Command, list_option
 from converters import ALL, IO_TYPES, RECIPES
 from converters.layers import FLOAT_WEIGHTS
+from ich_edge.precisions import FP32
 
 
 def _precision_help() -> str:
@@ -56,7 +57,7 @@ def command(models, precisions, data, out, calibration_windows, io, seed, keep_f
     if calibration_windows is not None:
         fields["calibration_windows"] = calibration_windows
     results = convert_runs(models, data, out, ConvertConfig(**fields), log=click.echo)
-    reference = next((r["size_bytes"] for r in results if r["precision"] == "fp32"), None)
+    reference = next((r["size_bytes"] for r in results if r["precision"] == FP32), None)
     click.echo(f"{'precision':<10} {'size KiB':>9} {'x fp32':>7} {'seconds':>8}  file")
     for r in results:
         ratio = f"{r['size_bytes'] / reference:.2f}" if reference else "-"

@@ -31,6 +31,7 @@ import numpy as np
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError
 from ich_edge.metrics import RSNA_LABEL_WEIGHTS, roc_auc, rsna_log_loss
+from ich_edge.precisions import QAT_INT8
 from ich_edge.training.parity_gates import (
     CONVERSION, DEPLOYMENT, DEPLOYMENT_GATES, EvidenceRule, ParityGates, assess_evidence, check_gates, combine,
     gates_for, recipe_gates,
@@ -299,7 +300,7 @@ def _source_index(model, runs: list, notes: list[str]) -> int:
     for k, run in enumerate(runs):
         if path and Path(path).resolve() == Path(run.path).resolve():
             return k
-    quantized = bool(source.get("quantized", model.precision == "qat-int8"))
+    quantized = bool(source.get("quantized", model.precision == QAT_INT8))
     candidates = [k for k, run in enumerate(runs) if run.quantized == quantized]
     kind = "QAT" if quantized else "float"
     if len(candidates) != 1:

@@ -53,7 +53,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from ich_edge import LABELS
+from ich_edge import LABELS, precisions
 from ich_edge.errors import ConfigError
 from ich_edge.evidence import DEFAULT_MIN_POSITIVE_STUDIES, DEFAULT_MIN_STUDIES, below_defaults, default_minimums
 
@@ -109,13 +109,13 @@ DEPLOYMENT_GATES = ParityGates(max_auc_drop=0.01, max_auc_drop_ci95=0.03, min_ag
 #: Conversion parity gates per precision (against the Keras model the file was converted
 #: from); the recipe of each precision in ``converters`` carries its row as ``parity``.
 CONVERSION_GATES: dict[str, dict[str, float]] = {
-    "fp32": {"max_abs_diff": 1e-4},
-    "fp16": {"max_auc_drop": 0.005, "min_agreement": 0.99},
-    "dynamic": {"max_auc_drop": 0.005, "min_agreement": 0.99},
-    "int8": {"max_auc_drop": 0.005, "min_agreement": 0.99},
-    "qat-int8": {"max_auc_drop": 0.005, "min_agreement": 0.99},
+    precisions.FP32: {"max_abs_diff": 1e-4},
+    precisions.FP16: {"max_auc_drop": 0.005, "min_agreement": 0.99},
+    precisions.DYNAMIC: {"max_auc_drop": 0.005, "min_agreement": 0.99},
+    precisions.INT8: {"max_auc_drop": 0.005, "min_agreement": 0.99},
+    precisions.QAT_INT8: {"max_auc_drop": 0.005, "min_agreement": 0.99},
     # int8 with the layers that broke parity kept in float: a re-encoding of the same float weights, as int8
-    "int8-mixed": {"max_auc_drop": 0.005, "min_agreement": 0.99},
+    precisions.INT8_MIXED: {"max_auc_drop": 0.005, "min_agreement": 0.99},
 }
 
 

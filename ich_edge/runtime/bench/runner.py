@@ -58,6 +58,7 @@ import numpy as np
 
 from ich_edge.errors import ConfigError, ModelError
 from ich_edge.metrics import roc_auc
+from ich_edge.precisions import FP32
 from ich_edge.runtime.bench.worker import latency_stats
 from ich_edge.sequence import window_starts
 
@@ -274,7 +275,7 @@ def _speedups(rows: list[dict]) -> None:
     has none; None when that is ambiguous (fp32 files of several models)."""
     baseline: dict[tuple, float] = {}
     for r in rows:
-        if r["variant"] == "fp32" and r["status"] == "ok":
+        if r["variant"] == FP32 and r["status"] == "ok":
             baseline[(str(Path(r["path"]).parent), r["backend"], r["threads"])] = r["study_latency_ms"]["p50"]
     for row in rows:
         base = baseline.get((str(Path(row["path"]).parent), row["backend"], row["threads"]))
