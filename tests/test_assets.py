@@ -305,6 +305,7 @@ def test_bad_options_and_notes(tmp_path):
     (tmp_path / "sample").mkdir()
     (tmp_path / "model.tflite").write_bytes(b"x" * 10)
     assert "phones should get qat-int8" in _notes({"precision": "fp32"}, tmp_path)[0]
+    assert not any("phones should get" in note for note in _notes({"precision": "int8-mixed"}, tmp_path))
     code = main(["assets", "--model", str(tmp_path / "missing.tflite"), "--out", str(tmp_path / "out")])
     assert code != 0 and not (tmp_path / "out").exists()
 

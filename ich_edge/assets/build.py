@@ -34,7 +34,7 @@ from ich_edge.assets.sample import SampleConfig, make_sample
 from ich_edge.errors import ConfigError, GateFailedError, InsufficientEvidenceError
 from ich_edge.evidence import below_defaults, default_minimums
 from ich_edge.fileio import refuse_existing, replace_dir
-from ich_edge.precisions import RECOMMENDED as RECOMMENDED_PRECISION
+from ich_edge.precisions import BY_NAME, RECOMMENDED as RECOMMENDED_PRECISION
 
 MAX_MODEL_BYTES = 5 * 1024 * 1024
 #: Budget of the sample study's DICOM files (the tensors next to them come on top).
@@ -277,7 +277,7 @@ def _notes(manifest: dict, staging: Path) -> list[str]:
     if parity and parity["passed"] and (parity.get("evidence") or {}).get("below_defaults"):
         notes.append("shipped a parity PASS judged on weaker evidence than the defaults (--allow-weak-evidence): "
                      + "; ".join(parity["evidence"]["below_defaults"]))
-    if manifest["precision"] != RECOMMENDED_PRECISION:
+    if not getattr(BY_NAME.get(manifest["precision"]), "integer", False):  # int8-mixed is a phone file too
         notes.append(
             f"the model's precision is {manifest['precision']}; phones should get {RECOMMENDED_PRECISION} "
             f"(ich-edge convert --precision {RECOMMENDED_PRECISION}, or int8-mixed: float only where int8 costs decisions)"
