@@ -69,10 +69,9 @@ class ConvertConfig:
         if not 1 <= self.calibration_windows <= 100_000:
             raise ConfigError(f"calibration_windows must be in 1..100000, got {self.calibration_windows}")
         ConvertOptions(io=self.io)  # validates io
-        from converters.layers import FLOAT_WEIGHTS
+        from converters.layers import check_float_weights
 
-        if self.float_weights not in FLOAT_WEIGHTS:
-            raise ConfigError(f"--float-weights must be one of {', '.join(FLOAT_WEIGHTS)}, got {self.float_weights!r}")
+        check_float_weights(self.float_weights)
 
 
 def write_model(path: str | Path, tflite_bytes: bytes, description: dict, force: bool = False) -> Path:

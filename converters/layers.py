@@ -102,6 +102,14 @@ def calibrate(saved_model_dir, options) -> bytes:
 FLOAT_WEIGHTS = ("int8", "float32")
 
 
+def check_float_weights(value: str) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of :data:`FLOAT_WEIGHTS`."""
+    from ich_edge.errors import ConfigError
+
+    if value not in FLOAT_WEIGHTS:
+        raise ConfigError(f"--float-weights must be one of {', '.join(FLOAT_WEIGHTS)}, got {value!r}")
+
+
 def quantize(calibrated: bytes, float_nodes=(), io: str = "float", float_weights: str = "int8") -> bytes:
     """Quantize a calibrated graph to int8, leaving the ops that output ``float_nodes`` in float.
 
@@ -111,13 +119,12 @@ def quantize(calibrated: bytes, float_nodes=(), io: str = "float", float_weights
     """
     from tensorflow.lite.python.convert import mlir_quantize
 
-    from ich_edge.errors import ConfigError, ConversionError
+    from ich_edge.errors import ConversionError
     from ich_edge.quiet import native_output_silenced
     from ich_edge.training.keras import tf
 
     io_type = tf.uint8 if io == "int8" else tf.float32
-    if float_weights not in FLOAT_WEIGHTS:
-        raise ConfigError(f"float weights must be one of {', '.join(FLOAT_WEIGHTS)}, got {float_weights!r}")
+    check_float_weights(float_weights)
     try:
         with native_output_silenced():
             payload = bytes(mlir_quantize(calibrated, denylisted_nodes=list(float_nodes), input_data_type=io_type,
