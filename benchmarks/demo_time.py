@@ -9,6 +9,13 @@ and end and the usable cores. Goal: at most 15 minutes on an idle 2-core machine
 
     python benchmarks/demo_time.py demo --out /tmp/demo_fresh
 
+``record``: the step times of a finished demo folder without running it again: each step's
+seconds as ``scripts/demo.py`` recorded them when it ran (``DIR/steps.json``); for a demo
+that predates that file, the "[i/n] step: ok in N s" lines of its saved output (``--log``)
+and the training time in ``DIR/run/report.json``. Steps with no record stay ``null``.
+
+    python benchmarks/demo_time.py record --demo-out demo_out [--log demo.log]
+
 ``synth``: ``ich-edge synth`` of ``--studies`` studies serially (``--workers 1``) and over every
 usable core, alternating (``--rounds``), each into a fresh folder; checks that both write the
 same bytes (every DICOM file, labels.csv, studies.csv, synth_config.json) and reports the
@@ -90,6 +97,43 @@ def time_demo(out: Path, extra: list[str]) -> dict:
     }
 
 
+def record_demo(demo_out: Path, log: Path | None, more_steps: list[Path] = ()) -> dict:
+    """The step times of a finished demo in ``demo_out``; the result document (see ``record``)."""
+    import json
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo  # scripts/demo.py: the step names and the steps file
+
+    names = [step.name for step in demo._steps(demo_out, REPO, 300, 100, None, 0)]
+    recorded = {}
+    if (demo_out / demo.STEPS_FILE).is_file():
+        recorded = {k: {**v, "source": demo.STEPS_FILE} for k, v in json.loads((demo_out / demo.STEPS_FILE).read_text()).items()}
+    for path in more_steps:  # steps.json of another demo folder on the same data (e.g. --stop-after runs)
+        for name, entry in json.loads(path.read_text()).items():
+            recorded.setdefault(name, {**entry, "source": f"{path.parent.name}/{path.name}"})
+    if log is not None:
+        for step in parse_steps(log.read_text().splitlines()):
+            if step["status"] != "reused" and step["step"] not in recorded:
+                recorded[step["step"]] = {"status": step["status"], "seconds": step["seconds"], "source": "saved output"}
+    report = demo_out / "run" / "report.json"
+    if "train" not in recorded and report.is_file():
+        run = json.loads(report.read_text())["run"]
+        recorded["train"] = {"status": "ok", "seconds": round(run["train_seconds"], 1),
+                             "source": "run/report.json train_seconds (fit only, all resumed calls)",
+                             "epochs": run["epochs_run"]}
+    steps = [{"step": name, **recorded.get(name, {"status": None, "seconds": None, "source": None})} for name in names]
+    known = [s["seconds"] for s in steps if s["seconds"] is not None]
+    return {
+        **_envelope("demo_steps"),
+        "demo_out": demo_out.name,
+        "steps": steps,
+        "known_seconds": round(sum(known), 1),
+        "untimed_steps": [s["step"] for s in steps if s["seconds"] is None],
+        "goal_s": GOAL_S,
+        "note": "times of the steps as they ran (possibly in separate sessions, under other load); not one wall-clock run",
+    }
+
+
 def folder_digest(folder: Path) -> str:
     """SHA-256 over every file's relative path and bytes, in path order."""
     digest = hashlib.sha256()
@@ -148,18 +192,29 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="time scripts/demo.py step by step")
     demo.add_argument("--out", type=Path, required=True, help="a fresh folder for the demo's outputs")
     demo.add_argument("demo_args", nargs="*", help="more arguments for scripts/demo.py (after --)")
+    record = sub.add_parser("record", help="step times of a finished demo folder, not run again")
+    record.add_argument("--demo-out", type=Path, default=REPO / "demo_out", help="a finished demo folder")
+    record.add_argument("--log", type=Path, default=None, help="saved output of scripts/demo.py (older demos)")
+    record.add_argument("--steps", type=Path, nargs="*", default=[],
+                        help="steps.json of other demo folders (e.g. a --stop-after run) for steps DIR has no time for")
     synth = sub.add_parser("synth", help="serial against parallel synth")
     synth.add_argument("--studies", type=int, default=40)
     synth.add_argument("--seed", type=int, default=1)
     synth.add_argument("--matrix-px", type=int, default=512)
     synth.add_argument("--rounds", type=int, default=2)
-    for each in (demo, synth):
+    for each in (demo, record, synth):
         each.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.what == "demo":
         result = time_demo(args.out, args.demo_args)
         prefix = "demo_time"
         print(f"make demo: {result['wall_s']:.0f} s (goal {GOAL_S} s), exit {result['exit_code']}")
+    elif args.what == "record":
+        result = record_demo(args.demo_out, args.log, args.steps)
+        prefix = "demo_steps"
+        print("\n".join(f"  {s['step']:<22} {s['status'] or '-':<6} {s['seconds'] if s['seconds'] is not None else '-':>8}  {s['source'] or ''}"
+                         for s in result["steps"]))
+        print(f"known steps: {result['known_seconds']:.0f} s; not timed: {', '.join(result['untimed_steps']) or 'none'}")
     else:
         result = time_synth(args.studies, args.seed, args.matrix_px, args.rounds)
         prefix = "synth_parallel"

@@ -40,6 +40,10 @@ from ich_edge.cli import main as cli_main
 from ich_edge.precisions import BY_NAME, NAMES as PRECISIONS, SHIP_ORDER as SHIP_PREFERENCE
 
 SHIPPED_FILE = "shipped.json"
+#: Each step's wall seconds and outcome when it last ran (``{step: {"status", "seconds", "finished_utc"}}``),
+#: kept across resumed runs: ``benchmarks/demo_time.py record`` reads it.
+STEPS_FILE = "steps.json"
+
 #: Files (by sha256) that ``ich-edge assets`` refused for apps in this demo folder, with the reason.
 REFUSED_FILE = "assets_refused.json"
 
@@ -230,6 +234,17 @@ def _load_json(path: Path) -> dict | None:
         return None
 
 
+def _record_timing(path: Path, timings: dict, step: Step) -> None:
+    """Add ``step``'s outcome and wall seconds to the demo's ``steps.json`` (atomic)."""
+    from datetime import datetime, timezone
+
+    from ich_edge.fileio import write_json_atomic
+
+    timings[step.name] = {"status": step.status, "seconds": round(step.seconds, 1),
+                          "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    write_json_atomic(path, timings)
+
+
 def update_readme(readme: Path, table: str) -> None:
     """Replace the README's results block (between the results markers) with ``table``."""
     start, end = "<!-- results:start -->", "<!-- results:end -->"
@@ -241,15 +256,27 @@ def update_readme(readme: Path, table: str) -> None:
     readme.write_text(f"{head}{start}\n```\n{table}\n```\n{end}{tail}")
 
 
-def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | None = None, seed: int = 0) -> int:
-    """Run (or resume) the demo pipeline (training and QAT seeded with ``seed``); returns the process exit code."""
+def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | None = None, seed: int = 0,
+             stop_after: str | None = None) -> int:
+    """Run (or resume) the demo pipeline (training and QAT seeded with ``seed``); returns the process exit code.
+
+    ``stop_after``: the name of the last step to run (the summary table is then not printed).
+    """
     repo = Path(__file__).resolve().parent.parent
-    out.mkdir(parents=True, exist_ok=True)
     steps = _steps(out, repo, train_studies, test_studies, epochs, seed)
+    if stop_after is not None:
+        names = [step.name for step in steps]
+        if stop_after not in names:
+            print(f"--stop-after must name a step: {', '.join(repr(n) for n in names)}", file=sys.stderr)
+            return 2
+        steps = steps[: names.index(stop_after) + 1]
+    out.mkdir(parents=True, exist_ok=True)
+    timings = _load_json(out / STEPS_FILE) or {}
     for index, step in enumerate(steps, start=1):
         header = f"[{index}/{len(steps)}] {step.name}"
         if step.done():
             step.status = "reused"
+            step.seconds = float((timings.get(step.name) or {}).get("seconds", 0.0))
             print(f"{header}: done before, reusing its outputs", flush=True)
             continue
         if step.make_args is not None:
@@ -267,9 +294,14 @@ def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | Non
         if step.name == "assets":
             (out / "assets.done").write_text("ok\n")
         print(f"{header}: {step.status} in {step.seconds:.0f} s", flush=True)
+        _record_timing(out / STEPS_FILE, timings, step)
     print()
+    print("  (reused: the seconds it took when it ran)")
     print("\n".join(f"  {s.name:<22} {s.status:<8} {s.seconds:7.0f} s" for s in steps))
     print()
+    if stop_after is not None:
+        print(f"stopped after {stop_after!r} as asked")
+        return 0
     from summary import summary_table  # scripts/summary.py, beside this script
 
     shipped = _load_json(out / SHIPPED_FILE)
@@ -323,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-studies", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: ich-edge train's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of train and qat (benchmarks/seed_spread.py)")
+    parser.add_argument("--stop-after", default=None, metavar="STEP",
+                        help="stop after this step, e.g. 'prepare (test)' (benchmarks/demo_time.py times parts this way)")
     parser.add_argument("--release", action="store_true",
                         help="copy a finished demo's assets, bench JSON and table into the checkout (make release-assets)")
     args = parser.parse_args(argv)
@@ -336,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             return err.exit_code
         print("\n".join(f"updated {path}" for path in changed))
         return 0
-    return run_demo(args.out, args.train_studies, args.test_studies, args.epochs, args.seed)
+    return run_demo(args.out, args.train_studies, args.test_studies, args.epochs, args.seed, args.stop_after)
 
 
 if __name__ == "__main__":  # pragma: no cover

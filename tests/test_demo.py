@@ -40,6 +40,27 @@ def test_a_finished_step_is_reused(tmp_path, capsys, monkeypatch):
     assert "step 'synth (test, seed 2)' failed with exit code 1" in out.err
 
 
+def test_step_times_are_recorded_and_kept_when_reused(tmp_path, capsys, monkeypatch):
+    """Each step's seconds go to steps.json as it finishes; a resumed demo shows the reused step's recorded time."""
+    calls = []
+    monkeypatch.setattr(demo, "cli_main", lambda args: calls.append(args) or 0)
+    assert demo.run_demo(tmp_path, 2, 1, stop_after="synth (test, seed 2)") == 0
+    assert len(calls) == 2  # --stop-after: nothing after the named step runs
+    timings = json.loads((tmp_path / demo.STEPS_FILE).read_text())
+    assert list(timings) == ["synth (train, seed 1)", "synth (test, seed 2)"]
+    assert all(t["status"] == "ok" and t["seconds"] >= 0 for t in timings.values())
+    (tmp_path / "synth_train").mkdir()
+    (tmp_path / "synth_train" / "labels.csv").write_text("ID,Label\n")
+    timings["synth (train, seed 1)"]["seconds"] = 123.0
+    (tmp_path / demo.STEPS_FILE).write_text(json.dumps(timings))
+    capsys.readouterr()
+    assert demo.run_demo(tmp_path, 2, 1, stop_after="synth (test, seed 2)") == 0
+    out = capsys.readouterr().out
+    assert "synth (train, seed 1)  reused       123 s" in out
+    assert json.loads((tmp_path / demo.STEPS_FILE).read_text())["synth (train, seed 1)"]["seconds"] == 123.0
+    assert demo.run_demo(tmp_path, 2, 1, stop_after="no such step") == 2
+
+
 def test_update_readme_replaces_only_the_results_block(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nold table\n<!-- results:end -->\noutro\n")
