@@ -20,6 +20,7 @@ import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.errors import LabelsError
+from ich_edge.study_truth import series_truth
 
 RSNA_HEADER = ("ID", "Label")
 STUDY_HEADER = ("study_uid", *LABELS)
@@ -143,8 +144,12 @@ def is_rsna_csv(path: str | Path) -> bool:
 
 
 def study_labels(slice_labels: np.ndarray) -> np.ndarray:
-    """Study-level labels from ``(num_slices, 6)`` slice labels: the OR over slices."""
-    return np.asarray(slice_labels).max(axis=0).astype(np.uint8)
+    """Study-level labels of one series from its ``(num_slices, 6)`` slice labels: the OR over slices.
+
+    The series rule of :func:`ich_edge.study_truth.series_truth` (how several series fold into
+    a study is :func:`ich_edge.study_truth.study_truth`).
+    """
+    return series_truth(None, slice_labels).astype(np.uint8)
 
 
 def write_rsna_csv(path: str | Path, slice_labels: dict[str, np.ndarray]) -> None:

@@ -48,6 +48,7 @@ from ich_edge import LABELS
 from ich_edge.ingest.cache import CachedSeries
 from ich_edge.errors import ConfigError
 from ich_edge.sequence import SequenceConfig, epoch_window_starts, window_indices
+from ich_edge.study_truth import study_truth
 from ich_edge.transforms import UNIT_PER_PIXEL
 from ich_edge.training.keras import keras, tf
 
@@ -115,18 +116,8 @@ class Split:
 
 
 def study_label_table(series_list: list[CachedSeries]) -> dict[str, np.ndarray]:
-    """``{study_uid: int8 (K,)}``: study labels, else the max of known slice labels, else -1 (K: the series' label columns)."""
-    table: dict[str, np.ndarray] = {}
-    for series in series_list:
-        if series.has_study_labels:
-            labels = np.asarray(series.study_labels, np.int8)
-        elif series.slice_labels.size and series.has_slice_labels:
-            labels = series.slice_labels.max(axis=0).astype(np.int8)
-        else:
-            labels = np.full(len(series.label_names), -1, np.int8)
-        previous = table.get(series.study_uid)
-        table[series.study_uid] = labels if previous is None else np.maximum(previous, labels)
-    return table
+    """``{study_uid: int8 (K,)}``: the study truth of :func:`ich_edge.study_truth.study_truth` (-1: unknown; K: the series' label columns)."""
+    return study_truth(series_list)
 
 
 def label_width(series_list: list[CachedSeries]) -> int:

@@ -26,9 +26,9 @@ from ich_edge.metrics import (
     sensitivity_at_threshold,
     threshold_at_specificity,
 )
-from ich_edge.sequence import SequenceConfig, feature_windows, stitch, study_probabilities
+from ich_edge.sequence import SequenceConfig, feature_windows, stitch
+from ich_edge.study_truth import study_level
 from ich_edge.transforms import pixels_to_unit
-from ich_edge.training.data import study_label_table
 
 DEFAULT_SPECIFICITY = 0.9
 
@@ -140,27 +140,20 @@ def gather_levels(series_list: list[CachedSeries], slice_scores: list[np.ndarray
 
     ``labels`` names the scores' columns (the model's outputs); the truth is the cache's
     columns of those names (:meth:`CachedSeries.with_labels`). Slices with any of them
-    unknown are left out at slice level; a study's score is the max over the slices of all
-    its series, its truth the study labels (or max of slice labels).
+    unknown are left out at slice level. The study level is
+    :func:`ich_edge.study_truth.study_level` (the rule ``ich-edge bench --data`` uses too): a
+    study's score is the max over the slices of all its series, labelled or not; its truth
+    is known per label when any series carries it; studies with all labels known count.
     """
     series_list = [s.with_labels(labels) for s in series_list]
     width = len(labels)
     known = [(s.slice_labels >= 0).all(axis=1) for s in series_list]
     slice_true = np.concatenate([s.slice_labels[k] for s, k in zip(series_list, known)]) if series_list else np.zeros((0, width))
     slice_pred = np.concatenate([p[k] for p, k in zip(slice_scores, known)]) if series_list else np.zeros((0, width))
-    table = study_label_table(series_list)
-    study_scores: dict[str, np.ndarray] = {}
-    for series, scores in zip(series_list, slice_scores):
-        study = study_probabilities(scores)
-        previous = study_scores.get(series.study_uid)
-        study_scores[series.study_uid] = study if previous is None else np.maximum(previous, study)
-    uids = [uid for uid in sorted(study_scores) if (table[uid] >= 0).all()]
     return {
         "slice_true": slice_true.astype(np.int64),
         "slice_scores": slice_pred.astype(np.float64),
-        "study_uids": uids,
-        "study_true": np.array([table[u] for u in uids], np.int64).reshape(-1, width),
-        "study_scores": np.array([study_scores[u] for u in uids], np.float64).reshape(-1, width),
+        **study_level(series_list, slice_scores, width),
     }
 
 

@@ -61,6 +61,7 @@ from ich_edge.metrics import roc_auc
 from ich_edge.precisions import FP32
 from ich_edge.runtime.bench.worker import latency_stats
 from ich_edge.sequence import window_starts
+from ich_edge.study_truth import labelled_studies, study_level, study_truth
 
 BACKENDS = ("xnnpack", "reference", "compiled", "gpu", "gpu+cpu")
 #: Slices of the "typical study" timed end to end.
@@ -196,29 +197,20 @@ def study_auc(model_file, series_list, threads: int) -> dict:
     """Study-level ROC AUC of a model on cached series (``any`` and each label; mean over labels).
 
     ``model_file``: a :class:`~ich_edge.runtime.model_file.ModelFile` or a ``.tflite`` path.
+    Truth and scores follow :mod:`ich_edge.study_truth` (as ``ich-edge parity`` does): a
+    study's score is the max over all its series, labelled or not; studies whose labels are
+    not all known are left out (their series are not run).
     """
     from ich_edge.runtime.tflite_model import TFLiteStudyModel
 
     model = TFLiteStudyModel(model_file, num_threads=threads)
-    scores: dict[str, np.ndarray] = {}
-    truth: dict[str, np.ndarray] = {}
-    for series in series_list:
-        series = series.with_labels(model.labels)  # the cache's columns of the model's labels
-        if series.has_study_labels:
-            labels = np.asarray(series.study_labels)
-        elif series.has_slice_labels and series.num_slices:
-            labels = series.slice_labels.max(axis=0)
-        else:
-            continue
-        probs = model.study_probabilities(series.images)
-        uid = series.study_uid
-        scores[uid] = probs if uid not in scores else np.maximum(scores[uid], probs)
-        truth[uid] = labels if uid not in truth else np.maximum(truth[uid], labels)
-    if not scores:
+    series_list = [s.with_labels(model.labels) for s in series_list]  # the cache's columns of the model's labels
+    labelled = set(labelled_studies(study_truth(series_list)))
+    if not labelled:
         raise ConfigError("--data holds no series with labels; study AUC needs labelled studies")
-    uids = sorted(scores)
-    y = np.array([truth[u] for u in uids])
-    s = np.array([scores[u] for u in uids])
+    series_list = [s for s in series_list if s.study_uid in labelled]
+    level = study_level(series_list, [model.predict_series(s.images) for s in series_list], len(model.labels))
+    uids, y, s = level["study_uids"], level["study_true"], level["study_scores"]
     per_label = {label: roc_auc(y[:, i], s[:, i]) for i, label in enumerate(model.labels)}
     known = [v for v in per_label.values() if not np.isnan(v)]
     return {
