@@ -39,14 +39,12 @@ import functools
 import http.server
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -314,8 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     versions = json.loads((WEB / "vendor" / "build.json").read_text(encoding="utf-8"))["versions"]
     manifest = json.loads((args.assets / "manifest.json").read_text(encoding="utf-8"))
     chromium = subprocess.run([chromium_path(), "--version"], capture_output=True, text=True).stdout.strip()
+    from ich_edge.runtime.bench.envelope import envelope, shown, write_result
+
+    result = envelope("ich-edge-browser-latency/1", benchmark="browser_latency")  # the load average before the runs
     rows = []
-    load_start = os.getloadavg()
     workers = (True, False) if args.no_worker else (True,)
     plan = [("wasm", t, w) for t in thread_counts for w in workers] if args.runtime in ("wasm", "both") else []
     plan += [("webgpu", None, True)] if args.runtime in ("webgpu", "both") else []
@@ -345,29 +345,21 @@ def main(argv: list[str] | None = None) -> int:
     for ratio in ratios:
         print(f"{ratio['threads']} thread(s), decoding in {ratio['decoding']}: browser model stage {ratio['model_stage_browser_over_native']:.2f}x native, "
               f"browser study {ratio['study_browser_over_native_predict']:.2f}x native predict")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    result = {
-        "benchmark": "browser_latency",
+    result.update({
         "what": "per-study time in the browser demo: golden sample files handed to the page -> triage shown "
                 "(read+parse, decode+preprocess in a Web Worker beside the model, encode per slice, classify windows, "
                 "stitch); model load separate. native: predict_path on the same files, and the model stage alone",
-        "created_utc": stamp,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "browser": chromium,
         "headless_flags": "--headless --no-sandbox --disable-gpu; WebGPU row adds --enable-unsafe-webgpu",
         "server_isolation_headers": not args.no_isolation_headers,
         "litertjs": versions,
         "model": {"sha256": manifest["sha256"], "precision": manifest["precision"], "size_bytes": manifest["size_bytes"]},
-        "load_average_start_end": [list(load_start), list(os.getloadavg())],
         "note": "times are wall-clock on a shared 2-core machine; a load average far above 2 inflates them",
         "runs": rows,
         "native": natives,
         "ratios": ratios,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"browser_latency_{stamp}_{args.machine}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path.relative_to(REPO) if path.resolve().is_relative_to(REPO) else path}")
+    })
+    print(f"wrote {shown(write_result(result, 'browser_latency', args.out, host=args.machine))}")
     return 0 if any("error" not in row for row in rows) else 1
 
 

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,9 +177,9 @@ def main(argv=None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from ich_edge.runtime.bench.report import write_results
-    from ich_edge.runtime.bench.sysinfo import machine_info
+    from ich_edge.runtime.bench.envelope import envelope, shown, write_result
 
+    envelope_ = envelope("ich-edge-cache-rss/1", benchmark="cache_rss")  # the load average before the runs
     python = sys.executable
     env = dict(_env(args.source), ICH_EDGE_RSS_LABEL=args.label, ICH_EDGE_RSS_SOURCE=str(args.source or REPO))
     args.work.mkdir(parents=True, exist_ok=True)
@@ -208,11 +207,9 @@ def main(argv=None) -> int:
     growth = runs[1]["peak_rss_mb"] - runs[0]["peak_rss_mb"]
     pipeline_growth = runs[1]["pipeline_only"]["peak_rss_mb"] - runs[0]["pipeline_only"]["peak_rss_mb"]
     result = {
-        "benchmark": "cache_rss",
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **envelope_,
         "label": args.label,
         "source": str(args.source or REPO),
-        "machine": machine_info(),
         "config": {"matrix_px": args.matrix_px, "width": args.width, "epochs": 1, "studies": [args.small, args.large]},
         "floor": floor,
         "index_at_scale": index,
@@ -222,7 +219,7 @@ def main(argv=None) -> int:
         "goal_mb": GOAL_MB,
         "goal_met": growth < GOAL_MB and all(r["exit_code"] == 0 for r in runs),
     }
-    paths = write_results(result, "cache_rss", args.results_dir)
+    paths = [shown(write_result(result, "cache_rss", args.results_dir, named={args.work: "<work>"}))]
     print(f"larger cache costs {growth:+.0f} MB in train, {pipeline_growth:+.0f} MB in the input pipeline alone "
           f"(goal < {GOAL_MB:.0f}); wrote {', '.join(map(str, paths))}")
     return 0 if all(r["exit_code"] == 0 for r in runs) else 1

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from datetime import datetime, timezone
 from io import BytesIO
 from pathlib import Path
 
@@ -83,17 +82,17 @@ def summarize(samples: list[dict]) -> dict:
 
 
 def run(before: str, model: Path, rounds: int, threads: int) -> dict:
-    from ich_edge.runtime.bench.sysinfo import machine_info
+    from ich_edge.runtime.bench.envelope import envelope, finish
 
     with tempfile.TemporaryDirectory(prefix="ich-edge-compiled-init-") as tmp:
         sources = {"before": extract(before, Path(tmp)), "after": REPO}
         samples = {(s, b): [] for s in sources for b in BACKENDS}
-        load_start = os.getloadavg()
+        result = envelope("ich-edge-compiled-init/1", benchmark="compiled_init")  # the load average before the rounds
         for index in range(rounds):
             order = list(samples) if index % 2 == 0 else list(samples)[::-1]
             for source, backend in order:
                 samples[source, backend].append(measure_once(sources[source], model, backend, threads))
-        load_end = os.getloadavg()
+        finish(result)
     results = {source: {backend: summarize(samples[source, backend]) for backend in BACKENDS} for source in sources}
     for rows in results.values():
         base, compiled = rows["xnnpack"], rows["compiled"]
@@ -102,9 +101,7 @@ def run(before: str, model: Path, rounds: int, threads: int) -> dict:
         }
     after = results["after"]["compiled"]["ratio_vs_interpreter"]
     return {
-        "benchmark": "compiled_init",
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine_info(),
+        **result,
         "model": str(model.relative_to(REPO)) if model.is_relative_to(REPO) else model.name,
         "before": before,
         "after": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
@@ -112,7 +109,6 @@ def run(before: str, model: Path, rounds: int, threads: int) -> dict:
         "threads": threads,
         "rounds": rounds,
         "statistic": "median over rounds, each a fresh process; xnnpack = the Interpreter with XNNPACK",
-        "load_average_start_end": [list(load_start), list(load_end)],
         "results": results,
         "goal": f"compiled init_ms <= {GOAL_RATIO:g}x the interpreter's",
         "goal_met": after["init_ms"] <= GOAL_RATIO,
@@ -120,7 +116,7 @@ def run(before: str, model: Path, rounds: int, threads: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ich_edge.runtime.bench.report import write_results
+    from ich_edge.runtime.bench.envelope import shown, write_result
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", default="HEAD", help="git revision to compare against (default HEAD)")
@@ -138,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio_text = f"  ratio init {ratio['init_ms']:.2f}x, first open {ratio['first_open_ms']:.2f}x" if ratio else ""
             print(f"  {source:<6} {backend:<9} import {row['import_ms']:7.1f} / {row['import_cpu_ms']:7.1f}  "
                   f"init {row['init_ms']:7.1f} / {row['init_cpu_ms']:7.1f}  first open {row['first_open_ms']:7.1f}{ratio_text}")
-    for path in write_results(result, "compiled_init", args.results_dir):
-        print(f"wrote {path.relative_to(REPO) if path.resolve().is_relative_to(REPO) else path}")
+    print(f"wrote {shown(write_result(result, 'compiled_init', args.results_dir))}")
     return 0
 
 

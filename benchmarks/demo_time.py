@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,13 +50,10 @@ def _env() -> dict:
 
 
 def _envelope(benchmark: str) -> dict:
-    from ich_edge.runtime.bench.sysinfo import machine_info
+    """The result's envelope, made before the timed work (its load average at the start)."""
+    from ich_edge.runtime.bench.envelope import envelope
 
-    return {
-        "benchmark": benchmark,
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine_info(),
-    }
+    return envelope(f"ich-edge-{benchmark.replace('_', '-')}/1", benchmark=benchmark)
 
 
 def parse_steps(lines: list[str]) -> list[dict]:
@@ -75,7 +71,7 @@ def parse_steps(lines: list[str]) -> list[dict]:
 def time_demo(out: Path, extra: list[str]) -> dict:
     """Run scripts/demo.py into ``out``; the result document."""
     command = [sys.executable, str(REPO / "scripts" / "demo.py"), "--out", str(out), *extra]
-    load_start = os.getloadavg()
+    head = _envelope("demo_time")
     start = time.perf_counter()
     lines = []
     with subprocess.Popen(command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
@@ -85,13 +81,12 @@ def time_demo(out: Path, extra: list[str]) -> dict:
     wall_s = time.perf_counter() - start
     steps = parse_steps(lines)
     return {
-        **_envelope("demo_time"),
+        **head,
         "command": "scripts/demo.py --out DIR " + " ".join(extra),
         "exit_code": proc.returncode,
         "wall_s": round(wall_s, 1),
         "steps": steps,
         "reused_steps": [s["step"] for s in steps if s["status"] == "reused"],
-        "load_average_start_end": [list(load_start), list(os.getloadavg())],
         "goal_s": GOAL_S,
         "goal_met": proc.returncode == 0 and wall_s <= GOAL_S and not any(s["status"] == "reused" for s in steps),
     }
@@ -159,7 +154,7 @@ def time_synth(studies: int, seed: int, matrix_px: int, rounds: int) -> dict:
     modes = {"serial": 1, "parallel": cores}
     seconds = {mode: [] for mode in modes}
     digests = {}
-    load_start = os.getloadavg()
+    head = _envelope("synth_parallel")
     with tempfile.TemporaryDirectory(prefix="ich-edge-synth-time-") as tmp:
         for index in range(rounds):
             for mode in modes if index % 2 == 0 else list(modes)[::-1]:
@@ -169,7 +164,7 @@ def time_synth(studies: int, seed: int, matrix_px: int, rounds: int) -> dict:
                 digests.setdefault(mode, folder_digest(out))
     serial, parallel = (statistics.median(seconds[m]) for m in modes)
     return {
-        **_envelope("synth_parallel"),
+        **head,
         "studies": studies,
         "seed": seed,
         "matrix_px": matrix_px,
@@ -179,13 +174,12 @@ def time_synth(studies: int, seed: int, matrix_px: int, rounds: int) -> dict:
         "median_s": {"serial": round(serial, 2), "parallel": round(parallel, 2)},
         "ratio_serial_over_parallel": round(serial / parallel, 2),
         "byte_identical": digests["serial"] == digests["parallel"],
-        "load_average_start_end": [list(load_start), list(os.getloadavg())],
         "note": "wall time of the whole `ich-edge synth` process, start-up included",
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ich_edge.runtime.bench.report import write_results
+    from ich_edge.runtime.bench.envelope import shown, write_result
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -221,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synth {args.studies} studies at {args.matrix_px} px: serial {result['median_s']['serial']:.1f} s, "
               f"{result['workers']['parallel']} workers {result['median_s']['parallel']:.1f} s, "
               f"ratio {result['ratio_serial_over_parallel']:.2f}x, byte-identical {result['byte_identical']}")
-    for path in write_results(result, prefix, args.results_dir):
-        print(f"wrote {path.relative_to(REPO) if path.resolve().is_relative_to(REPO) else path}")
+    print(f"wrote {shown(write_result(result, prefix, args.results_dir))}")
     return 0 if result.get("exit_code", 0) == 0 and result.get("byte_identical", True) else 1
 
 

@@ -20,9 +20,7 @@ ratios are against ``pydicom``. Goal: ``read_hu+preprocess`` at most 1.5x ``pydi
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -94,6 +92,9 @@ def _clock() -> tuple[float, float]:
 
 
 def run(num_slices: int, repeats: int) -> dict:
+    from ich_edge.runtime.bench.envelope import envelope
+
+    head = envelope("ich-edge-dicom-throughput/1", benchmark="dicom_throughput")  # the load average before the work
     names = [*PER_SLICE, *WHOLE_FOLDER]
     wall_ms = {name: [] for name in names}
     cpu_ms = {name: [] for name in names}
@@ -139,7 +140,7 @@ def run(num_slices: int, repeats: int) -> dict:
             }
         )
     return {
-        "benchmark": "dicom_throughput",
+        **head,
         "num_slices": num_slices,
         "slice_shape": [512, 512],
         "repeats": repeats,
@@ -148,7 +149,6 @@ def run(num_slices: int, repeats: int) -> dict:
         "python": sys.version.split()[0],
         "pydicom": pydicom.__version__,
         "numpy": np.__version__,
-        "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "results": rows,
     }
@@ -160,18 +160,6 @@ def format_rows(result: dict) -> str:
         timings = f"{row['wall_ms_per_slice']:>8.3f} {row['cpu_ms_per_slice']:>8.3f}"
         lines.append(f"{row['method']:<20} {timings} {row['ratio_wall']:>11.2f} {row['ratio_cpu']:>10.2f}")
     return "\n".join(lines)
-
-
-def _write_json_atomic(data: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(format_rows(result))
     if args.json is not None:
-        _write_json_atomic(result, args.json)
+        from ich_edge.runtime.bench.envelope import write_results
+
+        write_results(result, "dicom_throughput", None, args.json)  # the user's own file
         print(f"wrote {args.json}")
     return 0
 

@@ -29,7 +29,6 @@ import argparse
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -199,20 +198,15 @@ def main(argv=None) -> int:
     unknown = sorted(set(designs) - set(DESIGNS))
     if unknown:
         parser.error(f"unknown design(s) {unknown}; choose from {', '.join(DESIGNS)}")
-    from ich_edge.runtime.bench.report import write_results
-    from ich_edge.runtime.bench.sysinfo import machine_info
+    from ich_edge.runtime.bench.envelope import envelope, write_results
 
-    load_start = os.getloadavg()
+    result = envelope("ich-edge-int8-design-space/1")  # the load average before the measurements
     rows = measure(designs, args.threads, args.rounds, args.runs, args.train_steps)
-    result = {
-        "format": "ich-edge-int8-design-space/1",
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine_info(),
+    result.update({
         "threads": args.threads, "rounds": args.rounds, "runs": args.runs,
         "study_slices": STUDY_SLICES, "input_size_px": SIZE_PX,
-        "load_average_start_end": [load_start, os.getloadavg()],
         "designs": rows,
-    }
+    })
     print_table(rows)
     for path in write_results(result, "int8_design_space", args.results_dir, args.json):
         print(f"wrote {path}", file=sys.stderr)

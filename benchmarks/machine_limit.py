@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -205,22 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from ich_edge.runtime.bench.report import write_results
-    from ich_edge.runtime.bench.sysinfo import machine_info
+    from ich_edge.runtime.bench.envelope import envelope, finish, write_results
 
-    load_start = os.getloadavg()
+    result = envelope("ich-edge-machine-limit/1")  # the load average before the measurements
     peaks = measure_peaks(args.threads, args.runs)
     models = [measure_model(p, args.threads, args.runs, args.warmup, args.study_slices, peaks) for p in args.model]
-    result = {
-        "format": "ich-edge-machine-limit/1",
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine_info(),
-        "threads": args.threads,
-        "study_slices": args.study_slices,
-        "load_average_start_end": [load_start, os.getloadavg()],
-        "peaks": peaks,
-        "models": models,
-    }
+    result.update({"threads": args.threads, "study_slices": args.study_slices, "peaks": peaks, "models": models})
+    finish(result)
     print(format_table(result))
     for path in write_results(result, "machine_limit", args.results_dir, args.json):
         print(f"wrote {path}", file=sys.stderr)

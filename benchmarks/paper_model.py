@@ -95,6 +95,9 @@ def main() -> None:
     args = parser.parse_args()
     from paper_model import make_data, train_paper_model
 
+    from ich_edge.runtime.bench.envelope import envelope, write_result
+
+    head = envelope("ich-edge-paper-model/1", benchmark="paper_model")  # the load average before the work
     t0 = time.monotonic()
     work = args.work
     cache = make_data(work, args.studies, args.size)
@@ -115,7 +118,7 @@ def main() -> None:
     _cli(["bench", *[a for f in files for a in ("--model", f)], "--backend", "xnnpack", "--threads", "2", "--runs",
           str(args.runs), "--rounds", str(args.rounds), "--out", str(bench_json), "--out", str(work), "--force"])
     bench = json.loads(bench_json.read_text())
-    result = {"benchmark": "paper_model", "machine": platform.node(), "python": platform.python_version(),
+    result = {**head, "python": platform.python_version(),
               "settings": vars(args) | {"work": str(work), "results_dir": str(args.results_dir)},
               "bench_file": str(bench_json), "models": {}}
     rows = [r for r in bench["rows"] if r.get("status") == "ok"]
@@ -141,11 +144,7 @@ def main() -> None:
                 entry[f"qat_int8_over_fp32_{stat}_latency"] = p[QAT_INT8][key]["p50"] / p[FP32][key]["p50"]
         result["models"][name] = entry
     result["seconds"] = time.monotonic() - t0
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    out = args.results_dir / f"paper_model_{stamp}_{platform.node() or 'host'}.json"
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {write_result(result, 'paper_model', args.results_dir, named={work: '<work>'})}")
     for name, entry in result["models"].items():
         for precision, row in entry["precisions"].items():
             par = row["parity"] or {}

@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -313,21 +312,16 @@ def summarize_peers(rounds: dict[str, list[dict]], onnx_error: str | None, other
     return peers
 
 
-def result_document(args: argparse.Namespace, peers: list[dict], load_start) -> dict:
-    """The result JSON (format ich-edge-peers/1)."""
-    from ich_edge.runtime.bench.sysinfo import machine_info
-
+def result_document(args: argparse.Namespace, peers: list[dict], head: dict) -> dict:
+    """The result JSON (format ich-edge-peers/1) in ``head``, the envelope made before the measurements."""
     onnx_ok = [p for p in peers if p["name"].startswith("onnxruntime ") and p["status"] == "ok"]
     return {
-        "format": "ich-edge-peers/1",
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine_info(),
+        **head,
         "reference": str(args.reference),
         "study": "first/longest series of --data" if args.data else "uniform noise (seed 0)",
         "threads": args.threads, "runs": args.runs, "warmup": args.warmup, "rounds": args.rounds,
         "study_slices": args.study_slices,
         "baseline": "tflite fp32 (xnnpack)",
-        "load_average_start_end": [load_start, os.getloadavg()],
         "peers": peers,
         "onnxruntime_best": min(onnx_ok, key=lambda p: p["study_ms_p50"]) if onnx_ok else None,
     }
@@ -336,11 +330,11 @@ def result_document(args: argparse.Namespace, peers: list[dict], load_start) -> 
 def main(argv: list[str] | None = None) -> int:
     """Measure every peer, print the table, write the result JSON."""
     args = parse_args(argv)
-    from ich_edge.runtime.bench.report import write_results
+    from ich_edge.runtime.bench.envelope import envelope, write_results
     from ich_edge.training.qat import load_any_run
 
     run = load_any_run(args.reference)
-    load_start = os.getloadavg()
+    head = envelope("ich-edge-peers/1")  # the load average before the measurements
     with tempfile.TemporaryDirectory(prefix="ich-edge-peers-") as folder:
         study = study_images(run, args.data, args.study_slices, seed=0)
         np.save(Path(folder) / "study.npy", study)
@@ -348,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                   "sequence": run.sequence_config.to_dict(), "study": str(Path(folder) / "study.npy")}
         specs, other_source, onnx_error = peer_specs(args, run, study, Path(folder))
         rounds = measure_rounds(specs, common, args.rounds)
-    result = result_document(args, summarize_peers(rounds, onnx_error, other_source), load_start)
+    result = result_document(args, summarize_peers(rounds, onnx_error, other_source), head)
     print(format_table(result))
     for path in write_results(result, "peers", args.results_dir, args.json):
         print(f"wrote {path}", file=sys.stderr)

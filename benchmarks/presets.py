@@ -21,7 +21,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
@@ -49,8 +48,9 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    from ich_edge.runtime.bench.report import write_results
+    from ich_edge.runtime.bench.envelope import envelope, write_result
 
+    result = envelope("ich-edge-presets/1", machine={})  # the load average before the work; machine: the bench run's
     work = args.work or Path(tempfile.mkdtemp(prefix="ich-edge-presets-"))
     synth = work / "synth"
     if not (synth / LABELS_CSV).exists():
@@ -89,16 +89,8 @@ def main(argv=None) -> int:
         ms = "-" if row["study_ms_p50"] is None else f"{row['study_ms_p50']:.1f}"
         ratio = "-" if row["vs_fp32"] is None else f"{row['vs_fp32']:.2f}"
         print(f"{row['preset']:<8} {row['precision']:<9} {row['size_mb']:>8.2f} {ms:>12} {ratio:>7}")
-    result = {
-        "format": "ich-edge-presets/1",
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": bench["machine"],
-        "presets": PRESETS,
-        "table": table,
-        "bench": bench,
-    }
-    for path in write_results(result, "presets", args.results_dir):
-        print(f"wrote {path}", file=sys.stderr)
+    result.update(machine=bench["machine"], presets=PRESETS, table=table, bench=bench)
+    print(f"wrote {write_result(result, 'presets', args.results_dir, named={work: '<work>'})}", file=sys.stderr)
     return 0
 
 

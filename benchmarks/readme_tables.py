@@ -84,7 +84,9 @@ def apps_block() -> list[str]:
     result = json.loads(path.read_text())
     sha = result["model"]["sha256"]
     load = (result.get("load_average_start_end") or [[None]])[0][0]
-    busy = f" (measured at load {load:.1f} on {result.get('machine', {}).get('cpus', '?')} cores: compare ratios only)" if load and load > 2 else ""
+    machine = result.get("machine", {})
+    cores = machine.get("usable_cores", machine.get("cpus", "?"))  # files before the shared envelope: "cpus"
+    busy = f" (measured at load {load:.1f} on {cores} cores: compare ratios only)" if load and load > 2 else ""
     lines += ["", f"Per-study time of the golden sample (32 slices), `benchmarks/results/{path.name}`{busy}:", "",
               "| where | runtime | per study ms, median (min-max) | max abs diff vs expected.json |", "|---|---|---|---|"]
     for run in result["runs"]:

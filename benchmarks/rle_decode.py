@@ -23,12 +23,10 @@ over the rounds, and the ratio ``pydicom-numpy / direct-rle`` (goal >= 4x).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +79,7 @@ def run(folder: Path, rounds: int) -> dict:
     import pydicom
 
     from ich_edge.dicom import find_series
-    from ich_edge.runtime.bench.sysinfo import machine_info
+    from ich_edge.runtime.bench.envelope import envelope
 
     (series,) = find_series(folder).series
     names = NAMES
@@ -92,7 +90,7 @@ def run(folder: Path, rounds: int) -> dict:
             volumes[name] = read_once(series)[2]
     if not all(np.array_equal(volumes[names[0]], volumes[name]) for name in names[1:]):
         raise SystemExit("the decoders disagree on the sample's HU volume")
-    load_start = os.getloadavg()
+    head = envelope("ich-edge-rle-decode/1", benchmark="rle_decode")  # the load average before the timed rounds
     for index in range(rounds):
         for name in names[index % len(names):] + names[: index % len(names)]:
             with decoder(name):
@@ -110,15 +108,12 @@ def run(folder: Path, rounds: int) -> dict:
         row["ratio_cpu_vs_pydicom_numpy"] = round(rows[0]["cpu_ms_per_study"] / row["cpu_ms_per_study"], 2)
     ratio_wall, ratio_cpu = rows[-1]["ratio_wall_vs_pydicom_numpy"], rows[-1]["ratio_cpu_vs_pydicom_numpy"]
     return {
-        "benchmark": "rle_decode",
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine_info(),
+        **head,
         "sample": str(folder.relative_to(REPO)) if folder.is_relative_to(REPO) else folder.name,
         "transfer_syntax": syntax.name,
         "slices": len(volumes[names[0]]),
         "rounds": rounds,
         "what": "predict's read stage: series.load() after find_series (decode + HU), median over rounds",
-        "load_average_start_end": [list(load_start), list(os.getloadavg())],
         "results": rows,
         "ratio_wall": round(ratio_wall, 2),
         "ratio_cpu": round(ratio_cpu, 2),
@@ -128,7 +123,7 @@ def run(folder: Path, rounds: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ich_edge.runtime.bench.report import write_results
+    from ich_edge.runtime.bench.envelope import shown, write_results
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dicom", type=Path, default=SAMPLE, help="an RLE series (default: the golden sample)")
@@ -147,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio pydicom-numpy / direct-rle: wall {result['ratio_wall']:.2f}x, cpu {result['ratio_cpu']:.2f}x "
           f"(goal >= {GOAL_RATIO:.0f}x)")
     for path in write_results(result, "rle_decode", args.results_dir, args.json):
-        print(f"wrote {path.relative_to(REPO) if path.resolve().is_relative_to(REPO) else path}")
+        print(f"wrote {shown(path)}")
     return 0
 
 

@@ -19,7 +19,6 @@ import argparse
 import json
 import sys
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from ich_edge.runtime.bench.report import write_results
-    from ich_edge.runtime.bench.sysinfo import machine_info
+    from ich_edge.runtime.bench.envelope import envelope, shown, write_result
     from ich_edge.runtime.emulation import all_runtimes
+
+    head = envelope("ich-edge-runtime-matrix/1", benchmark="runtime_matrix")  # the load average before the runs
 
     models = build_models(args.build) if args.build else args.models
     source = ("a small model trained as --build does it (24 synthetic studies, 2 epochs, width 0.25), not the demo's"
@@ -97,17 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ich_edge_runtime_matrix_") as work:
         rows = measure(models, Path(work))
     result = {
-        "benchmark": "runtime_matrix",
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine_info(),
+        **head,
         "models": source,
         "runtimes": [r.to_dict() for r in all_runtimes()],
         "golden": "expected.json and features.npy of `ich-edge assets` (this Python's LiteRT, XNNPACK)",
         "client": "ich_edge/assets/reference_client.py, one slice per encode call, 1 thread",
         "rows": rows,
     }
-    paths = write_results(result, "runtime_matrix", args.results_dir)
-    print(f"wrote {', '.join(str(p.relative_to(REPO)) if p.is_relative_to(REPO) else p.name for p in paths)}")
+    print(f"wrote {shown(write_result(result, 'runtime_matrix', args.results_dir))}")
     return 0 if rows and all(r["status"] == "ok" for r in rows) else 1
 
 

@@ -28,7 +28,6 @@ import os
 import statistics
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
@@ -160,9 +159,9 @@ def main(argv=None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--ship", action="store_true", help="run each seed's whole demo and record what it ships")
     args = parser.parse_args(argv)
-    from ich_edge.runtime.bench.report import write_results
-    from ich_edge.runtime.bench.sysinfo import machine_info
+    from ich_edge.runtime.bench.envelope import envelope, write_result
 
+    head = envelope(FORMAT)  # the load average before the runs
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     cache_train, cache_test = demo_caches(args.demo_out, args.train_studies, args.test_studies)
     work = args.work or args.demo_out / "seeds"
@@ -183,8 +182,7 @@ def main(argv=None) -> int:
     summary = summarize(rows)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parent).stdout.strip() or None
-    result = {"format": FORMAT, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "machine": machine_info(), "commit": commit, "seeds": seeds,
+    result = {**head, "commit": commit, "seeds": seeds,
               "data": {"train": str(cache_train), "test": str(cache_test), "synth_seeds": {"train": 1, "test": 2},
                        "train_cache_series": rows[0]["n_train_cache_series"], "test_studies": rows[0]["n_test_studies"]},
               "rows": rows, "summary": summary}
@@ -201,8 +199,7 @@ def main(argv=None) -> int:
             print(f"{label:<18} {'not evaluable':>14}")
             continue
         print(f"{label:<18} {s['mean']:>14.3f} {s['sd']:>6.3f} {s['min']:>6.3f} {s['max']:>6.3f}")
-    for path in write_results(result, "seed_spread", args.results_dir):
-        print(f"wrote {path}", file=sys.stderr)
+    print(f"wrote {write_result(result, 'seed_spread', args.results_dir, named={work: '<work>'})}", file=sys.stderr)
     return 0
 
 

@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from converters import select_recipes
     from ich_edge.runtime.bench.runner import BenchConfig, benchmark
-    from ich_edge.runtime.bench.report import format_table, write_results
+    from ich_edge.runtime.bench.envelope import write_result
+    from ich_edge.runtime.bench.report import format_table
     from converters.convert import ConvertConfig, convert_runs
     from ich_edge.training.qat import is_quantized_run, load_any_run
 
@@ -140,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(result))
         result["stateless_vs_fused"] = summarize(result, files)
         result["files"] = {f"{form}/{precision}": str(path) for (form, precision), path in files.items()}
-        for path in write_results(result, "stateless_head", args.results_dir):
-            print(f"wrote {path}")
+        print(f"wrote {write_result(result, 'stateless_head', args.results_dir, named={scratch: '<scratch>'})}")
     for entry in result["stateless_vs_fused"]:
         ratio = entry.get("ratio_stateless_to_fused") or {}
         print(f"{entry['precision']:9s} size {entry['stateless']['size_bytes']:>7} vs {entry['fused']['size_bytes']:>7} "

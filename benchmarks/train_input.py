@@ -24,11 +24,9 @@ warm-up batches. Writes ``benchmarks/results/train_input_<UTC time>_<host>.json`
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -108,13 +106,12 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", type=int, default=12, help="measured batches of 8 windows per pipeline")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    from ich_edge.runtime.bench.report import write_results
-    from ich_edge.runtime.bench.sysinfo import machine_info
+    from ich_edge.runtime.bench.envelope import envelope, write_result
 
     layer = data_lib.AugmentLayer()
     augment_on_cpu = tf.function(lambda window, params: layer([window, params], training=True))
     rows = []
-    load_start = os.getloadavg()
+    head = envelope("ich-edge-train-input/1")  # the load average before the measurements
     with tempfile.TemporaryDirectory() as tmp:
         for size_px in (int(s) for s in args.sizes.split(",")):
             series = memmap_series(Path(tmp), size_px)
@@ -130,18 +127,14 @@ def main(argv=None) -> int:
                 rows.append(row)
                 print(f"{name:<24} {size_px:>4} px  {row['windows_per_s']:7.1f} windows/s  {row['cpu_ms_per_window']:7.1f} CPU ms/window", flush=True)
     result = {
-        "format": "ich-edge-train-input/1",
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine_info(),
+        **head,
         "tensorflow": tf.__version__,
-        "load_average_start_end": [load_start, os.getloadavg()],
         "augment": {"flip": AUGMENT.flip, "rotation_deg": AUGMENT.rotation_deg, "shift_fraction": AUGMENT.shift_fraction,
                     "intensity_jitter": AUGMENT.intensity_jitter},
         "series": {"count": NUM_SERIES, "slices": SLICES, "storage": "np.memmap (read-only .npy)"},
         "rows": rows,
     }
-    for path in write_results(result, "train_input", args.results_dir):
-        print(f"wrote {path}", file=sys.stderr)
+    print(f"wrote {write_result(result, 'train_input', args.results_dir)}", file=sys.stderr)
     return 0
 
 

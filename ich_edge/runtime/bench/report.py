@@ -158,32 +158,20 @@ def write_result(result: dict, path: str | Path) -> Path:
 
 
 def relative_paths(value, root: str | Path | None = None):
-    """``value`` with every absolute path string made relative to ``root`` (the current folder by
-    default), or cut to ``<outside>/`` and its last three parts when it lies elsewhere: a result file names no folder
-    of the machine it ran on."""
-    if isinstance(value, dict):
-        return {k: relative_paths(v, root) for k, v in value.items()}
-    if isinstance(value, list):
-        return [relative_paths(v, root) for v in value]
-    if isinstance(value, str) and value.startswith("/") and "\n" not in value and len(value) < 4096:
-        import os
+    """``value`` with absolute paths made relative to ``root`` (the current folder by default):
+    :func:`ich_edge.runtime.bench.envelope.portable`."""
+    import os
 
-        base = os.path.abspath(root or os.getcwd())
-        absolute = os.path.abspath(value)
-        if absolute == base or absolute.startswith(base + os.sep):
-            return os.path.relpath(absolute, base)
-        return "<outside>/" + "/".join(absolute.split(os.sep)[-3:])  # the last folders still tell runs apart
-    return value
+    from ich_edge.runtime.bench.envelope import portable
+
+    return portable(value, root or os.getcwd())
 
 
 def write_results(result: dict, prefix: str, results_dir: str | Path | None, json_path: str | Path | None = None) -> list[Path]:
-    """Write a result to ``results_dir/<prefix>_<UTC time>_<host>.json`` (absolute paths made
-    relative: :func:`relative_paths`) and to ``json_path`` (each only when given); the paths written."""
-    from ich_edge.runtime.bench.runner import result_file_name
+    """``ich-edge bench``'s result files: :func:`ich_edge.runtime.bench.envelope.write_results`,
+    paths made relative to the current folder."""
+    import os
 
-    written = []
-    if results_dir is not None:  # the repo's results folder: no folder of this machine in it
-        written.append(write_result(relative_paths(result), Path(results_dir) / result_file_name(result, prefix)))
-    if json_path is not None:  # the user's own file: their paths as given
-        written.append(write_result(result, Path(json_path)))
-    return written
+    from ich_edge.runtime.bench.envelope import write_results as write
+
+    return write(result, prefix, results_dir, json_path, root=os.getcwd())

@@ -47,11 +47,9 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +57,7 @@ import numpy as np
 from ich_edge.errors import ConfigError, ModelError
 from ich_edge.metrics import roc_auc
 from ich_edge.precisions import FP32
+from ich_edge.runtime.bench import envelope
 from ich_edge.runtime.bench.worker import latency_stats
 from ich_edge.sequence import window_starts
 from ich_edge.study_truth import labelled_studies, study_level, study_truth
@@ -221,14 +220,6 @@ def study_auc(model_file, series_list, threads: int) -> dict:
     }
 
 
-def _load_average() -> list[float] | None:
-    """1, 5 and 15 minute load averages (None where the OS has none): other load skews timings."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (OSError, AttributeError):
-        return None
-
-
 def merge_rounds(results: list[dict]) -> dict:
     """One row from a configuration's rounds: samples pooled, one-off times as medians.
 
@@ -288,9 +279,7 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
     data : optional prepared cache; adds the study-level AUC of each model.
     progress : optional callable receiving one line of text per finished configuration.
     """
-    from ich_edge.runtime.bench.sysinfo import machine_info
-
-    load_start = _load_average()
+    result = envelope.envelope(RESULT_FORMAT)  # the load average before any work
     from ich_edge.runtime.model_file import ModelFile
 
     paths = [Path(p) for p in paths]
@@ -337,16 +326,8 @@ def benchmark(paths, config: BenchConfig, data: str | Path | None = None, progre
             # After the timings, so accuracy work never overlaps a timed run.
             entry["study_auc"] = study_auc(model_file, series_list, max(config.threads))
     _speedups(rows)
-    return {
-        "format": RESULT_FORMAT,
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine_info(),
-        "config": config.to_dict(),
-        "data": None if data is None else str(data),
-        "load_average_start_end": [load_start, _load_average()],
-        "models": models,
-        "rows": rows,
-    }
+    result.update(config=config.to_dict(), data=None if data is None else str(data), models=models, rows=rows)
+    return envelope.finish(result)
 
 
 def failed_rows(result: dict) -> list[str]:
@@ -366,7 +347,5 @@ def failed_rows(result: dict) -> list[str]:
 
 
 def result_file_name(result: dict, prefix: str = "bench") -> str:
-    """``<prefix>_<UTC timestamp>_<host>.json``: one file per run, sortable by time."""
-    stamp = result["created_utc"].replace("-", "").replace(":", "")
-    return f"{prefix}_{stamp}_{result['machine']['host']}.json"
-
+    """``<prefix>_<UTC timestamp>_<host>.json``: :func:`ich_edge.runtime.bench.envelope.result_file_name`."""
+    return envelope.result_file_name(result, prefix)
