@@ -126,6 +126,16 @@ def test_an_old_spelling_is_a_usage_error(args, capsys):
     assert len(errors) == 1 and "deprecated" not in captured.err and captured.out == "", captured.err
 
 
+@pytest.mark.parametrize(("verb", "given"), [("parity", ["--reference", "run", "--model", "m.tflite"]),
+                                             ("bench", ["--model", "m.tflite"])])
+def test_the_held_out_cache_is_test_and_data_is_its_second_name(verb, given, capsys):
+    """parity and bench: ``--test CACHE`` as in train; ``--data CACHE`` is the same option, without a warning."""
+    for name in ("--test", "--data"):
+        assert _command(verb).make_context(verb, [*given, name, "cache"]).params["data"] == Path("cache")
+    assert "--test" in _options(verb)["--data"].opts
+    assert capsys.readouterr() == ("", "")
+
+
 def _tiny_series(folder: Path) -> Path:
     folder.mkdir()
     hu = np.full((32, 32), 40.0)
