@@ -41,7 +41,7 @@ def _recipe_defaults(gate: str, percent: bool = False) -> str:
     help="A .tflite written by `ich-edge convert` to check; repeat for several.",
 )
 @click.option("--test", "--data", "data", required=True, type=click.Path(path_type=Path),
-              help="Prepared cache of held-out studies (--data is the same option).")
+              help="Prepared cache of the held-out studies to judge on.")
 @result_options(
     out_help="A folder for report.json, report.md and roc_study.png; a PATH ending in .json gets the JSON report "
     "only. Repeatable (one folder at most).",
