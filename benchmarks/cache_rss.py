@@ -154,7 +154,7 @@ def ensure_cache(work: Path, studies: int, matrix_px: int, env: dict, python: st
         subprocess.run([python, "-c", CLI, "synth", "--out", str(synth), "--studies", str(studies),
                         "--matrix-px", str(matrix_px), "--force"], check=True, env=env, cwd=_cwd(env))
     cache = work / f"cache{studies}_{matrix_px}_{env.get('ICH_EDGE_RSS_LABEL', 'x')}"
-    subprocess.run([python, "-c", CLI, "prepare", "--dicom", str(synth / "dicom"), "--labels",
+    subprocess.run([python, "-c", CLI, "prepare", "--dicom", str(synth / "dicom"), "--labels-csv",
                     str(synth / "labels.csv"), "--out", str(cache), "--input-size-px", str(matrix_px)], check=True, env=env, cwd=_cwd(env))
     return cache
 

@@ -16,8 +16,8 @@ python3 -c "import pydicom" 2>/dev/null || python3 -m pip install --no-deps --no
 export PYTHONPATH=$PWD
 python3 -m ich_edge synth --out "$WORK/train" --studies 2400 --seed 1 --matrix-px 256 --workers "$(nproc)" | tail -1
 python3 -m ich_edge synth --out "$WORK/test" --studies 100 --seed 2 --workers "$(nproc)" | tail -1
-python3 -m ich_edge prepare --dicom "$WORK/train/dicom" --labels "$WORK/train/labels.csv" --out "$WORK/cache_train" --workers "$(nproc)" | tail -1
-python3 -m ich_edge prepare --dicom "$WORK/test/dicom" --labels "$WORK/test/labels.csv" --out "$WORK/cache_test" --workers "$(nproc)" | tail -1
+python3 -m ich_edge prepare --dicom "$WORK/train/dicom" --labels-csv "$WORK/train/labels.csv" --out "$WORK/cache_train" --workers "$(nproc)" | tail -1
+python3 -m ich_edge prepare --dicom "$WORK/test/dicom" --labels-csv "$WORK/test/labels.csv" --out "$WORK/cache_test" --workers "$(nproc)" | tail -1
 echo "data ready after $(( $(date +%s) - START )) s"
 # No run starts after 420 s from START, so the whole call fits a 10-minute device command.
 python3 benchmarks/compute_ceiling_torch.py "$WORK/cache_train" "$WORK/cache_test" "$SPLIT" "$RUNS" \

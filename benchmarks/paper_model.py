@@ -56,7 +56,7 @@ def _pipeline(name: str, run: Path, work: Path, cache: Path, test_cache: Path, q
     if not (tfl / "parity" / "report.json").exists():
         files = [arg for p in sorted(tfl.glob("cnn_lstm_*.tflite")) for arg in ("--model", str(p))]
         # exit 1 (a gate failed) and 4 (too few studies to judge) still write the report
-        _cli(["parity", "--reference", str(run), "--converted-from", str(qat_dir), *files, "--data", str(test_cache),
+        _cli(["parity", "--reference", str(run), "--converted-from", str(qat_dir), *files, "--test", str(test_cache),
               "--out", str(tfl / "parity"), "--force", "--bootstrap", "200"], allowed=(0, 1, 4))
     return tfl
 

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     for preset, size_px in PRESETS.items():
         cache, run, qat_dir, models = (work / f"{preset}_{name}" for name in ("cache", "run", "qat", "tflite"))
         if not (cache / "preprocess.json").exists():
-            ich_edge("prepare", "--dicom", str(synth / "dicom"), "--labels", str(synth / LABELS_CSV), "--out", str(cache),
+            ich_edge("prepare", "--dicom", str(synth / "dicom"), "--labels-csv", str(synth / LABELS_CSV), "--out", str(cache),
                      "--input-size-px", str(size_px))
         if not (run / "model.keras").exists():
             ich_edge("train", "--data", str(cache), "--out", str(run), "--preset", preset, "--epochs", "1", "--val-fraction", "0.25",

@@ -36,7 +36,7 @@ def build_models(work: Path) -> Path:
         return tflite
     steps = [
         ["synth", "--out", str(work / "synth"), "--studies", "24", "--seed", "1", "--matrix-px", "128", "--slices", "20-28"],
-        ["prepare", "--dicom", str(work / "synth" / "dicom"), "--labels", str(work / "synth" / "labels.csv"),
+        ["prepare", "--dicom", str(work / "synth" / "dicom"), "--labels-csv", str(work / "synth" / "labels.csv"),
          "--out", str(work / "cache")],
         ["train", "--data", str(work / "cache"), "--out", str(work / "run"), "--epochs", "2", "--width", "0.25"],
         ["qat", "--model", str(work / "run"), "--data", str(work / "cache"), "--out", str(work / "qat"), "--epochs", "1"],

@@ -49,7 +49,7 @@ def make_data(work: Path, studies: int, size_px: int, seed: int = 0) -> Path:
                 "--matrix-px", "128", "--slices", "12-20", "--force"]
         if main(args) != 0:
             raise SystemExit("synth failed")
-        if main(["prepare", "--dicom", str(work / "synth" / "dicom"), "--labels", str(work / "synth" / "labels.csv"),
+        if main(["prepare", "--dicom", str(work / "synth" / "dicom"), "--labels-csv", str(work / "synth" / "labels.csv"),
                  "--out", str(cache), "--input-size-px", str(size_px)]) != 0:
             raise SystemExit("prepare failed")
     return cache

@@ -4,18 +4,9 @@ Every error a user can cause derives from :class:`IchEdgeError`; the CLI turns t
 one line on stderr and the class's :attr:`~IchEdgeError.exit_code` (a traceback only with
 ``--debug``). Each class has a default message saying how to fix the problem.
 
-Exit codes (the contract of every verb; the table is repeated in ``ich_edge.cli``):
-
-== ==========================================================================================
-0  success / PASS
-1  a gate failed (:class:`GateFailedError`: parity FAIL, assets refusing a model without a
-   passing parity report)
-2  usage or configuration error (:class:`ConfigError`, Click usage errors)
-3  could not run: unusable input or environment (DICOM, cache, model file, labels, missing
-   dependency, output exists, a bench row that failed to measure); the default of
-   :class:`IchEdgeError`
-4  insufficient evidence (:class:`InsufficientEvidenceError`: too few studies to judge)
-== ==========================================================================================
+Exit codes: each class's ``exit_code`` (3, could not run, unless a class says otherwise) is
+the number behind an ``EXIT_*`` constant of :mod:`ich_edge.cli`; their one table of meanings
+is in docs/cli.md ("Exit codes").
 """
 
 from __future__ import annotations

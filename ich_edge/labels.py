@@ -7,7 +7,7 @@ identical duplicates are tolerated, conflicting ones are an error.
 Study-level format: a header ``study_uid,epidural,...,any`` and one 0/1 row per study.
 
 A cache always stores the six columns in :data:`ich_edge.LABELS` order; a model may output a
-subset (``ich-edge import --labels``), named in its run config and file description.
+subset (``ich-edge import --output-labels``), named in its run config and file description.
 :func:`label_columns` is the one place that turns label names into cache columns.
 """
 

@@ -77,10 +77,10 @@ def data_steps(out: Path, train_studies: int, test_studies: int) -> list[Step]:
              lambda: (synth_test / "labels.csv").is_file()),
         Step("preview", ["synth", "--out", str(synth_train), "--preview", str(out / "synth_preview.png")],
              lambda: (out / "synth_preview.png").is_file()),
-        Step("prepare (train)", ["prepare", "--dicom", str(synth_train / "dicom"), "--labels",
+        Step("prepare (train)", ["prepare", "--dicom", str(synth_train / "dicom"), "--labels-csv",
                                  str(synth_train / "labels.csv"), "--out", str(cache_train)],
              lambda: (cache_train / "problems" / "0-of-1.json").is_file()),
-        Step("prepare (test)", ["prepare", "--dicom", str(synth_test / "dicom"), "--labels",
+        Step("prepare (test)", ["prepare", "--dicom", str(synth_test / "dicom"), "--labels-csv",
                                 str(synth_test / "labels.csv"), "--out", str(cache_test),
                                 "--patient-key", str(cache_train / "patient.key")],  # patients comparable across them
              lambda: (cache_test / "problems" / "0-of-1.json").is_file()),
@@ -114,11 +114,11 @@ def _steps(out: Path, repo: Path, train_studies: int, test_studies: int, epochs:
              lambda: all(Path(m).is_file() for m in models)),
         # Exit 1 (a gate failed) and 4 (insufficient evidence) leave a report: the ship step decides.
         Step("parity", ["parity", "--reference", str(run), "--converted-from", str(qat), *tflite_args,
-                        "--data", str(cache_test), "--out", str(parity), "--force"],
+                        "--test", str(cache_test), "--out", str(parity), "--force"],
              lambda: _parity_format(parity / "report.json") == PARITY_FORMAT, allowed_exit_codes=(0, 1, 4)),
         # 3 rounds: the files take turns, so a load change on the machine hits every file alike.
         Step("bench", ["bench", *tflite_args, "--threads", "2", "--backend", "xnnpack,reference,compiled,gpu,gpu+cpu",
-                       "--rounds", "3", "--data", str(cache_test), "--out", str(bench_json), "--force"],
+                       "--rounds", "3", "--test", str(cache_test), "--out", str(bench_json), "--force"],
              lambda: bench_json.is_file()),
         Step("assets", ["assets"], lambda: (out / "assets.done").is_file(),
              make_args=lambda: _assets_args(out, parity / "report.json", out / ASSETS_DIR)),

@@ -37,23 +37,42 @@ def test_exit_code_of_ctx_exit_is_kept(monkeypatch):
 
 import pytest  # noqa: E402
 
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import ich_edge.cli as cli_module  # noqa: E402
 from ich_edge import errors  # noqa: E402
+from ich_edge.cli import (  # noqa: E402
+    EXIT_CANNOT_RUN, EXIT_GATE_FAILED, EXIT_INSUFFICIENT_EVIDENCE, EXIT_INTERNAL_ERROR, EXIT_USAGE,
+)
+
+CLI_DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
 ERROR_CODES = {
-    errors.GateFailedError: 1,
-    errors.ConfigError: 2,
-    errors.DicomError: 3,
-    errors.NotDicomError: 3,
-    errors.SeriesError: 3,
-    errors.NoSeriesError: 3,
-    errors.CacheError: 3,
-    errors.LabelsError: 3,
-    errors.ModelError: 3,
-    errors.MissingDependencyError: 3,
-    errors.OutputExistsError: 3,
-    errors.MeasurementError: 3,
-    errors.InsufficientEvidenceError: 4,
+    errors.GateFailedError: EXIT_GATE_FAILED,
+    errors.ConfigError: EXIT_USAGE,
+    errors.DicomError: EXIT_CANNOT_RUN,
+    errors.NotDicomError: EXIT_CANNOT_RUN,
+    errors.SeriesError: EXIT_CANNOT_RUN,
+    errors.NoSeriesError: EXIT_CANNOT_RUN,
+    errors.CacheError: EXIT_CANNOT_RUN,
+    errors.LabelsError: EXIT_CANNOT_RUN,
+    errors.ModelError: EXIT_CANNOT_RUN,
+    errors.MissingDependencyError: EXIT_CANNOT_RUN,
+    errors.OutputExistsError: EXIT_CANNOT_RUN,
+    errors.MeasurementError: EXIT_CANNOT_RUN,
+    errors.InsufficientEvidenceError: EXIT_INSUFFICIENT_EVIDENCE,
 }
+
+
+def test_the_exit_code_table_of_docs_cli_md_is_the_exit_constants():
+    """docs/cli.md holds the one table of exit codes: one row per EXIT_* constant, with its number."""
+    text = CLI_DOC.read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+) \| `(EXIT_\w+)` \|", text, flags=re.MULTILINE)
+    documented = {name: int(code) for code, name in rows}
+    constants = {name: value for name, value in vars(cli_module).items() if name.startswith("EXIT_")}
+    assert len(rows) == len(documented), f"a constant is listed twice in {CLI_DOC.name}: {rows}"
+    assert documented == constants, f"{CLI_DOC.name} 'Exit codes' table != the EXIT_* constants of ich_edge.cli"
 
 
 @pytest.mark.parametrize(("cls", "code"), ERROR_CODES.items(), ids=[c.__name__ for c in ERROR_CODES])
@@ -83,10 +102,10 @@ def test_a_bug_is_an_internal_error_not_a_gate_failure(monkeypatch, capsys):
 
     monkeypatch.setattr(sys.modules[__name__], "command", buggy)
     monkeypatch.setitem(COMMANDS, "buggy", (__name__, "test only"))
-    assert main(["buggy"]) == 70
+    assert main(["buggy"]) == EXIT_INTERNAL_ERROR
     err = capsys.readouterr().err
     assert "Traceback" in err and "internal error" in err
-    assert main(["--debug", "buggy"]) == 70  # --debug keeps the exit code
+    assert main(["--debug", "buggy"]) == EXIT_INTERNAL_ERROR  # --debug keeps the exit code
     assert "ZeroDivisionError" in capsys.readouterr().err
 
 

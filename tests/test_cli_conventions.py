@@ -2,9 +2,9 @@
 
 Static: each verb's parameters (``--json`` a flag, ``--force`` wherever something is
 written, ``--model``/``--dicom`` semantics, list options through the one shared type, no
-old spellings left as options). Behaviour: the deprecated spellings still work and print
-one deprecation line; an existing output is refused with exit 3 and one line that says
-``--force``; the native libraries' start-up lines stay off stdout/stderr unless ``--debug``.
+old spellings left as options). Behaviour: an old spelling is Click's usage error (exit 2);
+an existing output is refused with exit 3 and one line that says ``--force``; the native
+libraries' start-up lines stay off stdout/stderr unless ``--debug``.
 """
 
 from __future__ import annotations
@@ -22,20 +22,20 @@ import numpy as np
 import pytest
 
 from ich_edge.cli import COMMANDS, cli, main
-from ich_edge.cli.conventions import Command, CommaList, is_list_option
+from ich_edge.cli.conventions import CommaList, is_list_option
 from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_atomic
 
 VERBS = list(COMMANDS)
 #: Options that write something: a verb with one of them must have --force.
 OUTPUT_OPTIONS = {"--out", "--png", "--preview"}
-#: Old spellings: never an option any more, only a rewrite in Command.renamed / old_json_out.
+#: Old spellings of 0.1.0's development: no verb has them (a usage error, exit 2).
 OLD_SPELLINGS = {"--tflite", "--json-file", "--json-out", "--results-dir", "--input-size", "--no-resume", "--resume"}
 #: Verbs that take several models (--model repeatable) and those that take one.
 MANY_MODELS = {"bench", "convert", "parity"}
 ONE_MODEL = {"predict", "assets", "qat", "import"}
 #: List-valued options (comma-separated and/or repeated).
 LIST_OPTIONS = {("bench", "--threads"), ("bench", "--backend"), ("convert", "--precision"), ("convert", "--keep-float"),
-                ("parity", "--gated-labels"), ("import", "--labels")}
+                ("parity", "--gated-labels"), ("import", "--output-labels")}
 DICOM_INPUT = {"inspect", "predict", "prepare"}
 #: Lines the native libraries print at start-up; none may reach the user without --debug.
 NOISE = re.compile(
@@ -59,15 +59,12 @@ def test_every_verb_has_help_and_follows_the_option_conventions(verb, capsys):
     assert main([verb, "--help"]) == 0
     assert "Usage: ich-edge" in capsys.readouterr().out
     command, options = _command(verb), _options(verb)
-    assert isinstance(command, Command), f"{verb}: use ich_edge.cli.conventions.Command (deprecations, one parser)"
     assert not [p for p in command.params if isinstance(p, click.Argument)], f"{verb}: inputs are options, not positionals"
     if "--json" in options:
         assert options["--json"].is_flag, f"{verb}: --json prints JSON on stdout; a file goes to --out"
     if OUTPUT_OPTIONS & set(options):
         assert "--force" in options and options["--force"].is_flag, f"{verb} writes files but has no --force"
-    assert not OLD_SPELLINGS & set(options), f"{verb}: old spellings are rewrites (Command.renamed), not options"
-    for old, new in command.renamed.items():
-        assert old in OLD_SPELLINGS and (new is None or new in options), (verb, old, new)
+    assert not OLD_SPELLINGS & set(options), f"{verb}: old spellings are gone, not options"
     for name, option in options.items():
         listed = (verb, name) in LIST_OPTIONS
         assert is_list_option(option) == listed, f"{verb} {name}: list options use conventions.list_option"
@@ -103,34 +100,40 @@ def test_list_options_take_commas_and_repetition_alike():
 
 
 @pytest.mark.parametrize(
-    ("verb", "old", "new", "lines"),
+    "args",
     [
-        ("parity", ["--tflite", "a.tflite", "--tflite=b.tflite"], ["--model", "a.tflite", "--model=b.tflite"], 1),
-        ("parity", ["--json", "r.json", "--out", "dir"], ["--out", "r.json", "--out", "dir"], 1),
-        ("parity", ["--json", "--out", "dir"], ["--json", "--out", "dir"], 0),  # the flag is not rewritten
-        ("bench", ["m.tflite", "--json", "r.json", "--results-dir", "res"],
-         ["--out", "r.json", "--out", "res", "--model", "m.tflite"], 3),
-        ("bench", ["--json", "m.tflite", "--threads", "1"], ["--json", "--threads", "1", "--model", "m.tflite"], 1),
-        ("predict", ["--model", "m.tflite", "series/", "--png", "p.png"],
-         ["--model", "m.tflite", "--png", "p.png", "--dicom", "series/"], 1),
-        ("inspect", ["--json", "series/"], ["--json", "--dicom", "series/"], 1),
-        ("prepare", ["--input-size", "16"], ["--input-size-px", "16"], 1),
-        ("prepare", ["--input-size-px", "16"], ["--input-size-px", "16"], 0),
-        ("train", ["--no-resume", "--epochs", "1"], ["--force", "--epochs", "1"], 1),
-        ("train", ["--resume"], [], 1),
+        ["bench", "--model", "a.tflite", "b.tflite"],  # positional models
+        ["bench", "--model", "a.tflite", "--json", "r.json"],  # --json PATH
+        ["bench", "--model", "a.tflite", "--results-dir", "res"],
+        ["parity", "--reference", "run", "--tflite", "a.tflite", "--test", "cache"],
+        ["parity", "--reference", "run", "--model", "a.tflite", "--test", "cache", "--json", "r.json"],
+        ["parity", "--reference", "run", "--model", "a.tflite", "--test", "cache", "--studies", "all"],
+        ["predict", "--model", "m.tflite", "series/"],  # positional PATH
+        ["inspect", "series/"],
+        ["prepare", "--dicom", "d", "--out", "c", "--input-size", "16"],
+        ["prepare", "--dicom", "d", "--out", "c", "--labels", "labels.csv"],
+        ["train", "--data", "c", "--out", "r", "--no-resume"],
+        ["train", "--data", "c", "--out", "r", "--resume"],
+        ["import", "--model", "m.h5", "--out", "r", "--labels", "any"],
     ],
+    ids=lambda args: " ".join(args),
 )
-def test_old_spellings_are_rewritten_with_one_deprecation_line_each(verb, old, new, lines, capsys):
-    assert _command(verb).rewrite(old) == new
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == lines and all(line.startswith("ich-edge: deprecated:") and "use " in line for line in err)
+def test_an_old_spelling_is_a_usage_error(args, capsys):
+    """No rewriting layer: an old spelling gets Click's one-line usage error and exit 2, nothing runs."""
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "deprecated" not in captured.err and captured.out == "", captured.err
 
 
-def test_old_json_path_without_json_suffix_is_refused_not_turned_into_a_folder():
-    """``bench --json out.txt`` wrote that file; ``--out out.txt`` would be a folder: one usage error instead."""
-    with pytest.raises(click.UsageError, match=r"--out out.txt.json"):
-        _command("bench").rewrite(["--model", "m.tflite", "--json", "out.txt"])
-    assert _command("bench").rewrite(["--model", "m.tflite", "--json"]) == ["--model", "m.tflite", "--json"]
+@pytest.mark.parametrize(("verb", "given"), [("parity", ["--reference", "run", "--model", "m.tflite"]),
+                                             ("bench", ["--model", "m.tflite"])])
+def test_the_held_out_cache_is_test_and_data_is_its_second_name(verb, given, capsys):
+    """parity and bench: ``--test CACHE`` as in train; ``--data CACHE`` is the same option, without a warning."""
+    for name in ("--test", "--data"):
+        assert _command(verb).make_context(verb, [*given, name, "cache"]).params["data"] == Path("cache")
+    assert "--test" in _options(verb)["--data"].opts
+    assert capsys.readouterr() == ("", "")
 
 
 def _tiny_series(folder: Path) -> Path:
@@ -157,30 +160,24 @@ def tiny(tmp_path):
     return model, _tiny_series(tmp_path / "series")
 
 
-def test_deprecated_positional_paths_still_work(tiny, capsys):
+def test_inspect_and_predict_json_print_only_json(tiny, capsys):
     model, series = tiny
-    assert main(["predict", "--model", str(model), str(series), "--json"]) == 0
-    captured = capsys.readouterr()
-    assert json.loads(captured.out)[0]["num_slices"] == 4  # stdout: only the JSON
-    assert [line for line in captured.err.splitlines() if "deprecated" in line] == [
-        "ich-edge: deprecated: `predict PATH (positional)`; use --dicom PATH (the old spelling goes in the next release)"]
-    assert main(["inspect", str(series), "--json"]) == 0
-    captured = capsys.readouterr()
-    assert json.loads(captured.out)[0]["num_slices"] == 4
-    assert captured.err.count("deprecated:") == 1
+    assert main(["predict", "--model", str(model), "--dicom", str(series), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["num_slices"] == 4  # stdout: only the JSON
+    assert main(["inspect", "--dicom", str(series), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["num_slices"] == 4
 
 
-def test_bench_old_json_path_writes_the_file_and_json_flag_prints_only_json(tiny, tmp_path, capsys):
+def test_bench_json_flag_prints_only_json_and_out_is_refused_without_force(tiny, tmp_path, capsys):
     model, _ = tiny
     fast = ["--backend", "xnnpack", "--threads", "1", "--runs", "2", "--warmup", "0", "--study-slices", "4"]
     old = tmp_path / "old.json"
-    assert main(["bench", str(model), *fast, "--json", str(old)]) == 0
-    err = capsys.readouterr().err
+    assert main(["bench", "--model", str(model), *fast, "--out", str(old)]) == 0
     assert json.loads(old.read_text())["rows"][0]["status"] == "ok"
-    assert err.count("ich-edge: deprecated:") == 2  # the positional model and --json PATH
+    capsys.readouterr()
     assert main(["bench", "--model", str(model), *fast, "--json"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["rows"][0]["status"] == "ok" and "deprecated" not in captured.err
+    assert json.loads(captured.out)["rows"][0]["status"] == "ok"
     # An existing --out file: refused before measuring, exit 3, one line naming --force.
     assert main(["bench", "--model", str(model), *fast, "--out", str(old)]) == 3
     err = capsys.readouterr().err

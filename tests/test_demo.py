@@ -113,7 +113,7 @@ def test_training_learns_well_above_the_trivial_baseline(tmp_path):
 
     for name, studies, seed in (("train", 300, "1"), ("test", 100, "2")):
         assert main(["synth", "--out", str(tmp_path / f"synth_{name}"), "--studies", str(studies), "--seed", seed]) == 0
-        assert main(["prepare", "--dicom", str(tmp_path / f"synth_{name}" / "dicom"), "--labels",
+        assert main(["prepare", "--dicom", str(tmp_path / f"synth_{name}" / "dicom"), "--labels-csv",
                      str(tmp_path / f"synth_{name}" / "labels.csv"), "--out", str(tmp_path / f"cache_{name}")]) == 0
     assert main(["train", "--data", str(tmp_path / "cache_train"), "--test", str(tmp_path / "cache_test"),
                  "--out", str(tmp_path / "run")]) == 0

@@ -302,7 +302,7 @@ def test_library_errors(rsna, tmp_path):
 
 def test_cli_prepares_and_prints_one_line(rsna, tmp_path, capsys):
     out = tmp_path / "cache"
-    args = ["prepare", "--dicom", str(rsna["dicom"]), "--labels", str(rsna["labels"]), "--out", str(out), "--input-size-px", "32", "--workers", "1"]
+    args = ["prepare", "--dicom", str(rsna["dicom"]), "--labels-csv", str(rsna["labels"]), "--out", str(out), "--input-size-px", "32", "--workers", "1"]
     assert main(args) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith("prepared 4 series (15 slices), skipped ") and "already cached 0" in line
@@ -317,7 +317,7 @@ def test_cli_prepares_and_prints_one_line(rsna, tmp_path, capsys):
         (["--dicom", "{dicom}", "--shard", "5/2"], 2, "--shard"),
         (["--dicom", "{dicom}", "--input-size-px", "4"], 2, "size_px"),
         (["--dicom", "{dicom}", "--workers", "0"], 2, "workers"),
-        (["--dicom", "{dicom}", "--labels", "{missing}"], 3, "labels CSV not found"),
+        (["--dicom", "{dicom}", "--labels-csv", "{missing}"], 3, "labels CSV not found"),
     ],
 )
 def test_cli_errors_are_one_line_with_exit_code(rsna, tmp_path, capsys, extra, code, message):

@@ -8,26 +8,13 @@ and keeps the exit code. A full disk or a read-only output (``ENOSPC``, ``EROFS`
 ``EACCES``...) is one line and exit 3 in every verb, whichever library hit it.
 Without ``--debug`` the native libraries' start-up lines (TensorFlow's absl/CUDA lines,
 LiteRT's INFO lines) are held back (:mod:`ich_edge.quiet`). The option conventions every
-verb follows (``--json``, ``--out``, ``--force``, ``--model``, ``--dicom``, list options,
-deprecated spellings) live in :mod:`ich_edge.cli.conventions` and docs/cli.md.
+verb follows (``--json``, ``--out``, ``--force``, ``--model``, ``--dicom``, list options, one
+meaning per option name) live in :mod:`ich_edge.cli.conventions` and docs/cli.md.
 Text that can quote DICOM header values (pydicom's warnings, errors met while reading
 DICOM) is masked by :mod:`ich_edge.dicom.privacy` for every verb.
 
-Exit codes, the same for every verb:
-
-====  ======================================================================================
-code  meaning
-====  ======================================================================================
-0     success / PASS
-1     a gate failed: parity FAIL, assets refusing a model without a passing parity report,
-      ``make demo`` stopped by a gate
-2     usage or configuration error: a bad option or value, an unknown verb
-3     could not run: unusable input or environment (DICOM, cache, model file, labels, a
-      missing dependency, an output that exists, a bench row that failed to measure)
-4     insufficient evidence: e.g. parity INSUFFICIENT, the test set is too small to judge
-70    an internal error (a bug in ich-edge): the traceback is printed, please report it
-130   interrupted (Ctrl-C)
-====  ======================================================================================
+Exit codes, the same for every verb: the ``EXIT_*`` constants below, tabled with their
+meanings in docs/cli.md ("Exit codes"; a test keeps the two equal).
 """
 
 from __future__ import annotations
@@ -41,12 +28,16 @@ import click
 
 from ich_edge import __version__
 from ich_edge.dicom.privacy import error_line, masked_messages
-from ich_edge.errors import IchEdgeError
+from ich_edge.errors import ConfigError, GateFailedError, IchEdgeError, InsufficientEvidenceError
 from ich_edge.quiet import debug_mode, silence_teardown
 
-#: Exit codes of the contract above that main() returns itself; 1 (a gate failed) and 4
-#: (insufficient evidence) come from the error classes (ich_edge.errors gives each its own).
-EXIT_OK, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 2, 3
+#: The exit codes of every verb (their meanings: the table in docs/cli.md). Those of ich-edge's
+#: errors are the error classes' own: an error ends with its class's ``exit_code``.
+EXIT_OK = 0
+EXIT_GATE_FAILED = GateFailedError.exit_code
+EXIT_USAGE = ConfigError.exit_code
+EXIT_CANNOT_RUN = IchEdgeError.exit_code
+EXIT_INSUFFICIENT_EVIDENCE = InsufficientEvidenceError.exit_code
 EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 70, 130
 
 #: verb -> (module, one-line help). Order is the pipeline order shown by --help.

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from ich_edge.cli.conventions import Command
 from ich_edge.assets import AssetsConfig, write_assets
 from ich_edge.assets.sample import SampleConfig
 
 
-@click.command(name="assets", cls=Command)
+@click.command(name="assets")
 @click.option(
     "--model",
     "model_path",

@@ -7,21 +7,13 @@ from pathlib import Path
 
 import click
 
-from ich_edge.cli.conventions import Command, list_option, result_options
+from ich_edge.cli.conventions import list_option, result_options
 from ich_edge.runtime.bench.runner import BACKENDS, BenchConfig, parse_backends, parse_threads
 
 
-def _old_json_path(value: str) -> bool:
-    """``bench --json PATH``: the old file form; ``--json m.tflite`` is the flag and a deprecated positional model."""
-    return not value.endswith(".tflite")
-
-
-@click.command(
-    name="bench", cls=Command, positional="--model", old_json_out=_old_json_path,
-    renamed={"--results-dir": "--out"},
-)
+@click.command(name="bench")
 @click.option("--model", "files", required=True, multiple=True, type=click.Path(path_type=Path),
-              help="A .tflite to measure; repeat for several (positional FILE... is the deprecated spelling).")
+              help="A .tflite to measure; repeat for several.")
 @list_option("--threads", item=click.INT, default=(2,), show_default=True,
              help="CPU thread counts: comma-separated and/or repeated (e.g. 1,2,4).")
 @list_option(
@@ -42,7 +34,8 @@ def _old_json_path(value: str) -> bool:
     help="Measure the whole grid this many times, round-robin, samples pooled: on a shared machine, "
     "other load then hits every configuration alike.",
 )
-@click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache: adds study-level AUC per model.")
+@click.option("--test", "--data", "data", type=click.Path(path_type=Path), default=None,
+              help="Prepared cache of held-out studies: adds study-level AUC per model.")
 @result_options(
     out_help="Write the result JSON: PATH ending in .json is that file; otherwise a folder that receives "
     "bench_<UTC time>_<host>.json. Repeatable. Nothing is written without --out.",

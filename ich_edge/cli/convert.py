@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from ich_edge.cli.conventions import Command, list_option
+from ich_edge.cli.conventions import list_option
 from converters import ALL, IO_TYPES, RECIPES
 from converters.layers import FLOAT_WEIGHTS
 from ich_edge.precisions import FP32
@@ -19,7 +19,7 @@ def _precision_help() -> str:
     return f"Precisions, comma-separated and/or repeated, or {ALL} (every one the --model folders allow). {rows}."
 
 
-@click.command("convert", cls=Command)
+@click.command("convert")
 @click.option("--model", "models", required=True, multiple=True, type=click.Path(file_okay=False, path_type=str),
               help="RUN_DIR of `ich-edge train` and/or QAT_DIR of `ich-edge qat` (give --model twice for both).")
 @list_option("--precision", "precisions", required=True, help=_precision_help())

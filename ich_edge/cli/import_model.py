@@ -9,10 +9,10 @@ from __future__ import annotations
 import click
 
 from ich_edge import LABELS
-from ich_edge.cli.conventions import Command, list_option
+from ich_edge.cli.conventions import list_option
 
 
-@click.command("import", cls=Command)
+@click.command("import")
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=str),
               help="The Keras model: tf_keras/Keras 2 .h5, Keras 3 or tf_keras .keras, or a tf_keras SavedModel folder.")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="RUN_DIR to write (qat, convert, parity read it).")
@@ -23,9 +23,9 @@ from ich_edge.cli.conventions import Command, list_option
                    "units (clipped to each window).")
 @click.option("--channels", type=click.Choice(["brain,subdural,bone", "brain"]), default="brain,subdural,bone",
               show_default=True, help="The model's input channels, in order (windows of the cache).")
-@list_option("--labels", default=None,
+@list_option("--output-labels", "labels", default=None,
              help=f"The model's output classes in order, comma-separated and/or repeated: all six or a subset (default: {','.join(LABELS)}); 'background' names a softmax's no-bleed class, whose column is dropped.")
-@click.option("--softmax-ok", is_flag=True, help="Accept a softmax output as per-label scores (needs --labels).")
+@click.option("--softmax-ok", is_flag=True, help="Accept a softmax output as per-label scores (needs --output-labels).")
 @click.option("--data", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Prepared cache the model will be used with: its preprocessing is recorded and the input size checked.")
 @click.option("--force", is_flag=True, help="Replace an existing, non-empty --out.")

@@ -1,7 +1,4 @@
-"""``ich-edge inspect --dicom PATH [--json]``: report the CT series under a file or folder.
-
-``inspect PATH`` (positional) is the deprecated spelling of ``--dicom PATH``.
-"""
+"""``ich-edge inspect --dicom PATH [--json]``: report the CT series under a file or folder."""
 
 from __future__ import annotations
 
@@ -11,13 +8,12 @@ from pathlib import Path
 
 import click
 
-from ich_edge.cli.conventions import Command
 from ich_edge.dicom import find_series
 from ich_edge.dicom.privacy import mask_all, warning_notes
 from ich_edge.ingest.inspect import format_table, inspect_scan
 
 
-@click.command(name="inspect", cls=Command, positional="--dicom")
+@click.command(name="inspect")
 @click.option("--dicom", "path", required=True, type=click.Path(path_type=Path),
               help="One .dcm file, a series folder, or a folder of mixed series (searched recursively).")
 @click.option(

@@ -1,10 +1,8 @@
-"""``ich-edge parity --reference RUN_DIR [--converted-from QAT_DIR] --model FILE... --data CACHE [--out DIR] [--json]``.
+"""``ich-edge parity --reference RUN_DIR [--converted-from QAT_DIR] --model FILE... --test CACHE [--out DIR] [--json]``.
 
 Exit codes: 0 PASS, 1 a gate failed (FAIL), 3 could not run, 4 INSUFFICIENT evidence.
 ``--reference QAT_DIR`` (the old spelling) still works: the QAT_DIR is taken as
 ``--converted-from`` and the float run it was fine-tuned from as the validated reference.
-Deprecated spellings (one release): ``--tflite FILE`` (now ``--model FILE``) and
-``--json PATH`` (now ``--out PATH``; ``--json`` prints the report on stdout).
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ich_edge.cli.conventions import Command, list_option, result_options
+from ich_edge.cli.conventions import list_option, result_options
 from converters import RECIPES
 from ich_edge import LABELS
 from ich_edge.training.parity_gates import DEPLOYMENT_GATES, EvidenceRule
@@ -25,7 +23,7 @@ def _recipe_defaults(gate: str, percent: bool = False) -> str:
     return ", ".join(f"{name} {100 * v:g}%" if percent else f"{name} {v:g}" for name, v in values)
 
 
-@click.command(name="parity", cls=Command, renamed={"--tflite": "--model"}, old_json_out=True)
+@click.command(name="parity")
 @click.option(
     "--reference",
     "reference_dir",
@@ -42,7 +40,8 @@ def _recipe_defaults(gate: str, percent: bool = False) -> str:
     "--model", "tflite_paths", required=True, multiple=True, type=click.Path(path_type=Path),
     help="A .tflite written by `ich-edge convert` to check; repeat for several.",
 )
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="Prepared cache holding the held-out studies.")
+@click.option("--test", "--data", "data", required=True, type=click.Path(path_type=Path),
+              help="Prepared cache of the held-out studies to judge on.")
 @result_options(
     out_help="A folder for report.json, report.md and roc_study.png; a PATH ending in .json gets the JSON report "
     "only. Repeatable (one folder at most).",
@@ -50,7 +49,7 @@ def _recipe_defaults(gate: str, percent: bool = False) -> str:
     force_help="Replace an existing report (a non-empty --out folder or .json file).",
 )
 @click.option(
-    "--studies", type=click.Choice(["validation", "all"]), default="validation", show_default=True,
+    "--study-set", "studies", type=click.Choice(["validation", "all"]), default="validation", show_default=True,
     help="validation: the run's held-out studies (all of a cache that holds none of its training studies).",
 )
 @click.option("--bootstrap", "replicates", default=1000, show_default=True, type=int, help="Bootstrap replicates (by study); 0 skips intervals.")

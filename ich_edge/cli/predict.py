@@ -1,7 +1,4 @@
-"""``ich-edge predict --model FILE.tflite --dicom PATH [--json] [--png OUT] [--force] [--threads N] [--runtime interpreter|compiled]``.
-
-``predict --model FILE PATH`` (PATH positional) is the deprecated spelling of ``--dicom PATH``.
-"""
+"""``ich-edge predict --model FILE.tflite --dicom PATH [--json] [--png OUT] [--force] [--threads N] [--runtime interpreter|compiled]``."""
 
 from __future__ import annotations
 
@@ -11,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from ich_edge.cli.conventions import Command
 from ich_edge.dicom.privacy import warning_notes
 from ich_edge.errors import UnreadableSeriesError
 from ich_edge.fileio import refuse_existing
@@ -19,7 +15,7 @@ from ich_edge.runtime.predict import RUNTIMES, load_model, predict_path
 from ich_edge.runtime.predict_report import format_text, series_problem_lines, to_json
 
 
-@click.command(name="predict", cls=Command, positional="--dicom")
+@click.command(name="predict")
 @click.option(
     "--model",
     "model_path",

@@ -7,7 +7,6 @@ import time
 
 import click
 
-from ich_edge.cli.conventions import Command
 from ich_edge.ingest.prepare import SeriesFilter, default_workers, parse_shard, prepare, scan, start_over
 from ich_edge.transforms import DEFAULT_INPUT_SIZE_PX, PreprocessConfig
 
@@ -43,9 +42,9 @@ class StderrCounter:
         self.stream.flush()
 
 
-@click.command("prepare", cls=Command, renamed={"--input-size": "--input-size-px"})
+@click.command("prepare")
 @click.option("--dicom", "dicom_dir", required=True, type=click.Path(path_type=str), help="Folder of DICOM files (a series folder or the flat RSNA layout).")
-@click.option("--labels", "labels_csv", type=click.Path(path_type=str), default=None, help="RSNA ID,Label CSV (slice labels) or study-level CSV; omit for unlabelled caches.")
+@click.option("--labels-csv", "labels_csv", type=click.Path(path_type=str), default=None, help="RSNA ID,Label CSV (slice labels) or study-level CSV; omit for unlabelled caches.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=str), help="Cache folder to create or complete.")
 @click.option("--input-size-px", "input_size_px", type=int, default=DEFAULT_INPUT_SIZE_PX, show_default=True, help="Side of the model input in pixels.")
 @click.option("--workers", type=int, default=None, help=f"Worker processes [default: every usable core, here {default_workers()}].")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ich_edge.cli.conventions import Command
 
-
-@click.command("qat", cls=Command)
+@click.command("qat")
 @click.option("--model", required=True, type=click.Path(file_okay=False, path_type=str), help="Float RUN_DIR of `ich-edge train`.")
 @click.option("--data", required=True, type=click.Path(file_okay=False, path_type=str), help="The cache the run was trained on.")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="QAT_DIR to write (RUN_DIR layout, quantized: true).")

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import click
 
-from ich_edge.cli.conventions import Command
 from ich_edge.errors import ConfigError
 from ich_edge.synth.config import SynthConfig, default_workers, parse_slice_range
 
 
-@click.command(name="synth", cls=Command)
+@click.command(name="synth")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder to write the set into.")
 @click.option("--studies", type=int, help="Number of studies (series) to write into --out.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed; same seed, same files.")

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import click
 
-from ich_edge.cli.conventions import Command
-
 
 def _given(**options) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
-@click.command("train", cls=Command, renamed={"--no-resume": "--force", "--resume": None})
+@click.command("train")
 @click.option("--data", "data", required=True, type=click.Path(file_okay=False, path_type=str), help="Prepared cache (ich-edge prepare --out).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=str), help="RUN_DIR to write (config, checkpoints, model.keras, report).")
 @click.option("--test", "test", type=click.Path(file_okay=False, path_type=str), help="Cache of held-out studies for the report's test section.")

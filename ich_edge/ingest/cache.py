@@ -111,7 +111,7 @@ class CachedSeries:
     def with_labels(self, names) -> "CachedSeries":
         """This series with the label columns ``names`` only, in that order (images shared, not read).
 
-        This is how a model with a subset of the labels (``ich-edge import --labels``) is
+        This is how a model with a subset of the labels (``ich-edge import --output-labels``) is
         compared with the cache: its outputs are ``names``. Raises :class:`LabelsError` for a
         name that is not one of this series' columns.
         """

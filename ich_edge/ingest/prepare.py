@@ -203,7 +203,7 @@ class _Labels:
         if self.path is None:
             return
         if not self.path.is_file():
-            raise LabelsError(f"{self.path}: labels CSV not found; pass an RSNA ID,Label CSV or a study-level CSV, or leave --labels out")
+            raise LabelsError(f"{self.path}: labels CSV not found; pass an RSNA ID,Label CSV or a study-level CSV, or leave --labels-csv out")
         if is_rsna_csv(self.path):
             self.slice_table = read_rsna_csv(self.path)
         else:
@@ -218,14 +218,14 @@ class _Labels:
             if missing:
                 raise _MissingLabels(
                     f"{len(missing)} of {num_slices} slices lack labels in {self.path.name} "
-                    f"(e.g. {missing[0]}); add them to the CSV or prepare without --labels"
+                    f"(e.g. {missing[0]}); add them to the CSV or prepare without --labels-csv"
                 )
             rows = np.stack([self.slice_table[sid] for sid in series.slice_ids]).astype(np.int8)
             return rows, study_labels(rows).astype(np.int8)
         if self.study_table is not None:
             if series.study_uid not in self.study_table:
                 study = series.study_uid or "(no Study Instance UID)"
-                raise _MissingLabels(f"study {study} is not in {self.path.name}; add a row for it or prepare without --labels")
+                raise _MissingLabels(f"study {study} is not in {self.path.name}; add a row for it or prepare without --labels-csv")
             return unknown_slices, self.study_table[series.study_uid].astype(np.int8)
         return unknown_slices, np.full(len(LABELS), UNKNOWN, np.int8)
 

@@ -172,7 +172,7 @@ class ParityConfig:
         if self.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.studies not in ("validation", "all"):
-            raise ConfigError(f"--studies must be 'validation' or 'all', got {self.studies!r}")
+            raise ConfigError(f"--study-set must be 'validation' or 'all', got {self.studies!r}")
         ParityGates(max_abs_diff=self.max_abs_diff, max_auc_drop=self.max_auc_drop, min_agreement=self.min_agreement)  # validates the values
         unknown = set(self.deployment) - set(DEPLOYMENT_OVERRIDES)
         if unknown:
@@ -214,7 +214,7 @@ def select_series(series_list: list, run_dir, studies: str) -> tuple[list, str]:
 
     in_cache = {s.study_uid for s in series_list}
     if studies == "all":
-        return series_list, f"all {len(in_cache)} studies of the cache (--studies all)"
+        return series_list, f"all {len(in_cache)} studies of the cache (--study-set all)"
     split_path = Path(run_dir) / SPLIT_FILE
     if not split_path.is_file():
         return series_list, f"all {len(in_cache)} studies of the cache (the run has no {SPLIT_FILE})"
@@ -225,7 +225,7 @@ def select_series(series_list: list, run_dir, studies: str) -> tuple[list, str]:
     if not held_out:
         raise ConfigError(
             f"the cache holds only training studies of {run_dir}; pass a cache of held-out studies "
-            "or --studies all (which would compare on training data)"
+            "or --study-set all (which would compare on training data)"
         )
     return select_studies(series_list, held_out), f"the run's {len(held_out)} validation studies ({SPLIT_FILE})"
 

@@ -70,9 +70,9 @@ OK = {
     "simple_rnn": ("x = L.SimpleRNN(8, return_sequences=True)(convs(inp))\n"
                    "model = keras.Model(inp, L.Dense(6, activation='sigmoid')(x))", ()),
     "one_output": ("x = L.LSTM(8, return_sequences=True)(convs(inp))\n"
-                   "model = keras.Model(inp, L.Dense(1, activation='sigmoid')(x))", ("--labels", "any")),
+                   "model = keras.Model(inp, L.Dense(1, activation='sigmoid')(x))", ("--output-labels", "any")),
     "softmax_background": ("x = L.LSTM(8, return_sequences=True)(convs(inp))\n"
-                           "model = keras.Model(inp, L.Dense(2, activation='softmax')(x))", ("--labels", "background,any")),
+                           "model = keras.Model(inp, L.Dense(2, activation='softmax')(x))", ("--output-labels", "background,any")),
     "study_level": ("x = L.LSTM(8)(convs(inp))\nmodel = keras.Model(inp, L.Dense(6, activation='sigmoid')(x))", ()),
 }
 #: (case, framework): every accepted model in each framework where it is written that way.
@@ -189,7 +189,7 @@ def full_chain(tmp_path: Path, case: str, framework: str, cache: Path, study: Pa
                  "--calibration-windows", "4"]) == 0
     fp32 = tfl / "cnn_lstm_fp32.tflite"
     assert (tfl / "cnn_lstm_int8.tflite").is_file()
-    code_parity = main(["parity", "--reference", str(run), "--model", str(fp32), "--data", str(cache), "--studies", "all",
+    code_parity = main(["parity", "--reference", str(run), "--model", str(fp32), "--test", str(cache), "--study-set", "all",
                         "--out", str(par), "--bootstrap", "20", "--min-studies", "5", "--min-positive-studies", "1",
                         "--gated-labels", "any"])
     report = json.loads((par / "report.json").read_text())

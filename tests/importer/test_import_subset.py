@@ -1,4 +1,4 @@
-"""A model with a SUBSET of the six labels (``ich-edge import --labels``) goes through every verb.
+"""A model with a SUBSET of the six labels (``ich-edge import --output-labels``) goes through every verb.
 
 Two user models written outside the package (the paper's layout at toy size, tf_keras, random
 weights): a 2-output model ``intraparenchymal,any`` and a 3-output model without ``any`` whose
@@ -54,7 +54,7 @@ def test_a_label_subset_goes_import_qat_convert_parity_bench_assets_predict(tmp_
     run, qat, tfl, par = (tmp_path / name for name in ("run", "qat", "tfl", "parity"))
 
     # import: the outputs are the file's columns, reordered by name
-    assert main(["import", "--model", str(tmp_path / "user.h5"), "--out", str(run), "--labels", ",".join(file_labels),
+    assert main(["import", "--model", str(tmp_path / "user.h5"), "--out", str(run), "--output-labels", ",".join(file_labels),
                  "--data", str(cache)]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["labels"] == labels and config["import"]["file_labels"] == list(file_labels)
@@ -95,8 +95,8 @@ def test_a_label_subset_goes_import_qat_convert_parity_bench_assets_predict(tmp_
     assert np.abs(TFLiteStudyModel(fp32).predict_series(series.images) - expected).max() <= 1e-5
 
     # parity, both questions: fp32 passes; every table names only the model's labels
-    code = main(["parity", "--reference", str(run), "--converted-from", str(qat), "--tflite", str(fp32),
-                 "--tflite", str(tfl / "cnn_lstm_qat-int8.tflite"), "--data", str(cache), "--studies", "all",
+    code = main(["parity", "--reference", str(run), "--converted-from", str(qat), "--model", str(fp32),
+                 "--model", str(tfl / "cnn_lstm_qat-int8.tflite"), "--test", str(cache), "--study-set", "all",
                  "--out", str(par), "--bootstrap", "50", "--min-studies", "5", "--min-positive-studies", "1"])
     report = json.loads((par / "report.json").read_text())
     assert code == {"PASS": 0, "FAIL": 1, "INSUFFICIENT": 4}[report["verdict"]]
@@ -140,7 +140,7 @@ def test_a_label_subset_goes_import_qat_convert_parity_bench_assets_predict(tmp_
 def test_an_unknown_label_name_is_one_line_and_writes_nothing(tmp_path, capsys):
     paper_like(outputs=2).save(tmp_path / "two.h5")
     code = main(["import", "--model", str(tmp_path / "two.h5"), "--out", str(tmp_path / "run"),
-                 "--labels", "intraparenchymal,bleed"])
+                 "--output-labels", "intraparenchymal,bleed"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "unknown label(s) 'bleed'" in err[0] and "epidural" in err[0]
@@ -150,9 +150,9 @@ def test_an_unknown_label_name_is_one_line_and_writes_nothing(tmp_path, capsys):
 def test_a_subset_whose_size_differs_from_the_outputs_is_refused(tmp_path, capsys):
     paper_like(outputs=2).save(tmp_path / "two.h5")
     code = main(["import", "--model", str(tmp_path / "two.h5"), "--out", str(tmp_path / "run"),
-                 "--labels", "intraparenchymal,subdural,any"])
+                 "--output-labels", "intraparenchymal,subdural,any"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "the model has 2 outputs but --labels names 3" in err[0]
+    assert code == 2 and len(err) == 1 and "the model has 2 outputs but --output-labels names 3" in err[0]
 
 
 def test_softmax_over_a_subset_needs_softmax_ok(tmp_path):
@@ -162,7 +162,7 @@ def test_softmax_over_a_subset_needs_softmax_ok(tmp_path):
     paper_like(outputs=2, activation="softmax").save(tmp_path / "soft.h5")
     with pytest.raises(ConfigError, match="not exclusive"):
         import_model(tmp_path / "soft.h5", tmp_path / "run", ImportConfig(labels=("subdural", "any")), log=lambda line: None)
-    with pytest.raises(ConfigError, match="--softmax-ok needs --labels"):
+    with pytest.raises(ConfigError, match="--softmax-ok needs --output-labels"):
         ImportConfig(softmax_ok=True)
     config = import_model(tmp_path / "soft.h5", tmp_path / "run", ImportConfig(labels=("any", "subdural"), softmax_ok=True),
                           log=lambda line: None)

@@ -144,7 +144,7 @@ def test_gate_and_config_validation():
         ParityGates(min_agreement=99)
     with pytest.raises(ConfigError, match="--bootstrap must be >= 0"):
         ParityConfig(replicates=-1)
-    with pytest.raises(ConfigError, match="--studies must be"):
+    with pytest.raises(ConfigError, match="--study-set must be"):
         ParityConfig(studies="train")
     with pytest.raises(ConfigError, match="max_lost_detections must be a whole number"):
         ParityConfig(deployment={"max_lost_detections": -1})

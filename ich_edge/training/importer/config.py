@@ -13,7 +13,7 @@ from ich_edge.labels import check_label_names
 from ich_edge.transforms import ModelInput
 
 DEFAULT_THRESHOLD = 0.5
-#: ``--labels`` name of a softmax's background (no-bleed) class, e.g. ``background,any``: its column is dropped.
+#: ``--output-labels`` name of a softmax's background (no-bleed) class, e.g. ``background,any``: its column is dropped.
 BACKGROUND = "background"
 #: Window of a per-slice model (no recurrent part) when --window-slices is not given.
 DEFAULT_SLICE_WINDOW = 8
@@ -46,13 +46,13 @@ class ImportConfig:
         if self.window_slices is not None and not 2 <= self.window_slices <= 512:
             raise ConfigError(f"--window-slices must be in 2..512, got {self.window_slices}")
         if self.softmax_ok and not self.labels:
-            raise ConfigError("--softmax-ok needs --labels naming the softmax classes in order")
+            raise ConfigError("--softmax-ok needs --output-labels naming the softmax classes in order")
         if self.labels is not None:
             labels = tuple(self.labels)
             if labels.count(BACKGROUND) > 1 or labels == (BACKGROUND,):
-                raise ConfigError(f"--labels may name {BACKGROUND!r} once, beside at least one label")
+                raise ConfigError(f"--output-labels may name {BACKGROUND!r} once, beside at least one label")
             try:
-                check_label_names([l for l in labels if l != BACKGROUND], "--labels")
+                check_label_names([l for l in labels if l != BACKGROUND], "--output-labels")
             except LabelsError as err:
                 raise ConfigError(f"{err} (or {BACKGROUND!r} for a softmax's no-bleed class)") from err
             object.__setattr__(self, "labels", labels)

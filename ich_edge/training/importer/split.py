@@ -10,7 +10,7 @@ Two shapes are understood:
 
 The result is re-assembled in ich-edge's canonical layout (:func:`model.build_cnn_lstm`):
 ``encode_slices`` (TimeDistributed of ``slice_encoder``) then ``sequence_head``, whose output
-is always ``(B, T, K)``: the model's K labels (all six, or the subset ``--labels`` names) in
+is always ``(B, T, K)``: the model's K labels (all six, or the subset ``--output-labels`` names) in
 ich-edge's label order (:func:`ich_edge.labels.canonical_order`). The encoder takes the standard
 ``(S, S, 3)`` [0, 1] input; a fixed 1x1 convolution ``input_adapter`` maps it to what the
 model was trained on (:class:`ich_edge.transforms.ModelInput`). A head that returns one
@@ -176,17 +176,17 @@ def _map_labels(dense, activation: str, k: int, labels: tuple[str, ...] | None, 
         raise ConfigError(
             f"the model ends in a softmax over {k} classes, but hemorrhage subtypes are not exclusive (a study can "
             "have several, and 'any' overlaps all): retrain with sigmoid outputs; for a softmax whose first class "
-            "is 'no bleed' pass --labels background,any (the background column is dropped); else pass --labels "
+            "is 'no bleed' pass --output-labels background,any (the background column is dropped); else pass --output-labels "
             "naming each class and --softmax-ok to accept softmax scores as per-label probabilities"
         )
     if activation not in ("sigmoid", "softmax"):
         raise ConfigError(f"the model's output activation is {activation!r}, not sigmoid; add a sigmoid to the last Dense")
     if len(file_labels) != k:
-        raise ConfigError(f"the model has {k} outputs but --labels names {len(file_labels)}: {', '.join(file_labels)}")
+        raise ConfigError(f"the model has {k} outputs but --output-labels names {len(file_labels)}: {', '.join(file_labels)}")
     try:
         order = list(output_columns(file_labels))
     except LabelsError as err:
-        raise ConfigError(f"--labels: {err}") from err
+        raise ConfigError(f"--output-labels: {err}") from err
     if background:
         return file_labels, order
     kernel, *bias = dense.get_weights()
