@@ -5,6 +5,12 @@ tf_keras' fused, stateful TFLite LSTM any more: ``convert`` rebuilds it unrolled
 stateless, :mod:`ich_edge.training.stateless`.) ``TF_USE_LEGACY_KERAS=1`` must be set before
 TensorFlow is first imported so that ``tf.keras`` (used inside TFMOT) is tf_keras too; this
 module does that, so every model-building module imports ``tf`` and ``keras`` from here.
+
+It also turns on TensorFlow's oneDNN kernels (``TF_ENABLE_ONEDNN_OPTS=1``, unless the
+environment already sets it). TensorFlow enables them by itself only on CPUs with AVX-512 VNNI
+or newer; on an AVX2-only CPU it falls back to its Eigen kernels, and a training step of the
+demo model takes 3.8x longer (``benchmarks/train_step.py``). Results stay deterministic
+under ``enable_op_determinism`` (same seed: the same loss and weights, bit for bit).
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         "import ich_edge.training modules first or set TF_USE_LEGACY_KERAS=1 in the environment"
     )
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
+#: oneDNN kernels on every x86 CPU, not only AVX-512 VNNI ones (see the module docstring).
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+os.environ.setdefault(ONEDNN_ENV, "1")
 quiet_environment()  # TF_CPP_MIN_LOG_LEVEL before the import; `ich-edge --debug` keeps TF's lines
 
 try:
