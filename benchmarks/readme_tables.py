@@ -11,6 +11,10 @@ each block names its file. Blocks (between ``<!-- NAME:start -->`` and ``<!-- NA
 * ``scale``: ``train_input_*.json``, ``cache_rss_*.json`` and ``presets_*.json``;
 * ``runtimes``: ``runtime_matrix_*.json`` (``benchmarks/runtime_matrix.py``): the golden sample
   per precision on x86_64 and emulated aarch64 with each ai-edge-litert version provisioned;
+* ``demo``: ``demo_steps_*.json`` (``benchmarks/demo_time.py record``): how long each step of
+  the last ``make demo`` took, with ``train_step_*.json`` (``benchmarks/train_step.py``);
+* ``predict``: ``ich-edge predict`` on the committed golden sample with the committed model
+  (``android_demo_assets/``, written by ``ich-edge assets``), its timing line left out;
 * ``seeds``: ``seed_spread_*.json`` (``benchmarks/seed_spread.py``): the demo's training with
   several seeds, test study AUC per label as mean, sd, min and max.
 
@@ -69,14 +73,11 @@ def stateless_block() -> list[str]:
 
 def apps_block() -> list[str]:
     lines = [
-        "- **Android:** `snippets/IchEdgeModel.kt` is compiled in CI (kotlinc from npm) against LiteRT's Java API",
-        "  (`apps/jvm/stubs/`) and run on the JVM with an `Interpreter` double answered by ai-edge-litert: it must",
-        "  match `expected.json` within 1e-5 for the sample and its first 1, 23, 24, 25 slices.",
-        "- **iOS:** `snippets/IchEdgeModel.swift` (TensorFlowLiteSwift 2.17.0, XNNPACK on) is checked member by",
-        "  member against that version's public API (`apps/swift/`); no Swift compiler exists here.",
-        "- **Browser:** `web_demo/` (LiteRT.js 2.5.3, `dicom-parser` with its own RLE decoder, works offline):",
-        "  `bash .ci/provision-browser.sh`, `python3 -m http.server 8000 --bind 127.0.0.1`, open",
-        "  `http://127.0.0.1:8000/web_demo/`; tested in headless Chromium on the golden sample.",
+        "- **Android:** `snippets/IchEdgeModel.kt` is compiled in CI against LiteRT's Java API and run on the JVM",
+        "  with an `Interpreter` double answered by ai-edge-litert: it must match `expected.json` within 1e-5.",
+        "- **iOS:** `snippets/IchEdgeModel.swift` is checked against TensorFlowLiteSwift 2.17.0's public API (no Swift here).",
+        "- **Browser:** `web_demo/` (LiteRT.js, works offline): `bash .ci/provision-browser.sh`, then",
+        "  `python3 -m http.server 8000 --bind 127.0.0.1` and open `http://127.0.0.1:8000/web_demo/`.",
     ]
     path = newest("browser_latency")
     if path is None:
@@ -150,8 +151,7 @@ def scale_block() -> list[str]:
     path = newest("train_input")
     if path is not None:
         rows = json.loads(path.read_text())["rows"]
-        names = {"old": "old generator", "new_input": "new pipeline, input only",
-                 "new_with_augment_on_cpu": "new pipeline with augmentation on this CPU"}
+        names = {"new_input": "input pipeline alone", "new_with_augment_on_cpu": "with augmentation on the CPU"}
         cells = [f"{label} {_ms(next((r['cpu_ms_per_window'] for r in rows if r['pipeline'] == key and r['size_px'] == 128), None))}"
                  f" / {_ms(next((r['cpu_ms_per_window'] for r in rows if r['pipeline'] == key and r['size_px'] == 256), None))}"
                  for key, label in names.items()]
@@ -221,19 +221,65 @@ def runtimes_block() -> list[str]:
     return lines
 
 
-BLOCKS = {"runtimes": runtimes_block, "seeds": seeds_block, "stateless": stateless_block, "apps": apps_block, "paper": paper_block, "scale": scale_block}
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
+def demo_block() -> list[str]:
+    """How long the last ``make demo`` took per step (``demo_steps_*.json``) and the training-step speed-up."""
+    path = newest("demo_steps")
+    if path is None:
+        return ["(no demo_steps result yet: run benchmarks/demo_time.py record)"]
+    result = json.loads(path.read_text())
+    machine = result["machine"]
+    cpu = f"{machine.get('usable_cores')} cores, {'AVX-512' if 'avx512f' in machine.get('cpu_features', []) else 'AVX2'}"
+    timed = [s for s in result["steps"] if s["seconds"] is not None]
+    steps = ", ".join(f"{s['step']} {_minutes(s['seconds'])}" for s in timed)
+    lines = [f"The last `make demo` ({cpu}; `benchmarks/results/{path.name}`): {steps}"
+             + (f"; not timed: {', '.join(result['untimed_steps'])}" if result["untimed_steps"] else "") + "."]
+    step = newest("train_step")
+    if step is not None:
+        speed = json.loads(step.read_text())
+        lines[-1] += (f" TensorFlow's oneDNN kernels, now on for every x86 CPU, make a training step "
+                      f"{speed['ratio_off_over_on']:.1f}x faster on that CPU (`benchmarks/results/{step.name}`).")
+    return lines
+
+
+def predict_block() -> list[str]:
+    """``ich-edge predict`` on the committed golden sample with the committed model, without its timing line."""
+    import contextlib
+    import io
+
+    from ich_edge.cli import main as cli_main
+
+    assets = ROOT / "android_demo_assets"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        cli_main(["predict", "--model", str(assets / "model.tflite"), "--dicom", str(assets / "sample" / "dicom")])
+    lines = [line.rstrip() for line in out.getvalue().splitlines() if line.strip() and not line.lstrip().startswith("time:")]
+    return ["```", "$ ich-edge predict --model android_demo_assets/model.tflite --dicom android_demo_assets/sample/dicom",
+            *lines, "```"]
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    """``text`` with the lines between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` replaced by ``body``
+    (unchanged when the markers are missing); the one place README blocks are rewritten."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in text or end not in text:
+        return text
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+BLOCKS = {"demo": demo_block, "predict": predict_block, "runtimes": runtimes_block, "seeds": seeds_block, "stateless": stateless_block, "apps": apps_block, "paper": paper_block, "scale": scale_block}
 
 
 def render(text: str) -> str:
     """``text`` with every block replaced by its freshly rendered lines."""
     for name, make in BLOCKS.items():
-        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-        if start not in text or end not in text:
-            continue
-        head, rest = text.split(start, 1)
-        _, tail = rest.split(end, 1)
-        body = "\n".join(make())
-        text = f"{head}{start}\n{body}\n{end}{tail}"
+        if f"<!-- {name}:start -->" in text:
+            text = replace_block(text, name, "\n".join(make()))
     return text
 
 

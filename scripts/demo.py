@@ -247,13 +247,11 @@ def _record_timing(path: Path, timings: dict, step: Step) -> None:
 
 def update_readme(readme: Path, table: str) -> None:
     """Replace the README's results block (between the results markers) with ``table``."""
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from readme_tables import replace_block  # benchmarks/readme_tables.py: the one owner of README blocks
+
     text = readme.read_text()
-    if start not in text or end not in text:
-        return
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n```\n{table}\n```\n{end}{tail}")
+    readme.write_text(replace_block(text, "results", f"```\n{table}\n```"))
 
 
 def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | None = None, seed: int = 0,
