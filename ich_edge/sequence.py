@@ -42,6 +42,11 @@ class SequenceConfig:
                 f"stride_slices must be in 1..window_slices ({self.window_slices}), got {self.stride_slices}"
             )
 
+    @classmethod
+    def half_overlap(cls, window_slices: int) -> "SequenceConfig":
+        """Windows of ``window_slices`` with a stride of half a window (at least 1): the default rule."""
+        return cls(window_slices, max(1, window_slices // 2))
+
     def to_dict(self) -> dict:
         return {**asdict(self), "stitch_rule": STITCH_RULE, "study_rule": STUDY_RULE}
 

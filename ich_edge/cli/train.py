@@ -67,7 +67,7 @@ def command(data, out, test, epochs, batch_size, learning_rate, backbone, width,
                                   mixed_precision=mixed_precision, deterministic=deterministic))
     sequence_config = SequenceConfig(**_given(window_slices=window_slices, stride_slices=stride_slices))
     if window_slices is not None and stride_slices is None:
-        sequence_config = SequenceConfig(window_slices, max(1, window_slices // 2))
+        sequence_config = SequenceConfig.half_overlap(window_slices)
     model_fields = {**PRESETS[preset or "demo"],
                     **_given(backbone=backbone, width=width, feature_dim=feature_dim, rnn=rnn, rnn_units=rnn_units)}
     cache_px = Cache.open(data).preprocess.input_size_px

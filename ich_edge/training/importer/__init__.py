@@ -105,7 +105,7 @@ def _run_config(info: dict, split, labels: list[str], preprocess: PreprocessConf
     """The RUN_DIR's config.json: the sections ``ich-edge train`` writes plus an ``import`` section."""
     from ich_edge.training.model import ModelConfig
 
-    stride = split.window_slices if split.kind == "slice" else max(1, split.window_slices // 2)
+    stride = split.window_slices if split.kind == "slice" else SequenceConfig.half_overlap(split.window_slices).stride_slices
     model_config = ModelConfig(backbone="imported", input_size_px=split.input_size_px, feature_dim=split.feature_dim,
                                rnn=split.rnn)
     return {

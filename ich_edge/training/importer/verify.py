@@ -56,7 +56,7 @@ def verification_windows(size_px: int, window_slices: int, cache_series=(), max_
         if len(names) - len(CASES) >= max_cache_windows:
             break
         images = np.asarray(series.images[: max(1, min(len(series.images), t - 1))], np.float32) / 255.0
-        for k, window in enumerate(gather_windows(images, SequenceConfig(t, max(1, t // 2)))[:1]):
+        for k, window in enumerate(gather_windows(images, SequenceConfig.half_overlap(t))[:1]):
             windows.append(window)
             names.append(f"cache series {getattr(series, 'series_uid', '?')} ({len(images)} slices, padded)")
     return np.stack(windows).astype(np.float32), names
