@@ -7,7 +7,8 @@ fake-quant ranges with the BN folded at conversion. The QAT encoder is re-assemb
 float recurrent head (:func:`ich_edge.training.model.build_cnn_lstm`) and fine-tuned a few
 epochs from the float weights at a lower learning rate, on the same data pipeline, loss and
 tf.distribute strategy as training (several workers with ``TF_CONFIG``, each reading its
-share of the window plan; only the chief writes QAT_DIR). The head gets its int8 ranges at conversion (``qat-int8`` calibrates it).
+share of the window plan; only the chief writes QAT_DIR): the loop of
+:mod:`ich_edge.training.loop`. The head gets its int8 ranges at conversion (``qat-int8`` calibrates it).
 
 **Aimed at the validated model.** What the deployment gate checks is that the phone's file
 decides as the validated float model decides. So the fine-tuning loss is the label loss plus
@@ -41,15 +42,15 @@ import numpy as np
 from ich_edge import __version__
 from ich_edge.ingest.cache import Cache
 from ich_edge.errors import ConfigError, ModelError
-from ich_edge.fileio import mark_output, refuse_existing, write_atomic_bytes, write_json_atomic
+from ich_edge.fileio import refuse_existing, write_atomic_bytes
 from ich_edge.training import data as data_lib
 from ich_edge.training import distribute
+from ich_edge.training import loop
 from ich_edge.training import report as report_lib
 from ich_edge.training import run as run_lib
 from ich_edge.training.keras import keras, quantization_api, tf
 from ich_edge.training.model import ModelConfig, build_cnn_lstm, build_head, build_model
-from ich_edge.training.train import (TrainConfig, weighted_bce, compile_for_training, distributed_datasets,
-                                     make_reproducible, study_loss, training_loss)
+from ich_edge.training.train import TrainConfig, study_loss, training_loss, weighted_bce
 
 DEFAULT_EPOCHS = 3
 #: QAT's default peak learning rate, a fraction of the float run's. 1/100: on the demo model
@@ -163,26 +164,21 @@ def load_any_run(run_dir: str | Path) -> run_lib.Run:
     return load_qat_run(run_dir) if is_quantized_run(run_dir) else run_lib.load_run(run_dir)
 
 
-class _KeepBest(keras.callbacks.Callback):
-    """Keep the weights of the epoch with the lowest validation loss, and a history."""
+class _KeepBest(loop.EpochLog):
+    """Keep the weights of the epoch with the lowest validation loss (in memory), and a history."""
 
     def __init__(self, log, student) -> None:
         super().__init__()
         self.best_loss, self.best_weights, self.best_epoch, self.history, self.log = None, None, 0, [], log
         self.student = student  # the QAT model (the training model also holds the frozen teacher)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.monotonic()
-
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        val_loss = float(logs["val_loss"])
-        seconds = time.monotonic() - self.started
-        self.history.append({"epoch": epoch + 1, "loss": float(logs["loss"]), "val_loss": val_loss, "seconds": seconds})
-        best = self.best_loss is None or val_loss < self.best_loss
+        entry = self.epoch_entry(epoch, logs or {})
+        self.history.append(entry)
+        best = loop.improves(self.best_loss, entry["val_loss"])
         if best:
-            self.best_loss, self.best_weights, self.best_epoch = val_loss, self.student.get_weights(), epoch + 1
-        self.log(f"qat epoch {epoch + 1}: loss {logs['loss']:.4f}, val_loss {val_loss:.4f}, {seconds:.1f} s" + (" (best)" if best else ""))
+            self.best_loss, self.best_weights, self.best_epoch = entry["val_loss"], self.student.get_weights(), epoch + 1
+        self.log(loop.epoch_line(f"qat epoch {epoch + 1}", entry, best=best))
 
 
 def _series(cache_path, float_run, split: data_lib.Split):
@@ -191,8 +187,7 @@ def _series(cache_path, float_run, split: data_lib.Split):
     if cache.preprocess != float_run.preprocess_config:
         raise ConfigError(f"{cache_path} was prepared with other preprocessing than the run {float_run.path}; use the training cache")
     series = [s.with_labels(float_run.labels) for s in cache.series()]
-    train_series = data_lib.select_studies(series, split.train_studies)
-    val_series = data_lib.select_studies(series, split.val_studies)
+    train_series, val_series = loop.split_series(series, split)
     if not train_series or not val_series:
         raise ConfigError(
             f"{cache_path} does not hold the run's training and validation studies (split.json); "
@@ -232,18 +227,6 @@ def _comparison_markdown(float_section: dict, qat_section: dict, epochs_run: int
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class _QatInputs:
-    """The fine-tuning pipelines and their sizes; ``label_mode`` as the float run was trained."""
-
-    train: object
-    val: object
-    steps: int
-    val_steps: int
-    fit_window: int
-    label_mode: str
-
-
 def _check_out(model_dir: Path, out: Path, force: bool) -> None:
     """Refuse a QAT_DIR as source, ``out`` equal to the source, a file, or an existing model without ``force``."""
     if is_quantized_run(model_dir):
@@ -256,9 +239,10 @@ def _check_out(model_dir: Path, out: Path, force: bool) -> None:
 
 
 def _split(model_dir: Path, float_run, data, seed: int, log) -> data_lib.Split:
-    """The float run's split.json; an imported run has none: a new split of the cache (20% validation)."""
+    """The float run's split.json; an imported run has none: a new split of the cache
+    (:data:`ich_edge.training.loop.VAL_FRACTION` validation)."""
     if float_run.config.get("import") and not (model_dir / run_lib.SPLIT_FILE).is_file():
-        split = data_lib.split_studies(Cache.open(data).load_all(), 0.2, seed)
+        split = data_lib.split_studies(Cache.open(data).load_all(), loop.VAL_FRACTION, seed)
         log(f"note: {model_dir} has no split.json (imported model); validating on {len(split.val_studies)} studies of {data}")
         return split
     return data_lib.Split.from_dict(run_lib.read_json(model_dir / run_lib.SPLIT_FILE, "split.json of the run"))
@@ -276,26 +260,18 @@ def _train_config(float_run, config: QatConfig) -> TrainConfig:
     )
 
 
-def _inputs(strategy, float_run, train_series, val_series, train_config: TrainConfig) -> _QatInputs:
+def _inputs(strategy, float_run, train_series, val_series, train_config: TrainConfig) -> loop.Inputs:
     """Distributed training and validation pipelines, with the float run's label source."""
-    window, batch, seed = float_run.sequence_config.window_slices, train_config.batch_size, train_config.seed
-    seq, augment = float_run.sequence_config, train_config.augment
     label_mode = float_run.config.get("data", {}).get("label_source", "slice")  # as the float run was trained
-    _, steps, fit_window, _ = data_lib.train_plan(train_series, window, batch, seed, augment, label_mode)
-    train_ds = distributed_datasets(strategy, lambda share: data_lib.train_dataset(
-        train_series, window, batch, seed, augment, labels=label_mode, share=share)[0], batch)
-    val_ds = distributed_datasets(strategy, lambda share: data_lib.eval_dataset(
-        val_series, seq, batch, label_mode, share, fit_window)[0], batch)
-    val_steps = data_lib.eval_plan(data_lib.trainable(val_series, label_mode), seq, batch, label_mode, fit_window)[1]
-    return _QatInputs(train_ds, val_ds, steps, val_steps, fit_window, label_mode)
+    return loop.build_inputs(strategy, train_series, val_series, float_run.sequence_config, train_config, label_mode)
 
 
-def _qat_models(strategy, float_run, train_config: TrainConfig, inputs: _QatInputs, log, distill_weight: float = 0.0):
+def _qat_models(strategy, float_run, train_config: TrainConfig, inputs: loop.Inputs, log, distill_weight: float = 0.0):
     """``(model, train_model, float_layers)``: the QAT CNN-LSTM (encoder fake-quantized, the float
     run's weights copied; mirrored under ``strategy``) and its compiled training model.
     ``float_layers`` lists an imported encoder's layers left in float (None for a trained run).
     With ``distill_weight`` the training model also runs the frozen float model (the teacher)."""
-    window, fit_window = float_run.sequence_config.window_slices, inputs.fit_window
+    window, fit_window = float_run.sequence_config.window_slices, inputs.window
     imported = bool(float_run.config.get("import"))
     if imported and fit_window != window:
         raise ConfigError("an imported model trains with slice labels only (its head has a fixed window)")
@@ -321,8 +297,8 @@ def _qat_models(strategy, float_run, train_config: TrainConfig, inputs: _QatInpu
         if distill_weight > 0:
             fit_model = with_teacher(fit_model, teacher_model(float_run, fit_window))
             loss = distillation_loss(loss, labels, distill_weight)
-        train_model, _, _ = compile_for_training(fit_model, train_config, inputs.steps, fit_window,
-                                                 float_run.model_config.input_size_px, inputs.label_mode, loss=loss)
+        train_model, _, _ = loop.compile_model(fit_model, train_config, inputs.steps, fit_window,
+                                               float_run.model_config.input_size_px, loss)
     return model, train_model, float_layers
 
 
@@ -400,17 +376,14 @@ def qat_run_config(float_run, model_dir: Path, train_config: TrainConfig, config
 def _write_qat_dir(out: Path, model, model_dir: Path, run_config: dict, split: data_lib.Split, history: list):
     """Write model.keras (and an imported run's float model), config.json, split.json, history.json;
     reload the QAT_DIR and check it gives the same outputs. Returns the reloaded :class:`Run`."""
-    out.mkdir(parents=True, exist_ok=True)
-    mark_output(out, "qat")
+    loop.open_run_dir(out, "qat")
     run_lib.save_model(model, out / run_lib.MODEL_FILE)
     if run_config.get("import"):
         from ich_edge.training.importer.quantize import FLOAT_MODEL_FILE
 
         source = (model_dir / run_lib.MODEL_FILE).read_bytes()
         write_atomic_bytes(out / FLOAT_MODEL_FILE, lambda handle: handle.write(source))
-    write_json_atomic(out / run_lib.CONFIG_FILE, run_config)
-    write_json_atomic(out / run_lib.SPLIT_FILE, split.to_dict())
-    write_json_atomic(out / run_lib.HISTORY_FILE, history)
+    loop.write_run_record(out, run_config, split, history)
     qat_run = load_qat_run(out)
     window = qat_run.sequence_config.window_slices
     sample = np.zeros((1, window, *qat_run.encoder.input_shape[1:]), np.float32) + 0.5
@@ -533,15 +506,12 @@ def qat(
         f"qat: {len(train_series)} training and {len(val_series)} validation series; {train_config.epochs} epoch(s) "
         f"at learning rate {train_config.learning_rate:.2e} from {model_dir}"
     )
-    replicas = strategy.num_replicas_in_sync
-    if train_config.batch_size % replicas:
-        raise ConfigError(f"batch_size {train_config.batch_size} must be divisible by the {replicas} devices/workers")
-    make_reproducible(train_config)
+    loop.check_batch(strategy, train_config.batch_size)
+    loop.make_reproducible(train_config)
     inputs = _inputs(strategy, float_run, train_series, val_series, train_config)
     model, train_model, float_layers = _qat_models(strategy, float_run, train_config, inputs, log, config.distill_weight)
     keep = _KeepBest(log, model)
-    train_model.fit(inputs.train, epochs=train_config.epochs, steps_per_epoch=inputs.steps, validation_data=inputs.val,
-                    validation_steps=inputs.val_steps, callbacks=[keep], verbose=0)
+    loop.fit(train_model, inputs, train_config.epochs, [keep])
     model.set_weights(keep.best_weights)
     if not distribute.is_chief(strategy):
         return {}
@@ -557,12 +527,8 @@ def qat(
     choose = ThresholdChoice(float_levels, float_run.thresholds, config.threshold_rule, rules, pool)
     # A QAT model is a new model: its own validation and thresholds (thresholds.json in QAT_DIR),
     # chosen as `ich-edge train` chooses them; qat-int8 carries them and decides at them.
-    total = sum(h["seconds"] for h in keep.history)
-    summary = {
-        "epochs_planned": train_config.epochs, "epochs_run": len(keep.history), "stopped": "epochs",
-        "best_epoch": keep.best_epoch, "best_val_loss": keep.best_loss, "train_seconds": total,
-        "mean_epoch_seconds": total / max(1, len(keep.history)), "total_seconds_this_call": time.monotonic() - t0,
-    }
+    summary = loop.run_summary(keep.history, train_config.epochs, len(keep.history), "epochs", keep.best_epoch,
+                               keep.best_loss, sum(h["seconds"] for h in keep.history), time.monotonic() - t0)
     report = report_lib.finish_run(
         qat_run, val_series, train_config, summary, log, history=keep.history, model_name="QAT model", targets=False,
         extra={"quantized": True, "qat": run_config["qat"], "float_validation": float_section, "threshold_rules": rules},

@@ -1,7 +1,8 @@
 """Train the CNN-LSTM on a prepared cache: ``TrainConfig`` and :func:`train`.
 
-The loop is Keras ``fit`` on windows of consecutive slices (:mod:`ich_edge.training.data`)
-under a tf.distribute strategy (:mod:`ich_edge.training.distribute`), with the loss of the
+The loop (:mod:`ich_edge.training.loop`, shared with ``ich-edge qat``) is Keras ``fit`` on
+windows of consecutive slices (:mod:`ich_edge.training.data`) under a tf.distribute strategy
+(:mod:`ich_edge.training.distribute`), with the loss of the
 RSNA metric (binary cross-entropy per label, ``any`` weighted 2), Adam with a cosine
 learning-rate schedule (one warm-up epoch), a checkpoint after every epoch, early stopping
 on the validation loss and an optional time budget. After training, the best epoch's
@@ -32,17 +33,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ich_edge import LABELS, __version__
 from ich_edge.ingest.cache import Cache
 from ich_edge.dicom.privacy import KEY_FILE, same_patient_key
 from ich_edge.errors import ConfigError, OutputExistsError
-from ich_edge.fileio import mark_output, output_owner, refuse_foreign_folder, write_json_atomic
+from ich_edge.fileio import output_owner, refuse_foreign_folder, write_json_atomic
 from ich_edge.metrics import rsna_weights
 from ich_edge.sequence import SequenceConfig
 from ich_edge.training import data as data_lib
 from ich_edge.training import distribute
+from ich_edge.training import loop
 from ich_edge.training import report as report_lib
 from ich_edge.training import run as run_lib
 from ich_edge.training.keras import keras, tf
@@ -104,7 +104,7 @@ class TrainConfig:
     epochs: int = 24
     batch_size: int = 8
     learning_rate: float = 3e-3
-    val_fraction: float = 0.2
+    val_fraction: float = loop.VAL_FRACTION
     seed: int = 0
     patience: int = 6
     min_epochs: int | None = None
@@ -290,7 +290,7 @@ def load_state(run_dir: Path, run_config: dict, resume: bool) -> dict:
     return {**fresh, **state}
 
 
-class EpochEnd(keras.callbacks.Callback):
+class EpochEnd(loop.EpochLog):
     """Per epoch: one log line, checkpoint, state.json, early stopping and the time budget."""
 
     def __init__(self, strategy, write_dir: Path, chief: bool, checkpoint, state: dict, config: TrainConfig, schedule, log) -> None:
@@ -299,21 +299,16 @@ class EpochEnd(keras.callbacks.Callback):
         self.state, self.config, self.schedule, self.log = state, config, schedule, log
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started, self.cpu_started = time.monotonic(), time.process_time()
-
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        seconds, cpu_seconds = time.monotonic() - self.started, time.process_time() - self.cpu_started
-        state = self.state
-        val_loss = float(logs["val_loss"])
+        entry = self.epoch_entry(epoch, logs or {})
+        seconds, cpu_seconds, val_loss, state = entry["seconds"], self.cpu_seconds, entry["val_loss"], self.state
         lr = float(self.schedule(self.model.optimizer.iterations))
-        state["history"].append({"epoch": epoch + 1, "loss": float(logs["loss"]), "val_loss": val_loss, "seconds": seconds, "cpu_seconds": cpu_seconds, "learning_rate": lr})
+        state["history"].append({**entry, "cpu_seconds": cpu_seconds, "learning_rate": lr})
         state["epoch"], state["train_seconds"] = epoch + 1, state["train_seconds"] + seconds
         name = f"epoch-{epoch + 1:04d}"
         self.checkpoint.write(str(self.dir / name))
         previous = {state["last"], state["best"]}
-        improved = state["best_val_loss"] is None or val_loss < state["best_val_loss"] - 1e-4
+        improved = loop.improves(state["best_val_loss"], val_loss, 1e-4)
         if improved:
             state.update(best_val_loss=val_loss, best_epoch=epoch + 1, best=name, wait=0)
         else:
@@ -332,22 +327,8 @@ class EpochEnd(keras.callbacks.Callback):
         for old in previous - {state["last"], state["best"], None}:
             for path in self.dir.glob(f"{old}.*"):
                 path.unlink(missing_ok=True)
-        self.log(
-            f"epoch {epoch + 1}/{self.config.epochs}: loss {logs['loss']:.4f}, val_loss {val_loss:.4f}, "
-            f"{seconds:.1f} s ({cpu_seconds:.0f} CPU s), lr {lr:.2e}" + (" (best)" if improved else "")
-            + (f"; stopping: {state['stopped']}" if self.model.stop_training else "")
-        )
-
-
-def _schedule(config: TrainConfig, steps_per_epoch: int):
-    total = config.epochs * steps_per_epoch
-    warmup = steps_per_epoch if config.epochs >= 4 else 0
-    peak = config.effective_learning_rate
-    if warmup:
-        return keras.optimizers.schedules.CosineDecay(
-            peak * 0.1, max(1, total - warmup), alpha=0.02, warmup_target=peak, warmup_steps=warmup
-        )
-    return keras.optimizers.schedules.CosineDecay(peak, max(1, total), alpha=0.02)
+        self.log(loop.epoch_line(f"epoch {epoch + 1}/{self.config.epochs}", entry, f" ({cpu_seconds:.0f} CPU s), lr {lr:.2e}",
+                                 improved) + (f"; stopping: {state['stopped']}" if self.model.stop_training else ""))
 
 
 def _checkpoint_path(name: str, write_dir: Path, run_dir: Path) -> str:
@@ -376,41 +357,17 @@ def _load_test(test, preprocess, train_series, train_cache=None, log=None) -> li
     return series
 
 
-def make_reproducible(config: TrainConfig) -> None:
-    """Seed Python, numpy and TensorFlow; turn on op determinism when ``config.deterministic``."""
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-
-def distributed_datasets(strategy, make, global_batch: int, seen: list | None = None):
-    """``make(Share)`` per input pipeline, through ``distribute_datasets_from_function``: each
-    worker builds only its share (``seen`` collects the shares built in this process)."""
-
-    def dataset_fn(context):
-        share = data_lib.Share(context.input_pipeline_id, context.num_input_pipelines,
-                               context.get_per_replica_batch_size(global_batch))
-        if seen is not None:
-            seen.append(share)
-        return make(share)
-
-    return strategy.distribute_datasets_from_function(dataset_fn)
+def label_loss(config: TrainConfig, label_mode: str):
+    """The loss of ``config`` for ``label_mode`` labels: :func:`study_loss` or :func:`training_loss`."""
+    if label_mode == "study":
+        return study_loss(config.positive_weight, config.study_pooling)
+    return training_loss(config.positive_weight)
 
 
 def compile_for_training(model, config: TrainConfig, steps: int, window: int, size_px: int, label_mode: str, loss=None):
-    """The training model (:class:`~ich_edge.training.data.AugmentLayer` in front of ``model``),
-    compiled with Adam on the cosine schedule; returns ``(train_model, optimizer, schedule)``.
-    Call inside ``strategy.scope()``; the global policy decides mixed precision."""
-    schedule = _schedule(config, steps)
-    optimizer = keras.optimizers.Adam(schedule)
-    if keras.mixed_precision.global_policy().name == "mixed_float16":
-        optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
-    optimizer.build(model.trainable_variables)
-    train_model = data_lib.training_model(model, window, size_px, config.augment)
-    if loss is None:
-        loss = study_loss(config.positive_weight, config.study_pooling) if label_mode == "study" else training_loss(config.positive_weight)
-    train_model.compile(optimizer=optimizer, loss=loss, weighted_metrics=[])
-    return train_model, optimizer, schedule
+    """:func:`ich_edge.training.loop.compile_model` with ``loss`` (default: :func:`label_loss`);
+    returns ``(train_model, optimizer, schedule)``. Call inside ``strategy.scope()``."""
+    return loop.compile_model(model, config, steps, window, size_px, label_loss(config, label_mode) if loss is None else loss)
 
 
 class precision_policy:
@@ -440,17 +397,6 @@ class _Sets:
     label_mode: str
 
 
-@dataclass(frozen=True)
-class _Inputs:
-    """The distributed input pipelines of a run and their sizes."""
-
-    train: object
-    val: object
-    steps: int
-    val_steps: int
-    window: int
-
-
 def _model_config(cache: Cache, data, model_config: ModelConfig | None) -> ModelConfig:
     """``model_config``, defaulting to the cache's input size; refused when the sizes differ."""
     model_config = model_config or ModelConfig(input_size_px=cache.preprocess.input_size_px)
@@ -466,8 +412,7 @@ def _sets(cache: Cache, config: TrainConfig, test, log=None) -> _Sets:
     """Split the cache by patient; choose the label source; load the test cache (no overlap allowed)."""
     series = cache.series()
     split = data_lib.split_studies(series, config.val_fraction, config.seed)
-    train_series = data_lib.select_studies(series, split.train_studies)
-    val_series = data_lib.select_studies(series, split.val_studies)
+    train_series, val_series = loop.split_series(series, split)
     label_mode = data_lib.label_source(train_series, config.labels)
     test_series = _load_test(test, cache.preprocess, series, cache.root, log) if test else None
     return _Sets(series, split, train_series, val_series, test_series, label_mode)
@@ -520,47 +465,38 @@ def _begin(run_dir: Path, run_config: dict, split: data_lib.Split, resume: bool,
         if not resume:
             _refuse_other_output(run_dir)
             shutil.rmtree(run_dir / run_lib.CHECKPOINT_DIR, ignore_errors=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        mark_output(run_dir, "train")
-        write_json_atomic(run_dir / run_lib.CONFIG_FILE, run_config)
-        write_json_atomic(run_dir / run_lib.SPLIT_FILE, split.to_dict())
+        loop.open_run_dir(run_dir, "train")
+        loop.write_run_record(run_dir, run_config, split)
     return state, chief
 
 
-def _inputs(strategy, sets: _Sets, config: TrainConfig, sequence_config: SequenceConfig, state: dict, log) -> _Inputs:
+def _inputs(strategy, sets: _Sets, config: TrainConfig, sequence_config: SequenceConfig, state: dict, log) -> loop.Inputs:
     """The training and validation pipelines (each worker reads its share of the epoch's window plan)."""
-    window, batch, label_mode = sequence_config.window_slices, config.batch_size, sets.label_mode
-    plan_of_epoch, steps, train_window, _ = data_lib.train_plan(
-        sets.train, window, batch, config.seed, config.augment, label_mode)
     shares: list = []
-    train_ds = distributed_datasets(strategy, lambda share: data_lib.train_dataset(
-        sets.train, window, batch, config.seed, config.augment, state["epoch"], label_mode, share)[0], batch, shares)
-    val_ds = distributed_datasets(strategy, lambda share: data_lib.eval_dataset(
-        sets.val, sequence_config, batch, label_mode, share, train_window)[0], batch)
-    val_steps = data_lib.eval_plan(data_lib.trainable(sets.val, label_mode), sequence_config, batch,
-                                   label_mode, train_window)[1]
+    inputs = loop.build_inputs(strategy, sets.train, sets.val, sequence_config, config, sets.label_mode, state["epoch"], shares)
+    batch = config.batch_size
     log(
         f"train: {len(sets.split.train_studies)} studies ({len(sets.train)} series), validation: "
-        f"{len(sets.split.val_studies)} studies; {steps} steps/epoch of {batch} windows x {train_window} slices on "
-        f"{strategy.num_replicas_in_sync} device(s); {label_mode} labels; learning rate "
+        f"{len(sets.split.val_studies)} studies; {inputs.steps} steps/epoch of {batch} windows x {inputs.window} slices on "
+        f"{strategy.num_replicas_in_sync} device(s); {sets.label_mode} labels; learning rate "
         f"{config.effective_learning_rate:.2e} (scaling {config.lr_scaling})" + ("; mixed precision" if config.mixed_precision else "")
     )
-    plan = plan_of_epoch(state["epoch"])
+    plan = inputs.plan_of_epoch(state["epoch"])
     for share in shares:
         mine = plan.take(data_lib.worker_share(len(plan), batch, share.worker, share.num_workers))
         log(f"input share: worker {share.worker}/{share.num_workers} reads {len(mine)} of {len(plan)} windows of epoch "
             f"{state['epoch'] + 1}, plan {plan.digest()}, share {mine.digest()}")
-    return _Inputs(train_ds, val_ds, steps, val_steps, train_window)
+    return inputs
 
 
 def _fit(strategy, run_dir: Path, write_dir: Path, chief: bool, model_config: ModelConfig, config: TrainConfig,
-         inputs: _Inputs, state: dict, label_mode: str, log):
+         inputs: loop.Inputs, state: dict, log):
     """Build and compile the model, resume or load backbone weights, fit, and load the best epoch's weights."""
     keras.utils.set_random_seed(config.seed)  # the weights' initial values depend on the seed only
     with strategy.scope(), precision_policy(config.mixed_precision):
         encoder, _, model = build_model(model_config, inputs.window)
         train_model, optimizer, schedule = compile_for_training(
-            model, config, inputs.steps, inputs.window, model_config.input_size_px, label_mode)
+            model, config, inputs.steps, inputs.window, model_config.input_size_px, inputs.label_mode)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     finished = state["stopped"] == "early stopping" or state["epoch"] >= config.epochs
     if state["last"]:
@@ -572,16 +508,7 @@ def _fit(strategy, run_dir: Path, write_dir: Path, chief: bool, model_config: Mo
     if not finished:
         state["stopped"] = None
         callback = EpochEnd(strategy, write_dir, chief, checkpoint, state, config, schedule, log)
-        train_model.fit(
-            inputs.train,
-            epochs=config.epochs,
-            initial_epoch=state["epoch"],
-            steps_per_epoch=inputs.steps,
-            validation_data=inputs.val,
-            validation_steps=inputs.val_steps,
-            callbacks=[callback],
-            verbose=1 if sys.stdout.isatty() else 0,
-        )
+        loop.fit(train_model, inputs, config.epochs, [callback], state["epoch"], 1 if sys.stdout.isatty() else 0)
         if state["stopped"] is None:
             state["stopped"] = "epochs"
     if state["best"]:
@@ -600,18 +527,8 @@ def _export(model, model_config: ModelConfig, window: int, write_dir: Path):
 
 def training_summary(state: dict, config: TrainConfig, total_seconds: float) -> dict:
     """The report's ``run`` section of a training run: epochs, stopping reason, best epoch, times."""
-    history = state["history"]
-    return {
-        "epochs_planned": config.epochs,
-        "epochs_run": state["epoch"],
-        "stopped": state["stopped"],
-        "best_epoch": state["best_epoch"],
-        "best_val_loss": state["best_val_loss"],
-        "train_seconds": state["train_seconds"],
-        "mean_epoch_seconds": state["train_seconds"] / max(1, len(history)),
-        "mean_epoch_cpu_seconds": float(np.mean([h.get("cpu_seconds", np.nan) for h in history])) if history else None,
-        "total_seconds_this_call": total_seconds,
-    }
+    return loop.run_summary(state["history"], config.epochs, state["epoch"], state["stopped"], state["best_epoch"],
+                            state["best_val_loss"], state["train_seconds"], total_seconds, cpu=True)
 
 
 def train(
@@ -643,13 +560,11 @@ def train(
     (:func:`ich_edge.training.report.finish_run`: thresholds, report, plots).
     """
     strategy = distribute.choose_strategy()  # first: the multi-worker runtime must start before other TF work
-    make_reproducible(config)
+    loop.make_reproducible(config)
     t0 = time.monotonic()
     cache = Cache.open(data)
     model_config = _model_config(cache, data, model_config)
-    if config.batch_size % strategy.num_replicas_in_sync:
-        raise ConfigError(f"batch_size {config.batch_size} must be divisible by the "
-                          f"{strategy.num_replicas_in_sync} devices/workers")
+    loop.check_batch(strategy, config.batch_size)
     sets = _sets(cache, config, test, log)
     run_dir = Path(out)
     if run_dir.exists() and not run_dir.is_dir():
@@ -658,7 +573,7 @@ def train(
     state, chief = _begin(run_dir, run_config, sets.split, resume, strategy)
     inputs = _inputs(strategy, sets, config, sequence_config, state, log)
     with distribute.WriteDir(run_dir, strategy) as write_dir:
-        model = _fit(strategy, run_dir, write_dir.path, chief, model_config, config, inputs, state, sets.label_mode, log)
+        model = _fit(strategy, run_dir, write_dir.path, chief, model_config, config, inputs, state, log)
         encoder, head, export = _export(model, model_config, sequence_config.window_slices, write_dir.path)
         if chief:
             write_json_atomic(run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE, state)
