@@ -96,9 +96,10 @@ class TrainConfig:
     backbone_weights : a local weights file for the backbone (e.g. keras.applications
         MobileNetV2 ImageNet ``.h5``) loaded before the first epoch; None: random init.
 
-    The defaults train the demo (300 synthetic studies, 128 px, width 0.5) in about 10
-    minutes on 2 CPU cores: 24 epochs of about 25 s (45 CPU seconds) each, 610 s in all in
-    the last make demo.
+    The defaults train the demo (300 synthetic studies, 128 px, width 0.5) in 24 epochs of 60
+    steps. How long an epoch takes depends on the CPU far more than on its core count: the
+    README's demo block gives the last measured times (``benchmarks/demo_time.py``,
+    ``benchmarks/train_step.py``).
     """
 
     epochs: int = 24
