@@ -16,7 +16,7 @@ import click
 from ich_edge.cli.conventions import Command, list_option, result_options
 from converters import RECIPES
 from ich_edge import LABELS
-from ich_edge.training.parity_gates import DEPLOYMENT_GATES, EvidenceRule
+from ich_edge.training.parity.gates import DEPLOYMENT_GATES, EvidenceRule
 
 
 def _recipe_defaults(gate: str, percent: bool = False) -> str:
@@ -156,7 +156,7 @@ def _echo_and_write(report: dict, curves, folders: list[Path], json_files: list[
     """Print the report (JSON on stdout with --json, else the summary) and its notes; write every --out."""
     import json
 
-    from ich_edge.training.parity_report import format_summary, write_outputs
+    from ich_edge.training.parity.report import format_summary, write_outputs
 
     if as_json:
         click.echo(json.dumps(report, indent=2))
