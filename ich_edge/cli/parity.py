@@ -16,7 +16,7 @@ import click
 from ich_edge.cli.conventions import Command, list_option, result_options
 from converters import RECIPES
 from ich_edge import LABELS
-from ich_edge.training.parity.gates import DEPLOYMENT_GATES, EvidenceRule
+from ich_edge.training.parity import DEPLOYMENT_GATES, EvidenceRule
 
 
 def _recipe_defaults(gate: str, percent: bool = False) -> str:
@@ -116,6 +116,7 @@ def command(
     INSUFFICIENT (too few held-out studies, or positive studies of a gated label, to judge).
     """
     from ich_edge.training.parity import ParityConfig, run_parity
+    from ich_edge.training.run_dir import RunDir
 
     deployment = {
         "max_auc_drop": deployment_max_auc_drop,
@@ -130,8 +131,10 @@ def command(
         evidence=EvidenceRule(min_studies, min_positive_studies, tuple(dict.fromkeys(gated_labels))),
     )
     folders, json_files = _report_targets(outs, force)
-    report, curves = run_parity(reference_dir, tflite_paths, data, config,
-                                progress=lambda line: click.echo(line, err=True), converted_from=converted_from)
+    reference = RunDir.open(reference_dir)  # each folder read once, passed down
+    sources = tuple(RunDir.open(folder) for folder in converted_from)
+    report, curves = run_parity(reference, tflite_paths, data, config,
+                                progress=lambda line: click.echo(line, err=True), converted_from=sources)
     _echo_and_write(report, curves, folders, json_files, as_json)
     _raise_unless_pass(report, min_studies, min_positive_studies)
 
