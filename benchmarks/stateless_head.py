@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     from ich_edge.runtime.bench.envelope import write_result
     from ich_edge.runtime.bench.report import format_table
     from converters.convert import ConvertConfig, convert_runs
-    from ich_edge.training.qat import is_quantized_run, load_any_run
+    from ich_edge.training.run_dir import RunDir
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -127,13 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     files: dict[tuple[str, str], Path] = {}
     with tempfile.TemporaryDirectory(prefix="stateless_head_") as scratch:
         scratch = Path(scratch)
-        for written in convert_runs(args.run_dirs, args.data, scratch / "stateless", ConvertConfig(), log=lambda _: None):
+        run_dirs = [RunDir.open(folder) for folder in args.run_dirs]  # each folder read once
+        for written in convert_runs(run_dirs, args.data, scratch / "stateless", ConvertConfig(), log=lambda _: None):
             files[("stateless", written["precision"])] = Path(written["path"])
-        for run_dir in args.run_dirs:
-            quantized = is_quantized_run(run_dir)
+        for run_dir in run_dirs:
+            quantized = run_dir.quantized
             recipes = select_recipes(("all",), not quantized, quantized)
             recipes = [r for r in recipes if r.needs_qat == quantized]
-            run = load_any_run(run_dir)
+            run = run_dir.load_keras()
             for name, path in fused_files(run, recipes, args.data, scratch / "fused", log).items():
                 files[("fused", name)] = path
         config = BenchConfig(threads=(args.threads,), backends=("xnnpack",), runs=args.runs, rounds=args.rounds)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from converters.calibration import DEFAULT_CALIBRATION_WINDOWS, calibration_set, representative_dataset
-from converters.describe import describe_model, read_optional_json
+from converters.describe import describe_model
 from converters.graph import check_graph, run_converter, save_deployable
 from converters.recipe import ConvertOptions, Recipe
 from converters.registry import select_recipes
@@ -100,17 +100,15 @@ def write_model(path: str | Path, tflite_bytes: bytes, description: dict, force:
     return path
 
 
-def _training_series(series_list, run, log):
-    """The run's training studies in the cache (calibration data); all series if none match."""
-    from ich_edge.training.data import Split, select_studies
-    from ich_edge.training.run import SPLIT_FILE
+def _training_series(series_list, run_dir, log):
+    """The training studies of ``run_dir`` (a RunDir) in the cache (calibration data); all series if none match."""
+    from ich_edge.training.data import select_studies
 
-    split_data = read_optional_json(Path(run.path) / SPLIT_FILE)
-    if split_data:
-        chosen = select_studies(series_list, Split.from_dict(split_data).train_studies)
+    if run_dir.split is not None:
+        chosen = select_studies(series_list, run_dir.split.train_studies)
         if chosen:
             return chosen
-    log(f"note: the cache holds none of {run.path}'s training studies; calibrating on all its series")
+    log(f"note: the cache holds none of {run_dir.path}'s training studies; calibrating on all its series")
     return series_list
 
 
@@ -127,7 +125,8 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
 
     Parameters
     ----------
-    model_dirs : one float RUN_DIR (``ich-edge train``), one QAT_DIR (``ich-edge qat``), or both.
+    model_dirs : one float RUN_DIR (``ich-edge train``), one QAT_DIR (``ich-edge qat``), or both: each
+        a :class:`~ich_edge.training.run_dir.RunDir` opened once by the caller (or its path, opened here).
     data : prepared cache for calibration (needed by int8 and qat-int8), else None.
     out : output folder (created).
     config : precisions, calibration windows, I/O type, force, seed.
@@ -138,12 +137,11 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
     list of dict
         Per file: precision, path, size_bytes, seconds, source, io.
     """
-    from ich_edge.training.qat import is_quantized_run, load_any_run
+    from ich_edge.training.run_dir import RunDir
 
-    dirs = [Path(d) for d in model_dirs]
-    quantized = {d: is_quantized_run(d) for d in dirs}
-    float_dirs = [d for d in dirs if not quantized[d]]
-    qat_dirs = [d for d in dirs if quantized[d]]
+    dirs = [RunDir.of(d) for d in model_dirs]
+    float_dirs = [d for d in dirs if not d.quantized]
+    qat_dirs = [d for d in dirs if d.quantized]
     if len(float_dirs) > 1 or len(qat_dirs) > 1:
         raise ConfigError("pass at most one float RUN_DIR and one QAT_DIR as --model")
     recipes = select_recipes(config.precisions, bool(float_dirs), bool(qat_dirs))
@@ -169,19 +167,19 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
     results = []
     scores: dict = {}  # the Keras models' scores on the judged studies: shared by every search of this call
     for source in float_dirs + qat_dirs:
-        group = [r for r in recipes if r.needs_qat == quantized[source]]
+        group = [r for r in recipes if r.needs_qat == source.quantized]
         if not group:
             continue
-        run = load_any_run(source)
+        run = source.load_keras()
         calibration = None
         if any(r.needs_calibration for r in group):
-            series = _training_series(_load_cache_series(data, [run]), run, log)
+            series = _training_series(_load_cache_series(data, [run]), source, log)
             t0 = time.monotonic()
             calibration = calibration_set(run.encoder, series, run.sequence_config, config.calibration_windows, config.seed)
             log(f"calibration: {calibration.num_windows} windows, {calibration.num_slices} slices ({time.monotonic() - t0:.1f} s)")
         with tempfile.TemporaryDirectory(prefix="ich_edge_export_") as scratch:
             saved = save_deployable(run.encoder, run.head, run.sequence_config.window_slices, Path(scratch) / "saved_model")
-            layered = _Layered(run, saved, calibration, data, float_dirs[0] if float_dirs else None, config, log, scores)
+            layered = _Layered(source, saved, calibration, data, float_dirs[0] if float_dirs else None, config, log, scores)
             for recipe in group:
                 results.append(_convert_one(run, recipe, saved, calibration, ios[recipe.name], out, config.force, log, layered))
     return results
@@ -191,24 +189,25 @@ def _searchable(recipes: list, config: ConvertConfig, float_dirs: list, log) -> 
     """``all`` leaves out int8-mixed's automatic search where it cannot judge (no float run with a
     split.json, e.g. an imported model), with a note; a named ``int8-mixed`` is refused later instead."""
     from converters.int8_mixed import NAME as MIXED
-    from ich_edge.training.run import SPLIT_FILE
 
     named = MIXED in config.precisions
-    judgeable = bool(float_dirs) and (Path(float_dirs[0]) / SPLIT_FILE).is_file()
+    judgeable = bool(float_dirs) and float_dirs[0].split_data is not None
     if named or judgeable or config.keep_float != ("auto",) or MIXED not in [r.name for r in recipes]:
         return recipes
     log(f"note: {MIXED} is left out: its float-layer search judges on the run's training cache (split.json), and "
-        f"{float_dirs[0] if float_dirs else 'no float RUN_DIR'} has no split.json; name the layers with --keep-float")
+        f"{float_dirs[0].path if float_dirs else 'no float RUN_DIR'} has no split.json; name the layers with --keep-float")
     return [r for r in recipes if r.name != MIXED]
 
 
 class _Layered:
     """One source run's calibrated graph (made once, on first use) and the per-layer work on it:
-    the layer report of an integer file and int8-mixed's selective quantization (:mod:`converters.mixed`)."""
+    the layer report of an integer file and int8-mixed's selective quantization (:mod:`converters.mixed`).
+    ``source`` and ``float_dir`` are RunDirs (:class:`ich_edge.training.run_dir.RunDir`), opened once."""
 
-    def __init__(self, run, saved: Path, calibration, data, float_dir, config: ConvertConfig, log,
+    def __init__(self, source, saved: Path, calibration, data, float_dir, config: ConvertConfig, log,
                  scores: dict | None = None) -> None:
-        self.run, self.saved, self.calibration, self.data, self.config, self.log = run, saved, calibration, data, config, log
+        self.source, self.saved, self.calibration, self.data, self.config, self.log = source, saved, calibration, data, config, log
+        self.run = source.load_keras()  # loaded once per RunDir: the Run convert_runs holds
         self.float_dir = float_dir  # the validated float RUN_DIR: the deployment reference of the search
         self.scores = {} if scores is None else scores  # Keras scores kept between judge calls (run_parity)
         self._calibrated = None
@@ -224,17 +223,15 @@ class _Layered:
     def judge(self, recipe: Recipe, options: ConvertOptions):
         """Parity on the run's validation studies (None without a float RUN_DIR or split)."""
         from converters.mixed import Judge
-        from ich_edge.training.run import SPLIT_FILE
 
-        if self.float_dir is None or self.data is None or not (Path(self.run.path) / SPLIT_FILE).is_file():
+        if self.float_dir is None or self.data is None or self.source.split_data is None:
             return None
-        quantized = bool(self.run.config.get("quantized"))
 
         def describe(payload: bytes) -> bytes:
             summary = op_summary(payload)
             return embed_description(payload, describe_model(self.run, recipe, options, payload, summary, self.calibration))
 
-        return Judge(Path(self.float_dir), Path(self.data), describe, converted_from=(Path(self.run.path),) if quantized else (),
+        return Judge(self.float_dir, Path(self.data), describe, converted_from=(self.source,) if self.source.quantized else (),
                      memo=self.scores)
 
     def mixed(self, recipe: Recipe, options: ConvertOptions) -> tuple[bytes, dict]:

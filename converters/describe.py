@@ -55,7 +55,8 @@ def signature_details(tflite_bytes: bytes) -> dict:
 def describe_model(run, recipe: Recipe, options: ConvertOptions, tflite_bytes: bytes, summary: dict, calibration) -> dict:
     """The description embedded in the file (see :mod:`ich_edge.runtime.description`)."""
     config = run.config
-    report = read_optional_json(run.path / "report.json")
+    run_dir = getattr(run, "run_dir", None)  # the RunDir it was loaded from: report.json read once there
+    report = run_dir.report if run_dir is not None else read_optional_json(run.path / "report.json")
     data = dict(config.get("data", {}))
     cache = data.get("cache")
     return {

@@ -2,7 +2,7 @@
 
 from converters.recipe import Recipe, builtin_ops
 from ich_edge.precisions import DYNAMIC
-from ich_edge.training.parity_gates import CONVERSION_GATES
+from ich_edge.training.parity.gates import CONVERSION_GATES
 
 
 def configure(converter, options) -> None:

@@ -9,7 +9,7 @@ same conversion as one converter call.
 
 from converters.recipe import Recipe, builtin_ops, integer_io
 from ich_edge.precisions import INT8
-from ich_edge.training.parity_gates import CONVERSION_GATES
+from ich_edge.training.parity.gates import CONVERSION_GATES
 
 
 def configure(converter, options) -> None:

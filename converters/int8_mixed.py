@@ -12,7 +12,7 @@ DEQUANTIZE/QUANTIZE pair at each border, and store their weights as int8
 from converters import int8
 from converters.recipe import Recipe
 from ich_edge.precisions import INT8_MIXED
-from ich_edge.training.parity_gates import CONVERSION_GATES
+from ich_edge.training.parity.gates import CONVERSION_GATES
 
 NAME = INT8_MIXED
 

@@ -50,10 +50,11 @@ class Judge:
     thresholds, sequence) so that parity reads it like any converted file.
     """
 
-    run_dir: Path
+    #: The validated float RUN_DIR: a :class:`~ich_edge.training.run_dir.RunDir` opened once (or its path).
+    run_dir: object
     data: Path
     describe: object
-    converted_from: tuple = ()
+    converted_from: tuple = ()  # RunDirs (or paths) of the QAT source
     threads: int = 2
     #: The Keras models' scores, kept between calls (every call judges the same studies).
     memo: dict = field(default_factory=dict)

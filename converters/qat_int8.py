@@ -13,7 +13,7 @@ RUN_DIR is given to judge against. ``--keep-float none`` gives the all-integer f
 from converters import int8
 from converters.recipe import Recipe
 from ich_edge.precisions import QAT_INT8
-from ich_edge.training.parity_gates import CONVERSION_GATES
+from ich_edge.training.parity.gates import CONVERSION_GATES
 
 RECIPE = Recipe(
     name=QAT_INT8,

@@ -53,7 +53,7 @@ class Recipe:
     parity : gates for ``ich-edge parity`` against the Keras model: ``max_abs_diff`` (largest
         |p_tflite - p_keras|) for fp32, ``max_auc_drop`` and ``min_agreement`` (study level,
         every label) for reduced precisions; the row of
-        :data:`ich_edge.training.parity_gates.CONVERSION_GATES` (the training tier owns the
+        :data:`ich_edge.training.parity.gates.CONVERSION_GATES` (the training tier owns the
         table, so that it never imports ``converters``).
     keeps_float : an integer recipe that keeps float only the layer groups where int8 breaks
         parity (``--keep-float auto``: searched on the training cache, :mod:`converters.mixed`;

@@ -6,7 +6,7 @@ positive is a much weaker statement than one on the defaults. The defaults live 
 numpy, no TensorFlow) so that parity (training tier), which records them in its report, and
 ``assets`` (runtime tier), which refuses to ship a verdict judged below them unless told to
 (``--allow-weak-evidence``) and states them in manifest.json and README.md, read one rule.
-Why these numbers: :mod:`ich_edge.training.parity_gates`.
+Why these numbers: :mod:`ich_edge.training.parity.gates`.
 """
 
 from __future__ import annotations

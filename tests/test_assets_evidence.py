@@ -38,7 +38,7 @@ def test_below_defaults_names_each_shortfall():
 
 
 def test_the_parity_report_records_the_minimums_used():
-    from ich_edge.training.parity_gates import EvidenceRule, assess_evidence
+    from ich_edge.training.parity.gates import EvidenceRule, assess_evidence
 
     y = np.zeros((8, len(LABELS)), np.int64)
     y[:2] = 1

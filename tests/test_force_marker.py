@@ -83,7 +83,7 @@ def test_prepare_refuses_a_folder_of_user_files_with_and_without_force(tmp_path,
 
 
 def test_parity_and_train_outputs_carry_the_marker(tmp_path):
-    from ich_edge.training.parity_report import write_outputs
+    from ich_edge.training.parity.report import write_outputs
 
     report = {"verdict": "PASS", "models": [], "notes": []}
     try:

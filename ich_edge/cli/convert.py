@@ -51,12 +51,15 @@ def command(models, precisions, data, out, calibration_windows, io, seed, keep_f
     files also get <file>.layers.json: which layers cost accuracy, worst first.
     """
     from converters.convert import ConvertConfig, convert_runs
+    from ich_edge.training.run_dir import RunDir
 
     fields = {"precisions": precisions, "io": io, "force": force, "seed": seed, "keep_float": tuple(keep_float),
               "layer_report": not no_layer_report, "float_weights": float_weights}
     if calibration_windows is not None:
         fields["calibration_windows"] = calibration_windows
-    results = convert_runs(models, data, out, ConvertConfig(**fields), log=click.echo)
+    convert_config = ConvertConfig(**fields)
+    run_dirs = [RunDir.open(model) for model in models]  # each folder read once, passed down
+    results = convert_runs(run_dirs, data, out, convert_config, log=click.echo)
     reference = next((r["size_bytes"] for r in results if r["precision"] == FP32), None)
     click.echo(f"{'precision':<10} {'size KiB':>9} {'x fp32':>7} {'seconds':>8}  file")
     for r in results:

@@ -14,7 +14,7 @@ import click
 from ich_edge.cli.conventions import list_option, result_options
 from converters import RECIPES
 from ich_edge import LABELS
-from ich_edge.training.parity_gates import DEPLOYMENT_GATES, EvidenceRule
+from ich_edge.training.parity import DEPLOYMENT_GATES, EvidenceRule
 
 
 def _recipe_defaults(gate: str, percent: bool = False) -> str:
@@ -115,6 +115,7 @@ def command(
     INSUFFICIENT (too few held-out studies, or positive studies of a gated label, to judge).
     """
     from ich_edge.training.parity import ParityConfig, run_parity
+    from ich_edge.training.run_dir import RunDir
 
     deployment = {
         "max_auc_drop": deployment_max_auc_drop,
@@ -129,8 +130,10 @@ def command(
         evidence=EvidenceRule(min_studies, min_positive_studies, tuple(dict.fromkeys(gated_labels))),
     )
     folders, json_files = _report_targets(outs, force)
-    report, curves = run_parity(reference_dir, tflite_paths, data, config,
-                                progress=lambda line: click.echo(line, err=True), converted_from=converted_from)
+    reference = RunDir.open(reference_dir)  # each folder read once, passed down
+    sources = tuple(RunDir.open(folder) for folder in converted_from)
+    report, curves = run_parity(reference, tflite_paths, data, config,
+                                progress=lambda line: click.echo(line, err=True), converted_from=sources)
     _echo_and_write(report, curves, folders, json_files, as_json)
     _raise_unless_pass(report, min_studies, min_positive_studies)
 
@@ -155,7 +158,7 @@ def _echo_and_write(report: dict, curves, folders: list[Path], json_files: list[
     """Print the report (JSON on stdout with --json, else the summary) and its notes; write every --out."""
     import json
 
-    from ich_edge.training.parity_report import format_summary, write_outputs
+    from ich_edge.training.parity.report import format_summary, write_outputs
 
     if as_json:
         click.echo(json.dumps(report, indent=2))

@@ -49,7 +49,8 @@ from ich_edge.training import loop
 from ich_edge.training import report as report_lib
 from ich_edge.training import run as run_lib
 from ich_edge.training.keras import keras, quantization_api, tf
-from ich_edge.training.model import ModelConfig, build_cnn_lstm, build_head, build_model
+from ich_edge.training.model import build_cnn_lstm, build_head
+from ich_edge.training.run_load import build_qat_model, quantize_encoder  # noqa: F401 (build_qat_model re-exported)
 from ich_edge.training.train import TrainConfig, study_loss, training_loss, weighted_bce
 
 DEFAULT_EPOCHS = 3
@@ -108,60 +109,23 @@ class QatConfig:
         return asdict(self)
 
 
-def quantize_encoder(encoder):
-    """The slice encoder with TFMOT fake-quant (default 8-bit scheme), weights copied."""
-    try:
-        return quantization_api().quantize_model(encoder)
-    except (ValueError, RuntimeError) as err:
-        raise ModelError(
-            f"the slice encoder cannot be quantized by tensorflow-model-optimization ({err}); "
-            "QAT supports the edge and mobilenetv2 backbones of ich_edge.training.model"
-        ) from err
+def load_qat_run(qat_dir: run_lib.RunDir | str | Path) -> run_lib.Run:
+    """Load a QAT_DIR (opened, or its path): the QAT CNN-LSTM rebuilt from config.json, model.keras's
+    weights loaded (:meth:`ich_edge.training.run_dir.RunDir.load_keras`)."""
+    run_dir = run_lib.RunDir.of(qat_dir)
+    if not run_dir.quantized:
+        raise ModelError(f"{run_dir.path} is a float run (quantized: false); load it with ich_edge.training.run.load_run")
+    return run_dir.load_keras()
 
 
-def build_qat_model(model_config: ModelConfig, window_slices: int):
-    """A fresh QAT CNN-LSTM: ``(qat_encoder, head, model)`` (the layout :func:`load_qat_run` reads)."""
-    encoder, head, _ = build_model(model_config, window_slices)
-    qat_encoder = quantize_encoder(encoder)
-    return qat_encoder, head, build_cnn_lstm(qat_encoder, head, window_slices)
-
-
-def load_qat_run(qat_dir: str | Path) -> run_lib.Run:
-    """Load a QAT_DIR: rebuild the QAT CNN-LSTM from config.json and load model.keras's weights."""
-    qat_dir = Path(qat_dir)
-    config = run_lib.read_json(qat_dir / run_lib.CONFIG_FILE, "not a QAT_DIR written by `ich-edge qat`")
-    if not config.get("quantized"):
-        raise ModelError(f"{qat_dir} is a float run (quantized: false); load it with ich_edge.training.run.load_run")
-    model_config, sequence_config, preprocess_config = run_lib.parse_run_config(
-        config, qat_dir / run_lib.CONFIG_FILE, "run `ich-edge qat` again"
-    )
-    model_path = qat_dir / run_lib.MODEL_FILE
-    if not model_path.is_file():
-        raise ModelError(f"{model_path} is missing; run `ich-edge qat --out {qat_dir}` again")
-    if config.get("import"):  # an imported run: the architecture is the user's (kept beside model.keras)
-        from ich_edge.training.importer.quantize import FLOAT_MODEL_FILE, load_imported_qat_model
-
-        encoder, head, model = load_imported_qat_model(qat_dir / FLOAT_MODEL_FILE, sequence_config.window_slices)
-    else:
-        encoder, head, model = build_qat_model(model_config, sequence_config.window_slices)
-    try:
-        model.load_weights(model_path)
-    except (OSError, ValueError, KeyError) as err:
-        raise ModelError(f"{model_path} does not match the QAT architecture in config.json ({err})") from err
-    thresholds_path = qat_dir / run_lib.THRESHOLDS_FILE
-    thresholds = run_lib.read_json(thresholds_path, "thresholds") if thresholds_path.is_file() else None
-    return run_lib.Run(qat_dir, config, model_config, sequence_config, preprocess_config, encoder, head, model, thresholds)
-
-
-def is_quantized_run(run_dir: str | Path) -> bool:
+def is_quantized_run(run_dir: run_lib.RunDir | str | Path) -> bool:
     """True for a QAT_DIR (config.json says ``"quantized": true``)."""
-    config = run_lib.read_json(Path(run_dir) / run_lib.CONFIG_FILE, "not a run folder written by `ich-edge train` or `ich-edge qat`")
-    return bool(config.get("quantized", False))
+    return run_lib.RunDir.of(run_dir).quantized
 
 
-def load_any_run(run_dir: str | Path) -> run_lib.Run:
-    """A float RUN_DIR (``run.load_run``) or a QAT_DIR (:func:`load_qat_run`)."""
-    return load_qat_run(run_dir) if is_quantized_run(run_dir) else run_lib.load_run(run_dir)
+def load_any_run(run_dir: run_lib.RunDir | str | Path) -> run_lib.Run:
+    """A float RUN_DIR, an imported one or a QAT_DIR (:meth:`ich_edge.training.run_dir.RunDir.load_keras`)."""
+    return run_lib.RunDir.of(run_dir).load_keras()
 
 
 class _KeepBest(loop.EpochLog):
@@ -227,9 +191,10 @@ def _comparison_markdown(float_section: dict, qat_section: dict, epochs_run: int
     return "\n".join(lines)
 
 
-def _check_out(model_dir: Path, out: Path, force: bool) -> None:
+def _check_out(float_dir: run_lib.RunDir, out: Path, force: bool) -> None:
     """Refuse a QAT_DIR as source, ``out`` equal to the source, a file, or an existing model without ``force``."""
-    if is_quantized_run(model_dir):
+    model_dir = float_dir.path
+    if float_dir.quantized:
         raise ConfigError(f"{model_dir} is already a QAT_DIR; pass the float RUN_DIR of `ich-edge train`")
     if out.resolve() == model_dir.resolve():
         raise ConfigError("--out must be a new folder, not the float RUN_DIR (it would overwrite model.keras)")
@@ -238,14 +203,16 @@ def _check_out(model_dir: Path, out: Path, force: bool) -> None:
     refuse_existing(out, force, "qat --out")
 
 
-def _split(model_dir: Path, float_run, data, seed: int, log) -> data_lib.Split:
+def _split(float_dir: run_lib.RunDir, data, seed: int, log) -> data_lib.Split:
     """The float run's split.json; an imported run has none: a new split of the cache
     (:data:`ich_edge.training.loop.VAL_FRACTION` validation)."""
-    if float_run.config.get("import") and not (model_dir / run_lib.SPLIT_FILE).is_file():
+    if float_dir.split is None and float_dir.config.get("import"):
         split = data_lib.split_studies(Cache.open(data).load_all(), loop.VAL_FRACTION, seed)
-        log(f"note: {model_dir} has no split.json (imported model); validating on {len(split.val_studies)} studies of {data}")
+        log(f"note: {float_dir.path} has no split.json (imported model); validating on {len(split.val_studies)} studies of {data}")
         return split
-    return data_lib.Split.from_dict(run_lib.read_json(model_dir / run_lib.SPLIT_FILE, "split.json of the run"))
+    if float_dir.split is None:
+        raise ModelError(f"{float_dir.path / run_lib.SPLIT_FILE} is missing: split.json of the run; train again into a new --out")
+    return float_dir.split
 
 
 def _train_config(float_run, config: QatConfig) -> TrainConfig:
@@ -497,9 +464,10 @@ def qat(
     strategy = distribute.choose_strategy()  # first: the multi-worker runtime must start before other TF work
     t0 = time.monotonic()
     model_dir, out = Path(model_dir), Path(out)
-    _check_out(model_dir, out, force)
-    float_run = run_lib.load_run(model_dir)
-    split = _split(model_dir, float_run, data, config.seed, log)
+    float_dir = run_lib.RunDir.open(model_dir)  # the float run's files, read once
+    _check_out(float_dir, out, force)
+    float_run = float_dir.load_keras()
+    split = _split(float_dir, data, config.seed, log)
     train_series, val_series = _series(data, float_run, split)
     train_config = _train_config(float_run, config)
     log(

@@ -9,7 +9,7 @@ import pytest
 
 from converters import ALL, RECIPES, ConvertOptions, get_recipe, select_recipes
 from ich_edge.errors import ConfigError
-from ich_edge.training.parity_gates import CONVERSION_GATES
+from ich_edge.training.parity.gates import CONVERSION_GATES
 
 
 def test_table_lists_the_six_precisions_in_order():

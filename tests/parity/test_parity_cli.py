@@ -131,7 +131,7 @@ def test_old_spelling_reference_qat_dir_resolves_to_its_float_run(tiny_run, tmp_
     qat_dir.mkdir()
     (qat_dir / "config.json").write_text(json.dumps({"quantized": True, "qat": {"source_run": str(run_dir)}}))
     reference, sources, notes = parity.resolve_references(qat_dir)
-    assert reference == run_dir and sources == [qat_dir] and "deployment against" in notes[0]
+    assert reference.path == run_dir and [s.path for s in sources] == [qat_dir] and "deployment against" in notes[0]
     (qat_dir / "config.json").write_text(json.dumps({"quantized": True, "qat": {"source_run": str(tmp_path / "gone")}}))
     with pytest.raises(ConfigError, match="--reference RUN_DIR --converted-from QAT_DIR"):
         parity.resolve_references(qat_dir)

@@ -9,8 +9,8 @@ from ich_edge import LABELS
 from ich_edge.errors import ConfigError
 from ich_edge.metrics import roc_auc
 from ich_edge.training.parity import Level, ParityConfig, ParityGates, compare_level, recipe_gates
-from ich_edge.training.parity_gates import DEPLOYMENT_GATES, EvidenceRule, assess_evidence, check_gates, combine
-from ich_edge.training.parity_stats import bootstrap_level, study_weights, weighted_auc
+from ich_edge.training.parity.gates import DEPLOYMENT_GATES, EvidenceRule, assess_evidence, check_gates, combine
+from ich_edge.training.parity.stats import bootstrap_level, study_weights, weighted_auc
 
 
 def test_weighted_auc_equals_roc_auc_on_resampled_rows():

@@ -49,10 +49,9 @@ def quantize_imported_encoder(encoder) -> tuple[object, list[str]]:
     return quantized, left
 
 
-def load_imported_qat_model(float_model_path, window_slices: int):
-    """``(qat_encoder, head, model)`` rebuilt from the float model kept in the QAT_DIR."""
-    from ich_edge.training.run import load_model_file
-
-    encoder, head = split_model(load_model_file(float_model_path))
+def load_imported_qat_model(float_model, window_slices: int):
+    """``(qat_encoder, head, model)`` rebuilt from the float model kept in the QAT_DIR (loaded Keras model;
+    :func:`ich_edge.training.run_load.load_models` loads it)."""
+    encoder, head = split_model(float_model)
     qat_encoder, _ = quantize_imported_encoder(encoder)
     return qat_encoder, head, build_cnn_lstm(qat_encoder, head, window_slices)

@@ -139,7 +139,7 @@ def format_markdown(report: dict) -> str:
         "the model does not.",
         "- Two questions: **conversion** (the file against the Keras model it was converted from; gates from the "
         "precision recipe) and **deployment** (the file against the validated float model; gates of "
-        "`ich_edge.training.parity_gates.DEPLOYMENT_GATES`, reasoning in that module).",
+        "`ich_edge.training.parity.gates.DEPLOYMENT_GATES`, reasoning in that module).",
         "",
         "## Verdicts",
         "",

@@ -4,7 +4,7 @@ A quantized model that is fast on the phone but quietly lost sensitivity to one 
 worse than no model. Parity runs the Keras models and every ``.tflite`` on the same
 held-out studies, whole studies through the deployment rule (encode every slice once,
 classify windows, stitch; study = max over slices), and asks two questions of each file
-(:mod:`ich_edge.training.parity_gates` says which, their gates and the minimum evidence):
+(:mod:`ich_edge.training.parity.gates` says which, their gates and the minimum evidence):
 conversion parity against the Keras model it was converted from, and deployment parity
 against the validated float model of RUN_DIR. Both use the same statistics, per label at
 slice and study level:
@@ -30,104 +30,17 @@ import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.errors import ConfigError
-from ich_edge.metrics import RSNA_LABEL_WEIGHTS, roc_auc, rsna_log_loss
+from ich_edge.metrics import RSNA_LABEL_WEIGHTS
 from ich_edge.precisions import QAT_INT8
-from ich_edge.training.parity_gates import (
-    CONVERSION, DEPLOYMENT, DEPLOYMENT_GATES, EvidenceRule, ParityGates, assess_evidence, check_gates, combine,
-    gates_for, recipe_gates,
+from ich_edge.training.parity.compare import Level, compare_level
+from ich_edge.training.parity.gates import (
+    CONVERSION, DEPLOYMENT, DEPLOYMENT_GATES, EvidenceRule, ParityGates, assess_evidence, check_gates, combine, gates_for,
 )
-from ich_edge.training.parity_stats import CI_LEVEL, bootstrap_level
-
-__all__ = ["ParityGates", "DEPLOYMENT_GATES", "EvidenceRule", "gates_for", "recipe_gates", "check_gates", "run_parity"]
-
-
-# --- comparison -----------------------------------------------------------------------------
+from ich_edge.training.parity.stats import CI_LEVEL
+from ich_edge.training.run_dir import IMPORTED, SPLIT_FILE, RunDir
 
 
-def _none(value: float) -> float | None:
-    return None if value is None or np.isnan(value) else float(value)
-
-
-def _rate(calls: np.ndarray, among: np.ndarray) -> float | None:
-    """Share of ``calls`` among the rows in ``among`` (sensitivity, specificity); None without rows."""
-    return float(calls[among].mean()) if among.any() else None
-
-
-def _label_log_loss(y: np.ndarray, p: np.ndarray, eps: float = 1e-7) -> float:
-    p = np.clip(np.asarray(p, np.float64), eps, 1.0 - eps)
-    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()) if len(y) else float("nan")
-
-
-@dataclass(frozen=True)
-class Level:
-    """Truth, per-model scores and study groups of one level (``slice`` or ``study``); columns ``labels``."""
-
-    name: str
-    y_true: np.ndarray
-    groups: np.ndarray
-    n_groups: int
-    reference: np.ndarray
-    variants: list = field(default_factory=list)
-    labels: tuple[str, ...] = LABELS
-
-
-def compare_level(level: Level, ref_thresholds: dict, var_thresholds: list[dict], replicates: int, seed: int) -> dict:
-    """Per-label comparison of each variant with the reference at one level (see module doc)."""
-    y, labels = level.y_true.astype(np.int64), level.labels
-    boot = bootstrap_level(y, level.reference, level.variants, level.groups, level.n_groups, replicates, seed, labels)
-    ref_auc = {label: roc_auc(y[:, i], level.reference[:, i]) for i, label in enumerate(labels)}
-    reference = {
-        "n": int(len(y)),
-        "positives": {label: int(y[:, i].sum()) for i, label in enumerate(labels)},
-        "rsna_log_loss": _none(rsna_log_loss(y, level.reference, labels=labels)) if len(y) else None,
-        "labels": {
-            label: {
-                "auc": _none(ref_auc[label]),
-                "auc_ci95": boot["reference"][label],
-                "log_loss": _none(_label_log_loss(y[:, i], level.reference[:, i])),
-                "threshold": float(ref_thresholds[label]),
-                "sensitivity": _rate(level.reference[:, i] >= ref_thresholds[label], y[:, i] == 1),
-                "specificity": _rate(level.reference[:, i] < ref_thresholds[label], y[:, i] == 0),
-            }
-            for i, label in enumerate(labels)
-        },
-    }
-    variants = []
-    for k, (scores, thresholds) in enumerate(zip(level.variants, var_thresholds)):
-        entries = {}
-        for i, label in enumerate(labels):
-            diff = np.abs(scores[:, i].astype(np.float64) - level.reference[:, i])
-            ref_call = level.reference[:, i] >= ref_thresholds[label]
-            var_call = scores[:, i] >= thresholds[label]
-            auc = roc_auc(y[:, i], scores[:, i])
-            truth = y[:, i] == 1
-            entries[label] = {
-                "auc": _none(auc),
-                "auc_ci95": boot["variants"][k][label]["auc"],
-                "auc_delta": _none(auc - ref_auc[label]),
-                "auc_delta_ci95": boot["variants"][k][label]["delta"],
-                "log_loss": _none(_label_log_loss(y[:, i], scores[:, i])),
-                "max_abs_diff": float(diff.max()) if diff.size else None,
-                "mean_abs_diff": float(diff.mean()) if diff.size else None,
-                "threshold": float(thresholds[label]),
-                "agreement": float((ref_call == var_call).mean()) if diff.size else None,
-                "lost_positives": int((ref_call & ~var_call).sum()),
-                "new_positives": int((~ref_call & var_call).sum()),
-                "lost_detections": int((truth & ref_call & ~var_call).sum()),
-                "gained_detections": int((truth & ~ref_call & var_call).sum()),
-                "sensitivity": _rate(var_call, truth),
-                "specificity": _rate(~var_call, ~truth),
-                "reference_sensitivity": _rate(ref_call, truth),
-                "reference_specificity": _rate(~ref_call, ~truth),
-            }
-        variants.append({"rsna_log_loss": _none(rsna_log_loss(y, scores, labels=labels)) if len(y) else None, "labels": entries})
-    return {"reference": reference, "variants": variants}
-
-
-# --- running it -----------------------------------------------------------------------------
-
-#: Names of the CLI's conversion gate overrides, and of its deployment ones (``--deployment-...``).
-CONVERSION_OVERRIDES = ("max_abs_diff", "max_auc_drop", "min_agreement")
+#: Names of the CLI's deployment gate overrides (``--deployment-...``), by :class:`ParityGates` field.
 DEPLOYMENT_OVERRIDES = ("max_auc_drop", "max_auc_drop_ci95", "min_agreement", "max_lost_detections")
 
 
@@ -191,40 +104,34 @@ class ParityConfig:
         return {**asdict(self), "evidence": {**asdict(self.evidence), "gated_labels": list(self.evidence.gated_labels)}}
 
 
-def load_reference(run_dir):
-    """Load a RUN_DIR, or a QAT_DIR (``"quantized": true``), with the QAT helper's loader.
+def load_reference(run_dir: RunDir | str | Path):
+    """The Keras run of a RUN_DIR or a QAT_DIR (:meth:`RunDir.load_keras`; a RunDir, or its path).
 
     An imported RUN_DIR (``ich-edge import``) is represented by the user's original model file.
     """
-    from pathlib import Path
+    from ich_edge.training.importer.reference import load_original_reference
 
-    from ich_edge.training.importer.reference import is_imported_run, load_original_reference
-    from ich_edge.training.qat import load_any_run
-    from ich_edge.training.run import CONFIG_FILE, read_json
-
-    if is_imported_run(read_json(Path(run_dir) / CONFIG_FILE, "not a run folder")):
-        return load_original_reference(run_dir)
-    return load_any_run(run_dir)
+    run_dir = RunDir.of(run_dir)
+    return load_original_reference(run_dir) if run_dir.kind == IMPORTED else run_dir.load_keras()
 
 
-def select_series(series_list: list, run_dir, studies: str) -> tuple[list, str]:
-    """The held-out series of ``series_list`` for the run in ``run_dir``, and a sentence saying which."""
-    from ich_edge.training.data import Split, select_studies
-    from ich_edge.training.run import SPLIT_FILE, read_json
+def select_series(series_list: list, run_dir: RunDir | str | Path, studies: str) -> tuple[list, str]:
+    """The held-out series of ``series_list`` for the run ``run_dir`` (its split.json), and a sentence saying which."""
+    from ich_edge.training.data import select_studies
 
+    run_dir = RunDir.of(run_dir)
     in_cache = {s.study_uid for s in series_list}
     if studies == "all":
         return series_list, f"all {len(in_cache)} studies of the cache (--study-set all)"
-    split_path = Path(run_dir) / SPLIT_FILE
-    if not split_path.is_file():
+    split = run_dir.split
+    if split is None:
         return series_list, f"all {len(in_cache)} studies of the cache (the run has no {SPLIT_FILE})"
-    split = Split.from_dict(read_json(split_path, "the train/validation split"))
     if not in_cache & set(split.train_studies):
         return series_list, f"all {len(in_cache)} studies of the cache (none was used for training)"
     held_out = in_cache & set(split.val_studies)
     if not held_out:
         raise ConfigError(
-            f"the cache holds only training studies of {run_dir}; pass a cache of held-out studies "
+            f"the cache holds only training studies of {run_dir.path}; pass a cache of held-out studies "
             "or --study-set all (which would compare on training data)"
         )
     return select_studies(series_list, held_out), f"the run's {len(held_out)} validation studies ({SPLIT_FILE})"
@@ -268,29 +175,26 @@ def _check_same_inputs(path, description: dict, run, cache_preprocess) -> None:
         raise ModelError(f"{path} carries no operating thresholds; convert it from a run with thresholds.json")
 
 
-def resolve_references(reference_dir, converted_from=()) -> tuple[Path, list[Path], list[str]]:
-    """``(validated float RUN_DIR, Keras dirs the files came from, notes)``.
+def resolve_references(reference_dir: RunDir | str | Path, converted_from=()) -> tuple[RunDir, list[RunDir], list[str]]:
+    """``(validated float RUN_DIR, Keras dirs the files came from, notes)``, each folder a :class:`RunDir`
+    (given opened, or as a path: opened here).
 
     The old spelling ``--reference QAT_DIR`` still works: the QAT_DIR becomes a
     ``--converted-from`` and the float run it was fine-tuned from (its config's
     ``qat.source_run``) the validated reference.
     """
-    from ich_edge.training.qat import is_quantized_run
-    from ich_edge.training.run import CONFIG_FILE, read_json
-
-    reference_dir, sources, notes = Path(reference_dir), [Path(p) for p in converted_from], []
-    if is_quantized_run(reference_dir):
-        config = read_json(reference_dir / CONFIG_FILE, "QAT_DIR config")
-        source = (config.get("qat") or {}).get("source_run")
+    reference, sources, notes = RunDir.of(reference_dir), [RunDir.of(p) for p in converted_from], []
+    if reference.quantized:
+        source = (reference.config.get("qat") or {}).get("source_run")
         if not source or not Path(source).is_dir():
             raise ConfigError(
-                f"{reference_dir} is a QAT_DIR and the float run it came from ({source}) is not here; deployment parity "
+                f"{reference.path} is a QAT_DIR and the float run it came from ({source}) is not here; deployment parity "
                 "needs the validated float model: pass --reference RUN_DIR --converted-from QAT_DIR"
             )
-        notes.append(f"--reference {reference_dir} is a QAT_DIR: compared as --converted-from, deployment against {source}")
-        sources.append(reference_dir)
-        reference_dir = Path(source)
-    return reference_dir, sources, notes
+        notes.append(f"--reference {reference.path} is a QAT_DIR: compared as --converted-from, deployment against {source}")
+        sources.append(reference)
+        reference = RunDir.open(source)
+    return reference, sources, notes
 
 
 def _source_index(model, runs: list, notes: list[str]) -> int:
@@ -358,21 +262,16 @@ def _load_inputs(reference_dir, converted_from, data, config: ParityConfig, say)
     """Check the folders, the cache and the split (before TensorFlow loads anything), then load the Keras runs."""
     from ich_edge.ingest.cache import Cache
     from ich_edge.errors import ModelError
-    from ich_edge.training.run import CONFIG_FILE, read_json
-    from ich_edge.transforms import PreprocessConfig
 
-    for folder in (reference_dir, *converted_from):
-        read_json(Path(folder) / CONFIG_FILE, "not a run folder written by `ich-edge train` or `ich-edge qat`")
-    reference_dir, sources, notes = resolve_references(reference_dir, converted_from)
-    run_config = read_json(reference_dir / CONFIG_FILE, "not a run folder written by `ich-edge train`")
-    expected = PreprocessConfig.from_dict(run_config.get("preprocess", {}))
+    reference, sources, notes = resolve_references(reference_dir, converted_from)  # each folder opened once
+    expected = reference.preprocess_config
     cache = Cache.open(data)
     if cache.preprocess != expected:
         raise ConfigError(f"{data} was prepared with {cache.preprocess}, the reference expects {expected}")
-    series_list, selection = select_series(cache.series(), reference_dir, config.studies)
-    runs = [load_reference(reference_dir)] + [load_reference(folder) for folder in sources]
+    series_list, selection = select_series(cache.series(), reference, config.studies)
+    runs = [load_reference(reference)] + [load_reference(folder) for folder in sources]
     if runs[0].quantized:
-        raise ConfigError(f"--reference {reference_dir} must be the validated float RUN_DIR of `ich-edge train`")
+        raise ConfigError(f"--reference {reference.path} must be the validated float RUN_DIR of `ich-edge train`")
     for run in runs:
         if not run.thresholds:
             raise ModelError(f"{run.path} has no thresholds.json; parity compares decisions at the validated thresholds")
@@ -513,7 +412,8 @@ def run_parity(reference_dir, tflite_paths, data, config: ParityConfig, progress
 
     ``reference_dir`` is the validated float RUN_DIR (deployment reference, and conversion
     reference of files converted from it); ``converted_from`` lists the other Keras folders
-    files were converted from (a QAT_DIR). ``reference_scores``: a dict the caller keeps
+    files were converted from (a QAT_DIR). Each folder is a :class:`RunDir` the command opened
+    once (a path is opened here). ``reference_scores``: a dict the caller keeps
     between calls on the same studies, so the Keras models score them once. Returns ``(report, curves)``: the JSON-ready
     report (``report["verdict"]``: PASS, FAIL or INSUFFICIENT; each model's two questions
     with their own verdict, failures and not-evaluable gates) and the study-level truth
