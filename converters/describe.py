@@ -6,13 +6,12 @@ signatures, preprocessing, the sequence rule, thresholds, training data and sour
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from converters.recipe import ConvertOptions, Recipe
-from ich_edge import LABELS, __version__
+from ich_edge import LABELS, __version__, fileio
 from ich_edge.runtime.description import FORMAT
 from ich_edge.runtime.tflite_model import CLASSIFY, ENCODE
 from ich_edge.training.keras import tf
@@ -56,7 +55,7 @@ def describe_model(run, recipe: Recipe, options: ConvertOptions, tflite_bytes: b
     """The description embedded in the file (see :mod:`ich_edge.runtime.description`)."""
     config = run.config
     run_dir = getattr(run, "run_dir", None)  # the RunDir it was loaded from: report.json read once there
-    report = run_dir.report if run_dir is not None else read_optional_json(run.path / "report.json")
+    report = run_dir.report if run_dir is not None else fileio.read_optional_json(run.path / "report.json")
     data = dict(config.get("data", {}))
     cache = data.get("cache")
     return {
@@ -107,12 +106,6 @@ def describe_model(run, recipe: Recipe, options: ConvertOptions, tflite_bytes: b
     }
 
 
-def read_optional_json(path: Path):
-    """The JSON in ``path``, or None when it is missing or unreadable."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def is_synthetic(cache) -> bool | None:
@@ -124,7 +117,7 @@ def is_synthetic(cache) -> bool | None:
     """
     folders = set()
     for report in sorted(Path(cache).glob("problems/*.json")) if cache else ():
-        folder = (read_optional_json(report) or {}).get("dicom_dir")
+        folder = (fileio.read_optional_json(report) or {}).get("dicom_dir")
         if folder and Path(folder).is_dir():
             folders.add(Path(folder).resolve())
     if not folders:

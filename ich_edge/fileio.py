@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ich_edge.errors import OutputExistsError
+from ich_edge.errors import ConfigError, OutputExistsError
 
 #: The file that says which verb wrote a folder (JSON ``{"verb": ..., "written_by": ...}``).
 OUTPUT_MARKER = ".ich-edge-output.json"
@@ -130,6 +130,29 @@ def write_atomic_bytes(path: str | Path, write: Callable) -> None:
     """Call ``write(handle)`` on a binary handle of a temporary file, then move it to ``path``."""
     with atomic_output(path) as tmp, open(tmp, "wb") as handle:
         write(handle)
+
+
+def read_json(path: str | Path, what: str, remedy: str, error: type[Exception] = ConfigError):
+    """The JSON document in ``path``: the one way ich-edge reads a JSON file it was given.
+
+    Raises ``error`` (one line) when the file is missing (``"PATH is missing: WHAT; REMEDY"``)
+    or unreadable or not JSON (``"PATH is not valid JSON (why); REMEDY"``).
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise error(f"{path} is missing: {what}; {remedy}") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise error(f"{path} is not valid JSON ({err}); {remedy}") from err
+
+
+def read_optional_json(path: str | Path):
+    """The JSON document in ``path``, or None when it is missing, unreadable or not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def write_json_atomic(path: str | Path, data) -> None:

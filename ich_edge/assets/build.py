@@ -33,7 +33,7 @@ from ich_edge.assets.manifest import build_manifest, sha256_of, snippet_values
 from ich_edge.assets.sample import SampleConfig, make_sample
 from ich_edge.errors import ConfigError, GateFailedError, InsufficientEvidenceError
 from ich_edge.evidence import below_defaults, default_minimums
-from ich_edge.fileio import refuse_existing, replace_dir
+from ich_edge.fileio import read_json, refuse_existing, replace_dir
 from ich_edge.precisions import BY_NAME, RECOMMENDED as RECOMMENDED_PRECISION
 
 MAX_MODEL_BYTES = 5 * 1024 * 1024
@@ -188,10 +188,8 @@ def parity_status(model_path: Path, parity_report: Path | None, allow_failed_par
         problem = "no parity report was given (--parity)"
     else:
         path = parity_report / "report.json" if parity_report.is_dir() else parity_report
-        try:
-            report = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"--parity {parity_report} is not a readable ich-edge parity report.json ({err})") from err
+        report = read_json(path, "the ich-edge parity report.json (--parity)",
+                           "pass the report.json (or its folder) that `ich-edge parity --out` wrote")
         entry = next((m for m in report.get("models", []) if m.get("sha256") == digest), None)
         if entry is None:
             problem = f"{path} holds no result for this file (sha256 {digest[:16]}...)"

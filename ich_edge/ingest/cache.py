@@ -32,7 +32,7 @@ import numpy as np
 
 from ich_edge import LABELS
 from ich_edge.errors import CacheError
-from ich_edge.fileio import write_atomic_bytes, write_json_atomic
+from ich_edge.fileio import read_json, write_atomic_bytes, write_json_atomic
 from ich_edge.labels import label_columns
 from ich_edge.transforms import PreprocessConfig
 
@@ -148,10 +148,8 @@ def _check_format(root: Path) -> None:
     """Refuse a cache of another format (format 1: one ``.npz`` per series)."""
     marker = root / FORMAT_FILE
     if marker.is_file():
-        try:
-            found = json.loads(marker.read_text()).get("format")
-        except (json.JSONDecodeError, AttributeError) as err:
-            raise CacheError(f"{marker} is not valid JSON; delete the cache and prepare again") from err
+        found = read_json(marker, "the cache format", "delete the cache and prepare again", CacheError)
+        found = found.get("format") if isinstance(found, dict) else None
         if found != CACHE_FORMAT:
             raise CacheError(f"{root} is a cache of format {found}; this ich-edge reads format {CACHE_FORMAT}: prepare again into a new --out folder")
         return
@@ -197,10 +195,8 @@ class Cache:
         if not config_path.is_file():
             raise CacheError(f"{root} is not a prepared cache (no {PREPROCESS_FILE}); run `ich-edge prepare --out {root}` first")
         _check_format(root)
-        try:
-            preprocess = PreprocessConfig.from_dict(json.loads(config_path.read_text()))
-        except json.JSONDecodeError as err:
-            raise CacheError(f"{config_path} is not valid JSON; delete the cache and prepare again") from err
+        preprocess = PreprocessConfig.from_dict(
+            read_json(config_path, "the cache's preprocessing", "delete the cache and prepare again", CacheError))
         return cls(root, preprocess)
 
     def path_for(self, series_uid: str) -> Path:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ich_edge.errors import ConfigError, IchEdgeError, MissingDependencyError
+from ich_edge.fileio import read_optional_json
 
 ARM_DIR_ENV = "ICH_EDGE_ARM_DIR"
 #: Set in an emulated run (e.g. ``qemu-aarch64 10.0.2 -cpu cortex-a76``): ``ich-edge bench`` marks
@@ -102,9 +103,8 @@ def native_runtime() -> Runtime:
 def provisioned_runtimes(folder: Path | None = None) -> list[Runtime]:
     """The runtimes ``.ci/provision-arm.sh`` installed (none when it has not run)."""
     folder = Path(folder or arm_dir())
-    try:
-        info = json.loads((folder / "runtimes.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    info = read_optional_json(folder / "runtimes.json")
+    if not isinstance(info, dict):
         return []
     qemu = [str(folder / info["qemu"]), "-cpu", info["cpu"], "-L", str(folder / info["sysroot"])]
     qemu_version = info["qemu_version"].split(" version ")[-1].split(" ")[0]

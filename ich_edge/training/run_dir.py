@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from ich_edge import LABELS
+from ich_edge import LABELS, fileio
 from ich_edge.errors import ModelError
 from ich_edge.sequence import SequenceConfig
 from ich_edge.transforms import PreprocessConfig
@@ -49,14 +49,9 @@ REMEDIES = {FLOAT: "train again into a new --out", QAT: "run `ich-edge qat` agai
 NOT_A_RUN = "not a run folder; pass the --out of `ich-edge train`, `ich-edge qat` or `ich-edge import`"
 
 
-def read_json(path: Path, what: str) -> dict:
-    """The JSON in ``path``; :class:`ModelError` saying ``what`` it should be when missing or invalid."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError as err:
-        raise ModelError(f"{path} is missing: {what}") from err
-    except json.JSONDecodeError as err:
-        raise ModelError(f"{path} is not valid JSON ({err}); train again into a new --out") from err
+def read_json(path: Path, what: str, remedy: str = REMEDIES[FLOAT]) -> dict:
+    """A run folder's JSON file (:func:`ich_edge.fileio.read_json`, raising :class:`ModelError`)."""
+    return fileio.read_json(path, what, remedy, ModelError)
 
 
 @dataclass(frozen=True)
@@ -175,10 +170,7 @@ class RunDir:
     @cached_property
     def report(self) -> dict | None:
         """report.json, or None when it is missing or unreadable (an imported model has none)."""
-        try:
-            return json.loads((self.path / REPORT_FILE).read_text())
-        except (OSError, ValueError):
-            return None
+        return fileio.read_optional_json(self.path / REPORT_FILE)
 
     def load_keras(self, custom_object_scope=None) -> Run:
         """The Keras models as a :class:`Run`, loaded once per RunDir (later calls return the same Run).
