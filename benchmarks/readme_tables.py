@@ -73,41 +73,38 @@ def stateless_block() -> list[str]:
 
 def apps_block() -> list[str]:
     lines = [
-        "- **Android:** `snippets/IchEdgeModel.kt` is compiled in CI against LiteRT's Java API and run on the JVM",
-        "  with an `Interpreter` double answered by ai-edge-litert: it must match `expected.json` within 1e-5.",
+        "- **Android:** `snippets/IchEdgeModel.kt` is compiled in CI and run on the JVM: within 1e-5 of `expected.json`.",
         "- **iOS:** `snippets/IchEdgeModel.swift` is checked against TensorFlowLiteSwift 2.17.0's public API (no Swift here).",
-        "- **Browser:** `web_demo/` (LiteRT.js, works offline): `bash .ci/provision-browser.sh`, then",
-        "  `python3 -m http.server 8000 --bind 127.0.0.1` and open `http://127.0.0.1:8000/web_demo/`.",
+        "- **Browser:** `web_demo/` (LiteRT.js, offline): `bash .ci/provision-browser.sh`, "
+        "`python3 -m http.server 8000 --bind 127.0.0.1`, open `/web_demo/`.",
     ]
     path = newest("browser_latency")
     if path is None:
         return lines
     result = json.loads(path.read_text())
-    sha = result["model"]["sha256"]
     load = (result.get("load_average_start_end") or [[None]])[0][0]
     machine = result.get("machine", {})
     cores = machine.get("usable_cores", machine.get("cpus", "?"))  # files before the shared envelope: "cpus"
     busy = f" (measured at load {load:.1f} on {cores} cores: compare ratios only)" if load and load > 2 else ""
-    lines += ["", f"Per-study time of the golden sample (32 slices), `benchmarks/results/{path.name}`{busy}:", "",
-              "| where | runtime | per study ms, median (min-max) | max abs diff vs expected.json |", "|---|---|---|---|"]
+    lines += ["", f"Per-study time of the golden sample (32 slices; ms, median and range), `benchmarks/results/{path.name}`{busy}:", "",
+              "| where | runtime | whole study | model stage | max abs diff vs expected.json |", "|---|---|---|---|---|"]
     for run in result["runs"]:
         study = run.get("per_study_ms") or {}
+        if not study.get("median"):
+            continue  # e.g. WebGPU where the browser has no adapter: the file says why
         diff = (run.get("max_abs_diff_vs_expected") or {}).get("slice")
+        model = (run.get("stages_ms") or {}).get("model") or {}
         adapter = f" ({run['webgpu_adapter']}: a CPU emulation, no GPU here)" if run.get("webgpu_adapter") else ""
         if run.get("runtime") == "wasm" and run.get("threads"):  # files from before threads have neither
             adapter = f", {run['threads']} thread{'s' if run['threads'] > 1 else ''}, decoding in {run.get('decoding')}"
-        lines.append(f"| headless Chromium | {run.get('runtime', run.get('requested_runtime'))}{adapter} | {_ms(study.get('median'))} "
-                     f"({_ms(study.get('min'))}-{_ms(study.get('max'))}) | {'-' if diff is None else format(diff, '.2g')} |")
-    bench = newest("bench")
-    if bench is not None:
-        data = json.loads(bench.read_text())
-        by_sha = {m.get("sha256"): m for m in data.get("models", [])}
-        if sha in by_sha:
-            path_of = by_sha[sha]["path"]
-            for row in data["rows"]:
-                if row["path"] == path_of and row["backend"] == "xnnpack" and row.get("status") == "ok":
-                    lines.append(f"| native, ai-edge-litert (`{bench.name}`) | XNNPACK, {row['threads']} threads | "
-                                 f"{_ms(_p50(row.get('study_latency_ms')))} (p50) | 0 (the reference) |")
+        lines.append(f"| headless Chromium | {run.get('runtime', run.get('requested_runtime'))}{adapter} | "
+                     f"{_ms(study.get('median'))} ({_ms(study.get('min'))}-{_ms(study.get('max'))}) | {_ms(model.get('median'))} | "
+                     f"{'-' if diff is None else format(diff, '.2g')} |")
+    for native in result.get("native", []):
+        predict, model = native.get("predict_ms") or {}, native.get("model_ms") or {}
+        lines.append(f"| native `ich-edge predict` | XNNPACK, {native['threads']} thread{'s' if native['threads'] > 1 else ''} | "
+                     f"{_ms(predict.get('median'))} ({_ms(predict.get('min'))}-{_ms(predict.get('max'))}) | "
+                     f"{_ms(model.get('median'))} | 0 (the reference) |")
     return lines
 
 
@@ -222,6 +219,8 @@ def runtimes_block() -> list[str]:
 
 
 def _minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
