@@ -168,7 +168,7 @@ def predict_without_tensorflow(model: Path, study: Path) -> dict:
     """``ich-edge predict --json`` in a process where importing TensorFlow fails."""
     code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['tf_keras'] = None\n"
             "from ich_edge.cli import main; sys.exit(main(sys.argv[1:]))")
-    done = subprocess.run([sys.executable, "-c", code, "predict", "--model", str(model), str(study), "--json"],
+    done = subprocess.run([sys.executable, "-c", code, "predict", "--model", str(model), "--dicom", str(study), "--json"],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert done.returncode in (0, 1), done.stderr[-2000:]
     out = json.loads(done.stdout)

@@ -131,7 +131,7 @@ def test_a_label_subset_goes_import_qat_convert_parity_bench_assets_predict(tmp_
 
     # predict (TFLite runtime, no TensorFlow involved): labels from the file's description
     capsys.readouterr()
-    assert main(["predict", "--model", str(fp32), str(app / "sample" / "dicom"), "--json"]) == 0
+    assert main(["predict", "--model", str(fp32), "--dicom", str(app / "sample" / "dicom"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     entry = out[0] if isinstance(out, list) else out
     assert list(entry["study"]) == labels
