@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from import_helpers import paper_like
 
 from ich_edge.cli import main
@@ -25,6 +27,7 @@ def test_import_force_never_deletes_unrelated_files(tmp_path, capsys):
     assert "notes.txt" in capsys.readouterr().err and (run / "notes.txt").read_text() == "added by hand"
 
 
+@pytest.mark.training  # `ich-edge import` needs TensorFlow before it looks at the file
 def test_import_of_a_missing_file_exits_3(tmp_path, capsys):
     code = main(["import", "--model", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err

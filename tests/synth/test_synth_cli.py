@@ -58,6 +58,7 @@ def test_existing_output_needs_force(tmp_path, capsys):
 
 
 def test_preview_png_on_the_fly_and_of_an_existing_set(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="--preview draws with matplotlib (the train extra installs it)")
     png = tmp_path / "look" / "preview.png"
     assert main(["synth", "--preview", str(png), "--matrix-px", "32", "--slices", "4-6"]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -12,6 +12,8 @@ import pytest
 from ich_edge import LABELS
 from ich_edge.cli import main
 
+pytestmark = pytest.mark.training  # `ich-edge train` needs TensorFlow
+
 TINY_OPTIONS = [
     "--width", "0.25", "--feature-dim", "8", "--rnn-units", "4",
     "--window-slices", "4", "--stride-slices", "2", "--batch-size", "2", "--seed", "1",
