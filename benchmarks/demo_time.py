@@ -94,17 +94,20 @@ def time_demo(out: Path, extra: list[str]) -> dict:
 
 def record_demo(demo_out: Path, log: Path | None, more_steps: list[Path] = ()) -> dict:
     """The step times of a finished demo in ``demo_out``; the result document (see ``record``)."""
-    import json
+    from ich_edge.fileio import read_json
 
     sys.path.insert(0, str(REPO / "scripts"))
     import demo  # scripts/demo.py: the step names and the steps file
 
+    def steps_file(path: Path) -> dict:
+        return read_json(path, "a steps.json written by scripts/demo.py", "pass the steps.json of a demo folder")
+
     names = [step.name for step in demo._steps(demo_out, REPO, 300, 100, None, 0)]
     recorded = {}
     if (demo_out / demo.STEPS_FILE).is_file():
-        recorded = {k: {**v, "source": demo.STEPS_FILE} for k, v in json.loads((demo_out / demo.STEPS_FILE).read_text()).items()}
+        recorded = {k: {**v, "source": demo.STEPS_FILE} for k, v in steps_file(demo_out / demo.STEPS_FILE).items()}
     for path in more_steps:  # steps.json of another demo folder on the same data (e.g. --stop-after runs)
-        for name, entry in json.loads(path.read_text()).items():
+        for name, entry in steps_file(path).items():
             recorded.setdefault(name, {**entry, "source": f"{path.parent.name}/{path.name}"})
     if log is not None:
         for step in parse_steps(log.read_text().splitlines()):
@@ -112,7 +115,7 @@ def record_demo(demo_out: Path, log: Path | None, more_steps: list[Path] = ()) -
                 recorded[step["step"]] = {"status": step["status"], "seconds": step["seconds"], "source": "saved output"}
     report = demo_out / "run" / "report.json"
     if "train" not in recorded and report.is_file():
-        run = json.loads(report.read_text())["run"]
+        run = read_json(report, "the run report", "train the demo first")["run"]
         recorded["train"] = {"status": "ok", "seconds": round(run["train_seconds"], 1),
                              "source": "run/report.json train_seconds (fit only, all resumed calls)",
                              "epochs": run["epochs_run"]}

@@ -37,6 +37,7 @@ from typing import Callable
 
 from ich_edge.cli import main as cli_main
 
+from ich_edge.fileio import read_optional_json
 from ich_edge.precisions import BY_NAME, NAMES as PRECISIONS, SHIP_ORDER as SHIP_PREFERENCE
 
 SHIPPED_FILE = "shipped.json"
@@ -130,7 +131,7 @@ ASSETS_DIR, TABLE_FILE = "android_demo_assets", "results_table.txt"
 
 
 def _parity_format(path: Path) -> str | None:
-    return (_load_json(path) or {}).get("format")
+    return (read_optional_json(path) or {}).get("format")
 
 
 def choose_shipped_model(parity_report: Path, preference: tuple[str, ...] = SHIP_PREFERENCE,
@@ -183,7 +184,7 @@ def _first_reasons(entry: dict) -> list[str]:
 def _assets_args(out: Path, parity_report: Path, assets_dir: Path) -> list[str]:
     from ich_edge.fileio import write_json_atomic
 
-    entry, lines = choose_shipped_model(parity_report, refused=_load_json(out / REFUSED_FILE) or {})
+    entry, lines = choose_shipped_model(parity_report, refused=read_optional_json(out / REFUSED_FILE) or {})
     for line in lines:
         print(f"  {line}", flush=True)
     write_json_atomic(out / SHIPPED_FILE, {"file": entry["path"], "precision": entry["precision"],
@@ -200,8 +201,8 @@ def _run_assets(out: Path, step: Step) -> int:
 
     code = cli_main(step.args)
     while code == 1 and step.make_args is not None:
-        refused = _load_json(out / REFUSED_FILE) or {}
-        refused[(_load_json(out / SHIPPED_FILE) or {}).get("sha256", "?")] = (
+        refused = read_optional_json(out / REFUSED_FILE) or {}
+        refused[(read_optional_json(out / SHIPPED_FILE) or {}).get("sha256", "?")] = (
             "`ich-edge assets` refused it for apps (the kernels apps run could flip a golden-sample decision)")
         write_json_atomic(out / REFUSED_FILE, refused)
         (out / SHIPPED_FILE).unlink(missing_ok=True)
@@ -223,15 +224,6 @@ def _make_args(step: Step, where: str) -> int | None:
         print(f"demo stopped {where}: {err}", file=sys.stderr)
         return err.exit_code
     return None
-
-
-def _load_json(path: Path) -> dict | None:
-    import json
-
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _record_timing(path: Path, timings: dict, step: Step) -> None:
@@ -269,7 +261,7 @@ def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | Non
             return 2
         steps = steps[: names.index(stop_after) + 1]
     out.mkdir(parents=True, exist_ok=True)
-    timings = _load_json(out / STEPS_FILE) or {}
+    timings = read_optional_json(out / STEPS_FILE) or {}
     for index, step in enumerate(steps, start=1):
         header = f"[{index}/{len(steps)}] {step.name}"
         if step.done():
@@ -302,7 +294,7 @@ def run_demo(out: Path, train_studies: int, test_studies: int, epochs: int | Non
         return 0
     from summary import summary_table  # scripts/summary.py, beside this script
 
-    shipped = _load_json(out / SHIPPED_FILE)
+    shipped = read_optional_json(out / SHIPPED_FILE)
     table = summary_table([out / "parity" / "report.json"], out / "bench.json",
                           shipped_sha256=(shipped or {}).get("sha256"))
     print(table)
