@@ -19,11 +19,16 @@ search had to reach zero flips and kept 24 of 36 groups float (docs/experiments.
 The report ranks groups by decision impact, then by added tensor error; ``convert`` writes
 it beside the file (``<file>.layers.json``) and prints the worst layers in one line.
 
-``int8-mixed`` and ``qat-int8`` (:func:`search`) start from the all-integer file and keep
-groups in float, worst first, one at a time, until the file passes both parity questions on
-the training cache (no gate FAILs), or no candidate is left; it records the path it took.
-When even the all-float file of the source fails there (a QAT model that decides otherwise
-than the validated one), no float set can help: the search stops and keeps none. The test set stays untouched by the search:
+``int8-mixed`` and ``qat-int8`` (:func:`search`) start from the all-integer file: a group that
+passes alone in the report is kept (one float group); otherwise groups are kept in float,
+worst first, one at a time, until the file passes both parity questions on the training
+cache (no gate FAILs), or no candidate is left (then it keeps none: the file is all integer
+and fails); it records the path it took. When no file of the first batch passes and even the
+source itself (every layer float, float32 weights) fails there (a QAT model that decides
+otherwise than the validated one), no float set can help: the search stops and keeps none.
+Decisions near a threshold flip both ways, so more float is not always closer: on seed 1 of
+the ship run one float group passed while every layer float with int8-stored weights did
+not. The test set stays untouched by the search:
 ``ich-edge parity`` on held-out studies gives the verdict afterwards. ``--keep-float
 LAYER,...`` names the groups instead.
 """
@@ -124,43 +129,51 @@ def search(calibrated: bytes, report: dict, judge: Judge, io: str = "float", bat
            log=print, label: str = INT8_MIXED, float_weights: str = "int8") -> tuple[list[str], list[dict]]:
     """Keep float groups, worst first (the report's order), until the file has no FAIL on the training cache.
 
-    The cumulative files are judged ``batch`` at a time (one parity run scores the Keras
-    models once for all of them); the path stops at the first that passes. The first batch
-    also judges the file with every group float: when that fails too, the source model
-    itself fails the deployment question and the search keeps none. Returns
-    ``(kept groups, path)``: each step's kept groups, disagreements and failures.
+    A group that the report found to pass alone (``passes_alone``: already judged, one file
+    per group) is the smallest answer and is kept without judging again. Otherwise the
+    cumulative files are judged ``batch`` at a time (one parity run scores the Keras models
+    once for all of them); the path stops at the first that passes. The first batch also
+    judges the source itself (every group float, float32 weights): when no file of that batch
+    passes and the source fails too, the source model decides otherwise than the validated
+    one (a QAT model can) and the search keeps none. Returns ``(kept groups, path)``: each
+    step's kept groups, disagreements and failures.
     """
     groups = layers_lib.LayerGroups.of(calibrated)
     candidates = [row["group"] for row in report["layers"]]
     path = []
-    if report.get("judged") is not None:  # the all-integer file, judged by the report
-        path.append({"kept_float": [], "disagreements": report["judged"]["disagreements_all_int8"],
-                     "passes": not report["judged"]["fails"], "failures": report["judged"]["failures"][:3]})
+    judged = report.get("judged")
+    if judged is not None:  # the all-integer file, judged by the report
+        path.append({"kept_float": [], "disagreements": judged["disagreements_all_int8"],
+                     "passes": not judged["fails"], "failures": judged["failures"][:3]})
+        alone = next((row for row in report["layers"] if row.get("passes_alone")), None)
+        if judged["fails"] and alone is not None:
+            path.append({"kept_float": [alone["group"]], "disagreements": judged["disagreements_all_int8"] - alone["restored"],
+                         "passes": True, "failures": [], "from_report": True})
     steps = [candidates[:k] for k in range(len(path), len(candidates) + 1)]
 
-    def files(chunk):
-        return [layers_lib.quantize(calibrated, [n for g in kept for n in groups.nodes[g]], io=io, float_weights=float_weights)
+    def files(chunk, weights=float_weights):
+        return [layers_lib.quantize(calibrated, [n for g in kept for n in groups.nodes[g]], io=io, float_weights=weights)
                 for kept in chunk]
 
     bound_checked = False
     while steps and not (path and path[-1]["passes"]):
         chunk, steps = steps[:batch], steps[batch:]
-        bound = [] if bound_checked or not steps else [candidates]
-        verdicts = list(judge(files(chunk + bound)))
-        if bound:
-            bound_checked, everything = True, verdicts.pop()
-            if everything["fails"]:
-                log(f"{label}: even with every layer float the file fails on the training cache "
-                    f"({'; '.join(everything['failures'][:2])}): no float set helps, keeping none")
-                path.append({"kept_float": list(candidates), "disagreements": everything["disagreements"], "passes": False,
-                             "failures": everything["failures"][:3], "bound": True})
-                return [], path
+        bound = [] if bound_checked or not steps else files([candidates], "float32")
+        verdicts = list(judge(files(chunk) + bound))
+        source = verdicts.pop() if bound else None
+        bound_checked = bound_checked or bool(bound)
         for kept, verdict in zip(chunk, verdicts):
             path.append({"kept_float": list(kept), "disagreements": verdict["disagreements"], "passes": not verdict["fails"],
                          "failures": verdict["failures"][:3]})
             if not verdict["fails"]:
                 break
+        if source is not None and source["fails"] and not path[-1]["passes"]:
+            log(f"{label}: even the source with every layer float fails on the training cache "
+                f"({'; '.join(source['failures'][:2])}): no float set helps, keeping none")
+            path.append({"kept_float": list(candidates), "float_weights": "float32", "disagreements": source["disagreements"],
+                         "passes": False, "failures": source["failures"][:3], "bound": True})
+            return [], path
     for step in path:
         log(f"{label}: float {', '.join(step['kept_float']) or 'none'}: {step['disagreements']} decisions differ on "
             "the training cache, " + ("no gate fails" if step["passes"] else f"{len(step['failures'])} gate(s) fail"))
-    return (list(path[-1]["kept_float"]) if path else []), path
+    return (list(path[-1]["kept_float"]) if path and path[-1]["passes"] else []), path

@@ -112,3 +112,46 @@ def test_search_stops_at_the_first_file_that_passes_and_gives_up_when_float_cann
 
     kept, path = search(graph, report, never, log=lambda line: None)
     assert kept == [] and path[-1].get("bound") and not path[-1]["passes"]
+
+
+def _all_float(payload: bytes) -> bool:
+    convs = op_summary(payload)["encode"]["ops"]["CONV_2D"]
+    return convs["float"] == convs["count"]
+
+
+def test_search_keeps_a_passing_file_even_when_the_every_layer_float_file_fails(calibrated):
+    """Seed 1 of the ship run: one group float passed, the every-layer-float file did not (13 flipped decisions
+    at other studies): the search must ship the passing file, not give up on the bound."""
+    from converters.layers import quantize
+    from converters.mixed import layer_report, search
+
+    graph, calibration = calibrated
+    report = layer_report(graph, quantize(graph), calibration)
+    order = [row["group"] for row in report["layers"]]
+    report["layers"].insert(0, report["layers"].pop(order.index("classify/bilstm")))
+    report["judged"] = {"disagreements_all_int8": 13, "fails": True, "failures": ["all integer fails"]}
+
+    def judge(files):
+        return [{"fails": _all_float(f) or not _head_float(f), "failures": ["x"] if _all_float(f) or not _head_float(f) else [],
+                 "disagreements": 0 if _head_float(f) and not _all_float(f) else 13} for f in files]
+
+    kept, path = search(graph, report, judge, log=lambda line: None)
+    assert kept == ["classify/bilstm"] and path[-1]["passes"] and not any(step.get("bound") for step in path), path
+
+
+def test_search_takes_a_group_the_report_found_to_pass_alone_without_judging_again(calibrated):
+    from converters.layers import quantize
+    from converters.mixed import layer_report, search
+
+    graph, calibration = calibrated
+    report = layer_report(graph, quantize(graph), calibration)
+    report["judged"] = {"disagreements_all_int8": 13, "fails": True, "failures": ["all integer fails"]}
+    report["layers"][0].update(restored=2, passes_alone=False)
+    report["layers"][1].update(restored=2, passes_alone=True)
+
+    def judge(files):
+        raise AssertionError("the report already judged this group")
+
+    kept, path = search(graph, report, judge, log=lambda line: None)
+    assert kept == [report["layers"][1]["group"]] and path[-1] == {
+        "kept_float": kept, "disagreements": 11, "passes": True, "failures": [], "from_report": True}
