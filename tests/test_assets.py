@@ -291,7 +291,7 @@ def test_failure_leaves_nothing_behind(model_path, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(assets_module, "make_sample", broken)
+    monkeypatch.setattr(assets_module, "make_sample_within_spread", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         write_assets(AssetsConfig(model_path=model_path, out_dir=tmp_path / "assets", allow_failed_parity=True))
     assert list(tmp_path.iterdir()) == []

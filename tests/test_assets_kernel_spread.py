@@ -58,3 +58,26 @@ def test_a_decision_that_flips_on_another_runtime_is_refused(monkeypatch):
     _stub(monkeypatch, {"aarch64 ai-edge-litert 2.3.0": (moved, features)})
     with pytest.raises(GateFailedError, match=r"flipped any \(aarch64 ai-edge-litert 2.3.0: 0.510000\)"):
         sample.kernel_spread(MODEL, Path("."), None, expected, features, {"any": 0.5}, list(LABELS))
+
+
+def test_a_sample_within_the_spread_is_replaced_by_the_next_study_and_listed(monkeypatch, tmp_path):
+    """The spread belongs to the file, the closeness to a threshold to the sample: assets tries the next
+    positive study (up to ``max_samples``) and the manifest lists the refused ones."""
+    tried = []
+
+    def make(model, sample_dir, seed, config):
+        tried.append(seed)
+        sample_dir.mkdir()
+        if seed < 5:
+            raise sample.SampleNearThresholdError(f"seed {seed}: any 0.500200 vs threshold 0.500000", seed + 1)
+        return {"synth_command": f"seed {seed}"}
+
+    monkeypatch.setattr(sample, "make_sample", make)
+    made = sample.make_sample_within_spread(MODEL, tmp_path / "sample", 1, sample.SampleConfig())
+    assert tried == [1, 3, 5] and made["synth_command"] == "seed 5"  # each retry starts after the seed used
+    assert [r["seed"] for r in made["samples_refused"]] == [2, 4] and "0.500200" in made["samples_refused"][0]["why"]
+
+    tried.clear()
+    with pytest.raises(GateFailedError, match=r"on each of 2 sample studies \(synth seeds 1, 3\).*seed 0: any 0.500200"):
+        sample.make_sample_within_spread(MODEL, tmp_path / "again", 0, sample.SampleConfig(max_samples=2))
+    assert tried == [0, 2] and not (tmp_path / "again").exists()  # nothing half-written

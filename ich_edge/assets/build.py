@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ich_edge import LABELS, __version__
 from ich_edge.assets.manifest import build_manifest, sha256_of, snippet_values
-from ich_edge.assets.sample import SampleConfig, make_sample
+from ich_edge.assets.sample import SampleConfig, make_sample_within_spread
 from ich_edge.errors import ConfigError, GateFailedError, InsufficientEvidenceError
 from ich_edge.evidence import below_defaults, default_minimums
 from ich_edge.fileio import read_json, refuse_existing, replace_dir
@@ -53,7 +53,8 @@ class AssetsConfig:
     ----------
     model_path : the ``.tflite`` to ship (written by ``ich-edge convert``).
     out_dir : the assets folder to write.
-    sample_seed : first synth seed tried for the sample; the first positive study wins.
+    sample_seed : first synth seed tried for the sample; the first positive study whose decisions the
+        kernels apps run cannot flip wins (up to ``sample.max_samples`` studies).
     force : replace an existing assets folder.
     sample : how the sample study is generated (matrix size, slice counts).
     num_threads : interpreter threads used to compute the golden outputs.
@@ -124,7 +125,7 @@ def write_assets(config: AssetsConfig) -> AssetsResult:
         shutil.copyfile(model.path, staging / "model.tflite")
         labels = list(model.labels)
         (staging / "labels.txt").write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
-        sample = make_sample(model, staging / "sample", config.sample_seed, config.sample)
+        sample = make_sample_within_spread(model, staging / "sample", config.sample_seed, config.sample)
         manifest = build_manifest(model, staging / "model.tflite", sample)
         manifest["parity"] = parity
         notes = _notes(manifest, staging)

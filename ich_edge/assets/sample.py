@@ -51,6 +51,9 @@ class SampleConfig:
     matrix_px : DICOM matrix of the sample (256 keeps it under ~2.5 MB with RLE).
     min_slices, max_slices : slice count range passed to ``ich-edge synth --slices``.
     max_seed_tries : seeds tried, from the requested one, to find a positive study.
+    max_samples : samples tried (each the next positive study) while the measured kernel
+        spread puts a study probability of the sample within reach of its threshold: such a
+        sample cannot check a port's decisions (:func:`make_sample_within_spread`).
     other_runtimes : also measure the on-device bounds on the runtimes of
         ``.ci/provision-arm.sh`` (emulated aarch64, other LiteRT versions) where provisioned
         (``ich-edge assets`` does; off here so library callers and tests stay quick).
@@ -62,6 +65,7 @@ class SampleConfig:
     min_slices: int = 28
     max_slices: int = 32
     max_seed_tries: int = 16
+    max_samples: int = 4
     other_runtimes: bool = False
     refuse_decision_flips: bool = True
 
@@ -72,6 +76,16 @@ class SampleConfig:
             raise ConfigError(f"sample slices must satisfy 1 <= min <= max, got {self.min_slices}-{self.max_slices}")
         if self.max_seed_tries < 1:
             raise ConfigError("max_seed_tries must be >= 1")
+        if self.max_samples < 1:
+            raise ConfigError("max_samples must be >= 1")
+
+
+class SampleNearThresholdError(GateFailedError):
+    """The kernel spread could flip a decision of this sample (``seed``: the synth seed it came from)."""
+
+    def __init__(self, message: str, seed: int):
+        super().__init__(message)
+        self.seed = seed
 
 
 def synth_args(out: Path, seed: int, config: SampleConfig) -> list[str]:
@@ -254,8 +268,11 @@ def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dic
     study = study_probabilities(probabilities)
 
     thresholds = (model.description.get("thresholds") or {}).get("study") or {}
-    on_device = kernel_spread(model, sample_dir, images, probabilities, features, thresholds, labels, config.other_runtimes,
-                              config.refuse_decision_flips)
+    try:
+        on_device = kernel_spread(model, sample_dir, images, probabilities, features, thresholds, labels,
+                                  config.other_runtimes, config.refuse_decision_flips)
+    except GateFailedError as err:
+        raise SampleNearThresholdError(str(err), used_seed) from err
     expected = {
         "model_sha256": model.sha256,
         "precision": model.precision,
@@ -301,3 +318,33 @@ def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dic
         "dicom_bytes": sum(p.stat().st_size for p in (sample_dir / "dicom").glob("*.dcm")),
         "problems": list(loaded.problems),
     }
+
+
+def make_sample_within_spread(model, sample_dir: Path, seed: int, config: SampleConfig) -> dict:
+    """:func:`make_sample`, trying up to ``config.max_samples`` studies (the next positive seed each time)
+    while the kernel spread could flip a decision of the sample; the manifest's ``samples_refused``
+    lists each refused seed and why.
+
+    The spread is a property of the file; whether it can flip a decision depends on how close
+    the sample's study probabilities lie to the thresholds. A golden sample exists to check a
+    port's decisions, which needs probabilities clear of the spread.
+
+    Raises
+    ------
+    GateFailedError
+        When every sample tried lies within the spread (their seeds, and the first one's numbers).
+    """
+    refused = []
+    for _ in range(config.max_samples):
+        try:
+            made = make_sample(model, sample_dir, seed, config)
+        except SampleNearThresholdError as err:
+            shutil.rmtree(sample_dir, ignore_errors=True)
+            refused.append({"seed": err.seed, "why": str(err)})
+            seed = err.seed + 1
+            continue
+        return {**made, "samples_refused": refused}
+    raise GateFailedError(
+        f"{model.path.name} ({model.precision}) is refused for apps: on each of {len(refused)} sample studies (synth "
+        f"seeds {', '.join(str(r['seed']) for r in refused)}) the kernels apps run could flip a study decision; the "
+        f"first: {refused[0]['why']}")

@@ -24,7 +24,8 @@ from ich_edge.assets.sample import SampleConfig
     default=0,
     show_default=True,
     type=int,
-    help="First synth seed tried for the sample study; the first positive study from it is used.",
+    help="First synth seed tried for the sample study: the first positive study from it whose decisions the kernels "
+         "apps run cannot flip is used (up to 4 studies; the manifest lists those refused).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing assets folder.")
 @click.option(
