@@ -16,7 +16,8 @@ each block names its file. Blocks (between ``<!-- NAME:start -->`` and ``<!-- NA
 * ``predict``: ``ich-edge predict`` on the committed golden sample with the committed model
   (``android_demo_assets/``, written by ``ich-edge assets``), its timing line left out;
 * ``seeds``: ``seed_spread_*.json`` (``benchmarks/seed_spread.py``): the demo's training with
-  several seeds, test study AUC per label as mean, sd, min and max.
+  several seeds, test study AUC per label as mean, sd, min and max; with ``--ship``, what each
+  seed's whole demo shipped and its latency and size over fp16.
 
     python benchmarks/readme_tables.py            # rewrites README.md in place
     python benchmarks/readme_tables.py --check    # exit 1 if README.md is not up to date
@@ -33,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))  # the ich_edge of this checkout
-from ich_edge.precisions import DYNAMIC, FP16, FP32, INT8, QAT_INT8  # noqa: E402
+from ich_edge.precisions import BY_NAME, DYNAMIC, FP16, FP32, INT8, QAT_INT8  # noqa: E402
 
 
 def newest(prefix: str, keep=lambda result: True) -> Path | None:
@@ -188,6 +189,22 @@ def seeds_block() -> list[str]:
         base = summary["baseline_study_auc"].get(label, {}).get("mean")
         lines.append(f"| {label} | {s['mean']:.3f} | {s['sd']:.3f} | {s['min']:.3f} | {s['max']:.3f} | "
                      f"{'-' if base is None else f'{base:.3f}'} |")
+    return lines + ship_lines(result.get("ship"))
+
+
+def ship_lines(ship: dict | None) -> list[str]:
+    """What each seed's whole demo shipped (``seed_spread.py --ship``), with its ratios over fp16 from the same bench run."""
+    if not ship:
+        return []
+    lines = ["", f"What each seed's demo ships (`--ship`): an integer file on {ship['integer_count']} of {ship['seeds']} "
+                 f"seeds; its study latency at most 0.75x fp16 (XNNPACK, the same bench run) on {ship['pass_count']}:", "",
+             "| seed | shipped | x fp16 latency | x fp16 size | kept float |", "|---|---|---|---|---|"]
+    for row in ship["rows"]:
+        report = (row.get("layer_reports") or {}).get(BY_NAME[row["shipped"]].file_name) if row.get("shipped") else None
+        report = report or {}
+        kept = ", ".join(g.split("/")[-1] for g in report.get("kept_float") or []) or ("none" if report else "-")
+        lines.append(f"| {row['seed']} | {row['shipped']} | {_ms(row['latency_over_fp16'])} | {_ms(row['size_over_fp16'])} "
+                     f"| {kept} |")
     return lines
 
 

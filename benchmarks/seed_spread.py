@@ -188,6 +188,7 @@ def main(argv=None) -> int:
               "rows": rows, "summary": summary}
     if args.ship:
         result["ship"] = {"rows": ship_rows, "pass_count": sum(r["meets_goal"] for r in ship_rows), "seeds": len(ship_rows),
+                          "integer_count": sum(r["passes_and_ships_integer"] for r in ship_rows),
                           "goal": "an integer file (qat-int8 or int8-mixed) passes both parity questions and ships, "
                                   "study latency <= 0.75x fp16 and size <= 0.8x fp16 (XNNPACK, the demo's bench run)"}
         for r in ship_rows:

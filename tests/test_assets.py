@@ -318,3 +318,17 @@ def test_training_sentence_names_the_data_origin_without_local_paths():
     assert "not made by ich-edge synth" in _training_sentence({"series": 5, "synthetic": False})
     assert "unrecorded origin" in _training_sentence({"series": 5})
     assert "not recorded" in _training_sentence(None)
+
+
+def test_the_manifest_carries_folder_names_not_the_training_machine_paths():
+    from ich_edge.assets.manifest import _folder_names
+
+    record = {"cache": "/mnt/pacs/stroke_2026/cache_train", "series": 300, "test_cache": "C:\\data\\cache_test",
+              "qat": {"source_run": "/home/me/run"}, "files": ["/a/b.csv", "relative/c"], "label_source": "slice"}
+    assert _folder_names(record) == {"cache": "cache_train", "series": 300, "test_cache": "cache_test",
+                                     "qat": {"source_run": "run"}, "files": ["b.csv", "relative/c"], "label_source": "slice"}
+
+
+def test_the_committed_assets_name_no_path_of_the_machine_that_made_them():
+    manifest = (Path(__file__).resolve().parents[1] / "android_demo_assets" / "manifest.json").read_text()
+    assert not re.search(r'"(/|[A-Za-z]:\\\\)[^"]*"', manifest), re.findall(r'"(/[^"]*)"', manifest)[:3]

@@ -20,3 +20,15 @@ def test_replace_block_touches_only_its_block():
     text = "a\n<!-- x:start -->\nold\n<!-- x:end -->\nb\n<!-- y:start -->\nkeep\n<!-- y:end -->\n"
     assert readme_tables.replace_block(text, "x", "new") == text.replace("old", "new")
     assert readme_tables.replace_block(text, "missing", "new") == text
+
+
+def test_ship_lines_say_what_each_seed_shipped_and_which_layers_it_kept_float():
+    ship = {"integer_count": 1, "seeds": 2, "pass_count": 0, "rows": [
+        {"seed": 0, "shipped": "int8-mixed", "latency_over_fp16": 0.98, "size_over_fp16": 0.754,
+         "layer_reports": {"cnn_lstm_int8-mixed.tflite": {"kept_float": ["encode/block4_expand_conv"]}}},
+        {"seed": 1, "shipped": "fp16", "latency_over_fp16": 1.0, "size_over_fp16": 1.0, "layer_reports": {}}]}
+    lines = readme_tables.ship_lines(ship)
+    assert "an integer file on 1 of 2 seeds" in lines[1] and "0.75x fp16" in lines[1] and "on 0:" in lines[1]
+    assert "| 0 | int8-mixed | 0.98 | 0.75 | block4_expand_conv |" in lines
+    assert "| 1 | fp16 | 1.00 | 1.00 | - |" in lines
+    assert readme_tables.ship_lines(None) == []

@@ -183,12 +183,24 @@ def build_manifest(model, model_file: Path, sample: dict) -> dict:
             "machine": platform.machine(),
         },
         "sample": sample,
-        "training_data": description.get("training_data"),
-        "source_run": description.get("source_run"),
+        "training_data": _folder_names(description.get("training_data")),
+        "source_run": _folder_names(description.get("source_run")),
         "created_by": f"ich-edge {__version__}",
         "intended_use": "research demo of on-device inference; a triage aid that reorders a worklist, "
         "not a diagnosis and not a medical device",
     }
+
+
+def _folder_names(record):
+    """``record`` with every absolute path replaced by its last folder name: the assets ship to apps, and
+    the folder layout of the machine that trained the model is none of theirs."""
+    if isinstance(record, dict):
+        return {key: _folder_names(value) for key, value in record.items()}
+    if isinstance(record, list):
+        return [_folder_names(value) for value in record]
+    if isinstance(record, str) and (record.startswith("/") or (len(record) > 2 and record[1:3] in (":\\", ":/"))):
+        return Path(record.replace("\\", "/")).name
+    return record
 
 
 # --- snippet constants ---------------------------------------------------------------------
