@@ -236,6 +236,17 @@ def kernel_spread(model, sample_dir: Path, images: np.ndarray, expected: np.ndar
     }
 
 
+def _sample_spread(model, sample_dir: Path, outputs: tuple, thresholds: dict, labels: list[str], config: SampleConfig,
+                   seed: int) -> dict:
+    """:func:`kernel_spread` of the sample made from synth ``seed``; its refusal names that seed."""
+    images, probabilities, features = outputs
+    try:
+        return kernel_spread(model, sample_dir, images, probabilities, features, thresholds, labels,
+                             config.other_runtimes, config.refuse_decision_flips)
+    except GateFailedError as err:
+        raise SampleNearThresholdError(str(err), seed) from err
+
+
 def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dict:
     """Write ``sample_dir`` for ``model`` (a TFLiteStudyModel); return the manifest's ``sample``."""
     labels = list(model.labels)
@@ -268,11 +279,7 @@ def make_sample(model, sample_dir: Path, seed: int, config: SampleConfig) -> dic
     study = study_probabilities(probabilities)
 
     thresholds = (model.description.get("thresholds") or {}).get("study") or {}
-    try:
-        on_device = kernel_spread(model, sample_dir, images, probabilities, features, thresholds, labels,
-                                  config.other_runtimes, config.refuse_decision_flips)
-    except GateFailedError as err:
-        raise SampleNearThresholdError(str(err), used_seed) from err
+    on_device = _sample_spread(model, sample_dir, (images, probabilities, features), thresholds, labels, config, used_seed)
     expected = {
         "model_sha256": model.sha256,
         "precision": model.precision,
