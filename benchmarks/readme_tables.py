@@ -87,7 +87,10 @@ def apps_block() -> list[str]:
     machine = result.get("machine", {})
     cores = machine.get("usable_cores", machine.get("cpus", "?"))  # files before the shared envelope: "cpus"
     busy = f" (measured at load {load:.1f} on {cores} cores: compare ratios only)" if load and load > 2 else ""
-    lines += ["", f"Per-study time of the golden sample (32 slices; ms, median and range), `benchmarks/results/{path.name}`{busy}:", "",
+    slices = next((run["num_slices"] for run in result["runs"] if run.get("num_slices")), 32)  # older files: 32
+    precision = (result.get("model") or {}).get("precision", "shipped")
+    lines += ["", f"Per-study time of the golden sample ({slices} slices, the {precision} file; ms, median and range), "
+                  f"`benchmarks/results/{path.name}`{busy}:", "",
               "| where | runtime | whole study | model stage | max abs diff vs expected.json |", "|---|---|---|---|---|"]
     for run in result["runs"]:
         study = run.get("per_study_ms") or {}
@@ -189,23 +192,25 @@ def seeds_block() -> list[str]:
         base = summary["baseline_study_auc"].get(label, {}).get("mean")
         lines.append(f"| {label} | {s['mean']:.3f} | {s['sd']:.3f} | {s['min']:.3f} | {s['max']:.3f} | "
                      f"{'-' if base is None else f'{base:.3f}'} |")
-    return lines + ship_lines(result.get("ship"))
+    return lines + ship_lines(result.get("ship"), result.get("machine") or {})
 
 
-def ship_lines(ship: dict | None) -> list[str]:
+def ship_lines(ship: dict | None, machine: dict) -> list[str]:
     """What each seed's whole demo shipped (``seed_spread.py --ship``), with its ratios over fp16 from the same bench run."""
     if not ship:
         return []
-    lines = ["", f"What each seed's demo ships (`--ship`): an integer file on {ship['integer_count']} of {ship['seeds']} "
-                 f"seeds; its study latency at most 0.75x fp16 (XNNPACK, the same bench run) on {ship['pass_count']}:", "",
-             "| seed | shipped | x fp16 latency | x fp16 size | kept float |", "|---|---|---|---|---|"]
+    features = machine.get("cpu_features") or []
+    cpu = f"{machine.get('cpu_model', 'CPU not recorded')}, {'with' if any('vnni' in f for f in features) else 'without'} VNNI"
+    seeds = []
     for row in ship["rows"]:
-        report = (row.get("layer_reports") or {}).get(BY_NAME[row["shipped"]].file_name) if row.get("shipped") else None
-        report = report or {}
-        kept = ", ".join(g.split("/")[-1] for g in report.get("kept_float") or []) or ("none" if report else "-")
-        lines.append(f"| {row['seed']} | {row['shipped']} | {_ms(row['latency_over_fp16'])} | {_ms(row['size_over_fp16'])} "
-                     f"| {kept} |")
-    return lines
+        report = ((row.get("layer_reports") or {}).get(BY_NAME[row["shipped"]].file_name) if row.get("shipped") else None) or {}
+        kept = ", ".join(g.split("/")[-1] for g in report.get("kept_float") or [])
+        detail = (f"{_ms(row['latency_over_fp16'])}x fp16 latency, {_ms(row['size_over_fp16'])}x size"
+                  + (f", {kept} float" if kept else ""))
+        seeds.append(f"seed {row['seed']} {row['shipped']}" + ("" if row["shipped"] == FP16 else f" ({detail})"))
+    return ["", f"What each seed's whole demo ships (`--ship`): {'; '.join(seeds)}. An integer file on "
+                f"{ship['integer_count']} of {ship['seeds']} seeds; study latency at most 0.75x fp16 (XNNPACK, the same "
+                f"bench run; {cpu}) on {ship['pass_count']}."]
 
 
 def runtimes_block() -> list[str]:
@@ -219,9 +224,9 @@ def runtimes_block() -> list[str]:
     lines = [f"The golden sample on {len(runtimes)} kernel sets ({', '.join(runtimes)}; aarch64 {emulator}; "
              f"{result['models']}; `benchmarks/results/{path.name}`, by `benchmarks/runtime_matrix.py`): the largest "
              "|diff| against the sample over them (features / slice probabilities), whether every runtime's study "
-             "decisions agree, and whether `ich-edge assets` ships the file (refused: its measured spread could flip "
-             "a sample decision):", "",
-             "| precision | features | slice p | decisions | assets |", "|---|---|---|---|---|"]
+             "decisions agree, and whether the first sample study lies clear of the spread measured on it, builtin "
+             "kernels (no XNNPACK) included (else `ich-edge assets` tries the next study):", "",
+             "| precision | features | slice p | decisions | first sample |", "|---|---|---|---|---|"]
     for precision in dict.fromkeys(row["precision"] for row in result["rows"]):
         rows = [r for r in result["rows"] if r["precision"] == precision]
         ok = [r for r in rows if r["status"] == "ok"]
@@ -229,7 +234,7 @@ def runtimes_block() -> list[str]:
         agree = "agree" if ok and all(r["decisions_agree"] for r in ok) else "DIFFER"
         refused = next((r.get("assets_would_refuse") for r in rows if r.get("assets_would_refuse")), None)
         spread = re.search(r"by up to ([0-9.e+-]+)", refused or "")
-        verdict = "ships" if not refused else f"refused (spread {spread.group(1) if spread else '?'})"
+        verdict = "clear" if not refused else f"within the spread ({spread.group(1) if spread else '?'})"
         cells = " | ".join("-" if v is None else f"{v:.1e}" for v in worst.values())
         lines.append(f"| {precision} | {cells} | {agree} ({len(ok)}/{len(rows)} ran) | {verdict} |")
     return lines

@@ -27,8 +27,7 @@ def test_ship_lines_say_what_each_seed_shipped_and_which_layers_it_kept_float():
         {"seed": 0, "shipped": "int8-mixed", "latency_over_fp16": 0.98, "size_over_fp16": 0.754,
          "layer_reports": {"cnn_lstm_int8-mixed.tflite": {"kept_float": ["encode/block4_expand_conv"]}}},
         {"seed": 1, "shipped": "fp16", "latency_over_fp16": 1.0, "size_over_fp16": 1.0, "layer_reports": {}}]}
-    lines = readme_tables.ship_lines(ship)
-    assert "an integer file on 1 of 2 seeds" in lines[1] and "0.75x fp16" in lines[1] and "on 0:" in lines[1]
-    assert "| 0 | int8-mixed | 0.98 | 0.75 | block4_expand_conv |" in lines
-    assert "| 1 | fp16 | 1.00 | 1.00 | - |" in lines
-    assert readme_tables.ship_lines(None) == []
+    (blank, line) = readme_tables.ship_lines(ship, {"cpu_model": "AMD EPYC", "cpu_features": ["avx2"]})
+    assert blank == "" and "seed 0 int8-mixed (0.98x fp16 latency, 0.75x size, block4_expand_conv float); seed 1 fp16." in line
+    assert "An integer file on 1 of 2 seeds" in line and "AMD EPYC, without VNNI) on 0." in line
+    assert readme_tables.ship_lines(None, {}) == []
