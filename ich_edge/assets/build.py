@@ -343,6 +343,7 @@ def readme_values(manifest: dict, values: dict[str, str]) -> dict[str, str]:
         "DEVICE_FEATURES_ABS": f"{sample['tolerance']['on_device'].get('features_abs', 1e-4):g}",
         "DEVICE_NOT_MEASURED": "".join(f"Not measured: {line}." for line in sample["tolerance"]["on_device"].get("not_measured", [])),
         "SAMPLES_REFUSED": _samples_refused_sentence(sample.get("samples_refused") or []),
+        "MAX_SAMPLES": str(SampleConfig.max_samples),
         "DEVICE_SPREAD": "; ".join(f"{name} {value:.2g}" for name, value in
                                    sample["tolerance"]["on_device"]["measured_max_abs_difference"].items()),
         "RUNTIME": manifest["runtime"]["tested_with"],
@@ -359,8 +360,9 @@ def _samples_refused_sentence(refused: list[dict]) -> str:
         return ""
     seeds = ", ".join(str(r["seed"]) for r in refused)
     return (f"The studies tried before this one (synth seeds {seeds}; `manifest.json` -> `sample.samples_refused`) "
-            "each had a study probability within that spread of its threshold: on kernels other than XNNPACK this "
-            "file can decide such studies otherwise, so keep XNNPACK on (the snippets do).")
+            "each had a study probability within the spread measured on it of its threshold (the numbers are there): "
+            "on kernels other than XNNPACK this file can decide such studies otherwise, so keep XNNPACK on (the "
+            "snippets do).")
 
 
 def _training_sentence(training: dict | None) -> str:

@@ -25,7 +25,7 @@ from ich_edge.assets.sample import SampleConfig
     show_default=True,
     type=int,
     help="First synth seed tried for the sample study: the first positive study from it whose decisions the kernels "
-         "apps run cannot flip is used (up to 4 studies; the manifest lists those refused).",
+         f"apps run cannot flip is used (up to {SampleConfig.max_samples} studies; the manifest lists those refused).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing assets folder.")
 @click.option(
