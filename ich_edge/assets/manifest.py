@@ -193,7 +193,11 @@ def build_manifest(model, model_file: Path, sample: dict) -> dict:
 
 def _folder_names(record):
     """``record`` with every absolute path replaced by its last folder name: the assets ship to apps, and
-    the folder layout of the machine that trained the model is none of theirs."""
+    the folder layout of the machine that trained the model is none of theirs.
+
+    Stricter than :func:`ich_edge.runtime.bench.envelope.portable` (result files in this repository keep
+    a path relative to it, or the last three folders), because the assets leave the organization.
+    """
     if isinstance(record, dict):
         return {key: _folder_names(value) for key, value in record.items()}
     if isinstance(record, list):
