@@ -29,6 +29,7 @@ from ich_edge.errors import ConfigError
 from ich_edge.fileio import atomic_output, refuse_existing, write_json_atomic
 from ich_edge.precisions import FP32
 from ich_edge.runtime.description import embed_description, format_op_summary, op_summary, sidecar_path
+from ich_edge.training.projection import PROJECTION_MODES, deployed_encoder, deployed_split
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class ConvertConfig:
     layer_report : write the per-layer quantization report beside every integer file.
     float_weights : storage of the float layers' weights in int8-mixed and qat-int8: ``int8`` (per channel,
         dequantized when the runtime prepares the graph; :mod:`converters.weight_storage`) or ``float32``.
+    projection : where ``encode`` ends (:mod:`ich_edge.training.projection`): ``auto`` moves the recurrent
+        layer's input projection into ``encode`` when that narrows the vector per slice; ``always``, ``never``.
     """
 
     precisions: tuple[str, ...] = ("all",)
@@ -57,6 +60,7 @@ class ConvertConfig:
     keep_float: tuple[str, ...] = ("auto",)
     layer_report: bool = True
     float_weights: str = "int8"
+    projection: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precisions", tuple(self.precisions))
@@ -72,6 +76,8 @@ class ConvertConfig:
         from converters.layers import check_float_weights
 
         check_float_weights(self.float_weights)
+        if self.projection not in PROJECTION_MODES:
+            raise ConfigError(f"projection must be one of {', '.join(PROJECTION_MODES)}, got {self.projection!r}")
 
 
 def write_model(path: str | Path, tflite_bytes: bytes, description: dict, force: bool = False) -> Path:
@@ -171,15 +177,20 @@ def convert_runs(model_dirs, data, out, config: ConvertConfig = ConvertConfig(),
         if not group:
             continue
         run = source.load_keras()
+        split = deployed_split(run, config.projection)
+        log(f"split: {split.reason}")
         calibration = None
         if any(r.needs_calibration for r in group):
             series = _training_series(_load_cache_series(data, [run]), source, log)
             t0 = time.monotonic()
-            calibration = calibration_set(run.encoder, series, run.sequence_config, config.calibration_windows, config.seed)
+            calibration = calibration_set(deployed_encoder(run.encoder, split), series, run.sequence_config,
+                                          config.calibration_windows, config.seed)
             log(f"calibration: {calibration.num_windows} windows, {calibration.num_slices} slices ({time.monotonic() - t0:.1f} s)")
         with tempfile.TemporaryDirectory(prefix="ich_edge_export_") as scratch:
-            saved = save_deployable(run.encoder, run.head, run.sequence_config.window_slices, Path(scratch) / "saved_model")
-            layered = _Layered(source, saved, calibration, data, float_dirs[0] if float_dirs else None, config, log, scores)
+            saved = save_deployable(run.encoder, run.head, run.sequence_config.window_slices, Path(scratch) / "saved_model",
+                                    split=split)
+            layered = _Layered(source, saved, calibration, data, float_dirs[0] if float_dirs else None, config, log, scores,
+                               split)
             for recipe in group:
                 results.append(_convert_one(run, recipe, saved, calibration, ios[recipe.name], out, config.force, log, layered))
     return results
@@ -205,8 +216,9 @@ class _Layered:
     ``source`` and ``float_dir`` are RunDirs (:class:`ich_edge.training.run_dir.RunDir`), opened once."""
 
     def __init__(self, source, saved: Path, calibration, data, float_dir, config: ConvertConfig, log,
-                 scores: dict | None = None) -> None:
+                 scores: dict | None = None, split=None) -> None:
         self.source, self.saved, self.calibration, self.data, self.config, self.log = source, saved, calibration, data, config, log
+        self.split = split  # where encode ends (ich_edge.training.projection), as saved
         self.run = source.load_keras()  # loaded once per RunDir: the Run convert_runs holds
         self.float_dir = float_dir  # the validated float RUN_DIR: the deployment reference of the search
         self.scores = {} if scores is None else scores  # Keras scores kept between judge calls (run_parity)
@@ -229,7 +241,8 @@ class _Layered:
 
         def describe(payload: bytes) -> bytes:
             summary = op_summary(payload)
-            return embed_description(payload, describe_model(self.run, recipe, options, payload, summary, self.calibration))
+            return embed_description(payload, describe_model(self.run, recipe, options, payload, summary, self.calibration,
+                                                                  self.split))
 
         return Judge(self.float_dir, Path(self.data), describe, converted_from=(self.source,) if self.source.quantized else (),
                      memo=self.scores)
@@ -297,10 +310,11 @@ def _convert_one(run, recipe: Recipe, saved: Path, calibration, io: str, out: Pa
     summary = op_summary(tflite_bytes)
     check_graph(summary, run.encoder)
     if recipe.name == FP32:  # verify before writing: padded, all-air and extreme windows against Keras
-        log(f"fp32 verification: max |file - Keras| {verify_fp32(tflite_bytes, run):.1e} on padded, all-air and extreme windows")
+        log(f"fp32 verification: max |file - Keras| {verify_fp32(tflite_bytes, run, layered.split):.1e} on padded, all-air and extreme windows")
     if recipe.needs_calibration and layer_report is None and layered.config.layer_report:
         layer_report = layered.report(recipe, options, tflite_bytes)
-    description = describe_model(run, recipe, options, tflite_bytes, summary, calibration if dataset else None)
+    description = describe_model(run, recipe, options, tflite_bytes, summary, calibration if dataset else None,
+                                 layered.split)
     if recipe.keeps_float:
         description["kept_float"] = layer_report["kept_float"]
         description["float_weights"] = layer_report["float_weights"] if layer_report["kept_float"] else None

@@ -51,9 +51,14 @@ def signature_details(tflite_bytes: bytes) -> dict:
     return out
 
 
-def describe_model(run, recipe: Recipe, options: ConvertOptions, tflite_bytes: bytes, summary: dict, calibration) -> dict:
-    """The description embedded in the file (see :mod:`ich_edge.runtime.description`)."""
+def describe_model(run, recipe: Recipe, options: ConvertOptions, tflite_bytes: bytes, summary: dict, calibration,
+                   split=None) -> dict:
+    """The description embedded in the file (see :mod:`ich_edge.runtime.description`); ``split``: where
+    ``encode`` ends (:func:`ich_edge.training.projection.deployed_split`, the run's ``auto`` split when None)."""
+    from ich_edge.training.projection import deployed_split
+
     config = run.config
+    split = split or deployed_split(run)
     run_dir = getattr(run, "run_dir", None)  # the RunDir it was loaded from: report.json read once there
     report = run_dir.report if run_dir is not None else fileio.read_optional_json(run.path / "report.json")
     data = dict(config.get("data", {}))
@@ -77,6 +82,7 @@ def describe_model(run, recipe: Recipe, options: ConvertOptions, tflite_bytes: b
             **run.sequence_config.to_dict(),
             "padding": "a study shorter than window_slices is padded at the end with blank (all-zero) slices; "
             "their features are encode(blank image) and their outputs are dropped",
+            "features": split.to_dict(),
             "state": "stateless: classify has no variable tensors; every invocation is one window from the zero "
             "state, so windows can run in any order and on any runtime",
         },

@@ -5,6 +5,9 @@ The CNN-LSTM is exported so that an app encodes each slice once:
 * ``encode``: ``image (B, S, S, 3)`` float in [0, 1] -> ``features (B, F)``, B resizable;
 * ``classify``: ``features (1, T, F)`` -> ``probabilities (1, T, 6)``.
 
+``F`` is the encoder's width, or, for a wide encoder, the recurrent layer's gate inputs: its
+input projection then runs once per slice in ``encode`` (:mod:`ich_edge.training.projection`).
+
 Both are concrete functions of one ``tf.Module`` saved as a SavedModel with two
 signatures, converted by ``TFLiteConverter.from_saved_model(signature_keys=[...])`` and
 configured by a precision recipe (:mod:`converters.registry`).
@@ -29,13 +32,17 @@ from ich_edge.runtime import flatbuffer as fb
 from ich_edge.runtime.description import custom_ops
 from ich_edge.runtime.tflite_model import CLASSIFY, ENCODE
 from ich_edge.training.keras import keras, tf
+from ich_edge.training.projection import encode_tail, head_split
 from ich_edge.training.stateless import stateless_head_fn
 
 IMAGE, FEATURES, PROBABILITIES = "image", "features", "probabilities"
 
 
-def deployable_module(encoder, head, window_slices: int, stateless: bool = True):
+def deployable_module(encoder, head, window_slices: int, stateless: bool = True, split=None):
     """A ``tf.Module`` with the ``encode`` and ``classify`` functions of the deployed model.
+
+    ``split`` (:func:`ich_edge.training.projection.head_split`, ``auto`` when None) says where
+    ``encode`` ends: with the features, or with the recurrent layer's input projection.
 
     The Keras models are reached through the closure and only their variables are tracked:
     saving the Keras objects themselves would add every layer's traced call functions to the
@@ -44,8 +51,12 @@ def deployable_module(encoder, head, window_slices: int, stateless: bool = True)
     ``benchmarks/stateless_head.py``, which compares the two forms; convert refuses it.
     """
     size_px = int(encoder.input_shape[1])
-    feature_dim = int(encoder.output_shape[-1])
-    head_fn = stateless_head_fn(head, window_slices) if stateless else (lambda x: head(x, training=False))
+    if split is None:
+        split = head_split(head, int(encoder.output_shape[-1]), "auto" if stateless else "never")
+    if split.projected and not stateless:
+        raise ConversionError("the input projection moves into encode only with the stateless head")
+    head_fn = stateless_head_fn(head, window_slices, split) if stateless else (lambda x: head(x, training=False))
+    tail = encode_tail(split)
 
     class Deployable(tf.Module):
         def __init__(self):
@@ -54,18 +65,18 @@ def deployable_module(encoder, head, window_slices: int, stateless: bool = True)
 
         @tf.function(input_signature=[tf.TensorSpec([None, size_px, size_px, 3], tf.float32, name=IMAGE)])
         def encode(self, image):
-            return {FEATURES: encoder(image, training=False)}
+            return {FEATURES: tail(encoder(image, training=False))}
 
-        @tf.function(input_signature=[tf.TensorSpec([1, window_slices, feature_dim], tf.float32, name=FEATURES)])
+        @tf.function(input_signature=[tf.TensorSpec([1, window_slices, split.classify_dim], tf.float32, name=FEATURES)])
         def classify(self, features):
             return {PROBABILITIES: head_fn(features)}
 
     return Deployable()
 
 
-def save_deployable(encoder, head, window_slices: int, directory: str | Path, stateless: bool = True) -> Path:
-    """Write the two-signature SavedModel to ``directory`` (a scratch folder)."""
-    module = deployable_module(encoder, head, window_slices, stateless)
+def save_deployable(encoder, head, window_slices: int, directory: str | Path, stateless: bool = True, split=None) -> Path:
+    """Write the two-signature SavedModel to ``directory`` (a scratch folder); ``split`` as in :func:`deployable_module`."""
+    module = deployable_module(encoder, head, window_slices, stateless, split)
     tf.saved_model.save(module, str(directory), signatures={ENCODE: module.encode, CLASSIFY: module.classify})
     return Path(directory)
 

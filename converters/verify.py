@@ -31,18 +31,24 @@ def _signatures(tflite_bytes: bytes, scratch: Path):
     return interpreter.get_signature_runner(ENCODE), interpreter.get_signature_runner(CLASSIFY)
 
 
-def verify_fp32(tflite_bytes: bytes, run) -> float:
-    """Largest |file - Keras| probability on the verification windows; raises past the tolerance."""
+def verify_fp32(tflite_bytes: bytes, run, split=None) -> float:
+    """Largest |file - Keras| probability on the verification windows; raises past the tolerance.
+
+    ``split``: where the file's ``encode`` ends (:func:`ich_edge.training.projection.deployed_split`;
+    None: the run's ``auto`` split); the Keras side computes the same vector."""
     from converters.graph import FEATURES, IMAGE, PROBABILITIES
     from ich_edge.training.importer.verify import TOLERANCE, first_disagreement, verification_windows, worst
+    from ich_edge.training.projection import deployed_encoder, deployed_split
 
     window = run.sequence_config.window_slices
     size = int(run.encoder.input_shape[1])
     unit, cases = verification_windows(size, window)
     with tempfile.TemporaryDirectory(prefix="ich_edge_verify_") as scratch:
         encode, classify = _signatures(tflite_bytes, Path(scratch))
-        keras_features = np.stack([np.asarray(run.encoder(w, training=False), np.float32) for w in unit])
-        keras_probs = np.concatenate([np.asarray(run.head(f[None], training=False), np.float32) for f in keras_features])
+        raw = [np.asarray(run.encoder(w, training=False), np.float32) for w in unit]
+        keras_probs = np.concatenate([np.asarray(run.head(f[None], training=False), np.float32) for f in raw])
+        encode_keras = deployed_encoder(run.encoder, split or deployed_split(run))
+        keras_features = np.stack([np.asarray(encode_keras(w), np.float32) for w in unit])
         file_features = np.stack([encode(**{IMAGE: w})[FEATURES] for w in unit])
         file_probs = np.concatenate([classify(**{FEATURES: f[None]})[PROBABILITIES] for f in file_features])
         if keras_probs.ndim == 2:  # a head without RepeatVector: one vector per window

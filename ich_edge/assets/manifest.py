@@ -164,6 +164,9 @@ def build_manifest(model, model_file: Path, sample: dict) -> dict:
             "window_slices": model.sequence.window_slices,
             "stride_slices": model.sequence.stride_slices,
             "feature_dim": model.feature_dim,
+            # what the vector per slice is: the encoder's features, or the recurrent layer's input projection
+            # of them (ich_edge.training.projection); either way encode -> classify as before
+            "feature_kind": (description["sequence"].get("features") or {}).get("kind", "slice features"),
             **SEQUENCE_RULES,
             "stitch_rule": description["sequence"].get("stitch_rule", "mean over the windows covering the slice"),
             "state": "stateless: classify keeps nothing between calls (no variable tensors); windows may run "

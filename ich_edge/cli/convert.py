@@ -12,6 +12,7 @@ from ich_edge.cli.conventions import list_option
 from converters import ALL, IO_TYPES, RECIPES
 from converters.layers import FLOAT_WEIGHTS
 from ich_edge.precisions import FP32
+from ich_edge.training.projection import PROJECTION_MODES
 
 
 def _precision_help() -> str:
@@ -39,10 +40,13 @@ def _precision_help() -> str:
 @click.option("--float-weights", type=click.Choice(FLOAT_WEIGHTS), default=FLOAT_WEIGHTS[0], show_default=True,
               help="int8-mixed and qat-int8: how the float layers' weights are stored: int8 per channel (dequantized "
                    "once when the runtime loads the file; float arithmetic) or float32.")
+@click.option("--projection", type=click.Choice(PROJECTION_MODES), default=PROJECTION_MODES[0], show_default=True,
+              help="Where encode ends: auto moves the recurrent layer's input projection into encode (once per slice) "
+                   "when that narrows the vector per slice (wide encoders such as a flattened feature map); always; never.")
 @click.option("--no-layer-report", is_flag=True, help="Skip the per-layer quantization report (<file>.layers.json).")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
-def command(models, precisions, data, out, calibration_windows, io, seed, keep_float, float_weights, no_layer_report,
-            force) -> None:
+def command(models, precisions, data, out, calibration_windows, io, seed, keep_float, float_weights, projection,
+            no_layer_report, force) -> None:
     """Convert a trained model to TFLite, one file per precision.
 
     Each file has two signatures (encode: slices -> features, classify: a window of
@@ -54,7 +58,8 @@ def command(models, precisions, data, out, calibration_windows, io, seed, keep_f
     from ich_edge.training.run_dir import RunDir
 
     fields = {"precisions": precisions, "io": io, "force": force, "seed": seed, "keep_float": tuple(keep_float),
-              "layer_report": not no_layer_report, "float_weights": float_weights}
+              "layer_report": not no_layer_report, "float_weights": float_weights,
+              "projection": projection}
     if calibration_windows is not None:
         fields["calibration_windows"] = calibration_windows
     convert_config = ConvertConfig(**fields)

@@ -85,15 +85,23 @@ def _recurrent_product(h, recurrent):
     return tf.concat([tf.matmul(row, recurrent[d]) for d, row in enumerate(rows)], axis=0)
 
 
-def _unrolled(layers, x):
+def _unrolled(layers, x, projected: bool = False):
     """Run 1 or 2 same-type recurrent layers over ``x (T, F)`` as a batch of directions.
+
+    ``projected``: ``x (T, D*G*H)`` already holds every direction's input projection with its
+    input bias (:mod:`ich_edge.training.projection` moved it into ``encode``), directions side
+    by side in layer order; only the recurrence runs here.
 
     Returns ``(D, T, H)`` outputs in each direction's processing order (a ``go_backwards``
     layer reads and emits the reversed sequence, as Keras does).
     """
     kind = _kind(layers[0])
     cell = layers[0].cell
-    steps_in = [tf.reverse(x, [0]) if layer.go_backwards else x for layer in layers]  # D x (T, F)
+    if projected:
+        parts = tf.split(x, len(layers), axis=-1) if len(layers) > 1 else [x]  # D x (T, G*H)
+        steps_in = [tf.reverse(p, [0]) if layer.go_backwards else p for p, layer in zip(parts, layers)]
+    else:
+        steps_in = [tf.reverse(x, [0]) if layer.go_backwards else x for layer in layers]  # D x (T, F)
     weights = [_weights(layer) for layer in layers]
     recurrent = tf.stack([w[1] for w in weights])  # (D, H, G*H)
     use_bias = bool(getattr(cell, "use_bias", True))
@@ -109,9 +117,12 @@ def _unrolled(layers, x):
     # (D, T, F) @ (D, F, G*H) would be a BATCH_MATMUL, which XNNPACK does not take in integer
     # files (the paper model's 28,800-feature projection then ran in builtin kernels: int8
     # classify 2x slower than fp32).
-    projected = tf.concat([tf.matmul(inputs, w[0])[None] for inputs, w in zip(steps_in, weights)], axis=0)
-    if input_bias is not None:
-        projected = projected + input_bias
+    if projected:
+        projected = tf.concat([inputs[None] for inputs in steps_in], axis=0)  # (D, T, G*H), bias included
+    else:
+        projected = tf.concat([tf.matmul(inputs, w[0])[None] for inputs, w in zip(steps_in, weights)], axis=0)
+        if input_bias is not None:
+            projected = projected + input_bias
     per_step = tf.unstack(projected, axis=1)  # T x (D, G*H): one UNPACK for the whole window
     h = c = None
     outputs = []
@@ -162,15 +173,16 @@ def _step_gru(z, h, recurrent, recurrent_bias, cell):
     return zg * h + (1.0 - zg) * hh
 
 
-def _recurrent(layer, x):
-    """A recurrent layer (or Bidirectional of one) on ``x (T, F)`` -> ``(T, H')`` or ``(H',)``."""
+def _recurrent(layer, x, projected: bool = False):
+    """A recurrent layer (or Bidirectional of one) on ``x (T, F)`` -> ``(T, H')`` or ``(H',)``
+    (``x (T, D*G*H)``, the input projection done, when ``projected``: see :func:`_unrolled`)."""
     if _kind(layer) == "Bidirectional":
         forward, backward = layer.forward_layer, layer.backward_layer
         if _kind(forward) != _kind(backward):
             raise ConversionError(f"{layer.name}: a Bidirectional of two different cell types is not supported")
         for inner in (forward, backward):
             _check_layer(inner)
-        both = _unrolled([forward, backward], x)  # (2, T, H), backward in reversed time
+        both = _unrolled([forward, backward], x, projected)  # (2, T, H), backward in reversed time
         sequences = layer.return_sequences
         if sequences:
             fw, bw = both[0], tf.reverse(both[1], [0]) if backward.go_backwards else both[1]
@@ -187,12 +199,21 @@ def _recurrent(layer, x):
             return (fw + bw) * 0.5
         raise ConversionError(f"{layer.name}: Bidirectional merge_mode={mode!r} is not supported; use concat, sum, mul or ave")
     _check_layer(layer)
-    out = _unrolled([layer], x)[0]  # (T, H) in processing order
+    out = _unrolled([layer], x, projected)[0]  # (T, H) in processing order
     return out if layer.return_sequences else out[-1]
 
 
-def stateless_head_fn(head, window_slices: int):
+def head_layers(head) -> list:
+    """The head's layers in order, without its InputLayer (the list the split indexes)."""
+    return [layer for layer in head.layers if _kind(layer) != "InputLayer"]
+
+
+def stateless_head_fn(head, window_slices: int, split=None):
     """A function ``features (1, T, F) -> (1, T, K)`` computing ``head`` without state.
+
+    With a projected ``split`` (:func:`ich_edge.training.projection.head_split`) the function
+    takes ``(1, T, D*G*H)``, what the deployed ``encode`` gives: the split's per-slice layers
+    and the first recurrent layer's input projection already ran there.
 
     Parameters
     ----------
@@ -208,7 +229,7 @@ def stateless_head_fn(head, window_slices: int):
     ConversionError
         A layer the unrolled form cannot express (a stateful layer, a branching graph).
     """
-    layers = [layer for layer in head.layers if _kind(layer) != "InputLayer"]
+    layers = head_layers(head)
     for layer in layers:
         inbound = getattr(layer, "_inbound_nodes", [])
         if any(len(tf.nest.flatten(node.inbound_layers)) > 1 for node in inbound):
@@ -217,14 +238,20 @@ def stateless_head_fn(head, window_slices: int):
                 "(one layer after the other)"
             )
 
+    projected = split is not None and split.projected
+    skip = len(split.prefix) if projected else 0  # the layers before the recurrent one ran in encode
+
     def run(features):
         x = features[0]  # (T, F)
-        for layer in layers:
+        for index, layer in enumerate(layers[skip:], start=skip):
             kind = _kind(layer)
             if kind in _IDENTITY_AT_INFERENCE:
                 continue
             with tf.name_scope(layer.name):  # tensor names say which layer an op belongs to (converters.layers)
-                x = _recurrent(layer, x) if kind in _RECURRENT or kind == "Bidirectional" else layer(x[None], training=False)[0]
+                if kind in _RECURRENT or kind == "Bidirectional":
+                    x = _recurrent(layer, x, projected=projected and index == skip)
+                else:
+                    x = layer(x[None], training=False)[0]
         if len(x.shape) == 1:  # one vector per window: every slice gets it
             x = tf.tile(x[None], [window_slices, 1])
         return x[None]
@@ -249,5 +276,5 @@ def check_equivalent(head, window_slices: int, feature_dim: int, atol: float = 1
     return diff
 
 
-__all__ = ["stateless_head_fn", "check_equivalent"]
+__all__ = ["stateless_head_fn", "check_equivalent", "head_layers"]
 _ = keras  # the head's layers are tf_keras layers (ich_edge.training.keras selects them)

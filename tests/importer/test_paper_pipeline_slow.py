@@ -48,3 +48,5 @@ def test_paper_model_runs_the_whole_pipeline(tmp_path):
     assert main(["assets", "--model", str(tfl / "cnn_lstm_qat-int8.tflite"), "--out", str(tmp_path / "assets"), "--allow-failed-parity"]) == 0
     manifest = json.loads((tmp_path / "assets" / "manifest.json").read_text())
     assert manifest and (tmp_path / "assets" / "model.tflite").is_file()
+    # the 14 x 14 x 32 flattened map is wider than the LSTM's 4 x 32 gate inputs: encode ends with the projection
+    assert manifest["sequence"]["feature_kind"] == "projected" and manifest["sequence"]["feature_dim"] == 128

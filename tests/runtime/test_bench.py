@@ -547,3 +547,18 @@ def test_failed_rows_counts_failures_and_failed_rounds_not_unavailable():
         "a.tflite reference threads=1: 1 of 3 rounds failed (timed out after 900 s)",
         "a.tflite gpu+cpu threads=2: boom",
     ]
+
+
+def test_the_profile_keeps_apart_two_files_of_one_name_in_two_folders(stateless, tmp_path):
+    """paper_model.py benches each model's cnn_lstm_fp32.tflite from two folders: each keeps its own MACs and ops."""
+    import shutil
+
+    paths = []
+    for folder, source in (("float", stateless["fp32"]), ("integer", stateless["int8"])):
+        (tmp_path / folder).mkdir()
+        paths.append(Path(shutil.copy(source, tmp_path / folder / "model.tflite")))
+    result = bench.benchmark(paths, bench.BenchConfig(threads=(1,), backends=("xnnpack",), **QUICK))
+    profile = format_profile(result)
+    assert "float/model.tflite on xnnpack" in profile and "integer/model.tflite on xnnpack" in profile
+    blocks = profile.split("integer/model.tflite on xnnpack")
+    assert "QUANTIZE" not in blocks[0] and "QUANTIZE" in blocks[1]  # each block its own file's op table

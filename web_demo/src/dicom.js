@@ -10,7 +10,7 @@
 //     (Patient), ascending (skull base first); Instance Number only breaks ties.
 // dicom-parser is loaded as a classic script (globalThis.dicomParser).
 
-import { decodeRleFrame, RleError } from './rle.js';
+import { decodeRle16Mapped, decodeRlePlanes, RleError } from './rle.js';
 
 export class DicomError extends Error {}
 
@@ -209,57 +209,84 @@ function asStored(value, bitsStored, signed) {
  *     32-bit samples, which need more than an int32)
  */
 export function storedValues(slice) {
+  const { module } = slice;
+  const numPixels = module.rows * module.columns;
+  const bytesPerSample = module.bitsAllocated / 8;
+  const pixels = pixelData(slice, numPixels, bytesPerSample, (frame) => ({
+    planes: decodeRlePlanes(frame, module.rows, module.columns, module.bitsAllocated, 1),
+  }));
+  const { bitsStored, signed } = module;
+  if (bytesPerSample <= 2) {
+    // Masking to Bits Stored and sign extension in one integer step: keep the low bitsStored
+    // bits, then (x ^ signBit) - signBit maps [signBit, 2 * signBit) to [-signBit, 0) and
+    // leaves [0, signBit) as it is (two's complement); flip 0 leaves unsigned values alone.
+    const mask = 2 ** bitsStored - 1; // stray high bits dropped
+    const flip = signed ? 2 ** (bitsStored - 1) : 0;
+    const out = new Int32Array(numPixels);
+    if (pixels.planes && pixels.planes.length === 2) {
+      // RLE, 16 bits: assemble each sample from its high and low byte planes directly.
+      const [high, low] = pixels.planes;
+      for (let i = 0; i < numPixels; i++) out[i] = ((((high[i] << 8) | low[i]) & mask) ^ flip) - flip;
+    } else {
+      const samples = pixels.planes ? pixels.planes[0] : unsignedSamples(pixels.raw, bytesPerSample, pixels.littleEndian, numPixels);
+      for (let i = 0; i < numPixels; i++) out[i] = ((samples[i] & mask) ^ flip) - flip;
+    }
+    return out;
+  }
+  // 32-bit samples: past int32, in float64 arithmetic (exact below 2 ** 53).
+  const samples = pixels.planes ? samplesFromPlanes32(pixels.planes, numPixels) : unsignedSamples(pixels.raw, 4, pixels.littleEndian, numPixels);
+  const out = new Float64Array(numPixels);
+  const span = 2 ** bitsStored;
+  const signBit = 2 ** (bitsStored - 1);
+  for (let i = 0; i < numPixels; i++) {
+    const v = bitsStored >= 32 ? samples[i] : samples[i] % span;
+    out[i] = signed && v >= signBit ? v - span : v;
+  }
+  return out;
+}
+
+/**
+ * The slice's pixel data, checked: RLE Lossless: what decodeRle(frame) returns for the frame's
+ * bytes (the caller's decoder, rle.js); native: {raw, littleEndian}, the pixel bytes.
+ * Throws DicomError naming the file when the data is missing, truncated, corrupt (an RleError
+ * from decodeRle) or in a transfer syntax this page does not decode.
+ */
+function pixelData(slice, numPixels, bytesPerSample, decodeRle) {
   const { ds, module, name, transferSyntax } = slice;
   const element = ds.elements.x7fe00010;
   if (!element) throw new DicomError(`${name}: no (7FE0,0010) Pixel Data`);
-  const numPixels = module.rows * module.columns;
-  const bytesPerSample = module.bitsAllocated / 8;
-  let raw;
-  let littleEndian = true;
   if (transferSyntax === TS.RLE) {
     if (!element.encapsulatedPixelData) throw new DicomError(`${name}: RLE Lossless pixel data is not encapsulated`);
-    let frame;
     try {
-      frame = parser().readEncapsulatedPixelDataFromFragments(ds, element, 0, element.fragments.length);
-      raw = decodeRleFrame(frame, module.rows, module.columns, module.bitsAllocated, 1);
+      const frame = parser().readEncapsulatedPixelDataFromFragments(ds, element, 0, element.fragments.length);
+      return decodeRle(frame);
     } catch (err) {
       const why = err instanceof RleError ? err.message : errorText(err);
       throw new DicomError(`${name}: cannot decode RLE Lossless pixel data (${why})`);
     }
-  } else if (transferSyntax in SUPPORTED_TRANSFER_SYNTAXES) {
-    littleEndian = transferSyntax !== TS.EXPLICIT_BE;
+  }
+  if (transferSyntax in SUPPORTED_TRANSFER_SYNTAXES) {
     const need = numPixels * bytesPerSample;
     if (element.length < need || element.dataOffset + need > slice.bytes.length) {
       throw new DicomError(
         `${name}: pixel data truncated (${Math.min(element.length, slice.bytes.length - element.dataOffset)} of ${need} bytes); copy the file again`,
       );
     }
-    raw = slice.bytes.subarray(element.dataOffset, element.dataOffset + need);
-  } else {
-    const known = OTHER_TRANSFER_SYNTAXES[transferSyntax];
-    throw new DicomError(
-      `${name}: pixel data in ${known ? `${known} (${transferSyntax})` : `transfer syntax ${transferSyntax}`}, ` +
-        `which this page does not decode; it reads ${Object.values(SUPPORTED_TRANSFER_SYNTAXES).join(', ')}. ` +
-        'Convert the series to uncompressed DICOM first, e.g. with GDCM: gdcmconv --raw IN OUT (or dcmtk: dcmdjpeg IN OUT for JPEG).',
-    );
+    return { raw: slice.bytes.subarray(element.dataOffset, element.dataOffset + need), littleEndian: transferSyntax !== TS.EXPLICIT_BE };
   }
-  const samples = unsignedSamples(raw, bytesPerSample, littleEndian, numPixels);
-  const { bitsStored, signed } = module;
-  const out = bytesPerSample <= 2 ? new Int32Array(numPixels) : new Float64Array(numPixels);
-  const span = 2 ** bitsStored;
-  const signBit = 2 ** (bitsStored - 1);
-  if (bytesPerSample <= 2) {
-    const mask = span - 1; // stray high bits dropped
-    for (let i = 0; i < numPixels; i++) {
-      const v = samples[i] & mask;
-      out[i] = signed && v >= signBit ? v - span : v;
-    }
-  } else {
-    for (let i = 0; i < numPixels; i++) {
-      const v = bitsStored >= 32 ? samples[i] : samples[i] % span;
-      out[i] = signed && v >= signBit ? v - span : v;
-    }
-  }
+  const known = OTHER_TRANSFER_SYNTAXES[transferSyntax];
+  throw new DicomError(
+    `${name}: pixel data in ${known ? `${known} (${transferSyntax})` : `transfer syntax ${transferSyntax}`}, ` +
+      `which this page does not decode; it reads ${Object.values(SUPPORTED_TRANSFER_SYNTAXES).join(', ')}. ` +
+      'Convert the series to uncompressed DICOM first, e.g. with GDCM: gdcmconv --raw IN OUT (or dcmtk: dcmdjpeg IN OUT for JPEG).',
+  );
+}
+
+/** 32-bit unsigned samples from four RLE byte planes, most significant first. */
+function samplesFromPlanes32(planes, numPixels) {
+  const [b3, b2, b1, b0] = planes;
+  const out = new Uint32Array(numPixels);
+  for (let i = 0; i < numPixels; i++) out[i] = (b3[i] << 24) | (b2[i] << 16) | (b1[i] << 8) | b0[i];
   return out;
 }
 
@@ -282,6 +309,20 @@ function unsignedSamples(raw, bytesPerSample, littleEndian, numPixels) {
 }
 
 /**
+ * HU of one stored value s: float32(s) * float32(slope) + float32(intercept), float32 at every
+ * step and each step only where ToHounsfield does it (slope != 1, intercept != 0); padding
+ * and values below air -> air. The one definition of the rule: storedToHu and sliceHu apply
+ * it to each pixel or through a table of it (huTable), which gives the same float32 bits.
+ */
+function huOf(s, slope, intercept, rescaleSlope, rescaleIntercept, padding, air) {
+  let v = Math.fround(s);
+  if (rescaleSlope) v = Math.fround(v * slope);
+  if (rescaleIntercept) v = Math.fround(v + intercept);
+  if (padding !== null && s >= padding[0] && s <= padding[1]) v = air;
+  return v < air ? air : v;
+}
+
+/**
  * Stored values to float32 HU with padding and sub-air values set to airHu.
  * float32 at every step, as ich_edge.transforms.ToHounsfield (numpy float32).
  */
@@ -289,17 +330,84 @@ export function storedToHu(stored, module, airHu) {
   const slope = Math.fround(module.slope);
   const intercept = Math.fround(module.intercept);
   const air = Math.fround(airHu);
-  const hu = new Float32Array(stored.length);
+  // Decided once here, not per pixel (the JIT inlines huOf with these loop-invariant tests).
+  const rescaleSlope = module.slope !== 1;
+  const rescaleIntercept = module.intercept !== 0;
   const padding = module.paddingRange;
+  const hu = new Float32Array(stored.length);
+  if (stored instanceof Int32Array && module.bitsStored >= 1 && module.bitsStored <= 16) {
+    // storedValues' values (integers in Bits Stored's range): looked up in sliceHu's table,
+    // whose index is the value's bit pattern; anything else is computed.
+    const table = huTable(module, air);
+    const mask = table.length - 1;
+    const lowest = module.signed ? -(table.length / 2) : 0;
+    const highest = lowest + mask;
+    for (let i = 0; i < stored.length; i++) {
+      const s = stored[i];
+      hu[i] = s >= lowest && s <= highest ? table[s & mask] : huOf(s, slope, intercept, rescaleSlope, rescaleIntercept, padding, air);
+    }
+    return hu;
+  }
   for (let i = 0; i < stored.length; i++) {
-    const s = stored[i];
-    let v = Math.fround(s);
-    if (module.slope !== 1) v = Math.fround(v * slope);
-    if (module.intercept !== 0) v = Math.fround(v + intercept);
-    if (padding !== null && s >= padding[0] && s <= padding[1]) v = air;
-    hu[i] = v < air ? air : v;
+    hu[i] = huOf(stored[i], slope, intercept, rescaleSlope, rescaleIntercept, padding, air);
   }
   return hu;
+}
+
+/**
+ * The slice's HU image: storedToHu(storedValues(slice), slice.module, airHu), bit for bit
+ * (and the same DicomErrors), in one pass over the pixels where samples are 8 or 16 bits.
+ * Such a sample has at most 65536 bit patterns, so each pixel's HU is looked up in a table of
+ * huOf() over all of them (huTable) instead of being masked, sign-extended, stored as an
+ * int32, read back and rescaled; 16-bit RLE pixels are looked up as they are decoded.
+ * 32-bit samples take the two steps.
+ *
+ * @returns {Float32Array} rows * columns HU, row by row
+ */
+export function sliceHu(slice, airHu) {
+  const { module } = slice;
+  const { rows, columns, bitsAllocated } = module;
+  const numPixels = rows * columns;
+  const bytesPerSample = bitsAllocated / 8;
+  const tableFits = module.bitsStored >= 1 && module.bitsStored <= 16; // as parseSlice gives for 8 and 16 bits
+  if (bytesPerSample > 2 || !tableFits) return storedToHu(storedValues(slice), module, airHu);
+  const table = huTable(module, Math.fround(airHu));
+  const mask = table.length - 1; // the low Bits Stored bits: stray high bits dropped
+  const hu = new Float32Array(numPixels);
+  const pixels = pixelData(slice, numPixels, bytesPerSample, (frame) => {
+    if (bytesPerSample === 1) return { samples: decodeRlePlanes(frame, rows, columns, bitsAllocated, 1)[0] };
+    // 16 bits: each sample is looked up as its low byte is decoded (rle.js), hu is filled.
+    decodeRle16Mapped(frame, rows, columns, table, mask, hu);
+    return { filled: true };
+  });
+  if (pixels.filled) return hu;
+  const samples = pixels.samples || unsignedSamples(pixels.raw, bytesPerSample, pixels.littleEndian, numPixels);
+  for (let i = 0; i < numPixels; i++) hu[i] = table[samples[i] & mask];
+  return hu;
+}
+
+/** The last table built: the slices of a series share their rescale, so it is built once. */
+let cachedHuTable = { key: null, table: null };
+
+/**
+ * HU by stored bit pattern, for 1 to 16 Bits Stored: table[u] = huOf(stored value of u) for
+ * every pattern u of bitsStored bits, the stored value being u sign-extended when signed
+ * (as storedValues does), so that table[sample & mask] is the sample's HU.
+ */
+function huTable(module, air) {
+  const { bitsStored, signed, slope, intercept, paddingRange } = module;
+  const key = [bitsStored, signed, slope, intercept, paddingRange ? paddingRange.join(',') : '-', air].join(' ');
+  if (cachedHuTable.key === key) return cachedHuTable.table;
+  const size = 2 ** bitsStored;
+  const flip = signed ? size / 2 : 0; // sign extension as in storedValues
+  const f32Slope = Math.fround(slope);
+  const f32Intercept = Math.fround(intercept);
+  const table = new Float32Array(size);
+  for (let u = 0; u < size; u++) {
+    table[u] = huOf((u ^ flip) - flip, f32Slope, f32Intercept, slope !== 1, intercept !== 0, paddingRange, air);
+  }
+  cachedHuTable = { key, table };
+  return table;
 }
 
 /**

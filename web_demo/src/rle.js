@@ -24,6 +24,74 @@ export class RleError extends Error {}
  *     sample little endian, samples interleaved (pixel by pixel) as in native data
  */
 export function decodeRleFrame(frame, rows, columns, bitsAllocated, samplesPerPixel = 1) {
+  const planes = decodeRlePlanes(frame, rows, columns, bitsAllocated, samplesPerPixel);
+  const bytesPerSample = bitsAllocated / 8;
+  const numPixels = rows * columns;
+  const stride = planes.length;
+  const out = new Uint8Array(numPixels * stride);
+  planes.forEach((plane, s) => {
+    // Segment order: sample by sample, and within a sample the most significant byte first.
+    const sample = Math.floor(s / bytesPerSample);
+    const byteInSample = bytesPerSample - 1 - (s % bytesPerSample); // little-endian position
+    const base = sample * bytesPerSample + byteInSample;
+    for (let p = 0; p < numPixels; p++) out[p * stride + base] = plane[p];
+  });
+  return out;
+}
+
+/** Byte planes reused from frame to frame (a slice's planes are read before the next is decoded). */
+const scratchPlanes = [];
+
+function scratchPlane(s, numPixels) {
+  if (!scratchPlanes[s] || scratchPlanes[s].length < numPixels) scratchPlanes[s] = new Uint8Array(numPixels);
+  return scratchPlanes[s].length === numPixels ? scratchPlanes[s] : scratchPlanes[s].subarray(0, numPixels);
+}
+
+/**
+ * Decode one RLE Lossless frame to its byte planes, in segment order: for each sample, the
+ * most significant byte plane first (a 16-bit sample: [high bytes, low bytes]). The caller
+ * assembles the samples from the planes in one pass (dicom.js storedValues), which is much
+ * cheaper than interleaving the bytes (decodeRleFrame) and reading them back as samples.
+ *
+ * The planes are scratch buffers shared by every call: read them before the next call.
+ * Same arguments and the same RleError messages as decodeRleFrame.
+ *
+ * @returns {Uint8Array[]} bitsAllocated / 8 * samplesPerPixel planes of rows * columns bytes
+ */
+export function decodeRlePlanes(frame, rows, columns, bitsAllocated, samplesPerPixel = 1) {
+  const planes = [];
+  decodeSegments(frame, rows, columns, bitsAllocated, samplesPerPixel, (s, start, end) => {
+    const plane = scratchPlane(s, rows * columns);
+    planes.push(plane);
+    return unpackBits(frame, start, end, plane);
+  });
+  return planes;
+}
+
+/**
+ * Decode an RLE Lossless frame of 16-bit samples, one per pixel, through a lookup table:
+ * out[p] = table[sample & mask] (dicom.js sliceHu: the table gives each sample's HU). The
+ * high byte plane is decoded first; the low one is then decoded straight into `out`, each
+ * byte joined to its high byte and looked up as it comes, so the low plane and the samples
+ * are never stored. Same checks and RleError messages as decodeRleFrame(frame, rows,
+ * columns, 16, 1).
+ *
+ * @param {Float32Array} table values by sample bit pattern (masked)
+ * @param {number} mask applied to each sample before the lookup (table.length - 1)
+ * @param {Float32Array} out rows * columns values, filled
+ */
+export function decodeRle16Mapped(frame, rows, columns, table, mask, out) {
+  const high = scratchPlane(0, rows * columns);
+  decodeSegments(frame, rows, columns, 16, 1, (s, start, end) =>
+    s === 0 ? unpackBits(frame, start, end, high) : unpackBitsMapped(frame, start, end, high, table, mask, out),
+  );
+}
+
+/**
+ * Check the frame's header and decode its segments in order with decodeSegment(s, start,
+ * end), which returns how many pixels segment s filled; throws RleError on anything wrong.
+ */
+function decodeSegments(frame, rows, columns, bitsAllocated, samplesPerPixel, decodeSegment) {
   if (bitsAllocated % 8 !== 0 || bitsAllocated < 8 || bitsAllocated > 32) {
     throw new RleError(`RLE Lossless with Bits Allocated ${bitsAllocated} is not supported (8, 16 or 32)`);
   }
@@ -42,26 +110,17 @@ export function decodeRleFrame(frame, rows, columns, bitsAllocated, samplesPerPi
   const offsets = [];
   for (let s = 0; s < numSegments; s++) offsets.push(header.getUint32(4 + 4 * s, true));
   const numPixels = rows * columns;
-  const out = new Uint8Array(numPixels * expectedSegments);
-  const plane = new Uint8Array(numPixels);
   for (let s = 0; s < numSegments; s++) {
     const start = offsets[s];
     const end = s + 1 < numSegments ? offsets[s + 1] : frame.length;
     if (start < 64 || end > frame.length || start > end) {
       throw new RleError(`RLE segment ${s + 1} lies outside the frame (offsets ${start}..${end} of ${frame.length} bytes)`);
     }
-    const produced = unpackBits(frame, start, end, plane);
+    const produced = decodeSegment(s, start, end);
     if (produced < numPixels) {
       throw new RleError(`RLE segment ${s + 1} decodes to ${produced} bytes, ${numPixels} expected: the data is truncated`);
     }
-    // Segment order: sample by sample, and within a sample the most significant byte first.
-    const sample = Math.floor(s / bytesPerSample);
-    const byteInSample = bytesPerSample - 1 - (s % bytesPerSample); // little-endian position
-    const stride = expectedSegments;
-    const base = sample * bytesPerSample + byteInSample;
-    for (let p = 0; p < numPixels; p++) out[p * stride + base] = plane[p];
   }
-  return out;
 }
 
 /**
@@ -80,13 +139,43 @@ function unpackBits(frame, start, end, plane) {
       for (let k = 0; k < take; k++) plane[written++] = frame[pos + k];
       pos += n + 1;
     } else if (n > 128) {
-      // replicate run: 257 - n copies of the next byte (n as int8 is n - 256)
+      // replicate run: 257 - n copies of the next byte (n as int8 is n - 256); long ones (the
+      // high bytes of CT: air, soft tissue) with fill(), short ones in a loop (fewer calls)
       if (pos >= end) break;
       const value = frame[pos++];
       const stop = Math.min(written + 257 - n, size);
-      while (written < stop) plane[written++] = value;
+      if (stop - written >= 32) {
+        plane.fill(value, written, stop);
+        written = stop;
+      } else {
+        while (written < stop) plane[written++] = value;
+      }
     }
     // n === 128 (-128): no operation
+  }
+  return written;
+}
+
+/**
+ * unpackBits for the low byte plane of 16-bit samples: writes out[p] = table[((high[p] << 8)
+ * | low byte) & mask] instead of the byte. The same runs, limits and return value.
+ */
+function unpackBitsMapped(frame, start, end, high, table, mask, out) {
+  const size = out.length;
+  let pos = start;
+  let written = 0;
+  while (pos < end && written < size) {
+    const n = frame[pos++];
+    if (n < 128) {
+      const take = Math.min(n + 1, end - pos, size - written);
+      for (let k = 0; k < take; k++, written++) out[written] = table[((high[written] << 8) | frame[pos + k]) & mask];
+      pos += n + 1;
+    } else if (n > 128) {
+      if (pos >= end) break;
+      const value = frame[pos++];
+      const stop = Math.min(written + 257 - n, size);
+      for (; written < stop; written++) out[written] = table[((high[written] << 8) | value) & mask];
+    }
   }
   return written;
 }

@@ -111,17 +111,19 @@ def format_profile(result: dict) -> str:
     from ich_edge.runtime.description import format_op_summary, op_summary
 
     lines = [OP_PROFILE_UNAVAILABLE, ""]
-    models = {m["file"]: m for m in result["models"]}
+    models = {str(m["path"]): m for m in result["models"]}  # by path: two folders may hold files of one name
+    names = [m["file"] for m in result["models"]]
     slices = result["config"]["study_slices"]
     shown_ops = set()
     for row in result["rows"]:
         if row["status"] != "ok":
             continue
-        model = models[row["file"]]
+        model = models[str(row["path"])]
         study = row["study_latency_ms"]["p50"]
         stages = row["stage_latency_ms"]
         encode, classify = stages["encode"]["p50"], stages["classify"]["p50"]
-        lines.append(f"{row['file']} on {row['backend']}, {row['threads']} thread(s):")
+        shown = row["file"] if names.count(row["file"]) == 1 else f"{Path(row['path']).parent.name}/{row['file']}"
+        lines.append(f"{shown} on {row['backend']}, {row['threads']} thread(s):")
         lines.append(
             f"  study p50 {study:.2f} ms; timed alone: encode {slices} slices {encode:.2f} ms "
             f"({100 * encode / study:.0f}%), classify {row['study_windows']} windows {classify:.2f} ms "
@@ -139,8 +141,8 @@ def format_profile(result: dict) -> str:
                 f"classify {_macs_text(per_sig['classify']['macs'])} per window); "
                 f"achieved {macs / (study / 1e3) / 1e9:.2f} GMAC/s"
             )
-        if row["file"] not in shown_ops:
-            shown_ops.add(row["file"])
+        if str(row["path"]) not in shown_ops:
+            shown_ops.add(str(row["path"]))
             try:
                 summary = format_op_summary(op_summary(model["path"]))
             except Exception as err:  # a profile must not fail on a summary it could not build
