@@ -124,6 +124,48 @@ def _reference_auc(tfl: Path) -> dict:
     return {label: None if v.get("auc") is None else round(v["auc"] - v["auc_delta"], 4) for label, v in labels.items()}
 
 
+def _model_entry(rows: list, tfl: Path, other: Path) -> dict:
+    """One model's section of the result: per precision size, parity and latency from the bench rows of
+    ``tfl``, the qat-int8 / fp32 ratios, the test AUC of its reference, and both forms (``tfl``, ``other``)."""
+    parity = _parity_rows(tfl)
+    entry = {"folder": str(tfl), "precisions": {}}
+    for row in rows:
+        path = Path(row["path"])
+        if path.parent != tfl:
+            continue
+        precision = path.stem.replace("cnn_lstm_", "")
+        entry["precisions"][precision] = {
+            "size_bytes": path.stat().st_size,
+            "parity": parity.get(precision),
+            "slice_latency_ms": row["slice_latency_ms"],
+            "study_latency_ms": row["study_latency_ms"],
+            "stage_latency_ms": row.get("stage_latency_ms"),
+        }
+    p = entry["precisions"]
+    if FP32 in p and QAT_INT8 in p:
+        for stat in ("study", "slice"):
+            key = f"{stat}_latency_ms"
+            entry[f"qat_int8_over_fp32_{stat}_latency"] = p[QAT_INT8][key]["p50"] / p[FP32][key]["p50"]
+    entry["test_study_auc"] = _reference_auc(tfl)
+    entry["forms"] = {_form(tfl): _form_rows(rows, tfl), _form(other): _form_rows(rows, other)}
+    return entry
+
+
+def _print_summary(result: dict) -> None:
+    for name, entry in result["models"].items():
+        for precision, row in entry["precisions"].items():
+            par = row["parity"] or {}
+            study, slice_ = row["study_latency_ms"], row["slice_latency_ms"]
+            conv = (par.get("conversion") or {})
+            print(f"{name:8} {precision:9} {row['size_bytes'] / 1024:9.1f} KiB  parity {par.get('verdict')} "
+                  f"(conversion {conv.get('verdict')}, max|dp| {conv.get('max_abs_diff')})  study p50 {study['p50']:.2f} ms (p90 {study['p90']:.2f})  "
+                  f"slice p50 {slice_['p50']:.3f} ms")
+        print(f"{name}: qat-int8 / fp32 study latency (p50) = {entry.get('qat_int8_over_fp32_study_latency')}; "
+              f"test study AUC any {entry['test_study_auc'].get('any')}")
+        for form, row in entry["forms"].items():
+            print(f"{name:8} {form:15} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
@@ -174,43 +216,10 @@ def main() -> None:
               "paper_training": json.loads(trained_json.read_text()) if trained_json.exists() else None}
     rows = [r for r in bench["rows"] if r.get("status") == "ok"]
     for name, tfl in folders.items():
-        parity = _parity_rows(tfl)
-        entry = {"folder": str(tfl), "precisions": {}}
-        for row in rows:
-            path = Path(row["path"])
-            if path.parent != tfl:
-                continue
-            precision = path.stem.replace("cnn_lstm_", "")
-            entry["precisions"][precision] = {
-                "size_bytes": path.stat().st_size,
-                "parity": parity.get(precision),
-                "slice_latency_ms": row["slice_latency_ms"],
-                "study_latency_ms": row["study_latency_ms"],
-                "stage_latency_ms": row.get("stage_latency_ms"),
-            }
-        p = entry["precisions"]
-        if FP32 in p and QAT_INT8 in p:
-            for stat in ("study", "slice"):
-                key = f"{stat}_latency_ms"
-                entry[f"qat_int8_over_fp32_{stat}_latency"] = p[QAT_INT8][key]["p50"] / p[FP32][key]["p50"]
-        entry["test_study_auc"] = _reference_auc(tfl)
-        entry["forms"] = {_form(tfl): _form_rows(rows, tfl), _form(others[name]): _form_rows(rows, others[name])}
-        result["models"][name] = entry
+        result["models"][name] = _model_entry(rows, tfl, others[name])
     result["seconds"] = time.monotonic() - t0
     print(f"wrote {write_result(result, 'paper_model', args.results_dir, named={work: '<work>'})}")
-    for name, entry in result["models"].items():
-        for precision, row in entry["precisions"].items():
-            par = row["parity"] or {}
-            study, slice_ = row["study_latency_ms"], row["slice_latency_ms"]
-            conv = (par.get("conversion") or {})
-            print(f"{name:8} {precision:9} {row['size_bytes'] / 1024:9.1f} KiB  parity {par.get('verdict')} "
-                  f"(conversion {conv.get('verdict')}, max|dp| {conv.get('max_abs_diff')})  study p50 {study['p50']:.2f} ms (p90 {study['p90']:.2f})  "
-                  f"slice p50 {slice_['p50']:.3f} ms")
-        print(f"{name}: qat-int8 / fp32 study latency (p50) = {entry.get('qat_int8_over_fp32_study_latency')}; "
-              f"test study AUC any {entry['test_study_auc'].get('any')}")
-        for form, row in entry["forms"].items():
-            print(f"{name:8} {form:15} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)))
-
+    _print_summary(result)
 
 if __name__ == "__main__":
     main()

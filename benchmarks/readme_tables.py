@@ -118,8 +118,11 @@ def paper_block() -> list[str]:
         return []
     result = json.loads(path.read_text())
     settings = result["settings"]
-    lines = [f"The paper's model ({settings['size']} px, briefly trained on "
-             f"{settings['studies']} synthetic studies; XNNPACK, 2 threads; `benchmarks/results/{path.name}`):", "",
+    trained = result.get("paper_training") or {}
+    auc = (result["models"].get("paper", {}).get("test_study_auc") or {}).get("any")
+    learned = (f"trained {trained['epochs']} epochs on {settings['studies']} synthetic studies, test study AUC any "
+               f"{auc:.3f}" if trained and auc is not None else f"briefly trained on {settings['studies']} synthetic studies")
+    lines = [f"The paper's model ({settings['size']} px, {learned}; XNNPACK, 2 threads; `benchmarks/results/{path.name}`):", "",
              "| model | precision | size KB | conversion parity | deployment parity | study ms p50 | x fp32 |",
              "|---|---|---|---|---|---|---|"]
     for name, model in [(n, m) for n, m in result["models"].items() if n == "paper"]:
@@ -131,19 +134,15 @@ def paper_block() -> list[str]:
             ratio = f"{p50 / fp32:.2f}" if p50 and fp32 else "-"
             lines.append(f"| {name} | {precision} | {entry['size_bytes'] / 1024:.0f} | {verdicts[0]} | {verdicts[1]} | "
                          f"{_ms(p50)} | {ratio} |")
-    default = result["models"].get("default", {}).get("qat_int8_over_fp32_study_latency")
-    lines += ["", "Trained for minutes it learned little, so small shifts reorder its near-chance outputs (FAILs). "
-              + (f"ich-edge's default model in the same run: qat-int8 {default:.2f}x fp32." if default else "")]
-    stages = result["models"].get("paper", {}).get("precisions", {})
-    stage_ratio = {}
-    for stage in ("encode", "classify"):
-        q, f = ((stages.get(p) or {}).get("stage_latency_ms") or {} for p in (QAT_INT8, FP32))
-        if _p50(q.get(stage)) and _p50(f.get(stage)):
-            stage_ratio[stage] = _p50(q[stage]) / _p50(f[stage])
-    if len(stage_ratio) == 2:
-        lines += [f"Per stage, qat-int8 x fp32: `encode` (the two convolutions) {stage_ratio['encode']:.2f}, "
-                  f"`classify` {stage_ratio['classify']:.2f}: the LSTM's input projection of the flattened feature map, "
-                  "run for every window a slice is in, dominates the study (goal 0.4x not met)."]
+    forms = [(name, form, row) for name, model in result["models"].items() for form, row in (model.get("forms") or {}).items()]
+    if forms:
+        lines += ["", "Both forms of each model in the same run (`encode` ends with the slice features, or with the "
+                  "LSTM's input projection; study ms p50, 2 threads):", "",
+                  "| model | classify takes | values per slice | fp32 | qat-int8 | qat-int8 x fp32 |", "|---|---|---|---|---|---|"]
+        for name, form, row in forms:
+            ratio = row.get("qat_int8_over_fp32")
+            lines.append(f"| {name} | {form} | {row.get('values_per_slice')} | {_ms(row.get(f'{FP32}_study_ms'))} | "
+                         f"{_ms(row.get(f'{QAT_INT8}_study_ms'))} | {'-' if ratio is None else format(ratio, '.2f')} |")
     return lines
 
 

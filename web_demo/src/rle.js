@@ -158,7 +158,9 @@ function unpackBits(frame, start, end, plane) {
 
 /**
  * unpackBits for the low byte plane of 16-bit samples: writes out[p] = table[((high[p] << 8)
- * | low byte) & mask] instead of the byte. The same runs, limits and return value.
+ * | low byte) & mask] instead of the byte. The same runs, limits and return value. Its own
+ * copy of the run loop on purpose: unpackBits with a per-byte callback would cost about what
+ * fusing the table lookup into the decoding saves.
  */
 function unpackBitsMapped(frame, start, end, high, table, mask, out) {
   const size = out.length;
