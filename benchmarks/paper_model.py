@@ -54,19 +54,21 @@ def _cli(args: list[str], allowed: tuple[int, ...] = (0,)) -> int:
 OTHER_FORM = {"paper": "never", "default": "always"}
 
 
-def _pipeline(name: str, run: Path, work: Path, cache: Path, test_cache: Path, qat_epochs: int) -> Path:
+def _pipeline(name: str, run: Path, work: Path, cache: Path, test_cache: Path, qat_epochs: int, keep_float: str) -> Path:
     """qat, convert --precision all and parity (both questions, one report) of RUN_DIR ``run``;
-    returns the .tflite folder."""
+    returns the .tflite folder. ``keep_float`` is passed to convert (``none``: no float search and no
+    layer report, which judge candidate files on every training study: most of the run's time)."""
     qat_dir, tfl = work / f"{name}_qat", work / f"{name}_tflite"
+    search = ["--keep-float", keep_float] + (["--no-layer-report"] if keep_float == "none" else [])
     if not (qat_dir / "model.keras").exists():
         _cli(["qat", "--model", str(run), "--data", str(cache), "--out", str(qat_dir), "--epochs", str(qat_epochs)])
     if not (tfl / "cnn_lstm_qat-int8.tflite").exists():
         _cli(["convert", "--model", str(run), "--model", str(qat_dir), "--precision", "all", "--data", str(cache),
-              "--out", str(tfl), "--force"])
+              "--out", str(tfl), "--force", *search])
     other = work / f"{name}_tflite_{OTHER_FORM[name]}"
     if not (other / "cnn_lstm_qat-int8.tflite").exists():  # the same model with encode ending the other way
         _cli(["convert", "--model", str(run), "--model", str(qat_dir), "--precision", f"{FP32},{QAT_INT8}", "--data",
-              str(cache), "--out", str(other), "--force", "--projection", OTHER_FORM[name]])
+              str(cache), "--out", str(other), "--force", "--projection", OTHER_FORM[name], *search])
     if not (tfl / "parity" / "report.json").exists():
         files = [arg for p in sorted(tfl.glob("cnn_lstm_*.tflite")) for arg in ("--model", str(p))]
         # exit 1 (a gate failed) and 4 (too few studies to judge) still write the report
@@ -177,6 +179,7 @@ def main() -> None:
                         help="stop training the paper model once its validation study AUC any reaches this")
     parser.add_argument("--default-epochs", type=int, default=3)
     parser.add_argument("--qat-epochs", type=int, default=1)
+    parser.add_argument("--keep-float", default="auto", help="convert's --keep-float (none: no search, no layer report)")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--results-dir", type=Path, default=ROOT / "benchmarks" / "results")
@@ -202,8 +205,8 @@ def main() -> None:
     if not (default_run / "model.keras").exists():
         _cli(["train", "--data", str(cache), "--out", str(default_run), "--epochs", str(args.default_epochs),
               "--window-slices", "8", "--stride-slices", "4"])
-    folders = {"paper": _pipeline("paper", paper_run, work, cache, test_cache, args.qat_epochs),
-               "default": _pipeline("default", default_run, work, cache, test_cache, args.qat_epochs)}
+    folders = {name: _pipeline(name, run, work, cache, test_cache, args.qat_epochs, args.keep_float)
+               for name, run in (("paper", paper_run), ("default", default_run))}
     others = {name: work / f"{name}_tflite_{OTHER_FORM[name]}" for name in folders}
     files = [str(p) for tfl in [*folders.values(), *others.values()] for p in sorted(tfl.glob("cnn_lstm_*.tflite"))]
     bench_json = work / "bench.json"
