@@ -96,15 +96,11 @@ def _parity_rows(tfl: Path) -> dict:
     return rows
 
 
-def _form(tfl: Path) -> str:
-    """What the files of ``tfl`` give classify per slice: "slice features" or "projected" (their description)."""
-    sidecar = json.loads((tfl / f"cnn_lstm_{FP32}.tflite.json").read_text())
-    return sidecar["sequence"]["features"]["kind"]
-
-
-def _form_rows(rows: list, tfl: Path) -> dict:
-    """fp32 and qat-int8 of one form: study and stage p50 (ms), encode output width, and qat-int8 / fp32."""
-    out = {}
+def _form_rows(rows: list, tfl: Path) -> tuple[str, dict]:
+    """One form (what the files of ``tfl`` give classify per slice, from their description: "slice features"
+    or "projected") and its fp32 and qat-int8: study and stage p50 (ms), values per slice, qat-int8 / fp32."""
+    features = json.loads((tfl / f"cnn_lstm_{FP32}.tflite.json").read_text())["sequence"]["features"]
+    out = {"values_per_slice": features["dim"]}
     for row in rows:
         path = Path(row["path"])
         if path.parent == tfl and path.stem in (f"cnn_lstm_{FP32}", f"cnn_lstm_{QAT_INT8}"):
@@ -114,8 +110,7 @@ def _form_rows(rows: list, tfl: Path) -> dict:
                 out[f"{precision}_{stage}_ms"] = stats["p50"]
     if f"{FP32}_study_ms" in out and f"{QAT_INT8}_study_ms" in out:
         out["qat_int8_over_fp32"] = out[f"{QAT_INT8}_study_ms"] / out[f"{FP32}_study_ms"]
-    out["values_per_slice"] = json.loads((tfl / f"cnn_lstm_{FP32}.tflite.json").read_text())["sequence"]["features"]["dim"]
-    return out
+    return features["kind"], out
 
 
 def _reference_auc(tfl: Path) -> dict:
@@ -149,7 +144,7 @@ def _model_entry(rows: list, tfl: Path, other: Path) -> dict:
             key = f"{stat}_latency_ms"
             entry[f"qat_int8_over_fp32_{stat}_latency"] = p[QAT_INT8][key]["p50"] / p[FP32][key]["p50"]
     entry["test_study_auc"] = _reference_auc(tfl)
-    entry["forms"] = {_form(tfl): _form_rows(rows, tfl), _form(other): _form_rows(rows, other)}
+    entry["forms"] = dict(_form_rows(rows, folder) for folder in (tfl, other))
     return entry
 
 

@@ -32,8 +32,12 @@ from ich_edge.errors import ConfigError, ConversionError
 #: TensorFlow is imported by the functions that build graphs, so that the CLI lists these quickly.
 PROJECTION_MODES = ("auto", "always", "never")
 SLICE_FEATURES, PROJECTED = "slice features", "projected"
-_RECURRENT = ("LSTM", "GRU", "SimpleRNN", "Bidirectional")  # ich_edge.training.stateless unrolls these
-_IDENTITY = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout")
+#: The recurrent layers ich_edge.training.stateless unrolls, and the layers that are the identity
+#: at inference: one list for both modules (stateless imports them from here, TensorFlow-free).
+RECURRENT_CELLS = ("LSTM", "GRU", "SimpleRNN")
+IDENTITY_AT_INFERENCE = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "InputLayer")
+_RECURRENT = RECURRENT_CELLS + ("Bidirectional",)
+_IDENTITY = IDENTITY_AT_INFERENCE
 #: Layers that act on each slice alone, so that ``encode`` may run them (on ``(B, F)``).
 _PER_SLICE = ("Dense", "TimeDistributed", "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax") + _IDENTITY
 

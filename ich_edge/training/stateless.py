@@ -29,9 +29,8 @@ import numpy as np
 
 from ich_edge.errors import ConversionError
 from ich_edge.training.keras import keras, tf
-
-_RECURRENT = ("LSTM", "GRU", "SimpleRNN")
-_IDENTITY_AT_INFERENCE = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "InputLayer")
+from ich_edge.training.projection import IDENTITY_AT_INFERENCE as _IDENTITY_AT_INFERENCE
+from ich_edge.training.projection import RECURRENT_CELLS as _RECURRENT
 
 
 def _kind(layer) -> str:

@@ -335,19 +335,6 @@ export function storedToHu(stored, module, airHu) {
   const rescaleIntercept = module.intercept !== 0;
   const padding = module.paddingRange;
   const hu = new Float32Array(stored.length);
-  if (stored instanceof Int32Array && module.bitsStored >= 1 && module.bitsStored <= 16) {
-    // storedValues' values (integers in Bits Stored's range): looked up in sliceHu's table,
-    // whose index is the value's bit pattern; anything else is computed.
-    const table = huTable(module, air);
-    const mask = table.length - 1;
-    const lowest = module.signed ? -(table.length / 2) : 0;
-    const highest = lowest + mask;
-    for (let i = 0; i < stored.length; i++) {
-      const s = stored[i];
-      hu[i] = s >= lowest && s <= highest ? table[s & mask] : huOf(s, slope, intercept, rescaleSlope, rescaleIntercept, padding, air);
-    }
-    return hu;
-  }
   for (let i = 0; i < stored.length; i++) {
     hu[i] = huOf(stored[i], slope, intercept, rescaleSlope, rescaleIntercept, padding, air);
   }
