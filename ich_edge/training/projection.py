@@ -87,10 +87,13 @@ def _input_kernel_and_bias(direction):
     return cell.kernel, bias
 
 
+def head_layers(head) -> list:
+    """The head's layers in order, without its InputLayer (the list the split indexes)."""
+    return [layer for layer in head.layers if type(layer).__name__ != "InputLayer"]
+
+
 def head_split(head, feature_dim: int, mode: str = "auto") -> Split:
     """Decide the split of ``head`` (features of width ``feature_dim``) by ``mode`` (see the module docstring)."""
-    from ich_edge.training.stateless import head_layers
-
     if mode not in PROJECTION_MODES:
         raise ConfigError(f"projection must be one of {', '.join(PROJECTION_MODES)}, got {mode!r}")
     layers = head_layers(head)
@@ -158,4 +161,4 @@ def deployed_encoder(encoder, split: Split):
     return lambda images: tail(encoder(images, training=False))
 
 
-__all__ = ["PROJECTION_MODES", "Split", "head_split", "deployed_split", "encode_tail", "deployed_encoder"]
+__all__ = ["PROJECTION_MODES", "Split", "head_layers", "head_split", "deployed_split", "encode_tail", "deployed_encoder"]

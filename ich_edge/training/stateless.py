@@ -31,6 +31,7 @@ from ich_edge.errors import ConversionError
 from ich_edge.training.keras import keras, tf
 from ich_edge.training.projection import IDENTITY_AT_INFERENCE as _IDENTITY_AT_INFERENCE
 from ich_edge.training.projection import RECURRENT_CELLS as _RECURRENT
+from ich_edge.training.projection import head_layers
 
 
 def _kind(layer) -> str:
@@ -200,11 +201,6 @@ def _recurrent(layer, x, projected: bool = False):
     _check_layer(layer)
     out = _unrolled([layer], x, projected)[0]  # (T, H) in processing order
     return out if layer.return_sequences else out[-1]
-
-
-def head_layers(head) -> list:
-    """The head's layers in order, without its InputLayer (the list the split indexes)."""
-    return [layer for layer in head.layers if _kind(layer) != "InputLayer"]
 
 
 def stateless_head_fn(head, window_slices: int, split=None):
