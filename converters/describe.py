@@ -2,6 +2,9 @@
 
 What an app or a reviewer needs to run the file right and to know where it came from:
 signatures, preprocessing, the sequence rule, thresholds, training data and source run.
+The file leaves the machine (apps, app stores, other hospitals): paths in it are reduced to their
+last name (:func:`ich_edge.fileio.folder_names`), and the source run is identified by the sha256
+of its model file, which `ich-edge parity` matches against the folders it is given.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from ich_edge.runtime.description import FORMAT
 from ich_edge.runtime.tflite_model import CLASSIFY, ENCODE
 from ich_edge.training.keras import tf
 from ich_edge.training.model import MODEL_VERSION
+from ich_edge.training.run_dir import model_sha256
 
 VALUE_SCALING = (
     "uint8 window image / 255 -> [0, 1] float input; int8/uint8 inputs take the quantized value per the "
@@ -88,19 +92,21 @@ def describe_model(run, recipe: Recipe, options: ConvertOptions, tflite_bytes: b
         },
         "thresholds": run.thresholds,
         "model_input": config.get("model_input"),  # imported models: scale/channels applied inside encode
-        "imported_from": {k: (config.get("import") or {}).get(k) for k in ("path", "format", "sha256")} if config.get("import") else None,
-        "training_data": {
+        "imported_from": fileio.folder_names(
+            {k: (config.get("import") or {}).get(k) for k in ("path", "format", "sha256")}) if config.get("import") else None,
+        "training_data": fileio.folder_names({
             **data,
             "synthetic": is_synthetic(cache),
             "validation_study_auc": ((report or {}).get("validation", {}).get("model", {}).get("study", {}).get("auc")),
-        },
-        "source_run": {
+        }),
+        "source_run": fileio.folder_names({
             "path": str(Path(run.path).resolve()),
+            "model_sha256": model_sha256(run.path),
             "quantized": bool(config.get("quantized", False)),
             "model": run.model_config.to_dict(),
             "qat": {k: (config.get("qat") or {}).get(k) for k in ("epochs", "learning_rate", "source_run")}
             if config.get("quantized") else None,
-        },
+        }),
         "calibration": None if calibration is None else {
             "windows": calibration.num_windows,
             "slices": calibration.num_slices,

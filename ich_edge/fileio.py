@@ -16,6 +16,7 @@ deleted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -189,3 +190,35 @@ def replace_dir(staging: str | Path, target: str | Path, verb: str | None = None
         raise
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
+
+
+def sha256_of(path: str | Path) -> str:
+    """SHA-256 (hex) of a file, or of a folder's files (their sorted relative paths and contents)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for item in files:
+        if path.is_dir():
+            digest.update(str(item.relative_to(path)).encode())
+        with open(item, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_names(record):
+    """``record`` (a JSON value) with every absolute path replaced by its last name.
+
+    For what leaves the machine inside a model file or app assets: the folder layout of the
+    machine that trained the model (a user name, a hospital share, a patient folder) is none
+    of the reader's business. Stricter than
+    :func:`ich_edge.runtime.bench.envelope.portable` (result files in this repository keep a
+    path relative to it, or the last three folders).
+    """
+    if isinstance(record, dict):
+        return {key: folder_names(value) for key, value in record.items()}
+    if isinstance(record, list):
+        return [folder_names(value) for value in record]
+    if isinstance(record, str) and (record.startswith("/") or (len(record) > 2 and record[1:3] in (":\\", ":/"))):
+        return Path(record.replace("\\", "/")).name
+    return record

@@ -15,6 +15,7 @@ from ich_edge.assets.build import ASSET_NAMES, AssetsConfig, _notes, _training_s
 from ich_edge.assets.sample import SampleConfig
 from ich_edge.cli import main
 from ich_edge.errors import ConfigError, GateFailedError, OutputExistsError
+from ich_edge.fileio import folder_names
 from ich_edge.transforms import PreprocessConfig
 from tiny_app_model import tiny_model_bytes
 
@@ -321,11 +322,9 @@ def test_training_sentence_names_the_data_origin_without_local_paths():
 
 
 def test_the_manifest_carries_folder_names_not_the_training_machine_paths():
-    from ich_edge.assets.manifest import _folder_names
-
     record = {"cache": "/mnt/pacs/stroke_2026/cache_train", "series": 300, "test_cache": "C:\\data\\cache_test",
               "qat": {"source_run": "/home/me/run"}, "files": ["/a/b.csv", "relative/c"], "label_source": "slice"}
-    assert _folder_names(record) == {"cache": "cache_train", "series": 300, "test_cache": "cache_test",
+    assert folder_names(record) == {"cache": "cache_train", "series": 300, "test_cache": "cache_test",
                                      "qat": {"source_run": "run"}, "files": ["b.csv", "relative/c"], "label_source": "slice"}
 
 

@@ -29,11 +29,11 @@ from importlib import resources
 from pathlib import Path
 
 from ich_edge import LABELS, __version__
-from ich_edge.assets.manifest import build_manifest, sha256_of, snippet_values
+from ich_edge.assets.manifest import build_manifest, snippet_values
 from ich_edge.assets.sample import SampleConfig, make_sample_within_spread
 from ich_edge.errors import ConfigError, GateFailedError, InsufficientEvidenceError
 from ich_edge.evidence import below_defaults, default_minimums
-from ich_edge.fileio import read_json, refuse_existing, replace_dir
+from ich_edge.fileio import read_json, refuse_existing, replace_dir, sha256_of
 from ich_edge.precisions import BY_NAME, RECOMMENDED as RECOMMENDED_PRECISION
 
 MAX_MODEL_BYTES = 5 * 1024 * 1024

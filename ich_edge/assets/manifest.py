@@ -10,7 +10,6 @@ The rules describe :mod:`ich_edge.transforms`, :mod:`ich_edge.dicom.pixels` and
 
 from __future__ import annotations
 
-import hashlib
 import platform
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from ich_edge import __version__
 from ich_edge.dicom.pixels import AIR_HU
+from ich_edge.fileio import folder_names, sha256_of
 from ich_edge.runtime.interpreter import make_interpreter, runtime_name
 from ich_edge.transforms import UNIT_PER_PIXEL, PreprocessConfig, Window
 
@@ -68,15 +68,6 @@ SEQUENCE_RULES = {
     "output of a blank (all-zero uint8) image, and their outputs are dropped",
     "encode_once": "each slice is encoded once; windows reuse the features of the slices they cover",
 }
-
-
-def sha256_of(path: str | Path) -> str:
-    """SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def f32(value: float) -> float:
@@ -186,28 +177,12 @@ def build_manifest(model, model_file: Path, sample: dict) -> dict:
             "machine": platform.machine(),
         },
         "sample": sample,
-        "training_data": _folder_names(description.get("training_data")),
-        "source_run": _folder_names(description.get("source_run")),
+        "training_data": folder_names(description.get("training_data")),
+        "source_run": folder_names(description.get("source_run")),
         "created_by": f"ich-edge {__version__}",
         "intended_use": "research demo of on-device inference; a triage aid that reorders a worklist, "
         "not a diagnosis and not a medical device",
     }
-
-
-def _folder_names(record):
-    """``record`` with every absolute path replaced by its last folder name: the assets ship to apps, and
-    the folder layout of the machine that trained the model is none of theirs.
-
-    Stricter than :func:`ich_edge.runtime.bench.envelope.portable` (result files in this repository keep
-    a path relative to it, or the last three folders), because the assets leave the organization.
-    """
-    if isinstance(record, dict):
-        return {key: _folder_names(value) for key, value in record.items()}
-    if isinstance(record, list):
-        return [_folder_names(value) for value in record]
-    if isinstance(record, str) and (record.startswith("/") or (len(record) > 2 and record[1:3] in (":\\", ":/"))):
-        return Path(record.replace("\\", "/")).name
-    return record
 
 
 # --- snippet constants ---------------------------------------------------------------------

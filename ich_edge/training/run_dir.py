@@ -49,6 +49,12 @@ REMEDIES = {FLOAT: "train again into a new --out", QAT: "run `ich-edge qat` agai
 NOT_A_RUN = "not a run folder; pass the --out of `ich-edge train`, `ich-edge qat` or `ich-edge import`"
 
 
+def model_sha256(run_path: str | Path) -> str | None:
+    """sha256 of ``run_path``/model.keras, None when the folder has none."""
+    model = Path(run_path) / MODEL_FILE
+    return fileio.sha256_of(model) if model.is_file() else None
+
+
 def read_json(path: Path, what: str, remedy: str = REMEDIES[FLOAT]) -> dict:
     """A run folder's JSON file (:func:`ich_edge.fileio.read_json`, raising :class:`ModelError`)."""
     return fileio.read_json(path, what, remedy, ModelError)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -52,6 +54,10 @@ def test_description_fields(converted, tiny_data):
     assert {"value_scaling", "slice_order", "hu", "order_of_ops"} <= set(pre)
     assert description["calibration"]["windows"] >= 1 and description["calibration"]["slices"] >= 4
     assert description["source_run"]["quantized"] is False
+    # The file leaves the machine: no path of it inside, the source run named by its model's digest.
+    assert not re.search(r'"(/|[A-Za-z]:\\\\)[^"]*"', json.dumps(description)), json.dumps(description)[:300]
+    assert description["source_run"]["path"] == run.name
+    assert description["source_run"]["model_sha256"] == hashlib.sha256((run / "model.keras").read_bytes()).hexdigest()
     assert description["created_by"].startswith("ich-edge ")
     encode = description["signatures"]["encode"]
     assert encode["inputs"][0]["shape"] == [-1, 32, 32, 3] and encode["outputs"][0]["shape"] == [-1, 8]

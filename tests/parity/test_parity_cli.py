@@ -78,7 +78,21 @@ def test_without_its_source_the_bad_file_fails_conversion_too(tiny_run, converte
     report, _ = parity.run_parity(run_dir, [converted["bad_fp32"]], cache_dir, config)
     (model,) = report["models"]
     assert model["conversion"]["verdict"] == "FAIL" and model["converted_from"] == str(run_dir)
-    assert any("records" in note and "bad_run" in note for note in report["notes"])
+    assert any("in none of the folders given" in note and "bad_run" in note for note in report["notes"])
+
+
+def test_a_moved_source_folder_is_found_by_its_model_digest(tiny_run, converted, tmp_path):
+    """The file names its source by model.keras's sha256, not by a path of the machine that converted it:
+    the moved copy is matched among two float folders (by path, parity could not tell them apart)."""
+    import shutil
+
+    run_dir, cache_dir, _ = tiny_run
+    moved = shutil.copytree(converted["bad_run"], tmp_path / "moved_elsewhere")
+    config = parity.ParityConfig(replicates=50)
+    report, _ = parity.run_parity(run_dir, [converted["bad_fp32"]], cache_dir, config, converted_from=[moved])
+    (model,) = report["models"]
+    assert model["converted_from"] == str(moved)
+    assert model["conversion"]["verdict"] == "PASS" and model["deployment"]["verdict"] == "FAIL"
 
 
 def test_three_study_cache_is_insufficient_with_exit_4(tiny_run, converted, tmp_path, capsys):

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -21,24 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge.errors import ModelError
+from ich_edge.fileio import sha256_of
 from ich_edge.training.keras import keras
 
 #: Largest |rebuilt - original| accepted on the probe input of a Keras 3 model.
 REBUILD_TOLERANCE = 1e-5
 KERAS3_SIDE = Path(__file__).with_name("keras3_side.py")
-
-
-def sha256_of(path: Path) -> str:
-    """sha256 of a file, or of a folder's files (sorted relative paths and contents)."""
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for item in files:
-        if path.is_dir():
-            digest.update(str(item.relative_to(path)).encode())
-        with open(item, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def detect_format(path: Path) -> str:

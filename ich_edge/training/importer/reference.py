@@ -92,7 +92,8 @@ def is_imported_run(config: dict) -> bool:
 
 def load_original_reference(run_dir):
     """The imported RUN_DIR as a :class:`Run` whose encoder/head run the ORIGINAL file."""
-    from ich_edge.training.importer.load import _tf_keras_load, sha256_of
+    from ich_edge.fileio import sha256_of
+    from ich_edge.training.importer.load import _tf_keras_load
     from ich_edge.training.run import load_run
 
     run = load_run(run_dir)

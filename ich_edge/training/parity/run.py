@@ -37,7 +37,7 @@ from ich_edge.training.parity.gates import (
     CONVERSION, DEPLOYMENT, DEPLOYMENT_GATES, EvidenceRule, ParityGates, assess_evidence, check_gates, combine, gates_for,
 )
 from ich_edge.training.parity.stats import CI_LEVEL
-from ich_edge.training.run_dir import IMPORTED, SPLIT_FILE, RunDir
+from ich_edge.training.run_dir import IMPORTED, SPLIT_FILE, RunDir, model_sha256
 
 
 #: Names of the CLI's deployment gate overrides (``--deployment-...``), by :class:`ParityGates` field.
@@ -200,9 +200,12 @@ def resolve_references(reference_dir: RunDir | str | Path, converted_from=()) ->
 def _source_index(model, runs: list, notes: list[str]) -> int:
     """Index in ``runs`` of the Keras model ``model`` was converted from (its description's source_run)."""
     source = model.description.get("source_run") or {}
-    path = source.get("path")
+    path, digest = source.get("path"), source.get("model_sha256")
     for k, run in enumerate(runs):
-        if path and Path(path).resolve() == Path(run.path).resolve():
+        if digest and digest == model_sha256(run.path):
+            return k
+    for k, run in enumerate(runs):  # files converted before the description held a digest: their absolute path
+        if not digest and path and Path(path).is_absolute() and Path(path).resolve() == Path(run.path).resolve():
             return k
     quantized = bool(source.get("quantized", model.precision == QAT_INT8))
     candidates = [k for k, run in enumerate(runs) if run.quantized == quantized]
@@ -213,7 +216,10 @@ def _source_index(model, runs: list, notes: list[str]) -> int:
             f"{model.path.name} was converted from the {kind} model {path or '(not recorded)'}; pass that folder with "
             f"--converted-from (the {kind} folders given: {given})"
         )
-    if path:
+    if digest:
+        notes.append(f"{model.path.name} was converted from a {kind} model.keras ({path}, sha256 {digest[:12]}) that is "
+                     f"in none of the folders given (retrained since?); compared with {runs[candidates[0]].path}")
+    elif path:
         notes.append(f"{model.path.name} records {path} as its source; compared with {runs[candidates[0]].path}")
     return candidates[0]
 
