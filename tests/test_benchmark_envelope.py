@@ -49,6 +49,15 @@ def test_write_result_relativizes_paths_of_the_checkout(tmp_path):
     assert str(REPO) not in path.read_text()
 
 
+def test_two_results_of_one_second_are_both_kept_and_sort_in_order(tmp_path):
+    first = env.envelope("ich-edge-test/1", machine={"host": "vm"}, run=1)
+    second, third = {**first, "run": 2}, {**first, "run": 3}
+    paths = [env.write_result(r, "seed_spread", tmp_path) for r in (first, second, third)]
+    assert len(set(paths)) == 3 and [json.loads(p.read_text())["run"] for p in paths] == [1, 2, 3]
+    assert paths[1].name.endswith("Z-2_vm.json") and paths[2].name.endswith("Z-3_vm.json")
+    assert sorted(paths, key=lambda p: p.name.split("_")[-2]) == paths  # readme_tables' "newest" order
+
+
 def test_a_foreign_machine_path_in_text_is_refused(tmp_path):
     home = str(Path.home() / "runs" / "x")
     result = env.envelope("ich-edge-test/1", machine={"host": "vm"}, command=f"ich-edge bench --out {home}")

@@ -181,6 +181,12 @@ def write_result(result: dict, prefix: str, results_dir: str | Path | None = Non
     """
     clean = check_portable(finish(result), root, named)
     path = Path(results_dir or RESULTS_DIR) / result_file_name(clean, prefix, host)
+    # Two runs started in the same second: the later one gets "-2", "-3" after the time (it
+    # still sorts after the first) instead of replacing it.
+    stem, count = path.name.removesuffix(".json").split("_"), 2
+    while path.exists():
+        path = path.with_name("_".join([*stem[:-2], f"{stem[-2]}-{count}", stem[-1]]) + ".json")
+        count += 1
     write_json_atomic(path, clean)
     return path
 
