@@ -30,9 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ich_edge of this checkout
 
+from ich_edge.precisions import BY_NAME, QAT_INT8  # noqa: E402
+
+QAT_FILE = BY_NAME[QAT_INT8].file_name
+
 RESULTS = Path(__file__).resolve().parent / "results"
 FORMAT = "ich-edge-qat-recipe/1"
-QAT_FILE = "cnn_lstm_qat-int8.tflite"
 
 
 def ich_edge(*args: str, allowed=(0,)) -> int:
@@ -57,7 +60,7 @@ def run_seed(seed: int, run: Path, args) -> dict:
         ich_edge("qat", "--model", str(run), "--data", str(args.train_cache), "--out", str(qat),
                  "--epochs", str(args.epochs), "--seed", str(seed))
     if not (tflite / QAT_FILE).is_file():
-        ich_edge("convert", "--model", str(run), "--model", str(qat), "--precision", "qat-int8",
+        ich_edge("convert", "--model", str(run), "--model", str(qat), "--precision", QAT_INT8,
                  "--keep-float", args.keep_float, "--data", str(args.train_cache), "--out", str(tflite))
     if not (parity / "report.json").is_file():
         ich_edge("parity", "--reference", str(run), "--converted-from", str(qat), "--model", str(tflite / QAT_FILE),
