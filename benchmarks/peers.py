@@ -240,6 +240,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _converted_from(source: dict, run_path: Path) -> bool:
+    """True when a file's ``source_run`` is ``run_path``: by model.keras's sha256, or for files converted
+    before the description held one, by the absolute path it recorded."""
+    from ich_edge.training.run_dir import model_sha256
+
+    if source.get("model_sha256"):
+        return source["model_sha256"] == model_sha256(run_path)
+    return not source.get("path") or Path(source["path"]).resolve() == run_path.resolve()
+
+
 def peer_specs(args: argparse.Namespace, run, study: np.ndarray, folder: Path) -> tuple[list, dict, str | None]:
     """``(name, spec)`` of every peer, the .tflite peers converted from another run, and why ONNX failed (or None)."""
     from ich_edge.runtime.description import read_description
@@ -250,9 +260,9 @@ def peer_specs(args: argparse.Namespace, run, study: np.ndarray, folder: Path) -
         description = read_description(path)
         name = f"tflite {description.get('precision', path.stem)}"
         specs.append((name, {"kind": "tflite", "path": str(path.resolve())}))
-        source = (description.get("source_run") or {}).get("path")
-        if source and Path(source).resolve() != args.reference.resolve():
-            other_source[name] = source  # e.g. qat-int8 comes from the QAT_DIR, not the float run
+        source = description.get("source_run") or {}
+        if not _converted_from(source, args.reference):
+            other_source[name] = source.get("path")  # e.g. qat-int8 comes from the QAT_DIR, not the float run
     onnx_error = None
     try:
         onnx = export_onnx(run, study, folder)

@@ -11,8 +11,9 @@ each block names its file. Blocks (between ``<!-- NAME:start -->`` and ``<!-- NA
 * ``scale``: ``train_input_*.json``, ``cache_rss_*.json`` and ``presets_*.json``;
 * ``runtimes``: ``runtime_matrix_*.json`` (``benchmarks/runtime_matrix.py``): the golden sample
   per precision on x86_64 and emulated aarch64 with each ai-edge-litert version provisioned;
-* ``demo``: ``demo_steps_*.json`` (``benchmarks/demo_time.py record``): how long each step of
-  the last ``make demo`` took, with ``train_step_*.json`` (``benchmarks/train_step.py``);
+* ``demo``: ``demo_time_*.json`` (``benchmarks/demo_time.py demo``: a whole demo in one run),
+  else ``demo_steps_*.json`` (``record``): how long each step of the last ``make demo`` took,
+  with ``train_step_*.json`` (``benchmarks/train_step.py``);
 * ``predict``: ``ich-edge predict`` on the committed golden sample with the committed model
   (``android_demo_assets/``, written by ``ich-edge assets``), its timing line left out;
 * ``seeds``: ``seed_spread_*.json`` (``benchmarks/seed_spread.py``): the demo's training with
@@ -245,18 +246,31 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
+def _one_run(result: dict) -> bool:
+    """A ``demo_time`` result of a whole demo in one run: exit 0, no step reused."""
+    return result.get("exit_code") == 0 and not result.get("reused_steps")
+
+
 def demo_block() -> list[str]:
-    """How long the last ``make demo`` took per step (``demo_steps_*.json``) and the training-step speed-up."""
-    path = newest("demo_steps")
+    """How long the last ``make demo`` took per step and the training-step speed-up: the newest whole
+    run timed by ``benchmarks/demo_time.py demo`` (``demo_time_*.json``), else the step times
+    recorded across runs (``demo_steps_*.json``, ``record``)."""
+    path = newest("demo_time", _one_run) or newest("demo_steps")
     if path is None:
-        return ["(no demo_steps result yet: run benchmarks/demo_time.py record)"]
+        return ["(no demo_time or demo_steps result yet: run benchmarks/demo_time.py)"]
     result = json.loads(path.read_text())
     machine = result["machine"]
     cpu = f"{machine.get('usable_cores')} cores, {'AVX-512' if 'avx512f' in machine.get('cpu_features', []) else 'AVX2'}"
     timed = [s for s in result["steps"] if s["seconds"] is not None]
     steps = ", ".join(f"{s['step']} {_minutes(s['seconds'])}" for s in timed)
-    lines = [f"The last `make demo` ({cpu}; `benchmarks/results/{path.name}`): {steps}"
-             + (f"; not timed: {', '.join(result['untimed_steps'])}" if result["untimed_steps"] else "") + "."]
+    if "wall_s" in result:
+        load = result["load_average_start_end"]
+        head = (f"The last `make demo`, timed in one run from a fresh folder ({cpu}, load average "
+                f"{load[0][0]:.1f} at the start and {load[1][0]:.1f} at the end; `benchmarks/results/{path.name}`): "
+                f"**{_minutes(result['wall_s'])}** in all (the goal is 15 min); ")
+    else:
+        head = f"The last `make demo` ({cpu}; `benchmarks/results/{path.name}`, steps timed in separate runs): "
+    lines = [head + steps + (f"; not timed: {', '.join(result['untimed_steps'])}" if result.get("untimed_steps") else "") + "."]
     step = newest("train_step")
     if step is not None:
         speed = json.loads(step.read_text())

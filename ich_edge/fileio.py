@@ -195,6 +195,8 @@ def replace_dir(staging: str | Path, target: str | Path, verb: str | None = None
 def sha256_of(path: str | Path) -> str:
     """SHA-256 (hex) of a file, or of a folder's files (their sorted relative paths and contents)."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: nothing to take the sha256 of")
     digest = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for item in files:
@@ -219,6 +221,13 @@ def folder_names(record):
         return {key: folder_names(value) for key, value in record.items()}
     if isinstance(record, list):
         return [folder_names(value) for value in record]
-    if isinstance(record, str) and (record.startswith("/") or (len(record) > 2 and record[1:3] in (":\\", ":/"))):
-        return Path(record.replace("\\", "/")).name
+    if isinstance(record, str) and _is_machine_path(record):
+        return Path(record.replace("\\", "/").rstrip("/")).name
     return record
+
+
+def _is_machine_path(text: str) -> bool:
+    """True for a path that names a place on some machine: POSIX or home-relative (``/``, ``~``), a
+    Windows drive, share or long path (``C:\\``, ``\\\\server``, ``\\\\?\\``) or a ``file:`` URL."""
+    drive = len(text) > 2 and text[0].isalpha() and text[1:3] in (":\\", ":/")
+    return drive or text.startswith(("/", "\\", "~", "file:"))

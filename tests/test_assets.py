@@ -284,6 +284,8 @@ def test_a_model_without_passing_parity_is_refused_unless_allowed(model_path, tm
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["parity"]["allowed_failed_parity"] is True and manifest["parity"]["deployment"] == "FAIL"
     assert "shipped WITHOUT a passing parity report" in (out / "README.md").read_text()
+    shipped = (out / "manifest.json").read_text() + (out / "README.md").read_text()
+    assert str(tmp_path) not in shipped and "parity verdict FAIL in report.json" in manifest["parity"]["problem"]
 
 
 def test_failure_leaves_nothing_behind(model_path, tmp_path, monkeypatch):
@@ -326,8 +328,17 @@ def test_the_manifest_carries_folder_names_not_the_training_machine_paths():
               "qat": {"source_run": "/home/me/run"}, "files": ["/a/b.csv", "relative/c"], "label_source": "slice"}
     assert folder_names(record) == {"cache": "cache_train", "series": 300, "test_cache": "cache_test",
                                      "qat": {"source_run": "run"}, "files": ["b.csv", "relative/c"], "label_source": "slice"}
+    shares = ["\\\\pacs\\share\\alice\\cache", "\\\\?\\C:\\studies\\cache", "~/alice/cache", "file:///srv/x/cache",
+              "d:/alice/cache/", "/srv/alice/cache/"]
+    assert folder_names(shares) == ["cache"] * len(shares)
+    assert folder_names(["qat-int8 / fp16", "a:b", "1:/"]) == ["qat-int8 / fp16", "a:b", "1:/"]
 
 
 def test_the_committed_assets_name_no_path_of_the_machine_that_made_them():
-    manifest = (Path(__file__).resolve().parents[1] / "android_demo_assets" / "manifest.json").read_text()
-    assert not re.search(r'"(/|[A-Za-z]:\\\\)[^"]*"', manifest), re.findall(r'"(/[^"]*)"', manifest)[:3]
+    from ich_edge.runtime.description import read_description
+
+    assets = Path(__file__).resolve().parents[1] / "android_demo_assets"
+    embedded = json.dumps(read_description(assets / "model.tflite"))  # the description inside the model file
+    for text in ((assets / "manifest.json").read_text(), embedded, (assets / "README.md").read_text()):
+        assert not re.search(r'"(/|[A-Za-z]:\\\\)[^"]*"', text), re.findall(r'"(/[^"]*)"', text)[:3]
+        assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text

@@ -33,7 +33,7 @@ from ich_edge.assets.manifest import build_manifest, snippet_values
 from ich_edge.assets.sample import SampleConfig, make_sample_within_spread
 from ich_edge.errors import ConfigError, GateFailedError, InsufficientEvidenceError
 from ich_edge.evidence import below_defaults, default_minimums
-from ich_edge.fileio import read_json, refuse_existing, replace_dir, sha256_of
+from ich_edge.fileio import folder_names, read_json, refuse_existing, replace_dir, sha256_of
 from ich_edge.precisions import BY_NAME, RECOMMENDED as RECOMMENDED_PRECISION
 
 MAX_MODEL_BYTES = 5 * 1024 * 1024
@@ -208,18 +208,20 @@ def parity_status(model_path: Path, parity_report: Path | None, allow_failed_par
             "or pass --allow-failed-parity to ship it anyway (manifest.json and README.md will say so)"
         )
     evidence = _evidence_status(report, model_path, path, problem is None, allow_weak_evidence)
-    return {
+    # What ships names no folder of this machine (fileio.folder_names): the report by its name, the
+    # reference by its folder name.
+    return folder_names({
         "passed": problem is None,
         "allowed_failed_parity": problem is not None,
         "evidence": evidence,
-        "problem": problem,
+        "problem": problem if problem is None or path is None else problem.replace(str(path), path.name),
         "report": None if path is None else str(path),
         "sha256": digest,
         "verdict": None if entry is None else entry.get("verdict"),
         "conversion": None if entry is None else entry["conversion"]["verdict"] if "conversion" in entry else None,
         "deployment": None if entry is None else entry["deployment"]["verdict"] if "deployment" in entry else None,
         "validated_reference": None if entry is None or "deployment" not in entry else entry["deployment"]["reference"],
-    }
+    })
 
 
 def _evidence_status(report: dict | None, model_path: Path, path: Path | None, passed: bool, allow_weak: bool) -> dict | None:

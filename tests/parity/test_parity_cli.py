@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -93,6 +94,10 @@ def test_a_moved_source_folder_is_found_by_its_model_digest(tiny_run, converted,
     (model,) = report["models"]
     assert model["converted_from"] == str(moved)
     assert model["conversion"]["verdict"] == "PASS" and model["deployment"]["verdict"] == "FAIL"
+    # two copies of one model.keras: the one with the folder name the file recorded
+    named = shutil.copytree(converted["bad_run"], tmp_path / "again" / Path(converted["bad_run"]).name)
+    report, _ = parity.run_parity(run_dir, [converted["bad_fp32"]], cache_dir, config, converted_from=[moved, named])
+    assert report["models"][0]["converted_from"] == str(named)
 
 
 def test_three_study_cache_is_insufficient_with_exit_4(tiny_run, converted, tmp_path, capsys):

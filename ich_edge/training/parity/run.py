@@ -201,9 +201,9 @@ def _source_index(model, runs: list, notes: list[str]) -> int:
     """Index in ``runs`` of the Keras model ``model`` was converted from (its description's source_run)."""
     source = model.description.get("source_run") or {}
     path, digest = source.get("path"), source.get("model_sha256")
-    for k, run in enumerate(runs):
-        if digest and digest == model_sha256(run.path):
-            return k
+    same_weights = [k for k, run in enumerate(runs) if digest and digest == model_sha256(run.path)]
+    if same_weights:  # copies of one model.keras: the folder of the recorded name, else the first given
+        return next((k for k in same_weights if Path(runs[k].path).name == path), same_weights[0])
     for k, run in enumerate(runs):  # files converted before the description held a digest: their absolute path
         if not digest and path and Path(path).is_absolute() and Path(path).resolve() == Path(run.path).resolve():
             return k
@@ -212,13 +212,14 @@ def _source_index(model, runs: list, notes: list[str]) -> int:
     kind = "QAT" if quantized else "float"
     if len(candidates) != 1:
         given = ", ".join(str(runs[k].path) for k in candidates) or "none"
+        recorded = f"folder {path or '(not recorded)'}" + (f", model.keras sha256 {digest[:12]}" if digest else "")
         raise ConfigError(
-            f"{model.path.name} was converted from the {kind} model {path or '(not recorded)'}; pass that folder with "
-            f"--converted-from (the {kind} folders given: {given})"
+            f"{model.path.name} was converted from the {kind} model ({recorded}); pass that folder with "
+            f"--converted-from (the {kind} folders given: {given}; `sha256sum FOLDER/model.keras` tells them apart)"
         )
     if digest:
-        notes.append(f"{model.path.name} was converted from a {kind} model.keras ({path}, sha256 {digest[:12]}) that is "
-                     f"in none of the folders given (retrained since?); compared with {runs[candidates[0]].path}")
+        notes.append(f"{model.path.name} was converted from a {kind} model.keras (folder {path}, sha256 {digest[:12]}) "
+                     f"that is in none of the folders given (retrained since?); compared with {runs[candidates[0]].path}")
     elif path:
         notes.append(f"{model.path.name} records {path} as its source; compared with {runs[candidates[0]].path}")
     return candidates[0]
