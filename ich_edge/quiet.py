@@ -61,8 +61,10 @@ def quiet_environment() -> None:
 
 
 @contextmanager
-def native_output_silenced() -> Iterator[None]:
-    """Drop what native code writes to fd 2 inside the block; replay it if the block raises.
+def native_output_silenced(replay_on_error: bool = True) -> Iterator[None]:
+    """Drop what native code writes to fd 2 inside the block; replay it if the block raises,
+    unless ``replay_on_error`` is False (for calls whose exception already carries the text,
+    such as a Rust decoder's panic, which its panic hook also prints: once per slice).
 
     A no-op when debugging (:func:`debug_enabled`) or when fd 2 cannot be redirected.
     """
@@ -74,6 +76,16 @@ def native_output_silenced() -> Iterator[None]:
         saved = os.dup(2)
     except (OSError, ValueError, AttributeError):  # no fd 2 (an embedded interpreter)
         yield
+        return
+    if not replay_on_error:  # nothing to keep: the null device, no temporary file per call
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
         return
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)

@@ -17,6 +17,7 @@ from ich_edge.errors import CacheError, ConfigError, LabelsError, NoSeriesError
 from ich_edge.labels import write_rsna_csv
 from ich_edge.ingest.prepare import SeriesFilter, parse_shard, prepare, shard_of
 from ich_edge.transforms import Preprocess, PreprocessConfig
+from head_hu import random_head_hu
 from pydicom.encaps import encapsulate
 from pydicom.uid import RLELossless
 
@@ -37,8 +38,8 @@ PARTIAL_SERIES = "1.2.826.0.1.3680043.8.498.107"  # its second slice from the bo
 
 
 def _slice_hu(rng: np.random.Generator) -> np.ndarray:
-    """Integer HU from air to dense bone (exact through int16 storage; the reader clamps below -1024)."""
-    return rng.integers(-1000, 2200, size=(SIZE_PX, SIZE_PX)).astype(np.float32)
+    """Integer HU from air to dense bone in a head's mix (exact through int16 storage)."""
+    return random_head_hu(rng, (SIZE_PX, SIZE_PX))
 
 
 def _write_series(folder: Path, rng, names: set, series_uid: str, study_uid: str, modality="CT", corrupt=range(0)):

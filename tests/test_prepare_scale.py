@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from head_hu import random_head_hu
+
 from ich_edge.ingest.cache import Cache
 from ich_edge.dicom import patient_pseudonym, read_slice_info
 from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_atomic
@@ -57,7 +59,7 @@ def _write_axial(folder: Path, series_uid: str, num_slices: int, image_type=None
         if orientation is not None:
             geometry = SliceGeometry(position_mm=(5.0 * k, 0.0, 0.0), orientation=orientation)
         ds = build_ct_dataset(
-            rng.integers(-1000, 1000, (32, 32)).astype(np.float32), sop_instance_uid=f"ID_{series_uid[-3:]}{k:06x}",
+            random_head_hu(rng, (32, 32)), sop_instance_uid=f"ID_{series_uid[-3:]}{k:06x}",
             series_uid=series_uid, study_uid=series_uid + ".0", geometry=geometry, instance_number=k + 1,
             patient_id=patient_id or "SYNTHETIC",
         )
@@ -224,7 +226,8 @@ def test_localizers_short_and_non_axial_series_are_left_out_with_reasons(tmp_pat
     assert sum(p["reason"].startswith("skipped: ") for p in report["problems"]) == 3
     # a looser filter keeps them
     loose = prepare(dicom, tmp_path / "loose", preprocess=CONFIG, workers=1,
-                    series_filter=SeriesFilter(min_slices=1, drop_localizers=False, max_tilt_deg=90.0))
+                    series_filter=SeriesFilter(min_slices=1, drop_localizers=False, max_tilt_deg=90.0,
+                                                 max_axis_turn_deg=180.0))
     assert loose.prepared_series == 4
 
 

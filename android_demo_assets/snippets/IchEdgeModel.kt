@@ -82,7 +82,8 @@ class CtSlice(
     val paddingValue: Int? = null,       // (0028,0120) Pixel Padding Value
     val paddingRangeLimit: Int? = null,  // (0028,0121) Pixel Padding Range Limit
     /** (0020,0032) Image Position (Patient) projected on the slice normal, the cross product of
-     *  the row and column cosines of (0020,0037). Ascending = bottom of the head to the top. */
+     *  the row and column cosines of (0020,0037), negated when its z is negative (so it points to
+     *  the head). Ascending = bottom of the head to the top. */
     val heightMm: Double,
     val sopInstanceUid: String,
 )

@@ -73,7 +73,8 @@ struct CtSlice {
     var paddingValue: Int32? = nil        // (0028,0120) Pixel Padding Value
     var paddingRangeLimit: Int32? = nil   // (0028,0121) Pixel Padding Range Limit
     /// (0020,0032) Image Position (Patient) projected on the slice normal (cross product of the
-    /// row and column cosines of (0020,0037)); ascending = bottom of the head to the top.
+    /// row and column cosines of (0020,0037), negated when its z is negative, so it points to the
+    /// head); ascending = bottom of the head to the top.
     var heightMm: Double
     var sopInstanceUid: String
 }

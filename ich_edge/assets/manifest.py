@@ -57,7 +57,8 @@ RULES = {
     "q = clip(round_half_to_even(value / scale + zero_point), dtype min, dtype max) in float32",
     "dequantize": "an int8/uint8 output tensor means value = (q - zero_point) * scale in float32",
     "slice_order": "sort slices by (0020,0032) Image Position (Patient) projected on the slice normal (the cross "
-    "product of the row and column direction cosines of (0020,0037) Image Orientation (Patient)), ascending: "
+    "product of the row and column direction cosines of (0020,0037) Image Orientation (Patient), negated when its "
+    "z component is negative, so that it points to the head), ascending: "
     "the bottom of the head (skull base) first, the vertex last. (0020,0013) Instance Number is not reliable.",
 }
 

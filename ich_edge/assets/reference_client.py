@@ -104,9 +104,10 @@ def windows_to_uint8(small: np.ndarray, windows: list[dict]) -> np.ndarray:
 
 
 def slice_height_mm(ds) -> float:
-    """(0020,0032) projected on the normal of (0020,0037): sort ascending = bottom to top."""
+    """(0020,0032) projected on the normal of (0020,0037) turned towards the head (+z): sort ascending = bottom to top."""
     orientation = np.asarray([float(v) for v in ds.ImageOrientationPatient])
     normal = np.cross(orientation[:3], orientation[3:])
+    normal = normal if normal[2] >= 0 else -normal
     return float(np.dot([float(v) for v in ds.ImagePositionPatient], normal))
 
 

@@ -49,7 +49,9 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from ich_edge.dicom.codestream import check_codestream_size
+from ich_edge.dicom.plausibility import TISSUE_RANGE_HU
 from ich_edge.errors import ImplausiblePixelsError, NoPixelDataError, PixelDataError
+from ich_edge.quiet import native_output_silenced
 from ich_edge.transforms import ToHounsfield
 
 #: HU given to padding and to everything below air.
@@ -173,6 +175,9 @@ class PixelModule:
                 "which ich-edge does not support; convert it to Rescale Slope/Intercept"
             )
         slope, intercept = rescale_of(ds) if rescale else (None, None)
+        padding = _padding_range(ds, int(bits_stored), signed)
+        if padding is not None and slope is not None:
+            _check_padding_hu(padding, slope, intercept)
         return cls(
             rows=int(rows),
             columns=int(columns),
@@ -182,7 +187,7 @@ class PixelModule:
             photometric=photometric,
             slope=slope,
             intercept=intercept,
-            padding_range=_padding_range(ds, int(bits_stored), signed),
+            padding_range=padding,
         )
 
     @property
@@ -258,6 +263,20 @@ def _padding_range(ds: Dataset, bits_stored: int, signed: bool) -> tuple[int, in
     return min(ends), max(ends)
 
 
+def _check_padding_hu(padding: tuple[int, int], slope: float, intercept: float) -> None:
+    """Refuse padding whose HU reach the soft-tissue window: it would turn brain, CSF or blood into
+    air (padding marks pixels outside the field of view: far below air, or above any tissue)."""
+    low_hu, high_hu = (v * slope + intercept for v in padding)
+    tissue_low, tissue_high = TISSUE_RANGE_HU
+    if low_hu <= tissue_high and high_hu >= tissue_low:
+        shown = f"{low_hu:g}" if low_hu == high_hu else f"{low_hu:g}..{high_hu:g}"
+        raise ImplausiblePixelsError(
+            f"(0028,0120) Pixel Padding Value (and (0028,0121) Range Limit) mark {shown} HU as padding, inside "
+            f"the soft-tissue window {tissue_low:g}..{tissue_high:g} HU: brain, CSF and blood would become air; "
+            "fix the export that wrote them"
+        )
+
+
 def _as_stored(value: int, bits_stored: int, signed: bool) -> int:
     masked = value & ((1 << bits_stored) - 1)
     if signed and masked & (1 << (bits_stored - 1)):
@@ -282,9 +301,12 @@ def _decode_rle(ds: Dataset, module: PixelModule) -> np.ndarray | None:
     from pydicom.encaps import generate_frames
 
     frame = next(generate_frames(ds.PixelData, number_of_frames=1))
-    data = decode_pixel_data(
-        frame, version=2, rows=module.rows, columns=module.columns, bits_allocated=module.bits_allocated
-    )
+    # A frame longer than Rows x Columns (a mis-declared matrix) panics in the Rust decoder, whose
+    # panic hook prints a screenful per slice; the PanicException carries the text to the error.
+    with native_output_silenced(replay_on_error=False):
+        data = decode_pixel_data(
+            frame, version=2, rows=module.rows, columns=module.columns, bits_allocated=module.bits_allocated
+        )
     stored = np.frombuffer(data, dtype=f"<u{module.bits_allocated // 8}", count=module.rows * module.columns)
     return stored.reshape(module.rows, module.columns)
 

@@ -12,6 +12,10 @@ its slices with :func:`hu_problem`:
   the field of view is air too).
 * **soft tissue**: at least :data:`MIN_TISSUE_SHARE` of the pixels within
   :data:`TISSUE_RANGE_HU` (-100..100 HU: brain, CSF, blood, scalp).
+* **soft tissue inside the body**: at least :data:`MIN_TISSUE_SHARE_OF_BODY` of the pixels
+  above air within :data:`TISSUE_RANGE_HU`. A head is mostly brain inside a ring of bone
+  (about 70 % of the non-air pixels of a synthetic head, 0.03-0.08 with the intercept off by
+  500 HU, a slope of 0.5 or random values, which the whole-image shares let through).
 * **nothing beyond bone**: at most :data:`MAX_ABOVE_BONE_SHARE` of the pixels above
   :data:`BONE_MAX_HU` (3000 HU; dense cortical bone stays below, dental metal is a few
   pixels).
@@ -34,6 +38,8 @@ BONE_MAX_HU = 3000.0
 MIN_AIR_SHARE = 0.01
 #: Smallest share of a series' pixels that must be soft tissue.
 MIN_TISSUE_SHARE = 0.01
+#: Smallest share of the pixels above :data:`AIR_MAX_HU` that must be soft tissue.
+MIN_TISSUE_SHARE_OF_BODY = 0.25
 #: Largest share of a series' pixels allowed above :data:`BONE_MAX_HU`.
 MAX_ABOVE_BONE_SHARE = 0.01
 
@@ -72,4 +78,9 @@ def hu_problem(counts: np.ndarray) -> str | None:
     if tissue / pixels < MIN_TISSUE_SHARE:
         low, high = TISSUE_RANGE_HU
         return f"implausible HU: {shares} of the pixels (at least {MIN_TISSUE_SHARE:.0%} soft tissue in {low:g}..{high:g} HU expected); {fix}"
+    body = pixels - air
+    if body and tissue / body < MIN_TISSUE_SHARE_OF_BODY:
+        low, high = TISSUE_RANGE_HU
+        return (f"implausible HU: {shares} of the pixels; soft tissue ({low:g}..{high:g} HU) is {tissue / body:.1%} of the "
+                f"pixels above air (at least {MIN_TISSUE_SHARE_OF_BODY:.0%} expected: a head is mostly brain); {fix}")
     return None

@@ -5,15 +5,17 @@ without decoding pixels; :meth:`Series.load` then reads each slice file once.
 
 Ordering rule: slices are sorted by their (0020,0032) Image Position (Patient) projected on
 the slice normal, the cross product of the row and column direction cosines of
-(0020,0037) Image Orientation (Patient). For axial head CT in DICOM's patient coordinates
-(+z towards the head) ascending order runs from the bottom of the head to the top, also on
-tilted gantries. When a position is missing, the whole series falls back to
+(0020,0037) Image Orientation (Patient), turned to point to the head (negated when its z
+component is negative: mirrored image axes). In DICOM's patient coordinates (+z towards the
+head) ascending order then runs from the bottom of the head to the top, also on tilted
+gantries and whatever way the image axes run. When a position is missing, the whole series falls back to
 (0020,0013) Instance Number (``sort_method`` says so, and a problem is recorded), and
 without instance numbers to file name order.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +35,10 @@ from ich_edge.errors import (
     SeriesError,
     UnreadableSeriesError,
 )
+
+#: A slice whose row or column direction is further than this from the series' most common
+#: orientation is another image (a scout, a reformat) filed in the series: skipped.
+MAX_ORIENTATION_DIFF_DEG = 5.0
 
 #: Two slices closer than this along the normal are at the same position.
 DUPLICATE_TOLERANCE_MM = 0.01
@@ -338,6 +344,7 @@ def _build_series(key: str, infos: list[SliceInfo], scan_problems: list[str], no
         problems.append(f"(0008,0060) Modality missing on {missing_modality} slices; assumed CT")
     infos = _drop_repeated_uids(sorted(infos, key=lambda info: str(info.path)), problems)
     infos, (rows, columns) = _majority_shape(infos, problems)
+    infos = _majority_orientation(infos, problems)
     ordered, method, normal = _order(infos, problems)
     spacing_mm = None
     if normal is not None:
@@ -378,6 +385,33 @@ def _drop_repeated_uids(infos: list[SliceInfo], problems: list[str]) -> list[Sli
     return list(seen.values())
 
 
+def _majority_orientation(infos: list[SliceInfo], problems: list[str]) -> list[SliceInfo]:
+    """The slices whose image axes are within :data:`MAX_ORIENTATION_DIFF_DEG` of the most common
+    orientation's (and those without one); a scout or reformat filed in the series is skipped."""
+    common = common_orientation(infos, [])
+    if common is None:
+        return infos
+    kept = []
+    for info in infos:
+        turn = None if info.orientation is None else _axes_angle_deg(np.asarray(info.orientation, dtype=np.float64), common)
+        if turn is not None and turn > MAX_ORIENTATION_DIFF_DEG:
+            problems.append(f"{display_name(info.path)}: image axes {turn:.0f} deg from the series' "
+                            "(0020,0037) Image Orientation (Patient); slice skipped")
+        else:
+            kept.append(info)
+    return kept
+
+
+def _axes_angle_deg(cosines: np.ndarray, common: np.ndarray) -> float:
+    """The larger angle between two orientations' row directions and their column directions."""
+    angles = []
+    for a, b in ((cosines[:3], common[:3]), (cosines[3:], common[3:])):
+        norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+        cos = float(np.dot(a, b)) / norms if norms > 0 else -1.0
+        angles.append(math.degrees(math.acos(max(-1.0, min(1.0, cos)))))
+    return max(angles)
+
+
 def _majority_shape(infos: list[SliceInfo], problems: list[str]) -> tuple[list[SliceInfo], tuple[int, int]]:
     shapes = Counter((info.rows, info.columns) for info in infos)
     shape = shapes.most_common(1)[0][0]
@@ -390,10 +424,10 @@ def _majority_shape(infos: list[SliceInfo], problems: list[str]) -> tuple[list[S
     return [info for info in infos if (info.rows, info.columns) == shape], shape
 
 
-def slice_normal(infos: list[SliceInfo], problems: list[str]) -> np.ndarray:
-    """Unit normal of the slices: row cosines x column cosines of the most common orientation."""
-    # Count orientations rounded (scanners write cosines with differing digits), but compute
-    # the normal from the first unrounded orientation of the winning group.
+def common_orientation(infos: list[SliceInfo], problems: list[str]) -> np.ndarray | None:
+    """The six direction cosines of (0020,0037) most slices carry (None when no slice has them)."""
+    # Count orientations rounded (scanners write cosines with differing digits), but return
+    # the first unrounded orientation of the winning group.
     orientations: Counter[tuple[float, ...]] = Counter()
     exact: dict[tuple[float, ...], tuple[float, ...]] = {}
     for info in infos:
@@ -403,19 +437,28 @@ def slice_normal(infos: list[SliceInfo], problems: list[str]) -> np.ndarray:
             exact.setdefault(key, info.orientation)
     if not orientations:
         problems.append("(0020,0037) Image Orientation (Patient) missing; assumed axial slices")
-        return np.array(_AXIAL_NORMAL)
+        return None
     if len(orientations) > 1:
         problems.append(
             f"(0020,0037) Image Orientation (Patient) differs between slices ({len(orientations)} "
             "orientations); positions projected on the most common one"
         )
-    cosines = np.array(exact[orientations.most_common(1)[0][0]], dtype=np.float64)
+    return np.array(exact[orientations.most_common(1)[0][0]], dtype=np.float64)
+
+
+def slice_normal(infos: list[SliceInfo], problems: list[str]) -> np.ndarray:
+    """Unit normal of the slices, turned towards the head: row cosines x column cosines of the
+    most common orientation, negated when it points to the feet (a mirrored or feet-first
+    orientation such as ``-1\\0\\0\\0\\1\\0``), so that ascending order is bottom to top."""
+    cosines = common_orientation(infos, problems)
+    if cosines is None:
+        return np.array(_AXIAL_NORMAL)
     normal = np.cross(cosines[:3], cosines[3:])
     norm = float(np.linalg.norm(normal))
     if norm < 1e-6:
         problems.append("(0020,0037) Image Orientation (Patient) is degenerate; assumed axial slices")
         return np.array(_AXIAL_NORMAL)
-    return normal / norm
+    return (normal if normal[2] >= 0 else -normal) / norm
 
 
 def _order(infos: list[SliceInfo], problems: list[str]) -> tuple[list[SliceInfo], str, np.ndarray | None]:

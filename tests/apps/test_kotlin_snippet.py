@@ -153,6 +153,7 @@ def _decoded_slices(dicom_dir: Path) -> list[dict]:
         stored = mask_bits_stored(decode_stored(ds, module), module).astype(np.int32)
         cosines = np.array([float(v) for v in ds.ImageOrientationPatient])
         normal = np.cross(cosines[:3], cosines[3:])
+        normal = normal if normal[2] >= 0 else -normal  # turned towards the head (the manifest's rule)
         out.append({
             "rows": module.rows, "columns": module.columns,
             "slope": module.slope, "intercept": module.intercept,

@@ -73,6 +73,28 @@ def _coronal(ds, k):
     ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0]
 
 
+def _intercept_500_low(ds, k):
+    """Every HU 500 lower: brain at about -470 HU, still above air, gone from the tissue window."""
+    ds.RescaleIntercept = float(ds.RescaleIntercept) - 500
+
+
+def _slope_half(ds, k):
+    ds.RescaleSlope = 0.5
+
+
+def _padding_over_brain(ds, k):
+    """Pixel Padding Value/Range at 30..100 HU: brain and blood would become air."""
+    low = round((30 - float(ds.RescaleIntercept)) / float(ds.RescaleSlope))
+    vr = "SS" if ds.PixelRepresentation == 1 else "US"
+    ds.add_new(0x00280120, vr, low)
+    ds.add_new(0x00280121, vr, low + 70)
+
+
+def _mirrored(ds, k):
+    """Rows running to the patient's right (feet-first exports): the model never saw mirrored heads."""
+    ds.ImageOrientationPatient = [-1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+
+
 def _localizer(ds, k):
     ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
 
@@ -89,7 +111,11 @@ DEFECTS = {
     "BitsAllocated 8 on 16-bit data": (_bits8, "(0028,0100) Bits Allocated or the matrix is mis-declared"),
     "slope -1": (_slope_negative, "(0028,1053) Rescale Slope is -1"),
     "PixelRepresentation 0 on signed data": (_unsigned, "implausible HU"),
+    "intercept 500 HU too low": (_intercept_500_low, "of the pixels above air"),
+    "slope 0.5 instead of 1": (_slope_half, "of the pixels above air"),
+    "padding over the brain": (_padding_over_brain, "inside the soft-tissue window"),
     "coronal": (_coronal, "not axial"),
+    "mirrored image axes": (_mirrored, "image axes mirrored or rotated"),
     "localizer": (_localizer, "localizer"),
     "two patients in one series": (_two_patients, "2 different (0010,0020) Patient IDs"),
 }

@@ -16,7 +16,7 @@ from pydicom.valuerep import DSfloat
 from ich_edge.dicom import AIR_HU, read_hu, read_slice_info
 from ich_edge.dicom.pixels import PixelModule, decode_stored, first_number, mask_bits_stored
 from ich_edge.dicom.write import SliceGeometry, build_ct_dataset
-from ich_edge.errors import PixelDataError
+from ich_edge.errors import ImplausiblePixelsError, PixelDataError
 
 
 def _dataset(stored: np.ndarray, **tags) -> Dataset:
@@ -78,14 +78,26 @@ def test_rsna_minus_2000_padding_with_intercept_0():
 
 def test_padding_range_and_padding_value_read_with_the_wrong_sign():
     stored = np.array([[100, 150, 200, 201]], dtype=np.int16)
-    ds = _dataset(stored, RescaleIntercept=0)
+    ds = _dataset(stored, RescaleIntercept=1000)  # padding at 1100..1200 HU: no soft tissue lies there
     ds.PixelPaddingValue = 100
     ds.PixelPaddingRangeLimit = 200
-    np.testing.assert_array_equal(read_hu(ds), [[AIR_HU, AIR_HU, AIR_HU, 201.0]])
+    np.testing.assert_array_equal(read_hu(ds), [[AIR_HU, AIR_HU, AIR_HU, 1201.0]])
     # -2000 as an unsigned 16-bit pattern (63536) still matches signed pixels.
     wrapped = _dataset(np.array([[-2000, 5]], dtype=np.int16), RescaleIntercept=1000)
     wrapped.add_new(0x00280120, "US", 63536)
     np.testing.assert_array_equal(read_hu(wrapped), [[AIR_HU, 1005.0]])
+
+
+@pytest.mark.parametrize(("value", "limit"), [(1054, 1124), (1024, None), (63536, 1000)])
+def test_padding_that_reaches_soft_tissue_is_refused(value, limit):
+    """Padding at 30..100 HU, at water's 0 HU, or a range running from -3024 HU through tissue:
+    brain, CSF or blood would become air, and the model would judge a head without them."""
+    ds = _dataset(np.array([[0, 1064, 2000]], dtype=np.uint16), RescaleIntercept=-1024)
+    ds.add_new(0x00280120, "US", value)
+    if limit is not None:
+        ds.add_new(0x00280121, "US", limit)
+    with pytest.raises(ImplausiblePixelsError, match="inside the soft-tissue window"):
+        read_hu(ds)
 
 
 def test_rescale_slope_is_applied():
@@ -249,3 +261,14 @@ def test_truncated_rle_frame_is_a_pixel_data_error():
     ds.PixelData = pydicom.encaps.encapsulate([items[0][:20]])
     with pytest.raises(PixelDataError, match="cannot decode RLE Lossless.*pylibjpeg-rle"):
         read_hu(ds)
+
+
+def test_a_mis_declared_rle_matrix_is_one_error_without_the_decoders_panic_screen(tmp_path, capfd):
+    """One column too few: the RLE frame decodes past the declared matrix and the Rust decoder
+    panics; its panic hook printed a screen per slice on fd 2 before the PixelDataError."""
+    (path,) = write_series(tmp_path, num_slices=1, compress_rle=True)
+    ds = pydicom.dcmread(path)
+    ds.Columns = ds.Columns - 1
+    with pytest.raises(PixelDataError, match="PanicException"):
+        decode_stored(ds, PixelModule.from_dataset(ds))
+    assert "panicked" not in capfd.readouterr().err

@@ -56,6 +56,20 @@ def test_pydicom_ct5n_series_is_sorted_by_position():
         series.load()
 
 
+@pytest.mark.parametrize("orientation", [(-1.0, 0.0, 0.0, 0.0, 1.0, 0.0), (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)])
+def test_mirrored_image_axes_still_sort_bottom_to_top(tmp_path, orientation):
+    """row x column points to the feet here; the order must still follow +z, the patient's head."""
+    names = [f"ID_00000000{k}" for k in range(4)]  # bottom to top
+
+    def edit(ds, k):
+        ds.ImagePositionPatient = [-60.0, -60.0, -20.0 + 5.0 * k]
+
+    write_series(tmp_path, orientation=orientation, names=names, edit=edit, instance_numbers=[1, 2, 3, 4])
+    series = _only(find_series(tmp_path))
+    assert series.slice_ids == names
+    assert [info.position_mm[2] for info in series.slices] == [-20.0, -15.0, -10.0, -5.0]
+
+
 def test_tilted_gantry_is_sorted_along_the_normal_not_z(tmp_path):
     tilt = math.radians(30)
     orientation = (1.0, 0.0, 0.0, 0.0, math.cos(tilt), math.sin(tilt))
@@ -254,3 +268,19 @@ def test_load_with_no_usable_slice_raises(tmp_path):
         from ich_edge.dicom import read_hu
 
         read_hu(series.slices[0].path)
+
+
+def test_a_slice_of_another_orientation_is_skipped_not_projected(tmp_path):
+    """A coronal scout filed inside an axial series: its pixels are no axial slice of the head."""
+    names = [f"ID_00000000{k}" for k in range(5)]
+
+    def edit(ds, k):
+        if k == 2:
+            ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0]
+        elif k == 3:  # a scanner's rounding of the axial cosines stays in
+            ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 0.99999, 0.0044]
+
+    write_series(tmp_path, num_slices=5, names=names, edit=edit)
+    series = _only(find_series(tmp_path))
+    assert series.slice_ids == [names[k] for k in (0, 1, 3, 4)]
+    assert any(f"{names[2]}.dcm: image axes 90 deg" in problem and "slice skipped" in problem for problem in series.problems)

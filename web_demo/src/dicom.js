@@ -7,7 +7,8 @@
 //   * Pixel Padding Value (and its range limit) -> air_hu, then every HU below air_hu -> air_hu;
 //   * MONOCHROME1 is not inverted (the rescale already gives HU);
 //   * slices sorted by Image Position (Patient) projected on the normal of Image Orientation
-//     (Patient), ascending (skull base first); Instance Number only breaks ties.
+//     (Patient) turned towards the head (+z), ascending (skull base first); Instance Number only
+//     breaks ties.
 // dicom-parser is loaded as a classic script (globalThis.dicomParser).
 
 import { decodeRle16Mapped, decodeRlePlanes, RleError } from './rle.js';
@@ -435,7 +436,10 @@ export function pickSeries(slices) {
   return { seriesUid, slices: sameShape, problems, numSeries: ordered.length };
 }
 
-/** Unit normal of the slices: row cosines x column cosines of the most common orientation. */
+/**
+ * Unit normal of the slices, turned towards the head: row cosines x column cosines of the most
+ * common orientation, negated when its z component is negative (mirrored image axes).
+ */
 function sliceNormal(slices, problems) {
   const counts = new Map();
   for (const s of slices) {
@@ -455,7 +459,8 @@ function sliceNormal(slices, problems) {
     problems.push('(0020,0037) Image Orientation (Patient) is degenerate; assumed axial slices');
     return [0, 0, 1];
   }
-  return n.map((v) => v / norm);
+  const towardsHead = n[2] < 0 ? -norm : norm;
+  return n.map((v) => v / towardsHead);
 }
 
 /**

@@ -255,7 +255,8 @@ test('slices sort by position along the normal, not by instance number', () => {
   const { slices, method } = sortSlices([slice('a', 10, 1), slice('b', -5, 2), slice('c', 3, 3)]);
   assert.equal(method, 'position');
   assert.deepEqual(slices.map((s) => s.name), ['b', 'c', 'a']);
-  // feet-first orientation (column cosine flipped): the normal points down, order reverses
+  // mirrored image axes (column cosine flipped): row x column points to the feet, the order still
+  // follows +z, the patient's head (ich-edge's rule)
   const flipped = [10, -5, 3].map((z, i) => ({ ...slice(String(i), z, i), orientation: [1, 0, 0, 0, -1, 0] }));
-  assert.deepEqual(sortSlices(flipped).slices.map((s) => s.position[2]), [10, 3, -5]);
+  assert.deepEqual(sortSlices(flipped).slices.map((s) => s.position[2]), [-5, 3, 10]);
 });
