@@ -8,9 +8,10 @@ the slice normal, the cross product of the row and column direction cosines of
 (0020,0037) Image Orientation (Patient), turned to point to the head (negated when its z
 component is negative: mirrored image axes). In DICOM's patient coordinates (+z towards the
 head) ascending order then runs from the bottom of the head to the top, also on tilted
-gantries and whatever way the image axes run. When a position is missing, the whole series falls back to
-(0020,0013) Instance Number (``sort_method`` says so, and a problem is recorded), and
-without instance numbers to file name order.
+gantries and whichever way the image axes run. A slice whose axes lie more than
+:data:`MAX_ORIENTATION_DIFF_DEG` from the series' is skipped. When a position is missing,
+the whole series falls back to (0020,0013) Instance Number (``sort_method`` says so, and a
+problem is recorded), and without instance numbers to file name order.
 """
 
 from __future__ import annotations
