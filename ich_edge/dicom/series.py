@@ -394,7 +394,7 @@ def _majority_orientation(infos: list[SliceInfo], problems: list[str]) -> list[S
         return infos
     kept = []
     for info in infos:
-        turn = None if info.orientation is None else _axes_angle_deg(np.asarray(info.orientation, dtype=np.float64), common)
+        turn = None if info.orientation is None else axes_angle_deg(np.asarray(info.orientation, dtype=np.float64), common)
         if turn is not None and turn > MAX_ORIENTATION_DIFF_DEG:
             problems.append(f"{display_name(info.path)}: image axes {turn:.0f} deg from the series' "
                             "(0020,0037) Image Orientation (Patient); slice skipped")
@@ -403,8 +403,9 @@ def _majority_orientation(infos: list[SliceInfo], problems: list[str]) -> list[S
     return kept
 
 
-def _axes_angle_deg(cosines: np.ndarray, common: np.ndarray) -> float:
-    """The larger angle between two orientations' row directions and their column directions."""
+def axes_angle_deg(cosines: np.ndarray, common: np.ndarray) -> float:
+    """The larger angle (degrees) between two orientations' row directions and their column
+    directions (six direction cosines each, as in (0020,0037))."""
     angles = []
     for a, b in ((cosines[:3], common[:3]), (cosines[3:], common[3:])):
         norms = float(np.linalg.norm(a) * np.linalg.norm(b))

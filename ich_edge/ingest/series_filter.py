@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ich_edge.dicom import Series
-from ich_edge.dicom.series import common_orientation, slice_normal
+from ich_edge.dicom.series import axes_angle_deg, common_orientation, slice_normal
+from ich_edge.dicom.write import AXIAL_ORIENTATION
 from ich_edge.errors import ConfigError
 
 
@@ -84,9 +85,7 @@ class SeriesFilter:
         cosines = common_orientation(series.slices, [])
         if cosines is None:
             return None
-        limit = math.cos(math.radians(self.max_axis_turn_deg))
-        row, column = cosines[:3], cosines[3:]
-        if row[0] >= limit * float(np.linalg.norm(row)) and column[1] >= limit * float(np.linalg.norm(column)):
+        if axes_angle_deg(cosines, np.array(AXIAL_ORIENTATION)) <= self.max_axis_turn_deg:
             return None
         shown = "\\".join(f"{v:g}" for v in cosines)
         return (f"image axes mirrored or rotated: (0020,0037) Image Orientation (Patient) {shown}, where the model "
