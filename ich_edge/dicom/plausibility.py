@@ -19,6 +19,15 @@ its slices with :func:`hu_problem`:
 * **nothing beyond bone**: at most :data:`MAX_ABOVE_BONE_SHARE` of the pixels above
   :data:`BONE_MAX_HU` (3000 HU; dense cortical bone stays below, dental metal is a few
   pixels).
+* **an image, not a histogram**: neighbouring pixels inside the body (both above air) must
+  correlate by at least :data:`MIN_NEIGHBOUR_CORRELATION`. Bone, brain and scalp lie in
+  connected regions, so a pixel's right-hand neighbour holds nearly its value: 0.91-0.95 over
+  the demo's 100 synthetic 512-pixel test series, 0.85-0.88 at 256 pixels, 0.68-0.77 at 128
+  and still 0.46-0.59 at 64 pixels (3.6 mm per pixel, where the skull is a pixel thick).
+  Pixels in a scrambled order or garbage that happens to have a head's histogram pass every
+  share above and correlate near 0 (0.02 measured; chance gives about 0.03 at
+  :data:`MIN_NEIGHBOUR_PAIRS`). Every :data:`NEIGHBOUR_ROW_STEP`-th row is counted, which is
+  plenty for a correlation.
 
 The shares are loose on purpose: a real head is far inside them (about 30 % air, 40 % soft
 tissue, well under 0.1 % above 3000 HU), a mis-declared series far outside.
@@ -42,28 +51,52 @@ MIN_TISSUE_SHARE = 0.01
 MIN_TISSUE_SHARE_OF_BODY = 0.25
 #: Largest share of a series' pixels allowed above :data:`BONE_MAX_HU`.
 MAX_ABOVE_BONE_SHARE = 0.01
+#: Smallest correlation of horizontally neighbouring pixels inside the body (both above air).
+MIN_NEIGHBOUR_CORRELATION = 0.25
+#: Fewest neighbouring pairs inside the body for the correlation to be judged.
+MIN_NEIGHBOUR_PAIRS = 1000
+#: Rows counted for the correlation: every this many.
+NEIGHBOUR_ROW_STEP = 4
 
-#: Columns of :func:`hu_counts`.
-COUNT_NAMES = ("pixels", "air", "tissue", "above_bone")
+#: Columns of :func:`hu_counts`: pixel counts, then the sums over body pixel pairs (a, b) that
+#: give their correlation.
+COUNT_NAMES = ("pixels", "air", "tissue", "above_bone", "pairs", "sum_a", "sum_b", "sum_aa", "sum_bb", "sum_ab")
 
 
 def hu_counts(hu: np.ndarray) -> np.ndarray:
-    """Pixel counts of one HU slice: all, air, soft tissue, above bone (int64, :data:`COUNT_NAMES`)."""
+    """Pixel counts and neighbour sums of one HU slice (float64, :data:`COUNT_NAMES`), to add over a series."""
     low, high = TISSUE_RANGE_HU
+    left = hu[::NEIGHBOUR_ROW_STEP, :-1].astype(np.float64)
+    right = hu[::NEIGHBOUR_ROW_STEP, 1:].astype(np.float64)
+    body = (left > AIR_MAX_HU) & (right > AIR_MAX_HU)
+    a, b = left[body], right[body]  # sums by einsum: a BLAS dot of this size is 100x slower under load
     return np.array(
         [
             hu.size,
             np.count_nonzero(hu <= AIR_MAX_HU),
             np.count_nonzero((hu >= low) & (hu <= high)),
             np.count_nonzero(hu > BONE_MAX_HU),
+            a.size, a.sum(), b.sum(), np.einsum("i,i->", a, a), np.einsum("i,i->", b, b), np.einsum("i,i->", a, b),
         ],
-        dtype=np.int64,
+        dtype=np.float64,
     )
+
+
+def neighbour_correlation(counts: np.ndarray) -> float | None:
+    """Correlation of neighbouring body pixels from summed :func:`hu_counts`; None under :data:`MIN_NEIGHBOUR_PAIRS` pairs or no spread."""
+    pairs, sum_a, sum_b, sum_aa, sum_bb, sum_ab = (float(v) for v in counts[4:10])
+    if pairs < MIN_NEIGHBOUR_PAIRS:
+        return None
+    mean_a, mean_b = sum_a / pairs, sum_b / pairs
+    var_a, var_b = sum_aa / pairs - mean_a**2, sum_bb / pairs - mean_b**2
+    if var_a <= 0 or var_b <= 0:
+        return None  # one value everywhere: the shares judge it
+    return (sum_ab / pairs - mean_a * mean_b) / float(np.sqrt(var_a * var_b))
 
 
 def hu_problem(counts: np.ndarray) -> str | None:
     """Why HU counts summed over a series (:func:`hu_counts`) are not a head, or None."""
-    pixels, air, tissue, above_bone = (int(v) for v in counts)
+    pixels, air, tissue, above_bone = (int(v) for v in counts[:4])
     if pixels == 0:
         return None
     shares = f"air {air / pixels:.1%}, soft tissue {tissue / pixels:.1%}, above {BONE_MAX_HU:g} HU {above_bone / pixels:.1%}"
@@ -83,4 +116,10 @@ def hu_problem(counts: np.ndarray) -> str | None:
         low, high = TISSUE_RANGE_HU
         return (f"implausible HU: {shares} of the pixels; soft tissue ({low:g}..{high:g} HU) is {tissue / body:.1%} of the "
                 f"pixels above air (at least {MIN_TISSUE_SHARE_OF_BODY:.0%} expected: a head is mostly brain); {fix}")
+    correlation = neighbour_correlation(counts)
+    if correlation is not None and correlation < MIN_NEIGHBOUR_CORRELATION:
+        return (f"no image structure: neighbouring pixels inside the body correlate {correlation:.2f} (at least "
+                f"{MIN_NEIGHBOUR_CORRELATION:g} in a head, where bone and brain lie in connected regions); the pixels "
+                "are scrambled or decoded wrongly: check (0028,0010) Rows, (0028,0011) Columns and the transfer syntax "
+                "of the export")
     return None

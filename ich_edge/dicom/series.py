@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from ich_edge.dicom.plausibility import hu_counts, hu_problem
+from ich_edge.dicom.plausibility import COUNT_NAMES, hu_counts, hu_problem
 from ich_edge.dicom.reader import SliceInfo, display_name, printable, read_hu, read_slice_info
 from ich_edge.errors import (
     DicomError,
@@ -124,7 +124,7 @@ class Series:
         kept: list[int] = []
         problems: list[str] = []
         implausible: dict[str, list[str]] = {}
-        counts = np.zeros(4, dtype=np.int64)
+        counts = np.zeros(len(COUNT_NAMES))
         for index, info in enumerate(self.slices):
             try:
                 hu = read_hu(info.path, label=display_name(info.path))

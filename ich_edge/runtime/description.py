@@ -104,7 +104,8 @@ def _share_empty_buffer(model) -> None:
 
     The converter gives each activation tensor an empty buffer of its own; an unrolled
     recurrent head has hundreds of them. Metadata buffers (the description) are kept and
-    renumbered with the others.
+    renumbered with the others; a buffer nothing uses any more (the description that
+    :func:`embed_description` replaced) is dropped, so embedding again does not grow the file.
     """
     buffers = model.buffers or []
 
@@ -113,7 +114,9 @@ def _share_empty_buffer(model) -> None:
 
     if not buffers or not empty(0):
         return  # not converter output: leave the buffers as they are
-    keep = [0] + [i for i in range(1, len(buffers)) if not empty(i)]
+    used = {tensor.buffer for subgraph in model.subgraphs for tensor in subgraph.tensors or []}
+    # Only buffers a tensor or a kept metadata entry uses: a replaced description's old buffer goes.
+    keep = [0] + [i for i in range(1, len(buffers)) if not empty(i) and i in used]
     metadata_buffers = {m.buffer for m in model.metadata or []}
     keep = sorted(set(keep) | metadata_buffers)
     new_index = {old: new for new, old in enumerate(keep)}
@@ -140,7 +143,10 @@ def embed_description(tflite_bytes: bytes, description: dict, compact: bool = Tr
     -------
     bytes
         The re-packed flatbuffer; operators, tensor values, quantization and signatures are
-        unchanged.
+        unchanged. Beside the description it stores their
+        :func:`~ich_edge.runtime.flatbuffer.weights_digest` (metadata
+        :data:`~ich_edge.runtime.flatbuffer.WEIGHTS_DIGEST_KEY`), which
+        :func:`~ich_edge.runtime.model_check.check_model` compares on every open.
     """
     import flatbuffers
 
@@ -149,13 +155,15 @@ def embed_description(tflite_bytes: bytes, description: dict, compact: bool = Tr
     if any(buffer.offset for buffer in model.buffers or []):
         raise ModelError("models over 2 GB (buffers stored outside the flatbuffer) are not supported")
     payload = np.frombuffer(json.dumps(description, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+    digest = np.frombuffer(fb.weights_digest(model).encode("ascii"), dtype=np.uint8)
     model.buffers = [_aligned_buffer(schema, b.data) for b in model.buffers]
-    model.metadata = [m for m in (model.metadata or []) if fb.name(m.name) != DESCRIPTION_KEY]
-    model.buffers.append(_aligned_buffer(schema, payload))
-    entry = schema.MetadataT()
-    entry.name = DESCRIPTION_KEY
-    entry.buffer = len(model.buffers) - 1
-    model.metadata.append(entry)
+    model.metadata = [m for m in (model.metadata or []) if fb.name(m.name) not in (DESCRIPTION_KEY, fb.WEIGHTS_DIGEST_KEY)]
+    for key, data in ((DESCRIPTION_KEY, payload), (fb.WEIGHTS_DIGEST_KEY, digest)):
+        model.buffers.append(_aligned_buffer(schema, data))
+        entry = schema.MetadataT()
+        entry.name = key
+        entry.buffer = len(model.buffers) - 1
+        model.metadata.append(entry)
     size = len(tflite_bytes) + len(payload) + 4096
     if compact:
         for subgraph in model.subgraphs:

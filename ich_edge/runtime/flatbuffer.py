@@ -23,6 +23,8 @@ from ich_edge.errors import MissingDependencyError, ModelError
 FILE_IDENTIFIER = b"TFL3"
 #: The ``metadata`` name under which ``ich-edge convert`` stores the description (JSON).
 DESCRIPTION_KEY = "ich_edge_description"
+#: The ``metadata`` name of the :func:`weights_digest` written beside the description (hex).
+WEIGHTS_DIGEST_KEY = "ich_edge_weights_sha256"
 CONVERT_AGAIN = "pass a .tflite written by `ich-edge convert` (convert it again if it was damaged)"
 
 
@@ -79,6 +81,52 @@ def unpack(data: bytes, source: str = "<model bytes>"):
 def description_bytes(model_t) -> list:
     """The raw buffers of every :data:`DESCRIPTION_KEY` metadata entry of an object tree (usually one)."""
     return [model_t.buffers[m.buffer].data for m in seq(model_t.metadata) if name(m.name) == DESCRIPTION_KEY]
+
+
+def weights_digest(model_t) -> str:
+    """SHA-256 (hex) of what a model computes with: every operator and tensor, not the metadata.
+
+    Per subgraph, in order: each operator's name and its input and output tensor indices;
+    each tensor's type, shape, quantization (scales, zero points, axis) and constant bytes.
+    Tensor names, buffer numbering and metadata are left out, so re-embedding a description
+    (``ich-edge assets`` rewrites it) keeps the digest, while one changed weight byte, scale
+    or wiring changes it.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    buffers, op_names = seq(model_t.buffers), operator_names(model_t)
+
+    def add(*values) -> None:
+        digest.update(repr(values).encode("utf-8"))
+
+    for subgraph in seq(model_t.subgraphs):
+        add("subgraph", len(seq(subgraph.tensors)), len(seq(subgraph.operators)))
+        for operator in seq(subgraph.operators):
+            code = int(operator.opcodeIndex)
+            add(op_names[code] if 0 <= code < len(op_names) else code,
+                [int(i) for i in seq(operator.inputs)], [int(i) for i in seq(operator.outputs)])
+        for tensor in seq(subgraph.tensors):
+            quantization = tensor.quantization
+            scales = zero_points = axis = None
+            if quantization is not None:
+                scales = np.asarray(seq(quantization.scale), dtype=np.float32).tobytes()
+                zero_points = np.asarray(seq(quantization.zeroPoint), dtype=np.int64).tobytes()
+                axis = int(quantization.quantizedDimension)
+            add(int(tensor.type), [int(d) for d in seq(tensor.shape)], scales, zero_points, axis)
+            index = int(tensor.buffer)
+            data = buffers[index].data if 0 <= index < len(buffers) else None
+            if data is not None and len(data):
+                digest.update(np.asarray(data, dtype=np.uint8).tobytes())
+    return digest.hexdigest()
+
+
+def recorded_weights_digest(model_t) -> str | None:
+    """The :data:`WEIGHTS_DIGEST_KEY` entry of an object tree (hex text), or None when there is none."""
+    raws = [model_t.buffers[m.buffer].data for m in seq(model_t.metadata) if name(m.name) == WEIGHTS_DIGEST_KEY]
+    if not raws:
+        return None
+    return np.asarray(raws[0], dtype=np.uint8).tobytes().decode("ascii", errors="replace")
 
 
 def parse_description(raw, source: str) -> dict:

@@ -3,7 +3,9 @@
 LiteRT's C++ interpreter does not verify a flatbuffer before it uses it, so a damaged file
 can end the process instead of raising. :func:`check_model_file` reads the file in Python
 first: header, a complete parse (every read stays inside the file, so truncation is
-caught), every index that points into another table, constant sizes, the ``encode`` and
+caught), every index that points into another table, constant sizes, the weights against
+the digest recorded at conversion (:func:`~ich_edge.runtime.flatbuffer.weights_digest`: a
+flipped weight byte parses and runs, and answers with confidence), the ``encode`` and
 ``classify`` signatures and the description, whose values are checked like any input
 (:func:`description_problem`: finite thresholds in [0, 1], finite windows, an input size and
 window equal to the tensors'). Whatever is wrong becomes one
@@ -92,6 +94,7 @@ def check_model(model: str | Path | bytes, ich_edge: bool = True, source: str | 
         _check_tables(model_t, schema, len(data))
     except ModelError as err:
         raise ModelError(f"{source} is a damaged TFLite file ({err}); {fb.CONVERT_AGAIN}") from None
+    _check_weights_digest(model_t, source)
     raws = fb.description_bytes(model_t)
     if not ich_edge:
         return CheckedModel(parse_description(raws[0], source) if raws else {}, model_t)
@@ -125,6 +128,25 @@ def check_model(model: str | Path | bytes, ich_edge: bool = True, source: str | 
     if problem:
         raise ModelError(f"{source}: its ich-edge description is not usable ({problem}); convert the model again with `ich-edge convert`")
     return CheckedModel(description, model_t)
+
+
+def _check_weights_digest(model_t, source: str) -> None:
+    """The weights are those ``ich-edge convert`` wrote: a damaged or altered file is refused.
+
+    A byte flipped in a weight, a scale or an operator's wiring leaves a file that parses and
+    runs, and answers with confidence. Files written before the digest existed have none and
+    are not checked here (the app manifest's sha256 still covers them).
+    """
+    recorded = fb.recorded_weights_digest(model_t)
+    if recorded is None:
+        return
+    actual = fb.weights_digest(model_t)
+    if recorded != actual:
+        raise ModelError(
+            f"{source}: its weights differ from those recorded when it was converted ({fb.WEIGHTS_DIGEST_KEY} "
+            f"{recorded[:12]}..., the weights give {actual[:12]}...): the file was damaged or altered after "
+            f"conversion; copy it again from its source or {fb.CONVERT_AGAIN}"
+        )
 
 
 def _check_signature_shapes(shapes: dict, num_labels: int, source: str) -> None:

@@ -95,6 +95,13 @@ def _mirrored(ds, k):
     ds.ImageOrientationPatient = [-1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
 
 
+def _scrambled(ds, k):
+    """The pixels of each slice in a random order: a head's histogram, no head (the attack's "scrambled")."""
+    pixels = ds.pixel_array.copy()
+    np.random.default_rng(k).shuffle(pixels.reshape(-1))
+    ds.PixelData = pixels.tobytes()
+
+
 def _localizer(ds, k):
     ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
 
@@ -116,6 +123,7 @@ DEFECTS = {
     "padding over the brain": (_padding_over_brain, "inside the soft-tissue window"),
     "coronal": (_coronal, "not axial"),
     "mirrored image axes": (_mirrored, "image axes mirrored or rotated"),
+    "scrambled pixels": (_scrambled, "no image structure"),
     "localizer": (_localizer, "localizer"),
     "two patients in one series": (_two_patients, "2 different (0010,0020) Patient IDs"),
 }

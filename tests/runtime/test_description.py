@@ -22,6 +22,7 @@ from ich_edge.runtime.description import (
     read_description,
     sidecar_path,
 )
+from ich_edge.runtime.flatbuffer import WEIGHTS_DIGEST_KEY
 
 
 def _tiny_app_model():
@@ -88,6 +89,17 @@ def test_embedding_again_replaces_the_description():
     assert names.count(DESCRIPTION_KEY) == 1
 
 
+def test_embedding_again_keeps_the_size_and_the_weights_digest():
+    """The replaced description's buffer goes (it grew the file by its own size on every embed)."""
+    from ich_edge.runtime import flatbuffer
+
+    once = embed_description(tiny.tiny_model_bytes(), {"precision": "first", "notes": "x" * 4000})
+    twice = embed_description(once, {"precision": "first", "notes": "x" * 4000})
+    assert len(twice) == len(once)
+    digests = [flatbuffer.recorded_weights_digest(flatbuffer.unpack(data)) for data in (once, twice)]
+    assert digests[0] == digests[1] == flatbuffer.weights_digest(flatbuffer.unpack(twice))
+
+
 @pytest.mark.parametrize("quantized_io", [True, False])
 def test_embedding_does_not_change_what_the_model_computes(quantized_io):
     original = _strip_description(tiny.tiny_model_bytes(quantized_io=quantized_io))
@@ -148,6 +160,8 @@ def test_op_summary_flags_custom_and_flex_ops():
         model.operatorCodes[0].builtinCode = 32  # BuiltinOperator.CUSTOM
         model.operatorCodes[0].deprecatedBuiltinCode = 32
         model.operatorCodes[0].customCode = "FlexStringSplit"
+        # as converted with that op: no digest of the original ops (it would refuse the edit)
+        model.metadata = [m for m in model.metadata if m.name not in (WEIGHTS_DIGEST_KEY, WEIGHTS_DIGEST_KEY.encode())]
 
     summary = op_summary(_repack(tiny.tiny_model_bytes(), edit))
     assert custom_ops(summary) == ["CUSTOM:FlexStringSplit"]

@@ -53,6 +53,29 @@ def _rename_signature(model, old: str, new: str) -> None:
             sig.signatureKey = new
 
 
+def _weight_byte_flipped(data: bytes) -> bytes:
+    """The model with its weights digest embedded, then one bit of its largest weight flipped.
+
+    Such a file parses, passes every size and index check and runs: only the digest that
+    ``ich-edge convert`` records (``ich_edge.runtime.flatbuffer.weights_digest``) tells.
+    """
+    import numpy as np
+
+    from ich_edge.runtime import flatbuffer
+    from ich_edge.runtime.description import embed_description
+
+    signed = embed_description(data, read_description(data))
+    model = flatbuffer.unpack(signed)
+    weights = {t.buffer for s in model.subgraphs for t in s.tensors}
+    raw = max((np.asarray(model.buffers[i].data, np.uint8).tobytes() for i in weights
+               if model.buffers[i].data is not None), key=len)
+    at = signed.find(raw)
+    assert at > 0 and len(raw) > 1000
+    flipped = bytearray(signed)
+    flipped[at + len(raw) // 2] ^= 0x10
+    return bytes(flipped)
+
+
 BAD_FILES = {
     "empty": (lambda data: b"", "is empty"),
     "zeroed": (lambda data: bytes(len(data)), "not a TFLite flatbuffer"),
@@ -69,6 +92,7 @@ BAD_FILES = {
         lambda data: _repacked(data, lambda m: setattr(m, "metadata", None)),
         "not an ich-edge model \\(no ich_edge_description\\)",
     ),
+    "altered-weight": (_weight_byte_flipped, "its weights differ from those recorded when it was converted"),
 }
 
 
