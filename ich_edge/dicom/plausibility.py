@@ -22,8 +22,9 @@ its slices with :func:`hu_problem`:
 * **an image, not a histogram**: neighbouring pixels inside the body (both above air) must
   correlate by at least :data:`MIN_NEIGHBOUR_CORRELATION`. Bone, brain and scalp lie in
   connected regions, so a pixel's right-hand neighbour holds nearly its value: 0.91-0.95 over
-  the demo's 100 synthetic 512-pixel test series, 0.85-0.88 at 256 pixels, 0.68-0.77 at 128
-  and still 0.46-0.59 at 64 pixels (3.6 mm per pixel, where the skull is a pixel thick).
+  the demo's 400 synthetic 512-pixel series (300 training, 100 test), 0.85-0.88 at 256
+  pixels, 0.68-0.77 at 128 and still 0.46-0.59 at 64 pixels (3.6 mm per pixel, where the
+  skull is a pixel thick).
   Pixels in a scrambled order or garbage that happens to have a head's histogram pass every
   share above and correlate near 0 (0.02 measured; chance gives about 0.03 at
   :data:`MIN_NEIGHBOUR_PAIRS`). Every :data:`NEIGHBOUR_ROW_STEP`-th row is counted, which is
