@@ -16,8 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from ich_edge import __version__
+from ich_edge.dicom import plausibility
 from ich_edge.dicom.pixels import AIR_HU
+from ich_edge.dicom.series import GAP_FACTOR, MAX_ORIENTATION_DIFF_DEG
+from ich_edge.dicom.write import AXIAL_ORIENTATION
 from ich_edge.fileio import folder_names, sha256_of
+from ich_edge.ingest.series_filter import JUDGED
+from ich_edge.runtime.completeness import MIN_HEAD_EXTENT_MM
 from ich_edge.runtime.interpreter import make_interpreter, runtime_name
 from ich_edge.transforms import UNIT_PER_PIXEL, PreprocessConfig, Window
 
@@ -37,8 +42,10 @@ RULES = {
     "stored_values": "(7FE0,0010) Pixel Data as integers, masked to (0028,0101) Bits Stored (stray high bits "
     "dropped) and sign-extended when (0028,0103) Pixel Representation is 1. MONOCHROME1 is not inverted "
     "(the rescale already gives HU).",
-    "hu": "HU = stored * (0028,1053) RescaleSlope + (0028,1052) RescaleIntercept in float32 "
-    "(slope 1 and intercept 0 when absent)",
+    "hu": "HU = stored * (0028,1053) RescaleSlope + (0028,1052) RescaleIntercept in float32. Both are "
+    "required on CT (Type 1): a slice without them, with a value that is not one finite number, or with a "
+    "slope <= 0 has unknown HU and makes its series UNREADABLE (input_checks.pixel_module); never assume "
+    "slope 1 and intercept 0",
     "padding": "stored values equal to (0028,0120) Pixel Padding Value (or between it and (0028,0121) Pixel "
     "Padding Range Limit) become air_hu; then every HU below air_hu becomes air_hu",
     "resize": "area: output pixel (i, j) = sum over input pixels (r, c) of wr[i][r] * wc[j][c] * hu[r][c], "
@@ -121,6 +128,136 @@ def window_specs(config: PreprocessConfig) -> list[dict]:
     return specs
 
 
+# --- input checks: when a series must not be judged, or a negative not trusted ---------------
+
+#: What an app does with the checks of :func:`input_checks`, in order.
+INPUT_CHECK_ORDER = [
+    "1. per slice, before decoding: skip slices whose image axes are off the series' (orientation)",
+    "2. per series, before the model: the series rules (series) and the pixel module of every slice "
+    "(pixel_module); any failure: UNREADABLE, the model is not run",
+    "3. while decoding: add each slice's HU counts (hu); over the whole series they must look like a head, "
+    "else UNREADABLE and no probability is shown",
+    "4. after the model: coverage; no positive label and incomplete coverage: INCOMPLETE instead of NEGATIVE",
+]
+
+
+def _orientation_check() -> dict:
+    """The per-slice orientation rule of :mod:`ich_edge.dicom.series`."""
+    return {
+        "max_orientation_diff_deg": MAX_ORIENTATION_DIFF_DEG,
+        "rule": "group the slices' (0020,0037) Image Orientation (Patient) by their six cosines rounded to 3 "
+        "decimals; the largest group (the first met on a tie) is the series' orientation (its first slice's "
+        "unrounded cosines). A slice whose axes_angle_deg to it exceeds max_orientation_diff_deg is another "
+        "image filed in the series (a scout, a reformat): skip it and list it as a problem; slices without "
+        "(0020,0037) are kept. axes_angle_deg(a, b) = the larger of the angle between the row cosines "
+        "a[0:3], b[0:3] and the angle between the column cosines a[3:6], b[3:6], each acos(dot / (|a| |b|)) "
+        "in degrees (180 when a norm is 0)",
+    }
+
+
+def _series_checks() -> dict:
+    """The series rules of :data:`ich_edge.ingest.series_filter.JUDGED`, on the slices kept."""
+    return {
+        "drop_localizers": JUDGED.drop_localizers,
+        "max_tilt_deg": JUDGED.max_tilt_deg,
+        "max_axis_turn_deg": JUDGED.max_axis_turn_deg,
+        "axial_orientation": list(AXIAL_ORIENTATION),
+        "rule": "checked in this order on the slices kept, the first failure makes the series UNREADABLE: "
+        "(1) localizer: the most common (0008,0008) Image Type (values upper case) contains LOCALIZER; "
+        "(2) several patients: more than one different non-empty (0010,0020) Patient IDs; "
+        "(3) not axial: tilt_deg = acos(min(1, |n_z|)) in degrees exceeds max_tilt_deg, n the unit normal "
+        "(row cosines x column cosines) of the series' orientation (no or a degenerate orientation: axial, "
+        "tilt 0); (4) mirrored or rotated image axes: axes_angle_deg (see orientation) between the series' "
+        "orientation and axial_orientation exceeds max_axis_turn_deg (no orientation: not checked). "
+        "A short series is not refused here: the coverage rule calls it INCOMPLETE",
+    }
+
+
+def _pixel_module_checks() -> dict:
+    """The refusals of :mod:`ich_edge.dicom.pixels`: pixel modules whose HU are unknown."""
+    low_hu, high_hu = plausibility.TISSUE_RANGE_HU
+    return {
+        "padding_forbidden_range_hu": [low_hu, high_hu],
+        "rule": "a CT slice ((0008,0060) Modality CT or missing) makes its series UNREADABLE when "
+        "(0028,1052) Rescale Intercept or (0028,1053) Rescale Slope is missing or empty, is not exactly one "
+        "finite number, or the slope is not > 0 (never assume slope 1, intercept 0); when "
+        "the HU of its padding, low = min(ends) * slope + intercept and high = max(ends) * slope + intercept "
+        "with ends = (0028,0120) Pixel Padding Value and (0028,0121) Pixel Padding Range Limit (the value "
+        "alone without a limit) in the pixels' bit pattern, reach padding_forbidden_range_hu "
+        "(low <= its high end and high >= its low end: brain would become air); or when uncompressed "
+        "(7FE0,0010) Pixel Data holds more than Rows x Columns x Bits Allocated / 8 bytes plus one pad byte "
+        "(a mis-declared matrix or Bits Allocated)",
+    }
+
+
+def _hu_checks() -> dict:
+    """The whole-series HU plausibility rule of :mod:`ich_edge.dicom.plausibility`."""
+    p = plausibility
+    return {
+        "air_max_hu": p.AIR_MAX_HU,
+        "tissue_range_hu": list(p.TISSUE_RANGE_HU),
+        "bone_max_hu": p.BONE_MAX_HU,
+        "min_air_share": p.MIN_AIR_SHARE,
+        "min_tissue_share": p.MIN_TISSUE_SHARE,
+        "min_tissue_share_of_body": p.MIN_TISSUE_SHARE_OF_BODY,
+        "max_above_bone_share": p.MAX_ABOVE_BONE_SHARE,
+        "min_neighbour_correlation": p.MIN_NEIGHBOUR_CORRELATION,
+        "min_neighbour_pairs": p.MIN_NEIGHBOUR_PAIRS,
+        "neighbour_row_step": p.NEIGHBOUR_ROW_STEP,
+        "counts": "on each decoded slice's float32 HU after padding and sub-air values became air_hu, before "
+        "the resize, add over the whole series (float64): pixels; air = pixels with hu <= air_max_hu; tissue "
+        "= pixels with tissue_range_hu[0] <= hu <= tissue_range_hu[1]; above_bone = pixels with "
+        "hu > bone_max_hu; and over the rows 0, neighbour_row_step, 2 * neighbour_row_step, ... the pairs "
+        "(a, b) = (hu[r][c], hu[r][c + 1]) with both > air_max_hu: pairs, sum a, sum b, sum a*a, sum b*b, sum a*b",
+        "rule": "the series is UNREADABLE at the first of: above_bone / pixels > max_above_bone_share; "
+        "air / pixels < min_air_share; tissue / pixels < min_tissue_share; tissue / (pixels - air) < "
+        "min_tissue_share_of_body (when pixels > air); neighbour correlation < min_neighbour_correlation, where "
+        "with pairs >= min_neighbour_pairs, ma = sum a / pairs, mb = sum b / pairs, va = sum a*a / pairs - ma^2, "
+        "vb = sum b*b / pairs - mb^2 (both > 0, else not judged), correlation = (sum a*b / pairs - ma * mb) / "
+        "sqrt(va * vb). No pixels: not judged",
+    }
+
+
+def _coverage_checks() -> dict:
+    """The coverage rule of :mod:`ich_edge.runtime.completeness` that turns a negative into INCOMPLETE."""
+    return {
+        "min_slices_from": "sequence.window_slices",
+        "min_head_extent_mm": MIN_HEAD_EXTENT_MM,
+        "gap_factor": GAP_FACTOR,
+        "rule": "on the slices the model saw: heights h = Image Position (Patient) . n (n the unit slice normal "
+        "turned to +z, as in slice_order), sorted; spacing = median of the steps between neighbours, extent = "
+        "h[last] - h[first] + spacing (one slice: its (0018,0050) Slice Thickness, else 0). Coverage is "
+        "incomplete when any holds: fewer slices than sequence.window_slices; a step > gap_factor * spacing "
+        "(slices missing); extent < min_head_extent_mm (part of the head); a slice without (0020,0032) "
+        "(coverage unknown). Then no positive label gives INCOMPLETE, not NEGATIVE; a POSITIVE stays POSITIVE "
+        "with the note 'coverage incomplete: <reasons>'",
+    }
+
+
+def input_checks() -> dict:
+    """The ``input_checks`` of the manifest: when an app must not judge a series (UNREADABLE) or
+    must not call it negative (INCOMPLETE), with the numbers of the Python rules ``predict`` applies.
+
+    Every number is taken from the module that owns the rule (:mod:`ich_edge.dicom.series`,
+    :mod:`ich_edge.ingest.series_filter`, :mod:`ich_edge.dicom.pixels`,
+    :mod:`ich_edge.dicom.plausibility`, :mod:`ich_edge.runtime.completeness`); each rule has one
+    sentence in words for an app developer.
+    """
+    return {
+        "order": INPUT_CHECK_ORDER,
+        "verdicts": {
+            "UNREADABLE": "not judged: the model is not run (or its output not shown); show the reasons, which "
+            "say how to fix the export",
+            "INCOMPLETE": "no label is positive but coverage is incomplete: not a negative; show why",
+        },
+        "orientation": _orientation_check(),
+        "series": _series_checks(),
+        "pixel_module": _pixel_module_checks(),
+        "hu": _hu_checks(),
+        "coverage": _coverage_checks(),
+    }
+
+
 def build_manifest(model, model_file: Path, sample: dict) -> dict:
     """The manifest of the assets folder for ``model`` (a TFLiteStudyModel) and its sample."""
     description = model.description
@@ -165,6 +302,7 @@ def build_manifest(model, model_file: Path, sample: dict) -> dict:
             "in any order, on any runtime, with nothing to reset",
         },
         "study_rule": description["sequence"].get("study_rule", "max over slices, per label"),
+        "input_checks": input_checks(),
         "thresholds": {
             "rule": "positive when probability >= threshold",
             "slice": {label: float(v) for label, v in (thresholds.get("slice") or {}).items()},

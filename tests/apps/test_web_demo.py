@@ -14,6 +14,15 @@ page's own file input:
   non-integer resize factors) and one JPEG 2000 slice: the uint8 inputs must equal
   ich-edge's own loader (``find_series`` + ``Preprocess``), and JPEG 2000 must be named.
 
+Input checks (web_demo/src/checks.js, ``manifest.input_checks``): the page is served a copy of
+the assets whose manifest carries ``input_checks()`` as ich-edge builds it now. Series the
+model cannot have understood (mirrored image axes, scrambled pixels, a missing Rescale
+Intercept) must be UNREADABLE with their reason and no probabilities, a 3-slice series must
+not be NEGATIVE (INCOMPLETE, or POSITIVE with a coverage note), each verdict equal to
+``ich-edge predict``'s on the same files, the HU counts of the golden sample equal to
+ich-edge's; served a manifest without ``input_checks`` (assets made before them), the page
+judges nothing.
+
 The folder picker and drag and drop must give the same triage; reloaded with the network
 cut, the page must come back from its service worker's copy and still triage the sample. The
 page must be cross-origin isolated and run LiteRT.js's threaded build on every core, with the
@@ -46,6 +55,8 @@ INSTALL = "bash .ci/provision-browser.sh"
 sys.path.insert(0, str(REPO / "benchmarks"))
 import browser_latency as browser  # noqa: E402  (a script in benchmarks/, importable by design)
 
+from ich_edge.dicom.series import find_series  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
@@ -67,6 +78,7 @@ def _write_case(folder: Path, name: str, spec: dict, seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     rows, cols = spec["shape"]
+    orientation = tuple(spec.get("orientation", (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)))
     bits_allocated, bits_stored, signed = spec["bits"]
     slope, intercept = spec.get("rescale", (1.0, -1024.0))
     low = -(1 << (bits_stored - 1)) if signed else 0
@@ -85,6 +97,8 @@ def _write_case(folder: Path, name: str, spec: dict, seed: int) -> None:
         stored = np.clip(np.rint((hu - intercept) / slope), low, high).astype(np.int64)
         if "padding" in spec:
             stored[radius > 0.95] = spec["padding"][0]
+        if spec.get("scramble"):  # the same values in a random order: a head's histogram, no image
+            stored = rng.permutation(stored.ravel()).reshape(stored.shape)
         mask = (1 << bits_stored) - 1
         pattern = stored & mask  # two's complement in bits_stored bits
         if spec.get("stray_bits") and bits_stored < bits_allocated:
@@ -95,12 +109,14 @@ def _write_case(folder: Path, name: str, spec: dict, seed: int) -> None:
             sop_instance_uid=f"ID_{name}_{k}",
             series_uid=f"1.2.826.0.1.3680043.8.498.77.{seed}",
             study_uid="1.2.826.0.1.3680043.8.498.77",
-            geometry=SliceGeometry(position_mm=(-60.0, -60.0, 10.0 + 5.0 * k)),
+            geometry=SliceGeometry(position_mm=(-60.0, -60.0, 10.0 + 5.0 * k), orientation=orientation),
             instance_number=3 - k,
         )
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits_allocated, bits_stored, bits_stored - 1
         ds.PixelRepresentation = int(signed)
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        if spec.get("drop_intercept"):
+            del ds.RescaleIntercept
         if "padding" in spec:
             value, limit = spec["padding"]
             ds.PixelPaddingValue = value
@@ -178,15 +194,72 @@ CASES = {
 }
 
 
+#: Series the input checks must stop (UNREADABLE, with words of their reason) or qualify
+#: (3 slices: never NEGATIVE); each verdict must also be ich-edge predict's.
+CHECK_CASES = {
+    "mirrored_axes": ({"syntax": "explicit", "shape": (256, 256), "bits": (16, 16, True), "orientation": (-1, 0, 0, 0, 1, 0)},
+                      "image axes mirrored or rotated"),
+    "scrambled_pixels": ({"syntax": "explicit", "shape": (256, 256), "bits": (16, 16, True), "scramble": True},
+                         "no image structure"),
+    "no_intercept": ({"syntax": "explicit", "shape": (256, 256), "bits": (16, 16, True), "drop_intercept": True},
+                     "(0028,1052) Rescale Intercept is missing"),
+    "three_slices": (None, None),  # _write_three_slices: three slices of a synthetic negative study, and a scout
+}
+
+
+def _write_three_slices(folder: Path) -> None:
+    """Three middle slices of a synthetic negative study (the model calls the whole study
+    NEGATIVE), plus a coronal image of the same series that the orientation rule skips."""
+    import pydicom
+
+    from ich_edge.dicom.write import write_dataset_atomic
+    from ich_edge.synth.config import SynthConfig
+    from ich_edge.synth.writer import write_synth_set
+
+    study = folder.parent / "negative_study"
+    write_synth_set(SynthConfig(studies=1, seed=3, matrix_px=256, slices_min=28, slices_max=32, positive_fraction=0.0), study)
+    (series,) = find_series(study / "dicom").series
+    folder.mkdir(parents=True)
+    middle = len(series.slices) // 2
+    for info in series.slices[middle - 1 : middle + 2]:
+        shutil.copy(info.path, folder / info.path.name)
+    scout = pydicom.dcmread(series.slices[middle].path)
+    scout.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0]
+    scout.SOPInstanceUID = scout.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.99"
+    write_dataset_atomic(scout, folder / "scout.dcm")
+
+
+def _assets_copy(tmp: Path, name: str, checks: bool) -> Path:
+    """A copy of the assets whose manifest carries input_checks() as ich-edge builds it now
+    (``checks``), or none at all, as in assets made before them."""
+    from ich_edge.assets.manifest import input_checks
+
+    assets = tmp / name
+    if not assets.exists():
+        shutil.copytree(ASSETS, assets)
+        manifest = json.loads((assets / "manifest.json").read_text(encoding="utf-8"))
+        manifest.pop("input_checks", None)
+        if checks:
+            manifest["input_checks"] = input_checks()
+        (assets / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    return assets
+
+
 # --- one browser session for every check -----------------------------------------------------
 
 
 @functools.lru_cache(maxsize=None)
 def _session(tmp_dir: str) -> dict:
     tmp = Path(tmp_dir)
+    assets = _assets_copy(tmp, "assets", checks=True)
     _write_case(tmp / "cases" / "j2k", "j2k", {"syntax": "j2k", "shape": (64, 64), "bits": (16, 16, True)}, seed=99)
     for seed, (name, spec) in enumerate(CASES.items()):
         _write_case(tmp / "cases" / name, name, spec, seed=seed)
+    for seed, (name, (spec, _)) in enumerate(CHECK_CASES.items(), start=50):
+        if spec is None:
+            _write_three_slices(tmp / "cases" / name)
+        else:
+            _write_case(tmp / "cases" / name, name, spec, seed=seed)
     not_dicom = tmp / "notes.txt"
     not_dicom.write_text("Not a DICOM file: a note someone dropped next to the series.\n" * 10, encoding="utf-8")
     golden_files = browser.sample_files(ASSETS)
@@ -202,14 +275,21 @@ def _session(tmp_dir: str) -> dict:
         {"name": name, "files": sorted(str(p) for p in (tmp / "cases" / name).iterdir()), "images_out": str(tmp / f"{name}.u8")}
         for name in CASES
     ]
+    steps += [
+        {"name": name, "files": sorted(str(p) for p in (tmp / "cases" / name).iterdir()), "screenshot": str(tmp / f"web_demo_{name}.png")}
+        for name in CHECK_CASES
+    ]
     # The golden sample last again, so that the screenshot shows it.
     steps.append({"name": "golden_again", "files": golden_files})
-    desktop = browser.drive(ASSETS, steps, tmp / "desktop", runtime="wasm", screenshot=tmp / "web_demo_desktop.png")
+    desktop = browser.drive(assets, steps, tmp / "desktop", runtime="wasm", screenshot=tmp / "web_demo_desktop.png")
     phone = browser.drive(
-        ASSETS, [{"name": "golden", "files": golden_files}], tmp / "phone", runtime="wasm",
+        assets, [{"name": "golden", "files": golden_files}], tmp / "phone", runtime="wasm",
         screenshot=tmp / "web_demo_phone.png", viewport=(390, 844), device_scale_factor=2, offline_files=golden_files,
     )
-    return {"desktop": desktop, "phone": phone, "tmp": tmp}
+    # A manifest without input_checks (assets made before them): nothing is judged.
+    old = browser.drive(_assets_copy(tmp, "old_assets", checks=False), [{"name": "golden", "files": golden_files}],
+                        tmp / "old", runtime="wasm", screenshot=tmp / "web_demo_old_manifest.png")
+    return {"desktop": desktop, "phone": phone, "old": old, "tmp": tmp, "assets": assets}
 
 
 @pytest.fixture(scope="module")
@@ -352,7 +432,7 @@ def test_page_runs_threads_and_decodes_in_a_worker(session):
 def test_plain_static_host_is_isolated_by_the_service_worker(session, tmp_path):
     """No COOP/COEP from the server: sw.js adds them and the page reloads once under it."""
     golden = browser.sample_files(ASSETS)
-    report = browser.drive(ASSETS, [{"name": "golden", "files": golden}], tmp_path, runtime="wasm", isolation=False)
+    report = browser.drive(session["assets"], [{"name": "golden", "files": golden}], tmp_path, runtime="wasm", isolation=False)
     model = report["model"]
     assert model["ready"], model
     assert model["controlled_by_service_worker"], model
@@ -362,10 +442,92 @@ def test_plain_static_host_is_isolated_by_the_service_worker(session, tmp_path):
     assert report["steps"]["golden"]["result"]["study"] == _step(session, "golden")["result"]["study"]
 
 
-def test_js_unit_tests_pass():
+def test_js_unit_tests_pass(tmp_path):
+    from ich_edge.assets.manifest import input_checks
+
     require(shutil.which("node") is not None, "Node.js >= 20 (node)", INSTALL)
     require((WEB / "node_modules" / "dicom-parser").is_dir(), "web_demo's npm packages (npm ci in web_demo/)", INSTALL)
-    done = subprocess.run(
-        ["node", "--test", "tests/"], cwd=WEB, capture_output=True, text=True, timeout=120, env={**os.environ, "NODE_OPTIONS": ""}
-    )
+    checks = tmp_path / "input_checks.json"  # the unit tests judge with ich-edge's numbers, not copies
+    checks.write_text(json.dumps(input_checks()), encoding="utf-8")
+    env = {**os.environ, "NODE_OPTIONS": "", "ICH_EDGE_INPUT_CHECKS": str(checks)}
+    done = subprocess.run(["node", "--test", "tests/"], cwd=WEB, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+# --- input checks: UNREADABLE, INCOMPLETE -----------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _predict_verdicts(cases_dir: str) -> dict:
+    """ich-edge predict's verdict and reasons per check case, with the assets' model."""
+    from ich_edge.runtime.predict import load_model, predict_path, triage
+
+    manifest = json.loads((ASSETS / "manifest.json").read_text(encoding="utf-8"))
+    model = load_model(ASSETS / manifest["model"], num_threads=1)
+    verdicts = {}
+    for name in CHECK_CASES:
+        prediction = predict_path(model, Path(cases_dir) / name)
+        (series,) = prediction.series
+        verdict = triage(series, prediction.points)
+        verdicts[name] = (verdict.verdict, verdict.coverage_reasons)
+    return verdicts
+
+
+@pytest.mark.parametrize("name", [n for n, (_, words) in CHECK_CASES.items() if words])
+def test_series_the_model_cannot_understand_is_unreadable(session, name):
+    words = CHECK_CASES[name][1]
+    result = _step(session, name)["result"]
+    assert result["verdict_kind"] == "UNREADABLE", f"{name}: the page said {result['verdict_kind']} ({result['verdict']})"
+    assert result["judged"] is False and result["study"] is None and result["positive"] is None
+    assert any(words in reason for reason in result["unreadable"]), result["unreadable"]
+    assert result["verdict"].startswith("UNREADABLE") and words in result["verdict"], "the reason is not shown on the page"
+    assert result["thumbnails"] == 0 and "study probability" not in result["result_text"].split("problems")[0].lower()
+    verdict, reasons = _predict_verdicts(str(session["tmp"] / "cases"))[name]
+    assert verdict == "UNREADABLE" and any(words in r for r in reasons), f"ich-edge predict said {verdict}: {reasons}"
+
+
+def test_three_slice_negative_is_incomplete_as_predict_says(session):
+    result = _step(session, "three_slices")["result"]
+    verdict, reasons = _predict_verdicts(str(session["tmp"] / "cases"))["three_slices"]
+    assert verdict == "INCOMPLETE", f"ich-edge predict said {verdict}: the case must be a negative of 3 slices"
+    assert result["verdict_kind"] == verdict, f"the page said {result['verdict_kind']}, ich-edge predict {verdict}"
+    assert not any(result["positive"]) and result["study"] is not None  # judged: probabilities shown
+    coverage = result["coverage"]
+    assert coverage["complete"] is False and list(coverage["reasons"]) == list(reasons)
+    assert coverage["reasons"][0] == "3 slices, fewer than one window of the model (24)"
+    assert result["verdict"].startswith("INCOMPLETE") and coverage["reasons"][1] in result["verdict"]
+    # the scout filed in the series is skipped with a problem line, as ich-edge's scan does
+    assert result["num_slices"] == 3
+    assert any(p.startswith("scout.dcm: image axes 90 deg") and "slice skipped" in p for p in result["problems"]), result["problems"]
+
+
+def test_positive_on_incomplete_coverage_stays_positive_with_a_note(session):
+    """The 3-slice cases of the encodings above (noise the model calls a bleed): POSITIVE, noted."""
+    result = _step(session, "explicit_512_padding")["result"]
+    assert any(result["positive"]), "the case is no longer positive: pick another for this test"
+    assert result["verdict_kind"] == "POSITIVE" and result["verdict"].startswith("POSITIVE")
+    assert result["note"].startswith("coverage incomplete: 3 slices, fewer than one window")
+    assert "Coverage incomplete" in result["verdict"]
+
+
+def test_golden_sample_passes_the_checks_with_ich_edge_hu_counts(session):
+    from ich_edge.dicom.plausibility import hu_counts
+    from ich_edge.dicom.series import find_series
+
+    result = _step(session, "golden_again")["result"]
+    _, expected = _expected()
+    assert result["verdict_kind"] == ("POSITIVE" if any(expected["positive"].values()) else "NEGATIVE")
+    assert result["coverage"]["complete"] is True and result["unreadable"] == []
+    series = find_series(ASSETS / json.loads((ASSETS / "manifest.json").read_text())["sample"]["dicom_dir"]).series[0]
+    python = sum(hu_counts(hu) for hu in series.load().images)
+    page = np.array(result["hu_counts"])
+    assert np.array_equal(page[:5], python[:5]), f"pixel and pair counts differ: {page[:5]} vs {python[:5]}"
+    np.testing.assert_allclose(page[5:], python[5:], rtol=1e-12)  # float64 sums, in another order
+
+
+def test_manifest_without_input_checks_judges_nothing(session):
+    old = session["old"]
+    assert old["model"]["input_checks"] is False and "No series will be judged" in old["model"]["checks_warning"]
+    result = _step({"desktop": old}, "golden")["result"]
+    assert result["verdict_kind"] == "UNREADABLE" and result["study"] is None
+    assert "no input_checks" in result["unreadable"][0] and "regenerate the assets" in result["unreadable"][0]

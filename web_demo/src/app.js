@@ -9,7 +9,15 @@
 // Threads: the page makes itself cross-origin isolated (src/isolation.js, sw.js) so LiteRT.js
 // can run its threaded wasm build; files are read, decoded and preprocessed in a Web Worker
 // (src/prepare.js) while this thread runs the model, slice by slice.
+//
+// Input checks (src/checks.js, manifest.input_checks): a series the model cannot have understood
+// is UNREADABLE (not judged, no probabilities; the reasons say how to fix the export), and a
+// negative that does not cover enough of the head is INCOMPLETE, as ich-edge predict does. The
+// verdict is window.ichEdge.result.verdict; an UNREADABLE result has result.unreadable (reasons)
+// and no probabilities. Assets whose manifest has no input_checks judge nothing (every series is
+// UNREADABLE, and the model status says why): a page that cannot check its input must not answer.
 
+import { inputChecksOf, missingChecksReason, verdictOf } from './checks.js';
 import { DicomError } from './dicom.js';
 import { ensureIsolation, isolationProblem } from './isolation.js';
 import { IchEdgeModel, sha256Hex, webGpuAdapter } from './model.js';
@@ -169,6 +177,9 @@ function startModel(choice) {
     $('model-status').textContent =
       `model ready: ${m.precision}, ${(m.size_bytes / 1e6).toFixed(2)} MB${state.shaChecked ? ', SHA-256 checked' : ''}; ` +
       `${state.runtime.note}runtime ${state.runtime.label}; loaded in ${ms(loadMs)}`;
+    hook.inputChecks = inputChecksOf(m) !== null;
+    $('checks-warning').hidden = hook.inputChecks;
+    if (!hook.inputChecks) $('checks-warning').textContent = `No series will be judged: ${missingChecksReason()}.`;
     hook.modelReady = true;
     hook.modelLoadMs = loadMs;
     keepOfflineCopy();
@@ -276,25 +287,35 @@ async function analyze(items) {
     .filter(({ name }) => !name.split('/').pop().startsWith('.'));
   if (!files.length) throw new DicomError('No file was given: choose the files of one CT series, or its folder.');
   // Read, decode and preprocess in the worker; this thread encodes each slice as it arrives.
-  const stream = state.preparer.run(files, rules);
+  const checks = { input: inputChecksOf(manifest), windowSlices: manifest.sequence.window_slices };
+  const stream = state.preparer.run(files, rules, checks);
   const { value: series } = await stream.next();
   const tRead = performance.now();
   const problems = [...series.problems];
+  // Series and pixel-module rules: known before any pixel is decoded; the model is not run.
+  if (series.unreadable.length) return unreadableResult(series, series.unreadable, problems, files, { read_ms: tRead - t0, total_ms: tRead - t0 });
   const size = rules.input_size_px;
   const imageBytes = size * size * 3;
   const images = new Uint8Array(series.slices.length * imageBytes);
   const features = [];
   const kept = [];
   let preprocessMs = 0;
+  let checkMs = 0;
   let modelMs = 0;
+  let summary = null;
   let lastProgress = performance.now();
   for await (const message of stream) {
     if (message.type === 'problem') {
       problems.push(message.problem);
       continue;
     }
+    if (message.type === 'checks') {
+      summary = message;
+      continue;
+    }
     images.set(message.image, kept.length * imageBytes);
     preprocessMs += message.ms;
+    checkMs += message.checkMs;
     const b = performance.now();
     features.push(await model.encode(toModelInput(message.image, rules.unit_per_pixel)));
     const c = performance.now();
@@ -307,6 +328,13 @@ async function analyze(items) {
     }
   }
   if (!kept.length) throw new DicomError(`No slice of the series could be decoded (${problems[problems.length - 1]}).`);
+  // HU plausibility, summed over the whole series: known only now. The slices were encoded as
+  // they arrived, but no window is classified and no probability is shown.
+  if (summary.huProblem) {
+    return unreadableResult(series, [summary.huProblem], problems, files, {
+      read_ms: tRead - t0, preprocess_ms: preprocessMs, check_ms: checkMs, total_ms: performance.now() - t0,
+    }, kept);
+  }
   const seq = manifest.sequence;
   const c0 = performance.now();
   const blank = kept.length < seq.window_slices ? await model.encode(new Float32Array(imageBytes)) : null;
@@ -318,7 +346,16 @@ async function analyze(items) {
   modelMs += tEnd - c0;
   const thresholds = manifest.thresholds;
   const positive = manifest.labels.map((label, l) => study[l] >= thresholds.study[label]);
+  const { coverage } = summary;
+  const verdict = verdictOf(positive, coverage);
   return {
+    verdict,
+    judged: true,
+    unreadable: [],
+    coverage,
+    // a POSITIVE on incomplete coverage stays POSITIVE, with this note (as ich-edge predict's triage line)
+    note: verdict === 'POSITIVE' && !coverage.complete ? `coverage incomplete: ${coverage.reasons.join('; ')}` : null,
+    huCounts: summary.counts,
     numSlices: kept.length,
     sliceIds: kept.map((s) => s.sopInstanceUid),
     sliceNames: kept.map((s) => s.name),
@@ -343,9 +380,42 @@ async function analyze(items) {
     timing: {
       read_ms: tRead - t0,
       preprocess_ms: preprocessMs,
+      check_ms: checkMs, // part of preprocess_ms: the HU counts of the plausibility rule
       model_ms: modelMs,
       total_ms: tEnd - t0,
     },
+  };
+}
+
+/** The result of a series that is not judged: no probabilities, its reasons (UNREADABLE). */
+function unreadableResult(series, reasons, problems, files, timing, kept = null) {
+  const slices = kept || series.slices;
+  return {
+    verdict: 'UNREADABLE',
+    judged: false,
+    unreadable: reasons,
+    coverage: null,
+    note: null,
+    numSlices: slices.length,
+    sliceIds: slices.map((s) => s.sopInstanceUid),
+    sliceNames: slices.map((s) => s.name),
+    seriesUid: series.seriesUid,
+    seriesDescription: slices.length ? slices[0].seriesDescription : null,
+    matrix: slices.length ? `${slices[0].rows} x ${slices[0].columns}` : '',
+    sortMethod: series.sortMethod,
+    numFiles: files.length,
+    imageSize: state.manifest.preprocessing.input_size_px,
+    images: new Uint8Array(0),
+    sliceProbabilities: null,
+    study: null,
+    labels: state.manifest.labels,
+    positive: null,
+    windowStarts: [],
+    problems,
+    runtime: state.runtime.accelerator,
+    threads: state.runtime.threads,
+    decoding: state.preparer.where,
+    timing: { read_ms: 0, preprocess_ms: 0, check_ms: 0, model_ms: 0, ...timing },
   };
 }
 
@@ -357,26 +427,72 @@ function meter(value, threshold, hit) {
     el('div', { class: 'tick', style: `left:calc(${(100 * threshold).toFixed(1)}% - 1px)` }));
 }
 
+/** The verdict box: the verdict, one sentence, and the reasons of UNREADABLE/INCOMPLETE or the note. */
+function renderVerdict(result) {
+  const { labels, positive, verdict } = result;
+  const box = $('verdict');
+  box.className = `verdict ${verdict.toLowerCase()}`;
+  const reasons = (list) => el('ul', { class: 'reasons' }, ...list.map((r) => el('li', {}, r)));
+  if (verdict === 'UNREADABLE') {
+    box.replaceChildren('UNREADABLE: not judged',
+      el('span', { class: 'why' }, result.unreadable[0] === missingChecksReason()
+        ? 'This page cannot check its input with these app assets, so it gives no answer (no probabilities):'
+        : 'The model could not have understood this series, so it gives no answer (no probabilities). Why, and how to fix the export:'),
+      reasons(result.unreadable));
+    return;
+  }
+  if (verdict === 'INCOMPLETE') {
+    box.replaceChildren('INCOMPLETE: not a negative',
+      el('span', { class: 'why' }, 'No label reaches its study threshold, but the model was not shown enough of the head to call the series negative:'),
+      reasons(result.coverage.reasons));
+    return;
+  }
+  const found = labels.filter((label, l) => positive[l] && label !== 'any');
+  box.replaceChildren(
+    verdict === 'POSITIVE' ? `POSITIVE${found.length ? `: ${found.join(', ')}` : ''}` : 'NEGATIVE',
+    el('span', { class: 'why' },
+      verdict === 'POSITIVE'
+        ? 'Hemorrhage suspected: read this study first.'
+        : 'No label reaches its study threshold, and the series covers the head.'),
+  );
+  if (result.note) box.append(el('span', { class: 'why note' }, `Coverage incomplete (the bleed seen stays seen): ${result.coverage.reasons.join('; ')}`));
+}
+
+function coverageText(coverage) {
+  const mm = (v) => (v === null ? 'unknown' : `${v.toFixed(0)} mm`);
+  const spacing = coverage.spacingMm === null ? '' : `, spacing ${coverage.spacingMm.toFixed(1)} mm`;
+  return `${mm(coverage.extentMm)} along the slice axis${spacing} (a negative needs ${coverage.minExtentMm} mm, ` +
+    `${coverage.windowSlices} slices, no gaps): ${coverage.complete ? 'complete' : 'incomplete'}`;
+}
+
 function render(result) {
+  renderVerdict(result);
+  $('labels-grid').hidden = !result.judged;
+  if (!result.judged) {
+    const facts = [
+      ['slices', `${result.numSlices}${result.matrix ? ` (${result.matrix} px)` : ''}`],
+      ['series', result.seriesDescription ? `${result.seriesDescription}` : result.seriesUid],
+    ];
+    $('facts-unjudged').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+    $('facts-unjudged').hidden = false;
+    $('problems').replaceChildren(...result.problems.map((p) => el('li', {}, p)));
+    $('result').hidden = false;
+    $('slices').hidden = true;
+    $('strip').replaceChildren();
+    return;
+  }
+  $('facts-unjudged').hidden = true;
   const { labels, study, positive } = result;
   const thresholds = state.manifest.thresholds;
-  const found = labels.filter((label, l) => positive[l] && label !== 'any');
-  const anyPositive = positive.some(Boolean);
-  const verdict = $('verdict');
-  verdict.className = `verdict ${anyPositive ? 'positive' : 'negative'}`;
-  verdict.replaceChildren(
-    anyPositive ? `POSITIVE${found.length ? `: ${found.join(', ')}` : ''}` : 'NEGATIVE',
-    el('span', { class: 'why' },
-      anyPositive
-        ? 'Hemorrhage suspected: read this study first.'
-        : 'No label reaches its study threshold.'),
-  );
   const body = $('labels').querySelector('tbody');
   body.replaceChildren(...labels.map((label, l) => el('tr', { 'data-label': label },
     el('td', {}, label),
     el('td', {}, el('div', { class: 'probcell' }, el('span', { class: 'value' }, fmt(study[l])), meter(study[l], thresholds.study[label], positive[l]))),
     el('td', { class: 'num threshold' }, fmt(thresholds.study[label])),
-    el('td', {}, el('span', { class: `tag ${positive[l] ? 'positive' : 'negative'}` }, positive[l] ? 'positive' : 'negative')),
+    // INCOMPLETE: a label under its threshold is not a negative either
+    el('td', {}, positive[l]
+      ? el('span', { class: 'tag positive' }, 'positive')
+      : el('span', { class: `tag ${result.verdict === 'INCOMPLETE' ? 'neutral' : 'negative'}` }, result.verdict === 'INCOMPLETE' ? 'below' : 'negative')),
   )));
   const t = result.timing;
   const facts = [
@@ -386,6 +502,7 @@ function render(result) {
     ['time', `${ms(t.total_ms)} for the study`],
     ['', `read ${ms(t.read_ms)}, preprocess ${ms(t.preprocess_ms)} (in ${result.decoding}, beside the model), model ${ms(t.model_ms)} (${(t.total_ms / result.numSlices).toFixed(1)} ms per slice)`],
     ['windows', `${result.windowStarts.length} of ${state.manifest.sequence.window_slices} slices, starting at ${result.windowStarts.join(', ')}`],
+    ['coverage', coverageText(result.coverage)],
   ];
   $('facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
   $('problems').replaceChildren(...result.problems.map((p) => el('li', {}, p)));

@@ -110,7 +110,7 @@ export function parseSlice(name, buffer) {
   if (!ds.elements.x00280010 && !ds.elements.x00280011) {
     throw new DicomError(`${name}: no (0028,0010) Rows: not an image slice (a report, DICOMDIR or similar)`);
   }
-  const module = pixelModule(name, ds);
+  const module = pixelModule(name, ds, transferSyntax);
   const position = numbers(ds, 'x00200032');
   const orientation = numbers(ds, 'x00200037');
   return {
@@ -126,6 +126,9 @@ export function parseSlice(name, buffer) {
     position: position && position.length === 3 ? position : null,
     orientation: orientation && orientation.length === 6 ? orientation : null,
     instanceNumber: firstNumber(ds, 'x00200013'),
+    sliceThickness: firstNumber(ds, 'x00180050'),
+    imageType: text(ds, 'x00080008') ? text(ds, 'x00080008').split('\\').map((v) => v.trim().toUpperCase()) : null,
+    patientId: text(ds, 'x00100020'),
     module,
   };
 }
@@ -136,7 +139,7 @@ function errorText(err) {
 }
 
 /** The Image Pixel / CT Image attributes needed for HU; rejects what cannot be used. */
-function pixelModule(name, ds) {
+function pixelModule(name, ds, transferSyntax) {
   const samplesPerPixel = ushort(ds, 'x00280002') ?? 1;
   const photometric = (text(ds, 'x00280004') || 'MONOCHROME2').toUpperCase();
   if (samplesPerPixel !== 1 || !['MONOCHROME1', 'MONOCHROME2'].includes(photometric)) {
@@ -162,11 +165,12 @@ function pixelModule(name, ds) {
   let bitsStored = ushort(ds, 'x00280101') ?? bitsAllocated;
   if (!(bitsStored >= 1 && bitsStored <= bitsAllocated)) bitsStored = bitsAllocated;
   const signed = ushort(ds, 'x00280103') === 1;
-  let slope = firstNumber(ds, 'x00281053');
-  let intercept = firstNumber(ds, 'x00281052');
-  slope = slope === null ? 1.0 : slope;
-  intercept = intercept === null ? 0.0 : intercept;
-  if (slope === 0) throw new DicomError(`${name}: Rescale Slope is 0, so every pixel would have the same HU`);
+  // Rescale: required on CT; a missing or malformed value is not assumed 1/0 but kept as the
+  // slice's rescaleProblem, which makes its series UNREADABLE (src/checks.js).
+  const slope = rescaleValue(ds, 'x00281053', '(0028,1053) Rescale Slope');
+  const intercept = rescaleValue(ds, 'x00281052', '(0028,1052) Rescale Intercept');
+  const element = ds.elements.x7fe00010;
+  const native = transferSyntax !== TS.RLE && transferSyntax in SUPPORTED_TRANSFER_SYNTAXES;
   return {
     rows,
     columns,
@@ -174,10 +178,33 @@ function pixelModule(name, ds) {
     bitsStored,
     signed,
     photometric,
-    slope,
-    intercept,
+    slope: slope.value ?? 1.0, // the defaults only where rescaleProblem already refuses the slice
+    intercept: intercept.value ?? 0.0,
+    rescaleProblem: slope.problem || intercept.problem,
     paddingRange: paddingRange(ds, bitsStored, signed),
+    // bytes of native (uncompressed) pixel data, to catch a mis-declared matrix; null otherwise
+    pixelDataBytes: native && element && !element.encapsulatedPixelData ? element.length : null,
   };
+}
+
+/**
+ * A Rescale Slope or Intercept: {value} when it is exactly one finite number, else {problem}
+ * (the words of ich_edge/dicom/pixels.py rescale_of). Both are Type 1 on CT.
+ */
+function rescaleValue(ds, tag, label) {
+  const raw = ds.string(tag);
+  if (raw === undefined || raw.trim() === '') {
+    return {
+      value: null,
+      problem: `${label} is missing; it is required (Type 1) on CT slices and without it the HU are ` +
+        'unknown: fix the export (PACS/anonymiser) so that it keeps the tag',
+    };
+  }
+  const values = numbers(ds, tag);
+  if (!values || values.length !== 1) {
+    return { value: null, problem: `${label} is not one finite number; the HU are unknown: fix the export that wrote it` };
+  }
+  return { value: values[0], problem: null };
 }
 
 /** (low, high) stored values that are padding, from (0028,0120) and (0028,0121), or null. */
@@ -437,22 +464,33 @@ export function pickSeries(slices) {
 }
 
 /**
- * Unit normal of the slices, turned towards the head: row cosines x column cosines of the most
- * common orientation, negated when its z component is negative (mirrored image axes).
+ * The six direction cosines of (0020,0037) most slices carry, grouped rounded to 3 decimals
+ * (the first unrounded orientation of the largest group, the first met on a tie); null when
+ * no slice has one.
  */
-function sliceNormal(slices, problems) {
+export function commonOrientation(slices) {
   const counts = new Map();
   for (const s of slices) {
     if (!s.orientation) continue;
-    const key = s.orientation.map((v) => v.toFixed(3)).join(',');
+    const key = s.orientation.map((v) => v.toFixed(3).replace(/^-(0\.000)$/, '$1')).join(','); // -0.000 is 0.000
     if (!counts.has(key)) counts.set(key, { n: 0, exact: s.orientation });
     counts.get(key).n += 1;
   }
-  if (!counts.size) {
+  if (!counts.size) return null;
+  return [...counts.values()].sort((a, b) => b.n - a.n)[0].exact;
+}
+
+/**
+ * Unit normal of the slices, turned towards the head: row cosines x column cosines of the most
+ * common orientation, negated when its z component is negative (mirrored image axes).
+ */
+export function sliceNormal(slices, problems) {
+  const common = commonOrientation(slices);
+  if (!common) {
     problems.push('(0020,0037) Image Orientation (Patient) missing; assumed axial slices');
     return [0, 0, 1];
   }
-  const [r0, r1, r2, c0, c1, c2] = [...counts.values()].sort((a, b) => b.n - a.n)[0].exact;
+  const [r0, r1, r2, c0, c1, c2] = common;
   const n = [r1 * c2 - r2 * c1, r2 * c0 - r0 * c2, r0 * c1 - r1 * c0];
   const norm = Math.hypot(...n);
   if (norm < 1e-6) {

@@ -1,11 +1,17 @@
 // Reading, decoding and preprocessing a series off the page's thread.
 //
-// prepareSeries() is the one pipeline: read and parse every file, keep one series, sort it,
-// then decode and preprocess slice after slice. It yields messages:
+// prepareSeries() is the one pipeline: read and parse every file, keep one series, skip the
+// slices off its orientation, sort it, check it (src/checks.js), then decode and preprocess
+// slice after slice. It yields messages:
 //   {type: 'series', seriesUid, sortMethod, numFiles, slices: [{name, sopInstanceUid,
-//    seriesDescription, transferSyntax, rows, columns}], problems}
-//   {type: 'slice', index, image (uint8 size*size*3), ms}   one per usable slice, in order
+//    seriesDescription, transferSyntax, rows, columns}], problems, unreadable}
+//        unreadable: why the series must not be judged (the series and pixel-module rules of
+//        manifest.input_checks); when not empty nothing is decoded and nothing else follows
+//   {type: 'slice', index, image (uint8 size*size*3), ms, checkMs}   one per usable slice, in order
+//        checkMs: the part of ms spent on the HU counts of the plausibility rule
 //   {type: 'problem', index, problem}                        a slice that was dropped
+//   {type: 'checks', counts, huProblem, coverage}            last: the HU counts summed over the
+//        decoded slices, why they are not a head's (or null), the coverage of those slices
 // A DicomError that ends the analysis is thrown (in the worker: posted as an error message).
 //
 // src/prepare_worker.js runs it in a Web Worker, so the page's thread only runs the model
@@ -14,9 +20,10 @@
 
 import { DicomError, parseSlice, pickSeries, sliceHu, sortSlices } from './dicom.js';
 import { preprocessSlice } from './preprocess.js';
+import { huCounts, huProblem, keepSeriesOrientation, seriesCoverage, unreadableReasons } from './checks.js';
 
 /** Parse every file; one series, sorted. Throws DicomError when no file is a usable slice. */
-async function readSeries(files) {
+async function readSeries(files, inputChecks) {
   const problems = [];
   const parsed = [];
   // Every file's read is started at once, so the browser reads them concurrently instead of
@@ -45,15 +52,21 @@ async function readSeries(files) {
     );
   }
   const series = pickSeries(parsed);
-  const order = sortSlices(series.slices);
-  problems.push(...series.problems, ...order.problems);
+  const oriented = inputChecks ? keepSeriesOrientation(series.slices, inputChecks) : { kept: series.slices, problems: [] };
+  const order = sortSlices(oriented.kept);
+  problems.push(...series.problems, ...oriented.problems, ...order.problems);
   return { series, order, problems };
 }
 
-/** The pipeline (see the top of this file): files [{file, name}], the manifest's preprocessing. */
-export async function* prepareSeries(files, rules) {
-  const { series, order, problems } = await readSeries(files);
+/**
+ * The pipeline (see the top of this file): files [{file, name}], the manifest's preprocessing,
+ * checks {input: manifest.input_checks or null (then nothing is judged), windowSlices}.
+ */
+export async function* prepareSeries(files, rules, checks) {
+  const inputChecks = checks.input;
+  const { series, order, problems } = await readSeries(files, inputChecks);
   const slices = order.slices;
+  const unreadable = unreadableReasons(slices, inputChecks);
   yield {
     type: 'series',
     seriesUid: series.seriesUid,
@@ -68,20 +81,31 @@ export async function* prepareSeries(files, rules) {
       rows: s.module.rows,
       columns: s.module.columns,
     })),
+    unreadable,
   };
+  if (unreadable.length) return; // not judged: nothing is decoded
+  const counts = new Float64Array(10);
+  const decoded = [];
   for (let index = 0; index < slices.length; index++) {
     const slice = slices[index];
     const start = performance.now();
     try {
+      const { rows, columns } = slice.module;
       const hu = sliceHu(slice, rules.air_hu); // storedToHu(storedValues(slice)), fused
-      const image = preprocessSlice(hu, slice.module.rows, slice.module.columns, rules);
+      const t = performance.now();
+      huCounts(hu, rows, columns, inputChecks.hu, counts); // the HU the model's input is made from
+      const checkMs = performance.now() - t;
+      const image = preprocessSlice(hu, rows, columns, rules);
       slice.bytes = null; // the file's bytes are not needed any more
-      yield { type: 'slice', index, image, ms: performance.now() - start };
+      decoded.push(slice);
+      yield { type: 'slice', index, image, ms: performance.now() - start, checkMs };
     } catch (err) {
       if (!(err instanceof DicomError)) throw err;
       yield { type: 'problem', index, problem: `${err.message}; slice dropped` };
     }
   }
+  const coverage = seriesCoverage(decoded, checks.windowSlices, inputChecks);
+  yield { type: 'checks', counts: Array.from(counts), huProblem: huProblem(counts, inputChecks.hu), coverage };
 }
 
 /** An error that crossed from the worker: a DicomError again where it was one. */
@@ -117,12 +141,12 @@ export class SeriesPreparer {
   }
 
   /** The pipeline's messages, as an async iterator. */
-  run(files, rules) {
-    if (!this.worker || this.workerProblem) return prepareSeries(files, rules);
-    return this._fromWorker(files, rules);
+  run(files, rules, checks) {
+    if (!this.worker || this.workerProblem) return prepareSeries(files, rules, checks);
+    return this._fromWorker(files, rules, checks);
   }
 
-  async *_fromWorker(files, rules) {
+  async *_fromWorker(files, rules, checks) {
     const id = ++this.runs;
     const queue = [];
     let wake = null;
@@ -138,7 +162,7 @@ export class SeriesPreparer {
     this.worker.addEventListener('message', onMessage);
     this.worker.addEventListener('error', onError);
     try {
-      this.worker.postMessage({ id, files, rules });
+      this.worker.postMessage({ id, files, rules, checks });
       for (;;) {
         if (!queue.length) await new Promise((resolve) => { wake = resolve; });
         wake = null;

@@ -2,6 +2,8 @@
 // (run by tests/apps/test_web_demo.py). The browser test checks the whole page.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 
@@ -12,6 +14,27 @@ import { classifyStudy, studyProbabilities, windowStarts } from '../src/sequence
 const require = createRequire(import.meta.url);
 globalThis.dicomParser = require('dicom-parser');
 const { DicomError, asStoredForTest, parseSlice, sliceHu, sortSlices, storedToHu, storedValues } = await import('../src/dicom.js');
+const checksModule = await import('../src/checks.js');
+const {
+  axesAngleDeg, huCounts, huProblem, inputChecksOf, keepSeriesOrientation, neighbourCorrelation, pixelModuleProblem,
+  seriesCoverage, seriesProblem, unreadableReasons, verdictOf,
+} = checksModule;
+
+/**
+ * manifest.input_checks as ich-edge builds it (never retyped here): $ICH_EDGE_INPUT_CHECKS (a JSON
+ * file, written by tests/apps/test_web_demo.py), else the committed manifest's, else asked of
+ * the repository's Python (ich_edge.assets.manifest.input_checks).
+ */
+function loadInputChecks() {
+  if (process.env.ICH_EDGE_INPUT_CHECKS) return JSON.parse(fs.readFileSync(process.env.ICH_EDGE_INPUT_CHECKS, 'utf8'));
+  const manifest = JSON.parse(fs.readFileSync(new URL('../../android_demo_assets/manifest.json', import.meta.url), 'utf8'));
+  if (manifest.input_checks) return manifest.input_checks;
+  const venv = new URL('../../.venv/bin/python', import.meta.url).pathname;
+  const python = fs.existsSync(venv) ? venv : 'python3';
+  const code = 'import json; from ich_edge.assets.manifest import input_checks; print(json.dumps(input_checks()))';
+  return JSON.parse(execFileSync(python, ['-c', code], { cwd: new URL('../..', import.meta.url).pathname, encoding: 'utf8' }));
+}
+const CHECKS = loadInputChecks();
 
 /** An RLE frame from segments (each an array of bytes), header offsets filled in. */
 function frame(segments) {
@@ -259,4 +282,167 @@ test('slices sort by position along the normal, not by instance number', () => {
   // follows +z, the patient's head (ich-edge's rule)
   const flipped = [10, -5, 3].map((z, i) => ({ ...slice(String(i), z, i), orientation: [1, 0, 0, 0, -1, 0] }));
   assert.deepEqual(sortSlices(flipped).slices.map((s) => s.position[2]), [-5, 3, 10]);
+});
+
+// --- input checks (src/checks.js, manifest.input_checks) ------------------------------------------
+
+const AXIAL = [1, 0, 0, 0, 1, 0];
+
+/** A parsed slice as checks.js sees it (the fields parseSlice gives). */
+function fakeSlice(name, z, extra = {}) {
+  return {
+    name, position: [0, 0, z], orientation: AXIAL, imageType: ['ORIGINAL', 'PRIMARY', 'AXIAL'], patientId: 'P1',
+    sliceThickness: 5, module: { rows: 4, columns: 4, bitsAllocated: 16, slope: 1, intercept: -1024, rescaleProblem: null, paddingRange: null, pixelDataBytes: 32 },
+    ...extra,
+  };
+}
+
+/** A head-like HU slice: air outside, a bone ring, brain inside with a smooth bump (structured). */
+function headSlice(size, seed = 1) {
+  let state = seed;
+  const random = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const hu = new Float32Array(size * size);
+  for (let r = 0; r < size; r++) {
+    for (let c = 0; c < size; c++) {
+      const radius = Math.hypot(r - size / 2 + 0.5, c - size / 2 + 0.5) / (size / 2);
+      let v = -1024;
+      if (radius < 0.85) v = 1200 + 50 * random();
+      if (radius < 0.75) v = 30 + 20 * Math.cos(6 * radius) + 4 * random();
+      hu[r * size + c] = v;
+    }
+  }
+  return hu;
+}
+
+test('input checks: a manifest without them judges nothing', () => {
+  assert.equal(inputChecksOf({ preprocessing: {} }), null);
+  assert.equal(inputChecksOf({ input_checks: CHECKS }), CHECKS);
+  const reasons = unreadableReasons([fakeSlice('a', 0)], null);
+  assert.equal(reasons.length, 1);
+  assert.match(reasons[0], /no input_checks.*regenerate the assets/);
+});
+
+test('orientation: a slice whose axes are off the series is skipped; the limit comes from the manifest', () => {
+  assert.equal(axesAngleDeg(AXIAL, AXIAL), 0);
+  assert.ok(Math.abs(axesAngleDeg([-1, 0, 0, 0, 1, 0], AXIAL) - 180) < 1e-9);
+  const tilted = [1, 0, 0, 0, Math.cos(0.1), Math.sin(0.1)]; // 5.7 deg
+  const slices = [fakeSlice('a', 0), fakeSlice('b', 5), fakeSlice('c', 10, { orientation: tilted }), fakeSlice('d', 15, { orientation: null })];
+  const { kept, problems } = keepSeriesOrientation(slices, CHECKS);
+  assert.deepEqual(kept.map((s) => s.name), ['a', 'b', 'd']);
+  assert.deepEqual(problems, ["c: image axes 6 deg from the series' (0020,0037) Image Orientation (Patient); slice skipped"]);
+  const loose = { ...CHECKS, orientation: { ...CHECKS.orientation, max_orientation_diff_deg: 10 } };
+  assert.equal(keepSeriesOrientation(slices, loose).kept.length, 4);
+});
+
+test('series rules: localizer, several patients, not axial, mirrored axes -> UNREADABLE', () => {
+  const series = (extra) => [0, 5, 10].map((z, i) => fakeSlice(`s${i}`, z, extra));
+  assert.equal(seriesProblem(series({}), CHECKS), null);
+  assert.equal(unreadableReasons(series({}), CHECKS).length, 0);
+  assert.match(seriesProblem(series({ imageType: ['ORIGINAL', 'PRIMARY', 'LOCALIZER'] }), CHECKS), /^localizer \(\(0008,0008\) Image Type ORIGINAL\\PRIMARY\\LOCALIZER\)/);
+  const two = series({});
+  two[1] = { ...two[1], patientId: 'P2' };
+  assert.match(seriesProblem(two, CHECKS), /2 different \(0010,0020\) Patient IDs/);
+  assert.match(seriesProblem(series({ orientation: [0, 1, 0, 0, 0, -1] }), CHECKS), /^not axial: slice normal 90 deg/);
+  const mirrored = series({ orientation: [-1, 0, 0, 0, 1, 0] });
+  assert.match(seriesProblem(mirrored, CHECKS), /^image axes mirrored or rotated: .* -1\\0\\0\\0\\1\\0.*1\\0\\0\\0\\1\\0/);
+  assert.match(unreadableReasons(mirrored, CHECKS)[0], /\(prepare and predict leave such series out\)$/);
+  const lenient = { ...CHECKS, series: { ...CHECKS.series, max_axis_turn_deg: 180 } }; // the number is the manifest's
+  assert.equal(seriesProblem(mirrored, lenient), null);
+});
+
+test('pixel module: a missing or malformed rescale, slope <= 0, padding in soft tissue, oversized pixel data', () => {
+  const base = [[0x0028, 0x0010, 'US', 2], [0x0028, 0x0011, 'US', 2], [0x0028, 0x0100, 'US', 16], [0x0028, 0x0101, 'US', 16], [0x0028, 0x0103, 'US', 1]];
+  const raw = [0, 0, 0, 0, 0, 0, 0, 0];
+  const file = (name, attributes, pixels = raw) => parseSlice(name, dicomFile('1.2.840.10008.1.2.1', [...base, ...attributes], { raw: pixels }));
+  const slope = [0x0028, 0x1053, 'DS', '1'];
+  const intercept = [0x0028, 0x1052, 'DS', '-1024'];
+  const good = file('good.dcm', [intercept, slope]);
+  assert.equal(pixelModuleProblem(good.module, CHECKS), null);
+  const noIntercept = file('a.dcm', [slope]);
+  assert.match(pixelModuleProblem(noIntercept.module, CHECKS), /^\(0028,1052\) Rescale Intercept is missing; it is required \(Type 1\)/);
+  const grouped = unreadableReasons([noIntercept, good, file('b.dcm', [slope])], CHECKS);
+  assert.equal(grouped.length, 1);
+  assert.ok(grouped[0].startsWith('2 slices (a.dcm, b.dcm): (0028,1052) Rescale Intercept is missing'), grouped[0]);
+  assert.match(pixelModuleProblem(file('c.dcm', [intercept, [0x0028, 0x1053, 'DS', '1\\2']]).module, CHECKS), /Rescale Slope is not one finite number/);
+  assert.match(pixelModuleProblem(file('d.dcm', [intercept]).module, CHECKS), /Rescale Slope is missing/);
+  for (const value of ['0', '-1']) {
+    assert.match(pixelModuleProblem(file('e.dcm', [intercept, [0x0028, 0x1053, 'DS', value]]).module, CHECKS), /it must be > 0/);
+  }
+  // padding stored 1000 with intercept -1024: -24 HU, brain would become air
+  const padded = file('f.dcm', [intercept, slope, [0x0028, 0x0120, 'US', 1000]]);
+  assert.match(pixelModuleProblem(padded.module, CHECKS), /mark -24 HU as padding, inside the soft-tissue window -100\.\.100 HU/);
+  assert.equal(pixelModuleProblem(file('g.dcm', [intercept, slope, [0x0028, 0x0120, 'US', 0xf830]]).module, CHECKS), null); // -2000
+  const long = file('h.dcm', [intercept, slope], [...raw, 0, 0]);
+  assert.match(pixelModuleProblem(long.module, CHECKS), /Pixel Data holds 10 bytes where .* = 8/);
+  assert.equal(pixelModuleProblem(file('i.dcm', [intercept, slope], [...raw, 0]).module, CHECKS), null); // one pad byte
+});
+
+test('HU counts: the Python definition (rows every neighbour_row_step, pairs inside the body)', () => {
+  const rule = CHECKS.hu;
+  const rows = 2 * rule.neighbour_row_step + 1;
+  const hu = new Float32Array(rows * 3).fill(-1024);
+  hu.set([0, 10, -1024], 0); // row 0: one pair (0, 10)
+  hu.set([5000, 50, 2000], rule.neighbour_row_step * 3); // counted row: pairs (5000, 50), (50, 2000)
+  hu.set([7, 8, 9], 3); // row 1: not counted for pairs
+  const counts = huCounts(hu, rows, 3, rule);
+  const body = [[0, 10], [5000, 50], [50, 2000]];
+  const sum = (f) => body.reduce((t, [a, b]) => t + f(a, b), 0);
+  assert.deepEqual([...counts], [
+    rows * 3, rows * 3 - 8, 6, 1, 3,
+    sum((a) => a), sum((a, b) => b), sum((a) => a * a), sum((a, b) => b * b), sum((a, b) => a * b),
+  ]);
+  huCounts(hu, rows, 3, rule, counts); // adds
+  assert.equal(counts[0], 2 * rows * 3);
+});
+
+test('HU plausibility: a head passes; scrambled pixels, a wrong intercept, metal do not', () => {
+  const rule = CHECKS.hu;
+  const size = 128;
+  const total = (slices) => slices.reduce((counts, hu) => huCounts(hu, size, size, rule, counts), new Float64Array(10));
+  const head = [1, 2, 3].map((seed) => headSlice(size, seed));
+  assert.equal(huProblem(total(head), rule), null);
+  assert.ok(neighbourCorrelation(total(head), rule) > 0.9);
+  // the same pixels in a scrambled order: every share passes, the correlation does not
+  const scrambled = head.map((hu, k) => {
+    const out = hu.slice();
+    let state = 7 + k;
+    for (let i = out.length - 1; i > 0; i--) {
+      state = (state * 1103515245 + 12345) % 2147483648;
+      const j = state % (i + 1);
+      [out[i], out[j]] = [out[j], out[i]];
+    }
+    return out;
+  });
+  assert.match(huProblem(total(scrambled), rule), /^no image structure: neighbouring pixels inside the body correlate 0\.\d\d/);
+  const shifted = head.map((hu) => hu.map((v) => v + 1024)); // intercept 0 assumed for -1024: no air
+  assert.match(huProblem(total(shifted), rule), /at least 1% air at or below -900 HU expected/);
+  const metal = head.map((hu) => hu.map((v, i) => (i % 20 === 0 ? 4000 : v)));
+  assert.match(huProblem(total(metal), rule), /at most 1% above 3000 HU expected/);
+  assert.equal(neighbourCorrelation(huCounts(headSlice(8), 8, 8, rule), rule), null); // too few pairs
+  assert.equal(huProblem(new Float64Array(10), rule), null); // nothing counted
+});
+
+test('coverage: too few slices, too short, a gap, no positions -> a negative is INCOMPLETE', () => {
+  const windowSlices = 24;
+  const at = (zs, extra) => zs.map((z, i) => fakeSlice(`s${i}`, z, extra));
+  const full = seriesCoverage(at(Array.from({ length: 32 }, (_, i) => 5 * i)), windowSlices, CHECKS);
+  assert.equal(full.complete, true);
+  assert.equal(full.extentMm, 160);
+  const three = seriesCoverage(at([10, 15, 20]), windowSlices, CHECKS);
+  assert.deepEqual(three.reasons, [
+    '3 slices, fewer than one window of the model (24)',
+    'covers 15 mm along the slice axis, under the 100 mm a negative needs (a head is about 140-160 mm): only part of the head was seen',
+  ]);
+  const zs = Array.from({ length: 32 }, (_, i) => 5 * i).filter((z) => z < 50 || z > 65);
+  const gap = seriesCoverage(at(zs), windowSlices, CHECKS);
+  assert.deepEqual(gap.reasons, ['a 25.0 mm gap between slices 10 and 11 (median spacing 5.0 mm): about 4 slices missing']);
+  const loose = { ...CHECKS, coverage: { ...CHECKS.coverage, gap_factor: 5 } }; // the number is the manifest's
+  assert.equal(seriesCoverage(at(zs), windowSlices, loose).complete, true);
+  const one = seriesCoverage(at([0]), 1, CHECKS);
+  assert.equal(one.extentMm, 5); // its Slice Thickness
+  const unknown = seriesCoverage(at(Array.from({ length: 30 }, (_, i) => i), { position: null }), windowSlices, CHECKS);
+  assert.deepEqual(unknown.reasons, ['slice positions (0020,0032) missing: how much of the head the series covers is unknown']);
+  assert.equal(verdictOf([false, false], three), 'INCOMPLETE');
+  assert.equal(verdictOf([false, true], three), 'POSITIVE');
+  assert.equal(verdictOf([false, false], full), 'NEGATIVE');
 });

@@ -13,7 +13,8 @@
 //   "timeout_ms": 120000,                       (optional; per step)
 //   "steps": [{"name": "golden", "files": ["a.dcm", ...], "repeat": 1, "images_out": "/tmp/g.u8"},
 //             {"name": "folder", "selector": "#folder", "files": ["/path/to/series/"]},
-//             {"name": "drop", "drop_urls": ["/android_demo_assets/sample/dicom/x.dcm", ...]}]
+//             {"name": "drop", "drop_urls": ["/android_demo_assets/sample/dicom/x.dcm", ...]},
+//             {"name": "x", "files": [...], "screenshot": "/tmp/x.png"}]   (a full-page screenshot after the step)
 // }
 // OUT: {model: {...}, steps: {name: {runs: [{error, timing, runtime}], result}}, console, page_errors}
 // result holds the last run's probabilities (not the images: those go to images_out, raw uint8).
@@ -73,6 +74,11 @@ try {
     user_agent: navigator.userAgent,
     webgpu_api: 'gpu' in navigator,
     status: document.getElementById('model-status').textContent,
+    input_checks: window.ichEdge.inputChecks ?? null,
+    checks_warning: (() => {
+      const box = document.getElementById('checks-warning');
+      return box && !box.hidden ? box.textContent : null;
+    })(),
   }));
   if (report.model.ready) {
     for (const step of plan.steps ?? []) {
@@ -111,6 +117,13 @@ try {
         result = await page.evaluate(() => {
           const r = window.ichEdge.result;
           return {
+            verdict_kind: r.verdict, // POSITIVE, NEGATIVE, INCOMPLETE or UNREADABLE
+            judged: r.judged,
+            unreadable: r.unreadable,
+            coverage: r.coverage,
+            note: r.note,
+            hu_counts: r.huCounts ?? null,
+            check_ms: r.timing.check_ms ?? null,
             num_slices: r.numSlices,
             slice_ids: r.sliceIds,
             labels: r.labels,
@@ -135,6 +148,7 @@ try {
           fs.writeFileSync(step.images_out, Buffer.from(b64, 'base64'));
         }
       }
+      if (step.screenshot) await page.screenshot({ path: step.screenshot, fullPage: true });
       report.steps[step.name] = { runs, result };
     }
     if (plan.offline_check) {
