@@ -86,11 +86,12 @@ def description_bytes(model_t) -> list:
 def weights_digest(model_t) -> str:
     """SHA-256 (hex) of what a model computes with: every operator and tensor, not the metadata.
 
-    Per subgraph, in order: each operator's name and its input and output tensor indices;
-    each tensor's type, shape, quantization (scales, zero points, axis) and constant bytes.
-    Tensor names, buffer numbering and metadata are left out, so re-embedding a description
-    (``ich-edge assets`` rewrites it) keeps the digest, while one changed weight byte, scale
-    or wiring changes it.
+    Per subgraph, in order: each operator's name, its input and output tensor indices and its
+    options (strides, padding, fused activation, ...); each tensor's type, shape,
+    quantization (scales, zero points, axis) and constant bytes. Tensor names, buffer
+    numbering and metadata are left out, so re-embedding a description keeps the digest,
+    while one changed weight byte, scale, option or wiring changes it. Values are hashed as
+    plain Python numbers and lists, so numpy's version does not change the digest.
     """
     import hashlib
 
@@ -105,7 +106,9 @@ def weights_digest(model_t) -> str:
         for operator in seq(subgraph.operators):
             code = int(operator.opcodeIndex)
             add(op_names[code] if 0 <= code < len(op_names) else code,
-                [int(i) for i in seq(operator.inputs)], [int(i) for i in seq(operator.outputs)])
+                [int(i) for i in seq(operator.inputs)], [int(i) for i in seq(operator.outputs)],
+                int(operator.builtinOptionsType or 0), _plain(operator.builtinOptions),
+                _plain(operator.customOptions))
         for tensor in seq(subgraph.tensors):
             quantization = tensor.quantization
             scales = zero_points = axis = None
@@ -119,6 +122,19 @@ def weights_digest(model_t) -> str:
             if data is not None and len(data):
                 digest.update(np.asarray(data, dtype=np.uint8).tobytes())
     return digest.hexdigest()
+
+
+def _plain(value):
+    """``value`` (an options object of the schema, a vector, a number) as plain Python values."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return sorted((key, _plain(v)) for key, v in vars(value).items())
 
 
 def recorded_weights_digest(model_t) -> str | None:

@@ -76,6 +76,18 @@ def _weight_byte_flipped(data: bytes) -> bytes:
     return bytes(flipped)
 
 
+def _activation_changed(data: bytes) -> bytes:
+    """The model with its weights digest embedded, then one operator's fused activation changed."""
+    from ich_edge.runtime.description import embed_description
+
+    def edit(model) -> None:
+        options = next(op.builtinOptions for sg in model.subgraphs for op in sg.operators
+                       if hasattr(op.builtinOptions, "fusedActivationFunction"))
+        options.fusedActivationFunction = 1 if options.fusedActivationFunction == 0 else 0  # NONE <-> RELU
+
+    return _repacked(embed_description(data, read_description(data)), edit)
+
+
 BAD_FILES = {
     "empty": (lambda data: b"", "is empty"),
     "zeroed": (lambda data: bytes(len(data)), "not a TFLite flatbuffer"),
@@ -93,6 +105,7 @@ BAD_FILES = {
         "not an ich-edge model \\(no ich_edge_description\\)",
     ),
     "altered-weight": (_weight_byte_flipped, "its weights differ from those recorded when it was converted"),
+    "altered-activation": (_activation_changed, "its weights differ from those recorded when it was converted"),
 }
 
 
