@@ -86,12 +86,15 @@ def description_bytes(model_t) -> list:
 def weights_digest(model_t) -> str:
     """SHA-256 (hex) of what a model computes with: every operator and tensor, not the metadata.
 
-    Per subgraph, in order: each operator's name, its input and output tensor indices and its
-    options (strides, padding, fused activation, ...); each tensor's type, shape,
+    The signatures (name, subgraph, input and output names and tensor indices); per subgraph,
+    in order: its input and output tensors, each operator's name, its input and output tensor
+    indices and its options (strides, padding, fused activation, ...); each tensor's type, shape,
     quantization (scales, zero points, axis) and constant bytes. Tensor names, buffer
     numbering and metadata are left out, so re-embedding a description keeps the digest,
     while one changed weight byte, scale, option or wiring changes it. Values are hashed as
-    plain Python numbers and lists, so numpy's version does not change the digest.
+    plain Python numbers and lists, so numpy's version does not change the digest. It finds
+    damage, not tampering: anyone can recompute it (a signature would be needed for that), and
+    a file without it is accepted (files converted before it existed).
     """
     import hashlib
 
@@ -101,8 +104,13 @@ def weights_digest(model_t) -> str:
     def add(*values) -> None:
         digest.update(repr(values).encode("utf-8"))
 
+    for sig in seq(model_t.signatureDefs):  # which tensors the app feeds and reads
+        add("signature", name(sig.signatureKey), int(sig.subgraphIndex),
+            [(name(e.name), int(e.tensorIndex)) for e in seq(sig.inputs)],
+            [(name(e.name), int(e.tensorIndex)) for e in seq(sig.outputs)])
     for subgraph in seq(model_t.subgraphs):
-        add("subgraph", len(seq(subgraph.tensors)), len(seq(subgraph.operators)))
+        add("subgraph", len(seq(subgraph.tensors)), len(seq(subgraph.operators)),
+            [int(i) for i in seq(subgraph.inputs)], [int(i) for i in seq(subgraph.outputs)])
         for operator in seq(subgraph.operators):
             code = int(operator.opcodeIndex)
             add(op_names[code] if 0 <= code < len(op_names) else code,

@@ -88,6 +88,20 @@ def _activation_changed(data: bytes) -> bytes:
     return _repacked(embed_description(data, read_description(data)), edit)
 
 
+def _output_rewired(data: bytes) -> bytes:
+    """The model with its weights digest embedded, then ``classify``'s output pointed at the tensor
+    before it (the logits in the shipped file: "probabilities" of -8..-1 and a NEGATIVE otherwise)."""
+    from ich_edge.runtime.description import embed_description
+
+    def edit(model) -> None:
+        sig = next(s for s in model.signatureDefs if s.signatureKey in ("classify", b"classify"))
+        entry = sig.outputs[0]
+        entry.tensorIndex -= 1
+        model.subgraphs[sig.subgraphIndex].outputs = [entry.tensorIndex]
+
+    return _repacked(embed_description(data, read_description(data)), edit)
+
+
 BAD_FILES = {
     "empty": (lambda data: b"", "is empty"),
     "zeroed": (lambda data: bytes(len(data)), "not a TFLite flatbuffer"),
@@ -106,6 +120,7 @@ BAD_FILES = {
     ),
     "altered-weight": (_weight_byte_flipped, "its weights differ from those recorded when it was converted"),
     "altered-activation": (_activation_changed, "its weights differ from those recorded when it was converted"),
+    "rewired-output": (_output_rewired, "its weights differ from those recorded when it was converted"),
 }
 
 
