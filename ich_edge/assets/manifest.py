@@ -204,17 +204,23 @@ def _hu_checks() -> dict:
         "min_neighbour_correlation": p.MIN_NEIGHBOUR_CORRELATION,
         "min_neighbour_pairs": p.MIN_NEIGHBOUR_PAIRS,
         "neighbour_row_step": p.NEIGHBOUR_ROW_STEP,
+        "count_names": list(p.COUNT_NAMES),
         "counts": "on each decoded slice's float32 HU after padding and sub-air values became air_hu, before "
-        "the resize, add over the whole series (float64): pixels; air = pixels with hu <= air_max_hu; tissue "
-        "= pixels with tissue_range_hu[0] <= hu <= tissue_range_hu[1]; above_bone = pixels with "
-        "hu > bone_max_hu; and over the rows 0, neighbour_row_step, 2 * neighbour_row_step, ... the pairs "
-        "(a, b) = (hu[r][c], hu[r][c + 1]) with both > air_max_hu: pairs, sum a, sum b, sum a*a, sum b*b, sum a*b",
-        "rule": "the series is UNREADABLE at the first of: above_bone / pixels > max_above_bone_share; "
-        "air / pixels < min_air_share; tissue / pixels < min_tissue_share; tissue / (pixels - air) < "
-        "min_tissue_share_of_body (when pixels > air); neighbour correlation < min_neighbour_correlation, where "
-        "with pairs >= min_neighbour_pairs, ma = sum a / pairs, mb = sum b / pairs, va = sum a*a / pairs - ma^2, "
-        "vb = sum b*b / pairs - mb^2 (both > 0, else not judged), correlation = (sum a*b / pairs - ma * mb) / "
-        "sqrt(va * vb). No pixels: not judged",
+        "the resize (float64): pixels; air = pixels with hu <= air_max_hu; tissue = pixels with "
+        "tissue_range_hu[0] <= hu <= tissue_range_hu[1]; above_bone = pixels with hu > bone_max_hu; then, for "
+        "the rows r = 0, neighbour_row_step, 2 * neighbour_row_step, ..., the pairs (a, b) with both > "
+        "air_max_hu, across: (hu[r][c], hu[r][c + 1]), and down: (hu[r][c], hu[r + 1][c]) for r + 1 < rows; "
+        "per direction: pairs, sum a, sum b, sum a*a, sum b*b, sum a*b (count_names, h_ across, v_ down)",
+        "correlation": "of one direction's sums: with pairs >= min_neighbour_pairs, ma = sum a / pairs, mb = "
+        "sum b / pairs, va = sum a*a / pairs - ma^2, vb = sum b*b / pairs - mb^2 (both > 0, else not judged), "
+        "(sum a*b / pairs - ma * mb) / sqrt(va * vb); the neighbour correlation is the lower of the two "
+        "directions judged (none judged: not judged)",
+        "rule": "a slice whose own counts give a neighbour correlation < min_neighbour_correlation makes the "
+        "series UNREADABLE (no image structure; scrambled or wrongly decoded pixels); otherwise, over the counts "
+        "added over the series' other slices, it is UNREADABLE at the first of: above_bone / pixels > "
+        "max_above_bone_share; air / pixels < min_air_share; tissue / pixels < min_tissue_share; tissue / "
+        "(pixels - air) < min_tissue_share_of_body (when pixels > air); neighbour correlation < "
+        "min_neighbour_correlation. No pixels: not judged",
     }
 
 

@@ -20,15 +20,19 @@ its slices with :func:`hu_problem`:
   :data:`BONE_MAX_HU` (3000 HU; dense cortical bone stays below, dental metal is a few
   pixels).
 * **an image, not a histogram**: neighbouring pixels inside the body (both above air) must
-  correlate by at least :data:`MIN_NEIGHBOUR_CORRELATION`. Bone, brain and scalp lie in
-  connected regions, so a pixel's right-hand neighbour holds nearly its value: 0.91-0.95 over
-  the demo's 400 synthetic 512-pixel series (300 training, 100 test), 0.85-0.88 at 256
-  pixels, 0.68-0.77 at 128 and still 0.46-0.59 at 64 pixels (3.6 mm per pixel, where the
-  skull is a pixel thick).
-  Pixels in a scrambled order or garbage that happens to have a head's histogram pass every
-  share above and correlate near 0 (0.02 measured; chance gives about 0.03 at
-  :data:`MIN_NEIGHBOUR_PAIRS`). Every :data:`NEIGHBOUR_ROW_STEP`-th row is counted, which is
-  plenty for a correlation.
+  correlate by at least :data:`MIN_NEIGHBOUR_CORRELATION`, across (a pixel and its right-hand
+  neighbour) and down (a pixel and the one below), in every slice and over the series
+  (:func:`slice_structure_problem`, judged where a direction has :data:`MIN_NEIGHBOUR_PAIRS`
+  pairs). Bone, brain and scalp lie in connected regions, so a neighbour holds nearly a
+  pixel's value: 0.91-0.95 over the demo's 400 synthetic 512-pixel series (300 training, 100
+  test), 0.85-0.88 at 256 pixels, 0.68-0.77 at 128 and still 0.46-0.59 at 64 pixels (3.6 mm
+  per pixel, where the skull is a pixel thick); an attack's noisiest realistic head (a child's
+  head in a wide field of view, noise of 300 HU in the body) had 0.52 in its worst slice.
+  Pixels in a scrambled order, rows shuffled or shifted, two images interleaved row by row,
+  or garbage that happens to have a head's histogram pass every share above and correlate
+  near 0 in one direction at least (0.02 for whole slices shuffled; -0.3 to 0.1 for the
+  others). A series with half its slices scrambled pools to 0.5, hence the per-slice rule.
+  Counting every :data:`NEIGHBOUR_ROW_STEP`-th row is plenty for a correlation.
 
 The shares are loose on purpose: a real head is far inside them (about 30 % air, 40 % soft
 tissue, well under 0.1 % above 3000 HU), a mis-declared series far outside.
@@ -52,40 +56,53 @@ MIN_TISSUE_SHARE = 0.01
 MIN_TISSUE_SHARE_OF_BODY = 0.25
 #: Largest share of a series' pixels allowed above :data:`BONE_MAX_HU`.
 MAX_ABOVE_BONE_SHARE = 0.01
-#: Smallest correlation of horizontally neighbouring pixels inside the body (both above air).
+#: Smallest correlation of neighbouring pixels inside the body (both above air), across and down.
 MIN_NEIGHBOUR_CORRELATION = 0.25
-#: Fewest neighbouring pairs inside the body for the correlation to be judged.
+#: Fewest neighbouring pairs inside the body, per direction, for a correlation to be judged.
 MIN_NEIGHBOUR_PAIRS = 1000
-#: Rows counted for the correlation: every this many.
+#: Pairs counted for the correlation: in rows 0, 4, 8, ... (across: pixel and its right-hand
+#: neighbour; down: pixel and the one below it).
 NEIGHBOUR_ROW_STEP = 4
 
-#: Columns of :func:`hu_counts`: pixel counts, then the sums over body pixel pairs (a, b) that
-#: give their correlation.
-COUNT_NAMES = ("pixels", "air", "tissue", "above_bone", "pairs", "sum_a", "sum_b", "sum_aa", "sum_bb", "sum_ab")
+#: The six sums over body pixel pairs (a, b) that give their correlation, per direction.
+PAIR_SUMS = ("pairs", "sum_a", "sum_b", "sum_aa", "sum_bb", "sum_ab")
+#: Columns of :func:`hu_counts`: pixel counts, then :data:`PAIR_SUMS` across (``h_``) and down (``v_``).
+COUNT_NAMES = ("pixels", "air", "tissue", "above_bone", *(f"h_{n}" for n in PAIR_SUMS), *(f"v_{n}" for n in PAIR_SUMS))
+#: Why a slice is refused whose neighbouring pixels do not correlate (one text for every such slice).
+NO_STRUCTURE = (
+    f"no image structure: neighbouring pixels inside the body correlate under {MIN_NEIGHBOUR_CORRELATION:g} "
+    "(a head's bone and brain lie in connected regions); the pixels are scrambled or decoded wrongly: check "
+    "(0028,0010) Rows, (0028,0011) Columns and the transfer syntax of the export"
+)
+
+
+def _pair_sums(first: np.ndarray, second: np.ndarray) -> list[float]:
+    """:data:`PAIR_SUMS` over the pairs (first, second) with both above air."""
+    first, second = first.astype(np.float64), second.astype(np.float64)
+    body = (first > AIR_MAX_HU) & (second > AIR_MAX_HU)
+    a, b = first[body], second[body]  # sums by einsum: a BLAS dot of this size is 100x slower under load
+    return [a.size, a.sum(), b.sum(), np.einsum("i,i->", a, a), np.einsum("i,i->", b, b), np.einsum("i,i->", a, b)]
 
 
 def hu_counts(hu: np.ndarray) -> np.ndarray:
     """Pixel counts and neighbour sums of one HU slice (float64, :data:`COUNT_NAMES`), to add over a series."""
     low, high = TISSUE_RANGE_HU
-    left = hu[::NEIGHBOUR_ROW_STEP, :-1].astype(np.float64)
-    right = hu[::NEIGHBOUR_ROW_STEP, 1:].astype(np.float64)
-    body = (left > AIR_MAX_HU) & (right > AIR_MAX_HU)
-    a, b = left[body], right[body]  # sums by einsum: a BLAS dot of this size is 100x slower under load
+    step = NEIGHBOUR_ROW_STEP
     return np.array(
         [
             hu.size,
             np.count_nonzero(hu <= AIR_MAX_HU),
             np.count_nonzero((hu >= low) & (hu <= high)),
             np.count_nonzero(hu > BONE_MAX_HU),
-            a.size, a.sum(), b.sum(), np.einsum("i,i->", a, a), np.einsum("i,i->", b, b), np.einsum("i,i->", a, b),
+            *_pair_sums(hu[::step, :-1], hu[::step, 1:]),
+            *_pair_sums(hu[:-1:step, :], hu[1::step, :]),
         ],
         dtype=np.float64,
     )
 
 
-def neighbour_correlation(counts: np.ndarray) -> float | None:
-    """Correlation of neighbouring body pixels from summed :func:`hu_counts`; None under :data:`MIN_NEIGHBOUR_PAIRS` pairs or no spread."""
-    pairs, sum_a, sum_b, sum_aa, sum_bb, sum_ab = (float(v) for v in counts[4:10])
+def _correlation(sums: np.ndarray) -> float | None:
+    pairs, sum_a, sum_b, sum_aa, sum_bb, sum_ab = (float(v) for v in sums)
     if pairs < MIN_NEIGHBOUR_PAIRS:
         return None
     mean_a, mean_b = sum_a / pairs, sum_b / pairs
@@ -93,6 +110,25 @@ def neighbour_correlation(counts: np.ndarray) -> float | None:
     if var_a <= 0 or var_b <= 0:
         return None  # one value everywhere: the shares judge it
     return (sum_ab / pairs - mean_a * mean_b) / float(np.sqrt(var_a * var_b))
+
+
+def neighbour_correlation(counts: np.ndarray) -> float | None:
+    """The lower of the across and down correlations of neighbouring body pixels in :func:`hu_counts`.
+
+    A direction with fewer than :data:`MIN_NEIGHBOUR_PAIRS` pairs or no spread is not judged;
+    None when neither is. Rows in a scrambled order correlate across but not down.
+    """
+    found = [c for c in (_correlation(counts[4:10]), _correlation(counts[10:16])) if c is not None]
+    return min(found) if found else None
+
+
+def slice_structure_problem(counts: np.ndarray) -> str | None:
+    """:data:`NO_STRUCTURE` when one slice's :func:`hu_counts` correlate under the bound, else None.
+
+    Judged slice by slice as well as over the series: half a series scrambled pools to 0.5.
+    """
+    correlation = neighbour_correlation(counts)
+    return NO_STRUCTURE if correlation is not None and correlation < MIN_NEIGHBOUR_CORRELATION else None
 
 
 def hu_problem(counts: np.ndarray) -> str | None:
@@ -119,8 +155,5 @@ def hu_problem(counts: np.ndarray) -> str | None:
                 f"pixels above air (at least {MIN_TISSUE_SHARE_OF_BODY:.0%} expected: a head is mostly brain); {fix}")
     correlation = neighbour_correlation(counts)
     if correlation is not None and correlation < MIN_NEIGHBOUR_CORRELATION:
-        return (f"no image structure: neighbouring pixels inside the body correlate {correlation:.2f} (at least "
-                f"{MIN_NEIGHBOUR_CORRELATION:g} in a head, where bone and brain lie in connected regions); the pixels "
-                "are scrambled or decoded wrongly: check (0028,0010) Rows, (0028,0011) Columns and the transfer syntax "
-                "of the export")
+        return NO_STRUCTURE.replace(f"under {MIN_NEIGHBOUR_CORRELATION:g}", f"{correlation:.2f}, under {MIN_NEIGHBOUR_CORRELATION:g}")
     return None

@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from ich_edge.dicom.plausibility import COUNT_NAMES, hu_counts, hu_problem
+from ich_edge.dicom.plausibility import COUNT_NAMES, hu_counts, hu_problem, slice_structure_problem
 from ich_edge.dicom.reader import SliceInfo, display_name, printable, read_hu, read_slice_info
 from ich_edge.errors import (
     DicomError,
@@ -141,7 +141,11 @@ class Series:
                     f"{self.rows}x{self.columns}; slice dropped"
                 )
                 continue
-            counts += hu_counts(hu)
+            slice_counts = hu_counts(hu)
+            if (structure := slice_structure_problem(slice_counts)) is not None:
+                implausible.setdefault(structure, []).append(display_name(info.path))
+                continue
+            counts += slice_counts
             image = hu if transform is None else np.asarray(transform(hu))
             if images is None:
                 images = np.empty((len(self.slices), *image.shape), dtype=image.dtype)

@@ -133,7 +133,12 @@ def weights_digest(model_t) -> str:
 
 
 def _plain(value):
-    """``value`` (an options object of the schema, a vector, a number) as plain Python values."""
+    """``value`` (an options object of the schema, a vector, a number) as plain Python values.
+
+    An object keeps only the fields that differ from a fresh instance's: fields that newer
+    schemas added (unknown to an older ai-edge-litert's schema, at their default in files that
+    do not use them) leave the digest the same on every runtime version.
+    """
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value
     if isinstance(value, np.ndarray):
@@ -142,7 +147,14 @@ def _plain(value):
         return value.item()
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    return sorted((key, _plain(v)) for key, v in vars(value).items())
+    try:
+        default = type(value)()
+    except TypeError:
+        default = None
+    fields = [(key, _plain(v)) for key, v in vars(value).items()]
+    if default is not None:
+        fields = [(key, v) for key, v in fields if v != _plain(getattr(default, key, None))]
+    return sorted(fields)
 
 
 def recorded_weights_digest(model_t) -> str | None:

@@ -16,7 +16,7 @@ page's own file input:
 
 Input checks (web_demo/src/checks.js, ``manifest.input_checks``): the page is served a copy of
 the assets whose manifest carries ``input_checks()`` as ich-edge builds it now. Series the
-model cannot have understood (mirrored image axes, scrambled pixels, a missing Rescale
+model cannot have understood (mirrored image axes, scrambled pixels, one slice's rows shuffled, a missing Rescale
 Intercept) must be UNREADABLE with their reason and no probabilities, a 3-slice series must
 not be NEGATIVE (INCOMPLETE, or POSITIVE with a coverage note), each verdict equal to
 ``ich-edge predict``'s on the same files, the HU counts of the golden sample equal to
@@ -99,6 +99,8 @@ def _write_case(folder: Path, name: str, spec: dict, seed: int) -> None:
             stored[radius > 0.95] = spec["padding"][0]
         if spec.get("scramble"):  # the same values in a random order: a head's histogram, no image
             stored = rng.permutation(stored.ravel()).reshape(stored.shape)
+        if k in spec.get("rows_shuffled", ()):  # real rows in a random order: one slice is no image
+            stored = stored[rng.permutation(rows)]
         mask = (1 << bits_stored) - 1
         pattern = stored & mask  # two's complement in bits_stored bits
         if spec.get("stray_bits") and bits_stored < bits_allocated:
@@ -201,6 +203,8 @@ CHECK_CASES = {
                       "image axes mirrored or rotated"),
     "scrambled_pixels": ({"syntax": "explicit", "shape": (256, 256), "bits": (16, 16, True), "scramble": True},
                          "no image structure"),
+    "one_slice_rows_shuffled": ({"syntax": "explicit", "shape": (256, 256), "bits": (16, 16, True), "rows_shuffled": (1,)},
+                                "no image structure"),
     "no_intercept": ({"syntax": "explicit", "shape": (256, 256), "bits": (16, 16, True), "drop_intercept": True},
                      "(0028,1052) Rescale Intercept is missing"),
     "three_slices": (None, None),  # _write_three_slices: three slices of a synthetic negative study, and a scout
@@ -521,8 +525,9 @@ def test_golden_sample_passes_the_checks_with_ich_edge_hu_counts(session):
     series = find_series(ASSETS / json.loads((ASSETS / "manifest.json").read_text())["sample"]["dicom_dir"]).series[0]
     python = sum(hu_counts(hu) for hu in series.load().images)
     page = np.array(result["hu_counts"])
-    assert np.array_equal(page[:5], python[:5]), f"pixel and pair counts differ: {page[:5]} vs {python[:5]}"
-    np.testing.assert_allclose(page[5:], python[5:], rtol=1e-12)  # float64 sums, in another order
+    whole = [0, 1, 2, 3, 4, 10]  # pixel counts and the pairs across and down
+    assert np.array_equal(page[whole], python[whole]), f"pixel and pair counts differ: {page[whole]} vs {python[whole]}"
+    np.testing.assert_allclose(page, python, rtol=1e-12)  # float64 sums, in another order
 
 
 def test_manifest_without_input_checks_judges_nothing(session):

@@ -102,6 +102,19 @@ def _scrambled(ds, k):
     ds.PixelData = pixels.tobytes()
 
 
+def _rows_shuffled(ds, k):
+    """The rows of each slice in a random order: every row is a real row, across them no head."""
+    pixels = ds.pixel_array.copy()
+    np.random.default_rng(k).shuffle(pixels)
+    ds.PixelData = pixels.tobytes()
+
+
+def _half_scrambled(ds, k):
+    """Every other slice scrambled: pooled over the series, the neighbours still correlate about 0.5."""
+    if k % 2:
+        _scrambled(ds, k)
+
+
 def _localizer(ds, k):
     ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
 
@@ -124,6 +137,7 @@ DEFECTS = {
     "coronal": (_coronal, "not axial"),
     "mirrored image axes": (_mirrored, "image axes mirrored or rotated"),
     "scrambled pixels": (_scrambled, "no image structure"),
+    "rows in a random order": (_rows_shuffled, "no image structure"),
     "localizer": (_localizer, "localizer"),
     "two patients in one series": (_two_patients, "2 different (0010,0020) Patient IDs"),
 }
@@ -174,6 +188,24 @@ def test_misdeclared_positive_series_is_unreadable_never_negative(positive_study
     assert main(["inspect", "--dicom", str(folder), "--json"]) == 0
     (inspected,) = json.loads(capsys.readouterr().out)
     assert any(p.startswith("UNREADABLE: ") and reason in p for p in inspected["problems"]), inspected["problems"]
+
+
+def test_half_the_slices_scrambled_is_unreadable(tmp_path, capsys):
+    """Pooled over the series the neighbours still correlate about 0.5: each slice is judged too.
+
+    At 256 px: a scrambled slice of the 128 px study keeps under 1000 pairs inside the body, too
+    few to judge one slice (``MIN_NEIGHBOUR_PAIRS``); real CT matrices are 512 px.
+    """
+    study = tmp_path / "study"
+    study.mkdir()
+    write_study(SynthConfig(studies=1, seed=3, matrix_px=256, slices_min=24, slices_max=24, positive_fraction=1.0,
+                            workers=1), 0, study)
+    code, (report,), _ = _predict_json(study, capsys)
+    assert report["verdict"] == "POSITIVE", report["triage"]
+    folder = _edited_copy(study, tmp_path / "series", _half_scrambled)
+    code, (report,), _ = _predict_json(folder, capsys)
+    assert report["verdict"] == "UNREADABLE" and code == 3, report["triage"]
+    assert any("no image structure" in text for text in report["unreadable"]), report["unreadable"]
 
 
 def test_one_unreadable_series_beside_a_judged_one_exits_0(positive_study, tmp_path, capsys):

@@ -158,12 +158,27 @@ export function unreadableReasons(slices, checks) {
 
 // --- HU plausibility (ich_edge/dicom/plausibility.py) -------------------------------------------
 
-/** Names of the values of huCounts, as ich_edge.dicom.plausibility.COUNT_NAMES. */
-export const COUNT_NAMES = ['pixels', 'air', 'tissue', 'above_bone', 'pairs', 'sum_a', 'sum_b', 'sum_aa', 'sum_bb', 'sum_ab'];
+/** Names of the values of huCounts, as ich_edge.dicom.plausibility.COUNT_NAMES (manifest hu.count_names). */
+const PAIR_SUMS = ['pairs', 'sum_a', 'sum_b', 'sum_aa', 'sum_bb', 'sum_ab'];
+export const COUNT_NAMES = ['pixels', 'air', 'tissue', 'above_bone', ...PAIR_SUMS.map((n) => `h_${n}`), ...PAIR_SUMS.map((n) => `v_${n}`)];
+
+/** Adds the pair (a, b) to the six sums at `into[at..at+5]` when both lie above air. */
+function addPair(into, at, a, b, air) {
+  if (a > air && b > air) {
+    into[at] += 1;
+    into[at + 1] += a;
+    into[at + 2] += b;
+    into[at + 3] += a * a;
+    into[at + 4] += b * b;
+    into[at + 5] += a * b;
+  }
+}
 
 /**
  * Pixel counts and neighbour sums of one HU slice (rows x columns float32, after padding and
- * sub-air values became air, before the resize), to add over a series (float64).
+ * sub-air values became air, before the resize), to add over a series (float64): across
+ * (h_: a pixel and its right-hand neighbour) and down (v_: a pixel and the one below), in the
+ * rows 0, neighbour_row_step, 2 * neighbour_row_step, ...
  * @param {object} rule manifest.input_checks.hu
  * @param {Float64Array} [into] counts to add to (returned)
  */
@@ -180,36 +195,21 @@ export function huCounts(hu, rows, columns, rule, into = new Float64Array(COUNT_
     if (v >= low && v <= high) nTissue++;
     if (v > bone) nBone++;
   }
-  let pairs = 0;
-  let sumA = 0;
-  let sumB = 0;
-  let sumAA = 0;
-  let sumBB = 0;
-  let sumAB = 0;
+  into[0] += hu.length;
+  into[1] += nAir;
+  into[2] += nTissue;
+  into[3] += nBone;
   for (let r = 0; r < rows; r += rule.neighbour_row_step) {
-    const end = r * columns + columns - 1;
-    for (let i = r * columns; i < end; i++) {
-      const a = hu[i];
-      const b = hu[i + 1];
-      if (a > air && b > air) {
-        pairs++;
-        sumA += a;
-        sumB += b;
-        sumAA += a * a;
-        sumBB += b * b;
-        sumAB += a * b;
-      }
-    }
+    const start = r * columns;
+    for (let i = start; i < start + columns - 1; i++) addPair(into, 4, hu[i], hu[i + 1], air);
+    if (r + 1 < rows) for (let i = start; i < start + columns; i++) addPair(into, 10, hu[i], hu[i + columns], air);
   }
-  const add = [hu.length, nAir, nTissue, nBone, pairs, sumA, sumB, sumAA, sumBB, sumAB];
-  for (let k = 0; k < add.length; k++) into[k] += add[k];
   return into;
 }
 
-/** Correlation of neighbouring body pixels from summed counts; null under min_neighbour_pairs
- *  pairs or without spread. */
-export function neighbourCorrelation(counts, rule) {
-  const [pairs, sumA, sumB, sumAA, sumBB, sumAB] = counts.slice(4, 10);
+/** Correlation of one direction's six sums; null under min_neighbour_pairs pairs or without spread. */
+function pairCorrelation(sums, rule) {
+  const [pairs, sumA, sumB, sumAA, sumBB, sumAB] = sums;
   if (pairs < rule.min_neighbour_pairs) return null;
   const meanA = sumA / pairs;
   const meanB = sumB / pairs;
@@ -217,6 +217,33 @@ export function neighbourCorrelation(counts, rule) {
   const varB = sumBB / pairs - meanB ** 2;
   if (varA <= 0 || varB <= 0) return null;
   return (sumAB / pairs - meanA * meanB) / Math.sqrt(varA * varB);
+}
+
+/** The lower of the across and down correlations of neighbouring body pixels in (summed)
+ *  counts; null when neither direction can be judged. */
+export function neighbourCorrelation(counts, rule) {
+  const found = [pairCorrelation(counts.slice(4, 10), rule), pairCorrelation(counts.slice(10, 16), rule)]
+    .filter((c) => c !== null);
+  return found.length ? Math.min(...found) : null;
+}
+
+/** Why one slice is refused whose neighbouring pixels do not correlate (one text for every such
+ *  slice, as ich_edge.dicom.plausibility.NO_STRUCTURE). */
+export function noStructureText(rule) {
+  return `no image structure: neighbouring pixels inside the body correlate under ${rule.min_neighbour_correlation} ` +
+    "(a head's bone and brain lie in connected regions); the pixels are scrambled or decoded wrongly: check " +
+    '(0028,0010) Rows, (0028,0011) Columns and the transfer syntax of the export';
+}
+
+/** noStructureText() when one slice's counts correlate under the bound, else null. */
+export function sliceStructureProblem(counts, rule) {
+  const correlation = neighbourCorrelation(counts, rule);
+  return correlation !== null && correlation < rule.min_neighbour_correlation ? noStructureText(rule) : null;
+}
+
+/** The reason of the slices refused by sliceStructureProblem(), grouped as Python groups them. */
+export function noStructureReason(names, rule) {
+  return slicesText(names, noStructureText(rule));
 }
 
 const pct = (x, digits) => `${(100 * x).toFixed(digits)}%`;
@@ -244,9 +271,8 @@ export function huProblem(counts, rule) {
   }
   const correlation = neighbourCorrelation(counts, rule);
   if (correlation !== null && correlation < rule.min_neighbour_correlation) {
-    return `no image structure: neighbouring pixels inside the body correlate ${correlation.toFixed(2)} (at least ` +
-      `${rule.min_neighbour_correlation} in a head, where bone and brain lie in connected regions); the pixels ` +
-      'are scrambled or decoded wrongly: check (0028,0010) Rows, (0028,0011) Columns and the transfer syntax of the export';
+    const under = `under ${rule.min_neighbour_correlation}`;
+    return noStructureText(rule).replace(under, `${correlation.toFixed(2)}, ${under}`);
   }
   return null;
 }

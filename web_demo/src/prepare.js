@@ -20,7 +20,10 @@
 
 import { DicomError, parseSlice, pickSeries, sliceHu, sortSlices } from './dicom.js';
 import { preprocessSlice } from './preprocess.js';
-import { huCounts, huProblem, keepSeriesOrientation, seriesCoverage, unreadableReasons } from './checks.js';
+import {
+  COUNT_NAMES, huCounts, huProblem, keepSeriesOrientation, noStructureReason, seriesCoverage, sliceStructureProblem,
+  unreadableReasons,
+} from './checks.js';
 
 /** Parse every file; one series, sorted. Throws DicomError when no file is a usable slice. */
 async function readSeries(files, inputChecks) {
@@ -84,7 +87,9 @@ export async function* prepareSeries(files, rules, checks) {
     unreadable,
   };
   if (unreadable.length) return; // not judged: nothing is decoded
-  const counts = new Float64Array(10);
+  const counts = new Float64Array(COUNT_NAMES.length);
+  const sliceCounts = new Float64Array(COUNT_NAMES.length);
+  const noStructure = []; // slices whose own pixels do not correlate: the series is UNREADABLE
   const decoded = [];
   for (let index = 0; index < slices.length; index++) {
     const slice = slices[index];
@@ -93,7 +98,10 @@ export async function* prepareSeries(files, rules, checks) {
       const { rows, columns } = slice.module;
       const hu = sliceHu(slice, rules.air_hu); // storedToHu(storedValues(slice)), fused
       const t = performance.now();
-      huCounts(hu, rows, columns, inputChecks.hu, counts); // the HU the model's input is made from
+      sliceCounts.fill(0);
+      huCounts(hu, rows, columns, inputChecks.hu, sliceCounts); // the HU the model's input is made from
+      if (sliceStructureProblem(sliceCounts, inputChecks.hu)) noStructure.push(slice.name);
+      else for (let k = 0; k < counts.length; k++) counts[k] += sliceCounts[k];
       const checkMs = performance.now() - t;
       const image = preprocessSlice(hu, rows, columns, rules);
       slice.bytes = null; // the file's bytes are not needed any more
@@ -105,7 +113,8 @@ export async function* prepareSeries(files, rules, checks) {
     }
   }
   const coverage = seriesCoverage(decoded, checks.windowSlices, inputChecks);
-  yield { type: 'checks', counts: Array.from(counts), huProblem: huProblem(counts, inputChecks.hu), coverage };
+  const problem = noStructure.length ? noStructureReason(noStructure, inputChecks.hu) : huProblem(counts, inputChecks.hu);
+  yield { type: 'checks', counts: Array.from(counts), huProblem: problem, coverage };
 }
 
 /** An error that crossed from the worker: a DicomError again where it was one. */

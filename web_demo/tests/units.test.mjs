@@ -17,7 +17,7 @@ const { DicomError, asStoredForTest, parseSlice, sliceHu, sortSlices, storedToHu
 const checksModule = await import('../src/checks.js');
 const {
   axesAngleDeg, huCounts, huProblem, inputChecksOf, keepSeriesOrientation, neighbourCorrelation, pixelModuleProblem,
-  seriesCoverage, seriesProblem, unreadableReasons, verdictOf,
+  seriesCoverage, seriesProblem, sliceStructureProblem, unreadableReasons, verdictOf,
 } = checksModule;
 
 /**
@@ -377,28 +377,43 @@ test('pixel module: a missing or malformed rescale, slope <= 0, padding in soft 
   assert.equal(pixelModuleProblem(file('i.dcm', [intercept, slope], [...raw, 0]).module, CHECKS), null); // one pad byte
 });
 
-test('HU counts: the Python definition (rows every neighbour_row_step, pairs inside the body)', () => {
+test('HU counts: the Python definition (rows every neighbour_row_step, pairs inside the body, across and down)', () => {
   const rule = CHECKS.hu;
   const rows = 2 * rule.neighbour_row_step + 1;
   const hu = new Float32Array(rows * 3).fill(-1024);
-  hu.set([0, 10, -1024], 0); // row 0: one pair (0, 10)
-  hu.set([5000, 50, 2000], rule.neighbour_row_step * 3); // counted row: pairs (5000, 50), (50, 2000)
-  hu.set([7, 8, 9], 3); // row 1: not counted for pairs
+  hu.set([0, 10, -1024], 0); // row 0: one pair across (0, 10)
+  hu.set([7, 8, 9], 3); // row 1: not counted across; down from row 0: (0, 7), (10, 8)
+  hu.set([5000, 50, 2000], rule.neighbour_row_step * 3); // counted row: across (5000, 50), (50, 2000)
   const counts = huCounts(hu, rows, 3, rule);
-  const body = [[0, 10], [5000, 50], [50, 2000]];
-  const sum = (f) => body.reduce((t, [a, b]) => t + f(a, b), 0);
+  const sums = (pairs) => {
+    const sum = (f) => pairs.reduce((t, [a, b]) => t + f(a, b), 0);
+    return [pairs.length, sum((a) => a), sum((a, b) => b), sum((a) => a * a), sum((a, b) => b * b), sum((a, b) => a * b)];
+  };
   assert.deepEqual([...counts], [
-    rows * 3, rows * 3 - 8, 6, 1, 3,
-    sum((a) => a), sum((a, b) => b), sum((a) => a * a), sum((a, b) => b * b), sum((a, b) => a * b),
+    rows * 3, rows * 3 - 8, 6, 1, ...sums([[0, 10], [5000, 50], [50, 2000]]), ...sums([[0, 7], [10, 8]]),
   ]);
+  assert.equal(counts.length, CHECKS.hu.count_names.length);
   huCounts(hu, rows, 3, rule, counts); // adds
   assert.equal(counts[0], 2 * rows * 3);
+});
+
+test('HU plausibility: rows in a random order correlate across but not down; one scrambled slice is refused', () => {
+  const rule = CHECKS.hu;
+  const size = 128;
+  const head = headSlice(size, 1);
+  const rowsShuffled = new Float32Array(head.length);
+  const order = Array.from({ length: size }, (_, r) => (r * 37) % size); // 37 is prime to 128: a permutation
+  order.forEach((from, to) => rowsShuffled.set(head.subarray(from * size, (from + 1) * size), to * size));
+  const counts = huCounts(rowsShuffled, size, size, rule);
+  assert.ok(neighbourCorrelation(counts, rule) < rule.min_neighbour_correlation);
+  assert.match(sliceStructureProblem(counts, rule), /^no image structure: neighbouring pixels inside the body correlate under 0\.25/);
+  assert.equal(sliceStructureProblem(huCounts(head, size, size, rule), rule), null);
 });
 
 test('HU plausibility: a head passes; scrambled pixels, a wrong intercept, metal do not', () => {
   const rule = CHECKS.hu;
   const size = 128;
-  const total = (slices) => slices.reduce((counts, hu) => huCounts(hu, size, size, rule, counts), new Float64Array(10));
+  const total = (slices) => slices.reduce((counts, hu) => huCounts(hu, size, size, rule, counts), new Float64Array(16));
   const head = [1, 2, 3].map((seed) => headSlice(size, seed));
   assert.equal(huProblem(total(head), rule), null);
   assert.ok(neighbourCorrelation(total(head), rule) > 0.9);
@@ -413,13 +428,13 @@ test('HU plausibility: a head passes; scrambled pixels, a wrong intercept, metal
     }
     return out;
   });
-  assert.match(huProblem(total(scrambled), rule), /^no image structure: neighbouring pixels inside the body correlate 0\.\d\d/);
+  assert.match(huProblem(total(scrambled), rule), /^no image structure: neighbouring pixels inside the body correlate -?0\.\d\d, under 0\.25/);
   const shifted = head.map((hu) => hu.map((v) => v + 1024)); // intercept 0 assumed for -1024: no air
   assert.match(huProblem(total(shifted), rule), /at least 1% air at or below -900 HU expected/);
   const metal = head.map((hu) => hu.map((v, i) => (i % 20 === 0 ? 4000 : v)));
   assert.match(huProblem(total(metal), rule), /at most 1% above 3000 HU expected/);
   assert.equal(neighbourCorrelation(huCounts(headSlice(8), 8, 8, rule), rule), null); // too few pairs
-  assert.equal(huProblem(new Float64Array(10), rule), null); // nothing counted
+  assert.equal(huProblem(new Float64Array(16), rule), null); // nothing counted
 });
 
 test('coverage: too few slices, too short, a gap, no positions -> a negative is INCOMPLETE', () => {
