@@ -133,7 +133,7 @@ def write_assets(config: AssetsConfig) -> AssetsResult:
         _write_json(staging / "manifest.json", manifest)
         (staging / "snippets").mkdir()
         for name, (template, float_suffix) in SNIPPETS.items():
-            text = render(template, snippet_values(manifest, float_suffix))
+            text = render(template, snippet_placeholders(manifest, float_suffix))
             (staging / "snippets" / name).write_text(text, encoding="utf-8")
         values = snippet_values(manifest)
         (staging / "README.md").write_text(render("README.md.in", readme_values(manifest, values)), encoding="utf-8")
@@ -304,6 +304,54 @@ def render(template_name: str, values: dict[str, str]) -> str:
         start = text.index("{{")
         raise ConfigError(f"template {template_name} has an unfilled placeholder {text[start:start + 40]!r}")
     return text
+
+
+def input_check_values(manifest: dict) -> dict[str, str]:
+    """Placeholders of the snippets' input-check constants, from ``manifest["input_checks"]``.
+
+    Numbers are float64 literals (``45.0``, ``0.01``) that Kotlin and Swift read as Double,
+    counts are integers, flags ``true``/``false``.
+    """
+    checks = manifest.get("input_checks")
+    if not checks:
+        raise ConfigError("manifest.json has no input_checks: regenerate the assets with `ich-edge assets`")
+    orientation, series, pixel_module, hu, coverage = (
+        checks[key] for key in ("orientation", "series", "pixel_module", "hu", "coverage"))
+    if coverage["min_slices_from"] != "sequence.window_slices":
+        raise ConfigError(f"input_checks.coverage.min_slices_from is {coverage['min_slices_from']!r}; "
+                          "the snippets take the minimum from sequence.window_slices")
+
+    def number(value) -> str:
+        return repr(float(value))
+
+    def numbers(values) -> str:
+        return ", ".join(number(v) for v in values)
+
+    return {
+        "MAX_ORIENTATION_DIFF_DEG": number(orientation["max_orientation_diff_deg"]),
+        "DROP_LOCALIZERS": "true" if series["drop_localizers"] else "false",
+        "MAX_TILT_DEG": number(series["max_tilt_deg"]),
+        "MAX_AXIS_TURN_DEG": number(series["max_axis_turn_deg"]),
+        "AXIAL_ORIENTATION": numbers(series["axial_orientation"]),
+        "PADDING_FORBIDDEN_RANGE_HU": numbers(pixel_module["padding_forbidden_range_hu"]),
+        "AIR_MAX_HU": number(hu["air_max_hu"]),
+        "TISSUE_RANGE_HU": numbers(hu["tissue_range_hu"]),
+        "BONE_MAX_HU": number(hu["bone_max_hu"]),
+        "MIN_AIR_SHARE": number(hu["min_air_share"]),
+        "MIN_TISSUE_SHARE": number(hu["min_tissue_share"]),
+        "MIN_TISSUE_SHARE_OF_BODY": number(hu["min_tissue_share_of_body"]),
+        "MAX_ABOVE_BONE_SHARE": number(hu["max_above_bone_share"]),
+        "MIN_NEIGHBOUR_CORRELATION": number(hu["min_neighbour_correlation"]),
+        "MIN_NEIGHBOUR_PAIRS": str(int(hu["min_neighbour_pairs"])),
+        "NEIGHBOUR_ROW_STEP": str(int(hu["neighbour_row_step"])),
+        "MIN_HEAD_EXTENT_MM": number(coverage["min_head_extent_mm"]),
+        "GAP_FACTOR": number(coverage["gap_factor"]),
+    }
+
+
+def snippet_placeholders(manifest: dict, float_suffix: str = "") -> dict[str, str]:
+    """Every placeholder of the Kotlin/Swift snippets: :func:`snippet_values` and :func:`input_check_values`."""
+    return {**snippet_values(manifest, float_suffix), **input_check_values(manifest)}
 
 
 def readme_values(manifest: dict, values: dict[str, str]) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The Kotlin snippet of the app assets, compiled with kotlinc and run on the JVM.
 
-``snippets/IchEdgeModel.kt`` (the committed one in ``android_demo_assets/``, and one freshly
-rendered from the template for a tiny quantized model) is compiled once per session against
+``snippets/IchEdgeModel.kt`` (the template rendered with the committed ``android_demo_assets/manifest.json``,
+which is what the committed snippet must be, and one freshly written by ``ich-edge assets`` for a
+tiny quantized model) is compiled once per session against
 stubs of the LiteRT Java API it uses (``apps/jvm/stubs/``, LiteRT's own signatures), together
 with a small driver (``apps/jvm/RunSample.kt``). It then runs on the JVM with a test double of
 ``org.tensorflow.lite.Interpreter`` (``apps/jvm/double/``) whose ``runSignature`` calls are
@@ -10,6 +11,11 @@ answered by ai-edge-litert through ``apps/jvm/litert_bridge.py``. The snippet mu
 what ich-edge's own runtime (``TFLiteStudyModel``) computes, within the sample's tolerance;
 fed the decoded DICOM slices in shuffled order, it must also rebuild ``images_uint8.npy``
 exactly. A double that perturbs one probability by 2e-5 must make the comparison fail.
+
+The input checks (``manifest.json`` -> ``input_checks``): on the sample and on copies of its DICOM
+files that ``ich-edge predict`` refuses or does not call negative (scrambled pixels, no Rescale
+Intercept, mirrored image axes, a localizer, three slices), the snippet's verdict must be
+``ich-edge predict``'s, with no probability and no model call for an UNREADABLE series.
 
 Needs kotlinc (npm package kotlin-compiler, ``bash .ci/provision-kotlin.sh``) and a JDK.
 """
@@ -68,12 +74,20 @@ class Build:
     compile_s: float
 
 
-def _render_from_manifest(assets: Path, template: str, float_suffix: str) -> str:
-    from ich_edge.assets.build import render
-    from ich_edge.assets.manifest import snippet_values
+def _manifest_with_checks(assets: Path) -> dict:
+    """``assets/manifest.json``, with the ``input_checks`` of this ich-edge added when it predates them
+    (what ``ich-edge assets`` writes into it now)."""
+    from ich_edge.assets.manifest import input_checks
 
     manifest = json.loads((assets / "manifest.json").read_text())
-    return render(template, snippet_values(manifest, float_suffix))
+    manifest.setdefault("input_checks", input_checks())
+    return manifest
+
+
+def _render_from_manifest(manifest: dict, template: str, float_suffix: str) -> str:
+    from ich_edge.assets.build import render, snippet_placeholders
+
+    return render(template, snippet_placeholders(manifest, float_suffix))
 
 
 def _repackaged(text: str, package: str) -> str:
@@ -118,7 +132,8 @@ def build(tmp_path_factory, fresh_assets) -> Build:
     src.mkdir()
     driver = (JVM_DIR / "RunSample.kt").read_text()
     sources = {
-        "committed/IchEdgeModel.kt": (COMMITTED_ASSETS / "snippets" / "IchEdgeModel.kt").read_text(),
+        # What android_demo_assets/snippets/IchEdgeModel.kt is (test_committed_snippets_are_the_rendered_templates).
+        "committed/IchEdgeModel.kt": _render_from_manifest(_manifest_with_checks(COMMITTED_ASSETS), "IchEdgeModel.kt.in", "f"),
         "committed/RunSample.kt": driver,
         "fresh/IchEdgeModel.kt": _repackaged((fresh_assets / "snippets" / "IchEdgeModel.kt").read_text(),
                                              "org.ichedge.fresh"),
@@ -141,6 +156,14 @@ def build(tmp_path_factory, fresh_assets) -> Build:
 # --- the app's side: decoded DICOM slices and the job file ------------------------------------
 
 
+def _number(ds, keyword: str) -> float | None:
+    """A header value as the app passes it: one finite-or-not number, None when absent, empty or several."""
+    value = ds.get(keyword)
+    if value is None or value == "" or (hasattr(value, "__len__") and not isinstance(value, str) and len(value) != 1):
+        return None
+    return float(value[0] if hasattr(value, "__len__") and not isinstance(value, str) else value)
+
+
 def _decoded_slices(dicom_dir: Path) -> list[dict]:
     """What the app's DICOM library hands to CtSlice, in file order (not sorted)."""
     from ich_edge.dicom import read_dataset
@@ -149,16 +172,18 @@ def _decoded_slices(dicom_dir: Path) -> list[dict]:
     out = []
     for path in sorted(dicom_dir.glob("*.dcm")):
         ds = read_dataset(path)
-        module = PixelModule.from_dataset(ds)
+        module = PixelModule.from_dataset(ds, rescale=False)  # the snippet checks the rescale itself
         stored = mask_bits_stored(decode_stored(ds, module), module).astype(np.int32)
         cosines = np.array([float(v) for v in ds.ImageOrientationPatient])
         normal = np.cross(cosines[:3], cosines[3:])
         normal = normal if normal[2] >= 0 else -normal  # turned towards the head (the manifest's rule)
         out.append({
             "rows": module.rows, "columns": module.columns,
-            "slope": module.slope, "intercept": module.intercept,
+            "slope": _number(ds, "RescaleSlope"), "intercept": _number(ds, "RescaleIntercept"),
             "padding": module.padding_range,
             "height_mm": float(np.dot([float(v) for v in ds.ImagePositionPatient], normal)),
+            "orientation": [float(v) for v in cosines],
+            "image_type": "\\".join(ds.get("ImageType") or []), "patient_id": str(ds.get("PatientID") or ""),
             "uid": str(ds.SOPInstanceUID), "stored": stored,
         })
     return out
@@ -178,10 +203,15 @@ def _write_jobs(path: Path, jobs: list[tuple[str, object]]) -> None:
             f.write(struct.pack(">ii", 1, len(payload)))
             for s in payload:
                 low, high = s["padding"] or (0, 0)
-                uid = s["uid"].encode()
-                f.write(struct.pack(">iiffiiid", s["rows"], s["columns"], s["slope"], s["intercept"],
-                                    int(s["padding"] is not None), low, high, s["height_mm"]))
-                f.write(struct.pack(">H", len(uid)) + uid)
+                orientation = s.get("orientation")
+                f.write(struct.pack(">ii", s["rows"], s["columns"]))
+                for value in (s["slope"], s["intercept"]):
+                    f.write(struct.pack(">if", int(value is not None), 0.0 if value is None else value))
+                f.write(struct.pack(">iii", int(s["padding"] is not None), low, high))
+                f.write(struct.pack(">id", int(s["height_mm"] is not None), s["height_mm"] or 0.0))
+                f.write(struct.pack(">i6d", int(orientation is not None), *(orientation or [0.0] * 6)))
+                for text in (s.get("image_type", ""), s.get("patient_id", ""), s["uid"]):
+                    f.write(struct.pack(">H", len(text.encode())) + text.encode())
                 f.write(s["stored"].astype(">i4").tobytes())
 
 
@@ -269,10 +299,12 @@ def case(request) -> Case:
 
 def test_committed_snippets_are_the_rendered_templates():
     """android_demo_assets/snippets are the templates rendered with the committed manifest's values."""
+    manifest = json.loads((COMMITTED_ASSETS / "manifest.json").read_text())
+    assert "input_checks" in manifest, "android_demo_assets/manifest.json predates input_checks: regenerate it"
     for name, template, suffix in (("IchEdgeModel.kt", "IchEdgeModel.kt.in", "f"),
                                    ("IchEdgeModel.swift", "IchEdgeModel.swift.in", "")):
         committed = (COMMITTED_ASSETS / "snippets" / name).read_text()
-        assert committed == _render_from_manifest(COMMITTED_ASSETS, template, suffix), (
+        assert committed == _render_from_manifest(manifest, template, suffix), (
             f"{name} differs from its template: regenerate android_demo_assets with `ich-edge assets`")
 
 
@@ -317,6 +349,10 @@ def test_kotlin_snippet_reproduces_the_sample_on_the_jvm(build, case, tmp_path, 
     # Fed decoded DICOM slices in shuffled order, the snippet sorts them and rebuilds the tensors.
     golden = json.loads((case.assets / "sample" / "expected.json").read_text())
     assert by_name["sample_dicom"]["ids"] == [s["id"] for s in golden["slices"]]
+    # ... and judges it: a verdict, with complete coverage (no reason, nothing skipped).
+    assert by_name["sample_dicom"]["verdict"] in ("POSITIVE", "NEGATIVE")
+    assert by_name["sample_dicom"]["reasons"] == [] and by_name["sample_dicom"]["skipped"] == []
+    assert by_name["sample_dicom"]["to_hu_refuses"] is False
     images = np.load(case.assets / "sample" / "images_uint8.npy")
     rebuilt = np.fromfile(tmp_path / "sample_dicom.images.u8", np.uint8).reshape(images.shape)
     np.testing.assert_array_equal(rebuilt, images)
@@ -356,3 +392,146 @@ def test_negative_control_a_perturbed_probability_fails(build, tmp_path):
         shift[start, 0] += PERTURBATION / covering
     assert difference[0, 0] == pytest.approx(PERTURBATION, abs=2e-7)
     assert np.max(np.abs(difference - shift)) <= case.tolerance  # everything else: the kernels' own difference
+
+
+# --- the input checks: the snippet judges as `ich-edge predict` does ----------------------------
+
+
+def _variant(source: Path, out: Path, change) -> Path:
+    """A copy of the sample's DICOM files, each dataset passed through ``change(ds, index)`` (None: left out)."""
+    from ich_edge.dicom import read_dataset
+
+    out.mkdir(parents=True)
+    for index, path in enumerate(sorted(source.glob("*.dcm"))):
+        ds = read_dataset(path)
+        if change(ds, index) is not False:
+            ds.save_as(out / path.name)
+    return out
+
+
+def _scramble(rng):
+    """Each slice's stored pixels in a random order: every HU share kept, the image gone."""
+    def change(ds, index):
+        ds.decompress()  # the sample is RLE: written back uncompressed
+        pixels = ds.pixel_array
+        ds.PixelData = rng.permutation(pixels.ravel()).astype(pixels.dtype).tobytes()
+    return change
+
+
+def _rows_shuffled(rng, which: int):
+    """Slice ``which``'s rows in a random order: real rows, no image across them (judged slice by slice)."""
+    def change(ds, index):
+        if index == which:
+            ds.decompress()
+            pixels = ds.pixel_array
+            ds.PixelData = pixels[rng.permutation(pixels.shape[0])].astype(pixels.dtype).tobytes()
+    return change
+
+
+def _variants(source: Path, tmp: Path) -> dict[str, Path]:
+    """The sample, and copies that predict refuses (UNREADABLE) or cannot call negative."""
+    from ich_edge.dicom import read_dataset
+
+    heights = sorted((float(read_dataset(p).ImagePositionPatient[2]), i) for i, p in enumerate(sorted(source.glob("*.dcm"))))
+    bottom = {i for _, i in heights[:3]}  # the skull base: no label near its threshold (0.2 below or more)
+    return {
+        "golden": source,
+        "scrambled": _variant(source, tmp / "scrambled", _scramble(np.random.default_rng(1))),
+        "one_slice_rows_shuffled": _variant(source, tmp / "one_slice_rows_shuffled", _rows_shuffled(np.random.default_rng(2), 10)),
+        "no_intercept": _variant(source, tmp / "no_intercept", lambda ds, i: delattr(ds, "RescaleIntercept")),
+        "mirrored": _variant(source, tmp / "mirrored",
+                             lambda ds, i: setattr(ds, "ImageOrientationPatient", [-1, 0, 0, 0, 1, 0])),
+        "localizer": _variant(source, tmp / "localizer",
+                              lambda ds, i: setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", "LOCALIZER"])),
+        "three_slices": _variant(source, tmp / "three_slices", lambda ds, i: i in bottom),
+    }
+
+
+#: variant -> (verdicts allowed, what an UNREADABLE reason must say)
+WANT = {
+    "golden": ({"POSITIVE", "NEGATIVE"}, None),
+    "scrambled": ({"UNREADABLE"}, "no image structure"),
+    "one_slice_rows_shuffled": ({"UNREADABLE"}, "1 slice ("),
+    "no_intercept": ({"UNREADABLE"}, "(0028,1052) Rescale Intercept is missing"),
+    "mirrored": ({"UNREADABLE"}, "image axes mirrored or rotated"),
+    "localizer": ({"UNREADABLE"}, "localizer"),
+    "three_slices": ({"INCOMPLETE"}, None),  # nothing positive, too little of the head: not NEGATIVE
+}
+
+
+def _python_verdicts(model_path: Path, folders: dict[str, Path]) -> dict[str, tuple[str, list[str]]]:
+    """``ich-edge predict``'s verdict and reasons (coverage or unreadable) on each folder."""
+    from ich_edge.runtime.predict import load_model, predict_path, triage
+
+    model = load_model(model_path)
+    out = {}
+    for name, folder in folders.items():
+        result = predict_path(model, folder)
+        assert len(result.series) == 1, name
+        verdict = triage(result.series[0], result.points)
+        out[name] = (verdict.verdict, list(verdict.coverage_reasons))
+    return out
+
+
+def test_kotlin_verdicts_are_those_of_ich_edge_predict(build, tmp_path):
+    """Sample, scrambled pixels, no Rescale Intercept, mirrored axes, a localizer, three slices: the
+    snippet's verdict is ``ich-edge predict``'s; an UNREADABLE series gets no probability and no model call."""
+    case = _case(COMMITTED_ASSETS, CASES["committed"][1])
+    folders = _variants(COMMITTED_ASSETS / "sample" / "dicom", tmp_path / "variants")
+    jobs = [(name, _decoded_slices(folder)) for name, folder in folders.items()]
+    _write_jobs(tmp_path / "jobs.bin", jobs)
+    results, calls = _run_jvm(build, case.package, case.assets / "model.tflite", tmp_path / "jobs.bin", tmp_path / "out")
+    got = {r["name"]: r for r in results}
+    python = _python_verdicts(case.assets / "model.tflite", folders)
+    print("\n" + "\n".join(f"{name}: kotlin {got[name]['verdict']} {got[name]['reasons'][:1]}; "
+                           f"predict {python[name][0]}" for name in folders))
+    for name, (allowed, says) in WANT.items():
+        result = got[name]
+        assert result["verdict"] in allowed, (name, result["verdict"], result["reasons"])
+        assert result["verdict"] == python[name][0], (name, result["reasons"], python[name])
+        if result["verdict"] == "UNREADABLE":
+            assert result["slices"] is None and result["study"] is None and result["ids"] == [], name
+            assert any(says in reason for reason in result["reasons"]), (name, result["reasons"])
+        else:
+            assert len(result["reasons"]) == len(python[name][1]), (name, result["reasons"], python[name][1])
+    assert got["golden"]["reasons"] == [] and got["golden"]["slices"] is not None
+    assert got["three_slices"]["reasons"] and len(got["three_slices"]["ids"]) == 3  # coverage incomplete, said
+    assert got["no_intercept"]["to_hu_refuses"] is True and got["golden"]["to_hu_refuses"] is False
+    max_abs_difference(got["golden"]["slices"], case.expected["sample_dicom"], case.tolerance)
+    # The model ran on the judged series only: each slice encoded once (plus a blank for a short one).
+    judged = [len(payload) for name, payload in jobs if got[name]["verdict"] != "UNREADABLE"]
+    stride = json.loads((case.assets / "manifest.json").read_text())["sequence"]["stride_slices"]
+    assert calls[0]["calls"] == {"encode": sum(n + (n < case.window) for n in judged),
+                                 "classify": sum(len(_window_starts(n, case.window, stride)) for n in judged)}
+
+
+def _is_numbers(value) -> bool:
+    """A number or a list of numbers (the rule's constants; not its sentences or names)."""
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def test_kotlin_constants_agree_with_the_manifests_input_checks():
+    """Every input-check constant of the rendered snippet is the manifest's number."""
+    import re
+
+    from ich_edge.assets.build import input_check_values
+
+    manifest = _manifest_with_checks(COMMITTED_ASSETS)
+    text = _render_from_manifest(manifest, "IchEdgeModel.kt.in", "f")
+    checks = manifest["input_checks"]
+    want = {
+        "MAX_ORIENTATION_DIFF_DEG": [checks["orientation"]["max_orientation_diff_deg"]],
+        "MAX_TILT_DEG": [checks["series"]["max_tilt_deg"]], "MAX_AXIS_TURN_DEG": [checks["series"]["max_axis_turn_deg"]],
+        "AXIAL_ORIENTATION": checks["series"]["axial_orientation"],
+        "PADDING_FORBIDDEN_RANGE_HU": checks["pixel_module"]["padding_forbidden_range_hu"],
+        "MIN_HEAD_EXTENT_MM": [checks["coverage"]["min_head_extent_mm"]], "GAP_FACTOR": [checks["coverage"]["gap_factor"]],
+        **{key.upper(): value if isinstance(value, list) else [value] for key, value in checks["hu"].items()
+           if _is_numbers(value)},
+    }
+    assert set(want) | {"DROP_LOCALIZERS"} == set(input_check_values(manifest))
+    for name, values in want.items():
+        found = re.search(rf"^\s*(?:const )?val {name} = (?:doubleArrayOf\()?([^)\n/]*)", text, re.M)
+        assert found, name
+        assert [float(v) for v in found.group(1).split(",")] == [float(v) for v in values], name
+    assert re.search(rf"const val DROP_LOCALIZERS = {str(checks['series']['drop_localizers']).lower()}\b", text)

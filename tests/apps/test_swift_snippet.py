@@ -31,6 +31,9 @@ COMMITTED = REPO / "android_demo_assets" / "snippets" / "IchEdgeModel.swift"
 SWIFT_MEMBERS = frozenset({
     "append", "copyBytes", "count", "down", "flatMap", "last", "map", "max", "min", "rounded", "self",
     "size", "sorted", "toNearestOrEven", "up", "withUnsafeBufferPointer", "withUnsafeMutableBytes",
+    # the input checks (IchEdgeChecks, HuCounts): arrays, strings and Double
+    "compactMap", "components", "contains", "filter", "firstIndex", "infinity", "isEmpty", "isFinite", "joined",
+    "pi", "prefix", "replacingOccurrences", "squareRoot", "uppercased",
 })
 
 #: What the snippet must be seen to use, so the checker cannot pass by resolving nothing.
@@ -347,14 +350,21 @@ class SnippetChecker:
         return self
 
 
-def _render_fresh() -> str:
+def _manifest() -> dict:
+    """The committed manifest.json, with this ich-edge's ``input_checks`` when it predates them."""
     import json
 
-    from ich_edge.assets.build import render
-    from ich_edge.assets.manifest import snippet_values
+    from ich_edge.assets.manifest import input_checks
 
     manifest = json.loads((REPO / "android_demo_assets" / "manifest.json").read_text())
-    return render("IchEdgeModel.swift.in", snippet_values(manifest))
+    manifest.setdefault("input_checks", input_checks())
+    return manifest
+
+
+def _render_fresh() -> str:
+    from ich_edge.assets.build import render, snippet_placeholders
+
+    return render("IchEdgeModel.swift.in", snippet_placeholders(_manifest()))
 
 
 @pytest.fixture(scope="module")
@@ -407,3 +417,37 @@ def test_api_list_comes_from_the_2_17_0_sources(api):
     assert api.lookup("SignatureRunner", "invoke") and api.lookup("Interpreter.Options", "isXNNPackEnabled")
     assert not api.lookup("Interpreter", "resetVariableTensors")
     assert not api.lookup("Tensor.DataType", "int8")  # 2.17.0 cannot read int8 tensors
+
+
+def test_swift_input_check_constants_agree_with_the_manifest():
+    """Every input-check constant of the rendered snippet is the manifest's number; the checks are applied."""
+    from ich_edge.assets.build import input_check_values
+
+    manifest = _manifest()
+    source = _render_fresh()
+    checks = manifest["input_checks"]
+    want = {
+        "maxOrientationDiffDeg": [checks["orientation"]["max_orientation_diff_deg"]],
+        "maxTiltDeg": [checks["series"]["max_tilt_deg"]], "maxAxisTurnDeg": [checks["series"]["max_axis_turn_deg"]],
+        "axialOrientation": checks["series"]["axial_orientation"],
+        "paddingForbiddenRangeHu": checks["pixel_module"]["padding_forbidden_range_hu"],
+        "minHeadExtentMm": [checks["coverage"]["min_head_extent_mm"]], "gapFactor": [checks["coverage"]["gap_factor"]],
+    }
+    for key, value in checks["hu"].items():
+        numbers = value if isinstance(value, list) else [value]
+        if numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+            head, *rest = key.split("_")
+            want[head + "".join(word.capitalize() for word in rest)] = value if isinstance(value, list) else [value]
+    assert len(want) + 1 == len(input_check_values(manifest))  # + dropLocalizers
+    for name, values in want.items():
+        found = re.search(rf"^\s*static let {name}(?:: \[Double\])? = \[?([^\]\n/]*)", source, re.M)
+        assert found, name
+        assert [float(v) for v in found.group(1).split(",")] == [float(v) for v in values], name
+    flag = str(checks["series"]["drop_localizers"]).lower()
+    assert re.search(rf"static let dropLocalizers = {flag}\b", source)
+    # predict runs the checks, in input_checks.order, and never shows a probability it must not
+    body = source[source.index("func predict(_ slices: [CtSlice])"):]
+    order = ["keepSeriesOrientation(", "unreadableReasons(", "counts.problem()", "predictSeries(", "coverageReasons("]
+    assert [body.index(step) for step in order] == sorted(body.index(step) for step in order)
+    assert "sliceProbabilities: nil, studyProbabilities: nil" in source
+    assert "slice.rescaleSlope + slice.rescaleIntercept" not in source  # no HU without a checked rescale
