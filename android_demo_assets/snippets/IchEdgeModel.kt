@@ -9,7 +9,9 @@
 // Gradle: implementation("com.google.ai.edge.litert:litert:1.4.0")
 // (LiteRT keeps the org.tensorflow.lite package names of TensorFlow Lite.)
 // Plain Kotlin/JVM (no Android class), so it also runs in a JVM unit test; the app's DICOM
-// library fills CtSlice.
+// library fills CtSlice. IchEdgeModel.predict applies the input checks of manifest.json ->
+// input_checks (IchEdgeChecks) and answers a SeriesResult: POSITIVE, NEGATIVE, INCOMPLETE (no
+// positive label, but too little of the head was seen) or UNREADABLE (not judged, no probability).
 //
 // Research demo on synthetic training data: a triage aid, not a diagnosis.
 
@@ -19,11 +21,15 @@ import org.tensorflow.lite.Interpreter
 import java.io.File
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
+import java.util.Locale
+import kotlin.math.abs
+import kotlin.math.acos
 import kotlin.math.ceil
 import kotlin.math.floor
 import kotlin.math.max
 import kotlin.math.min
 import kotlin.math.round
+import kotlin.math.sqrt
 
 object IchEdgeManifest {
     const val MODEL_FILE = "model.tflite"
@@ -68,34 +74,82 @@ object IchEdgeManifest {
     // Operating points: positive when probability >= threshold, per label (LABELS order).
     val SLICE_THRESHOLDS = floatArrayOf(0.17540827f, 0.086683095f, 0.12443909f, 0.20646593f, 0.06950508f, 0.16442531f)
     val STUDY_THRESHOLDS = floatArrayOf(0.65224385f, 0.5674597f, 0.5442591f, 0.8362697f, 0.26542264f, 0.63145685f)
+
+    // Input checks (input_checks): when a series is not judged (UNREADABLE) or a negative is not
+    // trusted (INCOMPLETE); the numbers of the rules `ich-edge predict` applies.
+    // orientation
+    const val MAX_ORIENTATION_DIFF_DEG = 5.0
+    // series
+    const val DROP_LOCALIZERS = true
+    const val MAX_TILT_DEG = 45.0
+    const val MAX_AXIS_TURN_DEG = 45.0
+    val AXIAL_ORIENTATION = doubleArrayOf(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    // pixel_module
+    val PADDING_FORBIDDEN_RANGE_HU = doubleArrayOf(-100.0, 100.0)
+    // hu
+    const val AIR_MAX_HU = -900.0
+    val TISSUE_RANGE_HU = doubleArrayOf(-100.0, 100.0)
+    const val BONE_MAX_HU = 3000.0
+    const val MIN_AIR_SHARE = 0.01
+    const val MIN_TISSUE_SHARE = 0.01
+    const val MIN_TISSUE_SHARE_OF_BODY = 0.25
+    const val MAX_ABOVE_BONE_SHARE = 0.01
+    const val MIN_NEIGHBOUR_CORRELATION = 0.25
+    const val MIN_NEIGHBOUR_PAIRS = 1000
+    const val NEIGHBOUR_ROW_STEP = 4
+    // coverage (and WINDOW_SLICES slices)
+    const val MIN_HEAD_EXTENT_MM = 100.0
+    const val GAP_FACTOR = 1.5
 }
 
-/** One CT slice as decoded by the app's DICOM library (dcm4che, or a small parser of your own). */
+/** One CT slice ((0008,0060) Modality CT) as decoded by the app's DICOM library (dcm4che, or a
+ *  small parser of your own). A header value that is absent, empty or not one number is null:
+ *  never fill in a default (a Rescale Intercept assumed 0 makes every HU 1024 too high). */
 class CtSlice(
     /** (7FE0,0010) Pixel Data, row-major, masked to (0028,0101) Bits Stored and sign-extended
      *  when (0028,0103) Pixel Representation is 1. Not inverted for MONOCHROME1. */
     val stored: IntArray,
+    /** (0028,0010) Rows. */
     val rows: Int,
+    /** (0028,0011) Columns. */
     val columns: Int,
-    val rescaleSlope: Float = 1f,        // (0028,1053) Rescale Slope, 1 when absent
-    val rescaleIntercept: Float = 0f,    // (0028,1052) Rescale Intercept, 0 when absent
-    val paddingValue: Int? = null,       // (0028,0120) Pixel Padding Value
-    val paddingRangeLimit: Int? = null,  // (0028,0121) Pixel Padding Range Limit
+    /** (0028,1053) Rescale Slope; null when absent or not one number (the series is UNREADABLE). */
+    val rescaleSlope: Float?,
+    /** (0028,1052) Rescale Intercept; null when absent or not one number (the series is UNREADABLE). */
+    val rescaleIntercept: Float?,
+    /** (0028,0120) Pixel Padding Value, in the bit pattern of [stored] (masked, sign-extended). */
+    val paddingValue: Int? = null,
+    /** (0028,0121) Pixel Padding Range Limit, in the bit pattern of [stored]. */
+    val paddingRangeLimit: Int? = null,
     /** (0020,0032) Image Position (Patient) projected on the slice normal, the cross product of
      *  the row and column cosines of (0020,0037), negated when its z is negative (so it points to
-     *  the head). Ascending = bottom of the head to the top. */
-    val heightMm: Double,
+     *  the head); without (0020,0037), the position's z. Ascending = bottom of the head to the top.
+     *  Null when (0020,0032) is absent: coverage is then unknown, and no series is NEGATIVE. */
+    val heightMm: Double?,
+    /** (0008,0018) SOP Instance UID: names the slice in reasons. */
     val sopInstanceUid: String,
+    /** (0020,0037) Image Orientation (Patient): the row cosines, then the column cosines (6 values). */
+    val imageOrientation: DoubleArray? = null,
+    /** (0008,0008) Image Type values (e.g. ORIGINAL, PRIMARY, AXIAL). */
+    val imageType: List<String>? = null,
+    /** (0010,0020) Patient ID. */
+    val patientId: String? = null,
 )
 
 object IchEdgePreprocessing {
-    /** HU = stored * slope + intercept (float32); padding and everything below air -> AIR_HU. */
+    /** HU = stored * slope + intercept (float32); padding and everything below air -> AIR_HU.
+     *  Refuses (IllegalArgumentException) a slice whose HU are unknown: no valid Rescale Slope and
+     *  Intercept, or padding over soft tissue (IchEdgeChecks.pixelModuleProblem). */
     fun toHu(slice: CtSlice): FloatArray {
+        val problem = IchEdgeChecks.pixelModuleProblem(slice)
+        require(problem == null) { "${slice.sopInstanceUid}: $problem" }
+        val slope = slice.rescaleSlope!!
+        val intercept = slice.rescaleIntercept!!
         val low = slice.paddingValue?.let { min(it, slice.paddingRangeLimit ?: it) }
         val high = slice.paddingValue?.let { max(it, slice.paddingRangeLimit ?: it) }
         return FloatArray(slice.stored.size) { i ->
             val s = slice.stored[i]
-            val hu = s.toFloat() * slice.rescaleSlope + slice.rescaleIntercept
+            val hu = s.toFloat() * slope + intercept
             if (low != null && high != null && s >= low && s <= high) IchEdgeManifest.AIR_HU
             else max(hu, IchEdgeManifest.AIR_HU)
         }
@@ -156,9 +210,305 @@ object IchEdgePreprocessing {
         return out
     }
 
+    /** A (rows x columns) HU image from [toHu] to the model's uint8 input image. */
+    fun huToImage(hu: FloatArray, rows: Int, columns: Int): ByteArray =
+        windowsToUint8(areaResize(hu, rows, columns, IchEdgeManifest.INPUT_SIZE_PX))
+
     /** One slice to the model's uint8 input image. */
-    fun preprocess(slice: CtSlice): ByteArray =
-        windowsToUint8(areaResize(toHu(slice), slice.rows, slice.columns, IchEdgeManifest.INPUT_SIZE_PX))
+    fun preprocess(slice: CtSlice): ByteArray = huToImage(toHu(slice), slice.rows, slice.columns)
+}
+
+/** The verdicts of manifest.json -> input_checks.verdicts, as `ich-edge predict` gives them. */
+enum class Verdict {
+    /** A label's study probability reached its threshold (stays POSITIVE with incomplete coverage). */
+    POSITIVE,
+    /** No label positive, and the slices cover the head. */
+    NEGATIVE,
+    /** No label positive, but coverage is incomplete: not a negative; show the reasons. */
+    INCOMPLETE,
+    /** Not judged: the model was not run; show the reasons (they say how to fix the export). */
+    UNREADABLE,
+}
+
+/** What [IchEdgeModel.predict] says about one series. */
+class SeriesResult(
+    /** The verdict to show. */
+    val verdict: Verdict,
+    /** UNREADABLE: why the series was not judged. INCOMPLETE and POSITIVE: why coverage is
+     *  incomplete (for POSITIVE, show "coverage incomplete: ..."). Empty otherwise. */
+    val reasons: List<String>,
+    /** Slices skipped before judging (image axes off the series'), one line each. */
+    val skipped: List<String>,
+    /** The slices the model saw, bottom to top; empty when UNREADABLE. */
+    val slices: List<CtSlice>,
+    /** (slices x LABELS) probabilities, bottom to top; null when UNREADABLE: never show any. */
+    val sliceProbabilities: Array<FloatArray>?,
+    /** Study probability per label (max over slices); null when UNREADABLE. */
+    val studyProbabilities: FloatArray?,
+    /** The labels whose study probability reached STUDY_THRESHOLDS. */
+    val positiveLabels: List<String>,
+) {
+    companion object {
+        /** The result of a series that must not be judged. */
+        fun unreadable(reasons: List<String>, skipped: List<String>) =
+            SeriesResult(Verdict.UNREADABLE, reasons, skipped, emptyList(), null, null, emptyList())
+    }
+}
+
+/** The input checks of manifest.json -> input_checks, with its numbers (IchEdgeManifest). */
+object IchEdgeChecks {
+    private val AXIAL_NORMAL = doubleArrayOf(0.0, 0.0, 1.0)
+
+    private fun degreesOfCos(cos: Double) = Math.toDegrees(acos(cos.coerceIn(-1.0, 1.0)))
+
+    private fun text(x: Double): String = if (x == round(x)) x.toLong().toString() else x.toString()
+
+    /** `"3 slices (uid1, uid2, ...): reason"`, as ich-edge words a reason shared by several slices. */
+    fun slicesText(names: List<String>, reason: String): String {
+        val shown = names.take(2).joinToString(", ") + if (names.size > 2) ", ..." else ""
+        return "${names.size} slice${if (names.size != 1) "s" else ""} ($shown): $reason"
+    }
+
+    /** orientation: the larger angle (degrees) between the row directions and between the column
+     *  directions of two (0020,0037) orientations (180 when a direction has length 0). */
+    fun axesAngleDeg(a: DoubleArray, b: DoubleArray): Double {
+        var largest = 0.0
+        for (k in intArrayOf(0, 3)) {
+            val dot = a[k] * b[k] + a[k + 1] * b[k + 1] + a[k + 2] * b[k + 2]
+            val norms = sqrt(a[k] * a[k] + a[k + 1] * a[k + 1] + a[k + 2] * a[k + 2]) *
+                sqrt(b[k] * b[k] + b[k + 1] * b[k + 1] + b[k + 2] * b[k + 2])
+            largest = max(largest, degreesOfCos(if (norms > 0) dot / norms else -1.0))
+        }
+        return largest
+    }
+
+    /** orientation: the (0020,0037) most slices carry, grouped by their six cosines rounded to 3
+     *  decimals (the first group met on a tie), as its first slice's cosines; null when none has one. */
+    fun commonOrientation(slices: List<CtSlice>): DoubleArray? {
+        val orientations = slices.mapNotNull { it.imageOrientation }
+        fun key(o: DoubleArray) = o.map { round(it * 1000.0).toLong() }
+        val best = orientations.groupingBy { key(it) }.eachCount().maxByOrNull { it.value }?.key ?: return null
+        return orientations.first { key(it) == best }
+    }
+
+    /** Unit slice normal of the series (row x column cosines of [commonOrientation]) turned to the
+     *  head; axial (0, 0, 1) without an orientation or with a degenerate one. */
+    fun sliceNormal(slices: List<CtSlice>): DoubleArray {
+        val o = commonOrientation(slices) ?: return AXIAL_NORMAL
+        val n = doubleArrayOf(o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3])
+        val norm = sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
+        if (norm < 1e-6) return AXIAL_NORMAL
+        val sign = if (n[2] >= 0) 1.0 else -1.0
+        return DoubleArray(3) { sign * n[it] / norm }
+    }
+
+    /** Rule orientation: the slices whose image axes lie within MAX_ORIENTATION_DIFF_DEG of the
+     *  series' (and those without (0020,0037)); the others (a scout or reformat filed in the
+     *  series) are skipped, with one line each. */
+    fun keepSeriesOrientation(slices: List<CtSlice>): Pair<List<CtSlice>, List<String>> {
+        val common = commonOrientation(slices) ?: return Pair(slices, emptyList())
+        val skipped = mutableListOf<String>()
+        val kept = slices.filter { slice ->
+            val turn = slice.imageOrientation?.let { axesAngleDeg(it, common) }
+            if (turn != null && turn > IchEdgeManifest.MAX_ORIENTATION_DIFF_DEG) {
+                skipped += "${slice.sopInstanceUid}: image axes ${round(turn).toLong()} deg from the series' " +
+                    "(0020,0037) Image Orientation (Patient); slice skipped"
+            }
+            turn == null || turn <= IchEdgeManifest.MAX_ORIENTATION_DIFF_DEG
+        }
+        return Pair(kept, skipped)
+    }
+
+    /** Rule series, on the slices kept: why the series must not be judged, or null. */
+    fun seriesProblem(slices: List<CtSlice>): String? {
+        val m = IchEdgeManifest
+        val imageTypes = slices.map { s -> s.imageType?.joinToString("\\") { it.trim().uppercase() } ?: "" }
+        val imageType = imageTypes.groupingBy { it }.eachCount().maxByOrNull { it.value }?.key ?: ""
+        if (m.DROP_LOCALIZERS && "LOCALIZER" in imageType.split("\\")) return "localizer ((0008,0008) Image Type $imageType)"
+        val patients = slices.mapNotNull { it.patientId?.trim() }.filter { it.isNotEmpty() }.toSet()
+        if (patients.size > 1) {
+            return "its slices carry ${patients.size} different (0010,0020) Patient IDs: images of several patients in one series"
+        }
+        val tilt = degreesOfCos(min(1.0, abs(sliceNormal(slices)[2])))
+        if (tilt > m.MAX_TILT_DEG) {
+            return "not axial: slice normal ${round(tilt).toLong()} deg from the head axis (more than ${text(m.MAX_TILT_DEG)}); a reformat?"
+        }
+        val common = commonOrientation(slices)
+        if (common != null && axesAngleDeg(common, m.AXIAL_ORIENTATION) > m.MAX_AXIS_TURN_DEG) {
+            return "image axes mirrored or rotated: (0020,0037) Image Orientation (Patient) " +
+                "${common.joinToString("\\") { text(it) }}, where the model was trained on rows running to the " +
+                "patient's left and columns to the back (${m.AXIAL_ORIENTATION.joinToString("\\") { text(it) }}); " +
+                "export the series in the standard axial orientation"
+        }
+        return null
+    }
+
+    /** Rule pixel_module, per slice: why its HU are unknown (no valid Rescale Slope/Intercept, a
+     *  slope <= 0, padding whose HU reach soft tissue), or null. */
+    fun pixelModuleProblem(slice: CtSlice): String? {
+        val slope = slice.rescaleSlope
+        val intercept = slice.rescaleIntercept
+        for ((value, tag) in listOf(slope to "(0028,1053) Rescale Slope", intercept to "(0028,1052) Rescale Intercept")) {
+            if (value == null) {
+                return "$tag is missing; it is required (Type 1) on CT slices and without it the HU are unknown: " +
+                    "fix the export (PACS/anonymiser) so that it keeps the tag"
+            }
+            if (!value.isFinite()) return "$tag is not one finite number; the HU are unknown: fix the export that wrote it"
+        }
+        if (!(slope!! > 0f)) {
+            return "(0028,1053) Rescale Slope is $slope; it must be > 0 (0 gives every pixel one HU, a negative slope " +
+                "turns bone into air): fix the export that wrote it"
+        }
+        val padding = slice.paddingValue ?: return null
+        val ends = listOf(padding, slice.paddingRangeLimit ?: padding)
+        val lowHu = ends.min() * slope.toDouble() + intercept!!.toDouble()
+        val highHu = ends.max() * slope.toDouble() + intercept.toDouble()
+        val (tissueLow, tissueHigh) = IchEdgeManifest.PADDING_FORBIDDEN_RANGE_HU.toList()
+        if (lowHu <= tissueHigh && highHu >= tissueLow) {
+            val shown = if (lowHu == highHu) text(lowHu) else "${text(lowHu)}..${text(highHu)}"
+            return "(0028,0120) Pixel Padding Value (and (0028,0121) Range Limit) mark $shown HU as padding, inside the " +
+                "soft-tissue window ${text(tissueLow)}..${text(tissueHigh)} HU: brain, CSF and blood would become air; " +
+                "fix the export that wrote them"
+        }
+        return null
+    }
+
+    /** Rules series and pixel_module, before any pixel is decoded: why the series must not be
+     *  judged (the pixel-module reasons grouped by reason). Empty when it may be judged. */
+    fun unreadableReasons(slices: List<CtSlice>): List<String> {
+        seriesProblem(slices)?.let { return listOf("$it (prepare and predict leave such series out)") }
+        val byReason = LinkedHashMap<String, MutableList<String>>()
+        for (slice in slices) {
+            val reason = pixelModuleProblem(slice) ?: continue
+            byReason.getOrPut(reason) { mutableListOf() } += slice.sopInstanceUid
+        }
+        return byReason.map { (reason, names) -> slicesText(names, reason) }
+    }
+
+    /** Rule coverage, on the slices the model saw (bottom to top): why a negative cannot be
+     *  trusted; empty when coverage is complete. */
+    fun coverageReasons(slices: List<CtSlice>): List<String> {
+        val m = IchEdgeManifest
+        val reasons = mutableListOf<String>()
+        val n = slices.size
+        if (n < m.WINDOW_SLICES) reasons += "$n slice${if (n != 1) "s" else ""}, fewer than one window of the model (${m.WINDOW_SLICES})"
+        if (n == 0) return reasons
+        if (slices.any { it.heightMm == null }) {
+            return reasons + "slice positions (0020,0032) missing: how much of the head the series covers is unknown"
+        }
+        val heights = slices.map { it.heightMm!! }.sorted()
+        var extent = 0.0  // one slice: its thickness (not in CtSlice), under MIN_HEAD_EXTENT_MM anyway
+        if (n >= 2) {
+            val steps = heights.zipWithNext { a, b -> b - a }
+            val sortedSteps = steps.sorted()
+            val spacing = if (sortedSteps.size % 2 == 1) sortedSteps[sortedSteps.size / 2]
+                else (sortedSteps[sortedSteps.size / 2 - 1] + sortedSteps[sortedSteps.size / 2]) / 2
+            val largest = steps.max()
+            extent = heights.last() - heights.first() + spacing
+            if (largest > m.GAP_FACTOR * spacing) {
+                val at = steps.indexOf(largest)
+                val missing = max(1L, round(largest / spacing).toLong() - 1)
+                reasons += String.format(Locale.ROOT, "a %.1f mm gap between slices %d and %d (median spacing %.1f mm): " +
+                    "about %d slice%s missing", largest, at + 1, at + 2, spacing, missing, if (missing != 1L) "s" else "")
+            }
+        }
+        if (extent < m.MIN_HEAD_EXTENT_MM) {
+            reasons += String.format(Locale.ROOT, "covers %.0f mm along the slice axis, under the %s mm a negative needs " +
+                "(a head is about 140-160 mm): only part of the head was seen", extent, text(m.MIN_HEAD_EXTENT_MM))
+        }
+        return reasons
+    }
+}
+
+/** Rule hu: each slice's HU counted (after padding and sub-air values became AIR_HU, before the
+ *  resize). Each slice's own neighbours must correlate ([structureProblem]); the counts of the
+ *  other slices are added over the series in float64 and judged once with [problem]. */
+class HuCounts {
+    private var pixels = 0.0
+    private var air = 0.0
+    private var tissue = 0.0
+    private var aboveBone = 0.0
+    /** Pairs inside the body across (a pixel and its right-hand neighbour) and down (and the one
+     *  below): count, sum a, sum b, sum a*a, sum b*b, sum a*b. */
+    private val across = DoubleArray(6)
+    private val down = DoubleArray(6)
+
+    /** Add one (rows x columns) HU slice from [IchEdgePreprocessing.toHu]. */
+    fun add(hu: FloatArray, rows: Int, columns: Int) {
+        val m = IchEdgeManifest
+        pixels += hu.size
+        for (v in hu) {
+            val x = v.toDouble()
+            if (x <= m.AIR_MAX_HU) air += 1
+            if (x >= m.TISSUE_RANGE_HU[0] && x <= m.TISSUE_RANGE_HU[1]) tissue += 1
+            if (x > m.BONE_MAX_HU) aboveBone += 1
+        }
+        // Neighbours (a, b) inside the body (both above air) in every NEIGHBOUR_ROW_STEP-th row.
+        for (r in 0 until rows step m.NEIGHBOUR_ROW_STEP) for (c in 0 until columns) {
+            val i = r * columns + c
+            if (c + 1 < columns) addPair(across, hu[i].toDouble(), hu[i + 1].toDouble())
+            if (r + 1 < rows) addPair(down, hu[i].toDouble(), hu[i + columns].toDouble())
+        }
+    }
+
+    private fun addPair(sums: DoubleArray, a: Double, b: Double) {
+        if (a <= IchEdgeManifest.AIR_MAX_HU || b <= IchEdgeManifest.AIR_MAX_HU) return
+        sums[0] += 1; sums[1] += a; sums[2] += b; sums[3] += a * a; sums[4] += b * b; sums[5] += a * b
+    }
+
+    private fun correlation(sums: DoubleArray): Double? {
+        val pairs = sums[0]
+        if (pairs < IchEdgeManifest.MIN_NEIGHBOUR_PAIRS) return null
+        val meanA = sums[1] / pairs
+        val meanB = sums[2] / pairs
+        val varA = sums[3] / pairs - meanA * meanA
+        val varB = sums[4] / pairs - meanB * meanB
+        if (varA <= 0 || varB <= 0) return null
+        return (sums[5] / pairs - meanA * meanB) / sqrt(varA * varB)
+    }
+
+    /** The lower of the across and down correlations of neighbouring body pixels; null when
+     *  neither direction has MIN_NEIGHBOUR_PAIRS pairs and a spread. */
+    fun neighbourCorrelation(): Double? = listOfNotNull(correlation(across), correlation(down)).minOrNull()
+
+    /** [NO_STRUCTURE] when one slice's neighbours correlate under the bound (scrambled or wrongly
+     *  decoded pixels: the series is UNREADABLE), else null. */
+    fun structureProblem(): String? {
+        val correlation = neighbourCorrelation() ?: return null
+        return if (correlation < IchEdgeManifest.MIN_NEIGHBOUR_CORRELATION) NO_STRUCTURE else null
+    }
+
+    companion object {
+        /** Why a slice without image structure is refused (one text for every such slice). */
+        val NO_STRUCTURE = "no image structure: neighbouring pixels inside the body correlate under " +
+            "${IchEdgeManifest.MIN_NEIGHBOUR_CORRELATION} (a head's bone and brain lie in connected regions); the pixels " +
+            "are scrambled or decoded wrongly: check (0028,0010) Rows, (0028,0011) Columns and the transfer syntax of the export"
+    }
+
+    /** Why the series' HU are not a head's (then UNREADABLE), or null. */
+    fun problem(): String? {
+        val m = IchEdgeManifest
+        if (pixels == 0.0) return null
+        val shares = "air ${percent(air / pixels)}, soft tissue ${percent(tissue / pixels)}, " +
+            "above ${m.BONE_MAX_HU} HU ${percent(aboveBone / pixels)}"
+        val fix = "check (0028,1052) Rescale Intercept, (0028,1053) Rescale Slope and (0028,0103) Pixel Representation of the export"
+        val expected = when {
+            aboveBone / pixels > m.MAX_ABOVE_BONE_SHARE -> "at most ${percent(m.MAX_ABOVE_BONE_SHARE)} above ${m.BONE_MAX_HU} HU"
+            air / pixels < m.MIN_AIR_SHARE -> "at least ${percent(m.MIN_AIR_SHARE)} air at or below ${m.AIR_MAX_HU} HU"
+            tissue / pixels < m.MIN_TISSUE_SHARE -> "at least ${percent(m.MIN_TISSUE_SHARE)} soft tissue"
+            pixels > air && tissue / (pixels - air) < m.MIN_TISSUE_SHARE_OF_BODY ->
+                "at least ${percent(m.MIN_TISSUE_SHARE_OF_BODY)} soft tissue among the pixels above air"
+            else -> null
+        }
+        if (expected != null) return "implausible HU: $shares of the pixels ($expected expected); $fix"
+        val correlation = neighbourCorrelation()
+        if (correlation != null && correlation < m.MIN_NEIGHBOUR_CORRELATION) {
+            return NO_STRUCTURE.replace("correlate under", String.format(Locale.ROOT, "correlate %.2f, under", correlation))
+        }
+        return null
+    }
+
+    private fun percent(share: Double) = String.format(Locale.ROOT, "%.1f%%", 100 * share)
 }
 
 /** Window starts: 0, stride, 2*stride, ... while a window fits, plus one ending at the last slice. */
@@ -264,9 +614,47 @@ class IchEdgeModel(modelFile: File, numThreads: Int = 2) : AutoCloseable {
     fun studyProbabilities(sliceProbabilities: Array<FloatArray>): FloatArray =
         FloatArray(numLabels) { l -> sliceProbabilities.maxOf { it[l] } }
 
-    /** Whole series: sort bottom to top, preprocess, predict. */
-    fun predict(slices: List<CtSlice>): Array<FloatArray> =
-        predictSeries(slices.sortedBy { it.heightMm }.map { IchEdgePreprocessing.preprocess(it) })
+    /** The labels whose study probability reaches STUDY_THRESHOLDS (probability >= threshold). */
+    fun positiveLabels(studyProbabilities: FloatArray): List<String> =
+        IchEdgeManifest.LABELS.filterIndexed { l, _ -> studyProbabilities[l] >= IchEdgeManifest.STUDY_THRESHOLDS[l] }
+
+    /** One series (its slices in any order), judged as `ich-edge predict` judges it, in the order
+     *  of manifest.json -> input_checks.order:
+     *  1. slices whose image axes are off the series' are skipped ([SeriesResult.skipped]);
+     *  2. the series and pixel-module rules: UNREADABLE, nothing decoded, the model not run;
+     *  3. each slice to HU, counted (HuCounts) and preprocessed; HU that are no head's: UNREADABLE,
+     *     the model not run;
+     *  4. the model on the slices bottom to top; no positive label and incomplete coverage:
+     *     INCOMPLETE, not NEGATIVE. */
+    fun predict(slices: List<CtSlice>): SeriesResult {
+        require(slices.isNotEmpty()) { "no slices" }
+        val (kept, skipped) = IchEdgeChecks.keepSeriesOrientation(slices)
+        val refused = IchEdgeChecks.unreadableReasons(kept)
+        if (refused.isNotEmpty()) return SeriesResult.unreadable(refused, skipped)
+        val sorted = kept.sortedBy { it.heightMm }  // without positions: the order given (sort by Instance Number)
+        val counts = HuCounts()
+        val noStructure = mutableListOf<String>()  // slices whose own pixels do not correlate
+        val images = sorted.map { slice ->
+            val hu = IchEdgePreprocessing.toHu(slice)
+            val one = HuCounts().apply { add(hu, slice.rows, slice.columns) }
+            if (one.structureProblem() != null) noStructure += slice.sopInstanceUid else counts.add(hu, slice.rows, slice.columns)
+            IchEdgePreprocessing.huToImage(hu, slice.rows, slice.columns)
+        }
+        if (noStructure.isNotEmpty()) {
+            return SeriesResult.unreadable(listOf(IchEdgeChecks.slicesText(noStructure, HuCounts.NO_STRUCTURE)), skipped)
+        }
+        counts.problem()?.let { return SeriesResult.unreadable(listOf(it), skipped) }
+        val sliceProbabilities = predictSeries(images)
+        val study = studyProbabilities(sliceProbabilities)
+        val positive = positiveLabels(study)
+        val coverage = IchEdgeChecks.coverageReasons(sorted)
+        val verdict = when {
+            positive.isNotEmpty() -> Verdict.POSITIVE
+            coverage.isEmpty() -> Verdict.NEGATIVE
+            else -> Verdict.INCOMPLETE
+        }
+        return SeriesResult(verdict, coverage, skipped, sorted, sliceProbabilities, study, positive)
+    }
 
     override fun close() = interpreter.close()
 }

@@ -11,6 +11,10 @@
 // signature runners). Its Tensor has no int8 data type: read int8 outputs with 2.17.0 only
 // through the C API; IchEdgeModel refuses such a model at init.
 //
+// IchEdgeModel.predict applies the input checks of manifest.json -> input_checks (IchEdgeChecks)
+// and answers a SeriesResult: positive, negative, incomplete (no positive label, but too little of
+// the head was seen) or unreadable (not judged, no probability), as the Kotlin snippet does.
+//
 // Research demo on synthetic training data: a triage aid, not a diagnosis.
 
 import Foundation
@@ -59,35 +63,83 @@ enum IchEdgeManifest {
     // Operating points: positive when probability >= threshold, per label (labels order).
     static let sliceThresholds: [Float] = [0.17540827, 0.086683095, 0.12443909, 0.20646593, 0.06950508, 0.16442531]
     static let studyThresholds: [Float] = [0.65224385, 0.5674597, 0.5442591, 0.8362697, 0.26542264, 0.63145685]
+
+    // Input checks (input_checks): when a series is not judged (unreadable) or a negative is not
+    // trusted (incomplete); the numbers of the rules `ich-edge predict` applies.
+    // orientation
+    static let maxOrientationDiffDeg = 5.0
+    // series
+    static let dropLocalizers = true
+    static let maxTiltDeg = 45.0
+    static let maxAxisTurnDeg = 45.0
+    static let axialOrientation: [Double] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    // pixel_module
+    static let paddingForbiddenRangeHu: [Double] = [-100.0, 100.0]
+    // hu
+    static let airMaxHu = -900.0
+    static let tissueRangeHu: [Double] = [-100.0, 100.0]
+    static let boneMaxHu = 3000.0
+    static let minAirShare = 0.01
+    static let minTissueShare = 0.01
+    static let minTissueShareOfBody = 0.25
+    static let maxAboveBoneShare = 0.01
+    static let minNeighbourCorrelation = 0.25
+    static let minNeighbourPairs = 1000
+    static let neighbourRowStep = 4
+    // coverage (and windowSlices slices)
+    static let minHeadExtentMm = 100.0
+    static let gapFactor = 1.5
 }
 
-/// One CT slice as decoded by the app's DICOM library.
+/// One CT slice ((0008,0060) Modality CT) as decoded by the app's DICOM library. A header value
+/// that is absent, empty or not one number is nil: never fill in a default (a Rescale Intercept
+/// assumed 0 makes every HU 1024 too high).
 struct CtSlice {
     /// (7FE0,0010) Pixel Data, row-major, masked to (0028,0101) Bits Stored and sign-extended
     /// when (0028,0103) Pixel Representation is 1. Not inverted for MONOCHROME1.
     var stored: [Int32]
+    /// (0028,0010) Rows.
     var rows: Int
+    /// (0028,0011) Columns.
     var columns: Int
-    var rescaleSlope: Float = 1           // (0028,1053), 1 when absent
-    var rescaleIntercept: Float = 0       // (0028,1052), 0 when absent
-    var paddingValue: Int32? = nil        // (0028,0120) Pixel Padding Value
-    var paddingRangeLimit: Int32? = nil   // (0028,0121) Pixel Padding Range Limit
+    /// (0028,1053) Rescale Slope; nil when absent or not one number (the series is unreadable).
+    var rescaleSlope: Float?
+    /// (0028,1052) Rescale Intercept; nil when absent or not one number (the series is unreadable).
+    var rescaleIntercept: Float?
+    /// (0028,0120) Pixel Padding Value, in the bit pattern of `stored` (masked, sign-extended).
+    var paddingValue: Int32? = nil
+    /// (0028,0121) Pixel Padding Range Limit, in the bit pattern of `stored`.
+    var paddingRangeLimit: Int32? = nil
     /// (0020,0032) Image Position (Patient) projected on the slice normal (cross product of the
     /// row and column cosines of (0020,0037), negated when its z is negative, so it points to the
-    /// head); ascending = bottom of the head to the top.
-    var heightMm: Double
+    /// head; without (0020,0037), the position's z); ascending = bottom of the head to the top.
+    /// nil when (0020,0032) is absent: coverage is then unknown, and no series is negative.
+    var heightMm: Double?
+    /// (0008,0018) SOP Instance UID: names the slice in reasons.
     var sopInstanceUid: String
+    /// (0020,0037) Image Orientation (Patient): the row cosines, then the column cosines (6 values).
+    var imageOrientation: [Double]? = nil
+    /// (0008,0008) Image Type values (e.g. ORIGINAL, PRIMARY, AXIAL).
+    var imageType: [String]? = nil
+    /// (0010,0020) Patient ID.
+    var patientId: String? = nil
 }
 
 enum IchEdgePreprocessing {
     /// HU = stored * slope + intercept (Float); padding and everything below air -> airHu.
-    static func toHu(_ slice: CtSlice) -> [Float] {
+    /// Refuses (throws) a slice whose HU are unknown: no valid Rescale Slope and Intercept, or
+    /// padding over soft tissue (IchEdgeChecks.pixelModuleProblem).
+    static func toHu(_ slice: CtSlice) throws -> [Float] {
+        if let problem = IchEdgeChecks.pixelModuleProblem(slice) {
+            throw IchEdgeModelError.unknownHu("\(slice.sopInstanceUid): \(problem)")
+        }
+        let slope = slice.rescaleSlope ?? 0, intercept = slice.rescaleIntercept ?? 0  // both checked above
         let limit = slice.paddingRangeLimit ?? slice.paddingValue
         return slice.stored.map { s in
             if let value = slice.paddingValue, let other = limit, s >= min(value, other), s <= max(value, other) {
                 return IchEdgeManifest.airHu
             }
-            return max(Float(s) * slice.rescaleSlope + slice.rescaleIntercept, IchEdgeManifest.airHu)
+            return max(Float(s) * slope + intercept, IchEdgeManifest.airHu)
         }
     }
 
@@ -141,11 +193,316 @@ enum IchEdgePreprocessing {
         return out
     }
 
-    /// One slice to the model's uint8 input image.
-    static func preprocess(_ slice: CtSlice) -> [UInt8] {
-        let size = IchEdgeManifest.inputSizePx
-        return windowsToUint8(areaResize(toHu(slice), rows: slice.rows, cols: slice.columns, size: size))
+    /// A (rows x columns) HU image from toHu to the model's uint8 input image.
+    static func huToImage(_ hu: [Float], rows: Int, columns: Int) -> [UInt8] {
+        windowsToUint8(areaResize(hu, rows: rows, cols: columns, size: IchEdgeManifest.inputSizePx))
     }
+
+    /// One slice to the model's uint8 input image.
+    static func preprocess(_ slice: CtSlice) throws -> [UInt8] {
+        huToImage(try toHu(slice), rows: slice.rows, columns: slice.columns)
+    }
+}
+
+/// The verdicts of manifest.json -> input_checks.verdicts, as `ich-edge predict` gives them.
+enum Verdict: String {
+    /// A label's study probability reached its threshold (stays positive with incomplete coverage).
+    case positive = "POSITIVE"
+    /// No label positive, and the slices cover the head.
+    case negative = "NEGATIVE"
+    /// No label positive, but coverage is incomplete: not a negative; show the reasons.
+    case incomplete = "INCOMPLETE"
+    /// Not judged: the model was not run; show the reasons (they say how to fix the export).
+    case unreadable = "UNREADABLE"
+}
+
+/// What IchEdgeModel.predict says about one series.
+struct SeriesResult {
+    /// The verdict to show.
+    let verdict: Verdict
+    /// unreadable: why the series was not judged. incomplete and positive: why coverage is
+    /// incomplete (for positive, show "coverage incomplete: ..."). Empty otherwise.
+    let reasons: [String]
+    /// Slices skipped before judging (image axes off the series'), one line each.
+    let skipped: [String]
+    /// The slices the model saw, bottom to top; empty when unreadable.
+    let slices: [CtSlice]
+    /// (slices x labels) probabilities, bottom to top; nil when unreadable: never show any.
+    let sliceProbabilities: [[Float]]?
+    /// Study probability per label (max over slices); nil when unreadable.
+    let studyProbabilities: [Float]?
+    /// The labels whose study probability reached studyThresholds.
+    let positiveLabels: [String]
+
+    /// The result of a series that must not be judged.
+    static func unreadable(_ reasons: [String], skipped: [String]) -> SeriesResult {
+        SeriesResult(verdict: .unreadable, reasons: reasons, skipped: skipped, slices: [],
+                     sliceProbabilities: nil, studyProbabilities: nil, positiveLabels: [])
+    }
+}
+
+/// The input checks of manifest.json -> input_checks, with its numbers (IchEdgeManifest).
+enum IchEdgeChecks {
+    private static let axialNormal: [Double] = [0, 0, 1]
+
+    private static func degreesOfCos(_ cos: Double) -> Double { acos(min(max(cos, -1), 1)) * 180 / Double.pi }
+
+    private static func text(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
+
+    /// "3 slices (uid1, uid2, ...): reason", as ich-edge words a reason shared by several slices.
+    static func slicesText(_ names: [String], _ reason: String) -> String {
+        let shown = names.prefix(2).joined(separator: ", ") + (names.count > 2 ? ", ..." : "")
+        let plural = names.count != 1 ? "s" : ""
+        return "\(names.count) slice\(plural) (\(shown)): \(reason)"
+    }
+
+    /// orientation: the larger angle (degrees) between the row directions and between the column
+    /// directions of two (0020,0037) orientations (180 when a direction has length 0).
+    static func axesAngleDeg(_ a: [Double], _ b: [Double]) -> Double {
+        var largest = 0.0
+        for k in [0, 3] {
+            let dot = a[k] * b[k] + a[k + 1] * b[k + 1] + a[k + 2] * b[k + 2]
+            let norms = (a[k] * a[k] + a[k + 1] * a[k + 1] + a[k + 2] * a[k + 2]).squareRoot() *
+                (b[k] * b[k] + b[k + 1] * b[k + 1] + b[k + 2] * b[k + 2]).squareRoot()
+            largest = max(largest, degreesOfCos(norms > 0 ? dot / norms : -1))
+        }
+        return largest
+    }
+
+    /// orientation: the (0020,0037) most slices carry, grouped by their six cosines rounded to 3
+    /// decimals (the first group met on a tie), as its first slice's cosines; nil when none has one.
+    static func commonOrientation(_ slices: [CtSlice]) -> [Double]? {
+        var keys: [[Int]] = [], counts: [Int] = [], firsts: [[Double]] = []
+        for slice in slices {
+            guard let o = slice.imageOrientation else { continue }
+            let key = o.map { Int(($0 * 1000).rounded(.toNearestOrEven)) }
+            if let i = keys.firstIndex(of: key) { counts[i] += 1 } else { keys.append(key); counts.append(1); firsts.append(o) }
+        }
+        guard let best = counts.max(), let i = counts.firstIndex(of: best) else { return nil }
+        return firsts[i]
+    }
+
+    /// Unit slice normal of the series (row x column cosines of commonOrientation) turned to the
+    /// head; axial (0, 0, 1) without an orientation or with a degenerate one.
+    static func sliceNormal(_ slices: [CtSlice]) -> [Double] {
+        guard let o = commonOrientation(slices) else { return axialNormal }
+        let n = [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]]
+        let norm = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).squareRoot()
+        if norm < 1e-6 { return axialNormal }
+        let sign: Double = n[2] >= 0 ? 1 : -1
+        return n.map { sign * $0 / norm }
+    }
+
+    /// Rule orientation: the slices whose image axes lie within maxOrientationDiffDeg of the
+    /// series' (and those without (0020,0037)); the others (a scout or reformat filed in the
+    /// series) are skipped, with one line each.
+    static func keepSeriesOrientation(_ slices: [CtSlice]) -> (kept: [CtSlice], skipped: [String]) {
+        guard let common = commonOrientation(slices) else { return (slices, []) }
+        var kept: [CtSlice] = [], skipped: [String] = []
+        for slice in slices {
+            let turn = slice.imageOrientation.map { axesAngleDeg($0, common) }
+            if let turn = turn, turn > IchEdgeManifest.maxOrientationDiffDeg {
+                skipped.append("\(slice.sopInstanceUid): image axes \(Int(turn.rounded())) deg from the series' " +
+                               "(0020,0037) Image Orientation (Patient); slice skipped")
+            } else {
+                kept.append(slice)
+            }
+        }
+        return (kept, skipped)
+    }
+
+    /// Rule series, on the slices kept: why the series must not be judged, or nil.
+    static func seriesProblem(_ slices: [CtSlice]) -> String? {
+        let m = IchEdgeManifest.self
+        var types: [String] = [], typeCounts: [Int] = []
+        for slice in slices {
+            let type = (slice.imageType ?? []).map { $0.uppercased() }.joined(separator: "\\")
+            if let i = types.firstIndex(of: type) { typeCounts[i] += 1 } else { types.append(type); typeCounts.append(1) }
+        }
+        let imageType = typeCounts.max().flatMap { typeCounts.firstIndex(of: $0) }.map { types[$0] } ?? ""
+        if m.dropLocalizers && imageType.components(separatedBy: "\\").contains("LOCALIZER") {
+            return "localizer ((0008,0008) Image Type \(imageType))"
+        }
+        let patients = Set(slices.compactMap { $0.patientId }.filter { !$0.isEmpty })
+        if patients.count > 1 {
+            return "its slices carry \(patients.count) different (0010,0020) Patient IDs: images of several patients in one series"
+        }
+        let tilt = degreesOfCos(min(1, abs(sliceNormal(slices)[2])))
+        if tilt > m.maxTiltDeg {
+            return "not axial: slice normal \(Int(tilt.rounded())) deg from the head axis (more than \(text(m.maxTiltDeg))); a reformat?"
+        }
+        if let common = commonOrientation(slices), axesAngleDeg(common, m.axialOrientation) > m.maxAxisTurnDeg {
+            let shown = common.map { text($0) }.joined(separator: "\\")
+            let axial = m.axialOrientation.map { text($0) }.joined(separator: "\\")
+            return "image axes mirrored or rotated: (0020,0037) Image Orientation (Patient) \(shown), where the model " +
+                "was trained on rows running to the patient's left and columns to the back (\(axial)); " +
+                "export the series in the standard axial orientation"
+        }
+        return nil
+    }
+
+    /// Rule pixel_module, per slice: why its HU are unknown (no valid Rescale Slope/Intercept, a
+    /// slope <= 0, padding whose HU reach soft tissue), or nil.
+    static func pixelModuleProblem(_ slice: CtSlice) -> String? {
+        for (value, tag) in [(slice.rescaleSlope, "(0028,1053) Rescale Slope"), (slice.rescaleIntercept, "(0028,1052) Rescale Intercept")] {
+            guard let value = value else {
+                return "\(tag) is missing; it is required (Type 1) on CT slices and without it the HU are unknown: " +
+                    "fix the export (PACS/anonymiser) so that it keeps the tag"
+            }
+            if !value.isFinite { return "\(tag) is not one finite number; the HU are unknown: fix the export that wrote it" }
+        }
+        guard let slope = slice.rescaleSlope, let intercept = slice.rescaleIntercept else { return nil }
+        if !(slope > 0) {
+            return "(0028,1053) Rescale Slope is \(slope); it must be > 0 (0 gives every pixel one HU, a negative slope " +
+                "turns bone into air): fix the export that wrote it"
+        }
+        guard let padding = slice.paddingValue else { return nil }
+        let limit = slice.paddingRangeLimit ?? padding
+        let lowHu = Double(min(padding, limit)) * Double(slope) + Double(intercept)
+        let highHu = Double(max(padding, limit)) * Double(slope) + Double(intercept)
+        let tissueLow = IchEdgeManifest.paddingForbiddenRangeHu[0], tissueHigh = IchEdgeManifest.paddingForbiddenRangeHu[1]
+        if lowHu <= tissueHigh && highHu >= tissueLow {
+            let shown = lowHu == highHu ? text(lowHu) : text(lowHu) + ".." + text(highHu)
+            return "(0028,0120) Pixel Padding Value (and (0028,0121) Range Limit) mark \(shown) HU as padding, inside the " +
+                "soft-tissue window \(text(tissueLow))..\(text(tissueHigh)) HU: brain, CSF and blood would become air; " +
+                "fix the export that wrote them"
+        }
+        return nil
+    }
+
+    /// Rules series and pixel_module, before any pixel is decoded: why the series must not be
+    /// judged (the pixel-module reasons grouped by reason). Empty when it may be judged.
+    static func unreadableReasons(_ slices: [CtSlice]) -> [String] {
+        if let problem = seriesProblem(slices) { return ["\(problem) (prepare and predict leave such series out)"] }
+        var reasons: [String] = [], names: [[String]] = []
+        for slice in slices {
+            guard let reason = pixelModuleProblem(slice) else { continue }
+            if let i = reasons.firstIndex(of: reason) { names[i].append(slice.sopInstanceUid) } else {
+                reasons.append(reason); names.append([slice.sopInstanceUid])
+            }
+        }
+        return (0..<reasons.count).map { slicesText(names[$0], reasons[$0]) }
+    }
+
+    /// Rule coverage, on the slices the model saw (bottom to top): why a negative cannot be
+    /// trusted; empty when coverage is complete.
+    static func coverageReasons(_ slices: [CtSlice]) -> [String] {
+        let m = IchEdgeManifest.self
+        var reasons: [String] = []
+        let n = slices.count
+        if n < m.windowSlices { reasons.append("\(n) slice\(n != 1 ? "s" : ""), fewer than one window of the model (\(m.windowSlices))") }
+        if n == 0 { return reasons }
+        let known = slices.compactMap { $0.heightMm }
+        if known.count < n {
+            return reasons + ["slice positions (0020,0032) missing: how much of the head the series covers is unknown"]
+        }
+        let heights = known.sorted()
+        var extent = 0.0  // one slice: its thickness (not in CtSlice), under minHeadExtentMm anyway
+        if n >= 2 {
+            let steps = (1..<n).map { heights[$0] - heights[$0 - 1] }
+            let sortedSteps = steps.sorted(), half = sortedSteps.count / 2
+            let spacing = sortedSteps.count % 2 == 1 ? sortedSteps[half] : (sortedSteps[half - 1] + sortedSteps[half]) / 2
+            let largest = steps.max() ?? 0
+            extent = heights[n - 1] - heights[0] + spacing
+            if largest > m.gapFactor * spacing, let at = steps.firstIndex(of: largest) {
+                let missing = max(1, Int((largest / spacing).rounded(.toNearestOrEven)) - 1)
+                reasons.append(String(format: "a %.1f mm gap between slices %d and %d (median spacing %.1f mm): ", largest, at + 1, at + 2, spacing) +
+                               "about \(missing) slice\(missing != 1 ? "s" : "") missing")
+            }
+        }
+        if extent < m.minHeadExtentMm {
+            reasons.append(String(format: "covers %.0f mm along the slice axis, ", extent) +
+                           "under the \(text(m.minHeadExtentMm)) mm a negative needs (a head is about 140-160 mm): only part of the head was seen")
+        }
+        return reasons
+    }
+}
+
+/// Rule hu: each slice's HU counted (after padding and sub-air values became airHu, before the
+/// resize). Each slice's own neighbours must correlate (structureProblem()); the counts of the
+/// other slices are added over the series in Double and judged once with problem().
+struct HuCounts {
+    private var pixels = 0.0, air = 0.0, tissue = 0.0, aboveBone = 0.0
+    /// Pairs inside the body across (a pixel and its right-hand neighbour) and down (and the one
+    /// below): count, sum a, sum b, sum a*a, sum b*b, sum a*b.
+    private var across = [Double](repeating: 0, count: 6), down = [Double](repeating: 0, count: 6)
+
+    /// Why a slice without image structure is refused (one text for every such slice).
+    static let noStructure = "no image structure: neighbouring pixels inside the body correlate under " +
+        "\(IchEdgeManifest.minNeighbourCorrelation) (a head's bone and brain lie in connected regions); the pixels " +
+        "are scrambled or decoded wrongly: check (0028,0010) Rows, (0028,0011) Columns and the transfer syntax of the export"
+
+    /// Add one (rows x columns) HU slice from IchEdgePreprocessing.toHu.
+    mutating func add(_ hu: [Float], rows: Int, columns: Int) {
+        let m = IchEdgeManifest.self
+        pixels += Double(hu.count)
+        for v in hu {
+            let x = Double(v)
+            if x <= m.airMaxHu { air += 1 }
+            if x >= m.tissueRangeHu[0] && x <= m.tissueRangeHu[1] { tissue += 1 }
+            if x > m.boneMaxHu { aboveBone += 1 }
+        }
+        // Neighbours (a, b) inside the body (both above air) in every neighbourRowStep-th row.
+        for r in stride(from: 0, to: rows, by: m.neighbourRowStep) { for c in 0..<columns {
+            let i = r * columns + c
+            if c + 1 < columns { HuCounts.addPair(&across, Double(hu[i]), Double(hu[i + 1])) }
+            if r + 1 < rows { HuCounts.addPair(&down, Double(hu[i]), Double(hu[i + columns])) }
+        } }
+    }
+
+    private static func addPair(_ sums: inout [Double], _ a: Double, _ b: Double) {
+        if a <= IchEdgeManifest.airMaxHu || b <= IchEdgeManifest.airMaxHu { return }
+        sums[0] += 1; sums[1] += a; sums[2] += b; sums[3] += a * a; sums[4] += b * b; sums[5] += a * b
+    }
+
+    private func correlation(_ sums: [Double]) -> Double? {
+        let pairs = sums[0]
+        if pairs < Double(IchEdgeManifest.minNeighbourPairs) { return nil }
+        let meanA = sums[1] / pairs, meanB = sums[2] / pairs
+        let varA = sums[3] / pairs - meanA * meanA, varB = sums[4] / pairs - meanB * meanB
+        if varA <= 0 || varB <= 0 { return nil }
+        return (sums[5] / pairs - meanA * meanB) / (varA * varB).squareRoot()
+    }
+
+    /// The lower of the across and down correlations of neighbouring body pixels; nil when
+    /// neither direction has minNeighbourPairs pairs and a spread.
+    func neighbourCorrelation() -> Double? {
+        [correlation(across), correlation(down)].compactMap { $0 }.min()
+    }
+
+    /// noStructure when one slice's neighbours correlate under the bound (scrambled or wrongly
+    /// decoded pixels: the series is unreadable), else nil.
+    func structureProblem() -> String? {
+        guard let correlation = neighbourCorrelation() else { return nil }
+        return correlation < IchEdgeManifest.minNeighbourCorrelation ? HuCounts.noStructure : nil
+    }
+
+    /// Why the series' HU are not a head's (then unreadable), or nil.
+    func problem() -> String? {
+        let m = IchEdgeManifest.self
+        if pixels == 0 { return nil }
+        let shares = "air \(percent(air / pixels)), soft tissue \(percent(tissue / pixels)), " +
+            "above \(m.boneMaxHu) HU \(percent(aboveBone / pixels))"
+        let fix = "check (0028,1052) Rescale Intercept, (0028,1053) Rescale Slope and (0028,0103) Pixel Representation of the export"
+        var expected: String? = nil
+        if aboveBone / pixels > m.maxAboveBoneShare {
+            expected = "at most \(percent(m.maxAboveBoneShare)) above \(m.boneMaxHu) HU"
+        } else if air / pixels < m.minAirShare {
+            expected = "at least \(percent(m.minAirShare)) air at or below \(m.airMaxHu) HU"
+        } else if tissue / pixels < m.minTissueShare {
+            expected = "at least \(percent(m.minTissueShare)) soft tissue"
+        } else if pixels > air && tissue / (pixels - air) < m.minTissueShareOfBody {
+            expected = "at least \(percent(m.minTissueShareOfBody)) soft tissue among the pixels above air"
+        }
+        if let expected = expected { return "implausible HU: \(shares) of the pixels (\(expected) expected); \(fix)" }
+        if let correlation = neighbourCorrelation(), correlation < m.minNeighbourCorrelation {
+            return HuCounts.noStructure.replacingOccurrences(
+                of: "correlate under", with: String(format: "correlate %.2f, under", correlation))
+        }
+        return nil
+    }
+
+    private func percent(_ share: Double) -> String { String(format: "%.1f%%", 100 * share) }
 }
 
 /// Window starts: 0, stride, 2*stride, ... while a window fits, plus one ending at the last slice.
@@ -160,6 +517,8 @@ func windowStarts(_ numSlices: Int) -> [Int] {
 enum IchEdgeModelError: Error {
     /// TensorFlowLiteSwift 2.17.0's Tensor.DataType has no int8: output(named:) would throw.
     case unreadableOutputType(String)
+    /// toHu was given a slice whose HU are unknown (the reason).
+    case unknownHu(String)
 }
 
 final class IchEdgeModel {
@@ -269,8 +628,46 @@ final class IchEdgeModel {
         (0..<numLabels).map { l in sliceProbabilities.map { $0[l] }.max() ?? 0 }
     }
 
-    /// Whole series: sort bottom to top, preprocess, predict.
-    func predict(_ slices: [CtSlice]) throws -> [[Float]] {
-        try predictSeries(slices.sorted { $0.heightMm < $1.heightMm }.map(IchEdgePreprocessing.preprocess))
+    /// The labels whose study probability reaches studyThresholds (probability >= threshold).
+    func positiveLabels(_ studyProbabilities: [Float]) -> [String] {
+        (0..<numLabels).filter { studyProbabilities[$0] >= IchEdgeManifest.studyThresholds[$0] }.map { IchEdgeManifest.labels[$0] }
+    }
+
+    /// One series (its slices in any order), judged as `ich-edge predict` judges it, in the order
+    /// of manifest.json -> input_checks.order:
+    /// 1. slices whose image axes are off the series' are skipped (SeriesResult.skipped);
+    /// 2. the series and pixel-module rules: unreadable, nothing decoded, the model not run;
+    /// 3. each slice to HU, counted (HuCounts) and preprocessed; HU that are no head's: unreadable,
+    ///    the model not run;
+    /// 4. the model on the slices bottom to top; no positive label and incomplete coverage:
+    ///    incomplete, not negative.
+    func predict(_ slices: [CtSlice]) throws -> SeriesResult {
+        precondition(!slices.isEmpty, "no slices")
+        let (kept, skipped) = IchEdgeChecks.keepSeriesOrientation(slices)
+        let refused = IchEdgeChecks.unreadableReasons(kept)
+        if !refused.isEmpty { return SeriesResult.unreadable(refused, skipped: skipped) }
+        // Bottom to top; without positions (nil first), the order given (sort by Instance Number).
+        let sorted = kept.sorted { ($0.heightMm ?? -Double.infinity) < ($1.heightMm ?? -Double.infinity) }
+        var counts = HuCounts()
+        var noStructure: [String] = []  // slices whose own pixels do not correlate
+        var images: [[UInt8]] = []
+        for slice in sorted {
+            let hu = try IchEdgePreprocessing.toHu(slice)
+            var one = HuCounts()
+            one.add(hu, rows: slice.rows, columns: slice.columns)
+            if one.structureProblem() != nil { noStructure.append(slice.sopInstanceUid) } else { counts.add(hu, rows: slice.rows, columns: slice.columns) }
+            images.append(IchEdgePreprocessing.huToImage(hu, rows: slice.rows, columns: slice.columns))
+        }
+        if !noStructure.isEmpty {
+            return SeriesResult.unreadable([IchEdgeChecks.slicesText(noStructure, HuCounts.noStructure)], skipped: skipped)
+        }
+        if let problem = counts.problem() { return SeriesResult.unreadable([problem], skipped: skipped) }
+        let sliceProbabilities = try predictSeries(images)
+        let study = studyProbabilities(sliceProbabilities)
+        let positive = positiveLabels(study)
+        let coverage = IchEdgeChecks.coverageReasons(sorted)
+        let verdict: Verdict = !positive.isEmpty ? .positive : (coverage.isEmpty ? .negative : .incomplete)
+        return SeriesResult(verdict: verdict, reasons: coverage, skipped: skipped, slices: sorted,
+                            sliceProbabilities: sliceProbabilities, studyProbabilities: study, positiveLabels: positive)
     }
 }

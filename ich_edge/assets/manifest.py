@@ -135,8 +135,8 @@ INPUT_CHECK_ORDER = [
     "1. per slice, before decoding: skip slices whose image axes are off the series' (orientation)",
     "2. per series, before the model: the series rules (series) and the pixel module of every slice "
     "(pixel_module); any failure: UNREADABLE, the model is not run",
-    "3. while decoding: add each slice's HU counts (hu); over the whole series they must look like a head, "
-    "else UNREADABLE and no probability is shown",
+    "3. while decoding: count each slice's HU (hu); a slice without image structure, or counts over the "
+    "series that are no head's: UNREADABLE and no probability is shown",
     "4. after the model: coverage; no positive label and incomplete coverage: INCOMPLETE instead of NEGATIVE",
 ]
 
