@@ -78,9 +78,9 @@ NO_STRUCTURE = (
 
 def _pair_sums(first: np.ndarray, second: np.ndarray) -> list[float]:
     """:data:`PAIR_SUMS` over the pairs (first, second) with both above air."""
-    first, second = first.astype(np.float64), second.astype(np.float64)
-    body = (first > AIR_MAX_HU) & (second > AIR_MAX_HU)
-    a, b = first[body], second[body]  # sums by einsum: a BLAS dot of this size is 100x slower under load
+    body = (first > AIR_MAX_HU) & (second > AIR_MAX_HU)  # compared as stored, then only the pairs widened
+    a, b = first[body].astype(np.float64), second[body].astype(np.float64)
+    # sums by einsum: a BLAS dot of this size is 100x slower under load
     return [a.size, a.sum(), b.sum(), np.einsum("i,i->", a, a), np.einsum("i,i->", b, b), np.einsum("i,i->", a, b)]
 
 
