@@ -47,7 +47,15 @@ def _repacked(data: bytes, edit) -> bytes:
     return bytes(builder.Output())
 
 
+def _drop_digest(model) -> None:
+    """Remove the weights digest: a file from another converter, or one converted before the digest."""
+    from ich_edge.runtime.flatbuffer import WEIGHTS_DIGEST_KEY
+
+    model.metadata = [m for m in model.metadata or [] if m.name not in (WEIGHTS_DIGEST_KEY, WEIGHTS_DIGEST_KEY.encode())]
+
+
 def _rename_signature(model, old: str, new: str) -> None:
+    _drop_digest(model)  # a foreign file: what it lacks must be named, not a digest it never had
     for sig in model.signatureDefs:
         if sig.signatureKey in (old, old.encode()):
             sig.signatureKey = new
@@ -199,7 +207,14 @@ def _read_all(blob: bytes) -> str:
 
 @functools.cache
 def _real() -> bytes:
-    return REAL_MODEL.read_bytes()  # not a fixture: hypothesis would print 115 kB with a failure
+    """The committed model without its weights digest (not a fixture: hypothesis would print 115 kB).
+
+    With the digest, 149 of 150 random damages are refused before the interpreter sees them
+    (and 1 passes: a flipped bit outside what the digest covers); without it, enough damaged files
+    reach LiteRT to show that those that pass the other checks run or raise ModelError: files
+    converted before the digest existed have none.
+    """
+    return _repacked(REAL_MODEL.read_bytes(), _drop_digest)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
