@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,13 @@ def series_key(series_uid: str) -> str:
     return hashlib.sha1(series_uid.encode("utf-8")).hexdigest()[:20]
 
 
+#: One ``np.load`` at a time: it parses the .npy header with ``ast.literal_eval``, and CPython
+#: 3.11.7 (this project's) can fail when two threads build ASTs at once ("AST constructor recursion
+#: depth mismatch", python/cpython#106905). Training reads series from several tf.data threads;
+#: one such failure ended a 24-epoch run at epoch 14. The header parse takes microseconds.
+_LOAD_LOCK = threading.Lock()
+
+
 class MappedImages:
     """Where a series' images live on disk; :meth:`load` maps them read-only (nothing is read yet)."""
 
@@ -58,7 +66,8 @@ class MappedImages:
 
     def load(self) -> np.ndarray:
         try:
-            return np.load(self.path, mmap_mode="r", allow_pickle=False)
+            with _LOAD_LOCK:
+                return np.load(self.path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as err:
             raise CacheError(f"{self.path} is damaged or missing ({err}); delete it and run prepare again to redo that series") from err
 
