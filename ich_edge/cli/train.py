@@ -38,6 +38,7 @@ def _given(**options) -> dict:
 @click.option("--backbone-weights", type=click.Path(dir_okay=False, path_type=str), help="Local weights file of the backbone (e.g. keras.applications MobileNetV2 ImageNet no_top .h5), loaded before the first epoch.")
 @click.option("--labels", "labels", type=click.Choice(["auto", "slice", "study"]), help="Train on slice labels, or on study labels only (loss on the max over slices); default auto.")
 @click.option("--study-pooling", type=click.Choice(["max", "noisy-or"]), help="Study-label loss on the max over slices (default) or their noisy-or.")
+@click.option("--output-bias", type=click.Choice(["prior", "zero"]), help="Start the output bias at each label's prior in the training set (default; learning starts at once) or at zero (every label at 0.5).")
 @click.option("--lr-scaling", type=click.Choice(["none", "linear"]), help="linear: --learning-rate is for a global batch of 8 and scales with --batch-size (default none).")
 @click.option("--mixed-precision/--no-mixed-precision", default=None, help="mixed_float16 training (GPUs); float32 output, loss and model.keras.")
 @click.option("--deterministic/--nondeterministic", default=None, help="TensorFlow op determinism: same seed, data and machine give the same weights (default on).")
@@ -45,7 +46,7 @@ def _given(**options) -> dict:
               "configuration continues (resume) and one with another configuration is refused.")
 def command(data, out, test, epochs, batch_size, learning_rate, backbone, width, feature_dim, rnn, rnn_units,
             window_slices, stride_slices, val_fraction, seed, patience, min_epochs, positive_weight, rotation_deg, max_minutes,
-            preset, backbone_weights, labels, study_pooling, lr_scaling, mixed_precision, deterministic, force) -> None:
+            preset, backbone_weights, labels, study_pooling, output_bias, lr_scaling, mixed_precision, deterministic, force) -> None:
     """Train the CNN-LSTM on a prepared cache.
 
     Splits the cache by study (seeded), trains on windows of consecutive slices with CT
@@ -63,7 +64,7 @@ def command(data, out, test, epochs, batch_size, learning_rate, backbone, width,
                                   val_fraction=val_fraction, seed=seed, patience=patience, min_epochs=min_epochs,
                                   max_minutes=max_minutes,
                                   positive_weight=positive_weight, rotation_deg=rotation_deg,
-                                  backbone_weights=backbone_weights, labels=labels, study_pooling=study_pooling, lr_scaling=lr_scaling,
+                                  backbone_weights=backbone_weights, labels=labels, study_pooling=study_pooling, output_bias=output_bias, lr_scaling=lr_scaling,
                                   mixed_precision=mixed_precision, deterministic=deterministic))
     sequence_config = SequenceConfig(**_given(window_slices=window_slices, stride_slices=stride_slices))
     if window_slices is not None and stride_slices is None:

@@ -43,6 +43,7 @@ from ich_edge.sequence import SequenceConfig
 from ich_edge.training import data as data_lib
 from ich_edge.training import distribute
 from ich_edge.training import loop
+from ich_edge.training import output_prior
 from ich_edge.training import report as report_lib
 from ich_edge.training import run as run_lib
 from ich_edge.training.keras import keras, tf
@@ -74,9 +75,13 @@ class TrainConfig:
     patience : epochs without a better validation loss before stopping.
     min_epochs : epochs that always run before early stopping may end the run (None: half of
         ``epochs``). The model often sits at the label prior for several epochs before it
-        finds the lesions (epoch 4 with seed 0, epoch 8 with seed 1 on the demo set), with a
-        noisy validation loss meanwhile; without this floor, seed 1 stopped at epoch 9 and
-        kept its epoch-3 weights (study AUC "any" 0.59).
+        finds the lesions (with the output bias at zero: epoch 4 with seed 0, epoch 8 with
+        seed 1, epoch 16 with seed 2 on the demo set), with a noisy validation loss
+        meanwhile; without this floor, seed 1 stopped at epoch 9 and kept its epoch-3
+        weights (study AUC "any" 0.59).
+    output_bias : where the output layer's bias starts: "prior" (the logit of each label's
+        prevalence in the training series, weighted like the loss: see
+        :mod:`ich_edge.training.output_prior`) or "zero" (every label at 0.5).
     max_minutes : stop after the epoch that would overrun this training time (None: no limit).
     flip, rotation_deg, shift_fraction, intensity_jitter : augmentation strength.
     specificity : specificity at which the operating thresholds are chosen on validation.
@@ -122,6 +127,7 @@ class TrainConfig:
     mixed_precision: bool = False
     deterministic: bool = True
     backbone_weights: str | None = None
+    output_bias: str = "prior"
 
     def __post_init__(self) -> None:
         if not 1 <= self.epochs <= 10_000:
@@ -146,6 +152,8 @@ class TrainConfig:
             raise ConfigError(f"labels must be one of {LABEL_MODES}, got {self.labels!r}")
         if self.study_pooling not in STUDY_POOLINGS:
             raise ConfigError(f"study_pooling must be one of {STUDY_POOLINGS}, got {self.study_pooling!r}")
+        if self.output_bias not in output_prior.OUTPUT_BIASES:
+            raise ConfigError(f"output_bias must be one of {output_prior.OUTPUT_BIASES}, got {self.output_bias!r}")
         if self.lr_scaling not in LR_SCALINGS:
             raise ConfigError(f"lr_scaling must be one of {LR_SCALINGS}, got {self.lr_scaling!r}")
         self.augment  # validates the augmentation fields
@@ -490,12 +498,22 @@ def _inputs(strategy, sets: _Sets, config: TrainConfig, sequence_config: Sequenc
     return inputs
 
 
+def _start_output_bias(head, sets: _Sets, config: TrainConfig, window: int, log) -> None:
+    """Start the output bias at the training series' weighted label prior (``config.output_bias``)."""
+    if config.output_bias != "prior":
+        return
+    bias = output_prior.prior_bias(sets.train, sets.label_mode, config.positive_weight, config.study_pooling, window)
+    output_prior.set_output_bias(head, bias)
+    log("output bias at the label prior: " + ", ".join(f"{name} {value:+.2f}" for name, value in zip(LABELS, bias)))
+
+
 def _fit(strategy, run_dir: Path, write_dir: Path, chief: bool, model_config: ModelConfig, config: TrainConfig,
-         inputs: loop.Inputs, state: dict, log):
+         inputs: loop.Inputs, sets: _Sets, state: dict, log):
     """Build and compile the model, resume or load backbone weights, fit, and load the best epoch's weights."""
     keras.utils.set_random_seed(config.seed)  # the weights' initial values depend on the seed only
     with strategy.scope(), precision_policy(config.mixed_precision):
-        encoder, _, model = build_model(model_config, inputs.window)
+        encoder, head, model = build_model(model_config, inputs.window)
+        _start_output_bias(head, sets, config, inputs.window, log)
         train_model, optimizer, schedule = compile_for_training(
             model, config, inputs.steps, inputs.window, model_config.input_size_px, inputs.label_mode)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
@@ -574,7 +592,7 @@ def train(
     state, chief = _begin(run_dir, run_config, sets.split, resume, strategy)
     inputs = _inputs(strategy, sets, config, sequence_config, state, log)
     with distribute.WriteDir(run_dir, strategy) as write_dir:
-        model = _fit(strategy, run_dir, write_dir.path, chief, model_config, config, inputs, state, log)
+        model = _fit(strategy, run_dir, write_dir.path, chief, model_config, config, inputs, sets, state, log)
         encoder, head, export = _export(model, model_config, sequence_config.window_slices, write_dir.path)
         if chief:
             write_json_atomic(run_dir / run_lib.CHECKPOINT_DIR / run_lib.STATE_FILE, state)
