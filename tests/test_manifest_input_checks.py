@@ -17,8 +17,8 @@ from ich_edge.assets.manifest import RULES, build_manifest, input_checks
 from ich_edge.dicom import plausibility
 from ich_edge.dicom.series import GAP_FACTOR, MAX_ORIENTATION_DIFF_DEG
 from ich_edge.dicom.write import AXIAL_ORIENTATION
-from ich_edge.ingest.series_filter import JUDGED
-from ich_edge.runtime.completeness import MIN_HEAD_EXTENT_MM
+from ich_edge.ingest.series_filter import JUDGED, SEND_INSTEAD
+from ich_edge.runtime.completeness import MAX_SLICE_SPACING_MM, MIN_HEAD_EXTENT_MM
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,10 +46,14 @@ def test_series_orientation_pixel_and_coverage_numbers_are_the_python_ones():
     assert series["max_tilt_deg"] == JUDGED.max_tilt_deg
     assert series["max_axis_turn_deg"] == JUDGED.max_axis_turn_deg
     assert series["axial_orientation"] == list(AXIAL_ORIENTATION)
+    assert series["min_slice_mm"] == JUDGED.min_slice_mm
+    assert series["field_of_view_mm_range"] == list(JUDGED.field_of_view_mm_range)
+    assert series["send_instead"] == SEND_INSTEAD
     assert checks["pixel_module"]["padding_forbidden_range_hu"] == list(plausibility.TISSUE_RANGE_HU)
     coverage = checks["coverage"]
     assert coverage["min_head_extent_mm"] == MIN_HEAD_EXTENT_MM
     assert coverage["gap_factor"] == GAP_FACTOR
+    assert coverage["max_slice_spacing_mm"] == MAX_SLICE_SPACING_MM
     assert coverage["min_slices_from"] == "sequence.window_slices"
 
 

@@ -84,6 +84,9 @@ object IchEdgeManifest {
     const val MAX_TILT_DEG = 45.0
     const val MAX_AXIS_TURN_DEG = 45.0
     val AXIAL_ORIENTATION = doubleArrayOf(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    const val MIN_SLICE_MM = 2.0
+    val FIELD_OF_VIEW_MM_RANGE = doubleArrayOf(160.0, 320.0)
+    const val SEND_INSTEAD = "send the routine axial head reconstruction (5 mm slices, 200-250 mm field of view)"
     // pixel_module
     val PADDING_FORBIDDEN_RANGE_HU = doubleArrayOf(-100.0, 100.0)
     // hu
@@ -100,6 +103,7 @@ object IchEdgeManifest {
     // coverage (and WINDOW_SLICES slices)
     const val MIN_HEAD_EXTENT_MM = 100.0
     const val GAP_FACTOR = 1.5
+    const val MAX_SLICE_SPACING_MM = 10.0
 }
 
 /** One CT slice ((0008,0060) Modality CT) as decoded by the app's DICOM library (dcm4che, or a
@@ -134,6 +138,10 @@ class CtSlice(
     val imageType: List<String>? = null,
     /** (0010,0020) Patient ID. */
     val patientId: String? = null,
+    /** (0018,0050) Slice Thickness in mm; null when absent or not one number. */
+    val sliceThicknessMm: Double? = null,
+    /** (0028,0030) Pixel Spacing in mm: the row spacing, then the column spacing (2 values). */
+    val pixelSpacingMm: DoubleArray? = null,
 )
 
 object IchEdgePreprocessing {
@@ -340,6 +348,45 @@ object IchEdgeChecks {
                 "patient's left and columns to the back (${m.AXIAL_ORIENTATION.joinToString("\\") { text(it) }}); " +
                 "export the series in the standard axial orientation"
         }
+        return acquisitionProblem(slices)
+    }
+
+    /** Median step between the sorted heights (two or more slices, all with a height), else null. */
+    fun sliceSpacingMm(slices: List<CtSlice>): Double? {
+        if (slices.size < 2 || slices.any { it.heightMm == null }) return null
+        return median(slices.map { it.heightMm!! }.sorted().zipWithNext { a, b -> b - a }.sorted())
+    }
+
+    private fun median(sorted: List<Double>): Double =
+        if (sorted.size % 2 == 1) sorted[sorted.size / 2] else (sorted[sorted.size / 2 - 1] + sorted[sorted.size / 2]) / 2
+
+    /** Series rules (5)-(7): thin slices, or a field of view that is not a head reconstruction's; or null. */
+    private fun acquisitionProblem(slices: List<CtSlice>): String? {
+        val m = IchEdgeManifest
+        val spacing = sliceSpacingMm(slices)
+        if (spacing != null && spacing < m.MIN_SLICE_MM) {
+            return String.format(Locale.ROOT, "thin slices: %.2f mm apart ((0020,0032) Image Position), under the %s mm " +
+                "the model reads; %s", spacing, text(m.MIN_SLICE_MM), m.SEND_INSTEAD)
+        }
+        for (slice in slices) {
+            val thickness = slice.sliceThicknessMm ?: continue
+            if (thickness < m.MIN_SLICE_MM) {
+                return "thin slices: (0018,0050) Slice Thickness ${text(thickness)} mm, under the ${text(m.MIN_SLICE_MM)} mm " +
+                    "the model reads; ${m.SEND_INSTEAD}"
+            }
+        }
+        val (low, high) = m.FIELD_OF_VIEW_MM_RANGE.toList()
+        for (slice in slices) {
+            val pixelMm = slice.pixelSpacingMm ?: continue
+            if (pixelMm.size != 2) continue
+            val width = slice.columns * pixelMm[1]
+            val height = slice.rows * pixelMm[0]
+            if (!(width >= low && width <= high && height >= low && height <= high)) {
+                return String.format(Locale.ROOT, "field of view %.0f x %.0f mm (Columns and Rows times (0028,0030) Pixel " +
+                    "Spacing), outside the %s-%s mm of a head reconstruction: the head would be shown at another scale " +
+                    "than the model was trained on; %s", width, height, text(low), text(high), m.SEND_INSTEAD)
+            }
+        }
         return null
     }
 
@@ -410,6 +457,10 @@ object IchEdgeChecks {
                 val missing = max(1L, round(largest / spacing).toLong() - 1)
                 reasons += String.format(Locale.ROOT, "a %.1f mm gap between slices %d and %d (median spacing %.1f mm): " +
                     "about %d slice%s missing", largest, at + 1, at + 2, spacing, missing, if (missing != 1L) "s" else "")
+            }
+            if (spacing > m.MAX_SLICE_SPACING_MM) {
+                reasons += String.format(Locale.ROOT, "slices %.1f mm apart, more than %.0f mm: the head between them was " +
+                    "not seen", spacing, m.MAX_SLICE_SPACING_MM)
             }
         }
         if (extent < m.MIN_HEAD_EXTENT_MM) {

@@ -73,6 +73,9 @@ enum IchEdgeManifest {
     static let maxTiltDeg = 45.0
     static let maxAxisTurnDeg = 45.0
     static let axialOrientation: [Double] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    static let minSliceMm = 2.0
+    static let fieldOfViewMmRange: [Double] = [160.0, 320.0]
+    static let sendInstead = "send the routine axial head reconstruction (5 mm slices, 200-250 mm field of view)"
     // pixel_module
     static let paddingForbiddenRangeHu: [Double] = [-100.0, 100.0]
     // hu
@@ -89,6 +92,7 @@ enum IchEdgeManifest {
     // coverage (and windowSlices slices)
     static let minHeadExtentMm = 100.0
     static let gapFactor = 1.5
+    static let maxSliceSpacingMm = 10.0
 }
 
 /// One CT slice ((0008,0060) Modality CT) as decoded by the app's DICOM library. A header value
@@ -123,6 +127,10 @@ struct CtSlice {
     var imageType: [String]? = nil
     /// (0010,0020) Patient ID.
     var patientId: String? = nil
+    /// (0018,0050) Slice Thickness in mm; nil when absent or not one number.
+    var sliceThicknessMm: Double? = nil
+    /// (0028,0030) Pixel Spacing in mm: the row spacing, then the column spacing (2 values).
+    var pixelSpacingMm: [Double]? = nil
 }
 
 enum IchEdgePreprocessing {
@@ -338,6 +346,41 @@ enum IchEdgeChecks {
                 "was trained on rows running to the patient's left and columns to the back (\(axial)); " +
                 "export the series in the standard axial orientation"
         }
+        return acquisitionProblem(slices)
+    }
+
+    /// Median step between the sorted heights (two or more slices, all with a height), else nil.
+    static func sliceSpacingMm(_ slices: [CtSlice]) -> Double? {
+        let known = slices.compactMap { $0.heightMm }
+        if slices.count < 2 || known.count < slices.count { return nil }
+        let heights = known.sorted()
+        let steps = (1..<heights.count).map { heights[$0] - heights[$0 - 1] }.sorted(), half = steps.count / 2
+        return steps.count % 2 == 1 ? steps[half] : (steps[half - 1] + steps[half]) / 2
+    }
+
+    /// Series rules (5)-(7): thin slices, or a field of view that is not a head reconstruction's; or nil.
+    private static func acquisitionProblem(_ slices: [CtSlice]) -> String? {
+        let m = IchEdgeManifest.self
+        if let spacing = sliceSpacingMm(slices), spacing < m.minSliceMm {
+            return String(format: "thin slices: %.2f mm apart ((0020,0032) Image Position), ", spacing) +
+                "under the \(text(m.minSliceMm)) mm the model reads; \(m.sendInstead)"
+        }
+        for slice in slices {
+            if let thickness = slice.sliceThicknessMm, thickness < m.minSliceMm {
+                return "thin slices: (0018,0050) Slice Thickness \(text(thickness)) mm, under the \(text(m.minSliceMm)) mm " +
+                    "the model reads; \(m.sendInstead)"
+            }
+        }
+        let low = m.fieldOfViewMmRange[0], high = m.fieldOfViewMmRange[1]
+        for slice in slices {
+            guard let pixelMm = slice.pixelSpacingMm, pixelMm.count == 2 else { continue }
+            let width = Double(slice.columns) * pixelMm[1], height = Double(slice.rows) * pixelMm[0]
+            if !(width >= low && width <= high && height >= low && height <= high) {
+                return String(format: "field of view %.0f x %.0f mm (Columns and Rows times (0028,0030) Pixel Spacing), ", width, height) +
+                    "outside the \(text(low))-\(text(high)) mm of a head reconstruction: the head would be shown at another " +
+                    "scale than the model was trained on; \(m.sendInstead)"
+            }
+        }
         return nil
     }
 
@@ -408,6 +451,10 @@ enum IchEdgeChecks {
                 let missing = max(1, Int((largest / spacing).rounded(.toNearestOrEven)) - 1)
                 reasons.append(String(format: "a %.1f mm gap between slices %d and %d (median spacing %.1f mm): ", largest, at + 1, at + 2, spacing) +
                                "about \(missing) slice\(missing != 1 ? "s" : "") missing")
+            }
+            if spacing > m.maxSliceSpacingMm {
+                reasons.append(String(format: "slices %.1f mm apart, more than %.0f mm: ", spacing, m.maxSliceSpacingMm) +
+                               "the head between them was not seen")
             }
         }
         if extent < m.minHeadExtentMm {

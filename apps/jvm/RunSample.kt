@@ -9,6 +9,7 @@
 // values on, input checks included: int n; per slice int rows, int columns, int hasSlope,
 // float slope, int hasIntercept, float intercept, int hasPadding, int paddingValue,
 // int paddingRangeLimit, int hasHeight, double heightMm, int hasOrientation, 6 doubles,
+// int hasThickness, double sliceThicknessMm, int hasPixelSpacing, 2 doubles (row, column spacing),
 // UTF imageType (values joined by a backslash; empty: absent), UTF patientId (empty: absent),
 // UTF sopInstanceUid, rows*columns ints of stored values. Every job runs on ONE IchEdgeModel, in order.
 // OUT_DIR gets results.json (per job: slice and study probabilities, null when not judged; for
@@ -46,6 +47,10 @@ private fun readSlice(input: DataInputStream): CtSlice {
     val heightMm = input.readDouble()
     val hasOrientation = input.readInt() == 1
     val orientation = DoubleArray(6) { input.readDouble() }
+    val hasThickness = input.readInt() == 1
+    val thickness = input.readDouble()
+    val hasPixelSpacing = input.readInt() == 1
+    val pixelSpacing = DoubleArray(2) { input.readDouble() }
     val imageType = input.readUTF()
     val patientId = input.readUTF()
     val uid = input.readUTF()
@@ -61,6 +66,8 @@ private fun readSlice(input: DataInputStream): CtSlice {
         imageOrientation = if (hasOrientation) orientation else null,
         imageType = if (imageType.isEmpty()) null else imageType.split("\\"),
         patientId = patientId.ifEmpty { null },
+        sliceThicknessMm = if (hasThickness) thickness else null,
+        pixelSpacingMm = if (hasPixelSpacing) pixelSpacing else null,
     )
 }
 

@@ -306,6 +306,13 @@ def render(template_name: str, values: dict[str, str]) -> str:
     return text
 
 
+def _plain_text(text: str) -> str:
+    """``text`` for a Kotlin/Swift string literal: refused when it holds a quote, backslash or ``$``."""
+    if any(ch in text for ch in '"\\$') or "\n" in text:
+        raise ConfigError(f"input_checks text {text!r} cannot go into a snippet's string literal as is")
+    return text
+
+
 def input_check_values(manifest: dict) -> dict[str, str]:
     """Placeholders of the snippets' input-check constants, from ``manifest["input_checks"]``.
 
@@ -333,6 +340,9 @@ def input_check_values(manifest: dict) -> dict[str, str]:
         "MAX_TILT_DEG": number(series["max_tilt_deg"]),
         "MAX_AXIS_TURN_DEG": number(series["max_axis_turn_deg"]),
         "AXIAL_ORIENTATION": numbers(series["axial_orientation"]),
+        "MIN_SLICE_MM": number(series["min_slice_mm"]),
+        "SEND_INSTEAD": _plain_text(series["send_instead"]),
+        "FIELD_OF_VIEW_MM_RANGE": numbers(series["field_of_view_mm_range"]),
         "PADDING_FORBIDDEN_RANGE_HU": numbers(pixel_module["padding_forbidden_range_hu"]),
         "AIR_MAX_HU": number(hu["air_max_hu"]),
         "TISSUE_RANGE_HU": numbers(hu["tissue_range_hu"]),
@@ -346,6 +356,7 @@ def input_check_values(manifest: dict) -> dict[str, str]:
         "NEIGHBOUR_ROW_STEP": str(int(hu["neighbour_row_step"])),
         "MIN_HEAD_EXTENT_MM": number(coverage["min_head_extent_mm"]),
         "GAP_FACTOR": number(coverage["gap_factor"]),
+        "MAX_SLICE_SPACING_MM": number(coverage["max_slice_spacing_mm"]),
     }
 
 

@@ -21,8 +21,8 @@ from ich_edge.dicom.pixels import AIR_HU
 from ich_edge.dicom.series import GAP_FACTOR, MAX_ORIENTATION_DIFF_DEG
 from ich_edge.dicom.write import AXIAL_ORIENTATION
 from ich_edge.fileio import folder_names, sha256_of
-from ich_edge.ingest.series_filter import JUDGED
-from ich_edge.runtime.completeness import MIN_HEAD_EXTENT_MM
+from ich_edge.ingest.series_filter import JUDGED, SEND_INSTEAD
+from ich_edge.runtime.completeness import MAX_SLICE_SPACING_MM, MIN_HEAD_EXTENT_MM
 from ich_edge.runtime.interpreter import make_interpreter, runtime_name
 from ich_edge.transforms import UNIT_PER_PIXEL, PreprocessConfig, Window
 
@@ -162,13 +162,21 @@ def _series_checks() -> dict:
         "max_tilt_deg": JUDGED.max_tilt_deg,
         "max_axis_turn_deg": JUDGED.max_axis_turn_deg,
         "axial_orientation": list(AXIAL_ORIENTATION),
+        "min_slice_mm": JUDGED.min_slice_mm,
+        "field_of_view_mm_range": list(JUDGED.field_of_view_mm_range),
+        "send_instead": SEND_INSTEAD,
         "rule": "checked in this order on the slices kept, the first failure makes the series UNREADABLE: "
         "(1) localizer: the most common (0008,0008) Image Type (values upper case) contains LOCALIZER; "
         "(2) several patients: more than one different non-empty (0010,0020) Patient IDs; "
         "(3) not axial: tilt_deg = acos(min(1, |n_z|)) in degrees exceeds max_tilt_deg, n the unit normal "
         "(row cosines x column cosines) of the series' orientation (no or a degenerate orientation: axial, "
         "tilt 0); (4) mirrored or rotated image axes: axes_angle_deg (see orientation) between the series' "
-        "orientation and axial_orientation exceeds max_axis_turn_deg (no orientation: not checked). "
+        "orientation and axial_orientation exceeds max_axis_turn_deg (no orientation: not checked); "
+        "(5) thin slices: with two or more slices, all with (0020,0032), the median step between their sorted "
+        "heights (as in coverage) is under min_slice_mm; (6) thin slices: a slice's (0018,0050) Slice Thickness "
+        "is under min_slice_mm; (7) field of view: a slice with (0028,0030) Pixel Spacing (row spacing, column "
+        "spacing) whose Columns x column spacing or Rows x row spacing lies outside field_of_view_mm_range "
+        "(a targeted or body-sized reconstruction). Reasons (5)-(7) end with send_instead. "
         "A short series is not refused here: the coverage rule calls it INCOMPLETE",
     }
 
@@ -230,11 +238,12 @@ def _coverage_checks() -> dict:
         "min_slices_from": "sequence.window_slices",
         "min_head_extent_mm": MIN_HEAD_EXTENT_MM,
         "gap_factor": GAP_FACTOR,
+        "max_slice_spacing_mm": MAX_SLICE_SPACING_MM,
         "rule": "on the slices the model saw: heights h = Image Position (Patient) . n (n the unit slice normal "
         "turned to +z, as in slice_order), sorted; spacing = median of the steps between neighbours, extent = "
         "h[last] - h[first] + spacing (one slice: its (0018,0050) Slice Thickness, else 0). Coverage is "
         "incomplete when any holds: fewer slices than sequence.window_slices; a step > gap_factor * spacing "
-        "(slices missing); extent < min_head_extent_mm (part of the head); a slice without (0020,0032) "
+        "(slices missing); spacing > max_slice_spacing_mm (the head between the slices unseen); extent < min_head_extent_mm (part of the head); a slice without (0020,0032) "
         "(coverage unknown). Then no positive label gives INCOMPLETE, not NEGATIVE; a POSITIVE stays POSITIVE "
         "with the note 'coverage incomplete: <reasons>'",
     }

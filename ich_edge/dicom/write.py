@@ -25,12 +25,20 @@ AXIAL_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 @dataclass(frozen=True)
 class SliceGeometry:
-    """Where a slice sits: (0020,0032) position, (0020,0037) orientation, (0028,0030) spacing."""
+    """Where a slice sits: (0020,0032) position, (0020,0037) orientation, (0028,0030) spacing.
+
+    ``pixel_spacing_mm`` None spreads :data:`HEAD_FIELD_OF_VIEW_MM` over the matrix (0.45 mm
+    at 512 px), so a small test matrix still shows a whole head's field of view.
+    """
 
     position_mm: tuple[float, float, float]
     orientation: tuple[float, ...] = AXIAL_ORIENTATION
-    pixel_spacing_mm: tuple[float, float] = (0.45, 0.45)
+    pixel_spacing_mm: tuple[float, float] | None = None
     slice_thickness_mm: float = 5.0
+
+
+#: Field of view of a written slice whose geometry gives no pixel spacing (a routine head CT's).
+HEAD_FIELD_OF_VIEW_MM = 230.4
 
 
 def hu_to_stored(hu: np.ndarray, intercept: float = -1024.0, slope: float = 1.0) -> np.ndarray:
@@ -79,7 +87,8 @@ def build_ct_dataset(
     ds.InstanceNumber = int(instance_number)
     ds.ImagePositionPatient = [float(v) for v in geometry.position_mm]
     ds.ImageOrientationPatient = [float(v) for v in geometry.orientation]
-    ds.PixelSpacing = [float(v) for v in geometry.pixel_spacing_mm]
+    spacing = geometry.pixel_spacing_mm or (HEAD_FIELD_OF_VIEW_MM / stored.shape[0], HEAD_FIELD_OF_VIEW_MM / stored.shape[1])
+    ds.PixelSpacing = [float(v) for v in spacing]
     ds.SliceThickness = float(geometry.slice_thickness_mm)
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"

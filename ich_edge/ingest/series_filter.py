@@ -1,5 +1,6 @@
 """Which CT series ``prepare`` keeps and ``predict`` judges: localizers, fragments, reformats,
-series mixing patients and mirrored or rotated images are left out.
+series mixing patients, mirrored or rotated images, thin or thick slices and fields of view
+that are not a head's are left out.
 
 RSNA's training set holds axial head series only, but a hospital export or another data set
 also holds scouts ((0008,0008) Image Type ``...\\LOCALIZER``, one to three images), short
@@ -9,6 +10,15 @@ same reason ``predict`` does not judge them (:data:`JUDGED`: the same rules, exc
 short series is left to predict's coverage rule, which calls it INCOMPLETE), and ``inspect``
 flags them. A series whose slices carry more than one (0010,0020) Patient ID is two
 patients' images under one series: left out everywhere.
+
+The acquisition the model reads is the routine axial head CT: slices 2.5-5 mm apart and
+thick (old protocols up to 10 mm) in a 200-250 mm field of view. A thin reconstruction
+(0.6-1.25 mm, often exported beside the 5 mm series) puts 4-8 times fewer millimetres of
+head into each window of the recurrent head and shows noisier slices; a targeted field of
+view (part of the head, magnified) or a body-sized one (a trauma scan, the head small in the
+frame) shows the head at a scale the model never saw after the resize to its input size.
+Neither is what the model was validated on, so neither is judged: the reason says which
+reconstruction to send instead.
 Runtime tier: the standard library, numpy and :mod:`ich_edge.dicom`.
 """
 
@@ -23,6 +33,18 @@ from ich_edge.dicom import Series
 from ich_edge.dicom.series import axes_angle_deg, common_orientation, slice_normal
 from ich_edge.dicom.write import AXIAL_ORIENTATION
 from ich_edge.errors import ConfigError
+
+#: Thinnest slice spacing (along the slice normal, from (0020,0032)) and (0018,0050) Slice
+#: Thickness, in mm, of a series the model reads; thinner series are left out. (Too wide a
+#: spacing is a coverage problem: :mod:`ich_edge.runtime.completeness`.)
+MIN_SLICE_MM = 2.0
+
+#: Field of view in mm, each side (Columns x column spacing, Rows x row spacing of (0028,0030)
+#: Pixel Spacing): a head reconstruction is 180-300 mm; outside it a series is left out.
+FIELD_OF_VIEW_MM_RANGE = (160.0, 320.0)
+
+#: What a reason outside those ranges asks for.
+SEND_INSTEAD = "send the routine axial head reconstruction (5 mm slices, 200-250 mm field of view)"
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,10 @@ class SeriesFilter:
         patient's left (+x) or whose columns run further from the back (+y): mirrored or
         rotated images (e.g. ``-1\\0\\0\\0\\1\\0``), which a model trained on the standard axial
         display has never seen (gantry tilts turn the columns by well under 45 degrees).
+    min_slice_mm : leave out series whose slice spacing or Slice Thickness (each checked
+        when known) is thinner than this, in mm; None checks neither.
+    field_of_view_mm_range : (low, high) field of view in mm, each side (checked when Pixel
+        Spacing is given); None does not check it.
     """
 
     min_slices: int = 3
@@ -47,6 +73,8 @@ class SeriesFilter:
     max_tilt_deg: float = 45.0
     max_slice_thickness_mm: float | None = None
     max_axis_turn_deg: float = 45.0
+    min_slice_mm: float | None = MIN_SLICE_MM
+    field_of_view_mm_range: tuple[float, float] | None = FIELD_OF_VIEW_MM_RANGE
 
     def __post_init__(self) -> None:
         if isinstance(self.min_slices, bool) or not isinstance(self.min_slices, int) or self.min_slices < 1:
@@ -57,6 +85,11 @@ class SeriesFilter:
             raise ConfigError(f"max_axis_turn_deg must be in (0, 180], got {self.max_axis_turn_deg}")
         if self.max_slice_thickness_mm is not None and not self.max_slice_thickness_mm > 0:
             raise ConfigError(f"max_slice_thickness_mm must be > 0 or None, got {self.max_slice_thickness_mm}")
+        if self.min_slice_mm is not None and not self.min_slice_mm > 0:
+            raise ConfigError(f"min_slice_mm must be > 0 or None, got {self.min_slice_mm}")
+        bounds = self.field_of_view_mm_range
+        if bounds is not None and not (len(bounds) == 2 and 0.0 < bounds[0] < bounds[1]):
+            raise ConfigError(f"field_of_view_mm_range must be (low, high) with 0 < low < high, or None; got {bounds!r}")
 
     def reason_to_skip(self, series: Series) -> str | None:
         """Why ``series`` is left out, or None to keep it."""
@@ -78,6 +111,31 @@ class SeriesFilter:
         thickness = series.slice_thickness_mm
         if self.max_slice_thickness_mm is not None and thickness is not None and thickness > self.max_slice_thickness_mm:
             return f"(0018,0050) Slice Thickness {thickness:g} mm, more than {self.max_slice_thickness_mm:g} mm"
+        return self._acquisition_problem(series)
+
+    def _acquisition_problem(self, series: Series) -> str | None:
+        """Why the slices or the field of view are not a routine head reconstruction's, or None:
+        the series' slice spacing, then each slice's Slice Thickness, then each slice's field of view."""
+        low = self.min_slice_mm
+        if low is not None:
+            spacing = series.slice_spacing_mm
+            if spacing is not None and spacing < low:
+                return (f"thin slices: {spacing:.2f} mm apart ((0020,0032) Image Position), under the {low:g} mm the "
+                        f"model reads; {SEND_INSTEAD}")
+            for info in series.slices:
+                if info.slice_thickness_mm is not None and info.slice_thickness_mm < low:
+                    return (f"thin slices: (0018,0050) Slice Thickness {info.slice_thickness_mm:g} mm, under the {low:g} mm "
+                            f"the model reads; {SEND_INSTEAD}")
+        if self.field_of_view_mm_range is not None:
+            low, high = self.field_of_view_mm_range
+            for info in series.slices:
+                if info.pixel_spacing_mm is None:
+                    continue
+                width, height = info.columns * float(info.pixel_spacing_mm[1]), info.rows * float(info.pixel_spacing_mm[0])
+                if not (low <= width <= high and low <= height <= high):
+                    return (f"field of view {width:.0f} x {height:.0f} mm (Columns and Rows times (0028,0030) Pixel "
+                            f"Spacing), outside the {low:g}-{high:g} mm of a head reconstruction: the head would be shown "
+                            f"at another scale than the model was trained on; {SEND_INSTEAD}")
         return None
 
     def _turned_axes(self, series: Series) -> str | None:

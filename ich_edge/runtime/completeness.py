@@ -10,6 +10,9 @@ stand (the rule is written down in that module's docstring):
   (an adult head, skull base to vertex, spans about 140-160 mm);
 * the largest step between neighbouring slices against the median spacing, with the gap
   rule of :mod:`ich_edge.dicom.series` (the one ``ich-edge inspect`` reports gaps with);
+* the median spacing against :data:`MAX_SLICE_SPACING_MM` (slices further apart leave the
+  head between them unseen; too thin a spacing is not judged at all:
+  :mod:`ich_edge.ingest.series_filter`);
 * whether slice positions are known at all.
 
 Positions and the slice normal come from :mod:`ich_edge.dicom.series` (the owner of slice
@@ -27,6 +30,10 @@ from ich_edge.dicom.series import GAP_FACTOR, Series, slice_normal
 #: Extent along the slice normal below which a series does not show enough of the head for
 #: a negative verdict (an adult head, skull base to vertex, spans about 140-160 mm).
 MIN_HEAD_EXTENT_MM = 100.0
+
+#: Median slice spacing above which a negative cannot stand: routine head series are 2.5-5 mm
+#: (old protocols 10 mm); slices further apart leave the head between them unseen.
+MAX_SLICE_SPACING_MM = 10.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,10 @@ def series_coverage(series: Series, slice_ids: list[str], window_slices: int) ->
                 )
                 if len(infos) == len(series.slices):  # no slice dropped: the scan found this gap
                     reported.append(reasons[-1])
+            if spacing > MAX_SLICE_SPACING_MM:
+                reasons.append(
+                    f"slices {spacing:.1f} mm apart, more than {MAX_SLICE_SPACING_MM:.0f} mm: the head between them was not seen"
+                )
         else:
             extent = infos[0].slice_thickness_mm or 0.0
         if extent < MIN_HEAD_EXTENT_MM:

@@ -110,7 +110,7 @@ def fresh_assets(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("fresh") / "android_demo_assets"
     # A hand-built model has no parity report: shipped with the override, as the manifest then says.
     write_assets(AssetsConfig(model_path=model, out_dir=out, sample_seed=3, allow_failed_parity=True,
-                              sample=SampleConfig(matrix_px=64, min_slices=6, max_slices=8)))
+                              sample=SampleConfig(matrix_px=64, min_slices=20, max_slices=24)))  # <= 10 mm apart
     return out
 
 
@@ -183,6 +183,8 @@ def _decoded_slices(dicom_dir: Path) -> list[dict]:
             "padding": module.padding_range,
             "height_mm": float(np.dot([float(v) for v in ds.ImagePositionPatient], normal)),
             "orientation": [float(v) for v in cosines],
+            "thickness_mm": _number(ds, "SliceThickness"),
+            "pixel_spacing_mm": [float(v) for v in ds.PixelSpacing] if len(ds.get("PixelSpacing") or []) == 2 else None,
             "image_type": "\\".join(ds.get("ImageType") or []), "patient_id": str(ds.get("PatientID") or ""),
             "uid": str(ds.SOPInstanceUID), "stored": stored,
         })
@@ -210,6 +212,9 @@ def _write_jobs(path: Path, jobs: list[tuple[str, object]]) -> None:
                 f.write(struct.pack(">iii", int(s["padding"] is not None), low, high))
                 f.write(struct.pack(">id", int(s["height_mm"] is not None), s["height_mm"] or 0.0))
                 f.write(struct.pack(">i6d", int(orientation is not None), *(orientation or [0.0] * 6)))
+                thickness, pixel = s.get("thickness_mm"), s.get("pixel_spacing_mm")
+                f.write(struct.pack(">id", int(thickness is not None), thickness or 0.0))
+                f.write(struct.pack(">i2d", int(pixel is not None), *(pixel or [0.0, 0.0])))
                 for text in (s.get("image_type", ""), s.get("patient_id", ""), s["uid"]):
                     f.write(struct.pack(">H", len(text.encode())) + text.encode())
                 f.write(s["stored"].astype(">i4").tobytes())
@@ -444,7 +449,19 @@ def _variants(source: Path, tmp: Path) -> dict[str, Path]:
         "localizer": _variant(source, tmp / "localizer",
                               lambda ds, i: setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", "LOCALIZER"])),
         "three_slices": _variant(source, tmp / "three_slices", lambda ds, i: i in bottom),
+        "thin_slices": _variant(source, tmp / "thin_slices", _thin(0.625)),
+        "sparse": _variant(source, tmp / "sparse", _thin(15.0)),  # 15 mm apart: the head between them unseen
+        "body_field_of_view": _variant(source, tmp / "body_field_of_view",
+                                       lambda ds, i: setattr(ds, "PixelSpacing", [480.0 / ds.Rows, 480.0 / ds.Columns])),
     }
+
+
+def _thin(mm: float):
+    """Positions ``mm`` apart (were about 5) and a Slice Thickness to match (a thin reconstruction, or a sparse one)."""
+    def change(ds, index):
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient, ds.SliceThickness = [x, y, z * mm / 5.0], mm
+    return change
 
 
 #: variant -> (verdicts allowed, what an UNREADABLE reason must say)
@@ -456,6 +473,9 @@ WANT = {
     "mirrored": ({"UNREADABLE"}, "image axes mirrored or rotated"),
     "localizer": ({"UNREADABLE"}, "localizer"),
     "three_slices": ({"INCOMPLETE"}, None),  # nothing positive, too little of the head: not NEGATIVE
+    "thin_slices": ({"UNREADABLE"}, "thin slices: "),
+    "sparse": ({"POSITIVE", "INCOMPLETE"}, None),  # judged, and coverage says the slices are too far apart
+    "body_field_of_view": ({"UNREADABLE"}, "field of view 480 x 480 mm"),
 }
 
 
@@ -474,8 +494,9 @@ def _python_verdicts(model_path: Path, folders: dict[str, Path]) -> dict[str, tu
 
 
 def test_kotlin_verdicts_are_those_of_ich_edge_predict(build, tmp_path):
-    """Sample, scrambled pixels, no Rescale Intercept, mirrored axes, a localizer, three slices: the
-    snippet's verdict is ``ich-edge predict``'s; an UNREADABLE series gets no probability and no model call."""
+    """Sample, scrambled pixels, no Rescale Intercept, mirrored axes, a localizer, three slices, thin slices, a
+    body-sized field of view: the snippet's verdict is ``ich-edge predict``'s; an UNREADABLE series gets no
+    probability and no model call."""
     case = _case(COMMITTED_ASSETS, CASES["committed"][1])
     folders = _variants(COMMITTED_ASSETS / "sample" / "dicom", tmp_path / "variants")
     jobs = [(name, _decoded_slices(folder)) for name, folder in folders.items()]
@@ -496,6 +517,7 @@ def test_kotlin_verdicts_are_those_of_ich_edge_predict(build, tmp_path):
             assert len(result["reasons"]) == len(python[name][1]), (name, result["reasons"], python[name][1])
     assert got["golden"]["reasons"] == [] and got["golden"]["slices"] is not None
     assert got["three_slices"]["reasons"] and len(got["three_slices"]["ids"]) == 3  # coverage incomplete, said
+    assert any("mm apart, more than 10 mm" in reason for reason in got["sparse"]["reasons"]), got["sparse"]["reasons"]
     assert got["no_intercept"]["to_hu_refuses"] is True and got["golden"]["to_hu_refuses"] is False
     max_abs_difference(got["golden"]["slices"], case.expected["sample_dicom"], case.tolerance)
     # The model ran on the judged series only: each slice encoded once (plus a blank for a short one).
@@ -526,10 +548,14 @@ def test_kotlin_constants_agree_with_the_manifests_input_checks():
         "AXIAL_ORIENTATION": checks["series"]["axial_orientation"],
         "PADDING_FORBIDDEN_RANGE_HU": checks["pixel_module"]["padding_forbidden_range_hu"],
         "MIN_HEAD_EXTENT_MM": [checks["coverage"]["min_head_extent_mm"]], "GAP_FACTOR": [checks["coverage"]["gap_factor"]],
+        "MAX_SLICE_SPACING_MM": [checks["coverage"]["max_slice_spacing_mm"]],
+        "MIN_SLICE_MM": [checks["series"]["min_slice_mm"]],
+        "FIELD_OF_VIEW_MM_RANGE": checks["series"]["field_of_view_mm_range"],
         **{key.upper(): value if isinstance(value, list) else [value] for key, value in checks["hu"].items()
            if _is_numbers(value)},
     }
-    assert set(want) | {"DROP_LOCALIZERS"} == set(input_check_values(manifest))
+    assert set(want) | {"DROP_LOCALIZERS", "SEND_INSTEAD"} == set(input_check_values(manifest))
+    assert f'const val SEND_INSTEAD = "{checks["series"]["send_instead"]}"' in text
     for name, values in want.items():
         found = re.search(rf"^\s*(?:const )?val {name} = (?:doubleArrayOf\()?([^)\n/]*)", text, re.M)
         assert found, name

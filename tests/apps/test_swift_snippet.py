@@ -432,13 +432,17 @@ def test_swift_input_check_constants_agree_with_the_manifest():
         "axialOrientation": checks["series"]["axial_orientation"],
         "paddingForbiddenRangeHu": checks["pixel_module"]["padding_forbidden_range_hu"],
         "minHeadExtentMm": [checks["coverage"]["min_head_extent_mm"]], "gapFactor": [checks["coverage"]["gap_factor"]],
+        "maxSliceSpacingMm": [checks["coverage"]["max_slice_spacing_mm"]],
+        "minSliceMm": [checks["series"]["min_slice_mm"]],
+        "fieldOfViewMmRange": checks["series"]["field_of_view_mm_range"],
     }
     for key, value in checks["hu"].items():
         numbers = value if isinstance(value, list) else [value]
         if numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
             head, *rest = key.split("_")
             want[head + "".join(word.capitalize() for word in rest)] = value if isinstance(value, list) else [value]
-    assert len(want) + 1 == len(input_check_values(manifest))  # + dropLocalizers
+    assert len(want) + 2 == len(input_check_values(manifest))  # + dropLocalizers, sendInstead
+    assert f'static let sendInstead = "{checks["series"]["send_instead"]}"' in source
     for name, values in want.items():
         found = re.search(rf"^\s*static let {name}(?:: \[Double\])? = \[?([^\]\n/]*)", source, re.M)
         assert found, name

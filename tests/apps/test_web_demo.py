@@ -111,7 +111,9 @@ def _write_case(folder: Path, name: str, spec: dict, seed: int) -> None:
             sop_instance_uid=f"ID_{name}_{k}",
             series_uid=f"1.2.826.0.1.3680043.8.498.77.{seed}",
             study_uid="1.2.826.0.1.3680043.8.498.77",
-            geometry=SliceGeometry(position_mm=(-60.0, -60.0, 10.0 + 5.0 * k), orientation=orientation),
+            geometry=SliceGeometry(position_mm=(-60.0, -60.0, 10.0 + spec.get("slice_mm", 5.0) * k), orientation=orientation,
+                                   slice_thickness_mm=spec.get("slice_mm", 5.0),
+                                   pixel_spacing_mm=(spec["pixel_spacing"],) * 2 if "pixel_spacing" in spec else None),
             instance_number=3 - k,
         )
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits_allocated, bits_stored, bits_stored - 1
@@ -207,6 +209,9 @@ CHECK_CASES = {
                                 "no image structure"),
     "no_intercept": ({"syntax": "explicit", "shape": (256, 256), "bits": (16, 16, True), "drop_intercept": True},
                      "(0028,1052) Rescale Intercept is missing"),
+    "thin_slices": ({"syntax": "explicit", "shape": (256, 256), "bits": (16, 16, True), "slice_mm": 0.6}, "thin slices: 0.60 mm apart"),
+    "body_field_of_view": ({"syntax": "explicit", "shape": (256, 256), "bits": (16, 16, True), "pixel_spacing": 480.0 / 256},
+                           "field of view 480 x 480 mm"),
     "three_slices": (None, None),  # _write_three_slices: three slices of a synthetic negative study, and a scout
 }
 

@@ -115,6 +115,23 @@ def _half_scrambled(ds, k):
         _scrambled(ds, k)
 
 
+def _thin_slices(ds, k):
+    """A 0.625 mm reconstruction: positions 8 times closer, Slice Thickness to match."""
+    x, y, z = (float(v) for v in ds.ImagePositionPatient)
+    ds.ImagePositionPatient, ds.SliceThickness = [x, y, z / 8.0], 0.625
+
+
+def _thin_thickness(ds, k):
+    """Only (0018,0050) Slice Thickness says 1 mm (the positions keep their 5 mm)."""
+    ds.SliceThickness = 1.0
+
+
+def _field_of_view(mm: float):
+    def edit(ds, k):
+        ds.PixelSpacing = [mm / int(ds.Rows), mm / int(ds.Columns)]
+    return edit
+
+
 def _localizer(ds, k):
     ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
 
@@ -138,6 +155,10 @@ DEFECTS = {
     "mirrored image axes": (_mirrored, "image axes mirrored or rotated"),
     "scrambled pixels": (_scrambled, "no image structure"),
     "rows in a random order": (_rows_shuffled, "no image structure"),
+    "thin slices 0.625 mm": (_thin_slices, "thin slices: 0."),
+    "Slice Thickness 1 mm": (_thin_thickness, "thin slices: (0018,0050) Slice Thickness 1 mm"),
+    "targeted field of view 120 mm": (_field_of_view(120.0), "field of view 120 x 120 mm"),
+    "body field of view 480 mm": (_field_of_view(480.0), "field of view 480 x 480 mm"),
     "localizer": (_localizer, "localizer"),
     "two patients in one series": (_two_patients, "2 different (0010,0020) Patient IDs"),
 }

@@ -47,7 +47,7 @@ def test_slice_info_reads_the_geometry(tmp_path):
     assert info.position_mm == (-60.0, -60.0, -17.5)
     assert info.orientation == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     assert info.instance_number == 1
-    assert info.pixel_spacing_mm == (0.45, 0.45)
+    assert info.pixel_spacing_mm == (7.2, 7.2)  # the 230.4 mm head field of view over 32 px
     assert info.slice_thickness_mm == 5.0
     assert info.window_hu == (40.0, 80.0)
     assert info.series_uid and info.study_uid

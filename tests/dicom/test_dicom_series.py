@@ -29,7 +29,7 @@ def test_position_order_beats_instance_number(series_dir):
     assert [info.position_mm[2] for info in series.slices] == [-20.0, -15.0, -10.0, -5.0]
     assert series.sort_method == "position"
     assert series.slice_spacing_mm == pytest.approx(5.0)
-    assert series.pixel_spacing_mm == (0.45, 0.45)
+    assert series.pixel_spacing_mm == (7.2, 7.2)  # the 230.4 mm head field of view over 32 px
     assert (series.rows, series.columns, series.modality) == (32, 32, "CT")
     assert series.series_uid == SERIES_UID and series.problems == []
     assert series.slice_ids == [info.sop_instance_uid for info in series.slices]

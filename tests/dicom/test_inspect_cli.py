@@ -40,7 +40,7 @@ def test_inspect_path_reports_geometry_and_hu_range(series_dir):
     assert report["series_uid"] == SERIES_UID and report["study_uid"] == STUDY_UID
     assert report["num_slices"] == 4 and (report["rows"], report["columns"]) == (32, 32)
     assert report["slice_spacing_mm"] == pytest.approx(5.0)
-    assert report["pixel_spacing_mm"] == [0.45, 0.45]
+    assert report["pixel_spacing_mm"] == [7.2, 7.2]
     assert (report["hu_min"], report["hu_max"]) == (-1024.0, 1000.0)
     assert report["sort_method"] == "position" and report["problems"] == []
 
@@ -65,7 +65,7 @@ def test_cli_table_lists_series_then_problems(tmp_path, capsys):
     header, row = out.splitlines()[:2]
     columns = ["series_uid", "slices", "spacing_mm", "pixel_mm", "matrix", "hu_min", "hu_max", "sort", "problems"]
     assert header.split() == columns
-    assert row.split() == [SERIES_UID, "3", "5", "0.45x0.45", "32x32", "-1024", "1000", "position", "1"]
+    assert row.split() == [SERIES_UID, "3", "5", "7.2x7.2", "32x32", "-1024", "1000", "position", "1"]
     assert "problems (2):" in out
     assert f"series {SERIES_UID}: {paths[3].name}: pixel data truncated" in out
     assert "notes.txt: not a DICOM file" in out

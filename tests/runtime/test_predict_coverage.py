@@ -19,7 +19,7 @@ import pytest
 from ich_edge.cli import main
 from ich_edge.dicom.write import SliceGeometry, build_ct_dataset, write_dataset_atomic
 from ich_edge.runtime import predict
-from ich_edge.runtime.completeness import MIN_HEAD_EXTENT_MM
+from ich_edge.runtime.completeness import MAX_SLICE_SPACING_MM, MIN_HEAD_EXTENT_MM
 from phantom_slices import round_head_hu
 
 SIZE_PX, WINDOW, SPACING_MM, HEAD_SLICES = 16, 4, 5.0, 32
@@ -81,6 +81,16 @@ def test_sixteen_missing_middle_slices_make_a_negative_incomplete(model, tmp_pat
     assert gaps == ["gap of 85.00 mm between slice_07.dcm and slice_24.dcm (median spacing 5.00 mm): slices missing?"]
     assert series.coverage.largest_gap_mm == pytest.approx(85.0)
     assert series.coverage.extent_mm == pytest.approx(160.0)  # the extent alone would have passed
+
+
+def test_slices_fifteen_mm_apart_make_a_negative_incomplete(model, tmp_path):
+    """Every third slice of the head: 150 mm covered, no gap, but 10 mm of head unseen between slices."""
+    series, verdict, line = _one(model, write_head(tmp_path / "sparse", range(0, HEAD_SLICES, 3)))
+    assert verdict.verdict == "INCOMPLETE", line
+    assert f"slices 15.0 mm apart, more than {MAX_SLICE_SPACING_MM:.0f} mm: the head between them was not seen" in line
+    assert series.coverage.spacing_mm == pytest.approx(15.0) and series.coverage.extent_mm >= MIN_HEAD_EXTENT_MM
+    series, verdict, line = _one(model, write_head(tmp_path / "ten", range(0, HEAD_SLICES, 2)))  # 10 mm: judged
+    assert verdict.verdict == "NEGATIVE", line
 
 
 def test_a_single_slice_is_incomplete(model, tmp_path):

@@ -3,12 +3,14 @@
 // built from the constants ich-edge predict applies), every number read from the manifest.
 //
 //   orientation   slices whose image axes are off the series' are skipped (a problem line);
-//   series        localizer, several Patient IDs, not axial, mirrored/rotated axes -> UNREADABLE;
+//   series        localizer, several Patient IDs, not axial, mirrored/rotated axes, thin slices,
+//                 a field of view that is not a head's -> UNREADABLE;
 //   pixel_module  Rescale Slope/Intercept missing or not one finite number, slope <= 0, padding
 //                 that reaches soft tissue, pixel data longer than declared -> UNREADABLE;
 //   hu            HU counts summed over the series (in the worker, on the HU before the resize)
 //                 that are not a head's -> UNREADABLE;
-//   coverage      too few slices, too short, a gap, no positions -> a negative is INCOMPLETE.
+//   coverage      too few slices, too short, a gap, slices too far apart, no positions -> a
+//                 negative is INCOMPLETE.
 // A manifest without input_checks (assets made before the rules existed) judges nothing:
 // missingChecksReason() is the reason every series is UNREADABLE then.
 //
@@ -18,7 +20,7 @@ import { commonOrientation, sliceNormal } from './dicom.js';
 
 /** Why nothing is judged when the manifest has no input_checks. */
 export function missingChecksReason() {
-  return 'these app assets (manifest.json) have no input_checks: they were made before the page could tell a ' +
+  return 'these app assets (manifest.json) have no input_checks, or older ones: they were made before the page could tell a ' +
     'series the model cannot understand (mirrored axes, a localizer, scrambled pixels, a missing Rescale ' +
     'Intercept, a partial scan) from one it can, so no series is judged; regenerate the assets with ' +
     '`ich-edge assets` (make release-assets) and reload';
@@ -27,7 +29,10 @@ export function missingChecksReason() {
 /** The input checks of a manifest, or null when it has none. */
 export function inputChecksOf(manifest) {
   const checks = manifest && manifest.input_checks;
-  return checks && checks.hu && checks.series && checks.coverage && checks.pixel_module && checks.orientation ? checks : null;
+  const complete = checks && checks.hu && checks.series && checks.coverage && checks.pixel_module && checks.orientation &&
+    checks.series.min_slice_mm !== undefined && checks.series.field_of_view_mm_range !== undefined &&
+    checks.coverage.max_slice_spacing_mm !== undefined;
+  return complete ? checks : null;
 }
 
 /** ``"3 slices (a.dcm, b.dcm, ...): reason"``, as ich_edge.dicom.series._slices_text. */
@@ -108,6 +113,42 @@ export function seriesProblem(slices, checks) {
     return `image axes mirrored or rotated: (0020,0037) Image Orientation (Patient) ${common.join('\\')}, where the model ` +
       "was trained on rows running to the patient's left and columns to the back " +
       `(${rule.axial_orientation.join('\\')}); export the series in the standard axial orientation`;
+  }
+  return acquisitionProblem(slices, rule);
+}
+
+/** Median step (mm) between the sorted heights of slices that all have positions (two or more), else null. */
+export function sliceSpacingMm(slices) {
+  if (slices.length < 2 || !slices.every((s) => s.position)) return null;
+  const normal = sliceNormal(slices, []);
+  const heights = slices.map((s) => s.position[0] * normal[0] + s.position[1] * normal[1] + s.position[2] * normal[2]);
+  heights.sort((a, b) => a - b);
+  return median(heights.slice(1).map((h, i) => h - heights[i]).sort((a, b) => a - b));
+}
+
+/** Series rules (5)-(7): thin slices or a field of view that is not a head reconstruction's, or null. */
+function acquisitionProblem(slices, rule) {
+  const low = rule.min_slice_mm;
+  const spacing = sliceSpacingMm(slices);
+  if (spacing !== null && spacing < low) {
+    return `thin slices: ${spacing.toFixed(2)} mm apart ((0020,0032) Image Position), under the ${low} mm the model ` +
+      `reads; ${rule.send_instead}`;
+  }
+  const thin = slices.find((s) => s.sliceThickness !== null && s.sliceThickness !== undefined && s.sliceThickness < low);
+  if (thin) {
+    return `thin slices: (0018,0050) Slice Thickness ${thin.sliceThickness} mm, under the ${low} mm the model reads; ` +
+      rule.send_instead;
+  }
+  const [fovLow, fovHigh] = rule.field_of_view_mm_range;
+  for (const s of slices) {
+    if (!s.pixelSpacing) continue;
+    const width = s.module.columns * s.pixelSpacing[1];
+    const height = s.module.rows * s.pixelSpacing[0];
+    if (!(width >= fovLow && width <= fovHigh && height >= fovLow && height <= fovHigh)) {
+      return `field of view ${width.toFixed(0)} x ${height.toFixed(0)} mm (Columns and Rows times (0028,0030) Pixel ` +
+        `Spacing), outside the ${fovLow}-${fovHigh} mm of a head reconstruction: the head would be shown at another ` +
+        `scale than the model was trained on; ${rule.send_instead}`;
+    }
   }
   return null;
 }
@@ -317,6 +358,9 @@ export function seriesCoverage(slices, windowSlices, checks) {
         const missing = Math.max(1, roundHalfEven(largest / spacing) - 1);
         reasons.push(`a ${largest.toFixed(1)} mm gap between slices ${at + 1} and ${at + 2} (median spacing ${spacing.toFixed(1)} mm): ` +
           `about ${missing} slice${missing !== 1 ? 's' : ''} missing`);
+      }
+      if (spacing > rule.max_slice_spacing_mm) {
+        reasons.push(`slices ${spacing.toFixed(1)} mm apart, more than ${rule.max_slice_spacing_mm.toFixed(0)} mm: the head between them was not seen`);
       }
     } else {
       extent = slices[0].sliceThickness || 0;

@@ -113,6 +113,7 @@ export function parseSlice(name, buffer) {
   const module = pixelModule(name, ds, transferSyntax);
   const position = numbers(ds, 'x00200032');
   const orientation = numbers(ds, 'x00200037');
+  const pixelSpacing = numbers(ds, 'x00280030');
   return {
     name,
     ds,
@@ -127,6 +128,7 @@ export function parseSlice(name, buffer) {
     orientation: orientation && orientation.length === 6 ? orientation : null,
     instanceNumber: firstNumber(ds, 'x00200013'),
     sliceThickness: firstNumber(ds, 'x00180050'),
+    pixelSpacing: pixelSpacing && pixelSpacing.length === 2 ? pixelSpacing : null,
     imageType: text(ds, 'x00080008') ? text(ds, 'x00080008').split('\\').map((v) => v.trim().toUpperCase()) : null,
     patientId: text(ds, 'x00100020'),
     module,

@@ -437,6 +437,20 @@ test('HU plausibility: a head passes; scrambled pixels, a wrong intercept, metal
   assert.equal(huProblem(new Float64Array(16), rule), null); // nothing counted
 });
 
+test('series: thin slices and a field of view that is not a head reconstruction are not judged', () => {
+  const at = (zs, extra) => zs.map((z, i) => fakeSlice(`s${i}`, z, extra));
+  const routine = Array.from({ length: 32 }, (_, i) => 5 * i);
+  assert.equal(seriesProblem(at(routine), CHECKS), null);
+  assert.match(seriesProblem(at(Array.from({ length: 32 }, (_, i) => 0.6 * i), { sliceThickness: 0.6 }), CHECKS),
+    /^thin slices: 0\.60 mm apart \(\(0020,0032\) Image Position\), under the 2 mm the model reads; send the routine/);
+  assert.match(seriesProblem(at(routine, { sliceThickness: 1 }), CHECKS), /^thin slices: \(0018,0050\) Slice Thickness 1 mm, under the 2 mm/);
+  const module = { ...fakeSlice('x', 0).module, rows: 256, columns: 256 };
+  assert.equal(seriesProblem(at(routine, { module, pixelSpacing: [0.9, 0.9] }), CHECKS), null); // 230 mm
+  assert.match(seriesProblem(at(routine, { module, pixelSpacing: [1.875, 1.875] }), CHECKS),
+    /^field of view 480 x 480 mm \(Columns and Rows times \(0028,0030\) Pixel Spacing\), outside the 160-320 mm/);
+  assert.match(seriesProblem(at(routine, { module, pixelSpacing: [0.5, 0.5] }), CHECKS), /^field of view 128 x 128 mm/);
+});
+
 test('coverage: too few slices, too short, a gap, no positions -> a negative is INCOMPLETE', () => {
   const windowSlices = 24;
   const at = (zs, extra) => zs.map((z, i) => fakeSlice(`s${i}`, z, extra));
@@ -455,6 +469,9 @@ test('coverage: too few slices, too short, a gap, no positions -> a negative is 
   assert.equal(seriesCoverage(at(zs), windowSlices, loose).complete, true);
   const one = seriesCoverage(at([0]), 1, CHECKS);
   assert.equal(one.extentMm, 5); // its Slice Thickness
+  const sparse = seriesCoverage(at(Array.from({ length: 11 }, (_, i) => 15 * i)), 4, CHECKS);
+  assert.deepEqual(sparse.reasons, ['slices 15.0 mm apart, more than 10 mm: the head between them was not seen']);
+  assert.equal(seriesCoverage(at(Array.from({ length: 16 }, (_, i) => 10 * i)), 4, CHECKS).complete, true);
   const unknown = seriesCoverage(at(Array.from({ length: 30 }, (_, i) => i), { position: null }), windowSlices, CHECKS);
   assert.deepEqual(unknown.reasons, ['slice positions (0020,0032) missing: how much of the head the series covers is unknown']);
   assert.equal(verdictOf([false, false], three), 'INCOMPLETE');
