@@ -512,7 +512,7 @@ def test_three_slice_negative_is_incomplete_as_predict_says(session):
 
 def test_positive_on_incomplete_coverage_stays_positive_with_a_note(session):
     """The 3-slice cases of the encodings above (noise the model calls a bleed): POSITIVE, noted."""
-    result = _step(session, "explicit_512_padding")["result"]
+    result = _step(session, "rle_32_unsigned")["result"]  # study "any" 0.21 with the shipped model (seed 0)
     assert any(result["positive"]), "the case is no longer positive: pick another for this test"
     assert result["verdict_kind"] == "POSITIVE" and result["verdict"].startswith("POSITIVE")
     assert result["note"].startswith("coverage incomplete: 3 slices, fewer than one window")
