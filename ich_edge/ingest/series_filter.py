@@ -1,6 +1,6 @@
 """Which CT series ``prepare`` keeps and ``predict`` judges: localizers, fragments, reformats,
-series mixing patients, mirrored or rotated images, thin or thick slices and fields of view
-that are not a head's are left out.
+series mixing patients, mirrored or rotated images, thin slices and fields of view that are
+not a head's are left out.
 
 RSNA's training set holds axial head series only, but a hospital export or another data set
 also holds scouts ((0008,0008) Image Type ``...\\LOCALIZER``, one to three images), short
@@ -19,6 +19,7 @@ view (part of the head, magnified) or a body-sized one (a trauma scan, the head 
 frame) shows the head at a scale the model never saw after the resize to its input size.
 Neither is what the model was validated on, so neither is judged: the reason says which
 reconstruction to send instead.
+
 Runtime tier: the standard library, numpy and :mod:`ich_edge.dicom`.
 """
 
