@@ -120,10 +120,15 @@ export function seriesProblem(slices, checks) {
 /** Median step (mm) between the sorted heights of slices that all have positions (two or more), else null. */
 export function sliceSpacingMm(slices) {
   if (slices.length < 2 || !slices.every((s) => s.position)) return null;
+  const heights = sortedHeights(slices);
+  return median(heights.slice(1).map((h, i) => h - heights[i]).sort((a, b) => a - b));
+}
+
+/** Heights (mm) of slices that all have positions along the series' slice normal, ascending. */
+function sortedHeights(slices) {
   const normal = sliceNormal(slices, []);
   const heights = slices.map((s) => s.position[0] * normal[0] + s.position[1] * normal[1] + s.position[2] * normal[2]);
-  heights.sort((a, b) => a - b);
-  return median(heights.slice(1).map((h, i) => h - heights[i]).sort((a, b) => a - b));
+  return heights.sort((a, b) => a - b);
 }
 
 /** Series rules (5)-(7): thin slices or a field of view that is not a head reconstruction's, or null. */
@@ -345,9 +350,7 @@ export function seriesCoverage(slices, windowSlices, checks) {
   let spacing = null;
   let largest = null;
   if (n && slices.every((s) => s.position)) {
-    const normal = sliceNormal(slices, []);
-    const heights = slices.map((s) => s.position[0] * normal[0] + s.position[1] * normal[1] + s.position[2] * normal[2]);
-    heights.sort((a, b) => a - b);
+    const heights = sortedHeights(slices);
     if (n >= 2) {
       const steps = heights.slice(1).map((h, i) => h - heights[i]);
       spacing = median([...steps].sort((a, b) => a - b));
