@@ -17,7 +17,7 @@ from ich_edge.assets.manifest import RULES, build_manifest, input_checks
 from ich_edge.dicom import plausibility
 from ich_edge.dicom.series import GAP_FACTOR, MAX_ORIENTATION_DIFF_DEG
 from ich_edge.dicom.write import AXIAL_ORIENTATION
-from ich_edge.ingest.series_filter import JUDGED, SEND_INSTEAD
+from ich_edge.ingest.series_filter import CONTRAST_INSTEAD, JUDGED, NO_CONTRAST_WORDS, SEND_INSTEAD, names_contrast_agent
 from ich_edge.runtime.completeness import MAX_SLICE_SPACING_MM, MIN_HEAD_EXTENT_MM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,12 +49,25 @@ def test_series_orientation_pixel_and_coverage_numbers_are_the_python_ones():
     assert series["min_slice_mm"] == JUDGED.min_slice_mm
     assert series["field_of_view_mm_range"] == list(JUDGED.field_of_view_mm_range)
     assert series["send_instead"] == SEND_INSTEAD
+    assert series["drop_contrast"] is JUDGED.drop_contrast is True
+    assert series["no_contrast_words"] == list(NO_CONTRAST_WORDS)
+    assert series["contrast_instead"] == CONTRAST_INSTEAD
     assert checks["pixel_module"]["padding_forbidden_range_hu"] == list(plausibility.TISSUE_RANGE_HU)
     coverage = checks["coverage"]
     assert coverage["min_head_extent_mm"] == MIN_HEAD_EXTENT_MM
     assert coverage["gap_factor"] == GAP_FACTOR
     assert coverage["max_slice_spacing_mm"] == MAX_SLICE_SPACING_MM
     assert coverage["min_slices_from"] == "sequence.window_slices"
+
+
+@pytest.mark.parametrize("value, named", [
+    (None, False), ("", False), ("NONE", False), ("none", False), ("No contrast", False), ("Non-contrast", False),
+    ("N/A", False), ("without", False), ("0", False), ("-", False),
+    ("Omnipaque 350", True), ("IOHEXOL", True), ("Visipaque", True), ("IV", True), ("YES", True), ("Contrast", True),
+])
+def test_contrast_agent_words(value, named):
+    """What the manifest's rule (2b) says, on the values scanners write: a word for 'none' is no agent."""
+    assert names_contrast_agent(value) is named
 
 
 def test_numbers_follow_the_constants_when_they_change(monkeypatch):

@@ -21,7 +21,7 @@ from ich_edge.dicom.pixels import AIR_HU
 from ich_edge.dicom.series import GAP_FACTOR, MAX_ORIENTATION_DIFF_DEG
 from ich_edge.dicom.write import AXIAL_ORIENTATION
 from ich_edge.fileio import folder_names, sha256_of
-from ich_edge.ingest.series_filter import JUDGED, SEND_INSTEAD
+from ich_edge.ingest.series_filter import CONTRAST_INSTEAD, JUDGED, NO_CONTRAST_WORDS, SEND_INSTEAD
 from ich_edge.runtime.completeness import MAX_SLICE_SPACING_MM, MIN_HEAD_EXTENT_MM
 from ich_edge.runtime.interpreter import make_interpreter, runtime_name
 from ich_edge.transforms import UNIT_PER_PIXEL, PreprocessConfig, Window
@@ -165,9 +165,15 @@ def _series_checks() -> dict:
         "min_slice_mm": JUDGED.min_slice_mm,
         "field_of_view_mm_range": list(JUDGED.field_of_view_mm_range),
         "send_instead": SEND_INSTEAD,
+        "drop_contrast": JUDGED.drop_contrast,
+        "no_contrast_words": list(NO_CONTRAST_WORDS),
+        "contrast_instead": CONTRAST_INSTEAD,
         "rule": "checked in this order on the slices kept, the first failure makes the series UNREADABLE: "
         "(1) localizer: the most common (0008,0008) Image Type (values upper case) contains LOCALIZER; "
         "(2) several patients: more than one different non-empty (0010,0020) Patient IDs; "
+        "(2b) contrast-enhanced (when drop_contrast): a slice whose (0018,0010) Contrast/Bolus Agent, upper case "
+        "with every character other than A-Z and 0-9 removed, is not one of no_contrast_words (missing: not "
+        "checked); the reason ends with contrast_instead; "
         "(3) not axial: tilt_deg = acos(min(1, |n_z|)) in degrees exceeds max_tilt_deg, n the unit normal "
         "(row cosines x column cosines) of the series' orientation (no or a degenerate orientation: axial, "
         "tilt 0); (4) mirrored or rotated image axes: axes_angle_deg (see orientation) between the series' "

@@ -60,6 +60,8 @@ class SliceInfo:
         the ID itself is never kept.
     image_type : (0008,0008) Image Type values, upper case (e.g. ORIGINAL, PRIMARY, AXIAL or
         LOCALIZER), or None when missing.
+    contrast_agent : (0018,0010) Contrast/Bolus Agent as written (printable), or None when missing
+        or empty; :func:`ich_edge.ingest.series_filter.names_contrast_agent` says whether it names one.
     """
 
     path: Path
@@ -78,6 +80,7 @@ class SliceInfo:
     photometric: str = "MONOCHROME2"
     patient_uid: str | None = None
     image_type: tuple[str, ...] | None = None
+    contrast_agent: str | None = None
 
 
 #: Mixed into the in-memory patient digest (public: the digest is never stored as it is).
@@ -392,6 +395,7 @@ def _slice_info(ds: Dataset, path: Path, module: PixelModule) -> SliceInfo:
         photometric=module.photometric,
         patient_uid=_patient_uid(ds),
         image_type=_image_type(ds),
+        contrast_agent=_text(ds, "ContrastBolusAgent"),
     )
 
 

@@ -18,7 +18,10 @@ head into each window of the recurrent head and shows noisier slices; a targeted
 view (part of the head, magnified) or a body-sized one (a trauma scan, the head small in the
 frame) shows the head at a scale the model never saw after the resize to its input size.
 Neither is what the model was validated on, so neither is judged: the reason says which
-reconstruction to send instead.
+reconstruction to send instead. Nor is a contrast-enhanced series ((0018,0010) Contrast/Bolus
+Agent names an agent; a stroke protocol's CT angiography often sits beside the plain scan):
+contrast in vessels, venous sinuses and enhancing tissue is as bright as fresh blood, and the
+model was trained on non-contrast head CT (RSNA 2019's series are all non-contrast).
 
 Runtime tier: the standard library, numpy and :mod:`ich_edge.dicom`.
 """
@@ -47,6 +50,21 @@ FIELD_OF_VIEW_MM_RANGE = (160.0, 320.0)
 #: What a reason outside those ranges asks for.
 SEND_INSTEAD = "send the routine axial head reconstruction (5 mm slices, 200-250 mm field of view)"
 
+#: (0018,0010) Contrast/Bolus Agent values that say no agent was given, compared upper case with
+#: everything but A-Z and 0-9 removed (``"No contrast"`` -> ``NOCONTRAST``, ``"N/A"`` -> ``NA``).
+NO_CONTRAST_WORDS = ("", "NONE", "NO", "N", "NOCONTRAST", "NONCONTRAST", "WITHOUT", "WITHOUTCONTRAST", "NA", "NIL", "0")
+
+#: What a contrast-enhanced series' reason asks for.
+CONTRAST_INSTEAD = "send the series scanned before contrast (the non-contrast head CT)"
+
+
+def names_contrast_agent(text: str | None) -> bool:
+    """True when a (0018,0010) Contrast/Bolus Agent value names an agent (missing or a word of
+    :data:`NO_CONTRAST_WORDS`: False)."""
+    if text is None:
+        return False
+    return "".join(c for c in str(text).upper() if "A" <= c <= "Z" or "0" <= c <= "9") not in NO_CONTRAST_WORDS
+
 
 @dataclass(frozen=True)
 class SeriesFilter:
@@ -67,6 +85,8 @@ class SeriesFilter:
         when known) is thinner than this, in mm; None checks neither.
     field_of_view_mm_range : (low, high) field of view in mm, each side (checked when Pixel
         Spacing is given); None does not check it.
+    drop_contrast : leave out series with a slice whose (0018,0010) Contrast/Bolus Agent names
+        an agent (:func:`names_contrast_agent`).
     """
 
     min_slices: int = 3
@@ -76,6 +96,7 @@ class SeriesFilter:
     max_axis_turn_deg: float = 45.0
     min_slice_mm: float | None = MIN_SLICE_MM
     field_of_view_mm_range: tuple[float, float] | None = FIELD_OF_VIEW_MM_RANGE
+    drop_contrast: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.min_slices, bool) or not isinstance(self.min_slices, int) or self.min_slices < 1:
@@ -102,6 +123,11 @@ class SeriesFilter:
         patients = {info.patient_uid for info in series.slices if info.patient_uid}
         if len(patients) > 1:
             return f"its slices carry {len(patients)} different (0010,0020) Patient IDs: images of several patients in one series"
+        enhanced = sum(names_contrast_agent(info.contrast_agent) for info in series.slices) if self.drop_contrast else 0
+        if enhanced:
+            return (f"contrast-enhanced: (0018,0010) Contrast/Bolus Agent names an agent on {enhanced} of "
+                    f"{series.num_slices} slices; contrast is as bright as fresh blood and the model was trained on "
+                    f"non-contrast head CT; {CONTRAST_INSTEAD}")
         normal = slice_normal(series.slices, [])
         tilt = math.degrees(math.acos(min(1.0, abs(float(normal[2])))))
         if tilt > self.max_tilt_deg:

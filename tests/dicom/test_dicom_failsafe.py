@@ -132,6 +132,11 @@ def _field_of_view(mm: float):
     return edit
 
 
+def _contrast(ds, k):
+    """A CT angiography exported beside the plain scan: (0018,0010) names the agent on every slice."""
+    ds.ContrastBolusAgent = "Omnipaque 350"
+
+
 def _localizer(ds, k):
     ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
 
@@ -159,6 +164,7 @@ DEFECTS = {
     "Slice Thickness 1 mm": (_thin_thickness, "thin slices: (0018,0050) Slice Thickness 1 mm"),
     "targeted field of view 120 mm": (_field_of_view(120.0), "field of view 120 x 120 mm"),
     "body field of view 480 mm": (_field_of_view(480.0), "field of view 480 x 480 mm"),
+    "contrast agent named": (_contrast, "contrast-enhanced: (0018,0010) Contrast/Bolus Agent names an agent on 32 of 32"),
     "localizer": (_localizer, "localizer"),
     "two patients in one series": (_two_patients, "2 different (0010,0020) Patient IDs"),
 }
