@@ -87,6 +87,9 @@ object IchEdgeManifest {
     const val MIN_SLICE_MM = 2.0
     val FIELD_OF_VIEW_MM_RANGE = doubleArrayOf(160.0, 320.0)
     const val SEND_INSTEAD = "send the routine axial head reconstruction (5 mm slices, 200-250 mm field of view)"
+    const val DROP_CONTRAST = true
+    val NO_CONTRAST_WORDS = listOf("", "NONE", "NO", "N", "NOCONTRAST", "NONCONTRAST", "WITHOUT", "WITHOUTCONTRAST", "NA", "NIL", "0")
+    const val CONTRAST_INSTEAD = "send the series scanned before contrast (the non-contrast head CT)"
     // pixel_module
     val PADDING_FORBIDDEN_RANGE_HU = doubleArrayOf(-100.0, 100.0)
     // hu
@@ -142,6 +145,8 @@ class CtSlice(
     val sliceThicknessMm: Double? = null,
     /** (0028,0030) Pixel Spacing in mm: the row spacing, then the column spacing (2 values). */
     val pixelSpacingMm: DoubleArray? = null,
+    /** (0018,0010) Contrast/Bolus Agent as written; null when absent or empty. */
+    val contrastAgent: String? = null,
 )
 
 object IchEdgePreprocessing {
@@ -327,6 +332,12 @@ object IchEdgeChecks {
         return Pair(kept, skipped)
     }
 
+    /** Series rule (2b): whether a (0018,0010) Contrast/Bolus Agent value names an agent: upper case,
+     *  every character other than A-Z and 0-9 removed, it is not one of NO_CONTRAST_WORDS
+     *  ("No contrast" and "N/A" name none; null: false). */
+    fun namesContrastAgent(value: String?): Boolean =
+        value != null && value.uppercase().filter { it in 'A'..'Z' || it in '0'..'9' } !in IchEdgeManifest.NO_CONTRAST_WORDS
+
     /** Rule series, on the slices kept: why the series must not be judged, or null. */
     fun seriesProblem(slices: List<CtSlice>): String? {
         val m = IchEdgeManifest
@@ -336,6 +347,12 @@ object IchEdgeChecks {
         val patients = slices.mapNotNull { it.patientId?.trim() }.filter { it.isNotEmpty() }.toSet()
         if (patients.size > 1) {
             return "its slices carry ${patients.size} different (0010,0020) Patient IDs: images of several patients in one series"
+        }
+        val enhanced = if (m.DROP_CONTRAST) slices.count { namesContrastAgent(it.contrastAgent) } else 0
+        if (enhanced > 0) {
+            return "contrast-enhanced: (0018,0010) Contrast/Bolus Agent names an agent on $enhanced of ${slices.size} " +
+                "slices; contrast is as bright as fresh blood and the model was trained on non-contrast head CT; " +
+                m.CONTRAST_INSTEAD
         }
         val tilt = degreesOfCos(min(1.0, abs(sliceNormal(slices)[2])))
         if (tilt > m.MAX_TILT_DEG) {

@@ -76,6 +76,9 @@ enum IchEdgeManifest {
     static let minSliceMm = 2.0
     static let fieldOfViewMmRange: [Double] = [160.0, 320.0]
     static let sendInstead = "send the routine axial head reconstruction (5 mm slices, 200-250 mm field of view)"
+    static let dropContrast = true
+    static let noContrastWords: [String] = ["", "NONE", "NO", "N", "NOCONTRAST", "NONCONTRAST", "WITHOUT", "WITHOUTCONTRAST", "NA", "NIL", "0"]
+    static let contrastInstead = "send the series scanned before contrast (the non-contrast head CT)"
     // pixel_module
     static let paddingForbiddenRangeHu: [Double] = [-100.0, 100.0]
     // hu
@@ -131,6 +134,8 @@ struct CtSlice {
     var sliceThicknessMm: Double? = nil
     /// (0028,0030) Pixel Spacing in mm: the row spacing, then the column spacing (2 values).
     var pixelSpacingMm: [Double]? = nil
+    /// (0018,0010) Contrast/Bolus Agent as written; nil when absent or empty.
+    var contrastAgent: String? = nil
 }
 
 enum IchEdgePreprocessing {
@@ -319,6 +324,15 @@ enum IchEdgeChecks {
         return (kept, skipped)
     }
 
+    /// Series rule (2b): whether a (0018,0010) Contrast/Bolus Agent value names an agent: upper case,
+    /// every character other than A-Z and 0-9 removed, it is not one of noContrastWords
+    /// ("No contrast" and "N/A" name none; nil: false).
+    static func namesContrastAgent(_ value: String?) -> Bool {
+        guard let value = value else { return false }
+        let kept = String(value.uppercased().unicodeScalars.filter { ("A"..."Z").contains($0) || ("0"..."9").contains($0) })
+        return !IchEdgeManifest.noContrastWords.contains(kept)
+    }
+
     /// Rule series, on the slices kept: why the series must not be judged, or nil.
     static func seriesProblem(_ slices: [CtSlice]) -> String? {
         let m = IchEdgeManifest.self
@@ -334,6 +348,12 @@ enum IchEdgeChecks {
         let patients = Set(slices.compactMap { $0.patientId }.filter { !$0.isEmpty })
         if patients.count > 1 {
             return "its slices carry \(patients.count) different (0010,0020) Patient IDs: images of several patients in one series"
+        }
+        let enhanced = m.dropContrast ? slices.filter { namesContrastAgent($0.contrastAgent) }.count : 0
+        if enhanced > 0 {
+            return "contrast-enhanced: (0018,0010) Contrast/Bolus Agent names an agent on \(enhanced) of \(slices.count) " +
+                "slices; contrast is as bright as fresh blood and the model was trained on non-contrast head CT; " +
+                m.contrastInstead
         }
         let tilt = degreesOfCos(min(1, abs(sliceNormal(slices)[2])))
         if tilt > m.maxTiltDeg {

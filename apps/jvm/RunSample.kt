@@ -11,7 +11,8 @@
 // int paddingRangeLimit, int hasHeight, double heightMm, int hasOrientation, 6 doubles,
 // int hasThickness, double sliceThicknessMm, int hasPixelSpacing, 2 doubles (row, column spacing),
 // UTF imageType (values joined by a backslash; empty: absent), UTF patientId (empty: absent),
-// UTF sopInstanceUid, rows*columns ints of stored values. Every job runs on ONE IchEdgeModel, in order.
+// UTF contrastAgent ((0018,0010) Contrast/Bolus Agent; empty: absent), UTF sopInstanceUid,
+// rows*columns ints of stored values. Every job runs on ONE IchEdgeModel, in order.
 // OUT_DIR gets results.json (per job: slice and study probabilities, null when not judged; for
 // kind 1 also the verdict, its reasons, the skipped slices, the positive labels, whether toHu refuses
 // the first slice, and the slice ids after sorting) and, for a judged kind-1 job, <name>.images.u8: the preprocessed slices, bottom to top.
@@ -53,6 +54,7 @@ private fun readSlice(input: DataInputStream): CtSlice {
     val pixelSpacing = DoubleArray(2) { input.readDouble() }
     val imageType = input.readUTF()
     val patientId = input.readUTF()
+    val contrastAgent = input.readUTF()
     val uid = input.readUTF()
     val stored = IntArray(rows * columns) { input.readInt() }
     return CtSlice(
@@ -68,6 +70,7 @@ private fun readSlice(input: DataInputStream): CtSlice {
         patientId = patientId.ifEmpty { null },
         sliceThicknessMm = if (hasThickness) thickness else null,
         pixelSpacingMm = if (hasPixelSpacing) pixelSpacing else null,
+        contrastAgent = contrastAgent.ifEmpty { null },
     )
 }
 

@@ -317,7 +317,7 @@ def input_check_values(manifest: dict) -> dict[str, str]:
     """Placeholders of the snippets' input-check constants, from ``manifest["input_checks"]``.
 
     Numbers are float64 literals (``45.0``, ``0.01``) that Kotlin and Swift read as Double,
-    counts are integers, flags ``true``/``false``.
+    counts are integers, flags ``true``/``false``, words a list of quoted string literals.
     """
     checks = manifest.get("input_checks")
     if not checks:
@@ -343,6 +343,9 @@ def input_check_values(manifest: dict) -> dict[str, str]:
         "MIN_SLICE_MM": number(series["min_slice_mm"]),
         "SEND_INSTEAD": _plain_text(series["send_instead"]),
         "FIELD_OF_VIEW_MM_RANGE": numbers(series["field_of_view_mm_range"]),
+        "DROP_CONTRAST": "true" if series["drop_contrast"] else "false",
+        "NO_CONTRAST_WORDS": ", ".join(f'"{_plain_text(word)}"' for word in series["no_contrast_words"]),
+        "CONTRAST_INSTEAD": _plain_text(series["contrast_instead"]),
         "PADDING_FORBIDDEN_RANGE_HU": numbers(pixel_module["padding_forbidden_range_hu"]),
         "AIR_MAX_HU": number(hu["air_max_hu"]),
         "TISSUE_RANGE_HU": numbers(hu["tissue_range_hu"]),

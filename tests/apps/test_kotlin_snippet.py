@@ -14,8 +14,9 @@ exactly. A double that perturbs one probability by 2e-5 must make the comparison
 
 The input checks (``manifest.json`` -> ``input_checks``): on the sample and on copies of its DICOM
 files that ``ich-edge predict`` refuses or does not call negative (scrambled pixels, no Rescale
-Intercept, mirrored image axes, a localizer, three slices), the snippet's verdict must be
-``ich-edge predict``'s, with no probability and no model call for an UNREADABLE series.
+Intercept, mirrored image axes, a localizer, three slices, thin slices, a body-sized field of view,
+a contrast agent named), the snippet's verdict must be ``ich-edge predict``'s, with no probability
+and no model call for an UNREADABLE series.
 
 Needs kotlinc (npm package kotlin-compiler, ``bash .ci/provision-kotlin.sh``) and a JDK.
 """
@@ -75,12 +76,12 @@ class Build:
 
 
 def _manifest_with_checks(assets: Path) -> dict:
-    """``assets/manifest.json``, with the ``input_checks`` of this ich-edge added when it predates them
-    (what ``ich-edge assets`` writes into it now)."""
+    """``assets/manifest.json``, with the ``input_checks`` of this ich-edge (what ``ich-edge assets``
+    writes into it now), also when its own predate them or one of their rules."""
     from ich_edge.assets.manifest import input_checks
 
     manifest = json.loads((assets / "manifest.json").read_text())
-    manifest.setdefault("input_checks", input_checks())
+    manifest["input_checks"] = input_checks()
     return manifest
 
 
@@ -186,6 +187,7 @@ def _decoded_slices(dicom_dir: Path) -> list[dict]:
             "thickness_mm": _number(ds, "SliceThickness"),
             "pixel_spacing_mm": [float(v) for v in ds.PixelSpacing] if len(ds.get("PixelSpacing") or []) == 2 else None,
             "image_type": "\\".join(ds.get("ImageType") or []), "patient_id": str(ds.get("PatientID") or ""),
+            "contrast_agent": str(ds.get("ContrastBolusAgent") or "").strip(),
             "uid": str(ds.SOPInstanceUID), "stored": stored,
         })
     return out
@@ -215,7 +217,7 @@ def _write_jobs(path: Path, jobs: list[tuple[str, object]]) -> None:
                 thickness, pixel = s.get("thickness_mm"), s.get("pixel_spacing_mm")
                 f.write(struct.pack(">id", int(thickness is not None), thickness or 0.0))
                 f.write(struct.pack(">i2d", int(pixel is not None), *(pixel or [0.0, 0.0])))
-                for text in (s.get("image_type", ""), s.get("patient_id", ""), s["uid"]):
+                for text in (s.get("image_type", ""), s.get("patient_id", ""), s.get("contrast_agent", ""), s["uid"]):
                     f.write(struct.pack(">H", len(text.encode())) + text.encode())
                 f.write(s["stored"].astype(">i4").tobytes())
 
@@ -453,7 +455,14 @@ def _variants(source: Path, tmp: Path) -> dict[str, Path]:
         "sparse": _variant(source, tmp / "sparse", _thin(15.0)),  # 15 mm apart: the head between them unseen
         "body_field_of_view": _variant(source, tmp / "body_field_of_view",
                                        lambda ds, i: setattr(ds, "PixelSpacing", [480.0 / ds.Rows, 480.0 / ds.Columns])),
+        "contrast": _variant(source, tmp / "contrast", lambda ds, i: setattr(ds, "ContrastBolusAgent", "Omnipaque 350")),
+        "no_contrast_written": _variant(source, tmp / "no_contrast_written",  # words for "none": judged as the sample
+                                        lambda ds, i: setattr(ds, "ContrastBolusAgent", NO_AGENT[i % len(NO_AGENT)])),
     }
+
+
+#: (0018,0010) Contrast/Bolus Agent values that name no agent, as scanners write them.
+NO_AGENT = ["No contrast", "N/A", "none", "Non-contrast", "-", ""]
 
 
 def _thin(mm: float):
@@ -476,6 +485,8 @@ WANT = {
     "thin_slices": ({"UNREADABLE"}, "thin slices: "),
     "sparse": ({"POSITIVE", "INCOMPLETE"}, None),  # judged, and coverage says the slices are too far apart
     "body_field_of_view": ({"UNREADABLE"}, "field of view 480 x 480 mm"),
+    "contrast": ({"UNREADABLE"}, "contrast-enhanced: (0018,0010) Contrast/Bolus Agent names an agent on "),
+    "no_contrast_written": ({"POSITIVE", "NEGATIVE"}, None),
 }
 
 
@@ -495,8 +506,8 @@ def _python_verdicts(model_path: Path, folders: dict[str, Path]) -> dict[str, tu
 
 def test_kotlin_verdicts_are_those_of_ich_edge_predict(build, tmp_path):
     """Sample, scrambled pixels, no Rescale Intercept, mirrored axes, a localizer, three slices, thin slices, a
-    body-sized field of view: the snippet's verdict is ``ich-edge predict``'s; an UNREADABLE series gets no
-    probability and no model call."""
+    body-sized field of view, a contrast agent named (and words for none): the snippet's verdict is
+    ``ich-edge predict``'s; an UNREADABLE series gets no probability and no model call."""
     case = _case(COMMITTED_ASSETS, CASES["committed"][1])
     folders = _variants(COMMITTED_ASSETS / "sample" / "dicom", tmp_path / "variants")
     jobs = [(name, _decoded_slices(folder)) for name, folder in folders.items()]
@@ -518,6 +529,7 @@ def test_kotlin_verdicts_are_those_of_ich_edge_predict(build, tmp_path):
     assert got["golden"]["reasons"] == [] and got["golden"]["slices"] is not None
     assert got["three_slices"]["reasons"] and len(got["three_slices"]["ids"]) == 3  # coverage incomplete, said
     assert any("mm apart, more than 10 mm" in reason for reason in got["sparse"]["reasons"]), got["sparse"]["reasons"]
+    assert got["no_contrast_written"]["slices"] == got["golden"]["slices"]  # "No contrast", "N/A", ...: no agent
     assert got["no_intercept"]["to_hu_refuses"] is True and got["golden"]["to_hu_refuses"] is False
     max_abs_difference(got["golden"]["slices"], case.expected["sample_dicom"], case.tolerance)
     # The model ran on the judged series only: each slice encoded once (plus a blank for a short one).
@@ -554,8 +566,16 @@ def test_kotlin_constants_agree_with_the_manifests_input_checks():
         **{key.upper(): value if isinstance(value, list) else [value] for key, value in checks["hu"].items()
            if _is_numbers(value)},
     }
-    assert set(want) | {"DROP_LOCALIZERS", "SEND_INSTEAD"} == set(input_check_values(manifest))
+    words = {"DROP_LOCALIZERS", "SEND_INSTEAD", "DROP_CONTRAST", "NO_CONTRAST_WORDS", "CONTRAST_INSTEAD"}
+    assert set(want) | words == set(input_check_values(manifest))
     assert f'const val SEND_INSTEAD = "{checks["series"]["send_instead"]}"' in text
+    assert f'const val CONTRAST_INSTEAD = "{checks["series"]["contrast_instead"]}"' in text
+    assert f"const val DROP_CONTRAST = {str(checks['series']['drop_contrast']).lower()}\n" in text
+    found = re.search(r"^\s*val NO_CONTRAST_WORDS = listOf\((.*)\)$", text, re.M)
+    assert found and json.loads(f"[{found.group(1)}]") == checks["series"]["no_contrast_words"]
+    rules = text[text.index("fun seriesProblem("):]  # rule (2b) where ich-edge checks it: after (2), before (3)
+    steps = ["several patients in one series", "namesContrastAgent(", "not axial: "]
+    assert [rules.index(step) for step in steps] == sorted(rules.index(step) for step in steps)
     for name, values in want.items():
         found = re.search(rf"^\s*(?:const )?val {name} = (?:doubleArrayOf\()?([^)\n/]*)", text, re.M)
         assert found, name

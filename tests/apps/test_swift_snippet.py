@@ -15,6 +15,7 @@ What it does not do: type-check arguments, or compile anything.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ SWIFT_MEMBERS = frozenset({
     "size", "sorted", "toNearestOrEven", "up", "withUnsafeBufferPointer", "withUnsafeMutableBytes",
     # the input checks (IchEdgeChecks, HuCounts): arrays, strings and Double
     "compactMap", "components", "contains", "filter", "firstIndex", "infinity", "isEmpty", "isFinite", "joined",
-    "pi", "prefix", "replacingOccurrences", "squareRoot", "uppercased",
+    "pi", "prefix", "replacingOccurrences", "squareRoot", "unicodeScalars", "uppercased",
 })
 
 #: What the snippet must be seen to use, so the checker cannot pass by resolving nothing.
@@ -351,13 +352,12 @@ class SnippetChecker:
 
 
 def _manifest() -> dict:
-    """The committed manifest.json, with this ich-edge's ``input_checks`` when it predates them."""
-    import json
-
+    """The committed manifest.json, with this ich-edge's ``input_checks`` (also when its own predate
+    them or one of their rules)."""
     from ich_edge.assets.manifest import input_checks
 
     manifest = json.loads((REPO / "android_demo_assets" / "manifest.json").read_text())
-    manifest.setdefault("input_checks", input_checks())
+    manifest["input_checks"] = input_checks()
     return manifest
 
 
@@ -441,8 +441,16 @@ def test_swift_input_check_constants_agree_with_the_manifest():
         if numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
             head, *rest = key.split("_")
             want[head + "".join(word.capitalize() for word in rest)] = value if isinstance(value, list) else [value]
-    assert len(want) + 2 == len(input_check_values(manifest))  # + dropLocalizers, sendInstead
+    # + dropLocalizers, sendInstead, dropContrast, noContrastWords, contrastInstead
+    assert len(want) + 5 == len(input_check_values(manifest))
     assert f'static let sendInstead = "{checks["series"]["send_instead"]}"' in source
+    assert f'static let contrastInstead = "{checks["series"]["contrast_instead"]}"' in source
+    assert f"static let dropContrast = {str(checks['series']['drop_contrast']).lower()}\n" in source
+    words = re.search(r"^\s*static let noContrastWords: \[String\] = (\[.*\])$", source, re.M)
+    assert words and json.loads(words.group(1)) == checks["series"]["no_contrast_words"]
+    rules = source[source.index("static func seriesProblem("):]  # rule (2b) where ich-edge checks it: after (2), before (3)
+    steps = ["several patients in one series", "namesContrastAgent(", "not axial: "]
+    assert [rules.index(step) for step in steps] == sorted(rules.index(step) for step in steps)
     for name, values in want.items():
         found = re.search(rf"^\s*static let {name}(?:: \[Double\])? = \[?([^\]\n/]*)", source, re.M)
         assert found, name

@@ -16,12 +16,12 @@ page's own file input:
 
 Input checks (web_demo/src/checks.js, ``manifest.input_checks``): the page is served a copy of
 the assets whose manifest carries ``input_checks()`` as ich-edge builds it now. Series the
-model cannot have understood (mirrored image axes, scrambled pixels, one slice's rows shuffled, a missing Rescale
-Intercept) must be UNREADABLE with their reason and no probabilities, a 3-slice series must
-not be NEGATIVE (INCOMPLETE, or POSITIVE with a coverage note), each verdict equal to
-``ich-edge predict``'s on the same files, the HU counts of the golden sample equal to
-ich-edge's; served a manifest without ``input_checks`` (assets made before them), the page
-judges nothing.
+model cannot have understood (mirrored image axes, scrambled pixels, one slice's rows shuffled, a
+missing Rescale Intercept, thin slices, a body-sized field of view, a contrast agent named) must be
+UNREADABLE with their reason and no probabilities, a 3-slice series must not be NEGATIVE
+(INCOMPLETE, or POSITIVE with a coverage note), each verdict equal to ``ich-edge predict``'s on the
+same files, the HU counts of the golden sample equal to ich-edge's; served a manifest without
+``input_checks`` (assets made before them), the page judges nothing.
 
 The folder picker and drag and drop must give the same triage; reloaded with the network
 cut, the page must come back from its service worker's copy and still triage the sample. The
@@ -121,6 +121,8 @@ def _write_case(folder: Path, name: str, spec: dict, seed: int) -> None:
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
         if spec.get("drop_intercept"):
             del ds.RescaleIntercept
+        if "contrast_agent" in spec:
+            ds.ContrastBolusAgent = spec["contrast_agent"]
         if "padding" in spec:
             value, limit = spec["padding"]
             ds.PixelPaddingValue = value
@@ -212,6 +214,8 @@ CHECK_CASES = {
     "thin_slices": ({"syntax": "explicit", "shape": (256, 256), "bits": (16, 16, True), "slice_mm": 0.6}, "thin slices: 0.60 mm apart"),
     "body_field_of_view": ({"syntax": "explicit", "shape": (256, 256), "bits": (16, 16, True), "pixel_spacing": 480.0 / 256},
                            "field of view 480 x 480 mm"),
+    "contrast": ({"syntax": "explicit", "shape": (256, 256), "bits": (16, 16, True), "contrast_agent": "Omnipaque 350"},
+                 "contrast-enhanced: (0018,0010) Contrast/Bolus Agent names an agent on 3 of 3 slices"),
     "three_slices": (None, None),  # _write_three_slices: three slices of a synthetic negative study, and a scout
 }
 

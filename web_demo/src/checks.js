@@ -3,8 +3,9 @@
 // built from the constants ich-edge predict applies), every number read from the manifest.
 //
 //   orientation   slices whose image axes are off the series' are skipped (a problem line);
-//   series        localizer, several Patient IDs, not axial, mirrored/rotated axes, thin slices,
-//                 a field of view that is not a head's -> UNREADABLE;
+//   series        localizer, several Patient IDs, a contrast agent named, not axial,
+//                 mirrored/rotated axes, thin slices, a field of view that is not a head's
+//                 -> UNREADABLE;
 //   pixel_module  Rescale Slope/Intercept missing or not one finite number, slope <= 0, padding
 //                 that reaches soft tissue, pixel data longer than declared -> UNREADABLE;
 //   hu            HU counts summed over the series (in the worker, on the HU before the resize)
@@ -31,7 +32,8 @@ export function inputChecksOf(manifest) {
   const checks = manifest && manifest.input_checks;
   const complete = checks && checks.hu && checks.series && checks.coverage && checks.pixel_module && checks.orientation &&
     checks.series.min_slice_mm !== undefined && checks.series.field_of_view_mm_range !== undefined &&
-    checks.coverage.max_slice_spacing_mm !== undefined;
+    checks.series.drop_contrast !== undefined && checks.series.no_contrast_words !== undefined &&
+    checks.series.contrast_instead !== undefined && checks.coverage.max_slice_spacing_mm !== undefined;
   return complete ? checks : null;
 }
 
@@ -92,6 +94,16 @@ function mostCommon(slices, key) {
   return best;
 }
 
+/**
+ * Series rule (2b): whether a (0018,0010) Contrast/Bolus Agent value names an agent: upper case,
+ * every character other than A-Z and 0-9 removed, it is not one of series.no_contrast_words
+ * ("No contrast" and "N/A" name none; missing: false), as ich_edge names_contrast_agent.
+ */
+export function namesContrastAgent(value, rule) {
+  if (value === null || value === undefined) return false;
+  return !rule.no_contrast_words.includes(String(value).toUpperCase().replace(/[^A-Z0-9]/g, ''));
+}
+
 /** Why the series (its kept, sorted slices) must not be judged (input_checks.series), or null. */
 export function seriesProblem(slices, checks) {
   const rule = checks.series;
@@ -102,6 +114,11 @@ export function seriesProblem(slices, checks) {
   const patients = new Set(slices.map((s) => s.patientId).filter(Boolean));
   if (patients.size > 1) {
     return `its slices carry ${patients.size} different (0010,0020) Patient IDs: images of several patients in one series`;
+  }
+  const enhanced = rule.drop_contrast ? slices.filter((s) => namesContrastAgent(s.contrastAgent, rule)).length : 0;
+  if (enhanced) {
+    return `contrast-enhanced: (0018,0010) Contrast/Bolus Agent names an agent on ${enhanced} of ${slices.length} slices; ` +
+      `contrast is as bright as fresh blood and the model was trained on non-contrast head CT; ${rule.contrast_instead}`;
   }
   const normal = sliceNormal(slices, []);
   const tilt = degrees(Math.acos(Math.min(1, Math.abs(normal[2]))));

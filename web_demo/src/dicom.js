@@ -131,6 +131,7 @@ export function parseSlice(name, buffer) {
     pixelSpacing: pixelSpacing && pixelSpacing.length === 2 ? pixelSpacing : null,
     imageType: text(ds, 'x00080008') ? text(ds, 'x00080008').split('\\').map((v) => v.trim().toUpperCase()) : null,
     patientId: text(ds, 'x00100020'),
+    contrastAgent: text(ds, 'x00180010'),
     module,
   };
 }

@@ -16,19 +16,19 @@ globalThis.dicomParser = require('dicom-parser');
 const { DicomError, asStoredForTest, parseSlice, sliceHu, sortSlices, storedToHu, storedValues } = await import('../src/dicom.js');
 const checksModule = await import('../src/checks.js');
 const {
-  axesAngleDeg, huCounts, huProblem, inputChecksOf, keepSeriesOrientation, neighbourCorrelation, pixelModuleProblem,
-  seriesCoverage, seriesProblem, sliceStructureProblem, unreadableReasons, verdictOf,
+  axesAngleDeg, huCounts, huProblem, inputChecksOf, keepSeriesOrientation, namesContrastAgent, neighbourCorrelation,
+  pixelModuleProblem, seriesCoverage, seriesProblem, sliceStructureProblem, unreadableReasons, verdictOf,
 } = checksModule;
 
 /**
  * manifest.input_checks as ich-edge builds it (never retyped here): $ICH_EDGE_INPUT_CHECKS (a JSON
- * file, written by tests/apps/test_web_demo.py), else the committed manifest's, else asked of
- * the repository's Python (ich_edge.assets.manifest.input_checks).
+ * file, written by tests/apps/test_web_demo.py), else the committed manifest's (when they carry
+ * every rule the page reads), else asked of the repository's Python (ich_edge.assets.manifest.input_checks).
  */
 function loadInputChecks() {
   if (process.env.ICH_EDGE_INPUT_CHECKS) return JSON.parse(fs.readFileSync(process.env.ICH_EDGE_INPUT_CHECKS, 'utf8'));
   const manifest = JSON.parse(fs.readFileSync(new URL('../../android_demo_assets/manifest.json', import.meta.url), 'utf8'));
-  if (manifest.input_checks) return manifest.input_checks;
+  if (inputChecksOf(manifest)) return manifest.input_checks;
   const venv = new URL('../../.venv/bin/python', import.meta.url).pathname;
   const python = fs.existsSync(venv) ? venv : 'python3';
   const code = 'import json; from ich_edge.assets.manifest import input_checks; print(json.dumps(input_checks()))';
@@ -449,6 +449,38 @@ test('series: thin slices and a field of view that is not a head reconstruction 
   assert.match(seriesProblem(at(routine, { module, pixelSpacing: [1.875, 1.875] }), CHECKS),
     /^field of view 480 x 480 mm \(Columns and Rows times \(0028,0030\) Pixel Spacing\), outside the 160-320 mm/);
   assert.match(seriesProblem(at(routine, { module, pixelSpacing: [0.5, 0.5] }), CHECKS), /^field of view 128 x 128 mm/);
+});
+
+test('series: (0018,0010) Contrast/Bolus Agent naming an agent -> UNREADABLE; words for none name none', () => {
+  const rule = CHECKS.series;
+  for (const none of [null, undefined, '', 'NONE', 'none', 'No contrast', 'Non-contrast', 'N/A', 'without', '0', '-']) {
+    assert.equal(namesContrastAgent(none, rule), false, String(none));
+  }
+  for (const agent of ['Omnipaque 350', 'IOHEXOL', 'Visipaque', 'IV', 'YES', 'Contrast']) {
+    assert.equal(namesContrastAgent(agent, rule), true, agent);
+  }
+  // parseSlice reads the tag: its text as written, null when absent
+  const attributes = [[0x0028, 0x0010, 'US', 1], [0x0028, 0x0011, 'US', 1], [0x0028, 0x0100, 'US', 16], [0x0028, 0x0101, 'US', 16],
+    [0x0028, 0x0103, 'US', 1], [0x0028, 0x1052, 'DS', '-1024'], [0x0028, 0x1053, 'DS', '1']];
+  const file = (extra) => dicomFile('1.2.840.10008.1.2.1', [...extra, ...attributes], { raw: [0, 0] });
+  assert.equal(parseSlice('a.dcm', file([[0x0018, 0x0010, 'LO', 'Omnipaque 350']])).contrastAgent, 'Omnipaque 350');
+  assert.equal(parseSlice('b.dcm', file([])).contrastAgent, null);
+  const series = (agents, extra) => agents.map((agent, i) => fakeSlice(`s${i}`, 5 * i, { contrastAgent: agent, ...extra }));
+  assert.equal(seriesProblem(series([null, 'No contrast', 'N/A']), CHECKS), null);
+  const enhanced = series([null, 'Omnipaque 350', 'N/A']);
+  assert.equal(seriesProblem(enhanced, CHECKS), 'contrast-enhanced: (0018,0010) Contrast/Bolus Agent names an agent on 1 of 3 ' +
+    `slices; contrast is as bright as fresh blood and the model was trained on non-contrast head CT; ${rule.contrast_instead}`);
+  assert.match(unreadableReasons(enhanced, CHECKS)[0], /^contrast-enhanced: .*\(prepare and predict leave such series out\)$/);
+  // ich-edge's order: after several patients, before the tilt rule
+  const two = series(['IOHEXOL', 'IOHEXOL', 'IOHEXOL']);
+  two[1] = { ...two[1], patientId: 'P2' };
+  assert.match(seriesProblem(two, CHECKS), /^its slices carry 2 different \(0010,0020\) Patient IDs/);
+  assert.match(seriesProblem(series(['IOHEXOL', null, null], { orientation: [0, 1, 0, 0, 0, -1] }), CHECKS), /^contrast-enhanced: /);
+  // the flag and the words are the manifest's; a manifest without them (made before the rule) judges nothing
+  assert.equal(seriesProblem(enhanced, { ...CHECKS, series: { ...rule, drop_contrast: false } }), null);
+  assert.equal(seriesProblem(enhanced, { ...CHECKS, series: { ...rule, no_contrast_words: [...rule.no_contrast_words, 'OMNIPAQUE350'] } }), null);
+  const { drop_contrast: _dropped, ...older } = rule;
+  assert.equal(inputChecksOf({ input_checks: { ...CHECKS, series: older } }), null);
 });
 
 test('coverage: too few slices, too short, a gap, no positions -> a negative is INCOMPLETE', () => {
