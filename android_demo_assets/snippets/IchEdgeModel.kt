@@ -464,9 +464,7 @@ object IchEdgeChecks {
         var extent = 0.0  // one slice: its thickness (not in CtSlice), under MIN_HEAD_EXTENT_MM anyway
         if (n >= 2) {
             val steps = heights.zipWithNext { a, b -> b - a }
-            val sortedSteps = steps.sorted()
-            val spacing = if (sortedSteps.size % 2 == 1) sortedSteps[sortedSteps.size / 2]
-                else (sortedSteps[sortedSteps.size / 2 - 1] + sortedSteps[sortedSteps.size / 2]) / 2
+            val spacing = sliceSpacingMm(slices)!!  // two or more slices, every height known
             val largest = steps.max()
             extent = heights.last() - heights.first() + spacing
             if (largest > m.GAP_FACTOR * spacing) {

@@ -461,10 +461,8 @@ enum IchEdgeChecks {
         }
         let heights = known.sorted()
         var extent = 0.0  // one slice: its thickness (not in CtSlice), under minHeadExtentMm anyway
-        if n >= 2 {
+        if n >= 2, let spacing = sliceSpacingMm(slices) {  // every height known here
             let steps = (1..<n).map { heights[$0] - heights[$0 - 1] }
-            let sortedSteps = steps.sorted(), half = sortedSteps.count / 2
-            let spacing = sortedSteps.count % 2 == 1 ? sortedSteps[half] : (sortedSteps[half - 1] + sortedSteps[half]) / 2
             let largest = steps.max() ?? 0
             extent = heights[n - 1] - heights[0] + spacing
             if largest > m.gapFactor * spacing, let at = steps.firstIndex(of: largest) {
