@@ -32,6 +32,9 @@ from ich_edge.runtime.description import embed_description, format_op_summary, o
 from ich_edge.training.projection import PROJECTION_MODES, deployed_encoder, deployed_split
 
 
+#: ``--keep-float`` values that search for the float layers on the training cache.
+SEARCHES = (("auto",), ("fewest",))
+
 @dataclass(frozen=True)
 class ConvertConfig:
     """What ``ich-edge convert`` does (see its ``--help``).
@@ -44,7 +47,8 @@ class ConvertConfig:
     force : replace existing output files.
     seed : seed of the calibration draw.
     keep_float : float layers of int8-mixed and qat-int8: ``("auto",)`` (search, :mod:`converters.mixed`),
-        ``("none",)`` (all integer) or layer names.
+        ``("fewest",)`` (the search, then :func:`converters.mixed.prune` gives groups back to int8:
+        minutes more), ``("none",)`` (all integer) or layer names.
     layer_report : write the per-layer quantization report beside every integer file.
     float_weights : storage of the float layers' weights in int8-mixed and qat-int8: ``int8`` (per channel,
         dequantized when the runtime prepares the graph; :mod:`converters.weight_storage`) or ``float32``.
@@ -65,7 +69,7 @@ class ConvertConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "precisions", tuple(self.precisions))
         object.__setattr__(self, "keep_float", tuple(self.keep_float))
-        for word in ("auto", "none"):
+        for word in ("auto", "fewest", "none"):
             if word in self.keep_float and len(self.keep_float) > 1:
                 raise ConfigError(f"--keep-float takes either {word} or layer names, not both")
         if not self.precisions:
@@ -203,7 +207,7 @@ def _searchable(recipes: list, config: ConvertConfig, float_dirs: list, log) -> 
 
     named = MIXED in config.precisions
     judgeable = bool(float_dirs) and float_dirs[0].split_data is not None
-    if named or judgeable or config.keep_float != ("auto",) or MIXED not in [r.name for r in recipes]:
+    if named or judgeable or config.keep_float not in SEARCHES or MIXED not in [r.name for r in recipes]:
         return recipes
     log(f"note: {MIXED} is left out: its float-layer search judges on the run's training cache (split.json), and "
         f"{float_dirs[0].path if float_dirs else 'no float RUN_DIR'} has no split.json; name the layers with --keep-float")
@@ -254,7 +258,7 @@ class _Layered:
 
         calibrated = self.calibrated()
         groups = layers.LayerGroups.of(calibrated)
-        auto = self.config.keep_float == ("auto",)
+        auto = self.config.keep_float in SEARCHES
         judge = self.judge(recipe, options) if auto or self.config.layer_report else None
         start = layers.quantize(calibrated, io=options.io)
         weights = self.config.float_weights
@@ -269,6 +273,10 @@ class _Layered:
                                   "RUN_DIR with split.json as --model and its training cache as --data, or name the layers")
             kept, path = mixed.search(calibrated, report, judge, io=options.io, log=self.log, label=recipe.name,
                                       float_weights=weights)
+            if kept and self.config.keep_float == ("fewest",):
+                kept, pruned = mixed.prune(calibrated, kept, judge, io=options.io, log=self.log, label=recipe.name,
+                                           float_weights=weights)
+                path += pruned
         elif self.config.keep_float == ("none",):
             kept, path = [], []
         else:

@@ -36,7 +36,9 @@ def _precision_help() -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration draw.")
 @list_option("--keep-float", "keep_float", default=("auto",),
              help="int8-mixed and qat-int8: auto (keep layers in float, worst first, until the file passes parity on the "
-                  "training cache's studies), none (all integer) or layer names from the per-layer report (e.g. bilstm,stem_conv).")
+                  "training cache's studies), fewest (auto, then give back to int8 every layer whose float costs nothing "
+                  "measurable there: more integer arithmetic, minutes more), none (all integer) or layer names from the "
+                  "per-layer report (e.g. bilstm,stem_conv).")
 @click.option("--float-weights", type=click.Choice(FLOAT_WEIGHTS), default=FLOAT_WEIGHTS[0], show_default=True,
               help="int8-mixed and qat-int8: how the float layers' weights are stored: int8 per channel (dequantized "
                    "once when the runtime loads the file; float arithmetic) or float32.")
