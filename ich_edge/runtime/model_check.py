@@ -43,6 +43,16 @@ _ITEM_BYTES = {
     "int8": 1, "float64": 8, "complex128": 16, "uint64": 8, "uint32": 4, "uint16": 2, "bfloat16": 2,
 }
 
+#: The options table LiteRT's parser reads for these operators without checking its type: a
+#: SPLIT whose options type was damaged (any other type, NONE included) crashed LiteRT 2.3.0 with
+#: a segmentation fault (tests/runtime/test_model_files.py). What the TFLite converter writes.
+OPTIONS_OF = {
+    "ADD": "AddOptions", "CONCATENATION": "ConcatenationOptions", "CONV_2D": "Conv2DOptions",
+    "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions", "FULLY_CONNECTED": "FullyConnectedOptions",
+    "MEAN": "ReducerOptions", "MUL": "MulOptions", "PACK": "PackOptions", "SPLIT": "SplitOptions",
+    "STRIDED_SLICE": "StridedSliceOptions", "UNPACK": "UnpackOptions",
+}
+
 
 @dataclass(frozen=True)
 class CheckedModel:
@@ -281,10 +291,11 @@ def _check_tables(model_t, schema, file_bytes: int) -> None:
     if not subgraphs:
         raise ModelError("no subgraphs")
     type_names = fb.tensor_type_names(schema)
-    known_ops = set(fb.builtin_op_names(schema))
+    op_names = fb.builtin_op_names(schema)
+    options = {v: k for k, v in vars(schema.BuiltinOptions).items() if not k.startswith("_")}
     for code in codes:
         builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-        if builtin not in known_ops:
+        if builtin not in op_names:
             raise ModelError(f"unknown operator code {builtin}")
     for buffer in buffers:
         if buffer.offset and buffer.offset + buffer.size > file_bytes:
@@ -310,6 +321,7 @@ def _check_tables(model_t, schema, file_bytes: int) -> None:
             _in_range(index, len(tensors), f"{where} input/output tensor")
         for o_index, operator in enumerate(subgraph.operators or []):
             _in_range(operator.opcodeIndex, len(codes), f"{where} operator {o_index} code")
+            _check_options(operator, codes, op_names, options, f"{where} operator {o_index}")
             for group in (operator.inputs, operator.outputs, operator.intermediates):
                 for index in group if group is not None else []:
                     _in_range(index, len(tensors), f"{where} operator {o_index} tensor", allow_none=True)
@@ -323,6 +335,17 @@ def _check_tables(model_t, schema, file_bytes: int) -> None:
     for entry in model_t.metadata or []:
         _check_text(entry.name, "metadata name")
         _in_range(entry.buffer, len(buffers), "metadata buffer")
+
+
+def _check_options(operator, codes, op_names: dict, options: dict, what: str) -> None:
+    """A known options type, and for the operators of :data:`OPTIONS_OF` the one their parser reads."""
+    kind = int(operator.builtinOptionsType or 0)
+    if kind not in options:
+        raise ModelError(f"{what} has unknown options type {kind}")
+    code = codes[operator.opcodeIndex]
+    name = op_names.get(max(int(code.builtinCode), int(code.deprecatedBuiltinCode)))
+    if name in OPTIONS_OF and options[kind] != OPTIONS_OF[name]:
+        raise ModelError(f"{what} ({name}) carries {options[kind]}, not {OPTIONS_OF[name]}")
 
 
 def _check_text(raw, what: str) -> None:

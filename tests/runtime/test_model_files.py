@@ -330,3 +330,31 @@ def test_every_flatbuffer_reader_gives_the_same_one_line_error(kind, real_bytes)
         messages.add(str(caught.value).splitlines()[0].split(";")[0])
         assert "\n" not in str(caught.value)
     assert len(messages) == 1, messages
+
+
+@pytest.mark.parametrize("kind", [0, 1, 200], ids=["NONE", "Conv2DOptions", "unknown 200"])
+def test_an_operator_whose_options_type_was_damaged_is_refused_before_the_interpreter(kind, tmp_path):
+    """One SPLIT's options type changed (the fuzz test's survivor on the shipped file): LiteRT's parser
+    reads SplitOptions without checking the type and the process died of a segmentation fault. The check
+    refuses it in one line, so the interpreter never sees it (the file has no weights digest, like a
+    file converted before it or by another converter)."""
+    from ich_edge.runtime.flatbuffer import builtin_op_names
+
+    names = builtin_op_names()
+
+    def damage(model):
+        _drop_digest(model)
+        for subgraph in model.subgraphs:
+            for operator in subgraph.operators:
+                code = model.operatorCodes[operator.opcodeIndex]
+                if names[max(code.builtinCode, code.deprecatedBuiltinCode)] == "SPLIT":
+                    operator.builtinOptionsType = kind
+                    return
+
+    blob = _repacked(REAL_MODEL.read_bytes(), damage)
+    with pytest.raises(ModelError, match="(carries|unknown options type)") as caught:
+        check_model_file(blob)
+    assert "\n" not in str(caught.value)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(blob)
+    assert _run_in_subprocesses([path])[str(path)] == "ModelError"  # the shared loader refuses it too
