@@ -208,6 +208,12 @@ def builtin_op_names(tflite_schema=None) -> dict[int, str]:
     return {v: k for k, v in vars(tflite_schema.BuiltinOperator).items() if not k.startswith("_")}
 
 
+def builtin_options_names(tflite_schema=None) -> dict[int, str]:
+    """``{BuiltinOptions value: "Conv2DOptions", ...}`` (0: ``NONE``)."""
+    tflite_schema = tflite_schema or schema()
+    return {v: k for k, v in vars(tflite_schema.BuiltinOptions).items() if not k.startswith("_")}
+
+
 def operator_names(model_t) -> list[str]:
     """The name of each operator code of a model (``CONV_2D``; ``CUSTOM:<code>`` for custom ops)."""
     op_names = builtin_op_names()

@@ -292,7 +292,7 @@ def _check_tables(model_t, schema, file_bytes: int) -> None:
         raise ModelError("no subgraphs")
     type_names = fb.tensor_type_names(schema)
     op_names = fb.builtin_op_names(schema)
-    options = {v: k for k, v in vars(schema.BuiltinOptions).items() if not k.startswith("_")}
+    options = fb.builtin_options_names(schema)
     for code in codes:
         builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
         if builtin not in op_names:
