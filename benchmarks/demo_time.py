@@ -121,15 +121,43 @@ def record_demo(demo_out: Path, log: Path | None, more_steps: list[Path] = ()) -
                              "epochs": run["epochs_run"]}
     steps = [{"step": name, **recorded.get(name, {"status": None, "seconds": None, "source": None})} for name in names]
     known = [s["seconds"] for s in steps if s["seconds"] is not None]
-    return {
+    span_s = one_run_span_s(steps, demo.STEPS_FILE)
+    result = {
         **_envelope("demo_steps"),
         "demo_out": demo_out.name,
         "steps": steps,
         "known_seconds": round(sum(known), 1),
         "untimed_steps": [s["step"] for s in steps if s["seconds"] is None],
         "goal_s": GOAL_S,
-        "note": "times of the steps as they ran (possibly in separate sessions, under other load); not one wall-clock run",
+        "one_run": span_s is not None,
+        "note": ("every step ran back to back in one demo (its own steps.json): wall_s spans the first step's start "
+                 "to the last step's end; load_average_start_end is the recording's, not the demo's")
+        if span_s is not None else
+        "times of the steps as they ran (possibly in separate sessions, under other load); not one wall-clock run",
     }
+    if span_s is not None:
+        result["wall_s"] = span_s
+    return result
+
+
+#: Most seconds between one step's end and the next one's start in an uninterrupted demo (finished_utc is
+#: rounded to the second; the steps run in one process).
+STEP_GAP_S = 30
+
+
+def one_run_span_s(steps: list[dict], steps_file: str) -> float | None:
+    """Wall seconds from the first step's start to the last step's end when every step was recorded in the
+    demo folder's own ``steps_file`` and each started at most :data:`STEP_GAP_S` after the previous one ended
+    (one uninterrupted run: a resumed demo keeps older records, so its steps are not back to back); else None."""
+    from datetime import datetime
+
+    if not steps or any(s.get("source") != steps_file or not s.get("finished_utc") for s in steps):
+        return None
+    ends = [datetime.strptime(s["finished_utc"], "%Y-%m-%dT%H:%M:%SZ").timestamp() for s in steps]
+    starts = [end - s["seconds"] for end, s in zip(ends, steps)]
+    if any(not -1.5 <= start - previous_end <= STEP_GAP_S for start, previous_end in zip(starts[1:], ends)):
+        return None
+    return round(ends[-1] - starts[0], 1)
 
 
 def folder_digest(folder: Path) -> str:
