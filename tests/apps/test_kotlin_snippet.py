@@ -441,10 +441,13 @@ def _variants(source: Path, tmp: Path) -> dict[str, Path]:
 
     heights = sorted((float(read_dataset(p).ImagePositionPatient[2]), i) for i, p in enumerate(sorted(source.glob("*.dcm"))))
     bottom = {i for _, i in heights[:3]}  # the skull base: no label near its threshold (0.2 below or more)
+    # A slice through the middle of the head: enough body pixel pairs (MIN_NEIGHBOUR_PAIRS) to be judged; near the
+    # vertex a shuffled slice keeps too few pairs down to judge (docs/experiments.md, 2026-12-08).
+    middle = heights[len(heights) // 2][1]
     return {
         "golden": source,
         "scrambled": _variant(source, tmp / "scrambled", _scramble(np.random.default_rng(1))),
-        "one_slice_rows_shuffled": _variant(source, tmp / "one_slice_rows_shuffled", _rows_shuffled(np.random.default_rng(2), 10)),
+        "one_slice_rows_shuffled": _variant(source, tmp / "one_slice_rows_shuffled", _rows_shuffled(np.random.default_rng(2), middle)),
         "no_intercept": _variant(source, tmp / "no_intercept", lambda ds, i: delattr(ds, "RescaleIntercept")),
         "mirrored": _variant(source, tmp / "mirrored",
                              lambda ds, i: setattr(ds, "ImageOrientationPatient", [-1, 0, 0, 0, 1, 0])),
