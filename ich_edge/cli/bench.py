@@ -1,4 +1,4 @@
-"""``ich-edge bench --model FILE [--model FILE ...] [--threads 1,2,4] [--backend xnnpack,reference,compiled,gpu,gpu+cpu] [--out PATH] [--json]``."""
+"""``ich-edge bench --model FILE [--model FILE ...] [--threads 1,2,4] [--backend xnnpack,reference,compiled,gpu,gpu+cpu,xnnpack-no-amx] [--out PATH] [--json]``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ich_edge.cli.conventions import list_option, result_options
-from ich_edge.runtime.bench.runner import BACKENDS, BenchConfig, parse_backends, parse_threads
+from ich_edge.runtime.bench.runner import DEFAULT_BACKENDS, BenchConfig, parse_backends, parse_threads
 
 
 @click.command(name="bench")
@@ -19,12 +19,13 @@ from ich_edge.runtime.bench.runner import BACKENDS, BenchConfig, parse_backends,
 @list_option(
     "--backend",
     "backends",
-    default=BACKENDS,
+    default=DEFAULT_BACKENDS,
     show_default=True,
     help="Comma-separated and/or repeated: xnnpack (Interpreter, LiteRT's default CPU path), reference (builtin "
     "kernels, no delegate), compiled (LiteRT CompiledModel, CPU accelerator), gpu (CompiledModel, GPU accelerator "
-    "alone), gpu+cpu (encode on the GPU, classify on XNNPACK); a GPU row is 'unavailable' with the reason where "
-    "it cannot run.",
+    "alone), gpu+cpu (encode on the GPU, classify on XNNPACK), xnnpack-no-amx (XNNPACK with Intel AMX refused "
+    "to the process: the int8 kernels of CPUs without AMX; only where the CPU has AMX); a row is 'unavailable' "
+    "with the reason where it cannot run.",
 )
 @click.option("--runs", default=20, show_default=True, type=int, help="Timed runs per measurement.")
 @click.option("--warmup", default=3, show_default=True, type=int, help="Untimed runs before timing.")

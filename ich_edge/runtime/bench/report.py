@@ -48,8 +48,9 @@ def format_table(result: dict) -> str:
     numbered = {key: k + 1 for k, (key, m) in enumerate(models.items()) if variants.count(m["variant"]) > 1}
     labels = {key: f"{m['variant']} #{numbered[key]}" if key in numbered else m["variant"] for key, m in models.items()}
     width = max([10, *(len(label) for label in labels.values())])
+    backend_width = max([10, *(len(row["backend"]) for row in result["rows"])])
     header = (
-        f"{'variant':<{width}} {'backend':<10} {'thr':>3}  {'status':<15} {'size MB':>7} {'AUC any':>7} {'AUC mean':>8} "
+        f"{'variant':<{width}} {'backend':<{backend_width}} {'thr':>3}  {'status':<15} {'size MB':>7} {'AUC any':>7} {'AUC mean':>8} "
         f"{'init ms':>8} {'1st ms':>8} {'study ms p50':>12} {'± std':>8} {'slice ms':>8} {'speed-up':>8} "
         f"{'nodes':>7} {'peak MB':>7}"
     )
@@ -67,7 +68,7 @@ def format_table(result: dict) -> str:
         study = row.get("study_latency_ms") or {}
         speedup = row.get("speedup_vs_fp32")
         lines.append(
-            f"{labels[key]:<{width}} {row['backend']:<10} {_fmt(row['threads'], 'd'):>3}  {status:<15} "
+            f"{labels[key]:<{width}} {row['backend']:<{backend_width}} {_fmt(row['threads'], 'd'):>3}  {status:<15} "
             f"{models[key]['size_mb']:>7.2f} {_fmt(scores.get('any'), '.4f'):>7} {_fmt(scores.get('mean'), '.4f'):>8} "
             f"{_fmt(row.get('init_ms'), '.1f'):>8} {_fmt(row.get('first_inference_ms'), '.1f'):>8} "
             f"{_fmt(study.get('p50')):>12} {_fmt(study.get('std')):>8} "

@@ -68,7 +68,7 @@ def _open(path: str, backend: str, threads: int):
     if backend == "gpu+cpu":
         return GpuEncoderStudyModel(model_file, num_threads=threads)
     # timing_only: bench may time a stateful file (benchmarks/stateless_head.py times the old fused form)
-    return TFLiteStudyModel(model_file, num_threads=threads, use_xnnpack=backend == "xnnpack", timing_only=True)
+    return TFLiteStudyModel(model_file, num_threads=threads, use_xnnpack=backend in XNNPACK_BACKENDS, timing_only=True)
 
 
 def _coverage(backend: str, threads: int, model) -> dict:
@@ -77,7 +77,7 @@ def _coverage(backend: str, threads: int, model) -> dict:
 
     data = model.file.data
     try:
-        if backend == "xnnpack":
+        if backend in XNNPACK_BACKENDS:
             per_signature = coverage.xnnpack_coverage(data, num_threads=threads)
         elif backend == "reference":
             per_signature = coverage.builtin_coverage(data)
@@ -102,6 +102,32 @@ def _coverage(backend: str, threads: int, model) -> dict:
     }
 
 
+#: Backends that run the Interpreter with XNNPACK; ``xnnpack-no-amx`` first keeps AMX from it (:mod:`ich_edge.runtime.amx`).
+XNNPACK_BACKENDS = ("xnnpack", "xnnpack-no-amx")
+
+
+def _deny_amx_or_reason() -> str | None:
+    """For ``xnnpack-no-amx``: keep AMX from this process; the reason the row is unavailable instead, if any."""
+    from ich_edge.runtime import amx
+    from ich_edge.runtime.bench.sysinfo import cpu_features
+
+    if amx.supported():
+        return amx.supported()
+    if "amx_int8" not in cpu_features():
+        return "this CPU has no AMX: its xnnpack row runs the same int8 kernels"
+    amx.deny_amx()
+    return None
+
+
+def _amx_refused() -> bool:
+    """Whether the kernel now refuses AMX to this process (asked after the timing, as XNNPACK asked before it)."""
+    import errno
+
+    from ich_edge.runtime.amx import amx_request_errno
+
+    return amx_request_errno() == errno.EPERM
+
+
 #: Backends that run on LiteRT's CompiledModel API (importing it costs more than opening a model).
 COMPILED_BACKENDS = ("compiled", "gpu", "gpu+cpu")
 
@@ -124,6 +150,8 @@ def measure(path: str, backend: str, threads: int, runs: int, warmup: int, study
     from ich_edge.runtime.litert_compiled import AcceleratorUnavailable
     from ich_edge.runtime.bench.sysinfo import current_rss_mb, peak_rss_mb
 
+    if backend == "xnnpack-no-amx" and (reason := _deny_amx_or_reason()):
+        return {"status": "unavailable", "reason": reason}
     start = time.perf_counter_ns()
     try:
         _import_runtime(backend)
@@ -152,7 +180,9 @@ def measure(path: str, backend: str, threads: int, runs: int, warmup: int, study
     encode_ms = _timed(lambda: model.encode(study), runs, min(warmup, 1))
     classify_ms = _timed(lambda: model.classify(windows), runs, min(warmup, 1))
     peak = peak_rss_mb()
+    refused = {"amx_refused": _amx_refused()} if backend == "xnnpack-no-amx" else {}
     return {
+        **refused,
         "status": "ok",
         "import_ms": import_ms,
         "init_ms": init_ms,
