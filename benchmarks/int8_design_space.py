@@ -20,7 +20,20 @@ whole CNN-LSTM (8 windows x 24 slices, forward and backward) on this CPU.
 
     python benchmarks/int8_design_space.py --threads 2 --rounds 3
 
-Writes ``benchmarks/results/int8_design_space_<UTC time>_<host>.json``. Needs TensorFlow.
+``--blocks``: where the time goes, block by block, for the first design given. The encoder is cut
+after the stem, after each inverted-residual block and after the top convolution; each cut is
+converted fp32 and int8 (here with int8 input and output, so no QUANTIZE / DEQUANTIZE of the cut
+tensor is timed) and its 32-slice study is timed as above, interleaved over rounds. A block's cost
+is its cut's time minus the previous cut's (the int8 stem includes nothing the float file lacks but
+the input's scale; ``features`` is the last row, the whole encoder with float I/O as shipped).
+
+    python benchmarks/int8_design_space.py --designs edge@0.5 --blocks --threads 2 --rounds 3 [--no-amx]
+
+``--no-amx`` refuses Intel AMX to the process first (``ich_edge.runtime.amx``): on a CPU with AMX,
+XNNPACK then runs the int8 kernels of CPUs without it (AVX-512 VNNI).
+
+Writes ``benchmarks/results/int8_design_space_<UTC time>_<host>.json`` (``int8_blocks_...`` with
+``--blocks``). Needs TensorFlow.
 """
 
 from __future__ import annotations
@@ -109,6 +122,60 @@ def convert(encoder, int8: bool, calibration_slices: int = 16) -> bytes:
     return converter.convert()
 
 
+def _cut_names(encoder) -> list[str]:
+    """Layer names after which the encoder is cut: stem, every block's last layer, top, features."""
+    names = [layer.name for layer in encoder.layers]
+    cuts = ["stem_relu"]
+    for index in range(1, 100):
+        block = [n for n in names if n.startswith(f"block{index}_")]
+        if not block:
+            break
+        cuts.append(block[-1])
+    return cuts + ["top_relu", "features"]
+
+
+def block_rows(name: str, threads: int, rounds: int, runs: int) -> list[dict]:
+    """fp32 and int8 study time of every cut of design ``name`` and each block's share (see ``--blocks``)."""
+    from ich_edge.training.keras import keras
+
+    encoder = build_design(name)
+    rows, runners = [], []
+    for cut in _cut_names(encoder):
+        part = encoder if cut == "features" else keras.Model(encoder.input, encoder.get_layer(cut).output)
+        fp32, int8 = convert(part, False), convert(part, True) if cut == "features" else _int8_io(part)
+        rows.append({"cut": cut, "macs_per_slice": slice_macs(fp32), "samples_ms": {FP32: [], INT8: []}})
+        runners.append({FP32: make_runner(fp32, threads), INT8: make_runner(int8, threads)})
+    for _ in range(rounds):
+        for row, runner in zip(rows, runners):
+            for precision, run in runner.items():
+                run()
+                for _ in range(runs):
+                    start = time.perf_counter()
+                    run()
+                    row["samples_ms"][precision].append((time.perf_counter() - start) * 1e3)
+    previous = {FP32: 0.0, INT8: 0.0}
+    for row in rows:
+        row["study_ms_p50"] = {k: float(np.median(v)) for k, v in row.pop("samples_ms").items()}
+        row["block_ms"] = {k: row["study_ms_p50"][k] - previous[k] for k in previous}
+        previous = row["study_ms_p50"]
+    return rows
+
+
+def _int8_io(part) -> bytes:
+    """Full-integer int8 with int8 input and output (no QUANTIZE / DEQUANTIZE around the cut)."""
+    from converters.recipe import ConvertOptions
+    from converters.registry import get_recipe
+    from ich_edge.training.keras import tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(part)
+    rng = np.random.default_rng(0)
+    options = ConvertOptions(representative_dataset=lambda: (
+        ("serving_default", {"image": rng.random((1, SIZE_PX, SIZE_PX, 3), dtype=np.float32)}) for _ in range(16)))
+    get_recipe(INT8).configure(converter, options)
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
 def make_runner(tflite: bytes, threads: int):
     """A callable that encodes one 32-slice study on XNNPACK, batches of 16."""
     from ai_edge_litert.interpreter import Interpreter
@@ -118,6 +185,8 @@ def make_runner(tflite: bytes, threads: int):
     interpreter.resize_tensor_input(detail["index"], (ENCODE_BATCH, SIZE_PX, SIZE_PX, 3))
     interpreter.allocate_tensors()
     batch = np.random.default_rng(1).random((ENCODE_BATCH, SIZE_PX, SIZE_PX, 3), dtype=np.float32)
+    if detail["dtype"] == np.int8:  # a cut of --blocks: int8 input
+        batch = (batch * 255 - 128).astype(np.int8)
 
     def study() -> None:
         for _ in range(STUDY_SLICES // ENCODE_BATCH):
@@ -193,22 +262,50 @@ def main(argv=None) -> int:
     parser.add_argument("--train-steps", type=int, default=10, help="timed training steps (0: skip)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--blocks", action="store_true", help="time the first design block by block instead")
+    parser.add_argument("--no-amx", action="store_true",
+                        help="refuse Intel AMX to this process first (ich_edge.runtime.amx): XNNPACK's int8 kernels "
+                        "of CPUs without it")
     args = parser.parse_args(argv)
+    if args.no_amx:
+        from ich_edge.runtime.amx import deny_amx
+
+        deny_amx()
     designs = [d.strip() for d in args.designs.split(",") if d.strip()]
     unknown = sorted(set(designs) - set(DESIGNS))
     if unknown:
         parser.error(f"unknown design(s) {unknown}; choose from {', '.join(DESIGNS)}")
     from ich_edge.runtime.bench.envelope import envelope, write_results
 
+    if args.blocks:
+        return _main_blocks(designs[0], args)
     result = envelope("ich-edge-int8-design-space/1")  # the load average before the measurements
     rows = measure(designs, args.threads, args.rounds, args.runs, args.train_steps)
     result.update({
-        "threads": args.threads, "rounds": args.rounds, "runs": args.runs,
+        "amx_refused": args.no_amx, "threads": args.threads, "rounds": args.rounds, "runs": args.runs,
         "study_slices": STUDY_SLICES, "input_size_px": SIZE_PX,
         "designs": rows,
     })
     print_table(rows)
     for path in write_results(result, "int8_design_space", args.results_dir, args.json):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _main_blocks(name: str, args) -> int:
+    from ich_edge.runtime.bench.envelope import envelope, write_results
+
+    result = envelope("ich-edge-int8-blocks/1")
+    rows = block_rows(name, args.threads, args.rounds, args.runs)
+    result.update({"design": name, "amx_refused": args.no_amx, "threads": args.threads, "rounds": args.rounds, "runs": args.runs,
+                   "study_slices": STUDY_SLICES, "encode_batch": ENCODE_BATCH, "input_size_px": SIZE_PX, "cuts": rows})
+    print(f"{'cut':20s} {'MMAC/slice':>10s} {'fp32 ms':>8s} {'int8 ms':>8s} {'block fp32':>10s} {'block int8':>10s}")
+    for row in rows:
+        print(f"{row['cut']:20s} {row['macs_per_slice'] / 1e6:10.2f} {row['study_ms_p50'][FP32]:8.2f} "
+              f"{row['study_ms_p50'][INT8]:8.2f} {row['block_ms'][FP32]:10.2f} {row['block_ms'][INT8]:10.2f}")
+    print(f"ms: a {STUDY_SLICES}-slice study through the encoder cut after that layer (batches of {ENCODE_BATCH}), "
+          "XNNPACK, p50; block: this cut minus the previous one")
+    for path in write_results(result, "int8_blocks", args.results_dir, args.json):
         print(f"wrote {path}", file=sys.stderr)
     return 0
 
