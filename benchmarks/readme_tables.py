@@ -200,7 +200,8 @@ def ship_lines(ship: dict | None, machine: dict) -> list[str]:
     if not ship:
         return []
     features = machine.get("cpu_features") or []
-    cpu = f"{machine.get('cpu_model', 'CPU not recorded')}, {'with' if any('vnni' in f for f in features) else 'without'} VNNI"
+    cpu = (f"{machine.get('cpu_model', 'CPU not recorded')}, {'with' if any('vnni' in f for f in features) else 'without'} VNNI"
+           + (", with AMX" if "amx_int8" in features else ""))
     seeds = []
     for row in ship["rows"]:
         report = ((row.get("layer_reports") or {}).get(BY_NAME[row["shipped"]].file_name) if row.get("shipped") else None) or {}

@@ -35,3 +35,12 @@ def test_unknown_design_is_refused(bench, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--designs", "resnet50"])
     assert "unknown design" in capsys.readouterr().err
+
+
+def test_blocks_cut_the_encoder_after_the_stem_every_block_and_the_top(bench):
+    encoder = bench.build_design("edge@0.5")
+    cuts = bench._cut_names(encoder)
+    assert cuts[0] == "stem_relu" and cuts[-2:] == ["top_relu", "features"]
+    # blocks with a skip end in their Add, the others in the projection's batch norm
+    assert cuts[1:-2] == [f"block{i}_{'add' if i in (1, 3, 5, 7) else 'project_bn'}" for i in range(1, 9)]
+    assert all(encoder.get_layer(name) is not None for name in cuts)
