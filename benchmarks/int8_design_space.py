@@ -104,8 +104,9 @@ def slice_macs(tflite: bytes) -> int:
     return counted["macs"]
 
 
-def convert(encoder, int8: bool, calibration_slices: int = 16) -> bytes:
-    """fp32, or full-integer int8 with float I/O, through the package's ``fp32`` / ``int8`` recipes."""
+def convert(encoder, int8: bool, calibration_slices: int = 16, integer_io: bool = False) -> bytes:
+    """fp32, or full-integer int8 with float I/O (int8 I/O with ``integer_io``: no QUANTIZE / DEQUANTIZE
+    at the ends), through the package's ``fp32`` / ``int8`` recipes."""
     from converters.recipe import ConvertOptions
     from converters.registry import get_recipe
     from ich_edge.training.keras import tf
@@ -119,6 +120,8 @@ def convert(encoder, int8: bool, calibration_slices: int = 16) -> bytes:
             for _ in range(calibration_slices)
         ))
     get_recipe(INT8 if int8 else FP32).configure(converter, options)
+    if integer_io:
+        converter.inference_input_type = converter.inference_output_type = tf.int8
     return converter.convert()
 
 
@@ -142,7 +145,7 @@ def block_rows(name: str, threads: int, rounds: int, runs: int) -> list[dict]:
     rows, runners = [], []
     for cut in _cut_names(encoder):
         part = encoder if cut == "features" else keras.Model(encoder.input, encoder.get_layer(cut).output)
-        fp32, int8 = convert(part, False), convert(part, True) if cut == "features" else _int8_io(part)
+        fp32, int8 = convert(part, False), convert(part, True, integer_io=cut != "features")
         rows.append({"cut": cut, "macs_per_slice": slice_macs(fp32), "samples_ms": {FP32: [], INT8: []}})
         runners.append({FP32: make_runner(fp32, threads), INT8: make_runner(int8, threads)})
     for _ in range(rounds):
@@ -159,21 +162,6 @@ def block_rows(name: str, threads: int, rounds: int, runs: int) -> list[dict]:
         row["block_ms"] = {k: row["study_ms_p50"][k] - previous[k] for k in previous}
         previous = row["study_ms_p50"]
     return rows
-
-
-def _int8_io(part) -> bytes:
-    """Full-integer int8 with int8 input and output (no QUANTIZE / DEQUANTIZE around the cut)."""
-    from converters.recipe import ConvertOptions
-    from converters.registry import get_recipe
-    from ich_edge.training.keras import tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(part)
-    rng = np.random.default_rng(0)
-    options = ConvertOptions(representative_dataset=lambda: (
-        ("serving_default", {"image": rng.random((1, SIZE_PX, SIZE_PX, 3), dtype=np.float32)}) for _ in range(16)))
-    get_recipe(INT8).configure(converter, options)
-    converter.inference_input_type = converter.inference_output_type = tf.int8
-    return converter.convert()
 
 
 def make_runner(tflite: bytes, threads: int):

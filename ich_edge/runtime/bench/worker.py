@@ -111,8 +111,9 @@ def _deny_amx_or_reason() -> str | None:
     from ich_edge.runtime import amx
     from ich_edge.runtime.bench.sysinfo import cpu_features
 
-    if amx.supported():
-        return amx.supported()
+    reason = amx.supported()
+    if reason:
+        return reason
     if "amx_int8" not in cpu_features():
         return "this CPU has no AMX: its xnnpack row runs the same int8 kernels"
     amx.deny_amx()
